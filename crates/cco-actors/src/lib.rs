@@ -1,0 +1,1 @@
+//! cco-actors (work in progress)

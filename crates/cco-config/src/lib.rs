@@ -1,0 +1,1 @@
+//! cco-config (work in progress)

@@ -1,0 +1,1 @@
+//! cco-git (work in progress)
