@@ -1,0 +1,168 @@
+//! cco-testkit: helpers shared by the test suites of the cco crates (a dev-dependency only).
+//!
+//! - [`fake_claude`]: path to a freshly built `fake-claude` binary (built once per test process).
+//! - [`wait_until`] / [`wait_until_async`]: poll a condition with a deadline; tests never sleep
+//!   for a fixed time.
+//! - [`init_repo`], [`git`]: throwaway git repositories with a fixed identity.
+//! - [`pid_alive`], [`process_group_alive`]: liveness checks that treat zombies as dead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Root of the cargo workspace.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("cco-testkit lives at crates/cco-testkit")
+        .to_path_buf()
+}
+
+/// The real-CLI transcripts every parser test must read.
+pub fn fixtures_dir() -> PathBuf {
+    let candidates = [
+        workspace_root().join("../shared/fixtures/claude-stream-json"),
+        workspace_root().join("shared/fixtures/claude-stream-json"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_dir())
+        .cloned()
+        .unwrap_or_else(|| panic!("fixtures not found; looked in {candidates:?}"))
+}
+
+/// The target directory the running test binary was built into.
+fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // <target>/<profile>/deps/<test-binary>
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Path to the `fake-claude` binary, built (or confirmed up to date) once per test process.
+///
+/// Building from inside a test is safe: cargo releases its build lock before it runs tests.
+pub fn fake_claude() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = target_dir();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "-p", "fake-claude", "--bin", "fake-claude", "--target-dir"])
+            .arg(&target)
+            .status()
+            .expect("run cargo build -p fake-claude");
+        assert!(status.success(), "building fake-claude failed");
+        let bin = target.join("debug").join("fake-claude");
+        assert!(bin.is_file(), "fake-claude not found at {}", bin.display());
+        bin
+    })
+}
+
+/// Polls `condition` every 20 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Async twin of [`wait_until`] for tests running on a tokio runtime.
+pub async fn wait_until_async<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs git in `dir` with a fixed identity; panics with stderr on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=cco-test", "-c", "user.email=cco-test@localhost"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Creates a git repository at `dir` on branch `main` with one commit holding `README.md`.
+pub fn init_repo(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create repo dir");
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("README.md"), "# test repo\n").expect("write README");
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "initial commit"]);
+    dir.to_path_buf()
+}
+
+/// Writes a fake-claude script (see docs/fake-claude.md) and returns its path.
+pub fn write_script(dir: &Path, script: &serde_json::Value) -> PathBuf {
+    let path = dir.join("fake-claude-script.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(script).expect("script json")).expect("write script");
+    path
+}
+
+/// `/proc/<pid>/stat` fields: (state, pgrp).
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: parse after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// True when the process exists and is not a zombie.
+pub fn pid_alive(pid: u32) -> bool {
+    matches!(proc_stat(pid as i32), Some((state, _)) if state != 'Z' && state != 'X')
+}
+
+/// True when any live (non-zombie) process belongs to process group `pgid`.
+pub fn process_group_alive(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(Result::ok).any(|entry| {
+        entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+            .and_then(proc_stat)
+            .is_some_and(|(state, pgrp)| pgrp == pgid as i32 && state != 'Z' && state != 'X')
+    })
+}
+
+/// A temporary directory, kept on disk (and printed) when `CCO_KEEP_TEST_DIRS` is set.
+pub fn temp_dir() -> tempfile::TempDir {
+    let keep = std::env::var_os("CCO_KEEP_TEST_DIRS").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix("cco-test-")
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("tempdir");
+    if keep {
+        eprintln!("test dir: {}", dir.path().display());
+    }
+    dir
+}
