@@ -1,0 +1,1 @@
+//! cco-protocol (work in progress)
