@@ -1,17 +1,43 @@
 //! cco-claude: drives one headless `claude` process and reads its stream-json output.
 //!
 //! Layout:
-//! - [`events`]: typed stream-json events (tolerant: unknown types/fields are kept as `Unknown`).
-//! - [`parse`]: line-by-line parsing with a line-length cap; malformed lines are reported, never fatal.
-//! - [`spec`]: [`SessionSpec`], everything needed to build the command line and environment.
+//! - [`events`]: typed stream-json events (tolerant: unknown types/fields are kept as
+//!   `Unknown` or ignored) and [`parse_line`], which deserializes a line straight into them.
+//! - [`parse`]: line-by-line reading with a line-length cap ([`BoundedLines`]: an over-long
+//!   line is skipped chunk by chunk, never buffered whole); malformed lines are reported,
+//!   never fatal.
+//! - [`outcome`]: [`SessionOutcome`] and the pure judgement ([`OutcomeBuilder`], [`judge`]) of
+//!   events + stderr + exit status, so transcripts can be judged without a process.
+//! - [`spec`]: [`SessionSpec`], everything needed to build the command line and environment
+//!   (its `Debug` redacts env values).
 //! - [`session`]: [`ClaudeSession::spawn`] runs the process in its own process group; a
 //!   background owner task reads stdout/stderr, enforces wall-clock and idle timeouts and
 //!   turns the end of the process into a [`SessionOutcome`].
 //! - `unix`: process-group signalling (SIGTERM, grace, SIGKILL) via `nix`.
+//! - [`error`]: [`DriverError`], the only error type ([`ParseError`] is per line).
 //!
 //! Rules: the owner task kills the whole process group when its control channel closes (the
 //! handle was dropped), so a dropped or panicked caller never leaves an orphan or a zombie.
-//! Nothing here installs signal handlers or a tracing subscriber.
+//! After the main process exits, the rest of its group gets SIGKILL and the child is reaped.
+//! The outcome is judged by `is_error` of the `result` event, never by `subtype`, and rate
+//! limits only from structured fields, never by searching text for "429".
+//! Nothing here installs signal handlers or a tracing subscriber; secrets in
+//! [`SessionSpec::env`] are never logged or printed.
 
-// API SKETCH (to be implemented): see the helper task. Do not change public names without
-// updating crates/cco-actors.
+pub mod error;
+pub mod events;
+pub mod outcome;
+pub mod parse;
+pub mod session;
+pub mod spec;
+mod unix;
+
+pub use error::DriverError;
+pub use events::{
+    parse_line, ApiRetryEvent, AssistantEvent, ContentBlock, InitEvent, Message, ParseError, RateLimitEvent,
+    RateLimitInfo, ResultEvent, StreamEvent, SystemEvent, Usage, UserEvent,
+};
+pub use outcome::{judge, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, SessionOutcome};
+pub use parse::{BoundedLines, Line};
+pub use session::{ClaudeSession, SessionHandle, SessionUpdate};
+pub use spec::{Redactor, SessionSpec};

@@ -1,0 +1,244 @@
+//! [`SessionSpec`]: everything needed to start one headless `claude` run — command line,
+//! environment, limits and the optional transcript.
+//!
+//! Secrets: `env` values (API keys…) never appear in `Debug` output or in logs.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Applied to every raw stdout line before it is written to the transcript.
+pub type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Default SIGTERM → SIGKILL grace.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Default cap on one stdout line.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+/// Default time a process may keep running after its `result` before it is terminated.
+pub const DEFAULT_LINGER_AFTER_RESULT: Duration = Duration::from_secs(30);
+
+/// Variables always removed from the inherited environment (`CLAUDECODE` makes the CLI
+/// refuse to run "nested").
+pub const ALWAYS_REMOVED_ENV: &[&str] = &["CLAUDECODE"];
+
+/// How to run one `claude -p` process.
+#[derive(Clone)]
+pub struct SessionSpec {
+    pub binary: PathBuf,
+    pub prompt: String,
+    pub cwd: PathBuf,
+    /// `CLAUDE_CONFIG_DIR` for this agent (created if missing).
+    pub config_dir: PathBuf,
+    /// Name used in logs (e.g. the agent id).
+    pub label: String,
+    pub model: Option<String>,
+    /// `--resume <id>` (takes precedence over `new_session_id`).
+    pub resume_session_id: Option<String>,
+    /// `--session-id <uuid>` (ignored when resuming).
+    pub new_session_id: Option<String>,
+    /// `--permission-mode X`; `bypassPermissions` as root also sets `IS_SANDBOX=1`.
+    pub permission_mode: Option<String>,
+    pub allowed_tools: Vec<String>,
+    pub disallowed_tools: Vec<String>,
+    pub append_system_prompt: Option<String>,
+    pub max_turns: Option<u32>,
+    pub max_budget_usd: Option<f64>,
+    /// Extra environment for the child (applied last; may hold secrets: never printed).
+    pub env: Vec<(String, String)>,
+    /// Removed from the inherited environment; `CLAUDECODE` is always removed.
+    pub env_remove: Vec<String>,
+    /// Kill the run after this long in total.
+    pub wall_timeout: Option<Duration>,
+    /// Kill the run when no stdout line arrived for this long.
+    pub idle_timeout: Option<Duration>,
+    /// SIGTERM to the group → this grace → SIGKILL.
+    pub kill_grace: Duration,
+    /// Longer stdout lines are reported as malformed and skipped without being buffered.
+    pub max_line_bytes: usize,
+    /// Terminate a process still running this long after its `result` (the outcome stays the
+    /// result's). `None`: wait for it indefinitely (timeouts still apply).
+    pub linger_after_result: Option<Duration>,
+    /// Append every raw stdout line (redacted by `redact`) to this JSONL file.
+    pub transcript: Option<PathBuf>,
+    pub redact: Option<Redactor>,
+}
+
+impl SessionSpec {
+    pub fn new(
+        binary: impl Into<PathBuf>,
+        prompt: impl Into<String>,
+        cwd: impl Into<PathBuf>,
+        config_dir: impl Into<PathBuf>,
+    ) -> Self {
+        SessionSpec {
+            binary: binary.into(),
+            prompt: prompt.into(),
+            cwd: cwd.into(),
+            config_dir: config_dir.into(),
+            label: String::new(),
+            model: None,
+            resume_session_id: None,
+            new_session_id: None,
+            permission_mode: None,
+            allowed_tools: Vec::new(),
+            disallowed_tools: Vec::new(),
+            append_system_prompt: None,
+            max_turns: None,
+            max_budget_usd: None,
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            wall_timeout: None,
+            idle_timeout: None,
+            kill_grace: DEFAULT_KILL_GRACE,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            linger_after_result: Some(DEFAULT_LINGER_AFTER_RESULT),
+            transcript: None,
+            redact: None,
+        }
+    }
+
+    /// The arguments after the binary name.
+    ///
+    /// `-p <prompt>` comes first and the variadic tool lists last, so a tool list can never
+    /// swallow the prompt. A prompt (or system prompt) starting with `-` gets a leading space
+    /// so the CLI's option parser cannot mistake it for a flag.
+    pub fn command_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "-p".to_owned(),
+            not_a_flag(&self.prompt),
+            "--output-format".to_owned(),
+            "stream-json".to_owned(),
+            "--verbose".to_owned(),
+        ];
+        if let Some(id) = &self.resume_session_id {
+            args.extend(["--resume".to_owned(), id.clone()]);
+        } else if let Some(id) = &self.new_session_id {
+            args.extend(["--session-id".to_owned(), id.clone()]);
+        }
+        if let Some(model) = &self.model {
+            args.extend(["--model".to_owned(), model.clone()]);
+        }
+        if let Some(mode) = &self.permission_mode {
+            args.extend(["--permission-mode".to_owned(), mode.clone()]);
+        }
+        if let Some(sp) = &self.append_system_prompt {
+            args.extend(["--append-system-prompt".to_owned(), not_a_flag(sp)]);
+        }
+        if let Some(n) = self.max_turns {
+            args.extend(["--max-turns".to_owned(), n.to_string()]);
+        }
+        if let Some(usd) = self.max_budget_usd {
+            args.extend(["--max-budget-usd".to_owned(), usd.to_string()]);
+        }
+        if !self.allowed_tools.is_empty() {
+            args.push("--allowedTools".to_owned());
+            args.extend(self.allowed_tools.iter().cloned());
+        }
+        if !self.disallowed_tools.is_empty() {
+            args.push("--disallowedTools".to_owned());
+            args.extend(self.disallowed_tools.iter().cloned());
+        }
+        args
+    }
+
+    /// The variables this spec sets (name, value) in order; later entries win. Holds secrets:
+    /// do not log the values.
+    pub fn command_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("CLAUDE_CONFIG_DIR".to_owned(), self.config_dir.to_string_lossy().into_owned())];
+        if self.permission_mode.as_deref() == Some("bypassPermissions") && crate::unix::is_root() {
+            env.push(("IS_SANDBOX".to_owned(), "1".to_owned()));
+        }
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    /// The variables removed from the inherited environment.
+    pub fn command_env_remove(&self) -> Vec<String> {
+        let mut names: Vec<String> = ALWAYS_REMOVED_ENV.iter().map(|s| (*s).to_owned()).collect();
+        for name in &self.env_remove {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        // A variable the spec sets explicitly is not removed.
+        let set = self.command_env();
+        names.retain(|n| !set.iter().any(|(k, _)| k == n));
+        names
+    }
+
+    /// The command [`crate::ClaudeSession::spawn`] runs: own process group, stdin null,
+    /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself).
+    pub fn build_command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.args(self.command_args())
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false)
+            .process_group(0);
+        for name in self.command_env_remove() {
+            cmd.env_remove(name);
+        }
+        for (k, v) in self.command_env() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
+fn not_a_flag(s: &str) -> String {
+    if s.starts_with('-') {
+        format!(" {s}")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A short, single-line preview of a long text for logs.
+fn preview(s: &str) -> String {
+    const MAX: usize = 60;
+    let mut out: String = s.chars().take(MAX).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if s.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+impl fmt::Debug for SessionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Redacted<'a>(&'a [(String, String)]);
+        impl fmt::Debug for Redacted<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.iter().map(|(k, _)| (k, "<redacted>"))).finish()
+            }
+        }
+        f.debug_struct("SessionSpec")
+            .field("binary", &self.binary)
+            .field("label", &self.label)
+            .field("prompt", &format_args!("{:?} ({} bytes)", preview(&self.prompt), self.prompt.len()))
+            .field("cwd", &self.cwd)
+            .field("config_dir", &self.config_dir)
+            .field("model", &self.model)
+            .field("resume_session_id", &self.resume_session_id)
+            .field("new_session_id", &self.new_session_id)
+            .field("permission_mode", &self.permission_mode)
+            .field("allowed_tools", &self.allowed_tools)
+            .field("disallowed_tools", &self.disallowed_tools)
+            .field("append_system_prompt", &self.append_system_prompt.as_deref().map(preview))
+            .field("max_turns", &self.max_turns)
+            .field("max_budget_usd", &self.max_budget_usd)
+            .field("env", &Redacted(&self.env))
+            .field("env_remove", &self.env_remove)
+            .field("wall_timeout", &self.wall_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("kill_grace", &self.kill_grace)
+            .field("max_line_bytes", &self.max_line_bytes)
+            .field("linger_after_result", &self.linger_after_result)
+            .field("transcript", &self.transcript)
+            .field("redact", &self.redact.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
+}
