@@ -128,12 +128,19 @@ fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
     let mut out = BTreeMap::new();
     for (name, v) in map {
         if !is_env_var_name(name) {
-            // The name could be a pasted secret, so show it only when it is key-free.
-            let shown = crate::secret::redact_key_shapes(name);
+            // The name could be a pasted secret: describe the problem, do not echo the name.
+            let problem = match name.chars().next() {
+                None => "an empty name".to_string(),
+                Some(c) if c.is_ascii_digit() => "a name starting with a digit".to_string(),
+                _ => match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
+                    Some(c) if c.is_ascii_graphic() || c == ' ' => format!("a name containing {c:?}"),
+                    _ => "a name containing a non-ASCII or control character".to_string(),
+                },
+            };
             return Err(obj.invalid(
                 obj.path("env"),
                 "variable names matching [A-Za-z_][A-Za-z0-9_]*",
-                format!("the name {}", show(&shown)),
+                problem,
             ));
         }
         out.insert(name.clone(), secret_value(obj, format!("env.{name}"), v, true)?);

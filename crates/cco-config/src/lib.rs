@@ -41,7 +41,7 @@ pub use error::ConfigError;
 pub use keys::{parse_api_keys, ApiKey, KeyAuth};
 pub use model::{
     AuthMode, Config, GitCloneOptions, MergeStrategy, Models, PermissionMode, RepositoryLocation,
-    MAX_MS, MAX_RUN_MINUTES,
+    MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES, MAX_TURNS,
 };
 pub use secret::{Redactor, Secret, MIN_REDACTED_LEN, REDACTED};
 

@@ -20,6 +20,10 @@ use crate::validate::{
 pub const MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 /// Upper bound for `maxRunDurationMinutes` (30 days).
 pub const MAX_RUN_MINUTES: u64 = 30 * 24 * 60;
+/// Upper bound for `gitCloneOptions.depth`.
+pub const MAX_CLONE_DEPTH: u64 = 1_000_000;
+/// Upper bound for `maxTurns`.
+pub const MAX_TURNS: u64 = 100_000;
 
 /// How `claude` processes authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -248,7 +252,7 @@ impl Config {
         let git_clone_options = match &clone {
             None => GitCloneOptions::default(),
             Some(c) => GitCloneOptions {
-                depth: c.int("depth", 1, u32::MAX.into(), true)?.map(to_u32),
+                depth: c.int("depth", 1, MAX_CLONE_DEPTH, true)?.map(to_u32),
                 single_branch: c.bool("singleBranch")?.unwrap_or(false),
                 no_submodules: c.bool("noSubmodules")?.unwrap_or(false),
             },
@@ -349,7 +353,7 @@ impl Config {
             max_task_restarts: to_u32(top.int("maxTaskRestarts", 0, 20, false)?.unwrap_or(3)),
             restart_backoff_ms: ms("restartBackoffMs", 1000, 0)?,
             max_plan_retries: to_u32(top.int("maxPlanRetries", 0, 20, false)?.unwrap_or(3)),
-            max_turns: top.int("maxTurns", 1, u32::MAX.into(), true)?.map(to_u32),
+            max_turns: top.int("maxTurns", 1, MAX_TURNS, true)?.map(to_u32),
             permission_mode: top.choice("permissionMode", PermissionMode::CHOICES)?.unwrap_or_default(),
             git_timeout_ms: ms("gitTimeoutMs", 120_000, 1000)?,
             push: top.bool("push")?.unwrap_or(true),

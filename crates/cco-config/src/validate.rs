@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 use crate::error::ConfigError;
 use crate::secret::redact_key_shapes;
 
+/// Longest unknown key name from a secrets file that error messages echo without it being
+/// close to a known key: real tokens are longer.
+const MAX_SHOWN_SECRET_KEY: usize = 12;
+
 pub(crate) type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
 /// Strings longer than this are cut in error messages.
@@ -68,6 +72,18 @@ pub(crate) fn show(s: &str) -> String {
     }
 }
 
+/// A key name from a secrets file, fit for an error message: a pasted secret in key position
+/// (long and not a near miss of a known key, or shaped like an Anthropic key) is replaced by a
+/// description.
+pub(crate) fn safe_key_name(key: &str, is_near_miss: bool) -> String {
+    let redacted = redact_key_shapes(key);
+    if redacted != key || (!is_near_miss && key.chars().count() > MAX_SHOWN_SECRET_KEY) {
+        format!("<unrecognized name of {} characters>", key.chars().count())
+    } else {
+        key.to_string()
+    }
+}
+
 /// The known key closest to `unknown`, if any is close enough to be a plausible typo.
 pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     // Compare case- and separator-insensitively so `worker_count` and `WorkerCount` map to
@@ -119,7 +135,7 @@ impl<'a> Obj<'a> {
             }
             let suggestion = suggest(key, known).map(|k| self.path(k));
             // A misplaced secret can end up as a key name; never print one.
-            let shown = if self.secret { redact_key_shapes(key).into_owned() } else { key.clone() };
+            let shown = if self.secret { safe_key_name(key, suggestion.is_some()) } else { key.clone() };
             return Err(ConfigError::UnknownField {
                 path: self.file.to_path_buf(),
                 field: self.path(&shown),
