@@ -16,7 +16,10 @@ const DEFAULT_BINARY: &str = "claude";
 
 /// Resolves the claude binary of `config` to an absolute path. `search_path` is the value of
 /// `PATH` to search (passed in so tests do not depend on the machine's `PATH`).
-pub fn resolve_claude_binary(config: &Config, search_path: Option<&OsStr>) -> Result<PathBuf, ConfigError> {
+pub fn resolve_claude_binary(
+    config: &Config,
+    search_path: Option<&OsStr>,
+) -> Result<PathBuf, ConfigError> {
     let dir = config.config_dir();
     let error = |problem: String, searched: Vec<String>| ConfigError::ClaudeBinary {
         path: config.source.clone(),
@@ -49,7 +52,9 @@ pub fn resolve_claude_binary(config: &Config, search_path: Option<&OsStr>) -> Re
         }
     }
     let path_desc = match search_path {
-        Some(p) if !p.is_empty() => format!("\"{}\" on PATH ({})", name.display(), p.to_string_lossy()),
+        Some(p) if !p.is_empty() => {
+            format!("\"{}\" on PATH ({})", name.display(), p.to_string_lossy())
+        }
         _ => format!("\"{}\" on PATH (PATH is not set)", name.display()),
     };
     searched.push(path_desc);
@@ -72,7 +77,10 @@ fn executable_problem(path: &Path) -> Option<String> {
         Err(err) => return Some(format!("cannot inspect {}: {err}", path.display())),
     };
     if !meta.is_file() {
-        return Some(format!("found {}, which is not a regular file", path.display()));
+        return Some(format!(
+            "found {}, which is not a regular file",
+            path.display()
+        ));
     }
     #[cfg(unix)]
     {

@@ -26,7 +26,12 @@ pub enum ConfigError {
 
     /// The file is not valid JSON.
     #[error("{}: invalid JSON at line {line}, column {column}: {message}", path.display())]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
 
     /// A key that is not part of the schema (most often a typo).
     #[error(
@@ -45,11 +50,20 @@ pub enum ConfigError {
 
     /// A required field is absent.
     #[error("{}: missing required field \"{field}\": expected {expected}", path.display())]
-    MissingField { path: PathBuf, field: String, expected: String },
+    MissingField {
+        path: PathBuf,
+        field: String,
+        expected: String,
+    },
 
     /// A field has the wrong JSON type.
     #[error("{}: {}: expected {expected}, found {found}", path.display(), Field(field))]
-    WrongType { path: PathBuf, field: String, expected: String, found: String },
+    WrongType {
+        path: PathBuf,
+        field: String,
+        expected: String,
+        found: String,
+    },
 
     /// A field has the right type but an invalid value.
     #[error(
@@ -73,7 +87,12 @@ pub enum ConfigError {
         Field(field),
         searched.join(", ")
     )]
-    ClaudeBinary { path: PathBuf, field: String, problem: String, searched: Vec<String> },
+    ClaudeBinary {
+        path: PathBuf,
+        field: String,
+        problem: String,
+        searched: Vec<String>,
+    },
 
     /// `authMode: "api-keys-only"` without any key.
     #[error(
@@ -81,7 +100,11 @@ pub enum ConfigError {
         path.display(),
         keys_path.display()
     )]
-    NoApiKeys { path: PathBuf, keys_path: PathBuf, found: String },
+    NoApiKeys {
+        path: PathBuf,
+        keys_path: PathBuf,
+        found: String,
+    },
 }
 
 impl ConfigError {

@@ -36,8 +36,13 @@ impl ApiKey {
     /// The variables to set in a child claude's environment (real values).
     pub fn env_vars(&self) -> Vec<(String, String)> {
         match &self.auth {
-            KeyAuth::ApiKey(key) => vec![("ANTHROPIC_API_KEY".to_string(), key.expose().to_string())],
-            KeyAuth::Env(map) => map.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
+            KeyAuth::ApiKey(key) => {
+                vec![("ANTHROPIC_API_KEY".to_string(), key.expose().to_string())]
+            }
+            KeyAuth::Env(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                .collect(),
         }
     }
 
@@ -60,7 +65,8 @@ pub fn parse_api_keys(text: &str, source: &Path) -> Result<Vec<ApiKey>, ConfigEr
         return Err(ConfigError::WrongType {
             path: source.to_path_buf(),
             field: String::new(),
-            expected: "a JSON array of {\"name\", \"apiKey\"} or {\"name\", \"env\"} objects".into(),
+            expected: "a JSON array of {\"name\", \"apiKey\"} or {\"name\", \"env\"} objects"
+                .into(),
             found: describe(&value, true),
         });
     };
@@ -95,7 +101,11 @@ fn parse_entry(source: &Path, i: usize, entry: &Value) -> Result<ApiKey> {
     let name = match obj.map.get("name") {
         None => return Err(obj.missing("name", "a non-empty string naming this key")),
         Some(Value::String(s)) if s.trim().is_empty() || s.chars().any(char::is_control) => {
-            return Err(obj.invalid(obj.path("name"), "a non-empty name without control characters", describe(&Value::String(s.clone()), true)));
+            return Err(obj.invalid(
+                obj.path("name"),
+                "a non-empty name without control characters",
+                describe(&Value::String(s.clone()), true),
+            ));
         }
         // Names are not secret, so they may be echoed in later messages.
         Some(Value::String(s)) => s.clone(),
@@ -111,7 +121,10 @@ fn parse_entry(source: &Path, i: usize, entry: &Value) -> Result<ApiKey> {
             ))
         }
         (None, None) => {
-            return Err(obj.missing("apiKey", "either \"apiKey\" (a string) or \"env\" (an object of variables)"))
+            return Err(obj.missing(
+                "apiKey",
+                "either \"apiKey\" (a string) or \"env\" (an object of variables)",
+            ))
         }
         (Some(value), None) => KeyAuth::ApiKey(secret_value(&obj, "apiKey".into(), value, false)?),
         (None, Some(value)) => KeyAuth::Env(env_map(&obj, value)?),
@@ -121,7 +134,9 @@ fn parse_entry(source: &Path, i: usize, entry: &Value) -> Result<ApiKey> {
 
 fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
     let expected = "an object mapping environment variable names to strings";
-    let Value::Object(map) = value else { return Err(obj.wrong_type("env", expected, value)) };
+    let Value::Object(map) = value else {
+        return Err(obj.wrong_type("env", expected, value));
+    };
     if map.is_empty() {
         return Err(obj.invalid(obj.path("env"), expected, "an empty object"));
     }
@@ -132,8 +147,13 @@ fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
             let problem = match name.chars().next() {
                 None => "an empty name".to_string(),
                 Some(c) if c.is_ascii_digit() => "a name starting with a digit".to_string(),
-                _ => match name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_')) {
-                    Some(c) if c.is_ascii_graphic() || c == ' ' => format!("a name containing {c:?}"),
+                _ => match name
+                    .chars()
+                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
+                {
+                    Some(c) if c.is_ascii_graphic() || c == ' ' => {
+                        format!("a name containing {c:?}")
+                    }
                     _ => "a name containing a non-ASCII or control character".to_string(),
                 },
             };
@@ -143,7 +163,10 @@ fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
                 problem,
             ));
         }
-        out.insert(name.clone(), secret_value(obj, format!("env.{name}"), v, true)?);
+        out.insert(
+            name.clone(),
+            secret_value(obj, format!("env.{name}"), v, true)?,
+        );
     }
     Ok(out)
 }
@@ -152,13 +175,20 @@ fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
 /// without whitespace (a pasted newline is the usual mistake). Env values may hold spaces
 /// (e.g. custom header lists).
 fn secret_value(obj: &Obj<'_>, key: String, value: &Value, allow_spaces: bool) -> Result<Secret> {
-    let expected =
-        if allow_spaces { "a non-empty string" } else { "a non-empty string without whitespace" };
+    let expected = if allow_spaces {
+        "a non-empty string"
+    } else {
+        "a non-empty string without whitespace"
+    };
     match value {
-        Value::String(s) if s.is_empty() => Err(obj.invalid(obj.path(&key), expected, "an empty string")),
-        Value::String(s) if s.contains('\0') => {
-            Err(obj.invalid(obj.path(&key), expected, "a string containing a NUL character"))
+        Value::String(s) if s.is_empty() => {
+            Err(obj.invalid(obj.path(&key), expected, "an empty string"))
         }
+        Value::String(s) if s.contains('\0') => Err(obj.invalid(
+            obj.path(&key),
+            expected,
+            "a string containing a NUL character",
+        )),
         Value::String(s) if !allow_spaces && s.chars().any(char::is_whitespace) => {
             Err(obj.invalid(obj.path(&key), expected, "a string containing whitespace"))
         }

@@ -82,12 +82,16 @@ impl LoadedConfig {
 /// Loads `dir/orchestrator.json` and, if present, `dir/api-keys.json`; validates them and
 /// resolves the claude binary (searching the process's `PATH` when needed).
 pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
-    let dir = std::path::absolute(dir)
-        .map_err(|source| ConfigError::Io { path: dir.to_path_buf(), source })?;
+    let dir = std::path::absolute(dir).map_err(|source| ConfigError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let config_path = dir.join(CONFIG_FILE_NAME);
     let text = read_text(&config_path)?.ok_or_else(|| ConfigError::MissingFile {
         path: config_path.clone(),
-        what: format!("every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md"),
+        what: format!(
+            "every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md"
+        ),
     })?;
     let config = Config::from_json_str(&text, &config_path)?;
 
@@ -105,8 +109,16 @@ pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
 
     match config.auth_mode {
         AuthMode::ApiKeysOnly if api_keys.is_empty() => {
-            let found = if keys_path.exists() { "an empty list" } else { "no such file" };
-            return Err(ConfigError::NoApiKeys { path: config_path, keys_path, found: found.into() });
+            let found = if keys_path.exists() {
+                "an empty list"
+            } else {
+                "no such file"
+            };
+            return Err(ConfigError::NoApiKeys {
+                path: config_path,
+                keys_path,
+                found: found.into(),
+            });
         }
         AuthMode::ApiKeysFirst if api_keys.is_empty() => warnings.push(format!(
             "{}: authMode is \"api-keys-first\" but {} has no keys; every process will use OAuth",
@@ -124,7 +136,13 @@ pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
 
     let path_var = std::env::var_os("PATH");
     let claude_binary = resolve_claude_binary(&config, path_var.as_deref())?;
-    Ok(LoadedConfig { dir, config, api_keys, claude_binary, warnings })
+    Ok(LoadedConfig {
+        dir,
+        config,
+        api_keys,
+        claude_binary,
+        warnings,
+    })
 }
 
 /// The file's text, or `None` if it does not exist.
@@ -132,15 +150,25 @@ fn read_text(path: &Path) -> Result<Option<String>, ConfigError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ConfigError::Io { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
-    String::from_utf8(bytes).map(Some).map_err(|err| ConfigError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("expected UTF-8 text, found an invalid byte at offset {}", err.utf8_error().valid_up_to()),
-        ),
-    })
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|err| ConfigError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "expected UTF-8 text, found an invalid byte at offset {}",
+                    err.utf8_error().valid_up_to()
+                ),
+            ),
+        })
 }
 
 #[cfg(unix)]

@@ -99,7 +99,10 @@ impl PermissionMode {
 
     /// The value to pass to `claude --permission-mode`.
     pub fn as_str(self) -> &'static str {
-        Self::CHOICES.iter().find(|(_, m)| *m == self).map_or("default", |(name, _)| name)
+        Self::CHOICES
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("default", |(name, _)| name)
     }
 }
 
@@ -125,7 +128,11 @@ pub struct Models {
 
 impl Default for Models {
     fn default() -> Self {
-        Models { director: "opus".into(), em: "sonnet".into(), worker: "sonnet".into() }
+        Models {
+            director: "opus".into(),
+            em: "sonnet".into(),
+            worker: "sonnet".into(),
+        }
     }
 }
 
@@ -222,16 +229,25 @@ impl Config {
     /// messages and to resolve relative paths; the file itself is not read).
     pub fn from_json_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
         let value = parse_json(text, source)?;
-        let top = Obj::new(source, String::new(), &value, "a JSON object with the orchestrator settings", false)?;
+        let top = Obj::new(
+            source,
+            String::new(),
+            &value,
+            "a JSON object with the orchestrator settings",
+            false,
+        )?;
         top.check_keys(TOP_KEYS)?;
         // Nested key checks first, so a typo anywhere is reported before value errors.
         let clone = top.object("gitCloneOptions", CLONE_KEYS)?;
         let models = top.object("models", MODEL_KEYS)?;
         let dir = config_dir_of(source);
 
-        let repository_url = top
-            .string("repositoryUrl", false, false)?
-            .ok_or_else(|| top.missing("repositoryUrl", "a git URL (https://, ssh://, git@host:path, file://) or a local path"))?;
+        let repository_url = top.string("repositoryUrl", false, false)?.ok_or_else(|| {
+            top.missing(
+                "repositoryUrl",
+                "a git URL (https://, ssh://, git@host:path, file://) or a local path",
+            )
+        })?;
         let repository = parse_repository(repository_url, &dir).map_err(|problem| {
             top.invalid(
                 "repositoryUrl".into(),
@@ -294,7 +310,10 @@ impl Config {
 
         let claude_binary = top.string("claudeBinary", true, true)?.map(PathBuf::from);
 
-        let env_files = match top.array("envFiles", "an array of file names relative to the repository root")? {
+        let env_files = match top.array(
+            "envFiles",
+            "an array of file names relative to the repository root",
+        )? {
             None => vec![PathBuf::from(".env"), PathBuf::from(".env.local")],
             Some(items) => {
                 let mut files = Vec::with_capacity(items.len());
@@ -310,7 +329,11 @@ impl Config {
                         });
                     };
                     if let Some(problem) = env_file_problem(name) {
-                        return Err(top.invalid(field, expected, format!("{} ({problem})", show(name))));
+                        return Err(top.invalid(
+                            field,
+                            expected,
+                            format!("{} ({problem})", show(name)),
+                        ));
                     }
                     files.push(PathBuf::from(name));
                 }
@@ -333,11 +356,18 @@ impl Config {
             branch: branch.to_string(),
             git_clone_options,
             worker_count: to_usize(worker_count),
-            auth_mode: top.choice("authMode", AuthMode::CHOICES)?.unwrap_or_default(),
+            auth_mode: top
+                .choice("authMode", AuthMode::CHOICES)?
+                .unwrap_or_default(),
             log_directory,
             workspace_directory,
-            engineer_manager_group_size: to_usize(top.int("engineerManagerGroupSize", 1, 100, false)?.unwrap_or(4)),
-            max_run_duration_minutes: top.int("maxRunDurationMinutes", 1, MAX_RUN_MINUTES, false)?.unwrap_or(120),
+            engineer_manager_group_size: to_usize(
+                top.int("engineerManagerGroupSize", 1, 100, false)?
+                    .unwrap_or(4),
+            ),
+            max_run_duration_minutes: top
+                .int("maxRunDurationMinutes", 1, MAX_RUN_MINUTES, false)?
+                .unwrap_or(120),
             task_timeout_ms: ms("taskTimeoutMs", 600_000, 1000)?,
             idle_timeout_ms: ms("idleTimeoutMs", 300_000, 1000)?,
             kill_grace_ms: ms("killGraceMs", 5000, 0)?,
@@ -345,7 +375,9 @@ impl Config {
             models,
             claude_binary,
             env_files,
-            merge_strategy: top.choice("mergeStrategy", MergeStrategy::CHOICES)?.unwrap_or_default(),
+            merge_strategy: top
+                .choice("mergeStrategy", MergeStrategy::CHOICES)?
+                .unwrap_or_default(),
             max_budget_usd: top.positive_number("maxBudgetUsd")?,
             use_run_branch: top.bool("useRunBranch")?.unwrap_or(false),
             verify_command: optional_text("verifyCommand")?,
@@ -354,7 +386,9 @@ impl Config {
             restart_backoff_ms: ms("restartBackoffMs", 1000, 0)?,
             max_plan_retries: to_u32(top.int("maxPlanRetries", 0, 20, false)?.unwrap_or(3)),
             max_turns: top.int("maxTurns", 1, MAX_TURNS, true)?.map(to_u32),
-            permission_mode: top.choice("permissionMode", PermissionMode::CHOICES)?.unwrap_or_default(),
+            permission_mode: top
+                .choice("permissionMode", PermissionMode::CHOICES)?
+                .unwrap_or_default(),
             git_timeout_ms: ms("gitTimeoutMs", 120_000, 1000)?,
             push: top.bool("push")?.unwrap_or(true),
         })
@@ -380,7 +414,8 @@ impl Config {
         if self.is_flat() {
             1
         } else {
-            self.worker_count.div_ceil(self.engineer_manager_group_size.max(1))
+            self.worker_count
+                .div_ceil(self.engineer_manager_group_size.max(1))
         }
     }
 
@@ -476,17 +511,28 @@ pub(crate) fn parse_repository(raw: &str, dir: &Path) -> Result<RepositoryLocati
 /// `user@host:path`, as git's scp-like syntax (a user is required, so `C:`-style or
 /// `dir:file` local paths are not mistaken for remotes).
 fn is_scp_like(raw: &str) -> bool {
-    let Some((user_host, path)) = raw.split_once(':') else { return false };
-    let Some((user, host)) = user_host.split_once('@') else { return false };
-    let word = |s: &str, extra: &str| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    let Some((user_host, path)) = raw.split_once(':') else {
+        return false;
     };
-    word(user, "._-") && word(host, ".-") && !path.is_empty() && !raw.chars().any(char::is_whitespace)
+    let Some((user, host)) = user_host.split_once('@') else {
+        return false;
+    };
+    let word = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+    };
+    word(user, "._-")
+        && word(host, ".-")
+        && !path.is_empty()
+        && !raw.chars().any(char::is_whitespace)
 }
 
 /// Hides a password in `scheme://user:password@host/...` before a URL goes into a message.
 fn mask_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     let authority = &rest[..authority_end];
@@ -507,14 +553,44 @@ mod tests {
     fn repository_forms() {
         let dir = Path::new("/cfg");
         let remote = |s: &str| RepositoryLocation::Remote(s.into());
-        assert_eq!(parse_repository("https://github.com/a/b.git", dir), Ok(remote("https://github.com/a/b.git")));
-        assert_eq!(parse_repository("http://h/a", dir), Ok(remote("http://h/a")));
-        assert_eq!(parse_repository("ssh://git@h:22/a", dir), Ok(remote("ssh://git@h:22/a")));
-        assert_eq!(parse_repository("git@github.com:a/b.git", dir), Ok(remote("git@github.com:a/b.git")));
-        assert_eq!(parse_repository("file:///srv/repo", dir), Ok(RepositoryLocation::LocalPath("/srv/repo".into())));
-        assert_eq!(parse_repository("./demo-repo", dir), Ok(RepositoryLocation::LocalPath("/cfg/demo-repo".into())));
-        assert_eq!(parse_repository("/abs/repo", dir), Ok(RepositoryLocation::LocalPath("/abs/repo".into())));
-        for bad in ["", " ", "-oProxyCommand=x", "ftp://h/a", "https://", "https:///a", "a\nb", " x"] {
+        assert_eq!(
+            parse_repository("https://github.com/a/b.git", dir),
+            Ok(remote("https://github.com/a/b.git"))
+        );
+        assert_eq!(
+            parse_repository("http://h/a", dir),
+            Ok(remote("http://h/a"))
+        );
+        assert_eq!(
+            parse_repository("ssh://git@h:22/a", dir),
+            Ok(remote("ssh://git@h:22/a"))
+        );
+        assert_eq!(
+            parse_repository("git@github.com:a/b.git", dir),
+            Ok(remote("git@github.com:a/b.git"))
+        );
+        assert_eq!(
+            parse_repository("file:///srv/repo", dir),
+            Ok(RepositoryLocation::LocalPath("/srv/repo".into()))
+        );
+        assert_eq!(
+            parse_repository("./demo-repo", dir),
+            Ok(RepositoryLocation::LocalPath("/cfg/demo-repo".into()))
+        );
+        assert_eq!(
+            parse_repository("/abs/repo", dir),
+            Ok(RepositoryLocation::LocalPath("/abs/repo".into()))
+        );
+        for bad in [
+            "",
+            " ",
+            "-oProxyCommand=x",
+            "ftp://h/a",
+            "https://",
+            "https:///a",
+            "a\nb",
+            " x",
+        ] {
             assert!(parse_repository(bad, dir).is_err(), "{bad:?}");
         }
     }
@@ -528,7 +604,11 @@ mod tests {
 
     #[test]
     fn restart_delay_doubles_and_caps() {
-        let c = Config::from_json_str(r#"{"repositoryUrl":"/r","workerCount":1}"#, Path::new("/c/o.json")).unwrap();
+        let c = Config::from_json_str(
+            r#"{"repositoryUrl":"/r","workerCount":1}"#,
+            Path::new("/c/o.json"),
+        )
+        .unwrap();
         assert_eq!(c.restart_delay(0), Duration::from_millis(1000));
         assert_eq!(c.restart_delay(3), Duration::from_millis(8000));
         assert_eq!(c.restart_delay(200), Duration::from_millis(MAX_MS));

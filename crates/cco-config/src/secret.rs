@@ -130,7 +130,11 @@ impl Redactor {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(ch) = rest.chars().next() {
-            if let Some((marker, value)) = self.secrets.iter().find(|(_, v)| rest.starts_with(v.as_str())) {
+            if let Some((marker, value)) = self
+                .secrets
+                .iter()
+                .find(|(_, v)| rest.starts_with(v.as_str()))
+            {
                 out.push_str(marker);
                 rest = &rest[value.len()..];
                 continue;
@@ -154,13 +158,17 @@ impl Redactor {
             }
             search = &search[at + ANTHROPIC_KEY_PREFIX.len()..];
         }
-        self.secrets.iter().any(|(_, value)| text.contains(value.as_str()))
+        self.secrets
+            .iter()
+            .any(|(_, value)| text.contains(value.as_str()))
     }
 }
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Redactor").field("secrets", &self.secrets.len()).finish()
+        f.debug_struct("Redactor")
+            .field("secrets", &self.secrets.len())
+            .finish()
     }
 }
 
@@ -206,7 +214,10 @@ mod tests {
     #[test]
     fn prefers_longest_secret() {
         let r = Redactor::new([("short", "abcdefgh"), ("long", "abcdefghijkl")]);
-        assert_eq!(r.redact("x abcdefghijkl y abcdefgh"), "x [REDACTED:long] y [REDACTED:short]");
+        assert_eq!(
+            r.redact("x abcdefghijkl y abcdefgh"),
+            "x [REDACTED:long] y [REDACTED:short]"
+        );
     }
 
     #[test]

@@ -33,7 +33,12 @@ pub(crate) fn parse_json(text: &str, file: &Path) -> Result<Value> {
             Some(at) => full[..at].to_string(),
             None => full,
         };
-        ConfigError::Syntax { path: file.to_path_buf(), line: err.line(), column: err.column(), message }
+        ConfigError::Syntax {
+            path: file.to_path_buf(),
+            line: err.line(),
+            column: err.column(),
+            message,
+        }
     })
 }
 
@@ -89,7 +94,10 @@ pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
     // Compare case- and separator-insensitively so `worker_count` and `WorkerCount` map to
     // `workerCount`.
     let fold = |s: &str| -> String {
-        s.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect()
     };
     let target = fold(unknown);
     known
@@ -111,9 +119,20 @@ pub(crate) struct Obj<'a> {
 
 impl<'a> Obj<'a> {
     /// Wraps `value`, which must be an object; `what` describes it for the error.
-    pub fn new(file: &'a Path, prefix: String, value: &'a Value, what: &str, secret: bool) -> Result<Self> {
+    pub fn new(
+        file: &'a Path,
+        prefix: String,
+        value: &'a Value,
+        what: &str,
+        secret: bool,
+    ) -> Result<Self> {
         match value {
-            Value::Object(map) => Ok(Obj { file, prefix, map, secret }),
+            Value::Object(map) => Ok(Obj {
+                file,
+                prefix,
+                map,
+                secret,
+            }),
             other => Err(ConfigError::WrongType {
                 path: file.to_path_buf(),
                 field: prefix,
@@ -135,7 +154,11 @@ impl<'a> Obj<'a> {
             }
             let suggestion = suggest(key, known).map(|k| self.path(k));
             // A misplaced secret can end up as a key name; never print one.
-            let shown = if self.secret { safe_key_name(key, suggestion.is_some()) } else { key.clone() };
+            let shown = if self.secret {
+                safe_key_name(key, suggestion.is_some())
+            } else {
+                key.clone()
+            };
             return Err(ConfigError::UnknownField {
                 path: self.file.to_path_buf(),
                 field: self.path(&shown),
@@ -164,7 +187,12 @@ impl<'a> Obj<'a> {
         }
     }
 
-    pub fn invalid(&self, field: String, expected: impl Into<String>, found: impl Into<String>) -> ConfigError {
+    pub fn invalid(
+        &self,
+        field: String,
+        expected: impl Into<String>,
+        found: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::InvalidValue {
             path: self.file.to_path_buf(),
             field,
@@ -184,13 +212,17 @@ impl<'a> Obj<'a> {
 
     /// An integer in `min..=max`.
     pub fn int(&self, key: &str, min: u64, max: u64, nullable: bool) -> Result<Option<u64>> {
-        let Some(value) = self.raw(key, nullable) else { return Ok(None) };
+        let Some(value) = self.raw(key, nullable) else {
+            return Ok(None);
+        };
         let expected = if max == u64::MAX {
             format!("an integer >= {min}")
         } else {
             format!("an integer from {min} to {max}")
         };
-        let Value::Number(n) = value else { return Err(self.wrong_type(key, &expected, value)) };
+        let Value::Number(n) = value else {
+            return Err(self.wrong_type(key, &expected, value));
+        };
         match n.as_u64() {
             Some(v) if (min..=max).contains(&v) => Ok(Some(v)),
             _ => Err(self.invalid(self.path(key), expected, n.to_string())),
@@ -199,9 +231,13 @@ impl<'a> Obj<'a> {
 
     /// A finite number > 0.
     pub fn positive_number(&self, key: &str) -> Result<Option<f64>> {
-        let Some(value) = self.raw(key, true) else { return Ok(None) };
+        let Some(value) = self.raw(key, true) else {
+            return Ok(None);
+        };
         let expected = "a number greater than 0";
-        let Value::Number(n) = value else { return Err(self.wrong_type(key, expected, value)) };
+        let Value::Number(n) = value else {
+            return Err(self.wrong_type(key, expected, value));
+        };
         match n.as_f64() {
             Some(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
             _ => Err(self.invalid(self.path(key), expected, n.to_string())),
@@ -209,7 +245,9 @@ impl<'a> Obj<'a> {
     }
 
     pub fn bool(&self, key: &str) -> Result<Option<bool>> {
-        let Some(value) = self.raw(key, false) else { return Ok(None) };
+        let Some(value) = self.raw(key, false) else {
+            return Ok(None);
+        };
         match value {
             Value::Bool(b) => Ok(Some(*b)),
             other => Err(self.wrong_type(key, "true or false", other)),
@@ -218,8 +256,14 @@ impl<'a> Obj<'a> {
 
     /// A string; with `non_empty`, also rejects "" and whitespace-only strings.
     pub fn string(&self, key: &str, non_empty: bool, nullable: bool) -> Result<Option<&'a str>> {
-        let Some(value) = self.raw(key, nullable) else { return Ok(None) };
-        let expected = if non_empty { "a non-empty string" } else { "a string" };
+        let Some(value) = self.raw(key, nullable) else {
+            return Ok(None);
+        };
+        let expected = if non_empty {
+            "a non-empty string"
+        } else {
+            "a string"
+        };
         match value {
             Value::String(s) if non_empty && s.trim().is_empty() => {
                 Err(self.invalid(self.path(key), expected, describe(value, self.secret)))
@@ -231,7 +275,9 @@ impl<'a> Obj<'a> {
 
     /// A nested object, already checked against `known`.
     pub fn object(&self, key: &str, known: &[&str]) -> Result<Option<Obj<'a>>> {
-        let Some(value) = self.raw(key, false) else { return Ok(None) };
+        let Some(value) = self.raw(key, false) else {
+            return Ok(None);
+        };
         let expected = format!("an object with keys {}", known.join(", "));
         let obj = Obj::new(self.file, self.path(key), value, &expected, self.secret)?;
         obj.check_keys(known)?;
@@ -239,7 +285,9 @@ impl<'a> Obj<'a> {
     }
 
     pub fn array(&self, key: &str, expected: &str) -> Result<Option<&'a Vec<Value>>> {
-        let Some(value) = self.raw(key, false) else { return Ok(None) };
+        let Some(value) = self.raw(key, false) else {
+            return Ok(None);
+        };
         match value {
             Value::Array(items) => Ok(Some(items)),
             other => Err(self.wrong_type(key, expected, other)),
@@ -251,10 +299,18 @@ impl<'a> Obj<'a> {
         let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
         let expected = format!(
             "one of {}",
-            names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        let Some(value) = self.raw(key, false) else { return Ok(None) };
-        let Value::String(s) = value else { return Err(self.wrong_type(key, &expected, value)) };
+        let Some(value) = self.raw(key, false) else {
+            return Ok(None);
+        };
+        let Value::String(s) = value else {
+            return Err(self.wrong_type(key, &expected, value));
+        };
         if let Some((_, v)) = choices.iter().find(|(name, _)| name == s) {
             return Ok(Some(*v));
         }
@@ -330,7 +386,9 @@ pub(crate) fn env_file_problem(name: &str) -> Option<&'static str> {
     if path.is_absolute() || name.starts_with('/') || name.starts_with('\\') {
         return Some("it is an absolute path");
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+    if path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
         || name.split(['/', '\\']).any(|part| part == "..")
     {
         return Some("it contains \"..\"");
@@ -347,8 +405,15 @@ pub(crate) fn is_env_var_name(name: &str) -> bool {
 
 /// `base.join(path)` without `.` components; absolute paths are kept as they are.
 pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
-    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
-    joined.components().filter(|c| !matches!(c, Component::CurDir)).collect()
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    };
+    joined
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }
 
 /// The directory relative config paths are resolved against: the parent of `source`, made
@@ -380,7 +445,10 @@ mod tests {
         for ok in ["main", "feature/x-1", "release-2.0", "a_b"] {
             assert_eq!(branch_problem(ok), None, "{ok}");
         }
-        for bad in ["", "-x", "a b", "a..b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "x.lock", "x/", "/x", "a//b", ".x", "a/.b", "@", "a@{b"] {
+        for bad in [
+            "", "-x", "a b", "a..b", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "x.lock", "x/",
+            "/x", "a//b", ".x", "a/.b", "@", "a@{b",
+        ] {
             assert!(branch_problem(bad).is_some(), "{bad}");
         }
     }
@@ -406,7 +474,13 @@ mod tests {
 
     #[test]
     fn resolve_strips_cur_dir() {
-        assert_eq!(resolve(Path::new("/cfg"), Path::new("./repo")), PathBuf::from("/cfg/repo"));
-        assert_eq!(resolve(Path::new("/cfg"), Path::new("/abs")), PathBuf::from("/abs"));
+        assert_eq!(
+            resolve(Path::new("/cfg"), Path::new("./repo")),
+            PathBuf::from("/cfg/repo")
+        );
+        assert_eq!(
+            resolve(Path::new("/cfg"), Path::new("/abs")),
+            PathBuf::from("/abs")
+        );
     }
 }

@@ -44,9 +44,19 @@ fn defaults() {
     assert_eq!(c.idle_timeout(), Duration::from_millis(300_000));
     assert_eq!(c.kill_grace(), Duration::from_millis(5000));
     assert_eq!(c.poll_interval(), Duration::from_millis(5000));
-    assert_eq!((c.models.director.as_str(), c.models.em.as_str(), c.models.worker.as_str()), ("opus", "sonnet", "sonnet"));
+    assert_eq!(
+        (
+            c.models.director.as_str(),
+            c.models.em.as_str(),
+            c.models.worker.as_str()
+        ),
+        ("opus", "sonnet", "sonnet")
+    );
     assert_eq!(c.claude_binary, None);
-    assert_eq!(c.env_files, vec![PathBuf::from(".env"), PathBuf::from(".env.local")]);
+    assert_eq!(
+        c.env_files,
+        vec![PathBuf::from(".env"), PathBuf::from(".env.local")]
+    );
     assert_eq!(c.merge_strategy, MergeStrategy::Agent);
     assert_eq!(c.max_budget_usd, None);
     assert!(!c.use_run_branch);
@@ -107,18 +117,36 @@ fn nulls_mean_absent_for_optional_fields() {
         r#"{"repositoryUrl": "/r", "workerCount": 1, "maxBudgetUsd": null, "maxTurns": null,
             "claudeBinary": null, "verifyCommand": null, "gitCloneOptions": {"depth": null}}"#,
     );
-    assert_eq!((c.max_budget_usd, c.max_turns, c.git_clone_options.depth), (None, None, None));
+    assert_eq!(
+        (c.max_budget_usd, c.max_turns, c.git_clone_options.depth),
+        (None, None, None)
+    );
 }
 
 #[test]
 fn repository_url_forms() {
-    let repo = |url: &str| parse(&format!(r#"{{"repositoryUrl": "{url}", "workerCount": 1}}"#)).repository().clone();
+    let repo = |url: &str| {
+        parse(&format!(
+            r#"{{"repositoryUrl": "{url}", "workerCount": 1}}"#
+        ))
+        .repository()
+        .clone()
+    };
     let remote = |s: &str| RepositoryLocation::Remote(s.to_string());
     let local = |s: &str| RepositoryLocation::LocalPath(PathBuf::from(s));
-    assert_eq!(repo("https://github.com/o/r.git"), remote("https://github.com/o/r.git"));
+    assert_eq!(
+        repo("https://github.com/o/r.git"),
+        remote("https://github.com/o/r.git")
+    );
     assert_eq!(repo("http://git.local/r"), remote("http://git.local/r"));
-    assert_eq!(repo("ssh://git@host:2222/o/r.git"), remote("ssh://git@host:2222/o/r.git"));
-    assert_eq!(repo("git@github.com:o/r.git"), remote("git@github.com:o/r.git"));
+    assert_eq!(
+        repo("ssh://git@host:2222/o/r.git"),
+        remote("ssh://git@host:2222/o/r.git")
+    );
+    assert_eq!(
+        repo("git@github.com:o/r.git"),
+        remote("git@github.com:o/r.git")
+    );
     assert_eq!(repo("file:///srv/git/r"), local("/srv/git/r"));
     assert_eq!(repo("./demo-repo"), local("/cfg/demo-repo"));
     assert_eq!(repo("../other"), local("/cfg/../other"));
@@ -136,12 +164,24 @@ fn api_keys_forms() {
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].name, "main");
     assert!(matches!(&keys[0].auth, KeyAuth::ApiKey(s) if s.expose() == "sk-ant-api03-abcdefgh"));
-    assert_eq!(keys[0].env_vars(), vec![("ANTHROPIC_API_KEY".to_string(), "sk-ant-api03-abcdefgh".to_string())]);
+    assert_eq!(
+        keys[0].env_vars(),
+        vec![(
+            "ANTHROPIC_API_KEY".to_string(),
+            "sk-ant-api03-abcdefgh".to_string()
+        )]
+    );
     assert_eq!(
         keys[1].env_vars(),
         vec![
-            ("ANTHROPIC_AUTH_TOKEN".to_string(), "tok-12345678".to_string()),
-            ("ANTHROPIC_BASE_URL".to_string(), "https://gw.example".to_string()),
+            (
+                "ANTHROPIC_AUTH_TOKEN".to_string(),
+                "tok-12345678".to_string()
+            ),
+            (
+                "ANTHROPIC_BASE_URL".to_string(),
+                "https://gw.example".to_string()
+            ),
         ]
     );
     assert!(parse_api_keys("[]", Path::new("/k")).unwrap().is_empty());
@@ -152,7 +192,10 @@ fn secrets_are_redacted_in_debug_display_and_serialize() {
     let s = Secret::new("sk-ant-api03-hidden-value");
     assert_eq!(format!("{s:?}"), "[REDACTED]");
     assert_eq!(s.to_string(), "[REDACTED]");
-    let key = ApiKey { name: "k".into(), auth: KeyAuth::ApiKey(s.clone()) };
+    let key = ApiKey {
+        name: "k".into(),
+        auth: KeyAuth::ApiKey(s.clone()),
+    };
     assert!(!format!("{key:?}").contains("hidden"));
     assert!(!serde_json::to_string(&key).unwrap().contains("hidden"));
 }
@@ -173,7 +216,10 @@ fn loaded_config_debug_has_no_secrets_and_redactor_knows_them() {
     .unwrap();
     let loaded = load(dir.path()).unwrap();
     let debug = format!("{loaded:?} {loaded:#?}");
-    assert!(!debug.contains("SECRETONE") && !debug.contains("SECRETTWO"), "{debug}");
+    assert!(
+        !debug.contains("SECRETONE") && !debug.contains("SECRETTWO"),
+        "{debug}"
+    );
     assert_eq!(loaded.api_keys.len(), 2);
 
     let r = loaded.redactor();
@@ -201,7 +247,9 @@ fn world_readable_api_keys_gives_a_warning() {
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o644)).unwrap();
     let loaded = load(dir.path()).unwrap();
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
-    assert!(loaded.warnings[0].contains("api-keys.json") && loaded.warnings[0].contains("chmod 600"));
+    assert!(
+        loaded.warnings[0].contains("api-keys.json") && loaded.warnings[0].contains("chmod 600")
+    );
     assert!(!loaded.warnings[0].contains("zzzz"));
 
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -232,26 +280,54 @@ fn claude_binary_resolution() {
     std::fs::create_dir(dir.path().join("bin")).unwrap();
     let in_bin = fake_binary(&dir.path().join("bin"), "my-claude");
     let with_binary = |spec: Option<&str>| {
-        let extra = spec.map(|s| format!(r#", "claudeBinary": "{s}""#)).unwrap_or_default();
-        Config::from_json_str(&format!(r#"{{"repositoryUrl": "/r", "workerCount": 1{extra}}}"#), &source).unwrap()
+        let extra = spec
+            .map(|s| format!(r#", "claudeBinary": "{s}""#))
+            .unwrap_or_default();
+        Config::from_json_str(
+            &format!(r#"{{"repositoryUrl": "/r", "workerCount": 1{extra}}}"#),
+            &source,
+        )
+        .unwrap()
     };
     let bin_dir = dir.path().join("bin");
     let path_var = bin_dir.as_os_str();
 
     // A relative path is resolved against the config dir.
-    assert_eq!(resolve_claude_binary(&with_binary(Some("./bin/my-claude")), None).unwrap(), in_bin);
-    assert_eq!(resolve_claude_binary(&with_binary(Some("bin/my-claude")), None).unwrap(), in_bin);
+    assert_eq!(
+        resolve_claude_binary(&with_binary(Some("./bin/my-claude")), None).unwrap(),
+        in_bin
+    );
+    assert_eq!(
+        resolve_claude_binary(&with_binary(Some("bin/my-claude")), None).unwrap(),
+        in_bin
+    );
     // An absolute path is used as is.
-    assert_eq!(resolve_claude_binary(&with_binary(Some(&in_bin.display().to_string())), None).unwrap(), in_bin);
+    assert_eq!(
+        resolve_claude_binary(&with_binary(Some(&in_bin.display().to_string())), None).unwrap(),
+        in_bin
+    );
     // A bare name: the config dir first, then PATH.
-    assert_eq!(resolve_claude_binary(&with_binary(Some("my-claude")), Some(path_var)).unwrap(), in_bin);
+    assert_eq!(
+        resolve_claude_binary(&with_binary(Some("my-claude")), Some(path_var)).unwrap(),
+        in_bin
+    );
     let local = fake_binary(dir.path(), "my-claude");
-    assert_eq!(resolve_claude_binary(&with_binary(Some("my-claude")), Some(path_var)).unwrap(), local);
+    assert_eq!(
+        resolve_claude_binary(&with_binary(Some("my-claude")), Some(path_var)).unwrap(),
+        local
+    );
     // No claudeBinary: `claude` on PATH.
     let default = fake_binary(&bin_dir, "claude");
-    assert_eq!(resolve_claude_binary(&with_binary(None), Some(path_var)).unwrap(), default);
+    assert_eq!(
+        resolve_claude_binary(&with_binary(None), Some(path_var)).unwrap(),
+        default
+    );
     let err = resolve_claude_binary(&with_binary(None), None).unwrap_err();
-    assert!(err.to_string().contains(r#""claude" on PATH (PATH is not set)"#), "{err}");
+    assert!(
+        err.to_string()
+            .contains(r#""claude" on PATH (PATH is not set)"#),
+        "{err}"
+    );
     // A directory is not a binary.
     let err = resolve_claude_binary(&with_binary(Some("./bin")), None).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
@@ -270,7 +346,10 @@ fn load_resolves_everything_against_the_config_dir() {
     let root = std::path::absolute(dir.path()).unwrap();
     assert_eq!(loaded.dir, root);
     assert_eq!(loaded.claude_binary, root.join("fake-claude"));
-    assert_eq!(loaded.config.repository(), &RepositoryLocation::LocalPath(root.join("demo-repo")));
+    assert_eq!(
+        loaded.config.repository(),
+        &RepositoryLocation::LocalPath(root.join("demo-repo"))
+    );
     assert_eq!(loaded.config.log_directory, root.join("logs"));
     assert!(loaded.api_keys.is_empty());
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -291,12 +370,18 @@ fn shipped_examples_parse() {
         }
         let text = std::fs::read_to_string(&file).unwrap();
         let config = Config::from_json_str(&text, &file).unwrap_or_else(|e| panic!("{e}"));
-        assert!(dir.join("README.md").is_file(), "{} has no README.md", dir.display());
+        assert!(
+            dir.join("README.md").is_file(),
+            "{} has no README.md",
+            dir.display()
+        );
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         match name.as_str() {
             "demo" => {
                 assert_eq!(config.worker_count, 4);
-                assert!(matches!(config.repository(), RepositoryLocation::LocalPath(p) if p.ends_with("demo/demo-repo")));
+                assert!(
+                    matches!(config.repository(), RepositoryLocation::LocalPath(p) if p.ends_with("demo/demo-repo"))
+                );
             }
             "flat-small" => assert!(config.is_flat() && config.worker_count == 3),
             "hierarchy-large" => assert_eq!((config.worker_count, config.team_count()), (16, 4)),
@@ -320,24 +405,69 @@ fn shipped_examples_parse() {
 #[test]
 fn never_panics() {
     let values = [
-        "null", "true", "false", "0", "-1", "1", "2.5", "1e400", "-0", "18446744073709551616",
-        "4294967296", "\"\"", "\" \"", "\"x\"", "\"-x\"", "\"..\"", "\"/\"", "\"\\u0000\"",
-        "\"sk-ant-x\"", "[]", "[1]", "[\"\"]", "{}", "{\"a\":1}",
+        "null",
+        "true",
+        "false",
+        "0",
+        "-1",
+        "1",
+        "2.5",
+        "1e400",
+        "-0",
+        "18446744073709551616",
+        "4294967296",
+        "\"\"",
+        "\" \"",
+        "\"x\"",
+        "\"-x\"",
+        "\"..\"",
+        "\"/\"",
+        "\"\\u0000\"",
+        "\"sk-ant-x\"",
+        "[]",
+        "[1]",
+        "[\"\"]",
+        "{}",
+        "{\"a\":1}",
     ];
     let keys = [
-        "repositoryUrl", "branch", "gitCloneOptions", "workerCount", "authMode", "logDirectory",
-        "workspaceDirectory", "engineerManagerGroupSize", "maxRunDurationMinutes", "taskTimeoutMs",
-        "idleTimeoutMs", "killGraceMs", "pollIntervalMs", "models", "claudeBinary", "envFiles",
-        "mergeStrategy", "maxBudgetUsd", "useRunBranch", "verifyCommand", "projectDirection",
-        "maxTaskRestarts", "restartBackoffMs", "maxPlanRetries", "maxTurns", "permissionMode",
-        "gitTimeoutMs", "push",
+        "repositoryUrl",
+        "branch",
+        "gitCloneOptions",
+        "workerCount",
+        "authMode",
+        "logDirectory",
+        "workspaceDirectory",
+        "engineerManagerGroupSize",
+        "maxRunDurationMinutes",
+        "taskTimeoutMs",
+        "idleTimeoutMs",
+        "killGraceMs",
+        "pollIntervalMs",
+        "models",
+        "claudeBinary",
+        "envFiles",
+        "mergeStrategy",
+        "maxBudgetUsd",
+        "useRunBranch",
+        "verifyCommand",
+        "projectDirection",
+        "maxTaskRestarts",
+        "restartBackoffMs",
+        "maxPlanRetries",
+        "maxTurns",
+        "permissionMode",
+        "gitTimeoutMs",
+        "push",
     ];
     for key in keys {
         for v in values {
             let doc = format!(r#"{{"repositoryUrl": "/r", "workerCount": 1, "{key}": {v}}}"#);
             let _ = Config::from_json_str(&doc, Path::new(SRC));
             for nested in ["gitCloneOptions", "models"] {
-                let doc = format!(r#"{{"repositoryUrl": "/r", "workerCount": 1, "{nested}": {{"{key}": {v}, "depth": {v}, "em": {v}}}}}"#);
+                let doc = format!(
+                    r#"{{"repositoryUrl": "/r", "workerCount": 1, "{nested}": {{"{key}": {v}, "depth": {v}, "em": {v}}}}}"#
+                );
                 let _ = Config::from_json_str(&doc, Path::new(SRC));
             }
         }
@@ -352,7 +482,8 @@ fn never_panics() {
             let _ = parse_api_keys(&doc, Path::new("/k"));
         }
     }
-    let valid = std::fs::read_to_string(examples_dir().join("hierarchy-large/orchestrator.json")).unwrap();
+    let valid =
+        std::fs::read_to_string(examples_dir().join("hierarchy-large/orchestrator.json")).unwrap();
     for (i, _) in valid.char_indices() {
         let _ = Config::from_json_str(&valid[..i], Path::new(SRC));
     }

@@ -45,7 +45,13 @@ fn missing_file_names_path_and_requirement() {
     assert!(matches!(err, ConfigError::MissingFile { .. }), "{err:?}");
     let expected_path = dir.path().join("orchestrator.json");
     assert_eq!(err.path(), expected_path);
-    assert_contains(&err, &[&expected_path.display().to_string(), "required file not found"]);
+    assert_contains(
+        &err,
+        &[
+            &expected_path.display().to_string(),
+            "required file not found",
+        ],
+    );
 }
 
 #[test]
@@ -65,7 +71,17 @@ fn unreadable_file_is_an_io_error() {
 #[test]
 fn syntax_error_has_line_and_column() {
     let err = config_err("{\n  \"workerCount\": 4,\n  ,\n}");
-    assert!(matches!(err, ConfigError::Syntax { line: 3, column: 3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Syntax {
+                line: 3,
+                column: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_contains(&err, &[SRC, "invalid JSON at line 3, column 3"]);
     // The position is not repeated from serde_json's own message.
     assert_eq!(err.to_string().matches("line").count(), 1, "{err}");
@@ -76,7 +92,11 @@ fn unknown_top_level_field_suggests_the_closest() {
     let err = config_err(r#"{"repositoryUrl": "/r", "workerCont": 2}"#);
     assert_contains(
         &err,
-        &[SRC, r#"unknown field "workerCont" (did you mean "workerCount"?)"#, "expected one of: repositoryUrl, branch"],
+        &[
+            SRC,
+            r#"unknown field "workerCont" (did you mean "workerCount"?)"#,
+            "expected one of: repositoryUrl, branch",
+        ],
     );
     assert_eq!(err.field(), Some("workerCont"));
     let err = config_err(&with(r#""worker_count": 3"#));
@@ -90,24 +110,49 @@ fn unknown_nested_fields_are_named_by_json_path() {
     let err = config_err(&with(r#""gitCloneOptions": {"dept": 1}"#));
     assert_contains(
         &err,
-        &[SRC, r#"unknown field "gitCloneOptions.dept" (did you mean "gitCloneOptions.depth"?)"#, "depth, singleBranch, noSubmodules"],
+        &[
+            SRC,
+            r#"unknown field "gitCloneOptions.dept" (did you mean "gitCloneOptions.depth"?)"#,
+            "depth, singleBranch, noSubmodules",
+        ],
     );
     let err = config_err(&with(r#""models": {"wroker": "x"}"#));
-    assert_contains(&err, &[r#"unknown field "models.wroker" (did you mean "models.worker"?)"#]);
+    assert_contains(
+        &err,
+        &[r#"unknown field "models.wroker" (did you mean "models.worker"?)"#],
+    );
 }
 
 #[test]
 fn unknown_field_in_api_keys_entry() {
-    let err = keys_err(r#"[{"name": "a", "apiKey": "k1234567890"}, {"name": "b", "apikey": "k1234567890"}]"#);
-    assert_contains(&err, &[KEYS, r#"unknown field "[1].apikey" (did you mean "[1].apiKey"?)"#, "name, apiKey, env"]);
+    let err = keys_err(
+        r#"[{"name": "a", "apiKey": "k1234567890"}, {"name": "b", "apikey": "k1234567890"}]"#,
+    );
+    assert_contains(
+        &err,
+        &[
+            KEYS,
+            r#"unknown field "[1].apikey" (did you mean "[1].apiKey"?)"#,
+            "name, apiKey, env",
+        ],
+    );
 }
 
 #[test]
 fn missing_required_fields() {
     let err = config_err(r#"{"repositoryUrl": "/r"}"#);
-    assert_contains(&err, &[SRC, r#"missing required field "workerCount": expected an integer from 1 to 100"#]);
+    assert_contains(
+        &err,
+        &[
+            SRC,
+            r#"missing required field "workerCount": expected an integer from 1 to 100"#,
+        ],
+    );
     let err = config_err(r#"{"workerCount": 1}"#);
-    assert_contains(&err, &[SRC, r#"missing required field "repositoryUrl""#, "git URL"]);
+    assert_contains(
+        &err,
+        &[SRC, r#"missing required field "repositoryUrl""#, "git URL"],
+    );
     let err = keys_err(r#"[{"apiKey": "x"}]"#);
     assert_contains(&err, &[KEYS, r#"missing required field "[0].name""#]);
     let err = keys_err(r#"[{"name": "x"}]"#);
@@ -118,17 +163,41 @@ fn missing_required_fields() {
 fn wrong_types_name_expected_and_found() {
     let err = config_err(r#"{"repositoryUrl": "/r", "workerCount": "4"}"#);
     assert!(matches!(err, ConfigError::WrongType { .. }));
-    assert_contains(&err, &[SRC, r#"field "workerCount": expected an integer from 1 to 100, found the string "4""#]);
+    assert_contains(
+        &err,
+        &[
+            SRC,
+            r#"field "workerCount": expected an integer from 1 to 100, found the string "4""#,
+        ],
+    );
     let err = config_err(&with(r#""push": "yes""#));
-    assert_contains(&err, &[r#"field "push": expected true or false, found the string "yes""#]);
+    assert_contains(
+        &err,
+        &[r#"field "push": expected true or false, found the string "yes""#],
+    );
     let err = config_err(&with(r#""models": ["opus"]"#));
-    assert_contains(&err, &[r#"field "models": expected an object with keys director, em, worker, found an array"#]);
+    assert_contains(
+        &err,
+        &[r#"field "models": expected an object with keys director, em, worker, found an array"#],
+    );
     let err = config_err(&with(r#""envFiles": [".env", 3]"#));
-    assert_contains(&err, &[r#"field "envFiles[1]": expected a file name relative to the repository root, found 3"#]);
+    assert_contains(
+        &err,
+        &[r#"field "envFiles[1]": expected a file name relative to the repository root, found 3"#],
+    );
     let err = config_err(&with(r#""taskTimeoutMs": null"#));
-    assert_contains(&err, &[r#"field "taskTimeoutMs": expected an integer from 1000 to"#, "found null"]);
+    assert_contains(
+        &err,
+        &[
+            r#"field "taskTimeoutMs": expected an integer from 1000 to"#,
+            "found null",
+        ],
+    );
     let err = config_err("[1, 2]");
-    assert_contains(&err, &[SRC, "top level: expected a JSON object", "found an array"]);
+    assert_contains(
+        &err,
+        &[SRC, "top level: expected a JSON object", "found an array"],
+    );
 }
 
 #[test]
@@ -140,18 +209,50 @@ fn out_of_range_values() {
     );
     for (extra, field, expected) in [
         (r#""workerCount": 101"#, "workerCount", "from 1 to 100"),
-        (r#""engineerManagerGroupSize": 0"#, "engineerManagerGroupSize", "from 1 to 100"),
-        (r#""maxRunDurationMinutes": 0"#, "maxRunDurationMinutes", "from 1 to 43200"),
-        (r#""taskTimeoutMs": 999"#, "taskTimeoutMs", "from 1000 to 2592000000"),
+        (
+            r#""engineerManagerGroupSize": 0"#,
+            "engineerManagerGroupSize",
+            "from 1 to 100",
+        ),
+        (
+            r#""maxRunDurationMinutes": 0"#,
+            "maxRunDurationMinutes",
+            "from 1 to 43200",
+        ),
+        (
+            r#""taskTimeoutMs": 999"#,
+            "taskTimeoutMs",
+            "from 1000 to 2592000000",
+        ),
         (r#""idleTimeoutMs": -5"#, "idleTimeoutMs", "from 1000 to"),
         (r#""pollIntervalMs": 9"#, "pollIntervalMs", "from 10 to"),
-        (r#""killGraceMs": 2592000001"#, "killGraceMs", "from 0 to 2592000000"),
-        (r#""maxTaskRestarts": 21"#, "maxTaskRestarts", "from 0 to 20"),
-        (r#""gitCloneOptions": {"depth": 0}"#, "gitCloneOptions.depth", "from 1 to 1000000"),
+        (
+            r#""killGraceMs": 2592000001"#,
+            "killGraceMs",
+            "from 0 to 2592000000",
+        ),
+        (
+            r#""maxTaskRestarts": 21"#,
+            "maxTaskRestarts",
+            "from 0 to 20",
+        ),
+        (
+            r#""gitCloneOptions": {"depth": 0}"#,
+            "gitCloneOptions.depth",
+            "from 1 to 1000000",
+        ),
         (r#""maxTurns": 0"#, "maxTurns", "from 1 to 100000"),
         (r#""workerCount": 2.5"#, "workerCount", "an integer"),
-        (r#""maxBudgetUsd": 0"#, "maxBudgetUsd", "a number greater than 0"),
-        (r#""maxBudgetUsd": -1.5"#, "maxBudgetUsd", "a number greater than 0"),
+        (
+            r#""maxBudgetUsd": 0"#,
+            "maxBudgetUsd",
+            "a number greater than 0",
+        ),
+        (
+            r#""maxBudgetUsd": -1.5"#,
+            "maxBudgetUsd",
+            "a number greater than 0",
+        ),
     ] {
         let json = if extra.starts_with(r#""workerCount""#) {
             format!(r#"{{"repositoryUrl": "/r", {extra}}}"#)
@@ -160,7 +261,10 @@ fn out_of_range_values() {
         };
         let err = config_err(&json);
         assert!(matches!(err, ConfigError::InvalidValue { .. }), "{err:?}");
-        assert_contains(&err, &[SRC, &format!("field \"{field}\": expected "), expected]);
+        assert_contains(
+            &err,
+            &[SRC, &format!("field \"{field}\": expected "), expected],
+        );
     }
 }
 
@@ -169,28 +273,52 @@ fn invalid_choices_suggest_a_valid_one() {
     let err = config_err(&with(r#""authMode": "oath""#));
     assert_contains(
         &err,
-        &[SRC, r#"field "authMode": expected one of "oauth", "api-keys-first", "api-keys-only", found the string "oath" (did you mean "oauth"?)"#],
+        &[
+            SRC,
+            r#"field "authMode": expected one of "oauth", "api-keys-first", "api-keys-only", found the string "oath" (did you mean "oauth"?)"#,
+        ],
     );
     let err = config_err(&with(r#""mergeStrategy": "Theirs""#));
-    assert_contains(&err, &[r#"field "mergeStrategy""#, r#"(did you mean "theirs"?)"#]);
+    assert_contains(
+        &err,
+        &[r#"field "mergeStrategy""#, r#"(did you mean "theirs"?)"#],
+    );
     let err = config_err(&with(r#""permissionMode": "bypass""#));
-    assert_contains(&err, &[r#"field "permissionMode""#, "\"bypassPermissions\""]);
+    assert_contains(
+        &err,
+        &[r#"field "permissionMode""#, "\"bypassPermissions\""],
+    );
 }
 
 #[test]
 fn invalid_strings_say_why() {
     let err = config_err(&with(r#""branch": "my branch""#));
-    assert_contains(&err, &[SRC, r#"field "branch": expected a valid git branch name, found "my branch" (it contains whitespace)"#]);
+    assert_contains(
+        &err,
+        &[
+            SRC,
+            r#"field "branch": expected a valid git branch name, found "my branch" (it contains whitespace)"#,
+        ],
+    );
     let err = config_err(&with(r#""branch": "-f""#));
     assert_contains(&err, &[r#"(it starts with "-")"#]);
     let err = config_err(&with(r#""envFiles": [".env", "/etc/passwd"]"#));
-    assert_contains(&err, &[r#"field "envFiles[1]""#, "(it is an absolute path)"]);
+    assert_contains(
+        &err,
+        &[r#"field "envFiles[1]""#, "(it is an absolute path)"],
+    );
     let err = config_err(&with(r#""envFiles": ["../.env"]"#));
     assert_contains(&err, &[r#"field "envFiles[0]""#, r#"(it contains "..")"#]);
     let err = config_err(&with(r#""models": {"em": ""}"#));
-    assert_contains(&err, &[r#"field "models.em": expected a non-empty string, found an empty string"#]);
+    assert_contains(
+        &err,
+        &[r#"field "models.em": expected a non-empty string, found an empty string"#],
+    );
     let err = config_err(&with(r#""verifyCommand": "  ""#));
-    assert_contains(&err, &[r#"field "verifyCommand": expected a non-empty string"#]);
+    assert_contains(
+        &err,
+        &[r#"field "verifyCommand": expected a non-empty string"#],
+    );
 }
 
 #[test]
@@ -201,8 +329,13 @@ fn invalid_repository_urls() {
         ("--upload-pack=evil", r#"it starts with "-""#),
         ("https://", "has no host"),
     ] {
-        let err = config_err(&format!(r#"{{"repositoryUrl": "{url}", "workerCount": 1}}"#));
-        assert_contains(&err, &[SRC, r#"field "repositoryUrl": expected a git URL"#, why]);
+        let err = config_err(&format!(
+            r#"{{"repositoryUrl": "{url}", "workerCount": 1}}"#
+        ));
+        assert_contains(
+            &err,
+            &[SRC, r#"field "repositoryUrl": expected a git URL"#, why],
+        );
     }
     // Passwords in URLs are not echoed.
     let err = config_err(r#"{"repositoryUrl": "https://u:hunter2@/x", "workerCount": 1}"#);
@@ -212,24 +345,59 @@ fn invalid_repository_urls() {
 #[test]
 fn api_keys_errors() {
     let cases: &[(&str, &[&str])] = &[
-        (r#"{"name": "a"}"#, &["top level: expected a JSON array", "found an object"]),
-        (r#"["sk-ant-zzz"]"#, &[r#"field "[0]": expected an object"#, "found a string"]),
-        (r#"[{"name": "", "apiKey": "k"}]"#, &[r#"field "[0].name": expected a non-empty name"#]),
-        (r#"[{"name": 5, "apiKey": "k"}]"#, &[r#"field "[0].name": expected a non-empty string, found 5"#]),
+        (
+            r#"{"name": "a"}"#,
+            &["top level: expected a JSON array", "found an object"],
+        ),
+        (
+            r#"["sk-ant-zzz"]"#,
+            &[r#"field "[0]": expected an object"#, "found a string"],
+        ),
+        (
+            r#"[{"name": "", "apiKey": "k"}]"#,
+            &[r#"field "[0].name": expected a non-empty name"#],
+        ),
+        (
+            r#"[{"name": 5, "apiKey": "k"}]"#,
+            &[r#"field "[0].name": expected a non-empty string, found 5"#],
+        ),
         (
             r#"[{"name": "a", "apiKey": "k1"}, {"name": "a", "apiKey": "k2"}]"#,
-            &[r#"field "[1].name": expected a name not used by an earlier entry, found "a", already used"#],
+            &[
+                r#"field "[1].name": expected a name not used by an earlier entry, found "a", already used"#,
+            ],
         ),
         (
             r#"[{"name": "a", "apiKey": "k", "env": {"X": "y"}}]"#,
             &[r#"field "[0].apiKey": expected exactly one of "apiKey" or "env""#],
         ),
-        (r#"[{"name": "a", "apiKey": 42}]"#, &[r#"field "[0].apiKey": expected a non-empty string without whitespace, found 42"#]),
-        (r#"[{"name": "a", "apiKey": ""}]"#, &[r#"field "[0].apiKey""#, "found an empty string"]),
-        (r#"[{"name": "a", "env": {"1BAD": "v"}}]"#, &[r#"field "[0].env": expected variable names matching"#, "found a name starting with a digit"]),
-        (r#"[{"name": "a", "env": {"A-B": "v"}}]"#, &["found a name containing '-'"]),
-        (r#"[{"name": "a", "env": {"GOOD": 1}}]"#, &[r#"field "[0].env.GOOD": expected a non-empty string, found 1"#]),
-        (r#"[{"name": "a", "env": {}}]"#, &[r#"field "[0].env""#, "found an empty object"]),
+        (
+            r#"[{"name": "a", "apiKey": 42}]"#,
+            &[r#"field "[0].apiKey": expected a non-empty string without whitespace, found 42"#],
+        ),
+        (
+            r#"[{"name": "a", "apiKey": ""}]"#,
+            &[r#"field "[0].apiKey""#, "found an empty string"],
+        ),
+        (
+            r#"[{"name": "a", "env": {"1BAD": "v"}}]"#,
+            &[
+                r#"field "[0].env": expected variable names matching"#,
+                "found a name starting with a digit",
+            ],
+        ),
+        (
+            r#"[{"name": "a", "env": {"A-B": "v"}}]"#,
+            &["found a name containing '-'"],
+        ),
+        (
+            r#"[{"name": "a", "env": {"GOOD": 1}}]"#,
+            &[r#"field "[0].env.GOOD": expected a non-empty string, found 1"#],
+        ),
+        (
+            r#"[{"name": "a", "env": {}}]"#,
+            &[r#"field "[0].env""#, "found an empty object"],
+        ),
     ];
     for (json, parts) in cases {
         let err = keys_err(json);
@@ -265,7 +433,10 @@ fn api_keys_errors_never_contain_secrets() {
     for file in &files {
         let err = keys_err(file);
         let shown = format!("{err} | {err:?}");
-        assert!(!shown.contains("TOPSECRET"), "secret leaked for {file}: {shown}");
+        assert!(
+            !shown.contains("TOPSECRET"),
+            "secret leaked for {file}: {shown}"
+        );
     }
 }
 
@@ -280,7 +451,14 @@ fn api_keys_only_without_keys() {
     .unwrap();
     let err = load(dir.path()).unwrap_err();
     assert!(matches!(err, ConfigError::NoApiKeys { .. }), "{err:?}");
-    assert_contains(&err, &["orchestrator.json: field \"authMode\"", "api-keys.json", "found no such file"]);
+    assert_contains(
+        &err,
+        &[
+            "orchestrator.json: field \"authMode\"",
+            "api-keys.json",
+            "found no such file",
+        ],
+    );
 
     std::fs::write(dir.path().join("api-keys.json"), "[]").unwrap();
     let err = load(dir.path()).unwrap_err();
@@ -312,8 +490,17 @@ fn claude_binary_missing_lists_what_was_searched() {
         &dir.path().join("orchestrator.json"),
     )
     .unwrap();
-    let err = cco_config::resolve_claude_binary(&config, Some("/nonexistent-a:/nonexistent-b".as_ref())).unwrap_err();
-    assert_contains(&err, &["found none", "no-such-claude-xyz", r#"on PATH (/nonexistent-a:/nonexistent-b)"#]);
+    let err =
+        cco_config::resolve_claude_binary(&config, Some("/nonexistent-a:/nonexistent-b".as_ref()))
+            .unwrap_err();
+    assert_contains(
+        &err,
+        &[
+            "found none",
+            "no-such-claude-xyz",
+            r#"on PATH (/nonexistent-a:/nonexistent-b)"#,
+        ],
+    );
 }
 
 #[cfg(unix)]
