@@ -39,6 +39,18 @@ pub struct BoundedLines<R> {
     skipping: Option<(u64, Vec<u8>)>,
 }
 
+impl<R> BoundedLines<R> {
+    /// Bytes currently reserved for the line being assembled (diagnostics and tests).
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+}
+
 impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
     /// `max_line_bytes` is the longest line (without `\n`) returned whole; at least 1.
     pub fn new(reader: R, max_line_bytes: usize) -> Self {
@@ -104,7 +116,7 @@ impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
 pub enum Classified {
     /// Empty or whitespace-only: ignored.
     Blank,
-    Event(StreamEvent),
+    Event(Box<StreamEvent>),
     Malformed { error: String, excerpt: String },
 }
 
@@ -122,7 +134,7 @@ pub fn classify(line: &Line, max_line_bytes: usize) -> Classified {
             },
             Ok(text) if text.trim().is_empty() => Classified::Blank,
             Ok(text) => match parse_line(text) {
-                Ok(event) => Classified::Event(event),
+                Ok(event) => Classified::Event(Box::new(event)),
                 Err(e) => Classified::Malformed { error: e.to_string(), excerpt: excerpt(text) },
             },
         },

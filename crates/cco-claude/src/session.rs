@@ -391,7 +391,7 @@ impl Owner {
             Classified::Blank => {}
             Classified::Event(event) => {
                 self.builder.observe(&event);
-                if let StreamEvent::System(SystemEvent::Init(init)) = &event {
+                if let StreamEvent::System(SystemEvent::Init(init)) = &*event {
                     if let Some(id) = &init.session_id {
                         if self.shared.session_id.set(id.clone()).is_ok() {
                             self.span.record("session_id", id.as_str());
@@ -399,13 +399,13 @@ impl Owner {
                         }
                     }
                 }
-                if let StreamEvent::Result(r) = &event {
+                if let StreamEvent::Result(r) = &*event {
                     tracing::debug!(is_error = r.is_error, subtype = ?r.subtype, "result event");
                     if self.linger_at.is_none() {
                         self.linger_at = self.linger_after_result.map(|d| Instant::now() + d);
                     }
                 }
-                let _ = self.updates.send(SessionUpdate::Event(Box::new(event)));
+                let _ = self.updates.send(SessionUpdate::Event(event));
             }
             Classified::Malformed { error, excerpt } => {
                 self.builder.observe_malformed();

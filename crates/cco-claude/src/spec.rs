@@ -242,3 +242,82 @@ impl fmt::Debug for SessionSpec {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn spec() -> SessionSpec {
+        SessionSpec::new("/bin/claude", "do the thing", "/tmp", "/tmp/cfg")
+    }
+
+    #[test]
+    fn args_minimal_and_full() {
+        assert_eq!(
+            spec().command_args(),
+            ["-p", "do the thing", "--output-format", "stream-json", "--verbose"]
+        );
+        let mut s = spec();
+        s.prompt = "--help me".into();
+        s.resume_session_id = Some("abc".into());
+        s.new_session_id = Some("ignored".into());
+        s.model = Some("opus".into());
+        s.permission_mode = Some("acceptEdits".into());
+        s.append_system_prompt = Some("be brief".into());
+        s.max_turns = Some(7);
+        s.max_budget_usd = Some(1.5);
+        s.allowed_tools = vec!["Read".into(), "Bash(git log:*)".into()];
+        s.disallowed_tools = vec!["WebFetch".into()];
+        let args = s.command_args();
+        assert_eq!(
+            args,
+            [
+                "-p", " --help me", "--output-format", "stream-json", "--verbose", "--resume", "abc", "--model",
+                "opus", "--permission-mode", "acceptEdits", "--append-system-prompt", "be brief", "--max-turns",
+                "7", "--max-budget-usd", "1.5", "--allowedTools", "Read", "Bash(git log:*)", "--disallowedTools",
+                "WebFetch"
+            ]
+        );
+        let mut s = spec();
+        s.new_session_id = Some("0000-1111".into());
+        assert!(s.command_args().windows(2).any(|w| w == ["--session-id", "0000-1111"]));
+    }
+
+    #[test]
+    fn command_env_removes_claudecode_and_sets_config_dir() {
+        let mut s = spec();
+        s.env = vec![("ANTHROPIC_API_KEY".into(), "sk-secret".into())];
+        s.env_remove = vec!["OPENAI_API_KEY".into()];
+        let cmd = s.build_command();
+        let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.as_std().get_envs().collect();
+        let get = |k: &str| envs.iter().find(|(name, _)| *name == OsStr::new(k)).map(|(_, v)| *v);
+        assert_eq!(get("CLAUDECODE"), Some(None), "CLAUDECODE is removed");
+        assert_eq!(get("OPENAI_API_KEY"), Some(None));
+        assert_eq!(get("CLAUDE_CONFIG_DIR"), Some(Some(OsStr::new("/tmp/cfg"))));
+        assert_eq!(get("ANTHROPIC_API_KEY"), Some(Some(OsStr::new("sk-secret"))));
+        assert_eq!(cmd.as_std().get_current_dir(), Some(std::path::Path::new("/tmp")));
+        assert_eq!(cmd.as_std().get_args().count(), 5);
+    }
+
+    #[test]
+    fn is_sandbox_only_for_root_bypass() {
+        let mut s = spec();
+        s.permission_mode = Some("bypassPermissions".into());
+        let has = s.command_env().iter().any(|(k, v)| k == "IS_SANDBOX" && v == "1");
+        assert_eq!(has, crate::unix::is_root());
+        s.permission_mode = Some("acceptEdits".into());
+        assert!(!s.command_env().iter().any(|(k, _)| k == "IS_SANDBOX"));
+    }
+
+    #[test]
+    fn debug_redacts_env_values() {
+        let mut s = spec();
+        s.env = vec![("ANTHROPIC_API_KEY".into(), "sk-ant-very-secret".into())];
+        s.redact = Some(Arc::new(|l: &str| l.replace("sk", "**")));
+        let text = format!("{s:?} {s:#?}");
+        assert!(!text.contains("very-secret"), "{text}");
+        assert!(text.contains("ANTHROPIC_API_KEY"));
+        assert!(text.contains("<redacted>"));
+    }
+}
