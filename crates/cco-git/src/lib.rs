@@ -1,1 +1,53 @@
-//! cco-git (work in progress)
+//! cco-git: every git operation of a cco run, serialised through one GitActor.
+//!
+//! # Layout
+//! - [`GitRepo`] (`repo.rs`): the plain async layer — functions that run git processes.
+//!   Testable without the actor; not safe to call concurrently on one repository.
+//! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
+//!   time from a FIFO queue (the in-flight op runs in a spawned task, so
+//!   [`GitHandle::status`] answers meanwhile), and its cloneable async front door.
+//! - `cmd.rs`: process runner. Every git (and the verify command) runs in its own process
+//!   group; on timeout — or when an op future is dropped — the whole group gets SIGKILL,
+//!   hooks included. A failure caused by a stale `*.lock` (old enough, no git process running
+//!   in that directory) removes the lock and retries once.
+//! - `sanitize.rs`: untrusted branch names ([`sanitize_branch_component`]) and paths
+//!   ([`validate_relative_path`]) from agents; the secret-file rule ([`is_secret_path`]).
+//!
+//! # On-disk layout of a run (`<workspace>`)
+//! - `repo/`: a `git clone --no-checkout` of the source (local paths are cloned too — never
+//!   the user's checkout) whose HEAD is **detached**: no branch is checked out there, its
+//!   working directory stays empty, and branches only move via `update-ref` compare-and-swap.
+//!   The fetch refspec is widened to all branches even after `--single-branch`/`--depth`.
+//!   `cco.*` git config keys record the base/run branch so `setup` on resume reuses it.
+//! - `worktrees/<worker-id>/`: one worktree per worker on `cco/<team>/<worker-id>` (flat mode:
+//!   team `flat`). Env files are copied in with mode 0600.
+//! - `integration/<target-slug>/`: private worktrees with a detached HEAD where merges are
+//!   made and verified before the target ref moves.
+//! - Team branches are `cco/<team>/team` ([`team_branch`]): git cannot hold `cco/<team>` next to
+//!   `cco/<team>/<worker>` (a ref cannot be both a file and a directory).
+//! - Snapshots: `refs/cco/snapshots/<worker-id>/<timestamp>` (a commit whose parent is the
+//!   worker's HEAD and whose tree is its working tree incl. untracked, non-excluded files).
+//!
+//! # Rules
+//! - Nothing holding unmerged commits or uncommitted changes is deleted or reset without a
+//!   snapshot first.
+//! - Secret files (`api-keys.json`, `.env*`, `.claude/`, configured env files) are listed in
+//!   `$GIT_COMMON_DIR/info/exclude`, unstaged by every commit cco makes, and a merge refuses a
+//!   source branch that adds one.
+//! - Conflicts are never resolved by overwriting whole files: `Ours`/`Theirs` pick a side per
+//!   conflicting hunk (`-X`), `Union` keeps both sides' lines, `Agent` hands the conflict to
+//!   the worker's session via [`GitRepo::merge_into_worktree`] /
+//!   [`GitRepo::conclude_worktree_merge`].
+
+mod actor;
+mod cmd;
+mod error;
+mod repo;
+mod sanitize;
+mod types;
+
+pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp};
+pub use error::GitError;
+pub use repo::{team_branch, worker_branch, GitRepo};
+pub use sanitize::{branch_name_problem, is_secret_path, sanitize_branch_component, slugify, validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT};
+pub use types::*;

@@ -1,0 +1,215 @@
+//! Running git (and the verify command) as child processes in their own process group, with
+//! a timeout that kills the whole group — hooks and their children included.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+
+use crate::error::tail;
+use crate::GitError;
+
+/// Output of a finished process (whatever its exit status).
+#[derive(Debug)]
+pub(crate) struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// Kills the process group on drop unless disarmed: an op future dropped mid-command (op
+/// budget exceeded, actor stopped) must not leave git or a hook running.
+struct GroupGuard {
+    pgid: Option<i32>,
+}
+
+impl GroupGuard {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // ESRCH (already gone) is fine.
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub(crate) struct Spec<'a> {
+    pub op: &'a str,
+    pub program: &'a str,
+    pub args: Vec<String>,
+    pub dir: &'a Path,
+    pub envs: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// Runs one process to completion or timeout. Only spawn failures and timeouts are errors.
+pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
+    let mut cmd = tokio::process::Command::new(spec.program);
+    cmd.args(&spec.args)
+        .current_dir(spec.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A git started from inside a hook must not inherit that hook's repository.
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_COMMON_DIR")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_EDITOR", "true")
+        .env("GIT_MERGE_AUTOEDIT", "no")
+        .env("LC_ALL", "C")
+        .process_group(0);
+    for (k, v) in &spec.envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(|source| GitError::Spawn {
+        op: spec.op.to_string(),
+        program: spec.program.to_string(),
+        path: spec.dir.to_path_buf(),
+        source,
+    })?;
+    let mut guard = GroupGuard { pgid: child.id().map(|p| p as i32) };
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let work = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let read_out = async {
+            if let Some(p) = out_pipe.as_mut() {
+                let _ = p.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(p) = err_pipe.as_mut() {
+                let _ = p.read_to_end(&mut err).await;
+            }
+        };
+        let (_, _, status) = tokio::join!(read_out, read_err, child.wait());
+        (out, err, status)
+    };
+    match tokio::time::timeout(spec.timeout, work).await {
+        Ok((out, err, status)) => {
+            // The group leader has been reaped; do not signal a possibly reused pgid.
+            guard.pgid = None;
+            let status = status.map_err(|e| GitError::io(spec.op, spec.dir, e))?;
+            Ok(Output {
+                code: status.code(),
+                stdout: String::from_utf8_lossy(&out).into_owned(),
+                stderr: String::from_utf8_lossy(&err).into_owned(),
+            })
+        }
+        Err(_) => {
+            tracing::warn!(op = spec.op, program = spec.program, args = ?spec.args, timeout = ?spec.timeout,
+                "process timed out; killing its process group");
+            guard.kill();
+            let _ = child.wait().await;
+            Err(GitError::Timeout {
+                op: spec.op.to_string(),
+                args: spec.args.join(" "),
+                path: spec.dir.to_path_buf(),
+                timeout: spec.timeout,
+            })
+        }
+    }
+}
+
+/// Turns a non-zero exit into [`GitError::Command`].
+pub(crate) fn check(op: &str, args: &[String], dir: &Path, out: Output) -> Result<Output, GitError> {
+    if out.success() {
+        Ok(out)
+    } else {
+        let msg = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
+        Err(GitError::Command {
+            op: op.to_string(),
+            args: args.join(" "),
+            path: dir.to_path_buf(),
+            code: out.code,
+            stderr_tail: tail(msg, 1500),
+        })
+    }
+}
+
+/// The lock file named in git's "Unable to create '<path>.lock': File exists." message.
+pub(crate) fn lock_in_stderr(stderr: &str) -> Option<PathBuf> {
+    let idx = stderr.find(".lock': File exists")?;
+    let start = stderr[..idx].rfind('\'')? + 1;
+    Some(PathBuf::from(&stderr[start..idx + ".lock".len()]))
+}
+
+/// Removes `lock` when it is older than `min_age` and no live git process runs in the
+/// repository/worktree it belongs to. Returns true when removed.
+pub(crate) fn remove_stale_lock(lock: &Path, work_dirs: &[&Path], min_age: Duration) -> bool {
+    let Ok(meta) = std::fs::metadata(lock) else { return false };
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .unwrap_or_default();
+    if age < min_age {
+        return false;
+    }
+    if let Some(pid) = git_process_in(work_dirs) {
+        tracing::info!(lock = %lock.display(), pid, "lock held by a live git process; left alone");
+        return false;
+    }
+    match std::fs::remove_file(lock) {
+        Ok(()) => {
+            tracing::warn!(lock = %lock.display(), ?age, "removed stale git lock (no git process using the repo)");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(lock = %lock.display(), error = %e, "could not remove stale git lock");
+            false
+        }
+    }
+}
+
+/// A live `git` process whose cwd lies in one of `dirs`.
+fn git_process_in(dirs: &[&Path]) -> Option<i32> {
+    let dirs: Vec<PathBuf> = dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.trim().starts_with("git") {
+            continue;
+        }
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let zombie = state.rfind(')').and_then(|i| state[i + 1..].trim_start().chars().next()) == Some('Z');
+        if zombie {
+            continue;
+        }
+        if let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) {
+            if dirs.iter().any(|d| cwd.starts_with(d)) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lock_path() {
+        let e = "fatal: Unable to create '/tmp/x y/.git/index.lock': File exists.\n\nAnother git process...";
+        assert_eq!(lock_in_stderr(e), Some(PathBuf::from("/tmp/x y/.git/index.lock")));
+        assert_eq!(lock_in_stderr("fatal: nope"), None);
+    }
+}

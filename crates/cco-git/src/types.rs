@@ -1,0 +1,209 @@
+//! Plain input/output types of the git layer (no ractor, no cco-config: the actors crate maps
+//! its configuration onto these).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How a conflicting merge is resolved (mirrors `cco_config::MergeStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeStrategy {
+    /// Leave the target untouched and report the files; an agent resolves them in its worktree.
+    #[default]
+    Agent,
+    /// `-X ours`: in conflicting hunks keep the target's side (non-conflicting hunks of both land).
+    Ours,
+    /// `-X theirs`: in conflicting hunks keep the source's side.
+    Theirs,
+    /// Keep both sides' lines in conflicting hunks (`git merge-file --union`).
+    Union,
+    /// Leave unmerged and report [`MergeOutcome::Skipped`].
+    Skip,
+    /// Return [`crate::GitError::MergeConflict`].
+    Fail,
+}
+
+/// Clone options (mirrors `cco_config::GitCloneOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneOptions {
+    pub depth: Option<u32>,
+    pub single_branch: bool,
+    pub no_submodules: bool,
+}
+
+/// A secret/env file copied into every worktree (mode 0600) and excluded from commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvFile {
+    /// Absolute path of the existing source file.
+    pub source: PathBuf,
+    /// Where it goes inside a worktree (relative, validated with `validate_relative_path`).
+    pub relative: PathBuf,
+}
+
+impl EnvFile {
+    /// `source` relative to `root` when it lies below it, else just its file name.
+    pub fn from_source(source: impl Into<PathBuf>, root: Option<&std::path::Path>) -> EnvFile {
+        let source = source.into();
+        let relative = root
+            .and_then(|r| source.strip_prefix(r).ok().map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| source.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".env")));
+        EnvFile { source, relative }
+    }
+}
+
+/// Everything the git layer needs for one run.
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    /// The run's workspace; the clone lives in `<workspace>/repo`.
+    pub workspace: PathBuf,
+    /// `repositoryUrl` (any git URL incl. `file://`) or a local path (cloned too).
+    pub source: String,
+    /// Base branch; `None` = the source's default branch.
+    pub base_branch: Option<String>,
+    pub clone: CloneOptions,
+    /// Create `cco/run-<timestamp>` from the base branch and use it as this run's base.
+    pub use_run_branch: bool,
+    pub env_files: Vec<EnvFile>,
+    /// Test gate run with `sh -c` in the integration worktree before a target branch moves.
+    pub verify_command: Option<String>,
+    pub verify_timeout: Duration,
+    /// Timeout of every single git process (its whole process group is killed on expiry).
+    pub git_timeout: Duration,
+    /// Budget of one whole op (several git processes; merges add `verify_timeout`).
+    pub op_timeout: Duration,
+    /// Push the base branch to the remote after each merge into it (when there is a remote).
+    pub push: bool,
+    /// An `index.lock` older than this with no git process in that directory is removed.
+    pub stale_lock_age: Duration,
+    /// Author/committer of commits made by cco (`None` = git's configured identity, falling
+    /// back to `cco <cco@localhost>` when none is configured).
+    pub identity: Option<(String, String)>,
+}
+
+impl GitConfig {
+    pub fn new(workspace: impl Into<PathBuf>, source: impl Into<String>) -> Self {
+        GitConfig {
+            workspace: workspace.into(),
+            source: source.into(),
+            base_branch: None,
+            clone: CloneOptions::default(),
+            use_run_branch: false,
+            env_files: Vec::new(),
+            verify_command: None,
+            verify_timeout: Duration::from_secs(600),
+            git_timeout: Duration::from_secs(120),
+            op_timeout: Duration::from_secs(600),
+            push: false,
+            stale_lock_age: Duration::from_secs(5),
+            identity: None,
+        }
+    }
+}
+
+/// Result of [`crate::GitRepo::setup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoInfo {
+    /// `<workspace>/repo`: a `--no-checkout` clone with a detached HEAD (see crate docs).
+    pub repo_dir: PathBuf,
+    /// The branch this run merges into (the run branch when one is used).
+    pub base_branch: String,
+    /// The branch the run started from (equals `base_branch` without a run branch).
+    pub upstream_branch: String,
+    pub run_branch: Option<String>,
+    /// Remote pushed to after base merges, if any.
+    pub push_remote: Option<String>,
+    /// True when an existing clone was reused (resume).
+    pub reused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorktreeInfo {
+    pub path: PathBuf,
+    pub branch: String,
+    pub head: String,
+    /// True when an existing worktree was reused (resume after a crash).
+    pub reused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRequest {
+    /// Branch (or any commit-ish) to merge.
+    pub source: String,
+    /// Local branch that moves (compare-and-swap) when the merge lands.
+    pub target: String,
+    pub strategy: MergeStrategy,
+    /// Commit message; default `Merge <source> into <target>`.
+    pub message: Option<String>,
+    /// Run the configured `verify_command` before moving the target.
+    pub verify: bool,
+}
+
+impl MergeRequest {
+    pub fn new(source: impl Into<String>, target: impl Into<String>, strategy: MergeStrategy) -> Self {
+        MergeRequest { source: source.into(), target: target.into(), strategy, message: None, verify: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PushStatus {
+    /// Not the base branch, push disabled, or no remote.
+    NotPushed,
+    Pushed { remote: String },
+    /// The merge landed locally; only the push failed.
+    Failed { remote: String, error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MergeOutcome {
+    /// The source was already contained in the target.
+    UpToDate { commit: String },
+    Merged { commit: String, previous: String, pushed: PushStatus },
+    /// Strategy `Agent` (or a conflict `-X ours/theirs` cannot resolve): target untouched.
+    Conflict { files: Vec<String> },
+    /// Strategy `Skip`: target untouched.
+    Skipped { files: Vec<String> },
+    /// The verify command failed on the merged result: target untouched.
+    VerifyFailed { output_tail: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorktreeMerge {
+    UpToDate,
+    Clean { commit: String },
+    /// Conflict markers left in the worktree for the agent; finish with `conclude_worktree_merge`.
+    Conflicted { files: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncOutcome {
+    pub head: String,
+    /// Snapshot ref taken because the worktree held something not in the target.
+    pub snapshot: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveOutcome {
+    pub snapshot: Option<String>,
+    pub branch_deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiffSummary {
+    /// `(sha, subject)`, newest first.
+    pub commits: Vec<(String, String)>,
+    pub files: Vec<String>,
+    pub insertions: u64,
+    pub deletions: u64,
+    pub stat: String,
+}
+
+/// Answer of `GitMsg::Status`; served while an op runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitStatus {
+    pub in_flight: Option<String>,
+    pub queued: usize,
+    pub ops_done: u64,
+}
