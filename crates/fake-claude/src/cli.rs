@@ -102,8 +102,14 @@ const FLAGS: &[(&[&str], Kind)] = &[
     (&["--permission-mode"], Kind::Value("<mode>")),
     (&["--dangerously-skip-permissions"], Kind::Bool),
     (&["--allow-dangerously-skip-permissions"], Kind::Bool),
-    (&["--allowedTools", "--allowed-tools"], Kind::Variadic("<tools...>")),
-    (&["--disallowedTools", "--disallowed-tools"], Kind::Variadic("<tools...>")),
+    (
+        &["--allowedTools", "--allowed-tools"],
+        Kind::Variadic("<tools...>"),
+    ),
+    (
+        &["--disallowedTools", "--disallowed-tools"],
+        Kind::Variadic("<tools...>"),
+    ),
     (&["--tools"], Kind::Variadic("<tools...>")),
     (&["--append-system-prompt"], Kind::Value("<prompt>")),
     (&["--system-prompt"], Kind::Value("<prompt>")),
@@ -213,7 +219,13 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
                     long,
                     "<mode>",
                     &value,
-                    &["acceptEdits", "bypassPermissions", "default", "dontAsk", "plan"],
+                    &[
+                        "acceptEdits",
+                        "bypassPermissions",
+                        "default",
+                        "dontAsk",
+                        "plan",
+                    ],
                 )?;
                 a.permission_mode = Some(value);
             }
@@ -229,7 +241,9 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
             }
             "--max-budget-usd" => {
                 a.max_budget_usd = Some(value.parse().map_err(|_| {
-                    format!("error: option '--max-budget-usd <amount>' argument '{value}' is invalid.")
+                    format!(
+                        "error: option '--max-budget-usd <amount>' argument '{value}' is invalid."
+                    )
                 })?)
             }
             "--version" => a.version = true,
@@ -315,9 +329,16 @@ mod tests {
     #[test]
     fn errors_like_commander() {
         assert_eq!(p(&["--x"]).unwrap_err(), "error: unknown option '--x'");
-        assert_eq!(p(&["-p", "--model"]).unwrap_err(), "error: option '--model <model>' argument missing");
-        assert!(p(&["--output-format", "xml"]).unwrap_err().contains("Allowed choices are text, json, stream-json"));
-        assert!(p(&["a", "b"]).unwrap_err().starts_with("error: too many arguments"));
+        assert_eq!(
+            p(&["-p", "--model"]).unwrap_err(),
+            "error: option '--model <model>' argument missing"
+        );
+        assert!(p(&["--output-format", "xml"])
+            .unwrap_err()
+            .contains("Allowed choices are text, json, stream-json"));
+        assert!(p(&["a", "b"])
+            .unwrap_err()
+            .starts_with("error: too many arguments"));
     }
 
     #[test]

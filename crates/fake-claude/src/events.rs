@@ -50,13 +50,42 @@ pub fn timestamp() -> String {
 
 /// All tools of the real CLI's init event, in its order.
 pub const ALL_TOOLS: &[&str] = &[
-    "Task", "Bash", "CronCreate", "CronDelete", "CronList", "Edit", "EnterWorktree", "ExitWorktree",
-    "ListAgents", "Monitor", "NotebookEdit", "Read", "ReportFindings", "ScheduleWakeup", "SendMessage",
-    "Skill", "TaskStop", "ToolSearch", "WebFetch", "WebSearch", "Workflow", "Write",
+    "Task",
+    "Bash",
+    "CronCreate",
+    "CronDelete",
+    "CronList",
+    "Edit",
+    "EnterWorktree",
+    "ExitWorktree",
+    "ListAgents",
+    "Monitor",
+    "NotebookEdit",
+    "Read",
+    "ReportFindings",
+    "ScheduleWakeup",
+    "SendMessage",
+    "Skill",
+    "TaskStop",
+    "ToolSearch",
+    "WebFetch",
+    "WebSearch",
+    "Workflow",
+    "Write",
 ];
 
 pub fn init(c: &Ctx) -> String {
-    let commands = json!(["code-review", "verify", "debug", "simplify", "compact", "context", "init", "model", "usage"]);
+    let commands = json!([
+        "code-review",
+        "verify",
+        "debug",
+        "simplify",
+        "compact",
+        "context",
+        "init",
+        "model",
+        "usage"
+    ]);
     ordered(&[
         ("type", json!("system")),
         ("subtype", json!("init")),
@@ -71,7 +100,10 @@ pub fn init(c: &Ctx) -> String {
         ("apiKeySource", json!(c.api_key_source)),
         ("claude_code_version", json!(VERSION)),
         ("output_style", json!("default")),
-        ("agents", json!(["claude", "Explore", "general-purpose", "Plan"])),
+        (
+            "agents",
+            json!(["claude", "Explore", "general-purpose", "Plan"]),
+        ),
         ("skills", json!([])),
         ("plugins", json!([])),
         ("capabilities", json!([])),
@@ -97,7 +129,12 @@ fn usage(input: u64) -> Value {
 }
 
 /// The parts of an assistant event around its single content block.
-fn assistant_fields(c: &Ctx, msg_id: &str, request_id: &str, input_tokens: u64) -> (String, String) {
+fn assistant_fields(
+    c: &Ctx,
+    msg_id: &str,
+    request_id: &str,
+    input_tokens: u64,
+) -> (String, String) {
     // Split around the content so big_line can stream the text without building it.
     let head = format!(
         r#"{{"type":"assistant","message":{{"id":{},"type":"message","role":"assistant","model":{},"content":["#,
@@ -116,7 +153,13 @@ fn assistant_fields(c: &Ctx, msg_id: &str, request_id: &str, input_tokens: u64) 
 }
 
 /// An assistant event holding one content block.
-pub fn assistant(c: &Ctx, msg_id: &str, request_id: &str, input_tokens: u64, block: Value) -> String {
+pub fn assistant(
+    c: &Ctx,
+    msg_id: &str,
+    request_id: &str,
+    input_tokens: u64,
+    block: Value,
+) -> String {
     let (head, tail) = assistant_fields(c, msg_id, request_id, input_tokens);
     format!("{head}{block}{tail}")
 }
@@ -124,7 +167,10 @@ pub fn assistant(c: &Ctx, msg_id: &str, request_id: &str, input_tokens: u64, blo
 /// (prefix, suffix) of an assistant text event whose text is to be streamed in between.
 pub fn assistant_text_frame(c: &Ctx, msg_id: &str, request_id: &str) -> (String, String) {
     let (head, tail) = assistant_fields(c, msg_id, request_id, 2000);
-    (format!(r#"{head}{{"type":"text","text":""#), format!(r#""}}{tail}"#))
+    (
+        format!(r#"{head}{{"type":"text","text":""#),
+        format!(r#""}}{tail}"#),
+    )
 }
 
 pub fn text_block(text: &str) -> Value {
@@ -137,7 +183,13 @@ pub fn tool_use_block(id: &str, name: &str, input: Value) -> Value {
 
 /// The `user` event carrying a tool result. `is_error: None` omits the field (as the real CLI
 /// does for Write/Edit results).
-pub fn tool_result(c: &Ctx, tool_use_id: &str, content: &str, is_error: Option<bool>, tool_use_result: Value) -> String {
+pub fn tool_result(
+    c: &Ctx,
+    tool_use_id: &str,
+    content: &str,
+    is_error: Option<bool>,
+    tool_use_result: Value,
+) -> String {
     let mut block = json!({"tool_use_id": tool_use_id, "type": "tool_result", "content": content});
     if let Some(e) = is_error {
         block["is_error"] = json!(e);
@@ -161,7 +213,10 @@ pub fn tool_result(c: &Ctx, tool_use_id: &str, content: &str, is_error: Option<b
 pub fn user_text(c: &Ctx, text: &str) -> String {
     ordered(&[
         ("type", json!("user")),
-        ("message", json!({"role": "user", "content": [{"type": "text", "text": text}]})),
+        (
+            "message",
+            json!({"role": "user", "content": [{"type": "text", "text": text}]}),
+        ),
         ("parent_tool_use_id", Value::Null),
         ("session_id", json!(c.session_id)),
         ("uuid", json!(uuid())),
@@ -227,7 +282,10 @@ pub fn api_retry(c: &Ctx, e: &ApiError, attempt: u32, max_retries: u32) -> Strin
 pub fn rate_limit_rejected(c: &Ctx, resets_at: u64) -> String {
     ordered(&[
         ("type", json!("rate_limit_event")),
-        ("rate_limit_info", json!({"status": "rejected", "resetsAt": resets_at, "rateLimitType": "five_hour"})),
+        (
+            "rate_limit_info",
+            json!({"status": "rejected", "resetsAt": resets_at, "rateLimitType": "five_hour"}),
+        ),
         ("uuid", json!(uuid())),
         ("session_id", json!(c.session_id)),
     ])
@@ -302,7 +360,11 @@ pub fn result(c: &Ctx, ending: &Ending, num_turns: u32, cost: f64, duration_ms: 
         "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
         "inference_geo": "", "iterations": [], "speed": "standard", "fallback_credit": null});
     let spent = matches!(ending, Ending::Success { .. } | Ending::MaxTurns { .. });
-    let (input, output) = if spent { (2200 * num_turns as u64, 40 * num_turns as u64) } else { (0, 0) };
+    let (input, output) = if spent {
+        (2200 * num_turns as u64, 40 * num_turns as u64)
+    } else {
+        (0, 0)
+    };
     let mut usage = zero_usage;
     usage["input_tokens"] = json!(input);
     usage["output_tokens"] = json!(output);
@@ -359,10 +421,16 @@ pub fn result(c: &Ctx, ending: &Ending, num_turns: u32, cost: f64, duration_ms: 
             f.push(("result", json!(error.text)));
         }
         Ending::MaxTurns { limit } => {
-            f.push(("errors", json!([format!("Reached maximum number of turns ({limit})")])));
+            f.push((
+                "errors",
+                json!([format!("Reached maximum number of turns ({limit})")]),
+            ));
         }
         Ending::Aborted => {
-            f.push(("errors", json!(["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=null"])));
+            f.push((
+                "errors",
+                json!(["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=null"]),
+            ));
         }
     }
     f.push(("type", json!("result")));

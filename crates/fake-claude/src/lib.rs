@@ -134,7 +134,10 @@ pub fn run() -> i32 {
         Some(path) => match script::Script::load(path.as_ref()) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("fake-claude: invalid script {}: {e}", PathBuf::from(path).display());
+                eprintln!(
+                    "fake-claude: invalid script {}: {e}",
+                    PathBuf::from(path).display()
+                );
                 return 2;
             }
         },
@@ -160,12 +163,29 @@ pub fn run() -> i32 {
         permission_mode: if args.skip_permissions {
             "bypassPermissions".into()
         } else {
-            args.permission_mode.clone().unwrap_or_else(|| "default".into())
+            args.permission_mode
+                .clone()
+                .unwrap_or_else(|| "default".into())
         },
-        tools: events::ALL_TOOLS.iter().filter(|t| !args.tool_disallowed(t)).map(|t| t.to_string()).collect(),
-        api_key_source: if std::env::var_os("ANTHROPIC_API_KEY").is_some() { "ANTHROPIC_API_KEY" } else { "none" }.into(),
+        tools: events::ALL_TOOLS
+            .iter()
+            .filter(|t| !args.tool_disallowed(t))
+            .map(|t| t.to_string())
+            .collect(),
+        api_key_source: if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
+            "ANTHROPIC_API_KEY"
+        } else {
+            "none"
+        }
+        .into(),
     };
-    let env = play::Env { args: &args, script: &script, state_dir, cwd, ctx };
+    let env = play::Env {
+        args: &args,
+        script: &script,
+        state_dir,
+        cwd,
+        ctx,
+    };
     out::init(args.output_format, args.verbose);
     signals::start();
 
@@ -209,7 +229,10 @@ pub fn run() -> i32 {
 /// Resolves `--resume` / `--continue` / `--fork-session` / `--session-id` to a session.
 fn open_session(args: &Args, project: &std::path::Path) -> Result<Session, String> {
     let existing = if let Some(id) = &args.resume {
-        Some(Session::resume(project, id).ok_or_else(|| format!("No conversation found with session ID: {id}"))?)
+        Some(
+            Session::resume(project, id)
+                .ok_or_else(|| format!("No conversation found with session ID: {id}"))?,
+        )
     } else if args.continue_session {
         Some(Session::latest(project).ok_or("No conversation found to continue")?)
     } else {
@@ -217,9 +240,9 @@ fn open_session(args: &Args, project: &std::path::Path) -> Result<Session, Strin
     };
     let new_id = || args.session_id.clone().unwrap_or_else(events::uuid);
     match existing {
-        Some(s) if args.fork_session => {
-            s.fork(project, &new_id()).map_err(|e| format!("fake-claude: cannot fork session: {e}"))
-        }
+        Some(s) if args.fork_session => s
+            .fork(project, &new_id())
+            .map_err(|e| format!("fake-claude: cannot fork session: {e}")),
         Some(s) => Ok(s),
         None => Ok(Session::open(project, &new_id())),
     }

@@ -17,7 +17,11 @@ pub struct Out {
     buffered: Vec<String>,
 }
 
-static OUT: Mutex<Out> = Mutex::new(Out { format: OutputFormat::StreamJson, verbose: true, buffered: Vec::new() });
+static OUT: Mutex<Out> = Mutex::new(Out {
+    format: OutputFormat::StreamJson,
+    verbose: true,
+    buffered: Vec::new(),
+});
 
 pub fn init(format: OutputFormat, verbose: bool) {
     let mut o = lock();
@@ -51,7 +55,9 @@ pub fn lock_with_patience(patience: Duration) -> Option<MutexGuard<'static, Out>
 fn write_parts(parts: &[&[u8]]) {
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    let ok = parts.iter().all(|p| w.write_all(p).is_ok()) && w.write_all(b"\n").is_ok() && w.flush().is_ok();
+    let ok = parts.iter().all(|p| w.write_all(p).is_ok())
+        && w.write_all(b"\n").is_ok()
+        && w.flush().is_ok();
     if !ok {
         crate::hard_exit(1);
     }
@@ -108,7 +114,10 @@ impl Out {
             ok = w.write_all(&chunk[..n]).is_ok();
             left -= n;
         }
-        ok = ok && w.write_all(suffix.as_bytes()).is_ok() && w.write_all(b"\n").is_ok() && w.flush().is_ok();
+        ok = ok
+            && w.write_all(suffix.as_bytes()).is_ok()
+            && w.write_all(b"\n").is_ok()
+            && w.flush().is_ok();
         if !ok {
             crate::hard_exit(1);
         }

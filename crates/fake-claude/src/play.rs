@@ -86,8 +86,10 @@ pub fn turn(env: &Env, session: &mut Session, prompt: &str, cost_total: &mut f64
     let history_len = session.lines;
     signals::begin_turn(ctx, start, *cost_total);
     out::lock().event(events::init(ctx));
-    session.append(&json!({"type": "user", "session_id": session.id, "timestamp": events::timestamp(),
-        "cwd": ctx.cwd, "message": {"role": "user", "content": prompt}}));
+    session.append(
+        &json!({"type": "user", "session_id": session.id, "timestamp": events::timestamp(),
+        "cwd": ctx.cwd, "message": {"role": "user", "content": prompt}}),
+    );
 
     let facts = Facts {
         role: env_opt("CCO_AGENT_ROLE"),
@@ -98,7 +100,10 @@ pub fn turn(env: &Env, session: &mut Session, prompt: &str, cost_total: &mut f64
         model: env.args.model.clone(),
     };
     let fallback = Rule::default();
-    let rule = env.script.select(&facts, &env.state_dir).unwrap_or(&fallback);
+    let rule = env
+        .script
+        .select(&facts, &env.state_dir)
+        .unwrap_or(&fallback);
     let vars = Vars {
         session_id: session.id.clone(),
         cwd: ctx.cwd.clone(),
@@ -120,19 +125,30 @@ pub fn turn(env: &Env, session: &mut Session, prompt: &str, cost_total: &mut f64
     let ending = p.play(rule);
 
     let (num_turns, cost) = match &ending {
-        Ending::Success { .. } => (rule.num_turns.unwrap_or(p.tool_steps + 1), rule.cost_usd.unwrap_or(0.001)),
+        Ending::Success { .. } => (
+            rule.num_turns.unwrap_or(p.tool_steps + 1),
+            rule.cost_usd.unwrap_or(0.001),
+        ),
         Ending::MaxTurns { limit } => (limit + 1, rule.cost_usd.unwrap_or(0.001)),
         Ending::Api { .. } | Ending::Aborted => (p.tool_steps + 1, 0.0),
     };
     *cost_total += cost;
-    let line = events::result(ctx, &ending, num_turns, *cost_total, start.elapsed().as_millis() as u64);
+    let line = events::result(
+        ctx,
+        &ending,
+        num_turns,
+        *cost_total,
+        start.elapsed().as_millis() as u64,
+    );
     {
         let mut o = out::lock();
         o.result(line, &ending.text());
         signals::end_turn();
     }
-    session.append(&json!({"type": "assistant", "session_id": session.id, "timestamp": events::timestamp(),
-        "message": {"role": "assistant", "content": ending.text()}, "is_error": ending.is_error()}));
+    session.append(
+        &json!({"type": "assistant", "session_id": session.id, "timestamp": events::timestamp(),
+        "message": {"role": "assistant", "content": ending.text()}, "is_error": ending.is_error()}),
+    );
     ending
 }
 
@@ -180,7 +196,13 @@ impl Player<'_> {
     }
 
     fn emit_block(&self, block: Value) {
-        let line = events::assistant(self.ctx(), &self.msg_id, &self.request_id, self.input_tokens, block);
+        let line = events::assistant(
+            self.ctx(),
+            &self.msg_id,
+            &self.request_id,
+            self.input_tokens,
+            block,
+        );
         out::lock().event(line);
     }
 
@@ -198,7 +220,9 @@ impl Player<'_> {
                     self.tool_steps += 1;
                     signals::set_num_turns(self.tool_steps);
                     if args.max_turns == Some(self.tool_steps) {
-                        return Ending::MaxTurns { limit: self.tool_steps };
+                        return Ending::MaxTurns {
+                            limit: self.tool_steps,
+                        };
                     }
                 }
                 Step::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
@@ -209,19 +233,25 @@ impl Player<'_> {
                 Step::IgnoreSigterm(on) => signals::ignore_sigterm(*on),
                 Step::SpawnGrandchild { pid_file } => self.spawn_grandchild(&self.path(pid_file)),
                 Step::RateLimit(rl) => {
-                    let resets_at = chrono::Utc::now().timestamp().max(0) as u64 + rl.resets_in_secs;
+                    let resets_at =
+                        chrono::Utc::now().timestamp().max(0) as u64 + rl.resets_in_secs;
                     return self.api_failure(events::RATE_LIMITED, rl.retries, Some(resets_at));
                 }
-                Step::Overloaded(o) => return self.api_failure(events::OVERLOADED, o.retries, None),
+                Step::Overloaded(o) => {
+                    return self.api_failure(events::OVERLOADED, o.retries, None)
+                }
                 Step::Raw(line) => out::lock().raw(line),
                 Step::BigLine(n) => {
-                    let (prefix, suffix) = events::assistant_text_frame(self.ctx(), &self.msg_id, &self.request_id);
+                    let (prefix, suffix) =
+                        events::assistant_text_frame(self.ctx(), &self.msg_id, &self.request_id);
                     let filler = n.saturating_sub(prefix.len() + suffix.len());
                     out::lock().big_line(&prefix, filler, &suffix);
                 }
                 Step::Crash { exit_code } => std::process::exit(*exit_code),
                 Step::MaxTurns(true) => {
-                    return Ending::MaxTurns { limit: args.max_turns.unwrap_or(self.tool_steps.max(1)) }
+                    return Ending::MaxTurns {
+                        limit: args.max_turns.unwrap_or(self.tool_steps.max(1)),
+                    }
                 }
                 Step::MaxTurns(false) => {}
             }
@@ -230,7 +260,10 @@ impl Player<'_> {
         if !text.is_empty() {
             self.emit_block(events::text_block(&text));
         }
-        Ending::Success { text, is_error: rule.is_error.unwrap_or(false) }
+        Ending::Success {
+            text,
+            is_error: rule.is_error.unwrap_or(false),
+        }
     }
 
     fn api_failure(&self, e: events::ApiError, retries: u32, resets_at: Option<u64>) -> Ending {
@@ -247,12 +280,18 @@ impl Player<'_> {
 
     fn tool(&mut self, step: &Step) {
         let (name, input) = match step {
-            Step::Write(f) => ("Write", json!({"file_path": self.path(&f.path), "content": self.r(&f.content)})),
+            Step::Write(f) => (
+                "Write",
+                json!({"file_path": self.path(&f.path), "content": self.r(&f.content)}),
+            ),
             Step::Append(f) => (
                 "Edit",
                 json!({"file_path": self.path(&f.path), "old_string": "", "new_string": self.r(&f.content), "replace_all": false}),
             ),
-            Step::Bash(c) => ("Bash", json!({"command": self.r(c), "description": "Run a command"})),
+            Step::Bash(c) => (
+                "Bash",
+                json!({"command": self.r(c), "description": "Run a command"}),
+            ),
             Step::Commit(m) => (
                 "Bash",
                 json!({"command": format!("git add -A && git commit -q -m {}", shell_quote(&self.r(m))),
@@ -272,17 +311,30 @@ impl Player<'_> {
             match step {
                 Step::Write(_) | Step::Append(_) => {
                     let path = PathBuf::from(input["file_path"].as_str().unwrap_or_default());
-                    let text = if name == "Write" { &input["content"] } else { &input["new_string"] };
+                    let text = if name == "Write" {
+                        &input["content"]
+                    } else {
+                        &input["new_string"]
+                    };
                     file_tool(&path, text.as_str().unwrap_or_default(), name == "Edit")
                 }
-                _ => self.bash(input["command"].as_str().unwrap_or_default(), matches!(step, Step::Commit(_))),
+                _ => self.bash(
+                    input["command"].as_str().unwrap_or_default(),
+                    matches!(step, Step::Commit(_)),
+                ),
             }
         };
         let mut o = out::lock();
         if let Some(before) = outcome.before {
             o.event(before);
         }
-        o.event(events::tool_result(self.ctx(), &id, &outcome.content, outcome.is_error, outcome.tool_use_result));
+        o.event(events::tool_result(
+            self.ctx(),
+            &id,
+            &outcome.content,
+            outcome.is_error,
+            outcome.tool_use_result,
+        ));
         drop(o);
         self.next_message();
         self.input_tokens += 150;
@@ -291,7 +343,9 @@ impl Player<'_> {
     fn bash(&self, command: &str, is_commit: bool) -> ToolOutcome {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(command).current_dir(&self.env.cwd);
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // Commits must work on machines without a git identity.
         for (var, val) in [
             ("GIT_AUTHOR_NAME", "fake-claude"),
@@ -313,11 +367,24 @@ impl Player<'_> {
             use std::os::unix::process::ExitStatusExt;
             128 + output.status.signal().unwrap_or(0)
         });
-        let stdout = String::from_utf8_lossy(&output.stdout).trim_end_matches('\n').to_string();
-        let stderr = String::from_utf8_lossy(&output.stderr).trim_end_matches('\n').to_string();
-        let joined = [stdout.as_str(), stderr.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("\n");
+        let stdout = String::from_utf8_lossy(&output.stdout)
+            .trim_end_matches('\n')
+            .to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr)
+            .trim_end_matches('\n')
+            .to_string();
+        let joined = [stdout.as_str(), stderr.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n");
         if code != 0 {
-            let content = if joined.is_empty() { format!("Exit code {code}") } else { format!("Exit code {code}\n{joined}") };
+            let content = if joined.is_empty() {
+                format!("Exit code {code}")
+            } else {
+                format!("Exit code {code}\n{joined}")
+            };
             return ToolOutcome {
                 tool_use_result: json!(format!("Error: {content}")),
                 content,
@@ -329,12 +396,17 @@ impl Player<'_> {
         let mut before = None;
         if is_commit {
             if let Some((sha, branch)) = head_commit(&self.env.cwd) {
-                result["gitOperation"] = json!({"commit": {"sha": sha, "kind": "committed", "branch": branch}});
+                result["gitOperation"] =
+                    json!({"commit": {"sha": sha, "kind": "committed", "branch": branch}});
                 before = Some(events::vcs_commit(self.ctx(), &branch));
             }
         }
         ToolOutcome {
-            content: if joined.is_empty() { "(Bash completed with no output)".into() } else { joined },
+            content: if joined.is_empty() {
+                "(Bash completed with no output)".into()
+            } else {
+                joined
+            },
             is_error: Some(false),
             tool_use_result: result,
             before,
@@ -345,14 +417,21 @@ impl Player<'_> {
         let mut cmd = Command::new("sleep");
         // Null stdio: a leftover grandchild must not hold the orchestrator's stdout pipe open
         // (the real CLI's tools never inherit its stdout either).
-        cmd.arg("3600").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("3600")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         match signals::unblock_in_child(&mut cmd).spawn() {
             Ok(child) => {
                 // Write then rename: a poller never sees an empty pid file.
                 let tmp = pid_file.with_extension("fake-claude-tmp");
-                let res = std::fs::write(&tmp, child.id().to_string()).and_then(|_| std::fs::rename(&tmp, pid_file));
+                let res = std::fs::write(&tmp, child.id().to_string())
+                    .and_then(|_| std::fs::rename(&tmp, pid_file));
                 if let Err(e) = res {
-                    eprintln!("fake-claude: cannot write pid file {}: {e}", pid_file.display());
+                    eprintln!(
+                        "fake-claude: cannot write pid file {}: {e}",
+                        pid_file.display()
+                    );
                 }
                 // Not waited for: it must outlive us unless the process group is killed.
                 drop(child);
@@ -371,7 +450,11 @@ fn file_tool(path: &Path, content: &str, append: bool) -> ToolOutcome {
         }
         if append {
             use std::io::Write;
-            std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(content.as_bytes())
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?
+                .write_all(content.as_bytes())
         } else {
             std::fs::write(path, content)
         }
@@ -399,13 +482,21 @@ fn file_tool(path: &Path, content: &str, append: bool) -> ToolOutcome {
                    "originalFile": null, "userModified": false}),
         )
     };
-    ToolOutcome { content: content_msg, is_error: None, tool_use_result: result, before: None }
+    ToolOutcome {
+        content: content_msg,
+        is_error: None,
+        tool_use_result: result,
+        before: None,
+    }
 }
 
 /// (short sha, branch) of HEAD, for the commit's `vcs_state_changed` event.
 fn head_commit(cwd: &Path) -> Option<(String, String)> {
     let mut cmd = Command::new("git");
-    cmd.args(["log", "-1", "--format=%h%x00%D"]).current_dir(cwd).stdin(Stdio::null()).stderr(Stdio::null());
+    cmd.args(["log", "-1", "--format=%h%x00%D"])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
     let out = signals::unblock_in_child(&mut cmd).output().ok()?;
     if !out.status.success() {
         return None;
@@ -430,12 +521,21 @@ mod tests {
     use super::*;
 
     fn vars() -> Vars {
-        Vars { session_id: "S".into(), agent: "w1".into(), history_len: 4, prompt: "say \"hi\"\n{{agent}}".into(), ..Default::default() }
+        Vars {
+            session_id: "S".into(),
+            agent: "w1".into(),
+            history_len: 4,
+            prompt: "say \"hi\"\n{{agent}}".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn templates_expand_once() {
-        assert_eq!(render("{{session_id}}/{{agent}}/{{history_len}}/{{nope}}", &vars()), "S/w1/4/{{nope}}");
+        assert_eq!(
+            render("{{session_id}}/{{agent}}/{{history_len}}/{{nope}}", &vars()),
+            "S/w1/4/{{nope}}"
+        );
         assert_eq!(render("p={{prompt}}", &vars()), "p=say \"hi\"\n{{agent}}");
     }
 

@@ -117,7 +117,10 @@ pub enum Step {
 impl Step {
     /// Steps that are a tool call (and so cost one API round trip).
     pub fn is_tool(&self) -> bool {
-        matches!(self, Step::Write(_) | Step::Append(_) | Step::Bash(_) | Step::Commit(_))
+        matches!(
+            self,
+            Step::Write(_) | Step::Append(_) | Step::Bash(_) | Step::Commit(_)
+        )
     }
 }
 
@@ -141,7 +144,10 @@ impl Match {
             && eq(&self.agent, &f.agent)
             && eq(&self.api_key, &f.api_key)
             && eq(&self.model, &f.model)
-            && self.prompt_contains.as_ref().is_none_or(|p| f.prompt.contains(p.as_str()))
+            && self
+                .prompt_contains
+                .as_ref()
+                .is_none_or(|p| f.prompt.contains(p.as_str()))
             && self.resume.is_none_or(|r| r == f.resume)
     }
 }
@@ -155,7 +161,10 @@ impl Script {
 
     pub fn parse(text: &str) -> Result<Script, String> {
         let file: ScriptFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut script = Script { default: file.default, ..Default::default() };
+        let mut script = Script {
+            default: file.default,
+            ..Default::default()
+        };
         for (i, raw) in file.rules.into_iter().enumerate() {
             // Key = index + hash of the rule's canonical JSON: scripts that share a state dir
             // only share counters for identical rules at the same position.
@@ -194,7 +203,10 @@ fn claim(state_dir: &Path, key: &str, n: u32) -> bool {
         return false;
     }
     if let Err(e) = std::fs::create_dir_all(state_dir) {
-        eprintln!("fake-claude: cannot create state dir {}: {e}", state_dir.display());
+        eprintln!(
+            "fake-claude: cannot create state dir {}: {e}",
+            state_dir.display()
+        );
         return false;
     }
     (0..n).any(|k| {
@@ -207,7 +219,9 @@ fn claim(state_dir: &Path, key: &str, n: u32) -> bool {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]
@@ -245,9 +259,12 @@ mod tests {
     #[test]
     fn times_are_counted_in_the_state_dir() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Script::parse(r#"{"rules":[{"times":2,"result":"a"}],"default":{"result":"d"}}"#).unwrap();
+        let s = Script::parse(r#"{"rules":[{"times":2,"result":"a"}],"default":{"result":"d"}}"#)
+            .unwrap();
         let f = Facts::default();
-        let picks: Vec<_> = (0..4).map(|_| s.select(&f, dir.path()).unwrap().result.clone().unwrap()).collect();
+        let picks: Vec<_> = (0..4)
+            .map(|_| s.select(&f, dir.path()).unwrap().result.clone().unwrap())
+            .collect();
         assert_eq!(picks, ["a", "a", "d", "d"]);
     }
 }

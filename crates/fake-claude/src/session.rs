@@ -16,7 +16,10 @@ pub fn config_dir() -> PathBuf {
 
 /// `/home/u/my.repo` -> `-home-u-my-repo`, as the real CLI names project dirs.
 pub fn project_dir(config: &Path, cwd: &str) -> PathBuf {
-    let name: String = cwd.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let name: String = cwd
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     config.join("projects").join(name)
 }
 
@@ -29,7 +32,9 @@ pub struct Session {
 }
 
 fn count_lines(path: &Path) -> usize {
-    std::fs::read(path).map(|b| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count()).unwrap_or(0)
+    std::fs::read(path)
+        .map(|b| b.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count())
+        .unwrap_or(0)
 }
 
 fn valid_id(id: &str) -> bool {
@@ -40,7 +45,11 @@ impl Session {
     /// A new session (or an existing file reused by `--session-id`: it keeps its lines).
     pub fn open(dir: &Path, id: &str) -> Session {
         let path = dir.join(format!("{id}.jsonl"));
-        Session { id: id.to_string(), lines: count_lines(&path), path }
+        Session {
+            id: id.to_string(),
+            lines: count_lines(&path),
+            path,
+        }
     }
 
     /// `--resume <id>`: the file must exist for this cwd and config dir.
@@ -65,7 +74,11 @@ impl Session {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{new_id}.jsonl"));
         std::fs::copy(&self.path, &path)?;
-        Ok(Session { id: new_id.to_string(), path, lines: self.lines })
+        Ok(Session {
+            id: new_id.to_string(),
+            path,
+            lines: self.lines,
+        })
     }
 
     /// Appends one line. Failing to record history is reported but not fatal.
@@ -74,12 +87,18 @@ impl Session {
             if let Some(parent) = self.path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
             f.write_all(format!("{v}\n").as_bytes())
         })();
         match res {
             Ok(()) => self.lines += 1,
-            Err(e) => eprintln!("fake-claude: cannot write session {}: {e}", self.path.display()),
+            Err(e) => eprintln!(
+                "fake-claude: cannot write session {}: {e}",
+                self.path.display()
+            ),
         }
     }
 }

@@ -84,14 +84,22 @@ fn on_sigint() -> ! {
         out.event(events::user_text(&t.ctx, "[Request interrupted by user]"));
         let ending = Ending::Aborted;
         let ms = t.start.elapsed().as_millis() as u64;
-        out.result(events::result(&t.ctx, &ending, t.num_turns + 1, t.cost, ms), &ending.text());
+        out.result(
+            events::result(&t.ctx, &ending, t.num_turns + 1, t.cost, ms),
+            &ending.text(),
+        );
     }
     crate::hard_exit(0)
 }
 
 /// Records the turn in progress (SIGINT reports it).
 pub fn begin_turn(ctx: &Ctx, start: Instant, cost: f64) {
-    *lock(&TURN) = Some(Turn { ctx: ctx.clone(), start, num_turns: 0, cost });
+    *lock(&TURN) = Some(Turn {
+        ctx: ctx.clone(),
+        start,
+        num_turns: 0,
+        cost,
+    });
 }
 
 pub fn set_num_turns(n: u32) {
@@ -133,7 +141,9 @@ pub fn tool_done() {
 /// SIGKILLs the Bash tool child and all its descendants (like the real CLI, whose killed tool
 /// reports exit code 137).
 fn kill_child() {
-    let Some(pid) = lock(&CHILD).take() else { return };
+    let Some(pid) = lock(&CHILD).take() else {
+        return;
+    };
     let mut victims = descendants(pid as i32);
     victims.push(pid as i32);
     for p in victims {
@@ -143,7 +153,9 @@ fn kill_child() {
 
 /// All descendants of `root`, from `/proc/*/stat` parent links.
 fn descendants(root: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     let links: Vec<(i32, i32)> = entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -158,7 +170,12 @@ fn descendants(root: i32) -> Vec<i32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(links.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        found.extend(
+            links
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found.remove(0);
