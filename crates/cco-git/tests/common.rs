@@ -1,0 +1,68 @@
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cco_git::{GitConfig, GitRepo};
+use cco_testkit::{git, init_repo, temp_dir};
+
+pub struct Fx {
+    pub tmp: tempfile::TempDir,
+    pub src: PathBuf,
+    pub ws: PathBuf,
+}
+
+impl Fx {
+    /// A source repo with `shared.txt` (10 lines) on `main`.
+    pub fn new() -> Fx {
+        let tmp = temp_dir();
+        let src = init_repo(&tmp.path().join("src"));
+        std::fs::write(src.join("shared.txt"), lines(&[])).unwrap();
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", "shared"]);
+        let ws = tmp.path().join("ws");
+        Fx { tmp, src, ws }
+    }
+
+    pub fn config(&self) -> GitConfig {
+        let mut cfg = GitConfig::new(&self.ws, self.src.to_string_lossy());
+        cfg.git_timeout = Duration::from_secs(30);
+        cfg.op_timeout = Duration::from_secs(60);
+        cfg.verify_timeout = Duration::from_secs(30);
+        cfg
+    }
+
+    pub async fn repo(&self, cfg: GitConfig) -> GitRepo {
+        let repo = GitRepo::new(cfg).expect("config");
+        repo.setup().await.expect("setup");
+        repo
+    }
+
+    pub fn repo_dir(&self) -> PathBuf {
+        self.ws.join("repo")
+    }
+
+    /// File content of `path` at `rev` in the clone.
+    pub fn show(&self, rev: &str, path: &str) -> String {
+        git(&self.repo_dir(), &["show", &format!("{rev}:{path}")])
+    }
+
+    pub fn has_file(&self, rev: &str, path: &str) -> bool {
+        let out = git(&self.repo_dir(), &["ls-tree", "-r", "--name-only", rev]);
+        out.lines().any(|l| l == path)
+    }
+}
+
+/// 10 numbered lines, with `(line_no, text)` replacements.
+pub fn lines(changes: &[(usize, &str)]) -> String {
+    (1..=10)
+        .map(|i| changes.iter().find(|(n, _)| *n == i).map(|(_, t)| t.to_string()).unwrap_or_else(|| format!("line {i}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+pub fn write(dir: &Path, rel: &str, content: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
