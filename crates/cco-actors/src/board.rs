@@ -1,0 +1,310 @@
+//! The run's shared state: tasks, agents and totals.
+//!
+//! Supervisors keep the task queue *outside* their child actors (as ractor's factory does):
+//! a Worker that dies loses nothing, because the task it held lives here and goes back to the
+//! queue. The board is also the source of [`StatusSnapshot`]s (SIGUSR1, `status()`) and of the
+//! final summary. All methods take the lock briefly and never await while holding it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{EventBus, RunEvent};
+
+/// Role of an agent in the supervision tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Director,
+    Coordinator,
+    Em,
+    Worker,
+    Git,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Director => "director",
+            Role::Coordinator => "coordinator",
+            Role::Em => "em",
+            Role::Worker => "worker",
+            Role::Git => "git",
+        }
+    }
+}
+
+/// Life cycle of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Pending,
+    Running,
+    Review,
+    Merging,
+    Done,
+    Failed,
+}
+
+/// One task as the run knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// `<team>/<task id>`: unique in the run.
+    pub key: String,
+    pub team: String,
+    pub id: String,
+    pub title: String,
+    pub state: TaskState,
+    pub worker: Option<String>,
+    pub session_id: Option<String>,
+    /// Claude process starts for this task (first start plus restarts/resumes).
+    pub attempts: u32,
+    pub review_rounds: u32,
+    pub failure: Option<String>,
+    pub merged_commit: Option<String>,
+    pub cost_usd: f64,
+}
+
+/// One agent (actor) as the run knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub role: Role,
+    pub team: Option<String>,
+    /// Parent in the supervision tree (`None` for the Director).
+    pub parent: Option<String>,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub session_id: Option<String>,
+    pub current_task: Option<String>,
+    pub last_tool: Option<String>,
+    pub restarts: u32,
+    pub cost_usd: f64,
+    pub model: Option<String>,
+    #[serde(skip)]
+    pub state_since: Option<Instant>,
+}
+
+/// Totals of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub tasks_done: u32,
+    pub tasks_failed: u32,
+    pub commits: u32,
+    pub merges: u32,
+    pub conflicts: u32,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Default)]
+struct BoardInner {
+    tasks: BTreeMap<String, TaskRecord>,
+    agents: BTreeMap<String, AgentRecord>,
+    totals: Totals,
+    phase: String,
+}
+
+/// Shared run state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Board {
+    inner: Arc<Mutex<BoardInner>>,
+    events: EventBus,
+    run_id: Arc<str>,
+    started_at: DateTime<Utc>,
+}
+
+/// A point-in-time copy of the whole tree, for SIGUSR1 dumps and `status()`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub run_id: String,
+    pub taken_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub phase: String,
+    pub agents: Vec<AgentRecord>,
+    pub tasks: Vec<TaskRecord>,
+    pub totals: Totals,
+}
+
+impl Board {
+    pub fn new(run_id: &str, events: EventBus) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(BoardInner { phase: "starting".into(), ..Default::default() })),
+            events,
+            run_id: run_id.into(),
+            started_at: Utc::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BoardInner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    pub fn set_phase(&self, phase: impl Into<String>) {
+        let phase = phase.into();
+        self.lock().phase = phase.clone();
+        self.events.emit(RunEvent::Phase { phase });
+    }
+
+    pub fn register_agent(&self, id: &str, role: Role, team: Option<&str>, parent: Option<&str>, model: Option<&str>) {
+        let mut inner = self.lock();
+        let restarts = inner.agents.get(id).map(|a| a.restarts).unwrap_or(0);
+        let cost = inner.agents.get(id).map(|a| a.cost_usd).unwrap_or(0.0);
+        inner.agents.insert(
+            id.to_string(),
+            AgentRecord {
+                id: id.to_string(),
+                role,
+                team: team.map(str::to_string),
+                parent: parent.map(str::to_string),
+                state: "starting".into(),
+                pid: None,
+                session_id: None,
+                current_task: None,
+                last_tool: None,
+                restarts,
+                cost_usd: cost,
+                model: model.map(str::to_string),
+                state_since: Some(Instant::now()),
+            },
+        );
+    }
+
+    /// Applies `change` to an agent record (no-op for unknown ids).
+    pub fn update_agent(&self, id: &str, change: impl FnOnce(&mut AgentRecord)) {
+        if let Some(agent) = self.lock().agents.get_mut(id) {
+            change(agent);
+        }
+    }
+
+    pub fn set_agent_state(&self, id: &str, state: impl Into<String>) {
+        let state = state.into();
+        let changed = {
+            let mut inner = self.lock();
+            match inner.agents.get_mut(id) {
+                Some(agent) if agent.state != state => {
+                    agent.state = state.clone();
+                    agent.state_since = Some(Instant::now());
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.events.emit(RunEvent::AgentState { agent: id.to_string(), state });
+        }
+    }
+
+    pub fn agent(&self, id: &str) -> Option<AgentRecord> {
+        self.lock().agents.get(id).cloned()
+    }
+
+    /// Adds the cost of one finished claude run to the agent, its task and the total.
+    pub fn add_cost(&self, agent: &str, task_key: Option<&str>, cost_usd: f64) -> f64 {
+        if !(cost_usd.is_finite() && cost_usd > 0.0) {
+            return self.lock().totals.cost_usd;
+        }
+        let total = {
+            let mut inner = self.lock();
+            if let Some(a) = inner.agents.get_mut(agent) {
+                a.cost_usd += cost_usd;
+            }
+            if let Some(t) = task_key.and_then(|k| inner.tasks.get_mut(k)) {
+                t.cost_usd += cost_usd;
+            }
+            inner.totals.cost_usd += cost_usd;
+            inner.totals.cost_usd
+        };
+        self.events.emit(RunEvent::Cost { agent: agent.to_string(), total_usd: total });
+        total
+    }
+
+    pub fn total_cost(&self) -> f64 {
+        self.lock().totals.cost_usd
+    }
+
+    pub fn add_task(&self, record: TaskRecord) {
+        self.lock().tasks.insert(record.key.clone(), record);
+    }
+
+    pub fn update_task(&self, key: &str, change: impl FnOnce(&mut TaskRecord)) {
+        if let Some(task) = self.lock().tasks.get_mut(key) {
+            change(task);
+        }
+    }
+
+    pub fn task(&self, key: &str) -> Option<TaskRecord> {
+        self.lock().tasks.get(key).cloned()
+    }
+
+    pub fn tasks_of_team(&self, team: &str) -> Vec<TaskRecord> {
+        self.lock().tasks.values().filter(|t| t.team == team).cloned().collect()
+    }
+
+    pub fn count(&self, change: impl FnOnce(&mut Totals)) {
+        change(&mut self.lock().totals);
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let inner = self.lock();
+        StatusSnapshot {
+            run_id: self.run_id.to_string(),
+            taken_at: Utc::now(),
+            started_at: self.started_at,
+            phase: inner.phase.clone(),
+            agents: inner.agents.values().cloned().collect(),
+            tasks: inner.tasks.values().cloned().collect(),
+            totals: inner.totals.clone(),
+        }
+    }
+}
+
+impl StatusSnapshot {
+    /// The supervision tree as indented text, one line per agent.
+    pub fn render_tree(&self) -> String {
+        let mut out = format!(
+            "cco run {} — phase: {} — tasks done {} failed {} — merges {} conflicts {} — cost ${:.4}\n",
+            self.run_id,
+            self.phase,
+            self.totals.tasks_done,
+            self.totals.tasks_failed,
+            self.totals.merges,
+            self.totals.conflicts,
+            self.totals.cost_usd
+        );
+        let roots: Vec<&AgentRecord> = self.agents.iter().filter(|a| a.parent.is_none()).collect();
+        for root in roots {
+            self.render_node(root, 0, &mut out);
+        }
+        out
+    }
+
+    fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {
+        let dash = "-".to_string();
+        out.push_str(&format!(
+            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} restarts={restarts} cost=${cost:.4}\n",
+            indent = "  ".repeat(depth + 1),
+            role = agent.role.as_str(),
+            id = agent.id,
+            state = agent.state,
+            pid = agent.pid.map(|p| p.to_string()).unwrap_or_else(|| dash.clone()),
+            session = agent.session_id.clone().unwrap_or_else(|| dash.clone()),
+            task = agent.current_task.clone().unwrap_or_else(|| dash.clone()),
+            restarts = agent.restarts,
+            cost = agent.cost_usd,
+        ));
+        for child in self.agents.iter().filter(|a| a.parent.as_deref() == Some(agent.id.as_str())) {
+            self.render_node(child, depth + 1, out);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! What every actor of one run shares: configuration, board, credentials, git, paths.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cco_claude::SessionSpec;
+use cco_config::{LoadedConfig, Redactor};
+
+use crate::board::{Board, Role};
+use crate::keys::{Credential, KeyPool};
+use crate::session::{AgentIdentity, TurnRequest};
+
+/// Shared, read-mostly state of one run.
+pub struct RunContext {
+    pub config: Arc<LoadedConfig>,
+    pub board: Board,
+    pub keys: KeyPool,
+    pub redactor: Arc<Redactor>,
+    pub git: cco_git::GitHandle,
+    /// `<logDirectory>/run-<timestamp>`.
+    pub run_dir: PathBuf,
+    /// `<workspaceDirectory>`: repo clone, worktrees, agent config dirs.
+    pub workspace: PathBuf,
+    /// Branch the Director merges into (the configured branch or the run branch).
+    pub base_branch: String,
+    /// Set once shutdown starts: nobody takes new work.
+    pub stopping: AtomicBool,
+    /// Set by a forced shutdown: running processes get SIGKILL without a grace period.
+    pub forced: AtomicBool,
+    pub force_notify: tokio::sync::Notify,
+    /// Actor cells by agent id (fault injection and diagnostics; never used for routing).
+    pub cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
+}
+
+impl RunContext {
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Escalates a shutdown: every turn that is still waiting for its process SIGKILLs it.
+    pub fn force_stop(&self) {
+        self.begin_stop();
+        self.forced.store(true, Ordering::SeqCst);
+        self.force_notify.notify_waiters();
+    }
+
+    pub fn register_cell(&self, agent: &str, cell: ractor::ActorCell) {
+        self.cells.lock().unwrap_or_else(|p| p.into_inner()).insert(agent.to_string(), cell);
+    }
+
+    pub fn cell(&self, agent: &str) -> Option<ractor::ActorCell> {
+        self.cells.lock().unwrap_or_else(|p| p.into_inner()).get(agent).cloned()
+    }
+
+    pub fn is_forced(&self) -> bool {
+        self.forced.load(Ordering::SeqCst)
+    }
+
+    pub fn model_for(&self, role: Role) -> String {
+        let models = &self.config.config.models;
+        match role {
+            Role::Director | Role::Coordinator => models.director.clone(),
+            Role::Em => models.em.clone(),
+            Role::Worker | Role::Git => models.worker.clone(),
+        }
+    }
+
+    /// The agent's own `CLAUDE_CONFIG_DIR` (kept outside every worktree).
+    pub fn agent_config_dir(&self, agent_id: &str) -> PathBuf {
+        self.workspace.join("agents").join(agent_id).join("claude-config")
+    }
+
+    pub fn identity(&self, id: &str, role: Role, team: Option<&str>, cwd: &Path) -> AgentIdentity {
+        AgentIdentity {
+            id: id.to_string(),
+            role,
+            team: team.map(str::to_string),
+            model: self.model_for(role),
+            cwd: cwd.to_path_buf(),
+            config_dir: self.agent_config_dir(id),
+        }
+    }
+
+    /// The claude command for one process of a turn.
+    pub fn session_spec(
+        &self,
+        who: &AgentIdentity,
+        request: &TurnRequest,
+        prompt: &str,
+        resume: Option<&str>,
+        new_session: Option<&str>,
+        credential: &Credential,
+    ) -> SessionSpec {
+        let config = &self.config.config;
+        let mut spec = SessionSpec::new(&self.config.claude_binary, prompt, &who.cwd, &who.config_dir);
+        spec.label = who.id.clone();
+        spec.model = Some(who.model.clone());
+        spec.resume_session_id = resume.map(str::to_string);
+        spec.new_session_id = new_session.map(str::to_string);
+        spec.permission_mode = Some(config.permission_mode.as_str().to_string());
+        spec.max_turns = config.max_turns;
+        spec.wall_timeout = request.wall_timeout;
+        spec.idle_timeout = Some(config.idle_timeout());
+        spec.kill_grace = config.kill_grace();
+        let mut env = vec![
+            ("CCO_AGENT_ROLE".to_string(), who.role.as_str().to_string()),
+            ("CCO_AGENT_ID".to_string(), who.id.clone()),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(), "1".to_string()),
+            ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
+        ];
+        if std::env::var_os("CLAUDE_CODE_MAX_RETRIES").is_none() {
+            // The CLI's default (10 retries, ~3 min) delays key rotation: fail fast, rotate.
+            env.push(("CLAUDE_CODE_MAX_RETRIES".to_string(), "3".to_string()));
+        }
+        if let Some(task) = &request.task_key {
+            env.push(("CCO_TASK_ID".to_string(), task.clone()));
+        }
+        if let Credential::Key(_) = credential {
+            // The key decides: an inherited login token must not compete with it.
+            spec.env_remove.push("ANTHROPIC_AUTH_TOKEN".to_string());
+        }
+        env.extend(credential.env());
+        spec.env = env;
+        let session_for_log = resume.or(new_session).unwrap_or("unknown");
+        spec.transcript = Some(self.run_dir.join("sessions").join(format!("{}-{}.jsonl", who.id, session_for_log)));
+        let redactor = Arc::clone(&self.redactor);
+        spec.redact = Some(Arc::new(move |line: &str| redactor.redact(line).into_owned()));
+        spec
+    }
+
+    pub fn task_timeout(&self) -> Duration {
+        self.config.config.task_timeout()
+    }
+}

@@ -1,0 +1,56 @@
+//! Run events for subscribers (live view, logs, embedding applications).
+//!
+//! A `tokio::sync::broadcast` channel: a slow subscriber lags (and is told how many events it
+//! missed) instead of slowing the run down.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// Something that happened in the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RunEvent {
+    RunStarted { run_id: String, base_branch: String, mode: String },
+    Phase { phase: String },
+    AgentState { agent: String, state: String },
+    ProcessStarted { agent: String, pid: u32, resume: bool },
+    ProcessExited { agent: String, outcome: String },
+    ToolUsed { agent: String, tool: String },
+    Planned { agent: String, items: usize },
+    TaskAssigned { task: String, worker: String },
+    TaskFinished { task: String, worker: String },
+    TaskRevised { task: String, feedback: String },
+    TaskFailed { task: String, reason: String },
+    Merged { source: String, target: String, commit: String },
+    Conflict { source: String, target: String, files: Vec<String> },
+    KeyBenched { key: String, until: DateTime<Utc> },
+    Paused { agent: String, until: DateTime<Utc> },
+    Cost { agent: String, total_usd: f64 },
+    ActorRestarted { agent: String, restarts: u32 },
+    Warning { message: String },
+    RunFinished { reason: String },
+}
+
+/// Sending side of the run's event channel; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<RunEvent>,
+}
+
+impl EventBus {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(16));
+        Self { sender }
+    }
+
+    pub fn emit(&self, event: RunEvent) {
+        tracing::debug!(?event, "run event");
+        // No subscriber is fine.
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.sender.subscribe()
+    }
+}

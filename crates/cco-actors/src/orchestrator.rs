@@ -1,0 +1,355 @@
+//! The embedding API: [`Orchestrator::builder`] → [`OrchestratorBuilder::start`] →
+//! [`OrchestratorHandle`].
+//!
+//! Nothing here is global: no actor names, no signal handlers, no tracing subscriber, no
+//! `process::exit`. Several orchestrators can run in one process at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cco_config::{LoadedConfig, RepositoryLocation};
+use cco_git::{EnvFile, GitConfig, GitHandle};
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorCell, ActorRef};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn, Instrument};
+
+use crate::board::{AgentRecord, Board, StatusSnapshot, TaskRecord, Totals};
+use crate::context::RunContext;
+use crate::director::{DirectorActor, DirectorArgs, DirectorMsg, RunEnd};
+use crate::error::StartError;
+use crate::events::{EventBus, RunEvent};
+use crate::keys::KeyPool;
+
+/// Entry point of the library.
+pub struct Orchestrator;
+
+impl Orchestrator {
+    pub fn builder(config: LoadedConfig) -> OrchestratorBuilder {
+        OrchestratorBuilder { config, run_id: None, event_capacity: 4096 }
+    }
+}
+
+/// Options of one run.
+pub struct OrchestratorBuilder {
+    config: LoadedConfig,
+    run_id: Option<String>,
+    event_capacity: usize,
+}
+
+/// How to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Stop taking tasks, SIGTERM every claude process group, wait the grace period, SIGKILL
+    /// the rest, let the GitActor finish its operation in flight, persist state.
+    Graceful,
+    /// As graceful, but SIGKILL at once.
+    Force,
+}
+
+/// The end of a run, also written to `<run dir>/summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub reason: String,
+    pub completed: bool,
+    pub base_branch: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub totals: Totals,
+    pub tasks: Vec<TaskRecord>,
+    pub agents: Vec<AgentRecord>,
+}
+
+impl OrchestratorBuilder {
+    /// Names the run (default: `run-<UTC timestamp>`); also the name of its log folder.
+    pub fn run_id(mut self, run_id: impl Into<String>) -> Self {
+        self.run_id = Some(run_id.into());
+        self
+    }
+
+    /// Capacity of the event channel; slow subscribers lag beyond it.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Prepares the repository and starts the supervision tree.
+    pub async fn start(self) -> Result<OrchestratorHandle, StartError> {
+        let OrchestratorBuilder { config, run_id, event_capacity } = self;
+        let (run_id, run_dir) = create_run_dir(&config.config.log_directory, run_id)?;
+        let span = tracing::info_span!("run", run = %run_id);
+        async move {
+            let events = EventBus::new(event_capacity);
+            let board = Board::new(&run_id, events.clone());
+            let cfg = &config.config;
+            let git = spawn_git(&config, &run_id).await?;
+            let repo = match git.setup().await {
+                Ok(repo) => repo,
+                Err(source) => {
+                    let _ = git.stop().await;
+                    return Err(StartError::Repository { url: redact_url(&cfg.repository_url), source });
+                }
+            };
+            info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
+            let redactor = Arc::new(config.redactor());
+            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
+            let workspace = cfg.workspace_directory.clone();
+            let ctx = Arc::new(RunContext {
+                workspace,
+                config: Arc::new(config),
+                board,
+                keys,
+                redactor,
+                git: git.clone(),
+                run_dir: run_dir.clone(),
+                base_branch: repo.base_branch.clone(),
+                stopping: AtomicBool::new(false),
+                forced: AtomicBool::new(false),
+                force_notify: tokio::sync::Notify::new(),
+                cells: Mutex::new(Default::default()),
+            });
+            let (ended_tx, ended_rx) = watch::channel(None);
+            let (director, director_join) =
+                DirectorActor::spawn(None, DirectorActor, DirectorArgs { ctx: Arc::clone(&ctx), ended: ended_tx })
+                    .await
+                    .map_err(|e| StartError::Actors(e.to_string()))?;
+            let _ = director.send_message(DirectorMsg::Start);
+            let (summary_tx, summary_rx) = watch::channel(None);
+            let started_at = Utc::now();
+            let finisher_ctx = Arc::clone(&ctx);
+            tokio::spawn(
+                async move {
+                    let _ = director_join.await;
+                    let end = ended_rx.borrow().clone().unwrap_or(RunEnd { reason: "the director stopped unexpectedly".into(), completed: false });
+                    let summary = finish_run(&finisher_ctx, end, started_at).await;
+                    let _ = summary_tx.send(Some(summary));
+                }
+                .in_current_span(),
+            );
+            Ok(OrchestratorHandle {
+                inner: Arc::new(HandleInner { ctx, director, summary: summary_rx, stop_requests: AtomicU32::new(0) }),
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    // user:password@host → user:***@host
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn create_run_dir(log_directory: &Path, run_id: Option<String>) -> Result<(String, PathBuf), StartError> {
+    std::fs::create_dir_all(log_directory).map_err(|source| StartError::RunDir { path: log_directory.to_path_buf(), source })?;
+    let base = run_id.unwrap_or_else(|| format!("run-{}", Utc::now().format("%Y%m%d-%H%M%S")));
+    // Two runs in the same second (two orchestrators in one process) get distinct folders.
+    for n in 0..1000 {
+        let id = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let dir = log_directory.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                std::fs::create_dir_all(dir.join("sessions")).map_err(|source| StartError::RunDir { path: dir.clone(), source })?;
+                return Ok((id, dir));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(StartError::RunDir { path: dir, source }),
+        }
+    }
+    Err(StartError::RunDir { path: log_directory.join(base), source: std::io::Error::other("too many runs with this id") })
+}
+
+async fn spawn_git(config: &LoadedConfig, run_id: &str) -> Result<GitHandle, StartError> {
+    let cfg = &config.config;
+    let source = match cfg.repository() {
+        RepositoryLocation::Remote(url) => url.clone(),
+        RepositoryLocation::LocalPath(path) => path.display().to_string(),
+    };
+    let mut git = GitConfig::new(&cfg.workspace_directory, source);
+    git.base_branch = Some(cfg.branch.clone());
+    git.clone = crate::gitmap::clone_options(cfg);
+    git.use_run_branch = cfg.use_run_branch;
+    git.verify_command = cfg.verify_command.clone();
+    git.git_timeout = cfg.git_timeout();
+    git.push = cfg.push;
+    let env_root = match cfg.repository() {
+        RepositoryLocation::LocalPath(path) => Some(path.clone()),
+        RepositoryLocation::Remote(_) => None,
+    };
+    let config_dir = cfg.config_dir();
+    git.env_files = cfg
+        .env_files
+        .iter()
+        .flat_map(|name| {
+            // Env files are looked for next to the config and in a local source repository.
+            let mut found = vec![config_dir.join(name)];
+            if let Some(root) = &env_root {
+                found.push(root.join(name));
+            }
+            found.into_iter().filter(|p| p.is_file()).take(1).map(|p| EnvFile { source: p, relative: name.clone() })
+        })
+        .collect();
+    let _ = run_id;
+    let (handle, _join) = GitHandle::spawn(git).await.map_err(|source| StartError::Git { source })?;
+    Ok(handle)
+}
+
+/// Writes the summary and final state, stops the GitActor (after its operation in flight).
+async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) -> RunSummary {
+    let snapshot = ctx.board.snapshot();
+    if let Err(error) = ctx.git.stop().await {
+        warn!(%error, "git actor did not stop cleanly");
+    }
+    let summary = RunSummary {
+        run_id: snapshot.run_id.clone(),
+        reason: end.reason,
+        completed: end.completed,
+        base_branch: ctx.base_branch.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        totals: snapshot.totals.clone(),
+        tasks: snapshot.tasks.clone(),
+        agents: snapshot.agents.clone(),
+    };
+    for (name, value) in [("summary.json", serde_json::to_vec_pretty(&summary)), ("state.json", serde_json::to_vec_pretty(&snapshot))] {
+        match value {
+            Ok(bytes) => {
+                if let Err(error) = crate::persist::write_atomic(&ctx.run_dir.join(name), &bytes) {
+                    warn!(file = name, %error, "could not write run file");
+                }
+            }
+            Err(error) => warn!(file = name, %error, "could not serialise run file"),
+        }
+    }
+    info!(reason = %summary.reason, done = summary.totals.tasks_done, failed = summary.totals.tasks_failed, "run finished");
+    summary
+}
+
+struct HandleInner {
+    ctx: Arc<RunContext>,
+    director: ActorRef<DirectorMsg>,
+    summary: watch::Receiver<Option<RunSummary>>,
+    stop_requests: AtomicU32,
+}
+
+/// Control of a running orchestration; cheap to clone.
+#[derive(Clone)]
+pub struct OrchestratorHandle {
+    inner: Arc<HandleInner>,
+}
+
+impl OrchestratorHandle {
+    pub fn run_id(&self) -> &str {
+        self.inner.ctx.board.run_id()
+    }
+
+    /// `<logDirectory>/<run id>`: logs, session transcripts, status dumps, summary.
+    pub fn run_dir(&self) -> &Path {
+        &self.inner.ctx.run_dir
+    }
+
+    pub fn base_branch(&self) -> &str {
+        &self.inner.ctx.base_branch
+    }
+
+    /// The clone the run works in (`<workspaceDirectory>/repo`).
+    pub fn workspace(&self) -> &Path {
+        &self.inner.ctx.workspace
+    }
+
+    /// A snapshot of the supervision tree: every agent with role, state, pid, session, task,
+    /// restarts and cost, plus task states and totals.
+    pub fn status(&self) -> StatusSnapshot {
+        self.inner.ctx.board.snapshot()
+    }
+
+    /// Live events of the run.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.inner.ctx.board.events().subscribe()
+    }
+
+    /// Stops the run. Idempotent; `Force` escalates a graceful stop already under way.
+    pub fn shutdown(&self, mode: ShutdownMode) {
+        if mode == ShutdownMode::Force {
+            self.inner.ctx.force_stop();
+        } else {
+            self.inner.ctx.begin_stop();
+        }
+        let reason = match mode {
+            ShutdownMode::Graceful => "shutdown requested",
+            ShutdownMode::Force => "forced shutdown requested",
+        };
+        let _ = self.inner.director.send_message(DirectorMsg::Stop { reason: reason.into(), force: mode == ShutdownMode::Force });
+    }
+
+    /// For signal handlers: the first request stops gracefully, any later one forces.
+    pub fn request_stop(&self) -> ShutdownMode {
+        let n = self.inner.stop_requests.fetch_add(1, Ordering::SeqCst);
+        let mode = if n == 0 { ShutdownMode::Graceful } else { ShutdownMode::Force };
+        self.shutdown(mode);
+        mode
+    }
+
+    /// Waits until the run has ended and its summary is written.
+    pub async fn wait(&self) -> RunSummary {
+        let mut rx = self.inner.summary.clone();
+        loop {
+            if let Some(summary) = rx.borrow_and_update().clone() {
+                return summary;
+            }
+            if rx.changed().await.is_err() {
+                let snapshot = self.status();
+                return RunSummary {
+                    run_id: snapshot.run_id,
+                    reason: "the run task ended without a summary".into(),
+                    completed: false,
+                    base_branch: self.inner.ctx.base_branch.clone(),
+                    started_at: snapshot.started_at,
+                    finished_at: Utc::now(),
+                    totals: snapshot.totals,
+                    tasks: snapshot.tasks,
+                    agents: snapshot.agents,
+                };
+            }
+        }
+    }
+
+    /// True once the run has ended.
+    pub fn is_finished(&self) -> bool {
+        self.inner.summary.borrow().is_some()
+    }
+
+    /// Renders the supervision tree and writes it to `<run dir>/status-<timestamp>.txt`
+    /// (what the binary does on SIGUSR1). Returns the text and the file.
+    pub fn dump_status(&self) -> std::io::Result<(String, PathBuf)> {
+        let text = self.status().render_tree();
+        let path = self.run_dir().join(format!("status-{}.txt", Utc::now().format("%Y%m%d-%H%M%S%.3f")));
+        crate::persist::write_atomic(&path, text.as_bytes())?;
+        Ok((text, path))
+    }
+
+    /// Fault injection for tests and drills: kills the actor of `agent` (not its process
+    /// directly). Its supervisor restarts it. Returns false for an unknown agent.
+    pub fn kill_agent_actor(&self, agent: &str) -> bool {
+        let cell: Option<ActorCell> = self.inner.ctx.cell(agent);
+        match cell {
+            Some(cell) => {
+                cell.kill();
+                true
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The Worker actor: one git worktree, at most one claude process at a time.
+//!
+//! A Worker takes a [`Job`] from its lead, runs it as a turn (see [`crate::session`]) and
+//! reports the result back with [`LeadMsg::WorkerReport`]. It keeps no task state that matters
+//! beyond its current job: the lead owns the queue and the assignment, so when a Worker actor
+//! dies the lead re-queues its task and respawns the slot.
+//!
+//! Handlers stay short: claude runs and git calls happen in spawned tasks that message the
+//! actor back.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cco_protocol::TaskSpec;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tracing::{info, warn};
+
+use crate::board::Role;
+use crate::context::RunContext;
+use crate::lead::LeadMsg;
+use crate::prompts;
+use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
+
+/// Work a lead gives to a worker.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// A new task: a fresh claude session.
+    Task { key: String, spec: TaskSpec },
+    /// The lead's review asked for changes: resume the task's session with the feedback.
+    Revise { key: String, spec: TaskSpec, feedback: String, session_id: Option<String> },
+    /// Merging into the target conflicted: merge the target into this worktree and let the
+    /// task's session resolve the conflict, then commit.
+    ResolveConflict { key: String, spec: TaskSpec, target_branch: String, session_id: Option<String> },
+}
+
+impl Job {
+    pub fn key(&self) -> &str {
+        match self {
+            Job::Task { key, .. } | Job::Revise { key, .. } | Job::ResolveConflict { key, .. } => key,
+        }
+    }
+}
+
+/// What a worker tells its lead.
+#[derive(Debug, Clone)]
+pub enum WorkerReport {
+    Finished { key: String, result_text: String, session_id: Option<String> },
+    Failed { key: String, reason: String, session_id: Option<String> },
+}
+
+pub enum WorkerMsg {
+    Assign(Job),
+    Turn(TurnUpdate),
+    TurnEnded(TurnEnd),
+    /// The target was merged into the worktree: `None` = clean, `Some(files)` = conflicts.
+    ConflictPrepared(Result<Option<Vec<String>>, String>),
+    ConflictConcluded(Result<(), String>),
+    /// Stop the current process (SIGTERM, grace, SIGKILL) and reply when it is gone.
+    Shutdown(RpcReplyPort<()>),
+}
+
+/// Start-up arguments of a worker slot.
+pub struct WorkerArgs {
+    pub ctx: Arc<RunContext>,
+    pub id: String,
+    pub team: String,
+    pub lead: ActorRef<LeadMsg>,
+    pub slot: usize,
+    /// Branch the worker's branch starts from and merges into.
+    pub target_branch: String,
+}
+
+pub struct WorkerState {
+    ctx: Arc<RunContext>,
+    who: AgentIdentity,
+    lead: ActorRef<LeadMsg>,
+    slot: usize,
+    target_branch: String,
+    worktree: PathBuf,
+    branch: String,
+    job: Option<Job>,
+    turn: Option<TurnGuard>,
+    session_id: Option<String>,
+    shutting_down: bool,
+}
+
+pub struct WorkerActor;
+
+impl Actor for WorkerActor {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(&self, _myself: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerState, ActorProcessingErr> {
+        let WorkerArgs { ctx, id, team, lead, slot, target_branch } = args;
+        let worktree = ctx
+            .git
+            .create_worktree(&team, &id, &target_branch)
+            .await
+            .map_err(|e| format!("worker {id}: worktree: {e}"))?;
+        std::fs::create_dir_all(ctx.agent_config_dir(&id)).map_err(|e| format!("worker {id}: config dir: {e}"))?;
+        crate::auth::prepare_config_dir(&ctx, &ctx.agent_config_dir(&id));
+        let who = ctx.identity(&id, Role::Worker, Some(&team), &worktree.path);
+        ctx.board.set_agent_state(&id, "idle");
+        info!(worker = %id, worktree = %worktree.path.display(), branch = %worktree.branch, "worker ready");
+        Ok(WorkerState {
+            ctx,
+            who,
+            lead,
+            slot,
+            target_branch,
+            worktree: worktree.path,
+            branch: worktree.branch,
+            job: None,
+            turn: None,
+            session_id: None,
+            shutting_down: false,
+        })
+    }
+
+    async fn post_start(&self, _myself: ActorRef<WorkerMsg>, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        let _ = state.lead.send_message(LeadMsg::WorkerReady {
+            slot: state.slot,
+            worktree: state.worktree.clone(),
+            branch: state.branch.clone(),
+        });
+        Ok(())
+    }
+
+    async fn handle(&self, myself: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Assign(job) => state.start_job(&myself, job),
+            WorkerMsg::Turn(update) => state.on_turn_update(update),
+            WorkerMsg::TurnEnded(end) => state.on_turn_end(&myself, end),
+            WorkerMsg::ConflictPrepared(result) => state.on_conflict_prepared(&myself, result),
+            WorkerMsg::ConflictConcluded(result) => {
+                let key = state.job.as_ref().map(|j| j.key().to_string()).unwrap_or_default();
+                let report = match result {
+                    Ok(()) => WorkerReport::Finished { key, result_text: "conflict resolved".into(), session_id: state.session_id.clone() },
+                    Err(reason) => WorkerReport::Failed { key, reason, session_id: state.session_id.clone() },
+                };
+                state.report(report);
+            }
+            WorkerMsg::Shutdown(reply) => {
+                state.shutting_down = true;
+                state.ctx.board.set_agent_state(&state.who.id, "stopping");
+                if let Some(turn) = state.turn.take() {
+                    turn.shutdown().await;
+                }
+                state.ctx.board.set_agent_state(&state.who.id, "stopped");
+                state.ctx.board.update_agent(&state.who.id, |a| a.pid = None);
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl WorkerState {
+    fn start_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
+        if self.shutting_down || self.job.is_some() {
+            // The lead only assigns to idle workers; refuse rather than lose the running job.
+            warn!(worker = %self.who.id, job = job.key(), "busy or stopping: job refused");
+            let _ = self.lead.send_message(LeadMsg::WorkerReport {
+                slot: self.slot,
+                worker: self.who.id.clone(),
+                report: WorkerReport::Failed { key: job.key().to_string(), reason: "worker busy".into(), session_id: None },
+                requeue: true,
+            });
+            return;
+        }
+        let key = job.key().to_string();
+        self.ctx.board.update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
+        self.job = Some(job.clone());
+        match job {
+            Job::Task { key, spec } => {
+                self.session_id = None;
+                let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
+                self.run_turn(myself, key, prompt, None, true);
+            }
+            Job::Revise { key, spec, feedback, session_id } => {
+                self.session_id = session_id.clone();
+                let prompt = prompts::feedback(&self.ctx, &self.who, &spec, &feedback);
+                // Without a session to resume, start over with the task and the feedback.
+                let prompt = if session_id.is_some() {
+                    prompt
+                } else {
+                    format!("{}\n\n{}", prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec), prompt)
+                };
+                self.run_turn(myself, key, prompt, session_id, true);
+            }
+            Job::ResolveConflict { target_branch, session_id, .. } => {
+                self.session_id = session_id;
+                self.ctx.board.set_agent_state(&self.who.id, "merging");
+                let git = self.ctx.git.clone();
+                let worktree = self.worktree.clone();
+                let me = myself.clone();
+                tokio::spawn(async move {
+                    let result = git
+                        .merge_into_worktree(&worktree, &target_branch)
+                        .await
+                        .map(|merge| match merge {
+                            cco_git::WorktreeMerge::Conflicted { files } => Some(files),
+                            cco_git::WorktreeMerge::UpToDate | cco_git::WorktreeMerge::Clean { .. } => None,
+                        })
+                        .map_err(|e| e.to_string());
+                    let _ = me.send_message(WorkerMsg::ConflictPrepared(result));
+                });
+            }
+        }
+    }
+
+    fn run_turn(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>, with_timeout: bool) {
+        self.ctx.board.set_agent_state(&self.who.id, "working");
+        let request = TurnRequest {
+            prompt,
+            resume,
+            task_key: Some(key),
+            wall_timeout: with_timeout.then(|| self.ctx.task_timeout()),
+            timeout_prompt: Some(prompts::timeout(&self.ctx, &self.who)),
+        };
+        let notify_ref = myself.clone();
+        let finish_ref = myself.clone();
+        self.turn = Some(spawn_turn(
+            Arc::clone(&self.ctx),
+            self.who.clone(),
+            request,
+            move |update| {
+                let _ = notify_ref.send_message(WorkerMsg::Turn(update));
+            },
+            move |end| {
+                let _ = finish_ref.send_message(WorkerMsg::TurnEnded(end));
+            },
+        ));
+    }
+
+    fn on_turn_update(&mut self, update: TurnUpdate) {
+        let board = &self.ctx.board;
+        let id = &self.who.id;
+        match update {
+            TurnUpdate::Started { pid, .. } => {
+                board.update_agent(id, |a| a.pid = Some(pid));
+                board.set_agent_state(id, "working");
+            }
+            TurnUpdate::Session(session) => {
+                self.session_id = Some(session.clone());
+                let key = self.job.as_ref().map(|j| j.key().to_string());
+                board.update_agent(id, |a| a.session_id = Some(session.clone()));
+                if let Some(key) = key {
+                    board.update_task(&key, |t| t.session_id = Some(session));
+                }
+            }
+            TurnUpdate::Tool(tool) => board.update_agent(id, |a| a.last_tool = Some(tool)),
+            TurnUpdate::Paused { until } => board.set_agent_state(id, format!("paused: rate limited until {}", until.format("%H:%M:%S UTC"))),
+            TurnUpdate::Exited { .. } => {
+                board.update_agent(id, |a| a.pid = None);
+                if let Some(key) = self.job.as_ref().map(|j| j.key().to_string()) {
+                    board.update_task(&key, |t| t.attempts += 1);
+                }
+            }
+        }
+    }
+
+    fn on_turn_end(&mut self, myself: &ActorRef<WorkerMsg>, end: TurnEnd) {
+        self.turn = None;
+        let Some(job) = self.job.clone() else { return };
+        let key = job.key().to_string();
+        match end {
+            TurnEnd::Cancelled => {
+                self.job = None;
+            }
+            TurnEnd::Failed { reason, session_id, .. } => {
+                if session_id.is_some() {
+                    self.session_id = session_id;
+                }
+                self.report(WorkerReport::Failed { key, reason, session_id: self.session_id.clone() });
+            }
+            TurnEnd::Done { result_text, session_id, .. } => {
+                if session_id.is_some() {
+                    self.session_id = session_id;
+                }
+                if let Job::ResolveConflict { .. } = job {
+                    let git = self.ctx.git.clone();
+                    let worktree = self.worktree.clone();
+                    let me = myself.clone();
+                    tokio::spawn(async move {
+                        let result = git.conclude_worktree_merge(&worktree).await.map(|_| ()).map_err(|e| e.to_string());
+                        let _ = me.send_message(WorkerMsg::ConflictConcluded(result));
+                    });
+                } else {
+                    self.report(WorkerReport::Finished { key, result_text, session_id: self.session_id.clone() });
+                }
+            }
+        }
+    }
+
+    fn on_conflict_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<Option<Vec<String>>, String>) {
+        let Some(Job::ResolveConflict { key, spec, target_branch, .. }) = self.job.clone() else { return };
+        match result {
+            Err(reason) => self.report(WorkerReport::Failed { key, reason, session_id: self.session_id.clone() }),
+            Ok(None) => self.report(WorkerReport::Finished { key, result_text: "merged cleanly".into(), session_id: self.session_id.clone() }),
+            Ok(Some(files)) => {
+                let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &target_branch, &files);
+                let resume = self.session_id.clone();
+                self.run_turn(myself, key, prompt, resume, true);
+            }
+        }
+    }
+
+    fn report(&mut self, report: WorkerReport) {
+        self.job = None;
+        self.ctx.board.update_agent(&self.who.id, |a| {
+            a.current_task = None;
+            a.pid = None;
+        });
+        self.ctx.board.set_agent_state(&self.who.id, "idle");
+        let _ = self.lead.send_message(LeadMsg::WorkerReport {
+            slot: self.slot,
+            worker: self.who.id.clone(),
+            report,
+            requeue: false,
+        });
+    }
+}
