@@ -342,6 +342,13 @@ mod tests {
     }
 
     #[test]
+    fn double_dash_protects_a_prompt_starting_with_dash() {
+        let a = p(&["-p", "--verbose", "--", "- Task t1"]).unwrap();
+        assert_eq!(a.prompt.as_deref(), Some("- Task t1"));
+        assert!(p(&["-p", "- Task t1"]).is_err());
+    }
+
+    #[test]
     fn variadic_eats_until_next_flag() {
         let a = p(&["--disallowedTools", "Bash", "Write", "-p", "x"]).unwrap();
         assert_eq!(a.disallowed_tools, ["Bash", "Write"]);
