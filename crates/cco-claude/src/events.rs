@@ -70,7 +70,10 @@ pub enum SystemEvent {
     Init(InitEvent),
     ApiRetry(ApiRetryEvent),
     /// Any other subtype (e.g. `vcs_state_changed`); the subtype is kept, `""` when missing.
-    Other { subtype: String, session_id: Option<String> },
+    Other {
+        subtype: String,
+        session_id: Option<String>,
+    },
 }
 
 impl SystemEvent {
@@ -164,12 +167,26 @@ pub struct Message {
 /// One block of a message's `content`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContentBlock {
-    Text { text: String },
-    ToolUse { id: String, name: String, input: Value },
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: Value,
+    },
     /// `content` is a string or an array of blocks: kept as JSON.
-    ToolResult { tool_use_id: String, content: Value, is_error: bool },
-    Thinking { thinking: String },
-    Unknown { type_name: String },
+    ToolResult {
+        tool_use_id: String,
+        content: Value,
+        is_error: bool,
+    },
+    Thinking {
+        thinking: String,
+    },
+    Unknown {
+        type_name: String,
+    },
 }
 
 /// Flat form of a content block: one pass over the object, then [`From`] picks the variant.
@@ -191,7 +208,9 @@ struct RawBlock {
 impl From<RawBlock> for ContentBlock {
     fn from(raw: RawBlock) -> Self {
         match raw.ty.as_deref() {
-            Some("text") => ContentBlock::Text { text: raw.text.unwrap_or_default() },
+            Some("text") => ContentBlock::Text {
+                text: raw.text.unwrap_or_default(),
+            },
             Some("tool_use") => ContentBlock::ToolUse {
                 id: raw.id.unwrap_or_default(),
                 name: raw.name.unwrap_or_default(),
@@ -202,8 +221,12 @@ impl From<RawBlock> for ContentBlock {
                 content: raw.content.unwrap_or(Value::Null),
                 is_error: raw.is_error.unwrap_or(false),
             },
-            Some("thinking") => ContentBlock::Thinking { thinking: raw.thinking.unwrap_or_default() },
-            _ => ContentBlock::Unknown { type_name: raw.ty.unwrap_or_default() },
+            Some("thinking") => ContentBlock::Thinking {
+                thinking: raw.thinking.unwrap_or_default(),
+            },
+            _ => ContentBlock::Unknown {
+                type_name: raw.ty.unwrap_or_default(),
+            },
         }
     }
 }
@@ -291,7 +314,9 @@ pub fn parse_line(line: &str) -> Result<StreamEvent, ParseError> {
     let type_name: &str = match fast_type(trimmed) {
         Some(t) => t,
         None => {
-            probed = serde_json::from_str::<TypeProbe<'_>>(line)?.ty.ok_or(ParseError::MissingType)?;
+            probed = serde_json::from_str::<TypeProbe<'_>>(line)?
+                .ty
+                .ok_or(ParseError::MissingType)?;
             &probed
         }
     };
@@ -304,7 +329,9 @@ pub fn parse_line(line: &str) -> Result<StreamEvent, ParseError> {
         other => {
             // Still require valid JSON (a truncated unknown event is malformed).
             serde_json::from_str::<IgnoredAny>(line)?;
-            StreamEvent::Unknown { type_name: other.to_owned() }
+            StreamEvent::Unknown {
+                type_name: other.to_owned(),
+            }
         }
     })
 }
@@ -373,7 +400,10 @@ impl From<RawSystem> for SystemEvent {
                 error_status: r.error_status,
                 error: r.error,
             }),
-            _ => SystemEvent::Other { subtype: r.subtype.unwrap_or_default(), session_id: r.session_id },
+            _ => SystemEvent::Other {
+                subtype: r.subtype.unwrap_or_default(),
+                session_id: r.session_id,
+            },
         }
     }
 }
@@ -407,7 +437,11 @@ fn loose<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i128>, D::Error> {
             Ok(v.is_finite().then_some(v as i128))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(v.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f as i128))
+            Ok(v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(|f| f as i128))
         }
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok(None)

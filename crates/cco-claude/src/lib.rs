@@ -34,8 +34,8 @@ mod unix;
 
 pub use error::DriverError;
 pub use events::{
-    parse_line, ApiRetryEvent, AssistantEvent, ContentBlock, InitEvent, Message, ParseError, RateLimitEvent,
-    RateLimitInfo, ResultEvent, StreamEvent, SystemEvent, Usage, UserEvent,
+    parse_line, ApiRetryEvent, AssistantEvent, ContentBlock, InitEvent, Message, ParseError,
+    RateLimitEvent, RateLimitInfo, ResultEvent, StreamEvent, SystemEvent, Usage, UserEvent,
 };
 pub use outcome::{judge, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, SessionOutcome};
 pub use parse::{BoundedLines, Line};

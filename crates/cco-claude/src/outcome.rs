@@ -49,17 +49,28 @@ pub struct SessionOutcome {
 pub enum OutcomeKind {
     Success,
     MaxTurns,
-    RateLimited { resets_at: Option<DateTime<Utc>> },
+    RateLimited {
+        resets_at: Option<DateTime<Utc>>,
+    },
     /// An `is_error` result caused by the API (529, 500, …): transient.
-    ApiError { status: Option<u16>, message: String },
+    ApiError {
+        status: Option<u16>,
+        message: String,
+    },
     /// Any other `is_error` result (e.g. `error_during_execution`).
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// `--resume` of an id the config dir does not know.
     ResumeNotFound,
     /// We killed it (timeout or request) before it produced a result.
-    Killed { reason: KillReason },
+    Killed {
+        reason: KillReason,
+    },
     /// Exited without a result; the message names the exit code/signal and the stderr tail.
-    Crashed { message: String },
+    Crashed {
+        message: String,
+    },
 }
 
 /// Why the driver killed the process.
@@ -98,14 +109,23 @@ pub struct ExitInfo {
 
 impl ExitInfo {
     pub fn code(code: i32) -> Self {
-        ExitInfo { code: Some(code), signal: None }
+        ExitInfo {
+            code: Some(code),
+            signal: None,
+        }
     }
     pub fn signal(signal: i32) -> Self {
-        ExitInfo { code: None, signal: Some(signal) }
+        ExitInfo {
+            code: None,
+            signal: Some(signal),
+        }
     }
     pub fn from_status(status: std::process::ExitStatus) -> Self {
         use std::os::unix::process::ExitStatusExt;
-        ExitInfo { code: status.code(), signal: status.signal() }
+        ExitInfo {
+            code: status.code(),
+            signal: status.signal(),
+        }
     }
 }
 
@@ -213,7 +233,11 @@ impl OutcomeBuilder {
 
     /// The verdict, given how the process ended.
     pub fn judge(&self, exit: ExitInfo) -> OutcomeKind {
-        if let Some(result) = self.last_result.as_ref().filter(|_| self.result_before_kill) {
+        if let Some(result) = self
+            .last_result
+            .as_ref()
+            .filter(|_| self.result_before_kill)
+        {
             return judge_result(result, self.rate_limit_rejected);
         }
         if let Some(reason) = self.killed {
@@ -227,7 +251,9 @@ impl OutcomeBuilder {
             return OutcomeKind::ResumeNotFound;
         }
         if let Some(resets_at) = self.rate_limit_rejected {
-            return OutcomeKind::RateLimited { resets_at: resets_at.and_then(unix_secs) };
+            return OutcomeKind::RateLimited {
+                resets_at: resets_at.and_then(unix_secs),
+            };
         }
         let stderr_excerpt = tail(stderr.trim_end(), 2000);
         let message = if stderr_excerpt.is_empty() {
@@ -245,9 +271,14 @@ impl OutcomeBuilder {
         let result = self.last_result;
         SessionOutcome {
             kind,
-            session_id: self.session_id.or_else(|| result.as_ref().and_then(|r| r.session_id.clone())),
+            session_id: self
+                .session_id
+                .or_else(|| result.as_ref().and_then(|r| r.session_id.clone())),
             result_text: result.as_ref().and_then(|r| r.result.clone()),
-            total_cost_usd: result.as_ref().and_then(|r| r.total_cost_usd).unwrap_or(0.0),
+            total_cost_usd: result
+                .as_ref()
+                .and_then(|r| r.total_cost_usd)
+                .unwrap_or(0.0),
             num_turns: result.as_ref().and_then(|r| r.num_turns),
             duration,
             exit_code: exit.code,
@@ -285,14 +316,21 @@ fn judge_result(r: &ResultEvent, rate_limit_rejected: Option<Option<i64>>) -> Ou
         || r.api_error_type.as_deref() == Some("rate_limit_error")
         || rate_limit_rejected.is_some();
     if rate_limited {
-        return OutcomeKind::RateLimited { resets_at: rate_limit_rejected.flatten().and_then(unix_secs) };
+        return OutcomeKind::RateLimited {
+            resets_at: rate_limit_rejected.flatten().and_then(unix_secs),
+        };
     }
-    if r.subtype.as_deref() == Some("error_max_turns") || r.terminal_reason.as_deref() == Some("max_turns") {
+    if r.subtype.as_deref() == Some("error_max_turns")
+        || r.terminal_reason.as_deref() == Some("max_turns")
+    {
         return OutcomeKind::MaxTurns;
     }
     let message = result_message(r);
     if r.api_error_status.is_some() || r.terminal_reason.as_deref() == Some("api_error") {
-        return OutcomeKind::ApiError { status: r.api_error_status, message };
+        return OutcomeKind::ApiError {
+            status: r.api_error_status,
+            message,
+        };
     }
     OutcomeKind::Error { message }
 }

@@ -54,7 +54,12 @@ impl<R> BoundedLines<R> {
 impl<R: AsyncBufRead + Unpin> BoundedLines<R> {
     /// `max_line_bytes` is the longest line (without `\n`) returned whole; at least 1.
     pub fn new(reader: R, max_line_bytes: usize) -> Self {
-        BoundedLines { reader, max: max_line_bytes.max(1), buf: Vec::new(), skipping: None }
+        BoundedLines {
+            reader,
+            max: max_line_bytes.max(1),
+            buf: Vec::new(),
+            skipping: None,
+        }
     }
 
     /// The next line, or `None` at end of input. A final line without `\n` is returned too.
@@ -117,14 +122,19 @@ pub enum Classified {
     /// Empty or whitespace-only: ignored.
     Blank,
     Event(Box<StreamEvent>),
-    Malformed { error: String, excerpt: String },
+    Malformed {
+        error: String,
+        excerpt: String,
+    },
 }
 
 /// Parses a line read by [`BoundedLines`]; never fails.
 pub fn classify(line: &Line, max_line_bytes: usize) -> Classified {
     match line {
         Line::TooLong { len, prefix } => Classified::Malformed {
-            error: format!("line of {len} bytes exceeds the limit of {max_line_bytes} bytes: skipped"),
+            error: format!(
+                "line of {len} bytes exceeds the limit of {max_line_bytes} bytes: skipped"
+            ),
             excerpt: excerpt(&String::from_utf8_lossy(prefix)),
         },
         Line::Complete(bytes) => match std::str::from_utf8(bytes) {
@@ -135,7 +145,10 @@ pub fn classify(line: &Line, max_line_bytes: usize) -> Classified {
             Ok(text) if text.trim().is_empty() => Classified::Blank,
             Ok(text) => match parse_line(text) {
                 Ok(event) => Classified::Event(Box::new(event)),
-                Err(e) => Classified::Malformed { error: e.to_string(), excerpt: excerpt(text) },
+                Err(e) => Classified::Malformed {
+                    error: e.to_string(),
+                    excerpt: excerpt(text),
+                },
             },
         },
     }

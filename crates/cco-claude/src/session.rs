@@ -38,10 +38,16 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(3);
 /// What the owner task reports, in order. `Finished` is always last.
 #[derive(Debug, Clone)]
 pub enum SessionUpdate {
-    Started { pid: u32 },
+    Started {
+        pid: u32,
+    },
     Event(Box<StreamEvent>),
     /// A stdout line that is not an event (skipped). `excerpt` has at most 200 chars.
-    Malformed { line_no: u64, error: String, excerpt: String },
+    Malformed {
+        line_no: u64,
+        error: String,
+        excerpt: String,
+    },
     /// One stderr line.
     Stderr(String),
     Finished(SessionOutcome),
@@ -68,8 +74,10 @@ impl ClaudeSession {
         spec: SessionSpec,
     ) -> Result<(SessionHandle, mpsc::UnboundedReceiver<SessionUpdate>), DriverError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DriverError::NoRuntime)?;
-        std::fs::create_dir_all(&spec.config_dir)
-            .map_err(|source| DriverError::ConfigDir { path: spec.config_dir.clone(), source })?;
+        std::fs::create_dir_all(&spec.config_dir).map_err(|source| DriverError::ConfigDir {
+            path: spec.config_dir.clone(),
+            source,
+        })?;
         match std::fs::metadata(&spec.cwd) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -78,7 +86,12 @@ impl ClaudeSession {
                     source: std::io::Error::other("not a directory"),
                 })
             }
-            Err(source) => return Err(DriverError::Cwd { path: spec.cwd.clone(), source }),
+            Err(source) => {
+                return Err(DriverError::Cwd {
+                    path: spec.cwd.clone(),
+                    source,
+                })
+            }
         }
         let transcript = match &spec.transcript {
             None => None,
@@ -87,7 +100,10 @@ impl ClaudeSession {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|source| DriverError::Transcript { path: path.clone(), source })?;
+                    .map_err(|source| DriverError::Transcript {
+                        path: path.clone(),
+                        source,
+                    })?;
                 Some(BufWriter::new(File::from_std(file)))
             }
         };
@@ -95,7 +111,10 @@ impl ClaudeSession {
         let mut child = spec
             .build_command()
             .spawn()
-            .map_err(|source| DriverError::Spawn { binary: spec.binary.clone(), source })?;
+            .map_err(|source| DriverError::Spawn {
+                binary: spec.binary.clone(),
+                source,
+            })?;
         let Some(pid) = child.id() else {
             // Cannot happen for a just-spawned child; reap it in the background if it does.
             drop(child);
@@ -144,9 +163,19 @@ impl ClaudeSession {
             linger_at: None,
             drain_until: None,
         };
-        runtime.spawn(owner.run(child, stdout, stderr, ctl_rx, done_tx).instrument(span));
+        runtime.spawn(
+            owner
+                .run(child, stdout, stderr, ctl_rx, done_tx)
+                .instrument(span),
+        );
 
-        let handle = SessionHandle { pid, label: spec.label, ctl: ctl_tx, shared, done: done_rx };
+        let handle = SessionHandle {
+            pid,
+            label: spec.label,
+            ctl: ctl_tx,
+            shared,
+            done: done_rx,
+        };
         Ok((handle, updates_rx))
     }
 }
@@ -196,7 +225,9 @@ impl SessionHandle {
         let outcome = done.await;
         drop(ctl);
         outcome.unwrap_or_else(|_| SessionOutcome {
-            kind: OutcomeKind::Crashed { message: format!("driver task of pid {pid} ended without an outcome") },
+            kind: OutcomeKind::Crashed {
+                message: format!("driver task of pid {pid} ended without an outcome"),
+            },
             session_id: None,
             result_text: None,
             total_cost_usd: 0.0,
@@ -264,8 +295,13 @@ impl Owner {
         mut ctl: mpsc::UnboundedReceiver<Control>,
         done: oneshot::Sender<SessionOutcome>,
     ) {
-        let mut guard = GroupGuard { pgid: self.pid, armed: true };
-        let mut out = stdout.map(|s| BoundedLines::new(BufReader::with_capacity(64 * 1024, s), self.max_line_bytes));
+        let mut guard = GroupGuard {
+            pgid: self.pid,
+            armed: true,
+        };
+        let mut out = stdout.map(|s| {
+            BoundedLines::new(BufReader::with_capacity(64 * 1024, s), self.max_line_bytes)
+        });
         let mut err = stderr.map(|s| BoundedLines::new(BufReader::new(s), MAX_STDERR_LINE));
         let mut ctl_open = true;
         self.idle_at = self.idle_timeout.map(|d| Instant::now() + d);
@@ -410,7 +446,11 @@ impl Owner {
             Classified::Malformed { error, excerpt } => {
                 self.builder.observe_malformed();
                 tracing::warn!(line_no = self.line_no, %error, "malformed stdout line skipped");
-                let _ = self.updates.send(SessionUpdate::Malformed { line_no: self.line_no, error, excerpt });
+                let _ = self.updates.send(SessionUpdate::Malformed {
+                    line_no: self.line_no,
+                    error,
+                    excerpt,
+                });
             }
         }
     }
@@ -419,7 +459,10 @@ impl Owner {
         let text = match line {
             Line::Complete(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Line::TooLong { len, prefix } => {
-                format!("{}… [stderr line of {len} bytes shortened]", excerpt(&String::from_utf8_lossy(&prefix)))
+                format!(
+                    "{}… [stderr line of {len} bytes shortened]",
+                    excerpt(&String::from_utf8_lossy(&prefix))
+                )
             }
         };
         self.builder.observe_stderr(&text);
@@ -427,7 +470,9 @@ impl Owner {
     }
 
     async fn write_transcript(&mut self, bytes: &[u8]) {
-        let Some(t) = self.transcript.as_mut() else { return };
+        let Some(t) = self.transcript.as_mut() else {
+            return;
+        };
         let text = String::from_utf8_lossy(bytes);
         let mut text = match &self.redact {
             Some(redact) => redact(&text),

@@ -146,7 +146,10 @@ impl SessionSpec {
     /// The variables this spec sets (name, value) in order; later entries win. Holds secrets:
     /// do not log the values.
     pub fn command_env(&self) -> Vec<(String, String)> {
-        let mut env = vec![("CLAUDE_CONFIG_DIR".to_owned(), self.config_dir.to_string_lossy().into_owned())];
+        let mut env = vec![(
+            "CLAUDE_CONFIG_DIR".to_owned(),
+            self.config_dir.to_string_lossy().into_owned(),
+        )];
         if self.permission_mode.as_deref() == Some("bypassPermissions") && crate::unix::is_root() {
             env.push(("IS_SANDBOX".to_owned(), "1".to_owned()));
         }
@@ -200,7 +203,11 @@ fn not_a_flag(s: &str) -> String {
 /// A short, single-line preview of a long text for logs.
 fn preview(s: &str) -> String {
     const MAX: usize = 60;
-    let mut out: String = s.chars().take(MAX).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if s.chars().nth(MAX).is_some() {
         out.push('…');
     }
@@ -212,13 +219,18 @@ impl fmt::Debug for SessionSpec {
         struct Redacted<'a>(&'a [(String, String)]);
         impl fmt::Debug for Redacted<'_> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_map().entries(self.0.iter().map(|(k, _)| (k, "<redacted>"))).finish()
+                f.debug_map()
+                    .entries(self.0.iter().map(|(k, _)| (k, "<redacted>")))
+                    .finish()
             }
         }
         f.debug_struct("SessionSpec")
             .field("binary", &self.binary)
             .field("label", &self.label)
-            .field("prompt", &format_args!("{:?} ({} bytes)", preview(&self.prompt), self.prompt.len()))
+            .field(
+                "prompt",
+                &format_args!("{:?} ({} bytes)", preview(&self.prompt), self.prompt.len()),
+            )
             .field("cwd", &self.cwd)
             .field("config_dir", &self.config_dir)
             .field("model", &self.model)
@@ -227,7 +239,10 @@ impl fmt::Debug for SessionSpec {
             .field("permission_mode", &self.permission_mode)
             .field("allowed_tools", &self.allowed_tools)
             .field("disallowed_tools", &self.disallowed_tools)
-            .field("append_system_prompt", &self.append_system_prompt.as_deref().map(preview))
+            .field(
+                "append_system_prompt",
+                &self.append_system_prompt.as_deref().map(preview),
+            )
             .field("max_turns", &self.max_turns)
             .field("max_budget_usd", &self.max_budget_usd)
             .field("env", &Redacted(&self.env))
@@ -256,7 +271,13 @@ mod tests {
     fn args_minimal_and_full() {
         assert_eq!(
             spec().command_args(),
-            ["-p", "do the thing", "--output-format", "stream-json", "--verbose"]
+            [
+                "-p",
+                "do the thing",
+                "--output-format",
+                "stream-json",
+                "--verbose"
+            ]
         );
         let mut s = spec();
         s.prompt = "--help me".into();
@@ -273,15 +294,36 @@ mod tests {
         assert_eq!(
             args,
             [
-                "-p", " --help me", "--output-format", "stream-json", "--verbose", "--resume", "abc", "--model",
-                "opus", "--permission-mode", "acceptEdits", "--append-system-prompt", "be brief", "--max-turns",
-                "7", "--max-budget-usd", "1.5", "--allowedTools", "Read", "Bash(git log:*)", "--disallowedTools",
+                "-p",
+                " --help me",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--resume",
+                "abc",
+                "--model",
+                "opus",
+                "--permission-mode",
+                "acceptEdits",
+                "--append-system-prompt",
+                "be brief",
+                "--max-turns",
+                "7",
+                "--max-budget-usd",
+                "1.5",
+                "--allowedTools",
+                "Read",
+                "Bash(git log:*)",
+                "--disallowedTools",
                 "WebFetch"
             ]
         );
         let mut s = spec();
         s.new_session_id = Some("0000-1111".into());
-        assert!(s.command_args().windows(2).any(|w| w == ["--session-id", "0000-1111"]));
+        assert!(s
+            .command_args()
+            .windows(2)
+            .any(|w| w == ["--session-id", "0000-1111"]));
     }
 
     #[test]
@@ -291,12 +333,22 @@ mod tests {
         s.env_remove = vec!["OPENAI_API_KEY".into()];
         let cmd = s.build_command();
         let envs: Vec<(&OsStr, Option<&OsStr>)> = cmd.as_std().get_envs().collect();
-        let get = |k: &str| envs.iter().find(|(name, _)| *name == OsStr::new(k)).map(|(_, v)| *v);
+        let get = |k: &str| {
+            envs.iter()
+                .find(|(name, _)| *name == OsStr::new(k))
+                .map(|(_, v)| *v)
+        };
         assert_eq!(get("CLAUDECODE"), Some(None), "CLAUDECODE is removed");
         assert_eq!(get("OPENAI_API_KEY"), Some(None));
         assert_eq!(get("CLAUDE_CONFIG_DIR"), Some(Some(OsStr::new("/tmp/cfg"))));
-        assert_eq!(get("ANTHROPIC_API_KEY"), Some(Some(OsStr::new("sk-secret"))));
-        assert_eq!(cmd.as_std().get_current_dir(), Some(std::path::Path::new("/tmp")));
+        assert_eq!(
+            get("ANTHROPIC_API_KEY"),
+            Some(Some(OsStr::new("sk-secret")))
+        );
+        assert_eq!(
+            cmd.as_std().get_current_dir(),
+            Some(std::path::Path::new("/tmp"))
+        );
         assert_eq!(cmd.as_std().get_args().count(), 5);
     }
 
@@ -304,7 +356,10 @@ mod tests {
     fn is_sandbox_only_for_root_bypass() {
         let mut s = spec();
         s.permission_mode = Some("bypassPermissions".into());
-        let has = s.command_env().iter().any(|(k, v)| k == "IS_SANDBOX" && v == "1");
+        let has = s
+            .command_env()
+            .iter()
+            .any(|(k, v)| k == "IS_SANDBOX" && v == "1");
         assert_eq!(has, crate::unix::is_root());
         s.permission_mode = Some("acceptEdits".into());
         assert!(!s.command_env().iter().any(|(k, _)| k == "IS_SANDBOX"));

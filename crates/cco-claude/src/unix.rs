@@ -9,7 +9,9 @@ use nix::unistd::Pid;
 
 /// Sends `signal` to every process of group `pgid`. Returns false when nothing was signalled.
 pub(crate) fn signal_group(pgid: u32, signal: Signal) -> bool {
-    let Ok(raw) = i32::try_from(pgid) else { return false };
+    let Ok(raw) = i32::try_from(pgid) else {
+        return false;
+    };
     if raw <= 1 {
         return false;
     }

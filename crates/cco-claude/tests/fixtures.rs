@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use cco_claude::{
-    judge, parse_line, ContentBlock, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, StreamEvent, SystemEvent,
+    judge, parse_line, ContentBlock, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind,
+    StreamEvent, SystemEvent,
 };
 
 fn read_fixture(name: &str) -> Vec<StreamEvent> {
@@ -16,9 +17,7 @@ fn parse_file(path: &Path) -> Vec<StreamEvent> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
-        .map(|(i, l)| {
-            parse_line(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1))
-        })
+        .map(|(i, l)| parse_line(l).unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), i + 1)))
         .collect()
 }
 
@@ -48,8 +47,14 @@ fn success_multi_tool() {
     events.iter().for_each(|e| b.observe(e));
     let out = b.finish(ExitInfo::code(0), std::time::Duration::ZERO);
     assert_eq!(out.kind, OutcomeKind::Success);
-    assert_eq!(out.session_id.as_deref(), Some("3a24dfb3-6de7-4b80-82e6-9148ef97004f"));
-    assert_eq!(out.result_text.as_deref(), Some("Done: created hello.txt and committed it."));
+    assert_eq!(
+        out.session_id.as_deref(),
+        Some("3a24dfb3-6de7-4b80-82e6-9148ef97004f")
+    );
+    assert_eq!(
+        out.result_text.as_deref(),
+        Some("Done: created hello.txt and committed it.")
+    );
     assert!((out.total_cost_usd - 0.029887999999999998).abs() < 1e-12);
     assert_eq!(out.num_turns, Some(3));
     assert_eq!(out.last_tool.as_deref(), Some("Bash"));
@@ -57,7 +62,9 @@ fn success_multi_tool() {
     assert_eq!(out.malformed_lines, 0);
 
     // Typed details.
-    let StreamEvent::System(SystemEvent::Init(init)) = &events[0] else { panic!() };
+    let StreamEvent::System(SystemEvent::Init(init)) = &events[0] else {
+        panic!()
+    };
     assert_eq!(init.model.as_deref(), Some("claude-opus-5-5"));
     assert_eq!(init.permission_mode.as_deref(), Some("bypassPermissions"));
     assert_eq!(init.api_key_source.as_deref(), Some("ANTHROPIC_API_KEY"));
@@ -78,7 +85,10 @@ fn success_multi_tool() {
         .collect();
     assert_eq!(tool_uses.len(), 2);
     assert_eq!(tool_uses[0].0, "Write");
-    assert_eq!(tool_uses[1].1["command"], "git add -A && git commit -m 'Add hello.txt (mock)'");
+    assert_eq!(
+        tool_uses[1].1["command"],
+        "git add -A && git commit -m 'Add hello.txt (mock)'"
+    );
     let results = events
         .iter()
         .filter_map(|e| match e {
@@ -86,10 +96,20 @@ fn success_multi_tool() {
             _ => None,
         })
         .flatten()
-        .filter(|b| matches!(b, ContentBlock::ToolResult { is_error: false, .. }))
+        .filter(|b| {
+            matches!(
+                b,
+                ContentBlock::ToolResult {
+                    is_error: false,
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(results, 2);
-    let StreamEvent::Result(r) = events.last().unwrap() else { panic!() };
+    let StreamEvent::Result(r) = events.last().unwrap() else {
+        panic!()
+    };
     assert_eq!(r.usage.input_tokens, Some(6842));
     assert_eq!(r.terminal_reason.as_deref(), Some("completed"));
 }
@@ -122,11 +142,16 @@ fn rate_limit_429() {
 #[test]
 fn overloaded_529_is_api_error_despite_subtype_success() {
     let events = read_fixture("overloaded_529_maxretries2.jsonl");
-    let StreamEvent::Result(r) = events.last().unwrap() else { panic!() };
+    let StreamEvent::Result(r) = events.last().unwrap() else {
+        panic!()
+    };
     assert_eq!(r.subtype.as_deref(), Some("success"));
     assert!(r.is_error);
     match judge(&events, "", ExitInfo::code(1), None) {
-        OutcomeKind::ApiError { status: Some(529), message } => assert!(message.contains("529 Overloaded")),
+        OutcomeKind::ApiError {
+            status: Some(529),
+            message,
+        } => assert!(message.contains("529 Overloaded")),
         other => panic!("{other:?}"),
     }
 }
@@ -134,7 +159,10 @@ fn overloaded_529_is_api_error_despite_subtype_success() {
 #[test]
 fn max_turns() {
     let events = read_fixture("max_turns_3.jsonl");
-    assert_eq!(judge(&events, "", ExitInfo::code(1), None), OutcomeKind::MaxTurns);
+    assert_eq!(
+        judge(&events, "", ExitInfo::code(1), None),
+        OutcomeKind::MaxTurns
+    );
 }
 
 #[test]
@@ -152,8 +180,15 @@ fn sigterm_has_no_result() {
     assert!(!events.iter().any(|e| matches!(e, StreamEvent::Result(_))));
     // We sent the SIGTERM: Killed, even though it exited 143.
     assert_eq!(
-        judge(&events, "", ExitInfo::code(143), Some(KillReason::WallTimeout)),
-        OutcomeKind::Killed { reason: KillReason::WallTimeout }
+        judge(
+            &events,
+            "",
+            ExitInfo::code(143),
+            Some(KillReason::WallTimeout)
+        ),
+        OutcomeKind::Killed {
+            reason: KillReason::WallTimeout
+        }
     );
     // Someone else did: a crash naming the exit code.
     match judge(&events, "", ExitInfo::code(143), None) {
@@ -172,7 +207,10 @@ fn resume_keeps_session_id_and_multiturn_takes_last_result() {
         b.session_id().map(str::to_owned)
     };
     assert_eq!(id(&t1), id(&t2));
-    assert_eq!(judge(&t2, "", ExitInfo::code(0), None), OutcomeKind::Success);
+    assert_eq!(
+        judge(&t2, "", ExitInfo::code(0), None),
+        OutcomeKind::Success
+    );
 
     let multi = read_fixture("stream_json_input_multiturn.jsonl");
     let mut b = OutcomeBuilder::new();
@@ -188,5 +226,8 @@ fn disallowed_tool_error_result_is_still_success() {
     let events = read_fixture("disallowed_tools_bash.jsonl");
     assert!(events.iter().any(|e| matches!(e, StreamEvent::User(u)
         if u.message.content.iter().any(|b| matches!(b, ContentBlock::ToolResult { is_error: true, .. })))));
-    assert_eq!(judge(&events, "", ExitInfo::code(0), None), OutcomeKind::Success);
+    assert_eq!(
+        judge(&events, "", ExitInfo::code(0), None),
+        OutcomeKind::Success
+    );
 }

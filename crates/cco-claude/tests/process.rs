@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cco_claude::{
-    ClaudeSession, DriverError, KillReason, OutcomeKind, SessionHandle, SessionOutcome, SessionSpec, SessionUpdate,
-    StreamEvent,
+    ClaudeSession, DriverError, KillReason, OutcomeKind, SessionHandle, SessionOutcome,
+    SessionSpec, SessionUpdate, StreamEvent,
 };
 use cco_testkit::{fake_claude, pid_alive, process_group_alive, wait_until_async, write_script};
 use serde_json::{json, Value};
@@ -36,7 +36,10 @@ impl Env {
         let script = write_script(self.dir.path(), &script);
         let mut spec = SessionSpec::new(fake_claude(), prompt, self.cwd(), self.config_dir());
         spec.label = "test-agent".into();
-        spec.env.push(("FAKE_CLAUDE_SCRIPT".into(), script.to_string_lossy().into_owned()));
+        spec.env.push((
+            "FAKE_CLAUDE_SCRIPT".into(),
+            script.to_string_lossy().into_owned(),
+        ));
         spec.kill_grace = Duration::from_millis(300);
         spec.wall_timeout = Some(RUN_LIMIT);
         spec
@@ -57,11 +60,20 @@ async fn collect(mut rx: UnboundedReceiver<SessionUpdate>) -> (Vec<SessionUpdate
     })
     .await;
     assert!(res.is_ok(), "updates did not end");
-    assert!(matches!(updates.first(), Some(SessionUpdate::Started { .. })), "Started comes first");
+    assert!(
+        matches!(updates.first(), Some(SessionUpdate::Started { .. })),
+        "Started comes first"
+    );
     let Some(SessionUpdate::Finished(outcome)) = updates.last().cloned() else {
         panic!("Finished must be the last update: {updates:?}")
     };
-    assert_eq!(updates.iter().filter(|u| matches!(u, SessionUpdate::Finished(_))).count(), 1);
+    assert_eq!(
+        updates
+            .iter()
+            .filter(|u| matches!(u, SessionUpdate::Finished(_)))
+            .count(),
+        1
+    );
     (updates, outcome)
 }
 
@@ -72,31 +84,48 @@ async fn run(spec: SessionSpec) -> (SessionHandle, Vec<SessionUpdate>, SessionOu
 }
 
 async fn assert_group_gone(pgid: u32) {
-    wait_until_async(Duration::from_secs(5), "process group gone", || async move { !process_group_alive(pgid) })
-        .await;
+    wait_until_async(
+        Duration::from_secs(5),
+        "process group gone",
+        || async move { !process_group_alive(pgid) },
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn success_captures_session_cost_and_result() {
     let env = Env::new();
     let spec = env.spec(
-        rule(json!({ "steps": [{"text": "working"}, {"write": {"path": "a.txt", "content": "hi"}}],
-                     "result": "done in {{session_id}}", "cost_usd": 0.25 })),
+        rule(
+            json!({ "steps": [{"text": "working"}, {"write": {"path": "a.txt", "content": "hi"}}],
+                     "result": "done in {{session_id}}", "cost_usd": 0.25 }),
+        ),
         "hello",
     );
     let (handle, updates, out) = run(spec).await;
     assert_eq!(out.kind, OutcomeKind::Success, "{out:?}");
     let id = out.session_id.clone().expect("session id");
     assert_eq!(handle.session_id().as_deref(), Some(id.as_str()));
-    assert_eq!(out.result_text.as_deref(), Some(format!("done in {id}").as_str()));
+    assert_eq!(
+        out.result_text.as_deref(),
+        Some(format!("done in {id}").as_str())
+    );
     assert!((out.total_cost_usd - 0.25).abs() < 1e-9);
     assert_eq!(out.exit_code, Some(0));
     assert_eq!(out.malformed_lines, 0);
     assert_eq!(out.last_tool.as_deref(), Some("Write"));
-    let events = updates.iter().filter(|u| matches!(u, SessionUpdate::Event(_))).count() as u64;
+    let events = updates
+        .iter()
+        .filter(|u| matches!(u, SessionUpdate::Event(_)))
+        .count() as u64;
     assert_eq!(out.events, events);
-    assert!(updates.iter().any(|u| matches!(u, SessionUpdate::Event(e) if matches!(**e, StreamEvent::Result(_)))));
-    assert_eq!(std::fs::read_to_string(env.cwd().join("a.txt")).unwrap(), "hi");
+    assert!(updates
+        .iter()
+        .any(|u| matches!(u, SessionUpdate::Event(e) if matches!(**e, StreamEvent::Result(_)))));
+    assert_eq!(
+        std::fs::read_to_string(env.cwd().join("a.txt")).unwrap(),
+        "hi"
+    );
     assert!(env.config_dir().is_dir(), "config dir created");
     assert_group_gone(handle.pid()).await;
     // wait() after the end still returns the outcome.
@@ -125,7 +154,10 @@ async fn new_session_id_is_used() {
     let mut spec = env.spec(rule(json!({})), "x");
     spec.new_session_id = Some("0f0f0f0f-1111-4222-8333-444444444444".into());
     let (_, _, out) = run(spec).await;
-    assert_eq!(out.session_id.as_deref(), Some("0f0f0f0f-1111-4222-8333-444444444444"));
+    assert_eq!(
+        out.session_id.as_deref(),
+        Some("0f0f0f0f-1111-4222-8333-444444444444")
+    );
 }
 
 #[tokio::test]
@@ -137,15 +169,26 @@ async fn resume_of_unknown_id_is_resume_not_found() {
     assert_eq!(out.kind, OutcomeKind::ResumeNotFound, "{out:?}");
     assert_eq!(out.exit_code, Some(1));
     assert!(out.stderr_tail.contains("No conversation found"));
-    assert!(updates.iter().any(|u| matches!(u, SessionUpdate::Stderr(l) if l.contains("No conversation found"))));
+    assert!(updates
+        .iter()
+        .any(|u| matches!(u, SessionUpdate::Stderr(l) if l.contains("No conversation found"))));
 }
 
 #[tokio::test]
 async fn rate_limit_gives_resets_at() {
     let env = Env::new();
     let before = chrono::Utc::now();
-    let (_, _, out) = run(env.spec(rule(json!({ "steps": [{"rate_limit": {"resets_in_secs": 120, "retries": 1}}] })), "x")).await;
-    let OutcomeKind::RateLimited { resets_at: Some(at) } = out.kind else { panic!("{out:?}") };
+    let (_, _, out) = run(env.spec(
+        rule(json!({ "steps": [{"rate_limit": {"resets_in_secs": 120, "retries": 1}}] })),
+        "x",
+    ))
+    .await;
+    let OutcomeKind::RateLimited {
+        resets_at: Some(at),
+    } = out.kind
+    else {
+        panic!("{out:?}")
+    };
     let secs = (at - before).num_seconds();
     assert!((110..=130).contains(&secs), "resets in {secs} s");
     assert_eq!(out.exit_code, Some(1));
@@ -154,23 +197,46 @@ async fn rate_limit_gives_resets_at() {
 #[tokio::test]
 async fn overloaded_is_api_error() {
     let env = Env::new();
-    let (_, _, out) = run(env.spec(rule(json!({ "steps": [{"overloaded": {"retries": 1}}] })), "x")).await;
-    assert!(matches!(out.kind, OutcomeKind::ApiError { status: Some(529), .. }), "{out:?}");
+    let (_, _, out) = run(env.spec(
+        rule(json!({ "steps": [{"overloaded": {"retries": 1}}] })),
+        "x",
+    ))
+    .await;
+    assert!(
+        matches!(
+            out.kind,
+            OutcomeKind::ApiError {
+                status: Some(529),
+                ..
+            }
+        ),
+        "{out:?}"
+    );
     assert!(out.kind.is_retryable());
 }
 
 #[tokio::test]
 async fn max_turns_step() {
     let env = Env::new();
-    let (_, _, out) = run(env.spec(rule(json!({ "steps": [{"text": "a"}, {"max_turns": true}] })), "x")).await;
+    let (_, _, out) = run(env.spec(
+        rule(json!({ "steps": [{"text": "a"}, {"max_turns": true}] })),
+        "x",
+    ))
+    .await;
     assert_eq!(out.kind, OutcomeKind::MaxTurns, "{out:?}");
 }
 
 #[tokio::test]
 async fn crash_is_crashed_with_exit_code() {
     let env = Env::new();
-    let (handle, _, out) = run(env.spec(rule(json!({ "steps": [{"text": "working"}, {"crash": {"exit_code": 3}}] })), "x")).await;
-    let OutcomeKind::Crashed { message } = &out.kind else { panic!("{out:?}") };
+    let (handle, _, out) = run(env.spec(
+        rule(json!({ "steps": [{"text": "working"}, {"crash": {"exit_code": 3}}] })),
+        "x",
+    ))
+    .await;
+    let OutcomeKind::Crashed { message } = &out.kind else {
+        panic!("{out:?}")
+    };
     assert!(message.contains("exit code 3"), "{message}");
     assert_eq!(out.exit_code, Some(3));
     assert!(out.kind.is_retryable());
@@ -181,35 +247,76 @@ async fn crash_is_crashed_with_exit_code() {
 #[tokio::test]
 async fn wall_timeout_kills_the_group() {
     let env = Env::new();
-    let mut spec = env.spec(rule(json!({ "steps": [{"text": "about to hang"}, {"hang": true}] })), "x");
+    let mut spec = env.spec(
+        rule(json!({ "steps": [{"text": "about to hang"}, {"hang": true}] })),
+        "x",
+    );
     spec.wall_timeout = Some(Duration::from_secs(1));
     let (handle, _, out) = run(spec).await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::WallTimeout }, "{out:?}");
-    assert!(out.duration >= Duration::from_secs(1) && out.duration < Duration::from_secs(5), "{:?}", out.duration);
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::WallTimeout
+        },
+        "{out:?}"
+    );
+    assert!(
+        out.duration >= Duration::from_secs(1) && out.duration < Duration::from_secs(5),
+        "{:?}",
+        out.duration
+    );
     assert!(!process_group_alive(handle.pid()));
 }
 
 #[tokio::test]
 async fn idle_timeout_kills_the_group() {
     let env = Env::new();
-    let mut spec = env.spec(rule(json!({ "steps": [{"text": "a"}, {"sleep_ms": 100}, {"text": "b"}, {"hang": true}] })), "x");
+    let mut spec = env.spec(
+        rule(json!({ "steps": [{"text": "a"}, {"sleep_ms": 100}, {"text": "b"}, {"hang": true}] })),
+        "x",
+    );
     spec.idle_timeout = Some(Duration::from_millis(600));
     let (handle, updates, out) = run(spec).await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::IdleTimeout }, "{out:?}");
-    assert!(updates.iter().filter(|u| matches!(u, SessionUpdate::Event(_))).count() >= 3);
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::IdleTimeout
+        },
+        "{out:?}"
+    );
+    assert!(
+        updates
+            .iter()
+            .filter(|u| matches!(u, SessionUpdate::Event(_)))
+            .count()
+            >= 3
+    );
     assert!(!process_group_alive(handle.pid()));
 }
 
 #[tokio::test]
 async fn ignored_sigterm_gets_sigkill_after_grace() {
     let env = Env::new();
-    let mut spec = env.spec(rule(json!({ "steps": [{"ignore_sigterm": true}, {"text": "stubborn"}, {"hang": true}] })), "x");
+    let mut spec = env.spec(
+        rule(json!({ "steps": [{"ignore_sigterm": true}, {"text": "stubborn"}, {"hang": true}] })),
+        "x",
+    );
     spec.wall_timeout = Some(Duration::from_millis(500));
     spec.kill_grace = Duration::from_millis(300);
     let (handle, _, out) = run(spec).await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::WallTimeout }, "{out:?}");
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::WallTimeout
+        },
+        "{out:?}"
+    );
     assert_eq!(out.signal, Some(9), "ended by SIGKILL: {out:?}");
-    assert!(out.duration >= Duration::from_millis(800), "{:?}", out.duration);
+    assert!(
+        out.duration >= Duration::from_millis(800),
+        "{:?}",
+        out.duration
+    );
     assert!(!process_group_alive(handle.pid()));
 }
 
@@ -223,15 +330,26 @@ async fn grandchild_does_not_survive() {
     );
     let (handle, _, out) = run(spec).await;
     assert_eq!(out.kind, OutcomeKind::Success, "{out:?}");
-    let gc: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    wait_until_async(Duration::from_secs(5), "grandchild dead", || async move { !pid_alive(gc) }).await;
+    let gc: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until_async(Duration::from_secs(5), "grandchild dead", || async move {
+        !pid_alive(gc)
+    })
+    .await;
     assert!(!process_group_alive(handle.pid()));
 }
 
 #[tokio::test]
 async fn dropping_the_handle_kills_the_group() {
     let env = Env::new();
-    let (handle, mut rx) = ClaudeSession::spawn(env.spec(rule(json!({ "steps": [{"text": "hi"}, {"hang": true}] })), "x")).unwrap();
+    let (handle, mut rx) = ClaudeSession::spawn(env.spec(
+        rule(json!({ "steps": [{"text": "hi"}, {"hang": true}] })),
+        "x",
+    ))
+    .unwrap();
     let pid = handle.pid();
     // Wait until it is really running (first event seen).
     loop {
@@ -248,8 +366,15 @@ async fn dropping_the_handle_kills_the_group() {
     while let Some(u) = rx.recv().await {
         last = Some(u);
     }
-    let Some(SessionUpdate::Finished(out)) = last else { panic!() };
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::Requested });
+    let Some(SessionUpdate::Finished(out)) = last else {
+        panic!()
+    };
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::Requested
+        }
+    );
     assert!(!out.kind.is_retryable());
 }
 
@@ -268,8 +393,17 @@ async fn terminate_and_kill_requests() {
     handle.terminate(); // idempotent
     let pid = handle.pid();
     let out = handle.wait().await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::Requested });
-    assert_eq!(out.exit_code, Some(143), "fake-claude exits 143 on SIGTERM: {out:?}");
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::Requested
+        }
+    );
+    assert_eq!(
+        out.exit_code,
+        Some(143),
+        "fake-claude exits 143 on SIGTERM: {out:?}"
+    );
     assert!(!process_group_alive(pid));
     let (_, finished) = collect(rx).await;
     assert_eq!(finished, out);
@@ -278,7 +412,12 @@ async fn terminate_and_kill_requests() {
     handle.kill();
     let pid = handle.pid();
     let out = handle.wait().await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::Requested });
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::Requested
+        }
+    );
     assert_eq!(out.signal, Some(9));
     assert!(!process_group_alive(pid));
 }
@@ -286,13 +425,21 @@ async fn terminate_and_kill_requests() {
 #[tokio::test]
 async fn dropped_receiver_does_not_stop_the_owner() {
     let env = Env::new();
-    let mut spec = env.spec(rule(json!({ "steps": [{"text": "a"}, {"hang": true}] })), "x");
+    let mut spec = env.spec(
+        rule(json!({ "steps": [{"text": "a"}, {"hang": true}] })),
+        "x",
+    );
     spec.wall_timeout = Some(Duration::from_millis(500));
     let (handle, rx) = ClaudeSession::spawn(spec).unwrap();
     drop(rx);
     let pid = handle.pid();
     let out = handle.wait().await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::WallTimeout });
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::WallTimeout
+        }
+    );
     assert!(!process_group_alive(pid));
 
     let (handle, rx) = ClaudeSession::spawn(env.spec(rule(json!({})), "x")).unwrap();
@@ -322,14 +469,21 @@ async fn malformed_lines_are_reported_and_skipped() {
     let malformed: Vec<_> = updates
         .iter()
         .filter_map(|u| match u {
-            SessionUpdate::Malformed { line_no, error, excerpt } => Some((*line_no, error.clone(), excerpt.clone())),
+            SessionUpdate::Malformed {
+                line_no,
+                error,
+                excerpt,
+            } => Some((*line_no, error.clone(), excerpt.clone())),
             _ => None,
         })
         .collect();
     assert_eq!(malformed.len(), 4);
     assert!(malformed.iter().all(|(_, _, ex)| ex.chars().count() <= 200));
     assert!(malformed[3].1.contains("exceeds"), "{:?}", malformed[3]);
-    assert!(malformed.windows(2).all(|w| w[0].0 < w[1].0), "line numbers increase");
+    assert!(
+        malformed.windows(2).all(|w| w[0].0 < w[1].0),
+        "line numbers increase"
+    );
     assert!(updates.iter().any(|u| matches!(u, SessionUpdate::Event(e)
         if matches!(&**e, StreamEvent::Assistant(a) if a.message.content.iter().any(|b| matches!(b, cco_claude::ContentBlock::Text { text } if text == "after the big line"))))));
 }
@@ -339,7 +493,10 @@ async fn transcript_is_written_redacted() {
     let env = Env::new();
     let transcript = env.dir.path().join("logs").join("t.jsonl");
     std::fs::create_dir_all(transcript.parent().unwrap()).unwrap();
-    let mut spec = env.spec(rule(json!({ "steps": [{"text": "the key is sk-SECRET"}], "result": "ok" })), "x");
+    let mut spec = env.spec(
+        rule(json!({ "steps": [{"text": "the key is sk-SECRET"}], "result": "ok" })),
+        "x",
+    );
     spec.transcript = Some(transcript.clone());
     spec.redact = Some(Arc::new(|l: &str| l.replace("sk-SECRET", "[REDACTED]")));
     let (_, _, out) = run(spec).await;
@@ -354,30 +511,49 @@ async fn transcript_is_written_redacted() {
 #[tokio::test]
 async fn spawn_errors_name_the_problem() {
     let env = Env::new();
-    let mut spec = SessionSpec::new("/nonexistent/claude-binary", "x", env.cwd(), env.config_dir());
+    let mut spec = SessionSpec::new(
+        "/nonexistent/claude-binary",
+        "x",
+        env.cwd(),
+        env.config_dir(),
+    );
     spec.label = "t".into();
     let err = ClaudeSession::spawn(spec.clone()).unwrap_err();
-    assert!(matches!(&err, DriverError::Spawn { binary, .. } if binary == std::path::Path::new("/nonexistent/claude-binary")));
-    assert!(err.to_string().contains("/nonexistent/claude-binary"), "{err}");
+    assert!(
+        matches!(&err, DriverError::Spawn { binary, .. } if binary == std::path::Path::new("/nonexistent/claude-binary"))
+    );
+    assert!(
+        err.to_string().contains("/nonexistent/claude-binary"),
+        "{err}"
+    );
 
     let mut bad_cwd = spec.clone();
     bad_cwd.binary = fake_claude().to_path_buf();
     bad_cwd.cwd = env.dir.path().join("missing");
-    assert!(matches!(ClaudeSession::spawn(bad_cwd).unwrap_err(), DriverError::Cwd { .. }));
+    assert!(matches!(
+        ClaudeSession::spawn(bad_cwd).unwrap_err(),
+        DriverError::Cwd { .. }
+    ));
 
     let file = env.dir.path().join("file");
     std::fs::write(&file, "").unwrap();
     let mut bad_cfg = spec;
     bad_cfg.binary = fake_claude().to_path_buf();
     bad_cfg.config_dir = file.join("sub");
-    assert!(matches!(ClaudeSession::spawn(bad_cfg).unwrap_err(), DriverError::ConfigDir { .. }));
+    assert!(matches!(
+        ClaudeSession::spawn(bad_cfg).unwrap_err(),
+        DriverError::ConfigDir { .. }
+    ));
 }
 
 #[test]
 fn spawn_outside_a_runtime_is_an_error() {
     let env = Env::new();
     let spec = SessionSpec::new(fake_claude(), "x", env.cwd(), env.config_dir());
-    assert!(matches!(ClaudeSession::spawn(spec), Err(DriverError::NoRuntime)));
+    assert!(matches!(
+        ClaudeSession::spawn(spec),
+        Err(DriverError::NoRuntime)
+    ));
 }
 
 #[tokio::test]

@@ -51,7 +51,13 @@ async fn a_result_caused_by_our_sigterm_is_still_killed() {
     spec.idle_timeout = Some(Duration::from_millis(400));
     let (handle, mut rx) = ClaudeSession::spawn(spec).unwrap();
     let out = handle.wait().await;
-    assert_eq!(out.kind, OutcomeKind::Killed { reason: KillReason::IdleTimeout }, "{out:?}");
+    assert_eq!(
+        out.kind,
+        OutcomeKind::Killed {
+            reason: KillReason::IdleTimeout
+        },
+        "{out:?}"
+    );
     assert_eq!(out.session_id.as_deref(), Some("sess-1"));
     let mut saw_result = false;
     while let Some(u) = rx.recv().await {
@@ -65,11 +71,19 @@ async fn a_result_caused_by_our_sigterm_is_still_killed() {
 #[tokio::test]
 async fn exit_zero_without_result_is_a_crash_and_stderr_is_kept() {
     let dir = cco_testkit::temp_dir();
-    let (handle, _rx) =
-        ClaudeSession::spawn(spec(dir.path(), &format!("echo '{INIT}'\necho 'boom: something broke' >&2\nexit 0"))).unwrap();
+    let (handle, _rx) = ClaudeSession::spawn(spec(
+        dir.path(),
+        &format!("echo '{INIT}'\necho 'boom: something broke' >&2\nexit 0"),
+    ))
+    .unwrap();
     let out = handle.wait().await;
-    let OutcomeKind::Crashed { message } = &out.kind else { panic!("{out:?}") };
-    assert!(message.contains("exit code 0") && message.contains("boom"), "{message}");
+    let OutcomeKind::Crashed { message } = &out.kind else {
+        panic!("{out:?}")
+    };
+    assert!(
+        message.contains("exit code 0") && message.contains("boom"),
+        "{message}"
+    );
     assert_eq!(out.stderr_tail, "boom: something broke\n");
 }
 
@@ -85,7 +99,10 @@ async fn env_reaches_the_child() {
     // not in our environment, so this only shows that the child sees what we set.
     let cfg = spec.config_dir.clone();
     let out = ClaudeSession::spawn(spec).unwrap().0.wait().await;
-    assert_eq!(out.result_text, Some(format!("hello|unset|{}", cfg.display())));
+    assert_eq!(
+        out.result_text,
+        Some(format!("hello|unset|{}", cfg.display()))
+    );
 }
 
 /// The owner task dropped with its runtime (no chance to run): the guard SIGKILLs the group.
@@ -93,8 +110,14 @@ async fn env_reaches_the_child() {
 fn runtime_shutdown_kills_the_group() {
     let dir = cco_testkit::temp_dir();
     let pid_file = dir.path().join("gc.pid");
-    let body = format!("echo '{INIT}'\nsleep 3600 &\necho $! > {}\nwait", pid_file.display());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let body = format!(
+        "echo '{INIT}'\nsleep 3600 &\necho $! > {}\nwait",
+        pid_file.display()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (handle, pid) = rt.block_on(async {
         let (handle, mut rx) = ClaudeSession::spawn(spec(dir.path(), &body)).unwrap();
         // Running: first event seen.
@@ -106,11 +129,19 @@ fn runtime_shutdown_kills_the_group() {
         let pid = handle.pid();
         (handle, pid)
     });
-    wait_until(Duration::from_secs(5), "pid file", || std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')));
-    let gc: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    wait_until(Duration::from_secs(5), "pid file", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let gc: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(pid_alive(gc));
     drop(rt); // drops the owner task
-    wait_until(Duration::from_secs(5), "group gone", || !process_group_alive(pid));
+    wait_until(Duration::from_secs(5), "group gone", || {
+        !process_group_alive(pid)
+    });
     assert!(!pid_alive(gc));
     drop(handle);
 }
@@ -118,7 +149,9 @@ fn runtime_shutdown_kills_the_group() {
 #[tokio::test]
 async fn many_sessions_in_parallel() {
     let dir = cco_testkit::temp_dir();
-    let body = format!("echo '{INIT}'\necho '{{\"type\":\"result\",\"is_error\":false,\"total_cost_usd\":0.5}}'");
+    let body = format!(
+        "echo '{INIT}'\necho '{{\"type\":\"result\",\"is_error\":false,\"total_cost_usd\":0.5}}'"
+    );
     let mut handles = Vec::new();
     for i in 0..20 {
         let sub = dir.path().join(format!("s{i}"));
@@ -132,6 +165,9 @@ async fn many_sessions_in_parallel() {
         assert!((out.total_cost_usd - 0.5).abs() < 1e-9);
     }
     for pid in pids {
-        wait_until_async(Duration::from_secs(5), "group gone", || async move { !process_group_alive(pid) }).await;
+        wait_until_async(Duration::from_secs(5), "group gone", || async move {
+            !process_group_alive(pid)
+        })
+        .await;
     }
 }
