@@ -687,8 +687,14 @@ impl LeadState {
                         }
                         TaskPlan::Complete { reason } => {
                             info!(lead = %self.who.id, %reason, "lead reports its work complete");
+                            // No more planning from this lead until it gets new work.
+                            self.reported_idle = true;
                             if self.who.role == Role::Coordinator {
+                                self.ctx.board.set_agent_state(&self.who.id, "complete");
                                 let _ = self.director.send_message(DirectorMsg::RunComplete { reason });
+                            } else {
+                                self.ctx.board.set_agent_state(&self.who.id, "idle: goal done");
+                                let _ = self.director.send_message(DirectorMsg::TeamIdle { team: self.team.clone() });
                             }
                         }
                     }

@@ -1,0 +1,142 @@
+//! Test harness: a throwaway project (source repo + config dir) driven by fake-claude.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cco_actors::{Orchestrator, OrchestratorHandle, RunSummary};
+use serde_json::{json, Value};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub source: PathBuf,
+    pub config_dir: PathBuf,
+}
+
+impl Project {
+    /// A source repo with PROJECT_DIRECTION.md and a config dir whose claude binary is
+    /// fake-claude playing `script`.
+    pub fn new(config: Value, script: Value) -> Project {
+        let dir = cco_testkit::temp_dir();
+        let source = cco_testkit::init_repo(&dir.path().join("source"));
+        std::fs::write(source.join("PROJECT_DIRECTION.md"), "Build a tiny calculator.\n").unwrap();
+        cco_testkit::git(&source, &["add", "-A"]);
+        cco_testkit::git(&source, &["commit", "-q", "-m", "direction"]);
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let script_path = cco_testkit::write_script(&config_dir, &script);
+        // A wrapper per project: the script travels with the binary, not through a global env.
+        let wrapper = config_dir.join("claude");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
+                script_path.display(),
+                config_dir.join("fake-state").display(),
+                cco_testkit::fake_claude().display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut full = json!({
+            "repositoryUrl": source.display().to_string(),
+            "workerCount": 2,
+            "claudeBinary": "./claude",
+            "pollIntervalMs": 50,
+            "restartBackoffMs": 20,
+            "killGraceMs": 500,
+            "taskTimeoutMs": 60000,
+            "idleTimeoutMs": 30000,
+            "maxRunDurationMinutes": 5
+        });
+        for (k, v) in config.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full).unwrap()).unwrap();
+        Project { dir, source, config_dir }
+    }
+
+    pub fn load(&self) -> cco_config::LoadedConfig {
+        cco_config::load(&self.config_dir).expect("valid test config")
+    }
+
+    pub async fn start(&self) -> OrchestratorHandle {
+        Orchestrator::builder(self.load()).start().await.expect("run starts")
+    }
+
+    /// The clone the run worked in.
+    pub fn workspace_repo(&self) -> PathBuf {
+        self.config_dir.join("workspace").join("repo")
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        cco_testkit::git(&self.workspace_repo(), args)
+    }
+
+    /// Files present at the tip of `branch` in the run's clone.
+    pub fn files_on(&self, branch: &str) -> Vec<String> {
+        self.git(&["ls-tree", "-r", "--name-only", branch]).lines().map(str::to_string).collect()
+    }
+
+    pub fn file_on(&self, branch: &str, path: &str) -> String {
+        self.git(&["show", &format!("{branch}:{path}")])
+    }
+}
+
+/// Waits for the run to end, with a deadline.
+pub async fn finish(handle: &OrchestratorHandle, timeout: Duration) -> RunSummary {
+    match tokio::time::timeout(timeout, handle.wait()).await {
+        Ok(summary) => summary,
+        Err(_) => {
+            let status = handle.status().render_tree();
+            handle.shutdown(cco_actors::ShutdownMode::Force);
+            panic!("run did not finish within {timeout:?}; status:\n{status}");
+        }
+    }
+}
+
+/// A worker rule: writes `file` with `content` and commits, when the prompt names the task.
+pub fn worker_rule(task_id: &str, file: &str, content: &str) -> Value {
+    json!({
+        "name": format!("worker {task_id}"),
+        "match": {"role": "worker", "prompt_contains": format!("Task ID: {task_id}")},
+        "steps": [
+            {"write": {"path": file, "content": content}},
+            {"commit": format!("Implement {task_id}")}
+        ],
+        "result": format!("Implemented {task_id}"),
+        "cost_usd": 0.01
+    })
+}
+
+pub fn plan_rule(marker: &str, plan: Value) -> Value {
+    json!({"match": {"prompt_contains": marker}, "result": plan.to_string(), "cost_usd": 0.02})
+}
+
+pub fn approve_rule() -> Value {
+    json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005})
+}
+
+pub fn complete_rule(marker: &str) -> Value {
+    json!({"match": {"prompt_contains": marker}, "result": "{\"status\":\"complete\",\"reason\":\"direction met\"}"})
+}
+
+pub fn task(id: &str, file: &str) -> Value {
+    json!({"id": id, "title": format!("Write {file}"), "description": format!("Create {file}"), "files": [file]})
+}
+
+pub fn pids_of(handle: &OrchestratorHandle) -> Vec<u32> {
+    handle.status().agents.iter().filter_map(|a| a.pid).collect()
+}
+
+pub fn assert_no_live_processes(pids: &[u32]) {
+    for pid in pids {
+        assert!(!cco_testkit::process_group_alive(*pid), "process group {pid} still alive");
+    }
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
