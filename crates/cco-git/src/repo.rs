@@ -749,7 +749,8 @@ impl GitRepo {
             let out = self.git_out("merge-file", wt, &["merge-file", "--union", "-p", ours, &base_file, theirs], &[]).await?;
             cleanup(&temps);
             let _ = std::fs::remove_file(wt.join(empty));
-            if out.code.is_none_or(|c| c < 0) || out.stderr.contains("Cannot merge binary") {
+            // merge-file exits with the conflict count (0 with --union) or 255 on error (e.g. binary).
+            if out.code.is_none_or(|c| c > 127) || out.stderr.contains("Cannot merge binary") {
                 return Ok(false);
             }
             std::fs::write(wt.join(f), out.stdout.as_bytes()).map_err(|e| GitError::io("union", wt.join(f), e))?;
