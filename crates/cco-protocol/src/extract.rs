@@ -23,7 +23,11 @@ pub(crate) struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        Scanner { bytes: text.as_bytes(), memo: HashMap::new(), budget: SCAN_BUDGET }
+        Scanner {
+            bytes: text.as_bytes(),
+            memo: HashMap::new(),
+            budget: SCAN_BUDGET,
+        }
     }
 
     /// True once the step budget is used up: stop looking for more candidates.
@@ -33,7 +37,11 @@ impl<'a> Scanner<'a> {
 
     /// Offset of the next `{` at or after `from`.
     pub(crate) fn next_open(&self, from: usize) -> Option<usize> {
-        self.bytes.get(from..)?.iter().position(|&b| b == b'{').map(|i| from + i)
+        self.bytes
+            .get(from..)?
+            .iter()
+            .position(|&b| b == b'{')
+            .map(|i| from + i)
     }
 
     /// Offset of the `}` closing the `{` at `start`, reading as if a JSON value started there
@@ -109,7 +117,10 @@ mod tests {
 
     #[test]
     fn finds_top_level_objects_in_order() {
-        assert_eq!(spans(r#"a {"x":1} b {"y":{"z":2}} c"#), vec![r#"{"x":1}"#, r#"{"y":{"z":2}}"#]);
+        assert_eq!(
+            spans(r#"a {"x":1} b {"y":{"z":2}} c"#),
+            vec![r#"{"x":1}"#, r#"{"y":{"z":2}}"#]
+        );
     }
 
     #[test]
@@ -120,7 +131,10 @@ mod tests {
 
     #[test]
     fn unclosed_prefix_does_not_hide_later_object() {
-        assert_eq!(spans(r#"use { like this, then {"ok":true}"#), vec![r#"{"ok":true}"#]);
+        assert_eq!(
+            spans(r#"use { like this, then {"ok":true}"#),
+            vec![r#"{"ok":true}"#]
+        );
     }
 
     #[test]

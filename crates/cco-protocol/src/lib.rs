@@ -52,11 +52,12 @@ pub mod prompt;
 pub mod schema;
 
 pub use parse::{
-    parse_director_plan, parse_review, parse_task_plan, sanitize_path, slugify, Parsed, PlanError, MAX_ID_LEN,
-    MAX_TASKS, MAX_TEAMS,
+    parse_director_plan, parse_review, parse_task_plan, sanitize_path, slugify, Parsed, PlanError,
+    MAX_ID_LEN, MAX_TASKS, MAX_TEAMS,
 };
 pub use prompt::{
-    conflict_prompt, coordinator_prompt, director_prompt, em_plan_prompt, feedback_prompt, render, render_str,
-    replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext, Planner, Prompt, PromptVars, RoundReport,
+    conflict_prompt, coordinator_prompt, director_prompt, em_plan_prompt, feedback_prompt, render,
+    render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext, Planner,
+    Prompt, PromptVars, RoundReport,
 };
 pub use schema::{DirectorPlan, PlanKind, ReviewDecision, TaskPlan, TaskSpec, TeamGoal};

@@ -31,7 +31,7 @@ pub const MAX_ID_LEN: usize = 64;
 /// How many characters of the answer an error quotes.
 const EXCERPT_CHARS: usize = 300;
 /// At most this many candidate spans are handed to serde_json for one answer.
-const MAX_CANDIDATES: usize = 20_000;
+const MAX_CANDIDATES: usize = 5_000;
 /// At most this many bytes are handed to serde_json for one answer, in all.
 const PARSE_BUDGET: usize = 64 << 20;
 
@@ -52,13 +52,20 @@ pub enum PlanError {
     NoJson { kind: PlanKind, excerpt: String },
     /// Something that looks like the answer, but is not valid JSON.
     #[error("the {kind} is not valid JSON: {error}")]
-    InvalidJson { kind: PlanKind, error: String, excerpt: String },
+    InvalidJson {
+        kind: PlanKind,
+        error: String,
+        excerpt: String,
+    },
     /// Valid JSON of the wrong shape (missing or unknown tag, wrong field types).
     #[error("the JSON does not match the {kind} schema: {error}")]
     Schema { kind: PlanKind, error: String },
     /// The right shape, but the content breaks the rules (every problem listed).
     #[error("the {kind} breaks the rules: {}", problems.join("; "))]
-    Validation { kind: PlanKind, problems: Vec<String> },
+    Validation {
+        kind: PlanKind,
+        problems: Vec<String>,
+    },
 }
 
 impl PlanError {
@@ -81,9 +88,9 @@ impl PlanError {
             PlanError::NoJson { excerpt, .. } => {
                 format!("Your answer contained no JSON object. It began:\n<answer>\n{excerpt}\n</answer>")
             }
-            PlanError::InvalidJson { error, excerpt, .. } => format!(
-                "The JSON could not be parsed: {error}\nNear:\n<json>\n{excerpt}\n</json>"
-            ),
+            PlanError::InvalidJson { error, excerpt, .. } => {
+                format!("The JSON could not be parsed: {error}\nNear:\n<json>\n{excerpt}\n</json>")
+            }
             PlanError::Schema { error, .. } => format!("The JSON has the wrong shape: {error}"),
             PlanError::Validation { problems, .. } => {
                 let mut s = String::from("The plan breaks these rules:");
@@ -169,6 +176,11 @@ fn extract_typed<T: DeserializeOwned>(text: &str, kind: PlanKind) -> Result<T, P
             continue;
         };
         let span = &text[start..=end];
+        // A JSON object's first token is `"` or `}`: skip code blocks and prose braces cheaply.
+        if !matches!(span[1..].trim_start().as_bytes().first(), Some(b'"' | b'}')) {
+            pos = start + 1;
+            continue;
+        }
         candidates += 1;
         parsed_bytes += span.len();
         match serde_json::from_str::<Value>(span) {
@@ -196,10 +208,13 @@ fn extract_typed<T: DeserializeOwned>(text: &str, kind: PlanKind) -> Result<T, P
                 pos = end + 1;
             }
             Err(e) => {
-                if invalid_tagged.is_none() && span.contains(&quoted_tag) {
-                    invalid_tagged = Some((e.to_string(), excerpt_at(span, &e)));
+                let message = e.to_string();
+                // Too deep to be a plan, and so is everything nested in it: skip the span.
+                let hopeless = message.starts_with("recursion limit exceeded");
+                if invalid_tagged.is_none() && !hopeless && span.contains(&quoted_tag) {
+                    invalid_tagged = Some((message, excerpt_at(span, &e)));
                 }
-                pos = start + 1;
+                pos = if hopeless { end + 1 } else { start + 1 };
             }
         }
     }
@@ -208,24 +223,38 @@ fn extract_typed<T: DeserializeOwned>(text: &str, kind: PlanKind) -> Result<T, P
         return Err(PlanError::Schema { kind, error });
     }
     if let Some((error, excerpt)) = invalid_tagged {
-        return Err(PlanError::InvalidJson { kind, error, excerpt });
+        return Err(PlanError::InvalidJson {
+            kind,
+            error,
+            excerpt,
+        });
     }
     // Truncated or unclosed JSON: an unclosed `{` followed by the tag field.
     if let Some(start) = first_unclosed_before_tag(text, &quoted_tag) {
         let tail = &text[start..];
         if let Err(e) = serde_json::from_str::<Value>(tail) {
-            return Err(PlanError::InvalidJson { kind, error: e.to_string(), excerpt: excerpt_at(tail, &e) });
+            return Err(PlanError::InvalidJson {
+                kind,
+                error: e.to_string(),
+                excerpt: excerpt_at(tail, &e),
+            });
         }
     }
     if let Some(error) = untagged {
         return Err(PlanError::Schema { kind, error });
     }
-    Err(PlanError::NoJson { kind, excerpt: head(text, EXCERPT_CHARS) })
+    Err(PlanError::NoJson {
+        kind,
+        excerpt: head(text, EXCERPT_CHARS),
+    })
 }
 
 /// Deserialises an object whose tag field is present, normalising the tag's spelling
 /// (`" Continue "` -> `continue`, `changes-requested` -> `changes_requested`).
-fn from_tagged<T: DeserializeOwned>(obj: &serde_json::Map<String, Value>, tag: &str) -> Result<T, String> {
+fn from_tagged<T: DeserializeOwned>(
+    obj: &serde_json::Map<String, Value>,
+    tag: &str,
+) -> Result<T, String> {
     let mut obj = obj.clone();
     if let Some(Value::String(s)) = obj.get_mut(tag) {
         *s = s.trim().to_lowercase().replace([' ', '-'], "_");
@@ -282,7 +311,11 @@ fn head(s: &str, max: usize) -> String {
 
 /// About 160 characters of `span` around the position of a serde_json error.
 fn excerpt_at(span: &str, e: &serde_json::Error) -> String {
-    let line_start: usize = span.split_inclusive('\n').take(e.line().saturating_sub(1)).map(str::len).sum();
+    let line_start: usize = span
+        .split_inclusive('\n')
+        .take(e.line().saturating_sub(1))
+        .map(str::len)
+        .sum();
     let at = floor_boundary(span, line_start + e.column().saturating_sub(1));
     let from = floor_boundary(span, at.saturating_sub(80));
     let to = floor_boundary(span, (at + 80).min(span.len()));
@@ -345,7 +378,9 @@ pub fn sanitize_path(raw: &str) -> Result<String, &'static str> {
     }
     let p = p.replace('\\', "/");
     let bytes = p.as_bytes();
-    if p.starts_with('/') || p.starts_with('~') || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic())
+    if p.starts_with('/')
+        || p.starts_with('~')
+        || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic())
     {
         return Err("absolute path");
     }
@@ -368,7 +403,11 @@ pub fn sanitize_path(raw: &str) -> Result<String, &'static str> {
 fn check_id(what: &str, index: usize, raw: &str, problems: &mut Vec<String>) -> Option<String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
-        problems.push(format!("{what} #{} has an empty {}", index + 1, id_field(what)));
+        problems.push(format!(
+            "{what} #{} has an empty {}",
+            index + 1,
+            id_field(what)
+        ));
         return None;
     }
     let slug = slugify(trimmed);
@@ -418,7 +457,12 @@ fn check_unique(what: &str, ids: &[(String, String)], problems: &mut Vec<String>
 fn validate_director(plan: DirectorPlan) -> Result<Parsed<DirectorPlan>, PlanError> {
     let (summary, teams) = match plan {
         DirectorPlan::Complete { reason } => {
-            return Ok(Parsed { value: DirectorPlan::Complete { reason: reason.trim().to_string() }, warnings: vec![] })
+            return Ok(Parsed {
+                value: DirectorPlan::Complete {
+                    reason: reason.trim().to_string(),
+                },
+                warnings: vec![],
+            })
         }
         DirectorPlan::Continue { summary, teams } => (summary, teams),
     };
@@ -428,7 +472,10 @@ fn validate_director(plan: DirectorPlan) -> Result<Parsed<DirectorPlan>, PlanErr
         problems.push("\"status\" is \"continue\" but \"teams\" is empty or missing; list at least one team, or answer \"complete\"".into());
     }
     if teams.len() > MAX_TEAMS {
-        problems.push(format!("too many teams: {} (at most {MAX_TEAMS})", teams.len()));
+        problems.push(format!(
+            "too many teams: {} (at most {MAX_TEAMS})",
+            teams.len()
+        ));
     }
     let mut ids = Vec::new();
     let mut out = Vec::with_capacity(teams.len());
@@ -448,15 +495,29 @@ fn validate_director(plan: DirectorPlan) -> Result<Parsed<DirectorPlan>, PlanErr
     }
     check_unique("team", &ids, &mut problems);
     if !problems.is_empty() {
-        return Err(PlanError::Validation { kind: PlanKind::Director, problems });
+        return Err(PlanError::Validation {
+            kind: PlanKind::Director,
+            problems,
+        });
     }
-    Ok(Parsed { value: DirectorPlan::Continue { summary: summary.trim().to_string(), teams: out }, warnings })
+    Ok(Parsed {
+        value: DirectorPlan::Continue {
+            summary: summary.trim().to_string(),
+            teams: out,
+        },
+        warnings,
+    })
 }
 
 fn validate_tasks(plan: TaskPlan) -> Result<Parsed<TaskPlan>, PlanError> {
     let tasks = match plan {
         TaskPlan::Complete { reason } => {
-            return Ok(Parsed { value: TaskPlan::Complete { reason: reason.trim().to_string() }, warnings: vec![] })
+            return Ok(Parsed {
+                value: TaskPlan::Complete {
+                    reason: reason.trim().to_string(),
+                },
+                warnings: vec![],
+            })
         }
         TaskPlan::Continue { tasks } => tasks,
     };
@@ -466,7 +527,10 @@ fn validate_tasks(plan: TaskPlan) -> Result<Parsed<TaskPlan>, PlanError> {
         problems.push("\"status\" is \"continue\" but \"tasks\" is empty or missing; list at least one task, or answer \"complete\"".into());
     }
     if tasks.len() > MAX_TASKS {
-        problems.push(format!("too many tasks: {} (at most {MAX_TASKS})", tasks.len()));
+        problems.push(format!(
+            "too many tasks: {} (at most {MAX_TASKS})",
+            tasks.len()
+        ));
     }
 
     // Ids and titles.
@@ -486,7 +550,9 @@ fn validate_tasks(plan: TaskPlan) -> Result<Parsed<TaskPlan>, PlanError> {
                 problems.push(format!("task {orig:?} has an empty \"title\""));
             } else {
                 title = head(description.lines().next().unwrap_or(""), 80);
-                warnings.push(format!("task {orig:?} had no title; using the start of its description"));
+                warnings.push(format!(
+                    "task {orig:?} had no title; using the start of its description"
+                ));
             }
         }
         if description.is_empty() {
@@ -503,7 +569,10 @@ fn validate_tasks(plan: TaskPlan) -> Result<Parsed<TaskPlan>, PlanError> {
             match sanitize_path(f) {
                 Ok(p) if !files.contains(&p) => files.push(p),
                 Ok(_) => {}
-                Err(why) => warnings.push(format!("task {slug:?}: dropped file {:?} ({why})", head(f, 120))),
+                Err(why) => warnings.push(format!(
+                    "task {slug:?}: dropped file {:?} ({why})",
+                    head(f, 120)
+                )),
             }
         }
         ids.push((orig, slug.clone()));
@@ -550,18 +619,31 @@ fn validate_tasks(plan: TaskPlan) -> Result<Parsed<TaskPlan>, PlanError> {
     }
     if problems.is_empty() {
         if let Some(cycle) = find_cycle(&out) {
-            problems.push(format!("\"depends_on\" has a cycle: {}", cycle.join(" -> ")));
+            problems.push(format!(
+                "\"depends_on\" has a cycle: {}",
+                cycle.join(" -> ")
+            ));
         }
     }
     if !problems.is_empty() {
-        return Err(PlanError::Validation { kind: PlanKind::Task, problems });
+        return Err(PlanError::Validation {
+            kind: PlanKind::Task,
+            problems,
+        });
     }
-    Ok(Parsed { value: TaskPlan::Continue { tasks: out }, warnings })
+    Ok(Parsed {
+        value: TaskPlan::Continue { tasks: out },
+        warnings,
+    })
 }
 
 /// The first dependency cycle (as `a -> b -> a`), searching tasks in plan order.
 fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
-    let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
+        .collect();
     // 0 = unvisited, 1 = on the current path, 2 = done.
     let mut state = vec![0u8; tasks.len()];
     for root in 0..tasks.len() {
@@ -574,7 +656,9 @@ fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
             if let Some(dep) = tasks[node].depends_on.get(*next) {
                 *next += 1;
-                let Some(&d) = index.get(dep.as_str()) else { continue };
+                let Some(&d) = index.get(dep.as_str()) else {
+                    continue;
+                };
                 match state[d] {
                     0 => {
                         state[d] = 1;
@@ -582,7 +666,10 @@ fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
                     }
                     1 => {
                         let from = stack.iter().position(|&(n, _)| n == d).unwrap_or(0);
-                        let mut cycle: Vec<String> = stack[from..].iter().map(|&(n, _)| tasks[n].id.clone()).collect();
+                        let mut cycle: Vec<String> = stack[from..]
+                            .iter()
+                            .map(|&(n, _)| tasks[n].id.clone())
+                            .collect();
                         cycle.push(tasks[d].id.clone());
                         return Some(cycle);
                     }
@@ -595,4 +682,635 @@ fn find_cycle(tasks: &[TaskSpec]) -> Option<Vec<String>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks(text: &str) -> Vec<TaskSpec> {
+        match parse_task_plan(text).unwrap().value {
+            TaskPlan::Continue { tasks } => tasks,
+            other => panic!("expected continue, got {other:?}"),
+        }
+    }
+
+    fn problems(r: Result<Parsed<TaskPlan>, PlanError>) -> Vec<String> {
+        match r {
+            Err(PlanError::Validation { problems, .. }) => problems,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    // ---- finding the JSON ----
+
+    #[test]
+    fn bare_json() {
+        let t = tasks(r#"{"status":"continue","tasks":[{"id":"t1","title":"A"}]}"#);
+        assert_eq!(t, vec![TaskSpec::new("t1", "A")]);
+    }
+
+    #[test]
+    fn fenced_json_with_and_without_language() {
+        for fence in ["```json", "```", "```JSON"] {
+            let text = format!("Plan below.\n{fence}\n{{\"status\":\"continue\",\"tasks\":[{{\"id\":\"t1\",\"title\":\"A\"}}]}}\n```\nThanks!");
+            assert_eq!(tasks(&text).len(), 1, "{fence}");
+        }
+    }
+
+    #[test]
+    fn json_in_prose_with_braces_and_strings() {
+        let text = r#"I looked at {the code} and "quotes {". Final:
+{"status":"continue","tasks":[{"id":"t1","title":"Handle } and { in strings \" ok","description":"x"}]} done."#;
+        let t = tasks(text);
+        assert_eq!(t[0].title, "Handle } and { in strings \" ok");
+    }
+
+    #[test]
+    fn picks_first_snippet_with_expected_shape() {
+        let text = r#"Example of a file: {"name": "x"}. Not JSON: {oops}.
+Review format reminder {"decision":"approve"}.
+{"status":"continue","tasks":[{"id":"first","title":"A"}]}
+{"status":"continue","tasks":[{"id":"second","title":"B"}]}"#;
+        assert_eq!(tasks(text)[0].id, "first");
+    }
+
+    #[test]
+    fn code_blocks_and_deep_junk_before_the_plan() {
+        let deep = format!("{}{}", "{\"a\":".repeat(300), "}".repeat(300));
+        let text = format!(
+            "```rust\nfn main() {{ let x = {{ 1 }}; if x {{ }} }}\n```\n{deep}\n{{\"status\":\"continue\",\"tasks\":[{{\"id\":\"t1\",\"title\":\"A\"}}]}}"
+        );
+        assert_eq!(tasks(&text)[0].id, "t1");
+    }
+
+    #[test]
+    fn nested_plan_inside_wrapper_object() {
+        let t = tasks(r#"{"answer":{"status":"continue","tasks":[{"id":"t1","title":"A"}]}}"#);
+        assert_eq!(t[0].id, "t1");
+    }
+
+    #[test]
+    fn double_encoded_answer() {
+        let inner = r#"{"decision":"approve","notes":"fine"}"#;
+        let text = serde_json::to_string(inner).unwrap();
+        assert_eq!(
+            parse_review(&text).unwrap().value,
+            ReviewDecision::Approve {
+                notes: "fine".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_tolerated() {
+        let p = parse_director_plan(
+            r#"{"status":"continue","confidence":0.9,"summary":"s","teams":[{"name":"parser","goal":"g","size":3}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.value,
+            DirectorPlan::Continue {
+                summary: "s".into(),
+                teams: vec![TeamGoal {
+                    name: "parser".into(),
+                    goal: "g".into()
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn status_spelling_is_normalised() {
+        let p = parse_task_plan(r#"{"status":" Complete ","reason":"all done"}"#).unwrap();
+        assert_eq!(
+            p.value,
+            TaskPlan::Complete {
+                reason: "all done".into()
+            }
+        );
+        let r = parse_review(r#"{"decision":"Changes-Requested","feedback":"fix"}"#).unwrap();
+        assert_eq!(
+            r.value,
+            ReviewDecision::Revise {
+                feedback: "fix".into()
+            }
+        );
+    }
+
+    #[test]
+    fn complete_without_reason_is_ok() {
+        assert_eq!(
+            parse_task_plan(r#"{"status":"complete"}"#).unwrap().value,
+            TaskPlan::Complete {
+                reason: String::new()
+            }
+        );
+        assert_eq!(
+            parse_director_plan(r#"{"status":"complete"}"#)
+                .unwrap()
+                .value,
+            DirectorPlan::Complete {
+                reason: String::new()
+            }
+        );
+    }
+
+    // ---- errors ----
+
+    #[test]
+    fn no_json() {
+        let e = parse_task_plan("I could not decide, sorry.").unwrap_err();
+        assert!(
+            matches!(e, PlanError::NoJson { ref excerpt, kind: PlanKind::Task } if excerpt.contains("sorry"))
+        );
+        assert!(matches!(
+            parse_task_plan("").unwrap_err(),
+            PlanError::NoJson { .. }
+        ));
+        // Braces in prose that are not JSON and do not mention the tag: still "no JSON".
+        assert!(matches!(
+            parse_task_plan("use {x} here").unwrap_err(),
+            PlanError::NoJson { .. }
+        ));
+    }
+
+    #[test]
+    fn invalid_json_trailing_comma() {
+        let e = parse_task_plan(
+            r#"```json
+{"status":"continue","tasks":[{"id":"t1","title":"A"},]}
+```"#,
+        )
+        .unwrap_err();
+        match &e {
+            PlanError::InvalidJson { error, excerpt, .. } => {
+                assert!(
+                    error.contains("trailing comma") || error.contains("expected value"),
+                    "{error}"
+                );
+                assert!(excerpt.contains("\"t1\""), "{excerpt}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncated_json_is_invalid_json() {
+        let e =
+            parse_task_plan(r#"{"status":"continue","tasks":[{"id":"t1","title":"A"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::InvalidJson { ref error, .. } if error.contains("EOF")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn schema_errors() {
+        let e = parse_task_plan(r#"{"status":"maybe","tasks":[]}"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::Schema { ref error, .. } if error.contains("maybe")),
+            "{e:?}"
+        );
+        let e = parse_task_plan(r#"{"tasks":[{"id":"t1","title":"A"}]}"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::Schema { ref error, .. } if error.contains("\"status\"")),
+            "{e:?}"
+        );
+        let e = parse_task_plan(r#"{"status":"continue","tasks":"do everything"}"#).unwrap_err();
+        assert!(matches!(e, PlanError::Schema { .. }), "{e:?}");
+        let e = parse_review(r#"{"decision":"approve","notes":{"a":1}}"#).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::Schema {
+                    kind: PlanKind::Review,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = parse_review(r#"{"decision":42}"#).unwrap_err();
+        assert!(matches!(e, PlanError::Schema { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_document_kind_is_schema_error() {
+        // A director plan where a review was expected.
+        let e = parse_review(r#"{"status":"complete"}"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::Schema { ref error, .. } if error.contains("\"decision\"")),
+            "{e:?}"
+        );
+    }
+
+    // ---- director validation ----
+
+    #[test]
+    fn director_validation() {
+        let e = parse_director_plan(r#"{"status":"continue","teams":[]}"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::Validation { ref problems, .. } if problems[0].contains("\"teams\" is empty"))
+        );
+
+        let e = parse_director_plan(
+            r#"{"status":"continue","teams":[{"name":"","goal":"g"},{"name":"a","goal":" "},{"name":"Parser","goal":"g"},{"name":"parser","goal":"g"}]}"#,
+        )
+        .unwrap_err();
+        let PlanError::Validation { problems, .. } = e else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("team #1 has an empty name"));
+        assert!(problems[1].contains("\"a\" has an empty \"goal\""));
+        assert!(problems[2].contains("\"Parser\" and \"parser\" are the same after normalisation"));
+
+        let many: Vec<String> = (0..51)
+            .map(|i| format!(r#"{{"name":"t{i}","goal":"g"}}"#))
+            .collect();
+        let e = parse_director_plan(&format!(
+            r#"{{"status":"continue","teams":[{}]}}"#,
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("too many teams: 51"));
+
+        let p = parse_director_plan(
+            r#"{"status":"continue","teams":[{"name":"HTTP API!","goal":"g"}]}"#,
+        )
+        .unwrap();
+        let DirectorPlan::Continue { teams, .. } = p.value else {
+            panic!()
+        };
+        assert_eq!(teams[0].name, "http-api");
+        assert_eq!(p.warnings.len(), 1);
+    }
+
+    // ---- task validation ----
+
+    #[test]
+    fn continue_needs_tasks() {
+        let p = problems(parse_task_plan(r#"{"status":"continue"}"#));
+        assert!(p[0].contains("\"tasks\" is empty or missing"));
+    }
+
+    #[test]
+    fn ids_are_slugged_and_original_kept_in_title() {
+        let p = parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"Lexer Tokens","title":"Write lexer"},{"id":"T2","title":"Use it","depends_on":["Lexer Tokens"]}]}"#,
+        )
+        .unwrap();
+        let TaskPlan::Continue { tasks } = p.value else {
+            panic!()
+        };
+        assert_eq!(tasks[0].id, "lexer-tokens");
+        assert_eq!(tasks[0].title, "Write lexer (id: Lexer Tokens)");
+        assert_eq!(tasks[1].id, "t2");
+        assert_eq!(tasks[1].depends_on, vec!["lexer-tokens"]);
+        assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn id_rules() {
+        let long = "x".repeat(65);
+        let p = problems(parse_task_plan(&format!(
+            r#"{{"status":"continue","tasks":[{{"id":"","title":"a"}},{{"id":"!!!","title":"b"}},{{"id":"{long}","title":"c"}},{{"id":"t1","title":"d"}},{{"id":"t1","title":"e"}},{{"id":"T1","title":"f"}}]}}"#
+        )));
+        assert_eq!(p.len(), 5, "{p:?}");
+        assert!(p[0].contains("task #1 has an empty id"));
+        assert!(p[1].contains("no letters or digits"));
+        assert!(p[2].contains("longer than 64"));
+        assert!(p[3].contains("duplicate task id: \"t1\""));
+        assert!(
+            p[4].contains("\"t1\" and \"T1\" are the same after normalisation to \"t1\""),
+            "{p:?}"
+        );
+        // Exactly 64 is fine.
+        let ok = "y".repeat(64);
+        assert_eq!(
+            tasks(&format!(
+                r#"{{"status":"continue","tasks":[{{"id":"{ok}","title":"a"}}]}}"#
+            ))[0]
+                .id,
+            ok
+        );
+    }
+
+    #[test]
+    fn title_rules() {
+        let p = problems(parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"t1","title":" "}]}"#,
+        ));
+        assert!(p[0].contains("empty \"title\""));
+        let p = parse_task_plan(r#"{"status":"continue","tasks":[{"id":"t1","description":"Do the thing\nin detail"}]}"#)
+            .unwrap();
+        let TaskPlan::Continue { tasks } = p.value else {
+            panic!()
+        };
+        assert_eq!(tasks[0].title, "Do the thing");
+        assert_eq!(tasks[0].description, "Do the thing\nin detail");
+        assert_eq!(p.warnings.len(), 1);
+    }
+
+    #[test]
+    fn task_cap() {
+        let many: Vec<String> = (0..201)
+            .map(|i| format!(r#"{{"id":"t{i}","title":"x"}}"#))
+            .collect();
+        let p = problems(parse_task_plan(&format!(
+            r#"{{"status":"continue","tasks":[{}]}}"#,
+            many.join(",")
+        )));
+        assert!(p
+            .iter()
+            .any(|p| p.contains("too many tasks: 201 (at most 200)")));
+        let many: Vec<String> = (0..200)
+            .map(|i| format!(r#"{{"id":"t{i}","title":"x"}}"#))
+            .collect();
+        assert_eq!(
+            tasks(&format!(
+                r#"{{"status":"continue","tasks":[{}]}}"#,
+                many.join(",")
+            ))
+            .len(),
+            200
+        );
+    }
+
+    #[test]
+    fn unknown_dependency() {
+        let p = problems(parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"t1","title":"a","depends_on":["t9"]}]}"#,
+        ));
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].contains("task \"t1\": \"depends_on\" names \"t9\""),
+            "{p:?}"
+        );
+        assert!(p[0].contains("ids: t1"));
+    }
+
+    #[test]
+    fn dependency_on_invalid_id_reports_only_the_id() {
+        let p = problems(parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"???","title":"a"},{"id":"t2","title":"b","depends_on":["???"]}]}"#,
+        ));
+        assert_eq!(p.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn dependencies_dedupe_and_resolve_by_slug() {
+        let t = tasks(
+            r#"{"status":"continue","tasks":[{"id":"t0","title":"a"},{"id":"t1","title":"b","depends_on":["t0","T0"," t0 "]}]}"#,
+        );
+        assert_eq!(t[1].depends_on, vec!["t0"]);
+    }
+
+    #[test]
+    fn cycles_are_named() {
+        let p = problems(parse_task_plan(
+            r#"{"status":"continue","tasks":[
+                {"id":"a","title":"a"},
+                {"id":"b","title":"b","depends_on":["c"]},
+                {"id":"c","title":"c","depends_on":["d","a"]},
+                {"id":"d","title":"d","depends_on":["b"]}]}"#,
+        ));
+        assert_eq!(p, vec!["\"depends_on\" has a cycle: b -> c -> d -> b"]);
+        let p = problems(parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"a","title":"a","depends_on":["a"]}]}"#,
+        ));
+        assert_eq!(p, vec!["\"depends_on\" has a cycle: a -> a"]);
+    }
+
+    #[test]
+    fn diamond_is_not_a_cycle() {
+        let t = tasks(
+            r#"{"status":"continue","tasks":[{"id":"a","title":"a"},{"id":"b","title":"b","depends_on":["a"]},
+            {"id":"c","title":"c","depends_on":["a"]},{"id":"d","title":"d","depends_on":["b","c"]}]}"#,
+        );
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn long_dependency_chain_is_fine() {
+        let many: Vec<String> = (0..200)
+            .map(|i| {
+                if i == 0 {
+                    r#"{"id":"t0","title":"x"}"#.to_string()
+                } else {
+                    format!(r#"{{"id":"t{i}","title":"x","depends_on":["t{}"]}}"#, i - 1)
+                }
+            })
+            .collect();
+        assert_eq!(
+            tasks(&format!(
+                r#"{{"status":"continue","tasks":[{}]}}"#,
+                many.join(",")
+            ))
+            .len(),
+            200
+        );
+    }
+
+    #[test]
+    fn unsafe_files_dropped_with_warnings() {
+        let p = parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"t1","title":"a","files":["src/a.rs","./src/b.rs","/etc/passwd","../x","a/../../y",".git/config","sub/.GIT/hooks/x","C:\\win","~/x","","src\\c.rs","src/a.rs"]}]}"#,
+        )
+        .unwrap();
+        let TaskPlan::Continue { tasks } = p.value else {
+            panic!()
+        };
+        assert_eq!(tasks[0].files, vec!["src/a.rs", "src/b.rs", "src/c.rs"]);
+        assert_eq!(p.warnings.len(), 8, "{:?}", p.warnings);
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains("/etc/passwd") && w.contains("absolute")));
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.contains(".git/config") && w.contains(".git")));
+    }
+
+    #[test]
+    fn sanitize_path_cases() {
+        assert_eq!(sanitize_path("a//b/./c"), Ok("a/b/c".into()));
+        assert_eq!(sanitize_path(".gitignore"), Ok(".gitignore".into()));
+        assert!(sanitize_path("./").is_err());
+        assert!(sanitize_path("a\0b").is_err());
+    }
+
+    #[test]
+    fn slugify_cases() {
+        assert_eq!(slugify("Hello World"), "hello-world");
+        assert_eq!(slugify("--a--b--"), "a-b");
+        assert_eq!(slugify("ÄÖÜ"), "");
+        assert_eq!(slugify("t1"), "t1");
+    }
+
+    // ---- review ----
+
+    #[test]
+    fn review_paths() {
+        assert_eq!(
+            parse_review(r#"{"decision":"approve"}"#).unwrap().value,
+            ReviewDecision::Approve {
+                notes: String::new()
+            }
+        );
+        assert_eq!(
+            parse_review(
+                "LGTM.\n```json\n{\"decision\": \"approved\", \"notes\": \" nice \"}\n```"
+            )
+            .unwrap()
+            .value,
+            ReviewDecision::Approve {
+                notes: "nice".into()
+            }
+        );
+        assert_eq!(
+            parse_review(r#"{"decision":"revise","feedback":"add tests"}"#)
+                .unwrap()
+                .value,
+            ReviewDecision::Revise {
+                feedback: "add tests".into()
+            }
+        );
+        let e = parse_review(r#"{"decision":"revise"}"#).unwrap_err();
+        assert!(
+            matches!(e, PlanError::Validation { ref problems, .. } if problems[0].contains("\"feedback\" is empty"))
+        );
+        assert!(matches!(
+            parse_review(r#"{"decision":"maybe"}"#).unwrap_err(),
+            PlanError::Schema { .. }
+        ));
+    }
+
+    // ---- repair prompt ----
+
+    #[test]
+    fn repair_prompts_quote_error_and_schema() {
+        let cases = [
+            parse_task_plan("no idea").unwrap_err(),
+            parse_task_plan(r#"{"status":"continue","tasks":[,]}"#).unwrap_err(),
+            parse_director_plan(r#"{"status":"later"}"#).unwrap_err(),
+            parse_task_plan(
+                r#"{"status":"continue","tasks":[{"id":"a","title":"a","depends_on":["zz"]}]}"#,
+            )
+            .unwrap_err(),
+            parse_review(r#"{"decision":"revise"}"#).unwrap_err(),
+        ];
+        for e in cases {
+            let p = e.repair_prompt();
+            assert!(p.starts_with("[cco:repair]\n[cco-ref:repair/"), "{p}");
+            assert!(p.contains(&e.to_string()), "{p}");
+            assert!(p.contains(e.kind().schema()), "{p}");
+            assert!(p.contains("ONLY one JSON object"));
+            assert!(!p.contains("{{"), "{p}");
+        }
+        let p = parse_task_plan(
+            r#"{"status":"continue","tasks":[{"id":"a","title":"a","depends_on":["zz"]}]}"#,
+        )
+        .unwrap_err()
+        .repair_prompt();
+        assert!(
+            p.contains("\n- task \"a\": \"depends_on\" names \"zz\""),
+            "{p}"
+        );
+        assert!(p.contains("[cco-ref:repair/task-plan]"));
+    }
+
+    // ---- robustness ----
+
+    #[test]
+    fn never_panics_on_adversarial_input() {
+        let deep_open = "{".repeat(100_000);
+        let deep_balanced = format!("{}{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+        let deep_array = format!(
+            "{{\"status\":\"continue\",\"tasks\":{}{}}}",
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let many_small = "{}".repeat(50_000);
+        let quotes = "\"{".repeat(20_000);
+        let backslashes = format!("{{\"status\":\"{}", "\\".repeat(10_001));
+        let big_valid_with_error = format!(
+            r#"{{"status":"continue","tasks":[{{"id":"t1","title":"{}"}}],}}"#,
+            "x".repeat(1_000_000)
+        );
+        let inputs: Vec<String> = vec![
+            String::new(),
+            " ".into(),
+            "{".into(),
+            "}".into(),
+            "}{".into(),
+            "{{}}".into(),
+            "{\"".into(),
+            "{\"\\".into(),
+            "\"".into(),
+            "\\".into(),
+            "`".into(),
+            "```".into(),
+            "````json\n{\n````".into(),
+            "```json".into(),
+            "``` {\"status\":\"complete\"".into(),
+            "null".into(),
+            "[]".into(),
+            "[{\"status\":\"complete\"}]".into(),
+            "\"just a string\"".into(),
+            "\"{\\\"status\\\":\\\"nope\\\"}\"".into(),
+            "{\"status\":null}".into(),
+            "{\"status\":\"continue\",\"tasks\":[null]}".into(),
+            "{\"status\":\"continue\",\"tasks\":[1,2]}".into(),
+            "{\"status\":\"continue\",\"teams\":[{\"name\":[],\"goal\":{}}]}".into(),
+            "{\"status\":\"continue\",\"tasks\":[{\"id\":\"é\u{0}\u{200b}🦀\",\"title\":\"🦀\"}]}".into(),
+            "{\"decision\":\"\u{feff}approve\"}".into(),
+            "日本語 {\"status\":\"complete\",\"reason\":\"完了\"} 🦀".into(),
+            "\u{feff}{\"status\":\"complete\"}".into(),
+            "{\"status\":\"continue\",\"tasks\":[{\"id\":\"a\",\"title\":\"a\",\"files\":[\"\u{0}\",\"\\\\\\\\server\\\\x\",\"..\"]}]}".into(),
+            "{\"a\":1e999999}".into(),
+            "{\"status\":\"complete\",\"reason\":\"\\ud800\"}".into(),
+            deep_open,
+            deep_balanced,
+            deep_array,
+            many_small,
+            quotes,
+            backslashes,
+            big_valid_with_error,
+            "{\"status\":\"complete\"}".repeat(10_000),
+        ];
+        let start = std::time::Instant::now();
+        for input in &inputs {
+            for cut in [input.len(), input.len() / 2, input.len() / 3] {
+                let mut cut = cut;
+                while !input.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let s = &input[..cut];
+                let results = [
+                    parse_director_plan(s).map(|_| ()),
+                    parse_task_plan(s).map(|_| ()),
+                    parse_review(s).map(|_| ()),
+                ];
+                for r in results {
+                    if let Err(e) = r {
+                        let _ = e.repair_prompt();
+                    }
+                }
+            }
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "too slow: {:?}",
+            start.elapsed()
+        );
+        // Spot checks.
+        assert!(parse_task_plan("{\"status\":\"complete\"}").is_ok());
+        assert!(parse_task_plan("[{\"status\":\"complete\"}]").is_ok());
+        assert!(parse_task_plan("\u{feff}{\"status\":\"complete\"}").is_ok());
+        assert!(
+            parse_director_plan("日本語 {\"status\":\"complete\",\"reason\":\"完了\"} 🦀").is_ok()
+        );
+    }
 }

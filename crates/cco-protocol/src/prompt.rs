@@ -136,7 +136,10 @@ pub fn render_str(template: &str, vars: &PromptVars) -> String {
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
-        let name_len = after.bytes().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
+        let name_len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
         let name = &after[..name_len];
         match (after[name_len..].starts_with("}}"), vars.get(name)) {
             (true, Some(value)) if !name.is_empty() => {
@@ -144,8 +147,9 @@ pub fn render_str(template: &str, vars: &PromptVars) -> String {
                 rest = &after[name_len + 2..];
             }
             _ => {
-                out.push_str("{{");
-                rest = after;
+                // Not a placeholder here; the second `{` may start one (`{{{a}}}`).
+                out.push('{');
+                rest = &rest[open + 1..];
             }
         }
     }
@@ -247,14 +251,27 @@ pub fn task_prompt(task: &TaskSpec, ctx: &AgentContext) -> String {
         .with("description", or_none(task.description.trim()))
         .with("files", bullets(&task.files, "(none given)"))
         .with("acceptance", or_none(task.acceptance.trim()))
-        .with("depends_on", if task.depends_on.is_empty() { "(none)".to_string() } else { task.depends_on.join(", ") });
+        .with(
+            "depends_on",
+            if task.depends_on.is_empty() {
+                "(none)".to_string()
+            } else {
+                task.depends_on.join(", ")
+            },
+        );
     render(Prompt::Worker, &vars)
 }
 
 /// `[cco:review]`: the EM's (or flat Coordinator's) review of a finished task. `result` is the
 /// worker's final answer, `diff` a diff summary (e.g. `git diff --stat` plus excerpts) of
 /// `worker_branch` against `ctx.branch`.
-pub fn review_prompt(ctx: &AgentContext, task: &TaskSpec, worker_branch: &str, result: &str, diff: &str) -> String {
+pub fn review_prompt(
+    ctx: &AgentContext,
+    task: &TaskSpec,
+    worker_branch: &str,
+    result: &str,
+    diff: &str,
+) -> String {
     let vars = task_vars(ctx, task)
         .with("description", or_none(task.description.trim()))
         .with("acceptance", or_none(task.acceptance.trim()))
@@ -266,7 +283,12 @@ pub fn review_prompt(ctx: &AgentContext, task: &TaskSpec, worker_branch: &str, r
 }
 
 /// `[cco:replan]`: the Director's or Coordinator's follow-up planning turn.
-pub fn replan_prompt(ctx: &AgentContext, planner: Planner, report: &RoundReport, max_items: usize) -> String {
+pub fn replan_prompt(
+    ctx: &AgentContext,
+    planner: Planner,
+    report: &RoundReport,
+    max_items: usize,
+) -> String {
     let (role, items) = match planner {
         Planner::Director => ("director", "teams"),
         Planner::Coordinator => ("coordinator", "tasks"),
@@ -290,7 +312,10 @@ pub fn timeout_prompt(ctx: &AgentContext) -> String {
 
 /// `[cco:conflict]`: resolve the conflicts left by merging `merging` into `ctx.branch`.
 pub fn conflict_prompt(ctx: &AgentContext, merging: &str, files: &[String]) -> String {
-    let vars = ctx.vars().with("merging", or_none(merging)).with("files", bullets(files, "(see `git status`)"));
+    let vars = ctx
+        .vars()
+        .with("merging", or_none(merging))
+        .with("files", bullets(files, "(see `git status`)"));
     render(Prompt::Conflict, &vars)
 }
 
@@ -301,7 +326,9 @@ pub fn feedback_prompt(ctx: &AgentContext, task: &TaskSpec, feedback: &str) -> S
 }
 
 fn task_vars(ctx: &AgentContext, task: &TaskSpec) -> PromptVars {
-    ctx.vars().with("task_id", or_none(&task.id)).with("title", one_line(&task.title))
+    ctx.vars()
+        .with("task_id", or_none(&task.id))
+        .with("title", one_line(&task.title))
 }
 
 fn or_none(s: &str) -> String {
@@ -322,7 +349,11 @@ fn bullets(items: &[String], empty: &str) -> String {
     if items.is_empty() {
         return empty.to_string();
     }
-    items.iter().map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")
+    items
+        .iter()
+        .map(|i| format!("- {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -364,19 +395,40 @@ mod tests {
         for p in Prompt::ALL {
             let text = p.template();
             assert_eq!(text.lines().next().unwrap(), p.marker(), "{p:?}");
-            assert!(text.lines().nth(1).unwrap().starts_with(&format!("[cco-ref:{}/", p.kind())), "{p:?}");
+            assert!(
+                text.lines()
+                    .nth(1)
+                    .unwrap()
+                    .starts_with(&format!("[cco-ref:{}/", p.kind())),
+                "{p:?}"
+            );
         }
         let c = ctx();
         let task = TaskSpec::new("t1", "Add lexer");
         let rendered = [
-            (Prompt::Director, director_prompt(&c, "Build a calculator", 4)),
-            (Prompt::Coordinator, coordinator_prompt(&c, "Build a calculator", 10)),
+            (
+                Prompt::Director,
+                director_prompt(&c, "Build a calculator", 4),
+            ),
+            (
+                Prompt::Coordinator,
+                coordinator_prompt(&c, "Build a calculator", 10),
+            ),
             (Prompt::Em, em_plan_prompt(&c, "Parse everything", 10)),
             (Prompt::Worker, task_prompt(&task, &c)),
-            (Prompt::Review, review_prompt(&c, &task, "cco/parser/t1", "done", "1 file changed")),
-            (Prompt::Replan, replan_prompt(&c, Planner::Director, &RoundReport::default(), 4)),
+            (
+                Prompt::Review,
+                review_prompt(&c, &task, "cco/parser/t1", "done", "1 file changed"),
+            ),
+            (
+                Prompt::Replan,
+                replan_prompt(&c, Planner::Director, &RoundReport::default(), 4),
+            ),
             (Prompt::Timeout, timeout_prompt(&c)),
-            (Prompt::Conflict, conflict_prompt(&c, "cco/parser", &["src/a.rs".into()])),
+            (
+                Prompt::Conflict,
+                conflict_prompt(&c, "cco/parser", &["src/a.rs".into()]),
+            ),
             (Prompt::Feedback, feedback_prompt(&c, &task, "add tests")),
         ];
         for (p, text) in rendered {
@@ -419,7 +471,13 @@ mod tests {
     #[test]
     fn agent_text_cannot_inject_placeholders() {
         let task = TaskSpec::new("t1", "{{agent_id}}");
-        let text = review_prompt(&ctx(), &task, "b", "I did {{schema}} and {{diff}}", "{{result}}");
+        let text = review_prompt(
+            &ctx(),
+            &task,
+            "b",
+            "I did {{schema}} and {{diff}}",
+            "{{result}}",
+        );
         assert!(text.contains("Title: {{agent_id}}"));
         assert!(text.contains("I did {{schema}} and {{diff}}"));
         assert!(text.contains("<diff>\n{{result}}\n</diff>"));
@@ -427,7 +485,11 @@ mod tests {
 
     #[test]
     fn director_and_coordinator_have_no_team() {
-        let c = AgentContext { agent_id: "director".into(), base_branch: "main".into(), ..Default::default() };
+        let c = AgentContext {
+            agent_id: "director".into(),
+            base_branch: "main".into(),
+            ..Default::default()
+        };
         let text = director_prompt(&c, "  Do X.  ", 3);
         assert!(text.contains("Team: (none)"));
         assert!(text.contains("<direction>\nDo X.\n</direction>"));
@@ -436,7 +498,11 @@ mod tests {
         let text = replan_prompt(
             &c,
             Planner::Coordinator,
-            &RoundReport { merged: vec!["t1: merged".into()], failed: vec![], notes: String::new() },
+            &RoundReport {
+                merged: vec!["t1: merged".into()],
+                failed: vec![],
+                notes: String::new(),
+            },
             7,
         );
         assert!(text.contains("- t1: merged"));

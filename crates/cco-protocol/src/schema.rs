@@ -122,7 +122,11 @@ struct TaskSpecWire {
 
 impl From<TaskSpecWire> for TaskSpec {
     fn from(w: TaskSpecWire) -> Self {
-        let description = if w.description.trim().is_empty() { w.title.clone() } else { w.description };
+        let description = if w.description.trim().is_empty() {
+            w.title.clone()
+        } else {
+            w.description
+        };
         TaskSpec {
             id: w.id,
             title: w.title,
@@ -150,7 +154,11 @@ pub enum ReviewDecision {
         notes: String,
     },
     /// Send it back to the worker; `feedback` is non-empty after validation.
-    #[serde(alias = "revision", alias = "request_changes", alias = "changes_requested")]
+    #[serde(
+        alias = "revision",
+        alias = "request_changes",
+        alias = "changes_requested"
+    )]
     Revise {
         #[serde(default, deserialize_with = "lenient_text")]
         feedback: String,
@@ -227,7 +235,10 @@ fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
         Value::Bool(b) => Ok(b.to_string()),
-        other => Err(D::Error::custom(format!("expected a string, found {}", type_name(&other)))),
+        other => Err(D::Error::custom(format!(
+            "expected a string, found {}",
+            type_name(&other)
+        ))),
     }
 }
 
@@ -268,7 +279,10 @@ fn lenient_id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
         Value::Array(items) => items,
         one => vec![one],
     };
-    items.into_iter().map(|v| scalar_text(v).map_err(D::Error::custom)).collect()
+    items
+        .into_iter()
+        .map(|v| scalar_text(v).map_err(D::Error::custom))
+        .collect()
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -291,10 +305,16 @@ mod tests {
     fn round_trips() {
         let d = DirectorPlan::Continue {
             summary: "s".into(),
-            teams: vec![TeamGoal { name: "parser".into(), goal: "g".into() }],
+            teams: vec![TeamGoal {
+                name: "parser".into(),
+                goal: "g".into(),
+            }],
         };
         let v = serde_json::to_value(&d).unwrap();
-        assert_eq!(v, json!({"status":"continue","summary":"s","teams":[{"name":"parser","goal":"g"}]}));
+        assert_eq!(
+            v,
+            json!({"status":"continue","summary":"s","teams":[{"name":"parser","goal":"g"}]})
+        );
         assert_eq!(serde_json::from_value::<DirectorPlan>(v).unwrap(), d);
 
         let t = TaskPlan::Continue {
@@ -312,7 +332,9 @@ mod tests {
 
         for r in [
             ReviewDecision::Approve { notes: "n".into() },
-            ReviewDecision::Revise { feedback: "f".into() },
+            ReviewDecision::Revise {
+                feedback: "f".into(),
+            },
         ] {
             let s = serde_json::to_string(&r).unwrap();
             assert_eq!(serde_json::from_str::<ReviewDecision>(&s).unwrap(), r);
@@ -337,9 +359,19 @@ mod tests {
     #[test]
     fn complete_without_reason() {
         let p: TaskPlan = serde_json::from_str(r#"{"status":"complete"}"#).unwrap();
-        assert_eq!(p, TaskPlan::Complete { reason: String::new() });
+        assert_eq!(
+            p,
+            TaskPlan::Complete {
+                reason: String::new()
+            }
+        );
         let p: DirectorPlan = serde_json::from_str(r#"{"status":"done"}"#).unwrap();
-        assert_eq!(p, DirectorPlan::Complete { reason: String::new() });
+        assert_eq!(
+            p,
+            DirectorPlan::Complete {
+                reason: String::new()
+            }
+        );
     }
 
     #[test]
