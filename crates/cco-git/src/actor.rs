@@ -20,22 +20,79 @@ type Reply<T> = RpcReplyPort<Result<T, GitError>>;
 
 /// One queued git operation; each carries the port its result is sent to.
 pub enum GitOp {
-    Setup { reply: Reply<RepoInfo> },
-    EnsureTeamBranch { team: String, from: Option<String>, reply: Reply<String> },
-    CreateWorktree { team: String, worker_id: String, from: String, reply: Reply<WorktreeInfo> },
-    CommitAll { worktree: PathBuf, message: String, reply: Reply<Option<String>> },
-    Snapshot { worktree: PathBuf, worker_id: String, reply: Reply<Option<String>> },
-    RemoveWorktree { worker_id: String, delete_branch: bool, reply: Reply<RemoveOutcome> },
-    SyncWorktree { worktree: PathBuf, onto: String, reply: Reply<SyncOutcome> },
-    Merge { req: MergeRequest, reply: Reply<MergeOutcome> },
-    MergeIntoWorktree { worktree: PathBuf, from: String, reply: Reply<WorktreeMerge> },
-    ConcludeWorktreeMerge { worktree: PathBuf, reply: Reply<String> },
-    DiffSummary { base: String, head: String, reply: Reply<DiffSummary> },
-    Head { branch: String, reply: Reply<String> },
-    BranchExists { branch: String, reply: Reply<bool> },
-    LogGraph { branch: String, max: usize, reply: Reply<String> },
-    Fetch { branch: String, reply: Reply<String> },
-    Push { branch: String, reply: Reply<PushStatus> },
+    Setup {
+        reply: Reply<RepoInfo>,
+    },
+    EnsureTeamBranch {
+        team: String,
+        from: Option<String>,
+        reply: Reply<String>,
+    },
+    CreateWorktree {
+        team: String,
+        worker_id: String,
+        from: String,
+        reply: Reply<WorktreeInfo>,
+    },
+    CommitAll {
+        worktree: PathBuf,
+        message: String,
+        reply: Reply<Option<String>>,
+    },
+    Snapshot {
+        worktree: PathBuf,
+        worker_id: String,
+        reply: Reply<Option<String>>,
+    },
+    RemoveWorktree {
+        worker_id: String,
+        delete_branch: bool,
+        reply: Reply<RemoveOutcome>,
+    },
+    SyncWorktree {
+        worktree: PathBuf,
+        onto: String,
+        reply: Reply<SyncOutcome>,
+    },
+    Merge {
+        req: MergeRequest,
+        reply: Reply<MergeOutcome>,
+    },
+    MergeIntoWorktree {
+        worktree: PathBuf,
+        from: String,
+        reply: Reply<WorktreeMerge>,
+    },
+    ConcludeWorktreeMerge {
+        worktree: PathBuf,
+        reply: Reply<String>,
+    },
+    DiffSummary {
+        base: String,
+        head: String,
+        reply: Reply<DiffSummary>,
+    },
+    Head {
+        branch: String,
+        reply: Reply<String>,
+    },
+    BranchExists {
+        branch: String,
+        reply: Reply<bool>,
+    },
+    LogGraph {
+        branch: String,
+        max: usize,
+        reply: Reply<String>,
+    },
+    Fetch {
+        branch: String,
+        reply: Reply<String>,
+    },
+    Push {
+        branch: String,
+        reply: Reply<PushStatus>,
+    },
 }
 
 /// Messages of the [`GitActor`]. Callers normally use [`GitHandle`] instead.
@@ -56,15 +113,27 @@ impl GitOp {
         use GitOp::*;
         match self {
             Setup { .. } => ("setup", String::new(), String::new()),
-            EnsureTeamBranch { team, from, .. } => ("ensure_team_branch", team.clone(), from.clone().unwrap_or_default()),
-            CreateWorktree { worker_id, from, .. } => ("create_worktree", worker_id.clone(), from.clone()),
+            EnsureTeamBranch { team, from, .. } => (
+                "ensure_team_branch",
+                team.clone(),
+                from.clone().unwrap_or_default(),
+            ),
+            CreateWorktree {
+                worker_id, from, ..
+            } => ("create_worktree", worker_id.clone(), from.clone()),
             CommitAll { worktree, .. } => ("commit_all", wt(worktree), String::new()),
             Snapshot { worktree, .. } => ("snapshot", wt(worktree), String::new()),
-            RemoveWorktree { worker_id, .. } => ("remove_worktree", worker_id.clone(), String::new()),
+            RemoveWorktree { worker_id, .. } => {
+                ("remove_worktree", worker_id.clone(), String::new())
+            }
             SyncWorktree { worktree, onto, .. } => ("sync_worktree", wt(worktree), onto.clone()),
             Merge { req, .. } => ("merge", req.target.clone(), req.source.clone()),
-            MergeIntoWorktree { worktree, from, .. } => ("merge_into_worktree", wt(worktree), from.clone()),
-            ConcludeWorktreeMerge { worktree, .. } => ("conclude_worktree_merge", wt(worktree), String::new()),
+            MergeIntoWorktree { worktree, from, .. } => {
+                ("merge_into_worktree", wt(worktree), from.clone())
+            }
+            ConcludeWorktreeMerge { worktree, .. } => {
+                ("conclude_worktree_merge", wt(worktree), String::new())
+            }
             DiffSummary { base, head, .. } => ("diff_summary", base.clone(), head.clone()),
             Head { branch, .. } => ("head", branch.clone(), String::new()),
             BranchExists { branch, .. } => ("branch_exists", branch.clone(), String::new()),
@@ -107,8 +176,17 @@ impl GitOp {
     /// Runs the op within `budget` and sends the result. Dropping a timed-out op future kills
     /// its running git process group (see `cmd`).
     async fn run(self, repo: Arc<GitRepo>, budget: Duration, name: &'static str) {
-        async fn bounded<T>(budget: Duration, name: &str, fut: impl std::future::Future<Output = Result<T, GitError>>) -> Result<T, GitError> {
-            tokio::time::timeout(budget, fut).await.unwrap_or_else(|_| Err(GitError::OpTimeout { op: name.to_string(), timeout: budget }))
+        async fn bounded<T>(
+            budget: Duration,
+            name: &str,
+            fut: impl std::future::Future<Output = Result<T, GitError>>,
+        ) -> Result<T, GitError> {
+            tokio::time::timeout(budget, fut).await.unwrap_or_else(|_| {
+                Err(GitError::OpTimeout {
+                    op: name.to_string(),
+                    timeout: budget,
+                })
+            })
         }
         use GitOp::*;
         let r = &repo;
@@ -123,15 +201,44 @@ impl GitOp {
         }
         match self {
             Setup { reply } => go!(reply, r.setup()),
-            EnsureTeamBranch { team, from, reply } => go!(reply, r.ensure_team_branch(&team, from.as_deref())),
-            CreateWorktree { team, worker_id, from, reply } => go!(reply, r.create_worktree(&team, &worker_id, &from)),
-            CommitAll { worktree, message, reply } => go!(reply, r.commit_all(&worktree, &message)),
-            Snapshot { worktree, worker_id, reply } => go!(reply, r.snapshot(&worktree, &worker_id, false)),
-            RemoveWorktree { worker_id, delete_branch, reply } => go!(reply, r.remove_worktree(&worker_id, delete_branch)),
-            SyncWorktree { worktree, onto, reply } => go!(reply, r.sync_worktree(&worktree, &onto)),
+            EnsureTeamBranch { team, from, reply } => {
+                go!(reply, r.ensure_team_branch(&team, from.as_deref()))
+            }
+            CreateWorktree {
+                team,
+                worker_id,
+                from,
+                reply,
+            } => go!(reply, r.create_worktree(&team, &worker_id, &from)),
+            CommitAll {
+                worktree,
+                message,
+                reply,
+            } => go!(reply, r.commit_all(&worktree, &message)),
+            Snapshot {
+                worktree,
+                worker_id,
+                reply,
+            } => go!(reply, r.snapshot(&worktree, &worker_id, false)),
+            RemoveWorktree {
+                worker_id,
+                delete_branch,
+                reply,
+            } => go!(reply, r.remove_worktree(&worker_id, delete_branch)),
+            SyncWorktree {
+                worktree,
+                onto,
+                reply,
+            } => go!(reply, r.sync_worktree(&worktree, &onto)),
             Merge { req, reply } => go!(reply, r.merge(&req)),
-            MergeIntoWorktree { worktree, from, reply } => go!(reply, r.merge_into_worktree(&worktree, &from)),
-            ConcludeWorktreeMerge { worktree, reply } => go!(reply, r.conclude_worktree_merge(&worktree)),
+            MergeIntoWorktree {
+                worktree,
+                from,
+                reply,
+            } => go!(reply, r.merge_into_worktree(&worktree, &from)),
+            ConcludeWorktreeMerge { worktree, reply } => {
+                go!(reply, r.conclude_worktree_merge(&worktree))
+            }
             DiffSummary { base, head, reply } => go!(reply, r.diff_summary(&base, &head)),
             Head { branch, reply } => go!(reply, r.head(&branch)),
             BranchExists { branch, reply } => go!(reply, r.branch_exists(&branch)),
@@ -156,7 +263,9 @@ impl GitActorState {
         if self.in_flight.is_some() {
             return;
         }
-        let Some(op) = self.queue.pop_front() else { return };
+        let Some(op) = self.queue.pop_front() else {
+            return;
+        };
         let (name, target, source) = op.describe();
         let budget = op.budget(self.repo.config());
         let label = match (target.is_empty(), source.is_empty()) {
@@ -184,11 +293,25 @@ impl Actor for GitActor {
     type State = GitActorState;
     type Arguments = Arc<GitRepo>;
 
-    async fn pre_start(&self, _myself: ActorRef<GitMsg>, repo: Arc<GitRepo>) -> Result<GitActorState, ActorProcessingErr> {
-        Ok(GitActorState { repo, queue: VecDeque::new(), in_flight: None, ops_done: 0 })
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<GitMsg>,
+        repo: Arc<GitRepo>,
+    ) -> Result<GitActorState, ActorProcessingErr> {
+        Ok(GitActorState {
+            repo,
+            queue: VecDeque::new(),
+            in_flight: None,
+            ops_done: 0,
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<GitMsg>, msg: GitMsg, state: &mut GitActorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<GitMsg>,
+        msg: GitMsg,
+        state: &mut GitActorState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             GitMsg::Op(op) => {
                 state.queue.push_back(op);
@@ -210,14 +333,23 @@ impl Actor for GitActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<GitMsg>, state: &mut GitActorState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<GitMsg>,
+        state: &mut GitActorState,
+    ) -> Result<(), ActorProcessingErr> {
         for op in state.queue.drain(..) {
             let name = op.describe().0;
-            op.fail(|| GitError::Stopped { op: name.to_string() });
+            op.fail(|| GitError::Stopped {
+                op: name.to_string(),
+            });
         }
         if let Some((label, budget, task)) = state.in_flight.take() {
             tracing::info!(op = %label, "git actor stopping; waiting for the in-flight op");
-            if tokio::time::timeout(budget + Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(budget + Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 tracing::error!(op = %label, "in-flight git op did not finish within its budget");
             }
         }
@@ -239,7 +371,9 @@ impl GitHandle {
         // Calls wait for queued ops too; this is a safety net, not a deadline.
         let rpc_timeout = (cfg.op_timeout + cfg.verify_timeout) * 4;
         let repo = Arc::new(GitRepo::new(cfg)?);
-        let (actor, join) = Actor::spawn(None, GitActor, repo).await.map_err(|e| GitError::Actor(format!("spawn: {e}")))?;
+        let (actor, join) = Actor::spawn(None, GitActor, repo)
+            .await
+            .map_err(|e| GitError::Actor(format!("spawn: {e}")))?;
         Ok((GitHandle { actor, rpc_timeout }, join))
     }
 
@@ -255,11 +389,18 @@ impl GitHandle {
 
     /// Stops the actor: the in-flight op finishes (bounded by its budget), queued ops fail.
     pub async fn stop(&self) -> Result<(), GitError> {
-        self.actor.stop_and_wait(None, None).await.map_err(|e| GitError::Actor(format!("stop: {e}")))
+        self.actor
+            .stop_and_wait(None, None)
+            .await
+            .map_err(|e| GitError::Actor(format!("stop: {e}")))
     }
 
     pub async fn status(&self) -> Result<GitStatus, GitError> {
-        match self.actor.call(GitMsg::Status, Some(Duration::from_secs(10))).await {
+        match self
+            .actor
+            .call(GitMsg::Status, Some(Duration::from_secs(10)))
+            .await
+        {
             Ok(CallResult::Success(s)) => Ok(s),
             Ok(CallResult::Timeout) => Err(GitError::Actor("status timed out".into())),
             Ok(CallResult::SenderError) => Err(GitError::Actor("status reply dropped".into())),
@@ -267,56 +408,147 @@ impl GitHandle {
         }
     }
 
-    async fn op<T: Send + 'static>(&self, name: &str, build: impl FnOnce(Reply<T>) -> GitOp) -> Result<T, GitError> {
-        match self.actor.call(|reply| GitMsg::Op(build(reply)), Some(self.rpc_timeout)).await {
+    async fn op<T: Send + 'static>(
+        &self,
+        name: &str,
+        build: impl FnOnce(Reply<T>) -> GitOp,
+    ) -> Result<T, GitError> {
+        match self
+            .actor
+            .call(|reply| GitMsg::Op(build(reply)), Some(self.rpc_timeout))
+            .await
+        {
             Ok(CallResult::Success(r)) => r,
-            Ok(CallResult::Timeout) => Err(GitError::OpTimeout { op: name.to_string(), timeout: self.rpc_timeout }),
-            Ok(CallResult::SenderError) => Err(GitError::Stopped { op: name.to_string() }),
-            Err(_) => Err(GitError::Stopped { op: name.to_string() }),
+            Ok(CallResult::Timeout) => Err(GitError::OpTimeout {
+                op: name.to_string(),
+                timeout: self.rpc_timeout,
+            }),
+            Ok(CallResult::SenderError) => Err(GitError::Stopped {
+                op: name.to_string(),
+            }),
+            Err(_) => Err(GitError::Stopped {
+                op: name.to_string(),
+            }),
         }
     }
 
     pub async fn setup(&self) -> Result<RepoInfo, GitError> {
         self.op("setup", |reply| GitOp::Setup { reply }).await
     }
-    pub async fn ensure_team_branch(&self, team: &str, from: Option<&str>) -> Result<String, GitError> {
+    pub async fn ensure_team_branch(
+        &self,
+        team: &str,
+        from: Option<&str>,
+    ) -> Result<String, GitError> {
         let (team, from) = (team.to_string(), from.map(str::to_string));
-        self.op("ensure_team_branch", |reply| GitOp::EnsureTeamBranch { team, from, reply }).await
+        self.op("ensure_team_branch", |reply| GitOp::EnsureTeamBranch {
+            team,
+            from,
+            reply,
+        })
+        .await
     }
-    pub async fn create_worktree(&self, team: &str, worker_id: &str, from: &str) -> Result<WorktreeInfo, GitError> {
+    pub async fn create_worktree(
+        &self,
+        team: &str,
+        worker_id: &str,
+        from: &str,
+    ) -> Result<WorktreeInfo, GitError> {
         let (team, worker_id, from) = (team.to_string(), worker_id.to_string(), from.to_string());
-        self.op("create_worktree", |reply| GitOp::CreateWorktree { team, worker_id, from, reply }).await
+        self.op("create_worktree", |reply| GitOp::CreateWorktree {
+            team,
+            worker_id,
+            from,
+            reply,
+        })
+        .await
     }
-    pub async fn commit_all(&self, worktree: impl Into<PathBuf>, message: &str) -> Result<Option<String>, GitError> {
+    pub async fn commit_all(
+        &self,
+        worktree: impl Into<PathBuf>,
+        message: &str,
+    ) -> Result<Option<String>, GitError> {
         let (worktree, message) = (worktree.into(), message.to_string());
-        self.op("commit_all", |reply| GitOp::CommitAll { worktree, message, reply }).await
+        self.op("commit_all", |reply| GitOp::CommitAll {
+            worktree,
+            message,
+            reply,
+        })
+        .await
     }
-    pub async fn snapshot(&self, worktree: impl Into<PathBuf>, worker_id: &str) -> Result<Option<String>, GitError> {
+    pub async fn snapshot(
+        &self,
+        worktree: impl Into<PathBuf>,
+        worker_id: &str,
+    ) -> Result<Option<String>, GitError> {
         let (worktree, worker_id) = (worktree.into(), worker_id.to_string());
-        self.op("snapshot", |reply| GitOp::Snapshot { worktree, worker_id, reply }).await
+        self.op("snapshot", |reply| GitOp::Snapshot {
+            worktree,
+            worker_id,
+            reply,
+        })
+        .await
     }
-    pub async fn remove_worktree(&self, worker_id: &str, delete_branch: bool) -> Result<RemoveOutcome, GitError> {
+    pub async fn remove_worktree(
+        &self,
+        worker_id: &str,
+        delete_branch: bool,
+    ) -> Result<RemoveOutcome, GitError> {
         let worker_id = worker_id.to_string();
-        self.op("remove_worktree", |reply| GitOp::RemoveWorktree { worker_id, delete_branch, reply }).await
+        self.op("remove_worktree", |reply| GitOp::RemoveWorktree {
+            worker_id,
+            delete_branch,
+            reply,
+        })
+        .await
     }
-    pub async fn sync_worktree(&self, worktree: impl Into<PathBuf>, onto: &str) -> Result<SyncOutcome, GitError> {
+    pub async fn sync_worktree(
+        &self,
+        worktree: impl Into<PathBuf>,
+        onto: &str,
+    ) -> Result<SyncOutcome, GitError> {
         let (worktree, onto) = (worktree.into(), onto.to_string());
-        self.op("sync_worktree", |reply| GitOp::SyncWorktree { worktree, onto, reply }).await
+        self.op("sync_worktree", |reply| GitOp::SyncWorktree {
+            worktree,
+            onto,
+            reply,
+        })
+        .await
     }
     pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
         self.op("merge", |reply| GitOp::Merge { req, reply }).await
     }
-    pub async fn merge_into_worktree(&self, worktree: impl Into<PathBuf>, from: &str) -> Result<WorktreeMerge, GitError> {
+    pub async fn merge_into_worktree(
+        &self,
+        worktree: impl Into<PathBuf>,
+        from: &str,
+    ) -> Result<WorktreeMerge, GitError> {
         let (worktree, from) = (worktree.into(), from.to_string());
-        self.op("merge_into_worktree", |reply| GitOp::MergeIntoWorktree { worktree, from, reply }).await
+        self.op("merge_into_worktree", |reply| GitOp::MergeIntoWorktree {
+            worktree,
+            from,
+            reply,
+        })
+        .await
     }
-    pub async fn conclude_worktree_merge(&self, worktree: impl Into<PathBuf>) -> Result<String, GitError> {
+    pub async fn conclude_worktree_merge(
+        &self,
+        worktree: impl Into<PathBuf>,
+    ) -> Result<String, GitError> {
         let worktree = worktree.into();
-        self.op("conclude_worktree_merge", |reply| GitOp::ConcludeWorktreeMerge { worktree, reply }).await
+        self.op("conclude_worktree_merge", |reply| {
+            GitOp::ConcludeWorktreeMerge { worktree, reply }
+        })
+        .await
     }
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let (base, head) = (base.to_string(), head.to_string());
-        self.op("diff_summary", |reply| GitOp::DiffSummary { base, head, reply }).await
+        self.op("diff_summary", |reply| GitOp::DiffSummary {
+            base,
+            head,
+            reply,
+        })
+        .await
     }
     pub async fn head(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
@@ -324,15 +556,21 @@ impl GitHandle {
     }
     pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
         let branch = branch.to_string();
-        self.op("branch_exists", |reply| GitOp::BranchExists { branch, reply }).await
+        self.op("branch_exists", |reply| GitOp::BranchExists {
+            branch,
+            reply,
+        })
+        .await
     }
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {
         let branch = branch.to_string();
-        self.op("log_graph", |reply| GitOp::LogGraph { branch, max, reply }).await
+        self.op("log_graph", |reply| GitOp::LogGraph { branch, max, reply })
+            .await
     }
     pub async fn fetch(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
-        self.op("fetch", |reply| GitOp::Fetch { branch, reply }).await
+        self.op("fetch", |reply| GitOp::Fetch { branch, reply })
+            .await
     }
     pub async fn push(&self, branch: &str) -> Result<PushStatus, GitError> {
         let branch = branch.to_string();

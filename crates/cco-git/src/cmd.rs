@@ -83,7 +83,9 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         path: spec.dir.to_path_buf(),
         source,
     })?;
-    let mut guard = GroupGuard { pgid: child.id().map(|p| p as i32) };
+    let mut guard = GroupGuard {
+        pgid: child.id().map(|p| p as i32),
+    };
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
     let work = async {
@@ -129,11 +131,20 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
 }
 
 /// Turns a non-zero exit into [`GitError::Command`].
-pub(crate) fn check(op: &str, args: &[String], dir: &Path, out: Output) -> Result<Output, GitError> {
+pub(crate) fn check(
+    op: &str,
+    args: &[String],
+    dir: &Path,
+    out: Output,
+) -> Result<Output, GitError> {
     if out.success() {
         Ok(out)
     } else {
-        let msg = if out.stderr.trim().is_empty() { &out.stdout } else { &out.stderr };
+        let msg = if out.stderr.trim().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
         Err(GitError::Command {
             op: op.to_string(),
             args: args.join(" "),
@@ -154,7 +165,9 @@ pub(crate) fn lock_in_stderr(stderr: &str) -> Option<PathBuf> {
 /// Removes `lock` when it is older than `min_age` and no live git process runs in the
 /// repository/worktree it belongs to. Returns true when removed.
 pub(crate) fn remove_stale_lock(lock: &Path, work_dirs: &[&Path], min_age: Duration) -> bool {
-    let Ok(meta) = std::fs::metadata(lock) else { return false };
+    let Ok(meta) = std::fs::metadata(lock) else {
+        return false;
+    };
     let age = meta
         .modified()
         .ok()
@@ -181,15 +194,27 @@ pub(crate) fn remove_stale_lock(lock: &Path, work_dirs: &[&Path], min_age: Durat
 
 /// A live `git` process whose cwd lies in one of `dirs`.
 fn git_process_in(dirs: &[&Path]) -> Option<i32> {
-    let dirs: Vec<PathBuf> = dirs.iter().filter_map(|d| std::fs::canonicalize(d).ok()).collect();
+    let dirs: Vec<PathBuf> = dirs
+        .iter()
+        .filter_map(|d| std::fs::canonicalize(d).ok())
+        .collect();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if !comm.trim().starts_with("git") {
             continue;
         }
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let zombie = state.rfind(')').and_then(|i| state[i + 1..].trim_start().chars().next()) == Some('Z');
+        let zombie = state
+            .rfind(')')
+            .and_then(|i| state[i + 1..].trim_start().chars().next())
+            == Some('Z');
         if zombie {
             continue;
         }
@@ -209,7 +234,10 @@ mod tests {
     #[test]
     fn parses_lock_path() {
         let e = "fatal: Unable to create '/tmp/x y/.git/index.lock': File exists.\n\nAnother git process...";
-        assert_eq!(lock_in_stderr(e), Some(PathBuf::from("/tmp/x y/.git/index.lock")));
+        assert_eq!(
+            lock_in_stderr(e),
+            Some(PathBuf::from("/tmp/x y/.git/index.lock"))
+        );
         assert_eq!(lock_in_stderr("fatal: nope"), None);
     }
 }

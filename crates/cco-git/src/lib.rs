@@ -49,5 +49,8 @@ mod types;
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp};
 pub use error::GitError;
 pub use repo::{team_branch, worker_branch, GitRepo};
-pub use sanitize::{branch_name_problem, is_secret_path, sanitize_branch_component, slugify, validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT};
+pub use sanitize::{
+    branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
+    validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT,
+};
 pub use types::*;

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use crate::cmd::{self, Output, Spec};
 use crate::error::tail;
-use crate::sanitize::{branch_name_problem, is_secret_path, single_component, slugify, validate_relative_path};
+use crate::sanitize::{
+    branch_name_problem, is_secret_path, single_component, slugify, validate_relative_path,
+};
 use crate::types::*;
 use crate::GitError;
 
@@ -26,7 +28,11 @@ pub fn team_branch(team: &str) -> String {
 /// `team` becomes `team-worker` so it cannot collide with [`team_branch`].
 pub fn worker_branch(team: &str, worker_id: &str) -> String {
     let w = single_component(worker_id);
-    let w = if w == "team" { "team-worker".to_string() } else { w };
+    let w = if w == "team" {
+        "team-worker".to_string()
+    } else {
+        w
+    };
     format!("cco/{}/{}", single_component(team), w)
 }
 
@@ -46,7 +52,9 @@ pub struct GitRepo {
 
 impl std::fmt::Debug for GitRepo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitRepo").field("repo_dir", &self.repo_dir).finish()
+        f.debug_struct("GitRepo")
+            .field("repo_dir", &self.repo_dir)
+            .finish()
     }
 }
 
@@ -55,11 +63,18 @@ fn strs(args: &[&str]) -> Vec<String> {
 }
 
 fn nul_list(s: &str) -> Vec<String> {
-    s.split('\0').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split('\0')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn is_url(source: &str) -> bool {
-    source.contains("://") || (!source.starts_with('/') && !source.starts_with('.') && source.contains(':') && source.contains('@'))
+    source.contains("://")
+        || (!source.starts_with('/')
+            && !source.starts_with('.')
+            && source.contains(':')
+            && source.contains('@'))
 }
 
 fn timestamp() -> String {
@@ -67,7 +82,9 @@ fn timestamp() -> String {
 }
 
 fn count_markers(text: &str) -> usize {
-    text.lines().filter(|l| l.starts_with("<<<<<<<") || l.starts_with(">>>>>>>")).count()
+    text.lines()
+        .filter(|l| l.starts_with("<<<<<<<") || l.starts_with(">>>>>>>"))
+        .count()
 }
 
 impl GitRepo {
@@ -77,12 +94,20 @@ impl GitRepo {
         for e in &cfg.env_files {
             let rel = validate_relative_path(&e.relative.to_string_lossy())?;
             if !e.source.is_absolute() {
-                return Err(GitError::InvalidPath { path: e.source.display().to_string(), reason: "env file source must be absolute".into() });
+                return Err(GitError::InvalidPath {
+                    path: e.source.display().to_string(),
+                    reason: "env file source must be absolute".into(),
+                });
             }
             env_rel.push(rel);
         }
         let repo_dir = cfg.workspace.join("repo");
-        Ok(GitRepo { cfg, repo_dir, env_rel, info: Mutex::new(None) })
+        Ok(GitRepo {
+            cfg,
+            repo_dir,
+            env_rel,
+            info: Mutex::new(None),
+        })
     }
 
     pub fn config(&self) -> &GitConfig {
@@ -100,11 +125,16 @@ impl GitRepo {
     }
 
     fn base(&self) -> Result<String, GitError> {
-        self.info().map(|i| i.base_branch).ok_or_else(|| GitError::invalid("git", "repository not set up (call setup first)"))
+        self.info()
+            .map(|i| i.base_branch)
+            .ok_or_else(|| GitError::invalid("git", "repository not set up (call setup first)"))
     }
 
     pub fn worktree_path(&self, worker_id: &str) -> PathBuf {
-        self.cfg.workspace.join("worktrees").join(single_component(worker_id))
+        self.cfg
+            .workspace
+            .join("worktrees")
+            .join(single_component(worker_id))
     }
 
     fn integration_path(&self, target: &str) -> PathBuf {
@@ -115,8 +145,17 @@ impl GitRepo {
 
     /// Runs git; returns the output whatever the exit code. A failure caused by a stale lock
     /// file is retried once after removing the lock.
-    async fn git_out(&self, op: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Output, GitError> {
-        let mut envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    async fn git_out(
+        &self,
+        op: &str,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Output, GitError> {
+        let mut envs: Vec<(String, String)> = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if let Some((name, email)) = &self.cfg.identity {
             for k in ["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"] {
                 envs.push((k.into(), name.clone()));
@@ -140,7 +179,11 @@ impl GitRepo {
                 if let Some(lock) = cmd::lock_in_stderr(&out.stderr) {
                     // An index lock belongs to the worktree we run in; other locks (refs,
                     // config) to the whole repository, i.e. any worktree of the workspace.
-                    let scope: &Path = if lock.file_name().is_some_and(|n| n == "index.lock") { dir } else { &self.cfg.workspace };
+                    let scope: &Path = if lock.file_name().is_some_and(|n| n == "index.lock") {
+                        dir
+                    } else {
+                        &self.cfg.workspace
+                    };
                     if cmd::remove_stale_lock(&lock, &[scope], self.cfg.stale_lock_age) {
                         retried = true;
                         continue;
@@ -156,7 +199,13 @@ impl GitRepo {
         self.git_env(op, dir, args, &[]).await
     }
 
-    async fn git_env(&self, op: &str, dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<String, GitError> {
+    async fn git_env(
+        &self,
+        op: &str,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<String, GitError> {
         let out = self.git_out(op, dir, args, envs).await?;
         Ok(cmd::check(op, &strs(args), dir, out)?.stdout)
     }
@@ -164,21 +213,38 @@ impl GitRepo {
     /// `rev-parse --verify` of a commit-ish; `None` when it does not resolve.
     async fn resolve(&self, dir: &Path, rev: &str) -> Result<Option<String>, GitError> {
         if rev.starts_with('-') || rev.is_empty() {
-            return Err(GitError::invalid("resolve", format!("bad revision {rev:?}")));
+            return Err(GitError::invalid(
+                "resolve",
+                format!("bad revision {rev:?}"),
+            ));
         }
         let spec = format!("{rev}^{{commit}}");
-        let out = self.git_out("rev-parse", dir, &["rev-parse", "-q", "--verify", "--end-of-options", &spec], &[]).await?;
+        let out = self
+            .git_out(
+                "rev-parse",
+                dir,
+                &["rev-parse", "-q", "--verify", "--end-of-options", &spec],
+                &[],
+            )
+            .await?;
         Ok(out.success().then(|| out.stdout.trim().to_string()))
     }
 
     async fn resolve_required(&self, dir: &Path, rev: &str) -> Result<String, GitError> {
-        self.resolve(dir, rev).await?.ok_or_else(|| GitError::NotFound { what: format!("revision {rev}") })
+        self.resolve(dir, rev)
+            .await?
+            .ok_or_else(|| GitError::NotFound {
+                what: format!("revision {rev}"),
+            })
     }
 
     /// A local branch name or any commit-ish; local branches win.
     async fn resolve_branchish(&self, rev: &str) -> Result<String, GitError> {
         if branch_name_problem(rev).is_none() {
-            if let Some(s) = self.resolve(&self.repo_dir, &format!("refs/heads/{rev}")).await? {
+            if let Some(s) = self
+                .resolve(&self.repo_dir, &format!("refs/heads/{rev}"))
+                .await?
+            {
                 return Ok(s);
             }
         }
@@ -186,32 +252,67 @@ impl GitRepo {
     }
 
     async fn is_ancestor(&self, dir: &Path, a: &str, b: &str) -> Result<bool, GitError> {
-        let out = self.git_out("merge-base", dir, &["merge-base", "--is-ancestor", a, b], &[]).await?;
+        let out = self
+            .git_out(
+                "merge-base",
+                dir,
+                &["merge-base", "--is-ancestor", a, b],
+                &[],
+            )
+            .await?;
         match out.code {
             Some(0) => Ok(true),
             Some(1) => Ok(false),
-            _ => Err(cmd::check("merge-base", &strs(&["merge-base", "--is-ancestor", a, b]), dir, out).unwrap_err()),
+            _ => Err(cmd::check(
+                "merge-base",
+                &strs(&["merge-base", "--is-ancestor", a, b]),
+                dir,
+                out,
+            )
+            .unwrap_err()),
         }
     }
 
     async fn merging(&self, dir: &Path) -> Result<bool, GitError> {
-        Ok(self.git_out("rev-parse", dir, &["rev-parse", "-q", "--verify", "MERGE_HEAD"], &[]).await?.success())
+        Ok(self
+            .git_out(
+                "rev-parse",
+                dir,
+                &["rev-parse", "-q", "--verify", "MERGE_HEAD"],
+                &[],
+            )
+            .await?
+            .success())
     }
 
     async fn unmerged_files(&self, dir: &Path) -> Result<Vec<String>, GitError> {
-        let out = self.git("diff", dir, &["diff", "--name-only", "--diff-filter=U", "-z"]).await?;
+        let out = self
+            .git(
+                "diff",
+                dir,
+                &["diff", "--name-only", "--diff-filter=U", "-z"],
+            )
+            .await?;
         let set: BTreeSet<String> = nul_list(&out).into_iter().collect();
         Ok(set.into_iter().collect())
     }
 
     /// Tracked changes or untracked (non-ignored) files.
     async fn is_dirty(&self, dir: &Path) -> Result<bool, GitError> {
-        let out = self.git("status", dir, &["status", "--porcelain", "-z"]).await?;
+        let out = self
+            .git("status", dir, &["status", "--porcelain", "-z"])
+            .await?;
         Ok(!out.is_empty())
     }
 
     async fn worktrees(&self) -> Result<Vec<WorktreeEntry>, GitError> {
-        let out = self.git("worktree", &self.repo_dir, &["worktree", "list", "--porcelain"]).await?;
+        let out = self
+            .git(
+                "worktree",
+                &self.repo_dir,
+                &["worktree", "list", "--porcelain"],
+            )
+            .await?;
         let mut list = Vec::new();
         for block in out.split("\n\n") {
             let mut path = None;
@@ -233,7 +334,8 @@ impl GitRepo {
     /// The entry of `worktree` if it is a linked worktree of our repository; refuses anything
     /// else (never operate on the user's own checkout).
     async fn our_worktree(&self, worktree: &Path) -> Result<WorktreeEntry, GitError> {
-        let want = std::fs::canonicalize(worktree).map_err(|e| GitError::io("worktree", worktree, e))?;
+        let want =
+            std::fs::canonicalize(worktree).map_err(|e| GitError::io("worktree", worktree, e))?;
         let repo = std::fs::canonicalize(&self.repo_dir).unwrap_or_else(|_| self.repo_dir.clone());
         for e in self.worktrees().await? {
             let p = std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone());
@@ -241,7 +343,14 @@ impl GitRepo {
                 return Ok(e);
             }
         }
-        Err(GitError::invalid("worktree", format!("{} is not a worktree of {}", worktree.display(), self.repo_dir.display())))
+        Err(GitError::invalid(
+            "worktree",
+            format!(
+                "{} is not a worktree of {}",
+                worktree.display(),
+                self.repo_dir.display()
+            ),
+        ))
     }
 
     // ----- setup -------------------------------------------------------------------------
@@ -260,31 +369,59 @@ impl GitRepo {
             self.fresh_clone().await?
         };
         self.write_excludes()?;
-        *self.info.lock().map_err(|_| GitError::Actor("poisoned".into()))? = Some(info.clone());
+        *self
+            .info
+            .lock()
+            .map_err(|_| GitError::Actor("poisoned".into()))? = Some(info.clone());
         Ok(info)
     }
 
     async fn reuse_clone(&self) -> Result<RepoInfo, GitError> {
         let repo = &self.repo_dir;
         let get = |key: &'static str| async move {
-            let out = self.git_out("config", repo, &["config", "--get", key], &[]).await?;
-            Ok::<_, GitError>(out.success().then(|| out.stdout.trim().to_string()).filter(|s| !s.is_empty()))
+            let out = self
+                .git_out("config", repo, &["config", "--get", key], &[])
+                .await?;
+            Ok::<_, GitError>(
+                out.success()
+                    .then(|| out.stdout.trim().to_string())
+                    .filter(|s| !s.is_empty()),
+            )
         };
         let base = get("cco.baseBranch").await?;
         let Some(base) = base else {
-            return Err(GitError::invalid("setup", format!("{} exists but was not created by cco", repo.display())));
+            return Err(GitError::invalid(
+                "setup",
+                format!("{} exists but was not created by cco", repo.display()),
+            ));
         };
-        let upstream = get("cco.upstreamBranch").await?.unwrap_or_else(|| base.clone());
+        let upstream = get("cco.upstreamBranch")
+            .await?
+            .unwrap_or_else(|| base.clone());
         let run_branch = get("cco.runBranch").await?;
         let push_remote = get("cco.pushRemote").await?;
-        if self.git_out("remote", repo, &["remote", "get-url", "origin"], &[]).await?.success() {
-            let out = self.git_out("fetch", repo, &["fetch", "-q", "origin"], &[]).await?;
+        if self
+            .git_out("remote", repo, &["remote", "get-url", "origin"], &[])
+            .await?
+            .success()
+        {
+            let out = self
+                .git_out("fetch", repo, &["fetch", "-q", "origin"], &[])
+                .await?;
             if !out.success() {
                 tracing::warn!(stderr = %tail(&out.stderr, 500), "fetch on resume failed; continuing with local refs");
             }
         }
-        self.resolve_required(repo, &format!("refs/heads/{base}")).await?;
-        Ok(RepoInfo { repo_dir: repo.clone(), base_branch: base, upstream_branch: upstream, run_branch, push_remote, reused: true })
+        self.resolve_required(repo, &format!("refs/heads/{base}"))
+            .await?;
+        Ok(RepoInfo {
+            repo_dir: repo.clone(),
+            base_branch: base,
+            upstream_branch: upstream,
+            run_branch,
+            push_remote,
+            reused: true,
+        })
     }
 
     async fn fresh_clone(&self) -> Result<RepoInfo, GitError> {
@@ -294,15 +431,23 @@ impl GitRepo {
         let source = if url {
             self.cfg.source.clone()
         } else {
-            let p = std::fs::canonicalize(&self.cfg.source).map_err(|e| GitError::io("clone", &self.cfg.source, e))?;
+            let p = std::fs::canonicalize(&self.cfg.source)
+                .map_err(|e| GitError::io("clone", &self.cfg.source, e))?;
             p.to_string_lossy().into_owned()
         };
         if let Some(b) = &self.cfg.base_branch {
             if let Some(problem) = branch_name_problem(b) {
-                return Err(GitError::InvalidBranchName { name: b.clone(), reason: problem });
+                return Err(GitError::InvalidBranchName {
+                    name: b.clone(),
+                    reason: problem,
+                });
             }
         }
-        let depth = self.cfg.clone.depth.map(|d| format!("--depth={}", d.max(1)));
+        let depth = self
+            .cfg
+            .clone
+            .depth
+            .map(|d| format!("--depth={}", d.max(1)));
         let mut args = vec!["clone", "-q", "--no-checkout"];
         if let Some(d) = &depth {
             args.push(d);
@@ -317,11 +462,25 @@ impl GitRepo {
         args.extend(["--", &source, &repo_s]);
         self.git("clone", &ws, &args).await?;
 
-        let head = self.git("symbolic-ref", &repo, &["symbolic-ref", "--short", "HEAD"]).await?.trim().to_string();
+        let head = self
+            .git("symbolic-ref", &repo, &["symbolic-ref", "--short", "HEAD"])
+            .await?
+            .trim()
+            .to_string();
         let upstream = self.cfg.base_branch.clone().unwrap_or(head);
         // A single-branch clone only fetches its one branch forever after; widen the refspec
         // so later fetches of other branches (and merges of them) work.
-        self.git("config", &repo, &["config", "--replace-all", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"]).await?;
+        self.git(
+            "config",
+            &repo,
+            &[
+                "config",
+                "--replace-all",
+                "remote.origin.fetch",
+                "+refs/heads/*:refs/remotes/origin/*",
+            ],
+        )
+        .await?;
         let refspec = format!("+refs/heads/{upstream}:refs/remotes/origin/{upstream}");
         let mut fetch = vec!["fetch", "-q"];
         if let Some(d) = &depth {
@@ -329,33 +488,71 @@ impl GitRepo {
         }
         fetch.extend(["origin", &refspec]);
         self.git("fetch", &repo, &fetch).await?;
-        if self.resolve(&repo, &format!("refs/heads/{upstream}")).await?.is_none() {
+        if self
+            .resolve(&repo, &format!("refs/heads/{upstream}"))
+            .await?
+            .is_none()
+        {
             let remote = format!("refs/remotes/origin/{upstream}");
-            self.git("branch", &repo, &["branch", "--no-track", &upstream, &remote]).await?;
+            self.git(
+                "branch",
+                &repo,
+                &["branch", "--no-track", &upstream, &remote],
+            )
+            .await?;
         }
-        let tip = self.resolve_required(&repo, &format!("refs/heads/{upstream}")).await?;
+        let tip = self
+            .resolve_required(&repo, &format!("refs/heads/{upstream}"))
+            .await?;
         // Detached HEAD in a no-checkout clone: no branch is checked out here, so worktrees can
         // check out any branch and update-ref never leaves this checkout inconsistent.
-        self.git("update-ref", &repo, &["update-ref", "--no-deref", "HEAD", &tip]).await?;
+        self.git(
+            "update-ref",
+            &repo,
+            &["update-ref", "--no-deref", "HEAD", &tip],
+        )
+        .await?;
 
-        if self.cfg.identity.is_none() && !self.git_out("config", &repo, &["config", "user.email"], &[]).await?.success() {
-            self.git("config", &repo, &["config", "user.name", "cco"]).await?;
-            self.git("config", &repo, &["config", "user.email", "cco@localhost"]).await?;
+        if self.cfg.identity.is_none()
+            && !self
+                .git_out("config", &repo, &["config", "user.email"], &[])
+                .await?
+                .success()
+        {
+            self.git("config", &repo, &["config", "user.name", "cco"])
+                .await?;
+            self.git("config", &repo, &["config", "user.email", "cco@localhost"])
+                .await?;
         }
 
         let push_remote = if url {
             Some("origin".to_string())
         } else {
             let src = PathBuf::from(&source);
-            let bare = self.git_out("rev-parse", &src, &["rev-parse", "--is-bare-repository"], &[]).await?;
+            let bare = self
+                .git_out(
+                    "rev-parse",
+                    &src,
+                    &["rev-parse", "--is-bare-repository"],
+                    &[],
+                )
+                .await?;
             if bare.stdout.trim() == "true" {
                 Some("origin".to_string())
             } else {
                 // A local checkout: push to *its* remote (never into the user's checkout).
-                let up = self.git_out("config", &src, &["config", "--get", "remote.origin.url"], &[]).await?;
+                let up = self
+                    .git_out(
+                        "config",
+                        &src,
+                        &["config", "--get", "remote.origin.url"],
+                        &[],
+                    )
+                    .await?;
                 let up_url = up.stdout.trim().to_string();
                 if up.success() && !up_url.is_empty() {
-                    self.git("remote", &repo, &["remote", "add", "upstream", &up_url]).await?;
+                    self.git("remote", &repo, &["remote", "add", "upstream", &up_url])
+                        .await?;
                     Some("upstream".to_string())
                 } else {
                     None
@@ -365,22 +562,38 @@ impl GitRepo {
 
         let run_branch = if self.cfg.use_run_branch {
             let name = format!("cco/run-{}", chrono::Utc::now().format("%Y%m%d-%H%M%S"));
-            self.git("branch", &repo, &["branch", "--no-track", &name, &tip]).await?;
+            self.git("branch", &repo, &["branch", "--no-track", &name, &tip])
+                .await?;
             Some(name)
         } else {
             None
         };
         let base = run_branch.clone().unwrap_or_else(|| upstream.clone());
-        self.git("config", &repo, &["config", "cco.baseBranch", &base]).await?;
-        self.git("config", &repo, &["config", "cco.upstreamBranch", &upstream]).await?;
+        self.git("config", &repo, &["config", "cco.baseBranch", &base])
+            .await?;
+        self.git(
+            "config",
+            &repo,
+            &["config", "cco.upstreamBranch", &upstream],
+        )
+        .await?;
         if let Some(r) = &run_branch {
-            self.git("config", &repo, &["config", "cco.runBranch", r]).await?;
+            self.git("config", &repo, &["config", "cco.runBranch", r])
+                .await?;
         }
         if let Some(r) = &push_remote {
-            self.git("config", &repo, &["config", "cco.pushRemote", r]).await?;
+            self.git("config", &repo, &["config", "cco.pushRemote", r])
+                .await?;
         }
         tracing::info!(repo = %repo.display(), %base, ?run_branch, ?push_remote, "repository cloned");
-        Ok(RepoInfo { repo_dir: repo, base_branch: base, upstream_branch: upstream, run_branch, push_remote, reused: false })
+        Ok(RepoInfo {
+            repo_dir: repo,
+            base_branch: base,
+            upstream_branch: upstream,
+            run_branch,
+            push_remote,
+            reused: false,
+        })
     }
 
     fn write_excludes(&self) -> Result<(), GitError> {
@@ -411,9 +624,11 @@ impl GitRepo {
         for (e, rel) in self.cfg.env_files.iter().zip(&self.env_rel) {
             let dest = worktree.join(rel);
             if let Some(parent) = dest.parent() {
-                std::fs::create_dir_all(parent).map_err(|err| GitError::io("env files", parent, err))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|err| GitError::io("env files", parent, err))?;
             }
-            let data = std::fs::read(&e.source).map_err(|err| GitError::io("env files", &e.source, err))?;
+            let data = std::fs::read(&e.source)
+                .map_err(|err| GitError::io("env files", &e.source, err))?;
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -421,9 +636,11 @@ impl GitRepo {
                 .mode(0o600)
                 .open(&dest)
                 .map_err(|err| GitError::io("env files", &dest, err))?;
-            std::io::Write::write_all(&mut f, &data).map_err(|err| GitError::io("env files", &dest, err))?;
+            std::io::Write::write_all(&mut f, &data)
+                .map_err(|err| GitError::io("env files", &dest, err))?;
             // `mode` only applies on creation.
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).map_err(|err| GitError::io("env files", &dest, err))?;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))
+                .map_err(|err| GitError::io("env files", &dest, err))?;
         }
         Ok(())
     }
@@ -438,11 +655,18 @@ impl GitRepo {
         if branch_name_problem(branch).is_some() {
             return Ok(false);
         }
-        Ok(self.resolve(&self.repo_dir, &format!("refs/heads/{branch}")).await?.is_some())
+        Ok(self
+            .resolve(&self.repo_dir, &format!("refs/heads/{branch}"))
+            .await?
+            .is_some())
     }
 
     /// Creates `cco/<team>/team` from `from` (default: the base branch) unless it exists.
-    pub async fn ensure_team_branch(&self, team: &str, from: Option<&str>) -> Result<String, GitError> {
+    pub async fn ensure_team_branch(
+        &self,
+        team: &str,
+        from: Option<&str>,
+    ) -> Result<String, GitError> {
         let name = team_branch(team);
         if !self.branch_exists(&name).await? {
             let from = match from {
@@ -450,17 +674,28 @@ impl GitRepo {
                 None => self.base()?,
             };
             let sha = self.resolve_branchish(&from).await?;
-            self.git("branch", &self.repo_dir, &["branch", "--no-track", &name, &sha]).await?;
+            self.git(
+                "branch",
+                &self.repo_dir,
+                &["branch", "--no-track", &name, &sha],
+            )
+            .await?;
         }
         Ok(name)
     }
 
     /// Worktree `<workspace>/worktrees/<worker-id>` on `cco/<team>/<worker-id>` branched from
     /// `from`; reuses an existing one (resume). Env files are (re)copied with mode 0600.
-    pub async fn create_worktree(&self, team: &str, worker_id: &str, from: &str) -> Result<WorktreeInfo, GitError> {
+    pub async fn create_worktree(
+        &self,
+        team: &str,
+        worker_id: &str,
+        from: &str,
+    ) -> Result<WorktreeInfo, GitError> {
         let branch = worker_branch(team, worker_id);
         let path = self.worktree_path(worker_id);
-        self.git("worktree", &self.repo_dir, &["worktree", "prune"]).await?;
+        self.git("worktree", &self.repo_dir, &["worktree", "prune"])
+            .await?;
         let reused = if path.exists() {
             let entry = self.our_worktree(&path).await?;
             if entry.branch.as_deref() != Some(branch.as_str()) {
@@ -473,33 +708,75 @@ impl GitRepo {
             }
             let p = path.to_string_lossy().into_owned();
             if self.branch_exists(&branch).await? {
-                self.git("worktree", &self.repo_dir, &["worktree", "add", "-q", &p, &branch]).await?;
+                self.git(
+                    "worktree",
+                    &self.repo_dir,
+                    &["worktree", "add", "-q", &p, &branch],
+                )
+                .await?;
             } else {
                 let sha = self.resolve_branchish(from).await?;
-                self.git("worktree", &self.repo_dir, &["worktree", "add", "-q", "-b", &branch, &p, &sha]).await?;
+                self.git(
+                    "worktree",
+                    &self.repo_dir,
+                    &["worktree", "add", "-q", "-b", &branch, &p, &sha],
+                )
+                .await?;
             }
             false
         };
         self.write_excludes()?;
         self.copy_env_files(&path)?;
         if !self.cfg.clone.no_submodules && path.join(".gitmodules").exists() {
-            let out = self.git_out("submodule", &path, &["submodule", "update", "--init", "--recursive"], &[]).await?;
+            let out = self
+                .git_out(
+                    "submodule",
+                    &path,
+                    &["submodule", "update", "--init", "--recursive"],
+                    &[],
+                )
+                .await?;
             if !out.success() {
                 tracing::warn!(path = %path.display(), stderr = %tail(&out.stderr, 500), "submodule update failed");
             }
         }
         let entry = self.our_worktree(&path).await?;
         let head = self.resolve_required(&path, "HEAD").await?;
-        Ok(WorktreeInfo { path, branch: entry.branch.unwrap_or(branch), head, reused })
+        Ok(WorktreeInfo {
+            path,
+            branch: entry.branch.unwrap_or(branch),
+            head,
+            reused,
+        })
     }
 
     /// `git add -A` into the current index of `dir` (or `index` if given), then unstages every
     /// secret file the add (or an agent's `git add -f`) staged.
     async fn stage_all(&self, dir: &Path, index: Option<&str>) -> Result<Vec<String>, GitError> {
-        let envs: Vec<(&str, &str)> = index.map(|i| vec![("GIT_INDEX_FILE", i)]).unwrap_or_default();
+        let envs: Vec<(&str, &str)> = index
+            .map(|i| vec![("GIT_INDEX_FILE", i)])
+            .unwrap_or_default();
         self.git_env("add", dir, &["add", "-A"], &envs).await?;
-        let added = self.git_env("diff", dir, &["diff", "--cached", "--name-only", "--no-renames", "--diff-filter=A", "-z", "HEAD"], &envs).await?;
-        let secrets: Vec<String> = nul_list(&added).into_iter().filter(|p| is_secret_path(p, &self.env_rel)).collect();
+        let added = self
+            .git_env(
+                "diff",
+                dir,
+                &[
+                    "diff",
+                    "--cached",
+                    "--name-only",
+                    "--no-renames",
+                    "--diff-filter=A",
+                    "-z",
+                    "HEAD",
+                ],
+                &envs,
+            )
+            .await?;
+        let secrets: Vec<String> = nul_list(&added)
+            .into_iter()
+            .filter(|p| is_secret_path(p, &self.env_rel))
+            .collect();
         if !secrets.is_empty() {
             tracing::warn!(dir = %dir.display(), files = ?secrets, "unstaging secret files");
             let mut args = vec!["rm", "--cached", "-q", "--ignore-unmatch", "--"];
@@ -511,50 +788,94 @@ impl GitRepo {
 
     /// Commits everything the agent left uncommitted (secret files excluded). `None` when
     /// there was nothing to commit.
-    pub async fn commit_all(&self, worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
+    pub async fn commit_all(
+        &self,
+        worktree: &Path,
+        message: &str,
+    ) -> Result<Option<String>, GitError> {
         self.our_worktree(worktree).await?;
         self.stage_all(worktree, None).await?;
-        let nothing = self.git_out("diff", worktree, &["diff", "--cached", "--quiet"], &[]).await?.success();
+        let nothing = self
+            .git_out("diff", worktree, &["diff", "--cached", "--quiet"], &[])
+            .await?
+            .success();
         if nothing && !self.merging(worktree).await? {
             return Ok(None);
         }
-        let msg = if message.trim().is_empty() { "cco: commit work" } else { message };
-        self.git("commit", worktree, &["commit", "-q", "-m", msg]).await?;
+        let msg = if message.trim().is_empty() {
+            "cco: commit work"
+        } else {
+            message
+        };
+        self.git("commit", worktree, &["commit", "-q", "-m", msg])
+            .await?;
         Ok(Some(self.resolve_required(worktree, "HEAD").await?))
     }
 
     /// Records the worktree's full state (HEAD + tracked changes + untracked, non-excluded
     /// files) as `refs/cco/snapshots/<worker-id>/<timestamp>`. Without `force`, only when the
     /// worktree is dirty. The real index and working tree are not touched.
-    pub async fn snapshot(&self, worktree: &Path, worker_id: &str, force: bool) -> Result<Option<String>, GitError> {
+    pub async fn snapshot(
+        &self,
+        worktree: &Path,
+        worker_id: &str,
+        force: bool,
+    ) -> Result<Option<String>, GitError> {
         let head = self.resolve_required(worktree, "HEAD").await?;
-        let git_dir = self.git("rev-parse", worktree, &["rev-parse", "--absolute-git-dir"]).await?.trim().to_string();
+        let git_dir = self
+            .git("rev-parse", worktree, &["rev-parse", "--absolute-git-dir"])
+            .await?
+            .trim()
+            .to_string();
         let index = format!("{git_dir}/cco-snapshot.index");
         let _ = std::fs::remove_file(&index);
         let env = [("GIT_INDEX_FILE", index.as_str())];
         let tree = async {
-            self.git_env("read-tree", worktree, &["read-tree", "HEAD"], &env).await?;
+            self.git_env("read-tree", worktree, &["read-tree", "HEAD"], &env)
+                .await?;
             self.stage_all(worktree, Some(&index)).await?;
-            Ok::<_, GitError>(self.git_env("write-tree", worktree, &["write-tree"], &env).await?.trim().to_string())
+            Ok::<_, GitError>(
+                self.git_env("write-tree", worktree, &["write-tree"], &env)
+                    .await?
+                    .trim()
+                    .to_string(),
+            )
         }
         .await;
         let _ = std::fs::remove_file(&index);
         let tree = tree?;
-        let head_tree = self.git("rev-parse", worktree, &["rev-parse", "HEAD^{tree}"]).await?.trim().to_string();
+        let head_tree = self
+            .git("rev-parse", worktree, &["rev-parse", "HEAD^{tree}"])
+            .await?
+            .trim()
+            .to_string();
         if tree == head_tree && !force {
             return Ok(None);
         }
         let id = single_component(worker_id);
         let ts = timestamp();
         let msg = format!("cco snapshot of {id} at {ts}");
-        let commit = self.git("commit-tree", worktree, &["commit-tree", &tree, "-p", &head, "-m", &msg]).await?.trim().to_string();
+        let commit = self
+            .git(
+                "commit-tree",
+                worktree,
+                &["commit-tree", &tree, "-p", &head, "-m", &msg],
+            )
+            .await?
+            .trim()
+            .to_string();
         let mut name = format!("refs/cco/snapshots/{id}/{ts}");
         let mut n = 1;
         while self.resolve(&self.repo_dir, &name).await?.is_some() {
             name = format!("refs/cco/snapshots/{id}/{ts}-{n}");
             n += 1;
         }
-        self.git("update-ref", &self.repo_dir, &["update-ref", &name, &commit]).await?;
+        self.git(
+            "update-ref",
+            &self.repo_dir,
+            &["update-ref", &name, &commit],
+        )
+        .await?;
         tracing::info!(worktree = %worktree.display(), snapshot = %name, "worktree state snapshotted");
         Ok(Some(name))
     }
@@ -562,51 +883,90 @@ impl GitRepo {
     /// Removes a worker's worktree (and optionally its branch) after snapshotting anything
     /// that would be lost: uncommitted changes, or — when the branch goes — commits not in
     /// the base branch.
-    pub async fn remove_worktree(&self, worker_id: &str, delete_branch: bool) -> Result<RemoveOutcome, GitError> {
+    pub async fn remove_worktree(
+        &self,
+        worker_id: &str,
+        delete_branch: bool,
+    ) -> Result<RemoveOutcome, GitError> {
         let path = self.worktree_path(worker_id);
-        self.git("worktree", &self.repo_dir, &["worktree", "prune"]).await?;
+        self.git("worktree", &self.repo_dir, &["worktree", "prune"])
+            .await?;
         if !path.exists() {
-            return Err(GitError::NotFound { what: format!("worktree {}", path.display()) });
+            return Err(GitError::NotFound {
+                what: format!("worktree {}", path.display()),
+            });
         }
         let entry = self.our_worktree(&path).await?;
         let head = self.resolve_required(&path, "HEAD").await?;
         let unmerged_commits = match (delete_branch, self.info()) {
-            (true, Some(info)) => !self.is_ancestor(&self.repo_dir, &head, &format!("refs/heads/{}", info.base_branch)).await?,
+            (true, Some(info)) => {
+                !self
+                    .is_ancestor(
+                        &self.repo_dir,
+                        &head,
+                        &format!("refs/heads/{}", info.base_branch),
+                    )
+                    .await?
+            }
             (true, None) => true,
             _ => false,
         };
         let snapshot = self.snapshot(&path, worker_id, unmerged_commits).await?;
         let p = path.to_string_lossy().into_owned();
-        self.git("worktree", &self.repo_dir, &["worktree", "remove", "--force", &p]).await?;
+        self.git(
+            "worktree",
+            &self.repo_dir,
+            &["worktree", "remove", "--force", &p],
+        )
+        .await?;
         let mut branch_deleted = false;
         if delete_branch {
             if let Some(b) = entry.branch {
-                self.git("branch", &self.repo_dir, &["branch", "-D", "-q", &b]).await?;
+                self.git("branch", &self.repo_dir, &["branch", "-D", "-q", &b])
+                    .await?;
                 branch_deleted = true;
             }
         }
-        Ok(RemoveOutcome { snapshot, branch_deleted })
+        Ok(RemoveOutcome {
+            snapshot,
+            branch_deleted,
+        })
     }
 
     /// After the worker's branch was merged: move it to the tip of `onto` for the next task,
     /// snapshotting first if the worktree holds anything not in `onto`.
-    pub async fn sync_worktree(&self, worktree: &Path, onto: &str) -> Result<SyncOutcome, GitError> {
+    pub async fn sync_worktree(
+        &self,
+        worktree: &Path,
+        onto: &str,
+    ) -> Result<SyncOutcome, GitError> {
         self.our_worktree(worktree).await?;
         let target = self.resolve_branchish(onto).await?;
         let head = self.resolve_required(worktree, "HEAD").await?;
         let merging = self.merging(worktree).await?;
         let dirty = self.is_dirty(worktree).await?;
         let contained = self.is_ancestor(worktree, &head, &target).await?;
-        let worker_id = worktree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "worker".into());
-        let snapshot = if dirty || merging || !contained { self.snapshot(worktree, &worker_id, !contained).await? } else { None };
+        let worker_id = worktree
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "worker".into());
+        let snapshot = if dirty || merging || !contained {
+            self.snapshot(worktree, &worker_id, !contained).await?
+        } else {
+            None
+        };
         if merging {
             self.git("merge", worktree, &["merge", "--abort"]).await?;
         }
-        self.git("reset", worktree, &["reset", "-q", "--hard", &target]).await?;
+        self.git("reset", worktree, &["reset", "-q", "--hard", &target])
+            .await?;
         // Untracked leftovers are in the snapshot; ignored/excluded files (env files, build
         // caches) stay.
         self.git("clean", worktree, &["clean", "-fdq"]).await?;
-        Ok(SyncOutcome { head: target, snapshot })
+        Ok(SyncOutcome {
+            head: target,
+            snapshot,
+        })
     }
 
     // ----- merging -----------------------------------------------------------------------
@@ -617,32 +977,78 @@ impl GitRepo {
     pub async fn merge(&self, req: &MergeRequest) -> Result<MergeOutcome, GitError> {
         let repo = self.repo_dir.clone();
         if let Some(problem) = branch_name_problem(&req.target) {
-            return Err(GitError::InvalidBranchName { name: req.target.clone(), reason: problem });
+            return Err(GitError::InvalidBranchName {
+                name: req.target.clone(),
+                reason: problem,
+            });
         }
         let target_ref = format!("refs/heads/{}", req.target);
-        let old = self.resolve(&repo, &target_ref).await?.ok_or_else(|| GitError::NotFound { what: format!("branch {}", req.target) })?;
+        let old = self
+            .resolve(&repo, &target_ref)
+            .await?
+            .ok_or_else(|| GitError::NotFound {
+                what: format!("branch {}", req.target),
+            })?;
         let src = self.resolve_branchish(&req.source).await?;
         if self.is_ancestor(&repo, &src, &old).await? {
             return Ok(MergeOutcome::UpToDate { commit: old });
         }
-        let mut mb = self.git_out("merge-base", &repo, &["merge-base", &old, &src], &[]).await?;
+        let mut mb = self
+            .git_out("merge-base", &repo, &["merge-base", &old, &src], &[])
+            .await?;
         if !mb.success() {
-            let shallow = self.git("rev-parse", &repo, &["rev-parse", "--is-shallow-repository"]).await?;
+            let shallow = self
+                .git(
+                    "rev-parse",
+                    &repo,
+                    &["rev-parse", "--is-shallow-repository"],
+                )
+                .await?;
             if shallow.trim() == "true" {
                 tracing::info!("no merge base in a shallow clone; unshallowing");
-                self.git("fetch", &repo, &["fetch", "-q", "--unshallow", "origin"]).await?;
-                mb = self.git_out("merge-base", &repo, &["merge-base", &old, &src], &[]).await?;
+                self.git("fetch", &repo, &["fetch", "-q", "--unshallow", "origin"])
+                    .await?;
+                mb = self
+                    .git_out("merge-base", &repo, &["merge-base", &old, &src], &[])
+                    .await?;
             }
         }
-        let mb = cmd::check("merge-base", &strs(&["merge-base", &old, &src]), &repo, mb)?.stdout.trim().to_string();
-        let added = self.git("diff", &repo, &["diff", "--name-only", "--no-renames", "--diff-filter=A", "-z", &mb, &src]).await?;
-        if let Some(secret) = nul_list(&added).into_iter().find(|p| is_secret_path(p, &self.env_rel)) {
-            return Err(GitError::SecretFile { op: "merge".into(), branch: req.source.clone(), path: secret });
+        let mb = cmd::check("merge-base", &strs(&["merge-base", &old, &src]), &repo, mb)?
+            .stdout
+            .trim()
+            .to_string();
+        let added = self
+            .git(
+                "diff",
+                &repo,
+                &[
+                    "diff",
+                    "--name-only",
+                    "--no-renames",
+                    "--diff-filter=A",
+                    "-z",
+                    &mb,
+                    &src,
+                ],
+            )
+            .await?;
+        if let Some(secret) = nul_list(&added)
+            .into_iter()
+            .find(|p| is_secret_path(p, &self.env_rel))
+        {
+            return Err(GitError::SecretFile {
+                op: "merge".into(),
+                branch: req.source.clone(),
+                path: secret,
+            });
         }
 
         let wt = self.integration_path(&req.target);
         self.prepare_integration(&wt, &old).await?;
-        let msg = req.message.clone().unwrap_or_else(|| format!("Merge {} into {}", req.source, req.target));
+        let msg = req
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("Merge {} into {}", req.source, req.target));
         let mut args = vec!["merge", "-q", "--no-ff", "--no-edit", "-m", &msg];
         match req.strategy {
             MergeStrategy::Ours => args.extend(["-X", "ours"]),
@@ -658,16 +1064,22 @@ impl GitRepo {
                 return Err(cmd::check("merge", &strs(&args), &wt, out).unwrap_err());
             }
             tracing::info!(source = %req.source, target = %req.target, ?files, strategy = ?req.strategy, "merge conflict");
-            let resolved = req.strategy == MergeStrategy::Union && self.union_resolve(&wt, &files).await?;
+            let resolved =
+                req.strategy == MergeStrategy::Union && self.union_resolve(&wt, &files).await?;
             if !resolved {
                 self.git("merge", &wt, &["merge", "--abort"]).await?;
                 return match req.strategy {
                     MergeStrategy::Skip => Ok(MergeOutcome::Skipped { files }),
-                    MergeStrategy::Fail => Err(GitError::MergeConflict { source_branch: req.source.clone(), target: req.target.clone(), files }),
+                    MergeStrategy::Fail => Err(GitError::MergeConflict {
+                        source_branch: req.source.clone(),
+                        target: req.target.clone(),
+                        files,
+                    }),
                     _ => Ok(MergeOutcome::Conflict { files }),
                 };
             }
-            self.git("commit", &wt, &["commit", "-q", "--no-edit"]).await?;
+            self.git("commit", &wt, &["commit", "-q", "--no-edit"])
+                .await?;
         }
         let new = self.resolve_required(&wt, "HEAD").await?;
 
@@ -675,40 +1087,65 @@ impl GitRepo {
             if let Some(command) = &self.cfg.verify_command {
                 self.copy_env_files(&wt)?;
                 if let Some(output_tail) = self.run_verify(&wt, command).await? {
-                    let _ = self.git_out("reset", &wt, &["reset", "-q", "--hard", &old], &[]).await;
+                    let _ = self
+                        .git_out("reset", &wt, &["reset", "-q", "--hard", &old], &[])
+                        .await;
                     return Ok(MergeOutcome::VerifyFailed { output_tail });
                 }
             }
         }
 
-        let out = self.git_out("update-ref", &repo, &["update-ref", "-m", &msg, &target_ref, &new, &old], &[]).await?;
+        let out = self
+            .git_out(
+                "update-ref",
+                &repo,
+                &["update-ref", "-m", &msg, &target_ref, &new, &old],
+                &[],
+            )
+            .await?;
         if !out.success() {
             let actual = self.resolve(&repo, &target_ref).await?.unwrap_or_default();
-            return Err(GitError::RefMoved { branch: req.target.clone(), expected: old, actual });
+            return Err(GitError::RefMoved {
+                branch: req.target.clone(),
+                expected: old,
+                actual,
+            });
         }
         self.refresh_checkouts(&req.target, &old, &new, &wt).await?;
         let pushed = self.push_after_merge(&req.target).await?;
         tracing::info!(source = %req.source, target = %req.target, commit = %new, "merged");
-        Ok(MergeOutcome::Merged { commit: new, previous: old, pushed })
+        Ok(MergeOutcome::Merged {
+            commit: new,
+            previous: old,
+            pushed,
+        })
     }
 
     async fn prepare_integration(&self, wt: &Path, old: &str) -> Result<(), GitError> {
         let ours = wt.exists() && self.our_worktree(wt).await.is_ok();
         if ours {
             let _ = self.git_out("merge", wt, &["merge", "--abort"], &[]).await;
-            self.git("reset", wt, &["reset", "-q", "--hard", old]).await?;
+            self.git("reset", wt, &["reset", "-q", "--hard", old])
+                .await?;
             self.git("clean", wt, &["clean", "-fdq"]).await?;
         } else {
             if wt.exists() {
                 // Our private directory, left over from a crash: holds no one's work.
                 std::fs::remove_dir_all(wt).map_err(|e| GitError::io("integration", wt, e))?;
             }
-            self.git("worktree", &self.repo_dir, &["worktree", "prune"]).await?;
+            self.git("worktree", &self.repo_dir, &["worktree", "prune"])
+                .await?;
             if let Some(parent) = wt.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| GitError::io("integration", parent, e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| GitError::io("integration", parent, e))?;
             }
             let p = wt.to_string_lossy().into_owned();
-            self.git("worktree", &self.repo_dir, &["worktree", "add", "-q", "--detach", &p, old]).await?;
+            self.git(
+                "worktree",
+                &self.repo_dir,
+                &["worktree", "add", "-q", "--detach", &p, old],
+            )
+            .await?;
         }
         Ok(())
     }
@@ -717,9 +1154,21 @@ impl GitRepo {
     /// Returns false when a conflict cannot be union-merged (e.g. binary).
     async fn union_resolve(&self, wt: &Path, files: &[String]) -> Result<bool, GitError> {
         for f in files {
-            let out = self.git("checkout-index", wt, &["checkout-index", "--stage=all", "--temp", "--", f]).await?;
+            let out = self
+                .git(
+                    "checkout-index",
+                    wt,
+                    &["checkout-index", "--stage=all", "--temp", "--", f],
+                )
+                .await?;
             // "<base> <ours> <theirs>\t<path>", "." for a missing stage.
-            let temps: Vec<String> = out.split('\t').next().unwrap_or("").split(' ').map(str::to_string).collect();
+            let temps: Vec<String> = out
+                .split('\t')
+                .next()
+                .unwrap_or("")
+                .split(' ')
+                .map(str::to_string)
+                .collect();
             let cleanup = |temps: &[String]| {
                 for t in temps.iter().filter(|t| t.as_str() != ".") {
                     let _ = std::fs::remove_file(wt.join(t));
@@ -746,14 +1195,22 @@ impl GitRepo {
             } else {
                 base.clone()
             };
-            let out = self.git_out("merge-file", wt, &["merge-file", "--union", "-p", ours, &base_file, theirs], &[]).await?;
+            let out = self
+                .git_out(
+                    "merge-file",
+                    wt,
+                    &["merge-file", "--union", "-p", ours, &base_file, theirs],
+                    &[],
+                )
+                .await?;
             cleanup(&temps);
             let _ = std::fs::remove_file(wt.join(empty));
             // merge-file exits with the conflict count (0 with --union) or 255 on error (e.g. binary).
             if out.code.is_none_or(|c| c > 127) || out.stderr.contains("Cannot merge binary") {
                 return Ok(false);
             }
-            std::fs::write(wt.join(f), out.stdout.as_bytes()).map_err(|e| GitError::io("union", wt.join(f), e))?;
+            std::fs::write(wt.join(f), out.stdout.as_bytes())
+                .map_err(|e| GitError::io("union", wt.join(f), e))?;
             self.git("add", wt, &["add", "--", f]).await?;
         }
         Ok(self.unmerged_files(wt).await?.is_empty())
@@ -772,18 +1229,37 @@ impl GitRepo {
         .await;
         match res {
             Ok(out) if out.success() => Ok(None),
-            Ok(out) => Ok(Some(format!("exit {:?}\n{}", out.code, tail(&out.stdout, 4000)))),
-            Err(GitError::Timeout { timeout, .. }) => Ok(Some(format!("verify command timed out after {timeout:?}"))),
+            Ok(out) => Ok(Some(format!(
+                "exit {:?}\n{}",
+                out.code,
+                tail(&out.stdout, 4000)
+            ))),
+            Err(GitError::Timeout { timeout, .. }) => {
+                Ok(Some(format!("verify command timed out after {timeout:?}")))
+            }
             Err(e) => Err(e),
         }
     }
 
     /// Keeps worktrees that have `target` checked out consistent with the moved ref
     /// (two-way `read-tree -m -u` from the old to the new tip keeps local changes).
-    async fn refresh_checkouts(&self, target: &str, old: &str, new: &str, integration: &Path) -> Result<(), GitError> {
+    async fn refresh_checkouts(
+        &self,
+        target: &str,
+        old: &str,
+        new: &str,
+        integration: &Path,
+    ) -> Result<(), GitError> {
         for e in self.worktrees().await? {
             if e.branch.as_deref() == Some(target) && e.path != integration {
-                let out = self.git_out("read-tree", &e.path, &["read-tree", "-m", "-u", old, new], &[]).await?;
+                let out = self
+                    .git_out(
+                        "read-tree",
+                        &e.path,
+                        &["read-tree", "-m", "-u", old, new],
+                        &[],
+                    )
+                    .await?;
                 if !out.success() {
                     tracing::warn!(worktree = %e.path.display(), stderr = %tail(&out.stderr, 500), "could not refresh checkout of moved branch");
                 }
@@ -793,7 +1269,9 @@ impl GitRepo {
     }
 
     async fn push_after_merge(&self, target: &str) -> Result<PushStatus, GitError> {
-        let Some(info) = self.info() else { return Ok(PushStatus::NotPushed) };
+        let Some(info) = self.info() else {
+            return Ok(PushStatus::NotPushed);
+        };
         if !self.cfg.push || target != info.base_branch {
             return Ok(PushStatus::NotPushed);
         }
@@ -802,55 +1280,94 @@ impl GitRepo {
 
     /// Pushes `branch` to the run's push remote (same name there).
     pub async fn push(&self, branch: &str) -> Result<PushStatus, GitError> {
-        let Some(remote) = self.info().and_then(|i| i.push_remote) else { return Ok(PushStatus::NotPushed) };
+        let Some(remote) = self.info().and_then(|i| i.push_remote) else {
+            return Ok(PushStatus::NotPushed);
+        };
         if let Some(problem) = branch_name_problem(branch) {
-            return Err(GitError::InvalidBranchName { name: branch.into(), reason: problem });
+            return Err(GitError::InvalidBranchName {
+                name: branch.into(),
+                reason: problem,
+            });
         }
         let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
-        let out = self.git_out("push", &self.repo_dir, &["push", "-q", &remote, &spec], &[]).await?;
+        let out = self
+            .git_out("push", &self.repo_dir, &["push", "-q", &remote, &spec], &[])
+            .await?;
         if out.success() {
             Ok(PushStatus::Pushed { remote })
         } else {
             tracing::warn!(%remote, %branch, stderr = %tail(&out.stderr, 500), "push failed");
-            Ok(PushStatus::Failed { remote, error: tail(&out.stderr, 1500) })
+            Ok(PushStatus::Failed {
+                remote,
+                error: tail(&out.stderr, 1500),
+            })
         }
     }
 
     /// Fetches `branch` from origin into `refs/remotes/origin/<branch>`; returns its tip.
     pub async fn fetch(&self, branch: &str) -> Result<String, GitError> {
         if let Some(problem) = branch_name_problem(branch) {
-            return Err(GitError::InvalidBranchName { name: branch.into(), reason: problem });
+            return Err(GitError::InvalidBranchName {
+                name: branch.into(),
+                reason: problem,
+            });
         }
         let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-        self.git("fetch", &self.repo_dir, &["fetch", "-q", "origin", &spec]).await?;
-        self.resolve_required(&self.repo_dir, &format!("refs/remotes/origin/{branch}")).await
+        self.git("fetch", &self.repo_dir, &["fetch", "-q", "origin", &spec])
+            .await?;
+        self.resolve_required(&self.repo_dir, &format!("refs/remotes/origin/{branch}"))
+            .await
     }
 
     /// Merges `from` into the worktree's branch, leaving conflict markers for the agent.
     /// Called again while that merge is unresolved, it reports the same conflicts.
-    pub async fn merge_into_worktree(&self, worktree: &Path, from: &str) -> Result<WorktreeMerge, GitError> {
+    pub async fn merge_into_worktree(
+        &self,
+        worktree: &Path,
+        from: &str,
+    ) -> Result<WorktreeMerge, GitError> {
         let entry = self.our_worktree(worktree).await?;
         if self.merging(worktree).await? {
             let files = self.unmerged_files(worktree).await?;
             return Ok(WorktreeMerge::Conflicted { files });
         }
-        let dirty = !self.git("status", worktree, &["status", "--porcelain", "--untracked-files=no"]).await?.is_empty();
+        let dirty = !self
+            .git(
+                "status",
+                worktree,
+                &["status", "--porcelain", "--untracked-files=no"],
+            )
+            .await?
+            .is_empty();
         if dirty {
-            return Err(GitError::invalid("merge_into_worktree", format!("{} has uncommitted changes; commit_all first", worktree.display())));
+            return Err(GitError::invalid(
+                "merge_into_worktree",
+                format!(
+                    "{} has uncommitted changes; commit_all first",
+                    worktree.display()
+                ),
+            ));
         }
         let sha = self.resolve_branchish(from).await?;
         if self.is_ancestor(worktree, &sha, "HEAD").await? {
             return Ok(WorktreeMerge::UpToDate);
         }
-        let msg = format!("Merge {from} into {}", entry.branch.as_deref().unwrap_or("HEAD"));
+        let msg = format!(
+            "Merge {from} into {}",
+            entry.branch.as_deref().unwrap_or("HEAD")
+        );
         let args = ["merge", "-q", "--no-ff", "--no-edit", "-m", &msg, &sha];
         let out = self.git_out("merge", worktree, &args, &[]).await?;
         if out.success() {
-            return Ok(WorktreeMerge::Clean { commit: self.resolve_required(worktree, "HEAD").await? });
+            return Ok(WorktreeMerge::Clean {
+                commit: self.resolve_required(worktree, "HEAD").await?,
+            });
         }
         let files = self.unmerged_files(worktree).await?;
         if files.is_empty() {
-            let _ = self.git_out("merge", worktree, &["merge", "--abort"], &[]).await;
+            let _ = self
+                .git_out("merge", worktree, &["merge", "--abort"], &[])
+                .await;
             return Err(cmd::check("merge", &strs(&args), worktree, out).unwrap_err());
         }
         Ok(WorktreeMerge::Conflicted { files })
@@ -862,37 +1379,63 @@ impl GitRepo {
     /// are staged here.
     pub async fn conclude_worktree_merge(&self, worktree: &Path) -> Result<String, GitError> {
         self.our_worktree(worktree).await?;
-        let mut candidates: BTreeSet<String> = self.unmerged_files(worktree).await?.into_iter().collect();
-        let changed = self.git("diff", worktree, &["diff", "--name-only", "-z", "HEAD"]).await?;
+        let mut candidates: BTreeSet<String> =
+            self.unmerged_files(worktree).await?.into_iter().collect();
+        let changed = self
+            .git("diff", worktree, &["diff", "--name-only", "-z", "HEAD"])
+            .await?;
         candidates.extend(nul_list(&changed));
         let mut with_markers = Vec::new();
         for f in &candidates {
-            let Ok(text) = std::fs::read(worktree.join(f)) else { continue };
+            let Ok(text) = std::fs::read(worktree.join(f)) else {
+                continue;
+            };
             let n = count_markers(&String::from_utf8_lossy(&text));
             if n == 0 {
                 continue;
             }
             let spec = format!("HEAD:{f}");
-            let before = self.git_out("show", worktree, &["show", &spec], &[]).await?;
-            let before = if before.success() { count_markers(&before.stdout) } else { 0 };
+            let before = self
+                .git_out("show", worktree, &["show", &spec], &[])
+                .await?;
+            let before = if before.success() {
+                count_markers(&before.stdout)
+            } else {
+                0
+            };
             if n > before {
                 with_markers.push(f.clone());
             }
         }
         if !with_markers.is_empty() {
-            return Err(GitError::UnresolvedConflicts { path: worktree.to_path_buf(), files: with_markers });
+            return Err(GitError::UnresolvedConflicts {
+                path: worktree.to_path_buf(),
+                files: with_markers,
+            });
         }
         let merging = self.merging(worktree).await?;
         self.stage_all(worktree, None).await?;
         let left = self.unmerged_files(worktree).await?;
         if !left.is_empty() {
-            return Err(GitError::UnresolvedConflicts { path: worktree.to_path_buf(), files: left });
+            return Err(GitError::UnresolvedConflicts {
+                path: worktree.to_path_buf(),
+                files: left,
+            });
         }
-        let nothing = self.git_out("diff", worktree, &["diff", "--cached", "--quiet"], &[]).await?.success();
+        let nothing = self
+            .git_out("diff", worktree, &["diff", "--cached", "--quiet"], &[])
+            .await?
+            .success();
         if merging {
-            self.git("commit", worktree, &["commit", "-q", "--no-edit"]).await?;
+            self.git("commit", worktree, &["commit", "-q", "--no-edit"])
+                .await?;
         } else if !nothing {
-            self.git("commit", worktree, &["commit", "-q", "-m", "cco: resolve merge conflicts"]).await?;
+            self.git(
+                "commit",
+                worktree,
+                &["commit", "-q", "-m", "cco: resolve merge conflicts"],
+            )
+            .await?;
         }
         self.resolve_required(worktree, "HEAD").await
     }
@@ -906,14 +1449,22 @@ impl GitRepo {
         let h = self.resolve_branchish(head).await?;
         let range = format!("{b}..{h}");
         let three = format!("{b}...{h}");
-        let log = self.git("log", repo, &["log", "--format=%H%x1f%s", &range]).await?;
+        let log = self
+            .git("log", repo, &["log", "--format=%H%x1f%s", &range])
+            .await?;
         let commits = log
             .lines()
             .filter_map(|l| l.split_once('\x1f'))
             .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
             .collect();
-        let files = nul_list(&self.git("diff", repo, &["diff", "--name-only", "-z", &three]).await?);
-        let numstat = self.git("diff", repo, &["diff", "--numstat", &three]).await?;
+        let files = nul_list(
+            &self
+                .git("diff", repo, &["diff", "--name-only", "-z", &three])
+                .await?,
+        );
+        let numstat = self
+            .git("diff", repo, &["diff", "--numstat", &three])
+            .await?;
         let (mut insertions, mut deletions) = (0u64, 0u64);
         for line in numstat.lines() {
             let mut parts = line.split('\t');
@@ -921,12 +1472,23 @@ impl GitRepo {
             deletions += parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
         }
         let stat = self.git("diff", repo, &["diff", "--stat", &three]).await?;
-        Ok(DiffSummary { commits, files, insertions, deletions, stat })
+        Ok(DiffSummary {
+            commits,
+            files,
+            insertions,
+            deletions,
+            stat,
+        })
     }
 
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {
         let sha = self.resolve_branchish(branch).await?;
         let n = format!("-n{}", max.max(1));
-        self.git("log", &self.repo_dir, &["log", "--graph", "--oneline", "--decorate", &n, &sha]).await
+        self.git(
+            "log",
+            &self.repo_dir,
+            &["log", "--graph", "--oneline", "--decorate", &n, &sha],
+        )
+        .await
     }
 }

@@ -37,7 +37,10 @@ pub fn branch_name_problem(name: &str) -> Option<String> {
     if let Some(c) = name.chars().find(|c| c.is_control() || !c.is_ascii()) {
         return Some(format!("contains control or non-ASCII character {c:?}"));
     }
-    if let Some(c) = name.chars().find(|c| matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
         return Some(format!("contains forbidden character {c:?}"));
     }
     if name.contains("..") {
@@ -79,7 +82,9 @@ pub fn slugify(s: &str) -> String {
     let out = out.trim_matches('-').to_string();
     if out.is_empty() {
         // FNV-1a: stable, dependency-free, distinct inputs rarely collide.
-        let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
         format!("branch-{:08x}", h as u32)
     } else {
         out
@@ -90,11 +95,19 @@ pub fn slugify(s: &str) -> String {
 /// and logged.
 pub fn sanitize_branch_component(proposed: &str) -> Sanitized {
     match branch_name_problem(proposed) {
-        None => Sanitized { name: proposed.to_string(), replaced: false, reason: None },
+        None => Sanitized {
+            name: proposed.to_string(),
+            replaced: false,
+            reason: None,
+        },
         Some(reason) => {
             let name = slugify(proposed);
             tracing::warn!(proposed, replacement = %name, %reason, "invalid branch name replaced");
-            Sanitized { name, replaced: true, reason: Some(reason) }
+            Sanitized {
+                name,
+                replaced: true,
+                reason: Some(reason),
+            }
         }
     }
 }
@@ -112,7 +125,10 @@ pub(crate) fn single_component(proposed: &str) -> String {
 /// Validates a path proposed by an agent: relative, no `..` escaping the root, no `.git`
 /// component. Returns it normalised (no `.`/`..` components).
 pub fn validate_relative_path(p: &str) -> Result<PathBuf, GitError> {
-    let bad = |reason: &str| GitError::InvalidPath { path: p.to_string(), reason: reason.to_string() };
+    let bad = |reason: &str| GitError::InvalidPath {
+        path: p.to_string(),
+        reason: reason.to_string(),
+    };
     if p.is_empty() {
         return Err(bad("empty"));
     }
@@ -172,7 +188,14 @@ mod tests {
     #[test]
     fn secret_paths() {
         let env = vec![PathBuf::from("config/local.secrets")];
-        for p in ["api-keys.json", "a/api-keys.json", ".env", "x/.env.local", ".claude/settings.json", "config/local.secrets"] {
+        for p in [
+            "api-keys.json",
+            "a/api-keys.json",
+            ".env",
+            "x/.env.local",
+            ".claude/settings.json",
+            "config/local.secrets",
+        ] {
             assert!(is_secret_path(p, &env), "{p}");
         }
         for p in ["src/env.rs", "README.md", "claude/x", "local.secrets"] {

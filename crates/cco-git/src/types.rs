@@ -49,7 +49,12 @@ impl EnvFile {
         let relative = root
             .and_then(|r| source.strip_prefix(r).ok().map(PathBuf::from))
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| source.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".env")));
+            .unwrap_or_else(|| {
+                source
+                    .file_name()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".env"))
+            });
         EnvFile { source, relative }
     }
 }
@@ -142,8 +147,18 @@ pub struct MergeRequest {
 }
 
 impl MergeRequest {
-    pub fn new(source: impl Into<String>, target: impl Into<String>, strategy: MergeStrategy) -> Self {
-        MergeRequest { source: source.into(), target: target.into(), strategy, message: None, verify: true }
+    pub fn new(
+        source: impl Into<String>,
+        target: impl Into<String>,
+        strategy: MergeStrategy,
+    ) -> Self {
+        MergeRequest {
+            source: source.into(),
+            target: target.into(),
+            strategy,
+            message: None,
+            verify: true,
+        }
     }
 }
 
@@ -151,16 +166,25 @@ impl MergeRequest {
 pub enum PushStatus {
     /// Not the base branch, push disabled, or no remote.
     NotPushed,
-    Pushed { remote: String },
+    Pushed {
+        remote: String,
+    },
     /// The merge landed locally; only the push failed.
-    Failed { remote: String, error: String },
+    Failed {
+        remote: String,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MergeOutcome {
     /// The source was already contained in the target.
     UpToDate { commit: String },
-    Merged { commit: String, previous: String, pushed: PushStatus },
+    Merged {
+        commit: String,
+        previous: String,
+        pushed: PushStatus,
+    },
     /// Strategy `Agent` (or a conflict `-X ours/theirs` cannot resolve): target untouched.
     Conflict { files: Vec<String> },
     /// Strategy `Skip`: target untouched.
@@ -172,9 +196,13 @@ pub enum MergeOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorktreeMerge {
     UpToDate,
-    Clean { commit: String },
+    Clean {
+        commit: String,
+    },
     /// Conflict markers left in the worktree for the agent; finish with `conclude_worktree_merge`.
-    Conflicted { files: Vec<String> },
+    Conflicted {
+        files: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -46,24 +46,51 @@ fn invalid_agent_branch_names_are_replaced() {
         let s = sanitize_branch_component(input);
         assert_eq!(s.replaced, *replaced, "{input:?} -> {s:?}");
         assert_eq!(s.reason.is_some(), *replaced, "{input:?}");
-        assert!(branch_name_problem(&s.name).is_none(), "{input:?} gave invalid {:?}", s.name);
+        assert!(
+            branch_name_problem(&s.name).is_none(),
+            "{input:?} gave invalid {:?}",
+            s.name
+        );
         if !replaced {
             assert_eq!(&s.name, input);
         }
         // The replacement is accepted by git itself.
-        let ok = std::process::Command::new("git").args(["check-ref-format", "--branch", &s.name]).output().unwrap();
+        let ok = std::process::Command::new("git")
+            .args(["check-ref-format", "--branch", &s.name])
+            .output()
+            .unwrap();
         assert!(ok.status.success(), "git rejects {:?}", s.name);
     }
-    assert_eq!(sanitize_branch_component("Fix the Login!").name, "fix-the-login");
+    assert_eq!(
+        sanitize_branch_component("Fix the Login!").name,
+        "fix-the-login"
+    );
     assert_eq!(worker_branch("my team", "w/1"), "cco/my-team/w-1");
     assert_eq!(worker_branch("t", "team"), "cco/t/team-worker");
 }
 
 #[test]
 fn relative_paths_cannot_escape() {
-    assert_eq!(validate_relative_path("src/main.rs").unwrap(), std::path::PathBuf::from("src/main.rs"));
-    assert_eq!(validate_relative_path("./a/../b").unwrap(), std::path::PathBuf::from("b"));
-    for bad in ["", "/etc/passwd", "..", "../x", "a/../../x", ".git/config", "a/.git/hooks", "A/.GIT", ".", "a\0b"] {
+    assert_eq!(
+        validate_relative_path("src/main.rs").unwrap(),
+        std::path::PathBuf::from("src/main.rs")
+    );
+    assert_eq!(
+        validate_relative_path("./a/../b").unwrap(),
+        std::path::PathBuf::from("b")
+    );
+    for bad in [
+        "",
+        "/etc/passwd",
+        "..",
+        "../x",
+        "a/../../x",
+        ".git/config",
+        "a/.git/hooks",
+        "A/.GIT",
+        ".",
+        "a\0b",
+    ] {
         let err = validate_relative_path(bad).unwrap_err();
         assert!(matches!(err, GitError::InvalidPath { .. }), "{bad:?}");
     }
@@ -79,15 +106,35 @@ async fn timed_out_git_is_killed_with_its_group_and_stale_lock_is_handled() {
     let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
     let pgid_file = fx.tmp.path().join("hook.pgid");
     let hook = fx.repo_dir().join(".git/hooks/pre-commit");
-    std::fs::write(&hook, format!("#!/bin/sh\ncut -d' ' -f5 /proc/$$/stat > '{}'\nsleep 30\n", pgid_file.display())).unwrap();
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncut -d' ' -f5 /proc/$$/stat > '{}'\nsleep 30\n",
+            pgid_file.display()
+        ),
+    )
+    .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     write(&wt.path, "a.txt", "a\n");
     let err = repo.commit_all(&wt.path, "hangs").await.unwrap_err();
     assert!(matches!(err, GitError::Timeout { .. }), "{err}");
-    let pgid: u32 = std::fs::read_to_string(&pgid_file).unwrap().trim().parse().unwrap();
-    assert_ne!(pgid as i32, nix::unistd::getpgrp().as_raw(), "git ran in its own group");
-    wait_until_async(Duration::from_secs(5), "hook process group gone", || async { !process_group_alive(pgid) }).await;
+    let pgid: u32 = std::fs::read_to_string(&pgid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(
+        pgid as i32,
+        nix::unistd::getpgrp().as_raw(),
+        "git ran in its own group"
+    );
+    wait_until_async(
+        Duration::from_secs(5),
+        "hook process group gone",
+        || async { !process_group_alive(pgid) },
+    )
+    .await;
     let git_dir = git(&wt.path, &["rev-parse", "--absolute-git-dir"]);
     let lock = std::path::Path::new(git_dir.trim()).join("index.lock");
     // git 2.47 takes no index.lock around pre-commit; leave one as a killed `git add` would.
@@ -99,7 +146,10 @@ async fn timed_out_git_is_killed_with_its_group_and_stale_lock_is_handled() {
     let c = repo.commit_all(&wt.path, "works again").await.unwrap();
     assert!(c.is_some());
     assert!(!lock.exists());
-    assert_eq!(git(&wt.path, &["log", "-1", "--format=%s"]).trim(), "works again");
+    assert_eq!(
+        git(&wt.path, &["log", "-1", "--format=%s"]).trim(),
+        "works again"
+    );
 }
 
 #[tokio::test]
@@ -114,7 +164,11 @@ async fn young_lock_with_default_age_is_left_alone() {
     assert!(repo.commit_all(&wt.path, "x").await.is_err());
     assert!(lock.exists());
     // Aged lock: removed and retried.
-    let out = std::process::Command::new("touch").args(["-d", "1 minute ago"]).arg(&lock).status().unwrap();
+    let out = std::process::Command::new("touch")
+        .args(["-d", "1 minute ago"])
+        .arg(&lock)
+        .status()
+        .unwrap();
     assert!(out.success());
     assert!(repo.commit_all(&wt.path, "x").await.unwrap().is_some());
 }
@@ -137,12 +191,18 @@ async fn removing_a_dirty_worktree_snapshots_it_first() {
     assert!(snap.starts_with("refs/cco/snapshots/w1/"), "{snap}");
     assert_eq!(fx.show(&snap, "shared.txt"), "edited\n");
     assert_eq!(fx.show(&snap, "new/untracked.txt"), "untracked\n");
-    assert!(!fx.has_file(&snap, "local.env"), "env file kept out of the snapshot");
+    assert!(
+        !fx.has_file(&snap, "local.env"),
+        "env file kept out of the snapshot"
+    );
 
     // A clean, merged worktree needs no snapshot.
     let wt2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
     assert!(wt2.path.exists());
-    assert_eq!(repo.remove_worktree("w2", true).await.unwrap().snapshot, None);
+    assert_eq!(
+        repo.remove_worktree("w2", true).await.unwrap().snapshot,
+        None
+    );
 }
 
 #[tokio::test]
@@ -156,7 +216,10 @@ async fn secrets_are_never_committed_or_merged() {
     let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
     let copied = wt.path.join("conf/dev.secrets");
     assert_eq!(std::fs::read_to_string(&copied).unwrap(), "KEY=1\n");
-    assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let exclude = std::fs::read_to_string(fx.repo_dir().join(".git/info/exclude")).unwrap();
     assert!(exclude.contains("/conf/dev.secrets"));
 
@@ -169,7 +232,13 @@ async fn secrets_are_never_committed_or_merged() {
     let c = repo.commit_all(&wt.path, "work").await.unwrap().unwrap();
     let files = git(&wt.path, &["ls-tree", "-r", "--name-only", &c]);
     assert!(files.lines().any(|l| l == "code.rs"));
-    for secret in ["conf/dev.secrets", ".env", "sub/.env.local", "api-keys.json", ".claude/settings.local.json"] {
+    for secret in [
+        "conf/dev.secrets",
+        ".env",
+        "sub/.env.local",
+        "api-keys.json",
+        ".claude/settings.local.json",
+    ] {
         assert!(!files.lines().any(|l| l == secret), "{secret} committed");
         assert!(wt.path.join(secret).exists(), "{secret} deleted from disk");
     }
@@ -177,7 +246,10 @@ async fn secrets_are_never_committed_or_merged() {
     // An agent that commits a secret itself cannot get it merged.
     git(&wt.path, &["add", "-f", "api-keys.json"]);
     git(&wt.path, &["commit", "-q", "-m", "oops"]);
-    let err = repo.merge(&MergeRequest::new(&wt.branch, "main", MergeStrategy::Agent)).await.unwrap_err();
+    let err = repo
+        .merge(&MergeRequest::new(&wt.branch, "main", MergeStrategy::Agent))
+        .await
+        .unwrap_err();
     match err {
         GitError::SecretFile { path, .. } => assert_eq!(path, "api-keys.json"),
         other => panic!("expected SecretFile, got {other}"),
@@ -199,29 +271,68 @@ async fn shallow_single_branch_clone_can_fetch_merge_and_push() {
     git(&src, &["commit", "-q", "-m", "feature work"]);
     git(&src, &["checkout", "-q", "main"]);
     let remote = tmp.path().join("remote.git");
-    git(tmp.path(), &["clone", "-q", "--bare", &src.to_string_lossy(), &remote.to_string_lossy()]);
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &src.to_string_lossy(),
+            &remote.to_string_lossy(),
+        ],
+    );
 
-    let mut cfg = GitConfig::new(tmp.path().join("ws"), format!("file://{}", remote.display()));
-    cfg.clone = CloneOptions { depth: Some(1), single_branch: true, no_submodules: true };
+    let mut cfg = GitConfig::new(
+        tmp.path().join("ws"),
+        format!("file://{}", remote.display()),
+    );
+    cfg.clone = CloneOptions {
+        depth: Some(1),
+        single_branch: true,
+        no_submodules: true,
+    };
     cfg.push = true;
     let repo = GitRepo::new(cfg).unwrap();
     let info = repo.setup().await.unwrap();
     assert_eq!(info.base_branch, "main");
     assert_eq!(info.push_remote.as_deref(), Some("origin"));
     let repo_dir = tmp.path().join("ws/repo");
-    assert_eq!(git(&repo_dir, &["rev-parse", "--is-shallow-repository"]).trim(), "true");
-    assert!(git(&repo_dir, &["config", "--get-all", "remote.origin.fetch"]).contains("refs/heads/*"));
+    assert_eq!(
+        git(&repo_dir, &["rev-parse", "--is-shallow-repository"]).trim(),
+        "true"
+    );
+    assert!(
+        git(&repo_dir, &["config", "--get-all", "remote.origin.fetch"]).contains("refs/heads/*")
+    );
 
     repo.fetch("feature").await.unwrap();
-    let out = repo.merge(&MergeRequest::new("origin/feature", "main", MergeStrategy::Agent)).await.unwrap();
-    let MergeOutcome::Merged { commit, pushed, .. } = out else { panic!("{out:?}") };
-    assert_eq!(pushed, PushStatus::Pushed { remote: "origin".into() });
+    let out = repo
+        .merge(&MergeRequest::new(
+            "origin/feature",
+            "main",
+            MergeStrategy::Agent,
+        ))
+        .await
+        .unwrap();
+    let MergeOutcome::Merged { commit, pushed, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        pushed,
+        PushStatus::Pushed {
+            remote: "origin".into()
+        }
+    );
     assert_eq!(git(&remote, &["rev-parse", "main"]).trim(), commit);
     let files = git(&remote, &["ls-tree", "-r", "--name-only", "main"]);
     assert!(files.contains("feature.txt") && files.contains("two.txt"));
 
     // Resume: setup reuses the clone.
-    let again = GitRepo::new(GitConfig::new(tmp.path().join("ws"), format!("file://{}", remote.display()))).unwrap();
+    let again = GitRepo::new(GitConfig::new(
+        tmp.path().join("ws"),
+        format!("file://{}", remote.display()),
+    ))
+    .unwrap();
     let info2 = again.setup().await.unwrap();
     assert!(info2.reused);
     assert_eq!(info2.base_branch, "main");
@@ -242,11 +353,34 @@ async fn run_branch_and_local_repo_without_remote() {
     let wt = repo.create_worktree("flat", "w1", &run).await.unwrap();
     write(&wt.path, "x.txt", "x\n");
     repo.commit_all(&wt.path, "x").await.unwrap();
-    let out = repo.merge(&MergeRequest::new(&wt.branch, &run, MergeStrategy::Agent)).await.unwrap();
-    assert!(matches!(out, MergeOutcome::Merged { pushed: PushStatus::NotPushed, .. }), "{out:?}");
-    assert_ne!(repo.head(&run).await.unwrap(), repo.head("main").await.unwrap());
+    let out = repo
+        .merge(&MergeRequest::new(&wt.branch, &run, MergeStrategy::Agent))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out,
+            MergeOutcome::Merged {
+                pushed: PushStatus::NotPushed,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert_ne!(
+        repo.head(&run).await.unwrap(),
+        repo.head("main").await.unwrap()
+    );
     // The clone keeps a detached HEAD: no branch is checked out in <workspace>/repo.
-    assert!(std::process::Command::new("git").args(["symbolic-ref", "-q", "HEAD"]).current_dir(fx.repo_dir()).status().unwrap().code() == Some(1));
+    assert!(
+        std::process::Command::new("git")
+            .args(["symbolic-ref", "-q", "HEAD"])
+            .current_dir(fx.repo_dir())
+            .status()
+            .unwrap()
+            .code()
+            == Some(1)
+    );
 }
 
 #[tokio::test]
@@ -254,7 +388,10 @@ async fn actor_answers_status_while_an_op_runs_and_finishes_it_on_stop() {
     let fx = Fx::new();
     let release = fx.tmp.path().join("release");
     let mut cfg = fx.config();
-    cfg.verify_command = Some(format!("while [ ! -f '{}' ]; do sleep 0.02; done", release.display()));
+    cfg.verify_command = Some(format!(
+        "while [ ! -f '{}' ]; do sleep 0.02; done",
+        release.display()
+    ));
     let (h, join) = GitHandle::spawn(cfg).await.unwrap();
     h.setup().await.unwrap();
     let wt = h.create_worktree("flat", "w1", "main").await.unwrap();
@@ -263,21 +400,37 @@ async fn actor_answers_status_while_an_op_runs_and_finishes_it_on_stop() {
 
     let h2 = h.clone();
     let branch = wt.branch.clone();
-    let merge = tokio::spawn(async move { h2.merge(MergeRequest::new(&branch, "main", MergeStrategy::Agent)).await });
+    let merge = tokio::spawn(async move {
+        h2.merge(MergeRequest::new(&branch, "main", MergeStrategy::Agent))
+            .await
+    });
     wait_until_async(Duration::from_secs(10), "merge in flight", || async {
-        h.status().await.unwrap().in_flight.is_some_and(|s| s.starts_with("merge"))
+        h.status()
+            .await
+            .unwrap()
+            .in_flight
+            .is_some_and(|s| s.starts_with("merge"))
     })
     .await;
     let h3 = h.clone();
     let queued = tokio::spawn(async move { h3.head("main").await });
-    wait_until_async(Duration::from_secs(10), "head queued", || async { h.status().await.unwrap().queued == 1 }).await;
+    wait_until_async(Duration::from_secs(10), "head queued", || async {
+        h.status().await.unwrap().queued == 1
+    })
+    .await;
 
     let h4 = h.clone();
     let stopper = tokio::spawn(async move { h4.stop().await });
     std::fs::write(&release, "").unwrap();
     let out = merge.await.unwrap().unwrap();
-    assert!(matches!(out, MergeOutcome::Merged { .. }), "in-flight op finished: {out:?}");
-    assert!(matches!(queued.await.unwrap(), Err(GitError::Stopped { .. })));
+    assert!(
+        matches!(out, MergeOutcome::Merged { .. }),
+        "in-flight op finished: {out:?}"
+    );
+    assert!(matches!(
+        queued.await.unwrap(),
+        Err(GitError::Stopped { .. })
+    ));
     stopper.await.unwrap().unwrap();
     join.await.unwrap();
     assert!(h.head("main").await.is_err());

@@ -55,7 +55,13 @@ impl Fx {
 /// 10 numbered lines, with `(line_no, text)` replacements.
 pub fn lines(changes: &[(usize, &str)]) -> String {
     (1..=10)
-        .map(|i| changes.iter().find(|(n, _)| *n == i).map(|(_, t)| t.to_string()).unwrap_or_else(|| format!("line {i}")))
+        .map(|i| {
+            changes
+                .iter()
+                .find(|(n, _)| *n == i)
+                .map(|(_, t)| t.to_string())
+                .unwrap_or_else(|| format!("line {i}"))
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
