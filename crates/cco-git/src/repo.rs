@@ -794,6 +794,14 @@ impl GitRepo {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         self.our_worktree(worktree).await?;
+        // `add -A` would mark conflicted files resolved, markers and all.
+        let unmerged = self.unmerged_files(worktree).await?;
+        if !unmerged.is_empty() {
+            return Err(GitError::UnresolvedConflicts {
+                path: worktree.to_path_buf(),
+                files: unmerged,
+            });
+        }
         self.stage_all(worktree, None).await?;
         let nothing = self
             .git_out("diff", worktree, &["diff", "--cached", "--quiet"], &[])

@@ -171,6 +171,9 @@ async fn strategy_agent_resolves_in_worker_worktree() {
         repo.merge_into_worktree(&w2.path, "main").await.unwrap(),
         WorktreeMerge::Conflicted { .. }
     ));
+    // commit_all must not commit the markers.
+    let err = repo.commit_all(&w2.path, "too early").await.unwrap_err();
+    assert!(matches!(err, GitError::UnresolvedConflicts { .. }), "{err}");
     // Markers still there: refused.
     let err = repo.conclude_worktree_merge(&w2.path).await.unwrap_err();
     assert!(matches!(err, GitError::UnresolvedConflicts { .. }), "{err}");
