@@ -2,7 +2,7 @@
 //!
 //! Three steps, each with its own [`PlanError`] variant:
 //!
-//! 1. **Find** JSON objects in the text ([`crate::extract`]): bare, fenced, or inside prose.
+//! 1. **Find** JSON objects in the text (module `extract`): bare, fenced, or inside prose.
 //!    No `{...}` at all is [`PlanError::NoJson`].
 //! 2. **Pick** the first object (in text order; an object nested inside another JSON object
 //!    also counts) that has the expected tag field (`status` / `decision`) and deserialises.
@@ -93,7 +93,7 @@ impl PlanError {
             }
             PlanError::Schema { error, .. } => format!("The JSON has the wrong shape: {error}"),
             PlanError::Validation { problems, .. } => {
-                let mut s = String::from("The plan breaks these rules:");
+                let mut s = format!("Your {kind} breaks these rules:");
                 for p in problems {
                     s.push_str("\n- ");
                     s.push_str(p);
@@ -104,7 +104,18 @@ impl PlanError {
         let vars = crate::prompt::PromptVars::new()
             .with("kind", kind.name())
             .with("kind_slug", crate::parse::slugify(kind.name()))
-            .with("problem", self.to_string())
+            .with(
+                "problem",
+                match self {
+                    PlanError::Validation { problems, .. } => {
+                        format!(
+                            "the {kind} breaks {} rule(s), listed below.",
+                            problems.len()
+                        )
+                    }
+                    other => other.to_string(),
+                },
+            )
             .with("details", details)
             .with("schema", kind.schema());
         crate::prompt::render(crate::prompt::Prompt::Repair, &vars)
@@ -1204,7 +1215,15 @@ Review format reminder {"decision":"approve"}.
         for e in cases {
             let p = e.repair_prompt();
             assert!(p.starts_with("[cco:repair]\n[cco-ref:repair/"), "{p}");
-            assert!(p.contains(&e.to_string()), "{p}");
+            match &e {
+                PlanError::Validation { problems, .. } => {
+                    assert!(
+                        problems.iter().all(|x| p.contains(&format!("\n- {x}"))),
+                        "{p}"
+                    )
+                }
+                other => assert!(p.contains(&other.to_string()), "{p}"),
+            }
             assert!(p.contains(e.kind().schema()), "{p}");
             assert!(p.contains("ONLY one JSON object"));
             assert!(!p.contains("{{"), "{p}");
