@@ -1,1 +1,27 @@
-fn main() {}
+//! `cco`: run a team of Claude Code agents on one repository.
+//!
+//! Layout: [`cli`] (clap definitions), [`commands`] (one function per subcommand),
+//! [`output`] (how run events are shown), `unix` (signal handling: the binary, not the
+//! library, owns signals). `main` maps every outcome to an [`ExitCode`]; nothing calls
+//! `process::exit`.
+
+mod cli;
+mod commands;
+mod output;
+mod unix;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cco: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(commands::run(cli))
+}

@@ -1,0 +1,155 @@
+//! Helpers for the binary's tests: a project on disk, the `cco` command, signals.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub struct CliProject {
+    pub dir: tempfile::TempDir,
+    pub source: PathBuf,
+    pub config_dir: PathBuf,
+    stderr_path: PathBuf,
+}
+
+/// A coordinator plan of one task per id; workers write `<id>.txt` and commit, or run
+/// `worker_steps` instead when given.
+pub fn simple_script(ids: &[&str], worker_steps: Option<Value>) -> Value {
+    let tasks: Vec<Value> = ids.iter().map(|id| json!({"id": id, "title": format!("Write {id}.txt"), "files": [format!("{id}.txt")]})).collect();
+    let mut rules = vec![
+        json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
+        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+    ];
+    for id in ids {
+        let steps = worker_steps.clone().unwrap_or_else(|| json!([
+            {"write": {"path": format!("{id}.txt"), "content": format!("{id}\n")}},
+            {"commit": format!("Add {id}")}
+        ]));
+        rules.push(json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": steps, "cost_usd": 0.01}));
+    }
+    json!({"rules": rules})
+}
+
+impl CliProject {
+    pub fn new(config: Value, script: Value) -> CliProject {
+        let dir = cco_testkit::temp_dir();
+        let source = cco_testkit::init_repo(&dir.path().join("source"));
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir).unwrap();
+        let script_path = cco_testkit::write_script(&config_dir, &script);
+        let wrapper = config_dir.join("claude");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
+                script_path.display(),
+                config_dir.join("fake-state").display(),
+                cco_testkit::fake_claude().display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut full = json!({
+            "repositoryUrl": source.display().to_string(),
+            "workerCount": 2,
+            "claudeBinary": "./claude",
+            "projectDirection": "Write the files.",
+            "pollIntervalMs": 50,
+            "restartBackoffMs": 20,
+            "killGraceMs": 500
+        });
+        for (k, v) in config.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full).unwrap()).unwrap();
+        let stderr_path = dir.path().join("cco.stderr");
+        CliProject { dir, source, config_dir, stderr_path }
+    }
+
+    /// `cco <args> --config <dir>`; stderr goes to a file the test can poll.
+    pub fn cco(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cco"));
+        cmd.args(args).arg("--config").arg(&self.config_dir);
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.stderr(std::fs::File::create(&self.stderr_path).unwrap());
+        cmd.env_remove("RUST_LOG");
+        cmd
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn stderr_contains(&self, text: &str) -> bool {
+        self.stderr().contains(text)
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.config_dir.join("logs")
+    }
+
+    pub fn wait_for_run_dir(&self) -> PathBuf {
+        let mut found = None;
+        cco_testkit::wait_until(Duration::from_secs(30), "the run folder", || {
+            found = std::fs::read_dir(self.logs_dir()).ok().and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())));
+            found.is_some()
+        });
+        found.unwrap()
+    }
+
+    /// Pids of worker claude processes, read from the live process table: children of the
+    /// cco process whose environment says they are workers.
+    pub fn wait_for_worker_pids(&self, child: &mut Child, count: usize) -> Vec<u32> {
+        let mut pids = Vec::new();
+        cco_testkit::wait_until(Duration::from_secs(30), "worker claude processes", || {
+            assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", self.stderr());
+            pids = worker_processes(child.id());
+            pids.len() >= count
+        });
+        pids
+    }
+
+    pub fn files_on_main(&self) -> Vec<String> {
+        let repo = self.config_dir.join("workspace").join("repo");
+        cco_testkit::git(&repo, &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
+    }
+}
+
+/// Direct children of `parent` with `CCO_AGENT_ROLE=worker` in their environment.
+fn worker_processes(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            ppid == Some(parent) && env.split(|b| *b == 0).any(|v| v == b"CCO_AGENT_ROLE=worker")
+        })
+        .collect()
+}
+
+pub fn signal(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// Waits for the child with a deadline (SIGKILL and panic after it).
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("cco did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
