@@ -19,6 +19,30 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a config directory and print the resolved settings (secrets redacted).
     Check(ConfigArg),
+    /// Offline demo: a sample repository and a scripted fake claude team, start to finish.
+    Demo(DemoArgs),
+    /// Print (and follow) one agent's log of the running or last run.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to create the demo (default: a new temporary folder, kept after the run).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Agent id (e.g. worker-1, em-2, coordinator, director).
+    pub agent: String,
+    /// Keep printing new lines as they arrive.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Start(args) => start(args).await,
         Command::Status(args) => status(args),
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Logs(args) => crate::logs::run(args).await,
         Command::Check(args) => match cco_config::load(&args.config) {
             Ok(config) => {
                 for warning in &config.warnings {

@@ -7,6 +7,8 @@
 
 mod cli;
 mod commands;
+mod demo;
+mod logs;
 mod output;
 mod unix;
 
