@@ -17,6 +17,8 @@ pub enum RunEvent {
     ProcessStarted { agent: String, pid: u32, resume: bool },
     ProcessExited { agent: String, outcome: String },
     ToolUsed { agent: String, tool: String },
+    /// Text an agent wrote (assistant text blocks, truncated to 2,000 chars, secrets redacted).
+    AgentOutput { agent: String, text: String },
     Planned { agent: String, items: usize },
     TaskAssigned { task: String, worker: String },
     TaskFinished { task: String, worker: String },

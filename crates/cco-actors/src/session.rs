@@ -297,9 +297,17 @@ fn forward(
             }
             StreamEvent::Assistant(ref assistant) => {
                 for block in &assistant.message.content {
-                    if let ContentBlock::ToolUse { name, .. } = block {
-                        ctx.board.events().emit(RunEvent::ToolUsed { agent: who.id.clone(), tool: name.clone() });
-                        notify(TurnUpdate::Tool(name.clone()));
+                    match block {
+                        ContentBlock::ToolUse { name, .. } => {
+                            ctx.board.events().emit(RunEvent::ToolUsed { agent: who.id.clone(), tool: name.clone() });
+                            notify(TurnUpdate::Tool(name.clone()));
+                        }
+                        ContentBlock::Text { text } if !text.trim().is_empty() => {
+                            let text: String = text.chars().take(2000).collect();
+                            let text = ctx.redactor.redact(&text).into_owned();
+                            ctx.board.events().emit(RunEvent::AgentOutput { agent: who.id.clone(), text });
+                        }
+                        _ => {}
                     }
                 }
             }

@@ -49,7 +49,7 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
             format!("{agent}: claude pid {pid}{}", if *resume { " (resumed session)" } else { "" })
         }
         RunEvent::ProcessExited { agent, outcome } => format!("{agent}: claude exited: {outcome}"),
-        RunEvent::ToolUsed { .. } | RunEvent::Cost { .. } => return None,
+        RunEvent::ToolUsed { .. } | RunEvent::Cost { .. } | RunEvent::AgentOutput { .. } => return None,
         RunEvent::Planned { agent, items } => format!("{agent}: planned {items} item(s)"),
         RunEvent::TaskAssigned { task, worker } => format!("{task} → {worker}"),
         RunEvent::TaskFinished { task, worker } => format!("{task}: finished by {worker}, reviewing"),
