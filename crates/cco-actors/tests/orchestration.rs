@@ -4,7 +4,7 @@ mod harness;
 
 use std::time::Duration;
 
-use cco_actors::TaskState;
+use cco_actors::{RunEvent, TaskState};
 use harness::*;
 use serde_json::json;
 
@@ -26,15 +26,7 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     });
     let project = Project::new(json!({"workerCount": 2}), script);
     let handle = project.start().await;
-    let mut events = handle.subscribe();
-    let t0 = std::time::Instant::now();
-    tokio::spawn(async move {
-        while let Ok(e) = events.recv().await {
-            eprintln!("{:>8.3} {e:?}", t0.elapsed().as_secs_f64());
-        }
-    });
     let summary = finish(&handle, RUN_TIMEOUT).await;
-    eprintln!("{:>8.3} finished", t0.elapsed().as_secs_f64());
     assert!(summary.completed, "run should complete: {}", summary.reason);
     assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
     let files = project.files_on("main");
@@ -46,4 +38,238 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     assert!(summary.totals.cost_usd > 0.0);
     assert!(handle.run_dir().join("summary.json").is_file());
     assert_no_live_processes(&pids_of(&handle));
+}
+
+/// Collects every event of a run (for assertions after it ended).
+fn record(handle: &cco_actors::OrchestratorHandle) -> tokio::task::JoinHandle<Vec<RunEvent>> {
+    let mut events = handle.subscribe();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let last = matches!(event, RunEvent::RunFinished { .. });
+                    seen.push(event);
+                    if last {
+                        return seen;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return seen,
+            }
+        }
+    })
+}
+
+async fn recorded(recorder: tokio::task::JoinHandle<Vec<RunEvent>>, handle: cco_actors::OrchestratorHandle) -> Vec<RunEvent> {
+    drop(handle);
+    // The recorder ends at RunFinished; the run has ended, so a deadline only guards bugs.
+    match tokio::time::timeout(Duration::from_secs(5), recorder).await {
+        Ok(events) => events.unwrap(),
+        Err(_) => panic!("event recorder did not finish"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hierarchy_mode_runs_two_teams_and_merges_both_into_main() {
+    let script = json!({
+        "rules": [
+            {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","summary":"two teams","teams":[
+                {"name":"alpha","goal":"alpha files"}, {"name":"beta","goal":"beta files"}]}).to_string(), "cost_usd": 0.05},
+            {"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"both teams merged\"}"},
+            plan_rule("Goal: alpha", json!({"status":"continue","tasks":[task("a1","alpha/1.txt"), task("a2","alpha/2.txt")]})),
+            plan_rule("Goal: beta", json!({"status":"continue","tasks":[task("b1","beta/1.txt"), task("b2","beta/2.txt")]})),
+            approve_rule(),
+            worker_rule("a1", "alpha/1.txt", "a1\n"),
+            worker_rule("a2", "alpha/2.txt", "a2\n"),
+            worker_rule("b1", "beta/1.txt", "b1\n"),
+            worker_rule("b2", "beta/2.txt", "b2\n"),
+        ]
+    });
+    let project = Project::new(json!({"workerCount": 4, "engineerManagerGroupSize": 2}), script);
+    let handle = project.start().await;
+    let recorder = record(&handle);
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert!(summary.reason.contains("both teams merged"));
+    assert_eq!(summary.totals.tasks_done, 4, "{summary:#?}");
+    let files = project.files_on("main");
+    for f in ["alpha/1.txt", "alpha/2.txt", "beta/1.txt", "beta/2.txt"] {
+        assert!(files.contains(&f.to_string()), "{f} missing: {files:?}");
+    }
+    let roles: Vec<_> = summary.agents.iter().map(|a| (a.id.as_str(), a.role, a.parent.clone())).collect();
+    assert!(roles.contains(&("em-1", cco_actors::Role::Em, Some("director".into()))), "{roles:?}");
+    assert!(roles.contains(&("worker-3", cco_actors::Role::Worker, Some("em-2".into()))), "{roles:?}");
+    let events = recorded(recorder, handle).await;
+    let team_merges = events
+        .iter()
+        .filter(|e| matches!(e, RunEvent::Merged { target, source, .. } if target == "main" && source.ends_with("/team")))
+        .count();
+    assert_eq!(team_merges, 2, "each team branch merged into main once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_complete_plan_ends_the_run_cleanly() {
+    let script = json!({"rules": [
+        {"match": {"prompt_contains": "[cco:director-plan]"}, "result": "Nothing left to do.\n```json\n{\"status\":\"complete\",\"reason\":\"already done\"}\n```"}
+    ]});
+    let project = Project::new(json!({"workerCount": 6, "engineerManagerGroupSize": 3}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed);
+    assert_eq!(summary.reason, "complete: already done");
+    assert!(summary.tasks.is_empty());
+    assert_no_live_processes(&pids_of(&handle));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_plan_json_is_asked_again_in_the_same_session_and_recovers() {
+    let script = json!({"rules": [
+        {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": "Here is my plan: {\"status\": \"continue\", \"tasks\": [ {\"id\": "},
+        {"match": {"prompt_contains": "[cco:repair]"}, "times": 1, "result": "{\"status\":\"continue\",\"tasks\":[]}"},
+        {"match": {"prompt_contains": "[cco:repair]"}, "result": json!({"status":"continue","tasks":[task("t1","t1.txt")]}).to_string()},
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        worker_rule("t1", "t1.txt", "t1\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 1}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.totals.tasks_done, 1);
+    // Both re-asks resumed the coordinator's one session (one transcript file).
+    let coordinator_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
+        .count();
+    assert_eq!(coordinator_sessions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plan_that_stays_invalid_stops_the_run_with_a_clear_reason() {
+    let script = json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "result": "no json here"}]});
+    let project = Project::new(json!({"workerCount": 1, "maxPlanRetries": 1}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(!summary.completed);
+    assert!(summary.reason.contains("no valid plan after 2 attempts"), "{}", summary.reason);
+}
+
+fn write_keys(project: &Project) {
+    std::fs::write(
+        project.config_dir.join("api-keys.json"),
+        json!([{"name": "k1", "apiKey": "sk-ant-test-key-one-111"}, {"name": "k2", "apiKey": "sk-ant-test-key-two-222"}]).to_string(),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(project.config_dir.join("api-keys.json"), std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Worker rules that note which key resumed the task, outside the repository.
+fn key_marking_rules(marks: &std::path::Path) -> Vec<serde_json::Value> {
+    [("k1", "sk-ant-test-key-one-111"), ("k2", "sk-ant-test-key-two-222")]
+        .iter()
+        .map(|(name, key)| {
+            json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]", "api_key": key}, "steps": [
+                {"bash": format!("echo {name} >> '{}'", marks.display())},
+                {"write": {"path": "t1.txt", "content": "t1\n"}}, {"commit": "t1"}
+            ], "result": "resumed and done"})
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limited_key_is_benched_and_the_same_session_resumes_on_the_next_key() {
+    let marks_dir = cco_testkit::temp_dir();
+    let marks = marks_dir.path().join("keys-used");
+    let mut rules = vec![
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1,
+               "steps": [{"text": "working"}, {"rate_limit": {"resets_in_secs": 600, "retries": 1}}]}),
+    ];
+    rules.extend(key_marking_rules(&marks));
+    let project = Project::new(json!({"workerCount": 1, "authMode": "api-keys-only"}), json!({"rules": rules}));
+    write_keys(&project);
+    let handle = project.start().await;
+    let recorder = record(&handle);
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    let events = recorded(recorder, handle.clone()).await;
+    let benched: Vec<&str> = events.iter().filter_map(|e| match e { RunEvent::KeyBenched { key, .. } => Some(key.as_str()), _ => None }).collect();
+    assert_eq!(benched.len(), 1, "{benched:?}");
+    let used = std::fs::read_to_string(&marks).unwrap();
+    assert_eq!(used.lines().count(), 1);
+    assert_ne!(used.trim(), benched[0], "the session resumed on the other key");
+    // Same session: one worker transcript, and the task's session id is its name.
+    let task = &summary.tasks[0];
+    let transcripts: Vec<String> = std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("worker-1-")).collect();
+    assert_eq!(transcripts, vec![format!("worker-1-{}.jsonl", task.session_id.clone().unwrap())]);
+    // Keys never reach logs.
+    for entry in std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok) {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        assert!(!text.contains("sk-ant-test-key"), "a key leaked into {}", entry.path().display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() {
+    let marks_dir = cco_testkit::temp_dir();
+    let marks = marks_dir.path().join("keys-used");
+    let mut rules = vec![
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"rate_limit": {"resets_in_secs": 2, "retries": 0}}]}),
+        json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "times": 1, "steps": [{"rate_limit": {"resets_in_secs": 2, "retries": 0}}]}),
+    ];
+    rules.extend(key_marking_rules(&marks));
+    let project = Project::new(json!({"workerCount": 1, "authMode": "api-keys-only"}), json!({"rules": rules}));
+    write_keys(&project);
+    let handle = project.start().await;
+    let recorder = record(&handle);
+    let mut saw_paused_state = false;
+    cco_testkit::wait_until_async(Duration::from_secs(30), "the worker pauses", || {
+        saw_paused_state |= handle.status().agents.iter().any(|a| a.state.starts_with("paused: rate limited until"));
+        std::future::ready(saw_paused_state || handle.is_finished())
+    })
+    .await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(saw_paused_state, "the paused state was never visible");
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.totals.tasks_done, 1);
+    let events = recorded(recorder, handle).await;
+    assert!(events.iter().any(|e| matches!(e, RunEvent::Paused { .. })));
+    assert_eq!(events.iter().filter(|e| matches!(e, RunEvent::KeyBenched { .. })).count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reaching_the_budget_stops_the_run_cleanly() {
+    let tasks: Vec<_> = (1..=6).map(|n| task(&format!("t{n}"), &format!("t{n}.txt"))).collect();
+    let mut rules = vec![
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks": tasks})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+    ];
+    for n in 1..=6 {
+        let mut rule = worker_rule(&format!("t{n}"), &format!("t{n}.txt"), "x\n");
+        rule["cost_usd"] = json!(0.5);
+        rules.push(rule);
+    }
+    let project = Project::new(json!({"workerCount": 1, "maxBudgetUsd": 1.0}), json!({"rules": rules}));
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(!summary.completed);
+    assert!(summary.reason.starts_with("budget reached"), "{}", summary.reason);
+    assert!(summary.totals.cost_usd >= 1.0);
+    assert!(summary.totals.tasks_done < 6, "the run stopped before doing everything");
+    assert_no_live_processes(&pids_of(&handle));
+    // What was merged before the stop is on main, exactly once.
+    let log = project.git(&["log", "--format=%s", "main"]);
+    for task in summary.tasks.iter().filter(|t| t.state == TaskState::Done) {
+        assert_eq!(log.lines().filter(|l| *l == format!("Merge {}", task.key)).count(), 1, "{log}");
+    }
 }
