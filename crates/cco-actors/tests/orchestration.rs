@@ -273,3 +273,99 @@ async fn reaching_the_budget_stops_the_run_cleanly() {
         assert_eq!(log.lines().filter(|l| *l == format!("Merge {}", task.key)).count(), 1, "{log}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_merge_conflict_goes_back_to_the_workers_session_and_both_sides_land() {
+    let shared_by = |id: &str| {
+        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+            {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
+            {"write": {"path": format!("{id}.txt"), "content": "own\n"}},
+            {"commit": format!("{id} edits shared.txt")}
+        ], "result": format!("{id} done")})
+    };
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","shared.txt"), task("t2","shared.txt")]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        // The conflict turn: keep both sides, as a careful engineer would.
+        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
+            {"write": {"path": "shared.txt", "content": "line from t1\nline from t2\n"}},
+            {"commit": "Resolve conflict in shared.txt"}
+        ], "result": "resolved"},
+        shared_by("t1"),
+        shared_by("t2"),
+    ]});
+    let project = Project::new(json!({"workerCount": 2}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
+    assert_eq!(summary.totals.conflicts, 1);
+    assert_eq!(project.file_on("main", "shared.txt"), "line from t1\nline from t2\n");
+    let files = project.files_on("main");
+    assert!(files.contains(&"t1.txt".to_string()) && files.contains(&"t2.txt".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn review_feedback_is_resumed_into_the_same_worker_session() {
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        complete_rule("[cco:replan]"),
+        {"match": {"prompt_contains": "[cco:review]"}, "times": 1, "result": "{\"decision\":\"revise\",\"feedback\":\"Add a trailing line\"}"},
+        approve_rule(),
+        {"match": {"role": "worker", "prompt_contains": "[cco:feedback]", "resume": true}, "steps": [
+            {"append": {"path": "t1.txt", "content": "trailing line\n"}}, {"commit": "Address review"}], "result": "revised"},
+        worker_rule("t1", "t1.txt", "t1\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 1}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    let task = &summary.tasks[0];
+    assert_eq!((task.state, task.review_rounds), (TaskState::Done, 1), "{task:?}");
+    assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
+    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-")).count();
+    assert_eq!(worker_sessions, 1, "the feedback resumed the task's session");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_out_of_time_is_resumed_once_to_commit_what_works() {
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        // t1 hangs, then commits when told it ran out of time; t2 never finishes at all.
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": [{"write": {"path": "t1.txt", "content": "partial\n"}}, {"hang": true}]},
+        {"match": {"role": "worker", "prompt_contains": "[cco:timeout]"}, "times": 1, "steps": [{"commit": "What works"}], "result": "committed"},
+        {"match": {"role": "worker"}, "steps": [{"hang": true}]},
+    ]});
+    let project = Project::new(json!({"workerCount": 1, "taskTimeoutMs": 1000}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    let t1 = summary.tasks.iter().find(|t| t.id == "t1").unwrap();
+    let t2 = summary.tasks.iter().find(|t| t.id == "t2").unwrap();
+    assert_eq!(t1.state, TaskState::Done, "{t1:?}");
+    assert_eq!(project.file_on("main", "t1.txt"), "partial\n");
+    assert_eq!(t2.state, TaskState::Failed);
+    assert_eq!(t2.failure.as_deref(), Some("timed out"));
+    assert_eq!(t2.attempts, 2, "killed, resumed once with the timeout prompt, killed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_silent_process_is_killed_by_the_idle_timeout_and_resumed() {
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"ignore_sigterm": true}, {"hang": true}]},
+        {"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [{"write": {"path": "t1.txt", "content": "t1\n"}}, {"commit": "t1"}]},
+    ]});
+    let project = Project::new(json!({"workerCount": 1, "idleTimeoutMs": 1000, "killGraceMs": 200}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.tasks[0].state, TaskState::Done);
+    assert_eq!(summary.tasks[0].attempts, 2);
+}
