@@ -35,6 +35,7 @@ pub mod orchestrator;
 pub mod persist;
 pub mod prompts;
 pub mod restart;
+pub mod runlog;
 pub mod session;
 pub mod worker;
 

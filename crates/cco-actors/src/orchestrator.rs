@@ -84,6 +84,7 @@ impl OrchestratorBuilder {
         async move {
             let events = EventBus::new(event_capacity);
             let board = Board::new(&run_id, events.clone());
+            crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
             let git = spawn_git(&config, &run_id).await?;
             let repo = match git.setup().await {
