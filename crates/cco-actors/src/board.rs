@@ -12,6 +12,8 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use cco_protocol::{TaskSpec, TeamGoal};
+
 use crate::events::{EventBus, RunEvent};
 
 /// Role of an agent in the supervision tree.
@@ -105,12 +107,28 @@ struct BoardInner {
     agents: BTreeMap<String, AgentRecord>,
     totals: Totals,
     phase: String,
+    /// Task specs by task key (what a restarted lead or a resumed run needs to re-assign).
+    specs: BTreeMap<String, TaskSpec>,
+    plan: PlanState,
+}
+
+/// The Director's planning state, kept here so a resumed run continues it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PlanState {
+    /// Goals planned but not yet handed to a team.
+    pub pending_goals: Vec<TeamGoal>,
+    /// Goal each team is working on.
+    pub team_goals: BTreeMap<String, TeamGoal>,
+    /// What happened so far (for re-planning).
+    pub history: Vec<String>,
 }
 
 /// Shared run state; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Board {
     inner: Arc<Mutex<BoardInner>>,
+    /// Bumped on every change; the journal writer waits on it.
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     events: EventBus,
     run_id: Arc<str>,
     started_at: DateTime<Utc>,
@@ -132,6 +150,7 @@ impl Board {
     pub fn new(run_id: &str, events: EventBus) -> Self {
         Self {
             inner: Arc::new(Mutex::new(BoardInner { phase: "starting".into(), ..Default::default() })),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
             events,
             run_id: run_id.into(),
             started_at: Utc::now(),
@@ -140,6 +159,51 @@ impl Board {
 
     fn lock(&self) -> MutexGuard<'_, BoardInner> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Marks the board changed (wakes the journal writer).
+    fn touch(&self) {
+        self.changes.send_modify(|v| *v += 1);
+    }
+
+    /// Receives a new value after every change.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    pub fn set_spec(&self, key: &str, spec: TaskSpec) {
+        self.lock().specs.insert(key.to_string(), spec);
+        self.touch();
+    }
+
+    pub fn spec(&self, key: &str) -> Option<TaskSpec> {
+        self.lock().specs.get(key).cloned()
+    }
+
+    pub fn specs(&self) -> BTreeMap<String, TaskSpec> {
+        self.lock().specs.clone()
+    }
+
+    pub fn plan(&self) -> PlanState {
+        self.lock().plan.clone()
+    }
+
+    pub fn update_plan(&self, change: impl FnOnce(&mut PlanState)) {
+        change(&mut self.lock().plan);
+        self.touch();
+    }
+
+    /// Restores a journaled run (resume): tasks, agents, totals, specs, plan.
+    pub fn restore(&self, snapshot: &StatusSnapshot, specs: BTreeMap<String, TaskSpec>, plan: PlanState) {
+        {
+            let mut inner = self.lock();
+            inner.tasks = snapshot.tasks.iter().map(|t| (t.key.clone(), t.clone())).collect();
+            inner.agents = snapshot.agents.iter().map(|a| (a.id.clone(), a.clone())).collect();
+            inner.totals = snapshot.totals.clone();
+            inner.specs = specs;
+            inner.plan = plan;
+        }
+        self.touch();
     }
 
     pub fn events(&self) -> &EventBus {
@@ -153,6 +217,7 @@ impl Board {
     pub fn set_phase(&self, phase: impl Into<String>) {
         let phase = phase.into();
         self.lock().phase = phase.clone();
+        self.touch();
         self.events.emit(RunEvent::Phase { phase });
     }
 
@@ -178,6 +243,8 @@ impl Board {
                 state_since: Some(Instant::now()),
             },
         );
+        drop(inner);
+        self.touch();
     }
 
     /// Applies `change` to an agent record (no-op for unknown ids).
@@ -185,6 +252,7 @@ impl Board {
         if let Some(agent) = self.lock().agents.get_mut(id) {
             change(agent);
         }
+        self.touch();
     }
 
     pub fn set_agent_state(&self, id: &str, state: impl Into<String>) {
@@ -201,6 +269,7 @@ impl Board {
             }
         };
         if changed {
+            self.touch();
             self.events.emit(RunEvent::AgentState { agent: id.to_string(), state });
         }
     }
@@ -225,6 +294,7 @@ impl Board {
             inner.totals.cost_usd += cost_usd;
             inner.totals.cost_usd
         };
+        self.touch();
         self.events.emit(RunEvent::Cost { agent: agent.to_string(), total_usd: total });
         total
     }
@@ -235,12 +305,14 @@ impl Board {
 
     pub fn add_task(&self, record: TaskRecord) {
         self.lock().tasks.insert(record.key.clone(), record);
+        self.touch();
     }
 
     pub fn update_task(&self, key: &str, change: impl FnOnce(&mut TaskRecord)) {
         if let Some(task) = self.lock().tasks.get_mut(key) {
             change(task);
         }
+        self.touch();
     }
 
     pub fn task(&self, key: &str) -> Option<TaskRecord> {
@@ -253,6 +325,7 @@ impl Board {
 
     pub fn count(&self, change: impl FnOnce(&mut Totals)) {
         change(&mut self.lock().totals);
+        self.touch();
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {

@@ -25,6 +25,8 @@ pub struct RunContext {
     pub workspace: PathBuf,
     /// Branch the Director merges into (the configured branch or the run branch).
     pub base_branch: String,
+    /// This run continues a journaled run (`cco resume`).
+    pub resumed: bool,
     /// Set once shutdown starts: nobody takes new work.
     pub stopping: AtomicBool,
     /// Set by a forced shutdown: running processes get SIGKILL without a grace period.

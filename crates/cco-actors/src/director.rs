@@ -198,6 +198,7 @@ impl Actor for DirectorActor {
                 state.dispatch(&myself);
             }
         }
+        state.persist_plan();
         Ok(())
     }
 
@@ -238,6 +239,35 @@ impl Actor for DirectorActor {
 }
 
 impl DirectorState {
+    /// Mirrors the planning state onto the board (and so into the journal).
+    fn persist_plan(&self) {
+        let pending: Vec<TeamGoal> = self.goals.iter().cloned().collect();
+        let team_goals = self.leads.iter().filter_map(|l| l.goal.clone().map(|g| (l.team.clone(), g))).collect();
+        let history = self.history.clone();
+        self.ctx.board.update_plan(|plan| {
+            plan.pending_goals = pending;
+            plan.team_goals = team_goals;
+            plan.history = history;
+        });
+    }
+
+    /// Resume: the planning state of the journaled run. Returns true when there was any.
+    fn restore_plan(&mut self) -> bool {
+        let plan = self.ctx.board.plan();
+        self.session_id = self.ctx.board.agent(DIRECTOR_ID).and_then(|a| a.session_id);
+        self.goals = plan.pending_goals.into_iter().collect();
+        self.history = plan.history;
+        let mut any = !self.goals.is_empty();
+        for lead in &mut self.leads {
+            if let Some(goal) = plan.team_goals.get(&lead.team) {
+                lead.goal = Some(goal.clone());
+                lead.busy = true;
+                any = true;
+            }
+        }
+        any || !self.ctx.board.snapshot().tasks.is_empty()
+    }
+
     async fn start(&mut self, myself: &ActorRef<DirectorMsg>) -> Result<(), ActorProcessingErr> {
         let mode = if self.flat { "flat" } else { "hierarchy" };
         self.ctx.board.events().emit(RunEvent::RunStarted {
@@ -277,6 +307,21 @@ impl DirectorState {
         std::fs::create_dir_all(self.ctx.agent_config_dir(DIRECTOR_ID))?;
         crate::auth::prepare_config_dir(&self.ctx, &self.ctx.agent_config_dir(DIRECTOR_ID));
         self.who = Some(self.ctx.identity(DIRECTOR_ID, Role::Director, None, &worktree.path));
+        if self.ctx.resumed && self.restore_plan() {
+            info!("resuming the journaled plan");
+            self.ctx.board.set_phase("running (resumed)");
+            self.ctx.board.set_agent_state(DIRECTOR_ID, "directing");
+            // A team that had a goal but no task yet was still planning: ask it again.
+            for lead in &self.leads {
+                if let (Some(goal), Some(actor)) = (&lead.goal, &lead.actor) {
+                    if self.ctx.board.tasks_of_team(&lead.team).is_empty() {
+                        let _ = actor.send_message(LeadMsg::Goal(goal.clone()));
+                    }
+                }
+            }
+            self.dispatch(myself);
+            return Ok(());
+        }
         self.ctx.board.set_phase("planning");
         let prompt = prompts::director_plan(&self.ctx, self.who.as_ref().expect("set above"));
         self.start_turn(myself, 0, prompt);
@@ -317,6 +362,7 @@ impl DirectorState {
             task_key: None,
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: None,
+            resume_prompt: None,
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();

@@ -10,6 +10,8 @@ pub enum StartError {
     Git { source: cco_git::GitError },
     #[error("cannot prepare the repository {url}: {source}")]
     Repository { url: String, source: cco_git::GitError },
+    #[error("cannot resume: {0}")]
+    Journal(#[from] crate::journal::JournalError),
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
 }

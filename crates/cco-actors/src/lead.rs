@@ -100,6 +100,8 @@ pub struct LeadState {
     session_id: Option<String>,
     /// Tasks waiting for a merge to be (re)tried after a conflict resolution.
     merge_only: std::collections::HashSet<String>,
+    /// Resumed tasks that must go to the worker whose session they were in: key → (worker, session).
+    pinned: std::collections::HashMap<String, (String, String)>,
     shutting_down: bool,
     reported_idle: bool,
     replans: u32,
@@ -144,6 +146,7 @@ impl Actor for LeadActor {
             pending_turns: VecDeque::new(),
             session_id: None,
             merge_only: Default::default(),
+            pinned: Default::default(),
             shutting_down: false,
             reported_idle: false,
             replans: 0,
@@ -159,7 +162,13 @@ impl Actor for LeadActor {
                 for slot in 0..state.slots.len() {
                     state.spawn_worker(&myself, slot).await;
                 }
-                if state.who.role == Role::Coordinator {
+                let restored = if state.ctx.resumed { state.restore_from_board() } else { 0 };
+                if restored > 0 {
+                    info!(lead = %state.who.id, restored, "resuming the team's tasks");
+                    state.ctx.board.set_agent_state(&state.who.id, "leading");
+                    state.schedule();
+                    state.check_idle(&myself);
+                } else if state.who.role == Role::Coordinator {
                     let prompt = prompts::coordinator_plan(&state.ctx, &state.who, &state.target_branch);
                     state.enqueue_turn(&myself, LeadTurn::Plan { attempt: 0 }, prompt);
                 } else {
@@ -333,9 +342,31 @@ impl LeadState {
             merged_commit: None,
             cost_usd: 0.0,
         });
+        self.ctx.board.set_spec(&key, spec.clone());
         self.specs.insert(key.clone(), spec);
         self.queue.push(key.clone());
         key
+    }
+
+    /// Resume: takes this team's tasks back from the journaled board. Tasks that were in
+    /// flight go back to the queue, pinned to their worker so its session can be resumed
+    /// (same worktree, same config dir). Returns how many tasks were restored.
+    fn restore_from_board(&mut self) -> usize {
+        self.session_id = self.ctx.board.agent(&self.who.id).and_then(|a| a.session_id);
+        let mut tasks = self.ctx.board.tasks_of_team(&self.team);
+        tasks.sort_by(|a, b| a.key.cmp(&b.key));
+        for task in &tasks {
+            let Some(spec) = self.ctx.board.spec(&task.key) else { continue };
+            self.specs.insert(task.key.clone(), spec);
+            self.queue.push(task.key.clone());
+            if matches!(task.state, TaskState::Running | TaskState::Review | TaskState::Merging) {
+                if let (Some(worker), Some(session)) = (task.worker.clone(), task.session_id.clone()) {
+                    self.pinned.insert(task.key.clone(), (worker, session));
+                }
+                self.ctx.board.update_task(&task.key, |t| t.state = TaskState::Pending);
+            }
+        }
+        tasks.len()
     }
 
     fn idle_slot(&self) -> Option<usize> {
@@ -367,9 +398,13 @@ impl LeadState {
             let Some(slot) = self.idle_slot() else { break };
             let mut chosen = None;
             let mut failed = Vec::new();
+            let slot_id = self.slots[slot].id.clone();
             for key in &self.queue {
                 let Some(task) = self.ctx.board.task(key) else { continue };
                 if task.state != TaskState::Pending {
+                    continue;
+                }
+                if self.pinned.get(key).is_some_and(|(worker, _)| *worker != slot_id) {
                     continue;
                 }
                 let spec = &self.specs[key];
@@ -397,7 +432,9 @@ impl LeadState {
             }
             let Some(key) = chosen else { break };
             let spec = self.specs[&key].clone();
-            let job = if self.merge_only.contains(&key) {
+            let job = if let Some((_, session_id)) = self.pinned.remove(&key) {
+                Job::Resume { key, spec, session_id }
+            } else if self.merge_only.contains(&key) {
                 Job::ResolveConflict { key, spec, target_branch: self.ctx.base_branch.clone(), session_id: None }
             } else {
                 Job::Task { key, spec }
@@ -627,6 +664,7 @@ impl LeadState {
             task_key: None,
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: None,
+            resume_prompt: None,
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();

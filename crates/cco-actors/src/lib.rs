@@ -29,6 +29,7 @@ pub mod director;
 pub mod error;
 pub mod events;
 pub mod gitmap;
+pub mod journal;
 pub mod keys;
 pub mod lead;
 pub mod orchestrator;
@@ -38,6 +39,7 @@ pub mod restart;
 pub mod runlog;
 pub mod session;
 pub mod worker;
+mod unix;
 
 pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
 pub use error::StartError;

@@ -51,6 +51,9 @@ pub struct TurnRequest {
     pub wall_timeout: Option<Duration>,
     /// On a wall-clock timeout, resume once with this prompt before giving up.
     pub timeout_prompt: Option<String>,
+    /// The first prompt when `resume` is set (e.g. "continue where you left off"); `prompt`
+    /// is kept for a fresh start if the session cannot be resumed.
+    pub resume_prompt: Option<String>,
 }
 
 /// Progress of a turn, as the owning actor sees it.
@@ -115,7 +118,7 @@ pub fn spawn_turn(
     TurnGuard { cancel: Some(cancel_tx), task: Some(task) }
 }
 
-const RESUME_AFTER_CRASH: &str = "[cco:resume] Your previous process was interrupted before it finished. \
+pub const RESUME_AFTER_CRASH: &str = "[cco:resume] Your previous process was interrupted before it finished. \
 Continue the same task from where you left off. Commit your work with git before you finish.";
 const RESUME_AFTER_RATE_LIMIT: &str = "[cco:resume] The API rate limit interrupted you. \
 Continue the same task from where you left off. Commit your work with git before you finish.";
@@ -130,7 +133,10 @@ async fn drive_turn(
     let config = &ctx.config.config;
     let max_restarts = config.max_task_restarts;
     let mut resume = request.resume.clone();
-    let mut prompt = request.prompt.clone();
+    let mut prompt = match (&request.resume, &request.resume_prompt) {
+        (Some(_), Some(resume_prompt)) => resume_prompt.clone(),
+        _ => request.prompt.clone(),
+    };
     let mut session_id = resume.clone();
     let mut failures: u32 = 0;
     let mut attempts: u32 = 0;

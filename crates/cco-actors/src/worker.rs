@@ -28,6 +28,8 @@ pub enum Job {
     Task { key: String, spec: TaskSpec },
     /// The lead's review asked for changes: resume the task's session with the feedback.
     Revise { key: String, spec: TaskSpec, feedback: String, session_id: Option<String> },
+    /// A task that was in flight when the previous cco process died: resume its session.
+    Resume { key: String, spec: TaskSpec, session_id: String },
     /// Merging into the target conflicted: merge the target into this worktree and let the
     /// task's session resolve the conflict, then commit.
     ResolveConflict { key: String, spec: TaskSpec, target_branch: String, session_id: Option<String> },
@@ -36,7 +38,7 @@ pub enum Job {
 impl Job {
     pub fn key(&self) -> &str {
         match self {
-            Job::Task { key, .. } | Job::Revise { key, .. } | Job::ResolveConflict { key, .. } => key,
+            Job::Task { key, .. } | Job::Revise { key, .. } | Job::Resume { key, .. } | Job::ResolveConflict { key, .. } => key,
         }
     }
 }
@@ -176,7 +178,12 @@ impl WorkerState {
             Job::Task { key, spec } => {
                 self.session_id = None;
                 let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
-                self.run_turn(myself, key, prompt, None, true);
+                self.run_turn(myself, key, prompt, None);
+            }
+            Job::Resume { key, spec, session_id } => {
+                self.session_id = Some(session_id.clone());
+                let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
+                self.run_turn_with(myself, key, prompt, Some(session_id), Some(crate::session::RESUME_AFTER_CRASH.to_string()));
             }
             Job::Revise { key, spec, feedback, session_id } => {
                 self.session_id = session_id.clone();
@@ -187,7 +194,7 @@ impl WorkerState {
                 } else {
                     format!("{}\n\n{}", prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec), prompt)
                 };
-                self.run_turn(myself, key, prompt, session_id, true);
+                self.run_turn(myself, key, prompt, session_id);
             }
             Job::ResolveConflict { target_branch, session_id, .. } => {
                 self.session_id = session_id;
@@ -210,14 +217,19 @@ impl WorkerState {
         }
     }
 
-    fn run_turn(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>, with_timeout: bool) {
+    fn run_turn(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>) {
+        self.run_turn_with(myself, key, prompt, resume, None);
+    }
+
+    fn run_turn_with(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>, resume_prompt: Option<String>) {
         self.ctx.board.set_agent_state(&self.who.id, "working");
         let request = TurnRequest {
             prompt,
             resume,
             task_key: Some(key),
-            wall_timeout: with_timeout.then(|| self.ctx.task_timeout()),
+            wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: Some(prompts::timeout(&self.ctx, &self.who)),
+            resume_prompt,
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
@@ -302,7 +314,7 @@ impl WorkerState {
             Ok(Some(files)) => {
                 let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &target_branch, &files);
                 let resume = self.session_id.clone();
-                self.run_turn(myself, key, prompt, resume, true);
+                self.run_turn(myself, key, prompt, resume);
             }
         }
     }
