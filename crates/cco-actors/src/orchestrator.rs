@@ -28,7 +28,7 @@ pub struct Orchestrator;
 
 impl Orchestrator {
     pub fn builder(config: LoadedConfig) -> OrchestratorBuilder {
-        OrchestratorBuilder { config, run_id: None, event_capacity: 4096 }
+        OrchestratorBuilder { config, run_id: None, event_capacity: 4096, resume: None }
     }
 }
 
@@ -37,6 +37,7 @@ pub struct OrchestratorBuilder {
     config: LoadedConfig,
     run_id: Option<String>,
     event_capacity: usize,
+    resume: Option<PathBuf>,
 }
 
 /// How to stop.
@@ -70,6 +71,14 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Continues the journaled run in `run_dir` (see [`crate::journal`]) instead of starting a
+    /// new one: worktrees are re-attached, each agent's claude session is resumed by id, tasks
+    /// that were in flight are re-queued, merged work is never redone.
+    pub fn resume(mut self, run_dir: impl Into<PathBuf>) -> Self {
+        self.resume = Some(run_dir.into());
+        self
+    }
+
     /// Capacity of the event channel; slow subscribers lag beyond it.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
@@ -78,15 +87,34 @@ impl OrchestratorBuilder {
 
     /// Prepares the repository and starts the supervision tree.
     pub async fn start(self) -> Result<OrchestratorHandle, StartError> {
-        let OrchestratorBuilder { config, run_id, event_capacity } = self;
-        let (run_id, run_dir) = create_run_dir(&config.config.log_directory, run_id)?;
+        let OrchestratorBuilder { config, run_id, event_capacity, resume } = self;
+        let (run_id, run_dir, journal) = match resume {
+            Some(dir) => {
+                let (journal, warnings) = crate::journal::load(&dir).map_err(StartError::Journal)?;
+                (journal.run_id.clone(), dir, Some((journal, warnings)))
+            }
+            None => {
+                let (run_id, run_dir) = create_run_dir(&config.config.log_directory, run_id)?;
+                (run_id, run_dir, None)
+            }
+        };
         let span = tracing::info_span!("run", run = %run_id);
         async move {
             let events = EventBus::new(event_capacity);
             let board = Board::new(&run_id, events.clone());
             crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
-            let git = spawn_git(&config, &run_id).await?;
+            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
+            let mut warnings = Vec::new();
+            let resumed_base = match &journal {
+                Some((journal, journal_warnings)) => {
+                    warnings.extend(journal_warnings.iter().cloned());
+                    restore(&board, &keys, journal);
+                    Some(journal.base_branch.clone())
+                }
+                None => None,
+            };
+            let git = spawn_git(&config, resumed_base).await?;
             let repo = match git.setup().await {
                 Ok(repo) => repo,
                 Err(source) => {
@@ -96,7 +124,6 @@ impl OrchestratorBuilder {
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
             let redactor = Arc::new(config.redactor());
-            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
             let workspace = cfg.workspace_directory.clone();
             let ctx = Arc::new(RunContext {
                 workspace,
@@ -107,11 +134,22 @@ impl OrchestratorBuilder {
                 git: git.clone(),
                 run_dir: run_dir.clone(),
                 base_branch: repo.base_branch.clone(),
+                resumed: journal.is_some(),
                 stopping: AtomicBool::new(false),
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
                 cells: Mutex::new(Default::default()),
             });
+            for warning in &warnings {
+                warn!("{warning}");
+                ctx.board.events().emit(RunEvent::Warning { message: warning.clone() });
+            }
+            let journal_writer = tokio::spawn(crate::journal::run_writer(
+                ctx.board.clone(),
+                ctx.keys.clone(),
+                ctx.base_branch.clone(),
+                ctx.run_dir.clone(),
+            ));
             let (ended_tx, ended_rx) = watch::channel(None);
             let (director, director_join) =
                 DirectorActor::spawn(None, DirectorActor, DirectorArgs { ctx: Arc::clone(&ctx), ended: ended_tx })
@@ -125,13 +163,14 @@ impl OrchestratorBuilder {
                 async move {
                     let _ = director_join.await;
                     let end = ended_rx.borrow().clone().unwrap_or(RunEnd { reason: "the director stopped unexpectedly".into(), completed: false });
+                    journal_writer.abort();
                     let summary = finish_run(&finisher_ctx, end, started_at).await;
                     let _ = summary_tx.send(Some(summary));
                 }
                 .in_current_span(),
             );
             Ok(OrchestratorHandle {
-                inner: Arc::new(HandleInner { ctx, director, summary: summary_rx, stop_requests: AtomicU32::new(0) }),
+                inner: Arc::new(HandleInner { ctx, director, summary: summary_rx, stop_requests: AtomicU32::new(0), warnings }),
             })
         }
         .instrument(span)
@@ -172,16 +211,39 @@ fn create_run_dir(log_directory: &Path, run_id: Option<String>) -> Result<(Strin
     Err(StartError::RunDir { path: log_directory.join(base), source: std::io::Error::other("too many runs with this id") })
 }
 
-async fn spawn_git(config: &LoadedConfig, run_id: &str) -> Result<GitHandle, StartError> {
+/// Puts a journaled run back on the board: in-flight tasks stay pinned to their worker and
+/// session (the leads re-queue them), processes of the dead cco are killed, keys re-benched.
+fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
+    let mut snapshot = journal.snapshot.clone();
+    for agent in &mut snapshot.agents {
+        if let Some(pid) = agent.pid.take() {
+            if crate::unix::kill_leftover_agent_process(pid, &agent.id) {
+                warn!(agent = %agent.id, pid, "killed a claude process left by the previous cco");
+            }
+        }
+        agent.state = "resuming".into();
+        agent.current_task = None;
+    }
+    board.restore(&snapshot, journal.specs.clone(), journal.plan.clone());
+    let now = Utc::now();
+    for (key, until) in &journal.benched_keys {
+        if *until > now {
+            keys.bench(key, *until);
+        }
+    }
+}
+
+async fn spawn_git(config: &LoadedConfig, resumed_base: Option<String>) -> Result<GitHandle, StartError> {
     let cfg = &config.config;
     let source = match cfg.repository() {
         RepositoryLocation::Remote(url) => url.clone(),
         RepositoryLocation::LocalPath(path) => path.display().to_string(),
     };
     let mut git = GitConfig::new(&cfg.workspace_directory, source);
-    git.base_branch = Some(cfg.branch.clone());
     git.clone = crate::gitmap::clone_options(cfg);
-    git.use_run_branch = cfg.use_run_branch;
+    // A resumed run keeps its base (possibly a run branch created by the first start).
+    git.use_run_branch = cfg.use_run_branch && resumed_base.is_none();
+    git.base_branch = Some(resumed_base.unwrap_or_else(|| cfg.branch.clone()));
     git.verify_command = cfg.verify_command.clone();
     git.git_timeout = cfg.git_timeout();
     git.push = cfg.push;
@@ -202,7 +264,6 @@ async fn spawn_git(config: &LoadedConfig, run_id: &str) -> Result<GitHandle, Sta
             found.into_iter().filter(|p| p.is_file()).take(1).map(|p| EnvFile { source: p, relative: name.clone() })
         })
         .collect();
-    let _ = run_id;
     let (handle, _join) = GitHandle::spawn(git).await.map_err(|source| StartError::Git { source })?;
     Ok(handle)
 }
@@ -224,15 +285,18 @@ async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) ->
         tasks: snapshot.tasks.clone(),
         agents: snapshot.agents.clone(),
     };
-    for (name, value) in [("summary.json", serde_json::to_vec_pretty(&summary)), ("state.json", serde_json::to_vec_pretty(&snapshot))] {
-        match value {
-            Ok(bytes) => {
-                if let Err(error) = crate::persist::write_atomic(&ctx.run_dir.join(name), &bytes) {
-                    warn!(file = name, %error, "could not write run file");
-                }
+    // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.
+    let journal = crate::journal::Journal::capture(&ctx.board, &ctx.keys, &ctx.base_branch, Some(&summary.reason));
+    if let Err(error) = journal.write(&ctx.run_dir) {
+        warn!(%error, "could not write the final journal");
+    }
+    match serde_json::to_vec_pretty(&summary) {
+        Ok(bytes) => {
+            if let Err(error) = crate::persist::write_atomic(&ctx.run_dir.join("summary.json"), &bytes) {
+                warn!(%error, "could not write summary.json");
             }
-            Err(error) => warn!(file = name, %error, "could not serialise run file"),
         }
+        Err(error) => warn!(%error, "could not serialise the summary"),
     }
     info!(reason = %summary.reason, done = summary.totals.tasks_done, failed = summary.totals.tasks_failed, "run finished");
     summary
@@ -243,6 +307,7 @@ struct HandleInner {
     director: ActorRef<DirectorMsg>,
     summary: watch::Receiver<Option<RunSummary>>,
     stop_requests: AtomicU32,
+    warnings: Vec<String>,
 }
 
 /// Control of a running orchestration; cheap to clone.
@@ -259,6 +324,12 @@ impl OrchestratorHandle {
     /// `<logDirectory>/<run id>`: logs, session transcripts, status dumps, summary.
     pub fn run_dir(&self) -> &Path {
         &self.inner.ctx.run_dir
+    }
+
+    /// Problems found while starting that did not stop it (e.g. a damaged journal replaced by
+    /// the previous good one).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
     }
 
     pub fn base_branch(&self) -> &str {
