@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+
 use cco_config::AuthMode;
 use tracing::{debug, warn};
 
@@ -30,21 +31,32 @@ pub fn prepare_config_dir(ctx: &RunContext, dir: &Path) {
     if matches!(ctx.config.config.auth_mode, AuthMode::ApiKeysOnly) {
         return;
     }
-    let Some(source) = user_config_dir() else { return };
-    if source == dir {
-        return;
+    if let Some(source) = user_config_dir() {
+        copy_login_files(&source, dir);
     }
+}
+
+/// Copies the login files that exist in `source` and not yet in `dest` (mode 0600).
+pub fn copy_login_files(source: &Path, dest: &Path) -> usize {
+    if source == dest {
+        return 0;
+    }
+    let mut copied = 0;
     for name in LOGIN_FILES {
         let from = source.join(name);
-        let to = dir.join(name);
+        let to = dest.join(name);
         if !from.is_file() || to.exists() {
             continue;
         }
         match copy_private(&from, &to) {
-            Ok(()) => debug!(file = %to.display(), "copied CLI login file"),
+            Ok(()) => {
+                debug!(file = %to.display(), "copied CLI login file");
+                copied += 1;
+            }
             Err(error) => warn!(file = %from.display(), %error, "could not copy CLI login file"),
         }
     }
+    copied
 }
 
 fn copy_private(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -53,4 +65,26 @@ fn copy_private(from: &Path, to: &Path) -> std::io::Result<()> {
     let data = std::fs::read(from)?;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
     file.write_all(&data)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn login_files_are_copied_privately_once_and_never_overwritten() {
+        let user = tempfile::tempdir().unwrap();
+        let agent = tempfile::tempdir().unwrap();
+        std::fs::write(user.path().join(".credentials.json"), "{\"token\":\"t\"}").unwrap();
+        std::fs::write(user.path().join("unrelated.json"), "{}").unwrap();
+        assert_eq!(super::copy_login_files(user.path(), agent.path()), 1);
+        let copied = agent.path().join(".credentials.json");
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "{\"token\":\"t\"}");
+        assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!(!agent.path().join("unrelated.json").exists());
+        // The agent's own (possibly refreshed) login is kept.
+        std::fs::write(&copied, "agent's own").unwrap();
+        assert_eq!(super::copy_login_files(user.path(), agent.path()), 0);
+        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "agent's own");
+    }
 }
