@@ -30,6 +30,10 @@ pub struct DemoArgs {
     /// Where to create the demo (default: a new temporary folder, kept after the run).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Only create the sample repository, the config and the fake claude, then stop; run it
+    /// later with `cco start --config <dir>`.
+    #[arg(long)]
+    pub setup_only: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }

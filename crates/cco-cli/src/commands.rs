@@ -41,7 +41,7 @@ fn config_error(error: &cco_config::ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-fn init_tracing(args: &OutputArgs) {
+pub(crate) fn init_tracing(args: &OutputArgs) {
     let default = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "warn,cco_actors=info",
@@ -54,7 +54,7 @@ fn init_tracing(args: &OutputArgs) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
-fn output_mode(args: &OutputArgs) -> Mode {
+pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
     if args.json {
         Mode::Json
     } else if args.quiet {
@@ -70,7 +70,10 @@ async fn start(args: StartArgs) -> ExitCode {
     init_tracing(&args.output);
     let config = match cco_config::load(&args.config.config) {
         Ok(config) => config,
-        Err(error) => return config_error(&error),
+        Err(error) => {
+            crate::demo::hint_if_unprepared(&args.config.config);
+            return config_error(&error);
+        }
     };
     for warning in &config.warnings {
         eprintln!("warning: {warning}");

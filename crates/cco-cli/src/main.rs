@@ -17,6 +17,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `cco __fake-claude ...`: the demo's offline stand-in for claude (see `demo`). Checked
+    // before anything else, while the process has a single thread.
+    if let Some(code) = demo::fake_claude_entry() {
+        return code;
+    }
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

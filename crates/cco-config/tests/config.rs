@@ -378,7 +378,8 @@ fn shipped_examples_parse() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         match name.as_str() {
             "demo" => {
-                assert_eq!(config.worker_count, 4);
+                // Hierarchy: the demo shows a Director, 2 EMs and 6 workers.
+                assert_eq!((config.worker_count, config.team_count()), (6, 2));
                 assert!(
                     matches!(config.repository(), RepositoryLocation::LocalPath(p) if p.ends_with("demo/demo-repo"))
                 );

@@ -1,0 +1,2 @@
+# mul A B: prints A times B.
+mul() { echo $(($1 * $2)); }

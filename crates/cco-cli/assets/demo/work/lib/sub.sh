@@ -1,0 +1,2 @@
+# sub A B: prints A minus B.
+sub() { echo $(($1 - $2)); }
