@@ -170,6 +170,9 @@ async fn drive_turn(
             }
         };
         if let Some(id) = new_session.clone() {
+            // Known before the first event (we chose it): journaled at once, so a crash of cco
+            // right now still resumes this session.
+            notify(TurnUpdate::Session(id.clone()));
             session_id = Some(id);
         }
         let outcome = loop {

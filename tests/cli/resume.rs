@@ -1,0 +1,90 @@
+//! Crash safety: `kill -9` of cco mid-run, then `cco resume` finishes the project with every
+//! task's commits on main exactly once; `cco status` reads the live journal.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+fn journal(project: &CliProject) -> Option<Value> {
+    let run_dir = cco_actors::journal::latest_run_dir(&project.logs_dir())?;
+    let bytes = std::fs::read(run_dir.join("journal.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn task_state(journal: &Value, id: &str) -> String {
+    journal["snapshot"]["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["id"] == id))
+        .map(|t| t["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
+    let ids = ["t1", "t2", "t3", "t4"];
+    let tasks: Vec<Value> = ids.iter().map(|id| json!({"id": id, "title": format!("Write {id}.txt"), "files": [format!("{id}.txt")]})).collect();
+    let write_and_commit = |id: &str| json!([{"write": {"path": format!("{id}.txt"), "content": format!("{id}\n")}}, {"commit": format!("Add {id}")}]);
+    let mut rules = vec![
+        json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
+        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        // t3 hangs in the first cco process; the resumed session finishes it.
+        json!({"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "times": 1, "steps": [{"text": "working on t3"}, {"hang": true}]}),
+        json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": write_and_commit("t3"), "result": "t3 finished after resume"}),
+    ];
+    for id in ["t1", "t2", "t4"] {
+        rules.push(json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": write_and_commit(id)}));
+    }
+    let project = CliProject::new(json!({"workerCount": 2}), json!({"rules": rules}));
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+
+    // Wait until t1 and t2 are merged and t3 runs in a journaled claude process.
+    cco_testkit::wait_until(Duration::from_secs(60), "t1, t2 merged and t3 running", || {
+        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
+        journal(&project).is_some_and(|j| {
+            let t3_worker_has_pid = j["snapshot"]["agents"].as_array().unwrap().iter().any(|a| a["current_task"] == "flat/t3" && a["pid"].is_u64());
+            task_state(&j, "t1") == "done" && task_state(&j, "t2") == "done" && task_state(&j, "t3") == "running" && t3_worker_has_pid
+        })
+    });
+
+    // `cco status` while running lists every agent.
+    let status = project.cco(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    for id in ["director", "coordinator", "worker-1", "worker-2"] {
+        assert!(text.contains(id), "{id} missing from status:\n{text}");
+    }
+
+    let orphan = journal(&project).unwrap()["snapshot"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["current_task"] == "flat/t3")
+        .and_then(|a| a["pid"].as_u64())
+        .unwrap() as u32;
+    signal(&child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+
+    // A plain start refuses to run over an unfinished run.
+    let refused = project.cco(&["start", "--plain"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(project.stderr().contains("cco resume"), "{}", project.stderr());
+
+    let out = project.cco(&["resume", "--plain"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    assert!(!cco_testkit::process_group_alive(orphan), "the dead cco's claude process was left running");
+
+    let log = cco_testkit::git(&project.config_dir.join("workspace/repo"), &["log", "--format=%s", "main"]);
+    for id in ids {
+        let commits = log.lines().filter(|l| *l == format!("Add {id}")).count();
+        let merges = log.lines().filter(|l| *l == format!("Merge flat/{id}")).count();
+        assert_eq!((commits, merges), (1, 1), "{id} should land exactly once:\n{log}\n{stdout}");
+    }
+    let final_journal = journal(&project).unwrap();
+    assert_eq!(final_journal["finished"], true);
+    let t3_session = final_journal["snapshot"]["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "t3").unwrap()["session_id"].clone();
+    assert!(t3_session.is_string(), "t3 kept its session id");
+}
