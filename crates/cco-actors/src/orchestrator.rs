@@ -59,9 +59,40 @@ pub struct RunSummary {
     pub base_branch: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    pub duration_secs: f64,
     pub totals: Totals,
+    /// Spend per model (`models` of the config: opus for the Director, sonnet for the rest…).
+    pub cost_by_model: std::collections::BTreeMap<String, f64>,
+    pub cost_by_agent: std::collections::BTreeMap<String, f64>,
     pub tasks: Vec<TaskRecord>,
     pub agents: Vec<AgentRecord>,
+}
+
+impl RunSummary {
+    fn new(snapshot: crate::board::StatusSnapshot, reason: String, completed: bool, base_branch: String, started_at: DateTime<Utc>) -> Self {
+        let finished_at = Utc::now();
+        let mut cost_by_model = std::collections::BTreeMap::new();
+        let mut cost_by_agent = std::collections::BTreeMap::new();
+        for agent in &snapshot.agents {
+            let model = agent.model.clone().unwrap_or_else(|| "none".into());
+            *cost_by_model.entry(model).or_insert(0.0) += agent.cost_usd;
+            cost_by_agent.insert(agent.id.clone(), agent.cost_usd);
+        }
+        RunSummary {
+            run_id: snapshot.run_id,
+            reason,
+            completed,
+            base_branch,
+            started_at,
+            finished_at,
+            duration_secs: (finished_at - started_at).num_milliseconds() as f64 / 1000.0,
+            totals: snapshot.totals,
+            cost_by_model,
+            cost_by_agent,
+            tasks: snapshot.tasks,
+            agents: snapshot.agents,
+        }
+    }
 }
 
 impl OrchestratorBuilder {
@@ -274,17 +305,7 @@ async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) ->
     if let Err(error) = ctx.git.stop().await {
         warn!(%error, "git actor did not stop cleanly");
     }
-    let summary = RunSummary {
-        run_id: snapshot.run_id.clone(),
-        reason: end.reason,
-        completed: end.completed,
-        base_branch: ctx.base_branch.clone(),
-        started_at,
-        finished_at: Utc::now(),
-        totals: snapshot.totals.clone(),
-        tasks: snapshot.tasks.clone(),
-        agents: snapshot.agents.clone(),
-    };
+    let summary = RunSummary::new(snapshot, end.reason, end.completed, ctx.base_branch.clone(), started_at);
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.
     let journal = crate::journal::Journal::capture(&ctx.board, &ctx.keys, &ctx.base_branch, Some(&summary.reason));
     if let Err(error) = journal.write(&ctx.run_dir) {
@@ -383,17 +404,9 @@ impl OrchestratorHandle {
             }
             if rx.changed().await.is_err() {
                 let snapshot = self.status();
-                return RunSummary {
-                    run_id: snapshot.run_id,
-                    reason: "the run task ended without a summary".into(),
-                    completed: false,
-                    base_branch: self.inner.ctx.base_branch.clone(),
-                    started_at: snapshot.started_at,
-                    finished_at: Utc::now(),
-                    totals: snapshot.totals,
-                    tasks: snapshot.tasks,
-                    agents: snapshot.agents,
-                };
+                let started_at = snapshot.started_at;
+                let reason = "the run task ended without a summary".to_string();
+                return RunSummary::new(snapshot, reason, false, self.inner.ctx.base_branch.clone(), started_at);
             }
         }
     }

@@ -36,7 +36,13 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     // Every task was done by a worker session and merged once.
     assert!(summary.tasks.iter().all(|t| t.state == TaskState::Done && t.session_id.is_some() && t.merged_commit.is_some()));
     assert!(summary.totals.cost_usd > 0.0);
-    assert!(handle.run_dir().join("summary.json").is_file());
+    // Spend is broken down per model (coordinator: opus, workers: sonnet) and per agent.
+    let by_model: f64 = summary.cost_by_model.values().sum();
+    assert!((by_model - summary.totals.cost_usd).abs() < 1e-9, "{:?}", summary.cost_by_model);
+    assert!(summary.cost_by_model["sonnet"] > 0.0 && summary.cost_by_model["opus"] > 0.0);
+    assert!(summary.cost_by_agent["worker-1"] > 0.0);
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(handle.run_dir().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written["totals"]["tasks_done"], 3);
     assert_no_live_processes(&pids_of(&handle));
 }
 
