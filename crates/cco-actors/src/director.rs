@@ -546,10 +546,15 @@ impl DirectorState {
         self.ctx.board.set_phase(format!("stopping: {reason}"));
         self.ctx.board.set_agent_state(DIRECTOR_ID, "stopping");
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(30);
-        for lead in &self.leads {
-            if let Some(actor) = &lead.actor {
-                let _ = ractor::call_t!(actor, LeadMsg::Shutdown, grace.as_millis() as u64);
-            }
+        // All teams at once: each lead stops its workers' processes in parallel.
+        let stops: Vec<_> = self
+            .leads
+            .iter()
+            .filter_map(|lead| lead.actor.clone())
+            .map(|actor| tokio::spawn(async move { ractor::call_t!(actor, LeadMsg::Shutdown, grace.as_millis() as u64) }))
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
         }
         for lead in &mut self.leads {
             if let Some(actor) = lead.actor.take() {

@@ -800,12 +800,17 @@ impl LeadState {
         }
     }
 
+    /// Stops every worker's process at once (each within its grace period), then the actors.
     async fn stop_workers(&mut self) {
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(10);
-        for slot in &self.slots {
-            if let Some(actor) = &slot.actor {
-                let _ = ractor::call_t!(actor, WorkerMsg::Shutdown, grace.as_millis() as u64);
-            }
+        let stops: Vec<_> = self
+            .slots
+            .iter()
+            .filter_map(|slot| slot.actor.clone())
+            .map(|actor| tokio::spawn(async move { ractor::call_t!(actor, WorkerMsg::Shutdown, grace.as_millis() as u64) }))
+            .collect();
+        for stop in stops {
+            let _ = stop.await;
         }
         for slot in &mut self.slots {
             if let Some(actor) = slot.actor.take() {
