@@ -2,6 +2,7 @@
 
 mod demo;
 mod harness;
+mod live;
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! One function per subcommand; each returns the process exit code.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -50,8 +49,9 @@ pub(crate) fn init_tracing(args: &OutputArgs) {
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // The binary owns the global subscriber; the library never installs one.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // The binary owns the global subscriber; the library never installs one. Its writer is
+    // stderr, printed above the live block while one is on screen.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(crate::live::StderrWriter).with_target(false).try_init();
 }
 
 pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
@@ -59,9 +59,9 @@ pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
         Mode::Json
     } else if args.quiet {
         Mode::Quiet
+    } else if !args.plain && crate::live::supported() {
+        Mode::Live
     } else {
-        // The live view is the plain view on a terminal for now.
-        let _ = std::io::stdout().is_terminal();
         Mode::Plain
     }
 }
@@ -86,17 +86,12 @@ async fn start(args: StartArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    let printer = tokio::spawn(output::print_events(handle.subscribe(), mode));
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
         eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());
     }
-    let summary = handle.wait().await;
+    let summary = output::show_run(&handle, mode).await;
     signals.abort();
-    // Let the printer drain what is queued, then stop it.
-    tokio::task::yield_now().await;
-    printer.abort();
-    output::print_summary(&summary, mode);
     let failed_start = summary.reason.contains("failed") && summary.totals.tasks_done == 0 && !summary.completed;
     if failed_start {
         ExitCode::from(EXIT_FAILED)
@@ -106,7 +101,7 @@ async fn start(args: StartArgs) -> ExitCode {
 }
 
 /// The newest run folder under the config's log directory.
-fn latest_run_dir(log_directory: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<std::path::PathBuf> {
     let mut runs: Vec<_> = std::fs::read_dir(log_directory)
         .ok()?
         .filter_map(Result::ok)

@@ -8,6 +8,7 @@
 mod cli;
 mod commands;
 mod demo;
+mod live;
 mod logs;
 mod output;
 mod unix;

@@ -1,36 +1,71 @@
-//! How a run is shown: plain event lines, JSON lines, or nothing (`-q`).
+//! How a run is shown: the live view (a terminal, see [`crate::live`]), plain event lines,
+//! JSON lines, or nothing (`-q`).
 
 use std::io::Write;
 
-use cco_actors::{RunEvent, RunSummary};
-use tokio::sync::broadcast;
+use std::time::Duration;
+
+use cco_actors::{OrchestratorHandle, RunEvent, RunSummary};
+use tokio::sync::{broadcast, watch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// The redrawn block of [`crate::live`] (stdout is a terminal, no `--plain`/`--json`/`-q`).
+    Live,
     Plain,
     Json,
     Quiet,
 }
 
-/// Prints events until the channel closes.
-pub async fn print_events(mut events: broadcast::Receiver<RunEvent>, mode: Mode) {
+/// Shows the run in `mode` until it ends (live view or event lines), then its summary.
+pub async fn show_run(handle: &OrchestratorHandle, mode: Mode) -> RunSummary {
+    let (done_tx, done) = watch::channel(false);
+    let events = handle.subscribe();
+    let printer = match mode {
+        Mode::Live => tokio::spawn(crate::live::run(handle.clone(), events, done)),
+        _ => tokio::spawn(print_events(events, mode, done)),
+    };
+    let summary = handle.wait().await;
+    // The printer prints what is queued, draws its last frame and restores the terminal.
+    let _ = done_tx.send(true);
+    let abort = printer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(5), printer).await.is_err() {
+        abort.abort();
+    }
+    print_summary(&summary, mode);
+    summary
+}
+
+/// Prints events until the channel closes or `done` turns true (the run has ended); then
+/// prints what is still queued and returns.
+pub async fn print_events(mut events: broadcast::Receiver<RunEvent>, mode: Mode, mut done: watch::Receiver<bool>) {
     loop {
-        match events.recv().await {
-            Ok(event) => print_event(&event, mode),
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                if mode == Mode::Plain {
-                    println!("… {missed} events skipped");
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => print_event(&event, mode),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    if mode == Mode::Plain {
+                        println!("… {missed} events skipped");
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            changed = done.changed() => {
+                if changed.is_err() || *done.borrow() {
+                    break;
                 }
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+    while let Ok(event) = events.try_recv() {
+        print_event(&event, mode);
     }
 }
 
 fn print_event(event: &RunEvent, mode: Mode) {
     let mut out = std::io::stdout().lock();
     let _ = match mode {
-        Mode::Quiet => Ok(()),
+        Mode::Quiet | Mode::Live => Ok(()),
         Mode::Json => serde_json::to_string(event).map_err(std::io::Error::other).and_then(|line| writeln!(out, "{line}")),
         Mode::Plain => match plain_line(event) {
             Some(line) => writeln!(out, "{} {line}", chrono::Local::now().format("%H:%M:%S")),

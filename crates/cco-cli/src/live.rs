@@ -1,0 +1,513 @@
+//! The live console: a compact block redrawn in place about four times a second (one line per
+//! agent, then totals), with important events printed above it as lines.
+//!
+//! The frame is a pure function of a [`StatusSnapshot`] ([`render_frame`]). Drawing uses
+//! crossterm (cursor up, clear to the end of the screen) and never switches the terminal to
+//! raw mode or the alternate screen, so the only state to restore is the hidden cursor:
+//! [`LiveGuard`] shows it again when the view ends, however it ends (run finished, task
+//! aborted, panic). Ctrl-C is handled by `unix.rs`, which asks the run to stop; the view keeps
+//! drawing until the run has ended and then restores the terminal.
+//!
+//! Log lines on stderr (tracing) would scramble a block redrawn on stdout, so while the view
+//! is active the binary's tracing writer ([`StderrWriter`]) prints them above the block.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use cco_actors::{AgentRecord, OrchestratorHandle, RunEvent, StatusSnapshot, TaskState};
+use crossterm::{cursor, queue, style::Print, terminal};
+use tokio::sync::{broadcast, watch};
+
+/// Redraw period of the live block.
+const REDRAW: Duration = Duration::from_millis(250);
+
+/// The frame: a header, one line per agent (supervision tree order, every agent exactly once),
+/// and a totals line; no line longer than `width` characters.
+pub fn render_frame(snapshot: &StatusSnapshot, width: usize) -> Vec<String> {
+    render_frame_at(snapshot, width, Instant::now())
+}
+
+/// [`render_frame`] with the clock given (agents' time in their state is `now - state_since`).
+pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) -> Vec<String> {
+    let run_elapsed = (snapshot.taken_at - snapshot.started_at).to_std().unwrap_or_default();
+    let mut lines = vec![format!("cco {} — {}", snapshot.run_id, snapshot.phase)];
+    let agents = tree_order(&snapshot.agents);
+    let dash = "-";
+    let rows: Vec<[String; 7]> = agents
+        .iter()
+        .map(|(depth, a)| {
+            [
+                a.role.as_str().to_string(),
+                format!("{}{}", "  ".repeat(*depth), a.id),
+                a.state.clone(),
+                a.current_task.clone().unwrap_or_else(|| dash.into()),
+                a.last_tool.clone().unwrap_or_else(|| dash.into()),
+                a.state_since.map(|t| format_duration(now.saturating_duration_since(t))).unwrap_or_else(|| dash.into()),
+                format!("${:.4}", a.cost_usd),
+            ]
+        })
+        .collect();
+    // Column widths from the content, capped so one long state or task does not push the
+    // rest off the line.
+    const CAPS: [usize; 7] = [11, 16, 28, 24, 14, 7, 10];
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count()).min(CAPS[i]);
+        }
+    }
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let cell = truncate(cell, widths[i]);
+                if i == 5 || i == 6 {
+                    format!("{cell:>w$}", w = widths[i])
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        lines.push(format!("  {}", cells.join("  ").trim_end()));
+    }
+    let t = &snapshot.totals;
+    let running = snapshot.tasks.iter().filter(|t| matches!(t.state, TaskState::Running | TaskState::Review | TaskState::Merging)).count();
+    let pending = snapshot.tasks.iter().filter(|t| t.state == TaskState::Pending).count();
+    lines.push(format!(
+        "tasks done {} failed {} (running {running}, pending {pending}) — commits {} — merges {} — conflicts {} — spend ${:.4} — elapsed {}",
+        t.tasks_done,
+        t.tasks_failed,
+        t.commits,
+        t.merges,
+        t.conflicts,
+        t.cost_usd,
+        format_duration(run_elapsed)
+    ));
+    lines.into_iter().map(|l| truncate(&l, width)).collect()
+}
+
+/// Agents depth-first from the roots (children sorted by id, numbers compared as numbers),
+/// then any agent whose parent is unknown, so each appears exactly once.
+fn tree_order(agents: &[AgentRecord]) -> Vec<(usize, &AgentRecord)> {
+    let mut sorted: Vec<&AgentRecord> = agents.iter().collect();
+    sorted.sort_by(|a, b| natural_key(&a.id).cmp(&natural_key(&b.id)));
+    let known = |id: &str| agents.iter().any(|a| a.id == id);
+    let mut out: Vec<(usize, &AgentRecord)> = Vec::with_capacity(agents.len());
+    let mut seen = std::collections::HashSet::new();
+    fn visit<'a>(
+        agent: &'a AgentRecord,
+        depth: usize,
+        sorted: &[&'a AgentRecord],
+        seen: &mut std::collections::HashSet<&'a str>,
+        out: &mut Vec<(usize, &'a AgentRecord)>,
+    ) {
+        if !seen.insert(agent.id.as_str()) {
+            return;
+        }
+        out.push((depth, agent));
+        for child in sorted.iter().filter(|c| c.parent.as_deref() == Some(agent.id.as_str())) {
+            visit(child, depth + 1, sorted, seen, out);
+        }
+    }
+    for root in sorted.iter().filter(|a| a.parent.as_deref().is_none_or(|p| !known(p))) {
+        visit(root, 0, &sorted, &mut seen, &mut out);
+    }
+    // Cycles (never expected) still show every agent.
+    for agent in &sorted {
+        if !seen.contains(agent.id.as_str()) {
+            visit(agent, 0, &sorted, &mut seen, &mut out);
+        }
+    }
+    out
+}
+
+/// `worker-10` after `worker-2`.
+fn natural_key(id: &str) -> (&str, u64) {
+    let digits_at = id.rfind(|c: char| !c.is_ascii_digit()).map(|i| i + 1).unwrap_or(0);
+    match id[digits_at..].parse::<u64>() {
+        Ok(n) => (&id[..digits_at], n),
+        Err(_) => (id, 0),
+    }
+}
+
+/// `42s`, `3m05s`, `2h07m`.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// At most `width` characters; a cut line ends with `…`.
+fn truncate(text: &str, width: usize) -> String {
+    // Control characters (a newline in a state) would break the line count of the block.
+    let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if text.chars().count() <= width {
+        return text;
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Keeps a frame within `height` rows: header, as many agents as fit, `… N more`, totals.
+fn fit_height(mut frame: Vec<String>, height: usize) -> Vec<String> {
+    let height = height.max(3);
+    if frame.len() <= height {
+        return frame;
+    }
+    let totals = frame.pop().unwrap_or_default();
+    let keep = height - 2; // header and agents, then the "more" line, then totals
+    let hidden = frame.len() - keep;
+    frame.truncate(keep);
+    frame.push(format!("  … {hidden} more agent(s) (cco status shows all)"));
+    frame.push(totals);
+    frame
+}
+
+/// Events that get a line above the live block.
+pub fn is_important(event: &RunEvent) -> bool {
+    matches!(
+        event,
+        RunEvent::RunStarted { .. }
+            | RunEvent::Planned { .. }
+            | RunEvent::TaskFailed { .. }
+            | RunEvent::TaskRevised { .. }
+            | RunEvent::Merged { .. }
+            | RunEvent::Conflict { .. }
+            | RunEvent::KeyBenched { .. }
+            | RunEvent::Paused { .. }
+            | RunEvent::ActorRestarted { .. }
+            | RunEvent::Warning { .. }
+            | RunEvent::RunFinished { .. }
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// The terminal.
+
+/// The block on screen. One per process (there is one stdout); the tracing writer reaches it
+/// through [`CONSOLE`].
+struct Console {
+    active: bool,
+    /// Whether stderr is the same kind of thing (a terminal) and must go above the block.
+    stderr_terminal: bool,
+    /// Lines of the block currently on screen, below which the cursor sits.
+    drawn: usize,
+    frame: Vec<String>,
+}
+
+static CONSOLE: Mutex<Console> = Mutex::new(Console { active: false, stderr_terminal: false, drawn: 0, frame: Vec::new() });
+
+fn console() -> MutexGuard<'static, Console> {
+    CONSOLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Console {
+    fn clear(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        if self.drawn > 0 {
+            queue!(out, cursor::MoveToPreviousLine(self.drawn as u16), terminal::Clear(terminal::ClearType::FromCursorDown))?;
+            self.drawn = 0;
+        }
+        Ok(())
+    }
+
+    fn draw(&mut self, out: &mut impl Write) -> std::io::Result<()> {
+        for line in &self.frame {
+            queue!(out, Print(line), terminal::Clear(terminal::ClearType::UntilNewLine), Print("\r\n"))?;
+        }
+        self.drawn = self.frame.len();
+        Ok(())
+    }
+
+    fn redraw(&mut self, frame: Vec<String>) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        queue!(out, terminal::BeginSynchronizedUpdate)?;
+        self.clear(&mut out)?;
+        self.frame = frame;
+        self.draw(&mut out)?;
+        queue!(out, terminal::EndSynchronizedUpdate)?;
+        out.flush()
+    }
+
+    /// Prints `text` (one or more lines) above the block, on stdout or stderr.
+    fn print_above(&mut self, text: &[u8], to_stderr: bool) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        self.clear(&mut out)?;
+        if to_stderr {
+            out.flush()?;
+            let mut err = std::io::stderr().lock();
+            err.write_all(text)?;
+            if !text.ends_with(b"\n") {
+                err.write_all(b"\n")?;
+            }
+            err.flush()?;
+        } else {
+            out.write_all(text)?;
+            if !text.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+        }
+        self.draw(&mut out)?;
+        out.flush()
+    }
+}
+
+/// Active while the live view is on; restores the terminal when dropped.
+pub struct LiveGuard(());
+
+impl LiveGuard {
+    fn start() -> LiveGuard {
+        let mut c = console();
+        c.active = true;
+        c.stderr_terminal = std::io::stderr().is_terminal();
+        c.drawn = 0;
+        c.frame.clear();
+        let mut out = std::io::stdout().lock();
+        let _ = queue!(out, cursor::Hide);
+        let _ = out.flush();
+        LiveGuard(())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        // The last frame stays on screen as the run's final picture; only the cursor comes back.
+        let mut c = console();
+        c.active = false;
+        c.drawn = 0;
+        let mut out = std::io::stdout().lock();
+        let _ = queue!(out, cursor::Show, terminal::EndSynchronizedUpdate);
+        let _ = out.flush();
+    }
+}
+
+/// The tracing writer of the binary: stderr, but above the live block while it is on screen.
+#[derive(Clone, Copy, Default)]
+pub struct StderrWriter;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StderrWriter {
+    type Writer = StderrWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        StderrWriter
+    }
+}
+
+impl Write for StderrWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        {
+            let mut c = console();
+            if c.active && c.stderr_terminal {
+                c.print_above(buf, true)?;
+                return Ok(buf.len());
+            }
+        }
+        std::io::stderr().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// True when the live view can draw: stdout is a terminal that understands cursor movement.
+pub fn supported() -> bool {
+    std::io::stdout().is_terminal() && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+}
+
+fn terminal_size() -> (usize, usize) {
+    terminal::size().map(|(w, h)| (w as usize, h as usize)).unwrap_or((100, 40))
+}
+
+/// Draws the live view until `done` turns true (the run has ended), then draws the last
+/// frame and restores the terminal.
+pub async fn run(handle: OrchestratorHandle, mut events: broadcast::Receiver<RunEvent>, mut done: watch::Receiver<bool>) {
+    let _guard = LiveGuard::start();
+    let mut tick = tokio::time::interval(REDRAW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => draw_frame(&handle),
+            event = events.recv() => match event {
+                Ok(event) => show_event(&event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => print_line(&format!("… {missed} events skipped")),
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            changed = done.changed() => {
+                if changed.is_err() || *done.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    // What was sent before the end still gets its line.
+    while let Ok(event) = events.try_recv() {
+        show_event(&event);
+    }
+    draw_frame(&handle);
+}
+
+fn draw_frame(handle: &OrchestratorHandle) {
+    let (width, height) = terminal_size();
+    // One column short of the width: a line that fills it exactly wraps on some terminals.
+    let frame = fit_height(render_frame(&handle.status(), width.saturating_sub(1).max(20)), height.saturating_sub(1));
+    let _ = console().redraw(frame);
+}
+
+fn show_event(event: &RunEvent) {
+    if is_important(event) {
+        if let Some(line) = crate::output::plain_line(event) {
+            print_line(&line);
+        }
+    }
+}
+
+fn print_line(line: &str) {
+    let text = format!("{} {line}", chrono::Local::now().format("%H:%M:%S"));
+    let _ = console().print_above(text.as_bytes(), false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cco_actors::{Role, TaskRecord, Totals};
+    use chrono::Utc;
+
+    fn agent(id: &str, role: Role, parent: Option<&str>, state_since: Option<Instant>) -> AgentRecord {
+        AgentRecord {
+            id: id.into(),
+            role,
+            team: None,
+            parent: parent.map(str::to_string),
+            state: "working".into(),
+            pid: Some(42),
+            session_id: None,
+            current_task: Some(format!("flat/{id}-task")),
+            last_tool: Some("Bash".into()),
+            restarts: 0,
+            cost_usd: 0.125,
+            model: None,
+            state_since,
+        }
+    }
+
+    fn snapshot(agents: Vec<AgentRecord>) -> StatusSnapshot {
+        let now = Utc::now();
+        StatusSnapshot {
+            run_id: "run-1".into(),
+            taken_at: now,
+            started_at: now - chrono::Duration::seconds(125),
+            phase: "running".into(),
+            agents,
+            tasks: vec![TaskRecord {
+                key: "flat/t1".into(),
+                team: "flat".into(),
+                id: "t1".into(),
+                title: "t".into(),
+                state: TaskState::Running,
+                worker: None,
+                session_id: None,
+                attempts: 1,
+                review_rounds: 0,
+                failure: None,
+                merged_commit: None,
+                cost_usd: 0.0,
+            }],
+            totals: Totals { tasks_done: 3, tasks_failed: 1, commits: 4, merges: 3, conflicts: 1, cost_usd: 1.5 },
+        }
+    }
+
+    fn team() -> Vec<AgentRecord> {
+        let mut agents = vec![agent("director", Role::Director, None, None), agent("coordinator", Role::Coordinator, Some("director"), None)];
+        for n in [1, 2, 10] {
+            agents.push(agent(&format!("worker-{n}"), Role::Worker, Some("coordinator"), None));
+        }
+        agents
+    }
+
+    #[test]
+    fn every_agent_appears_once_in_tree_order() {
+        let frame = render_frame(&snapshot(team()), 200);
+        assert_eq!(frame.len(), 1 + 5 + 1, "{frame:#?}");
+        for id in ["director", "coordinator", "worker-1", "worker-2", "worker-10"] {
+            let count = frame.iter().filter(|l| l.split_whitespace().any(|w| w == id)).count();
+            assert_eq!(count, 1, "{id} in {frame:#?}");
+        }
+        let pos = |id: &str| frame.iter().position(|l| l.split_whitespace().any(|w| w == id)).unwrap();
+        assert!(pos("director") < pos("coordinator") && pos("coordinator") < pos("worker-1"));
+        assert!(pos("worker-2") < pos("worker-10"), "natural order: {frame:#?}");
+        let w1 = &frame[pos("worker-1")];
+        for part in ["worker", "working", "flat/worker-1-task", "Bash", "$0.1250"] {
+            assert!(w1.contains(part), "{part} missing in {w1:?}");
+        }
+    }
+
+    #[test]
+    fn an_agent_with_an_unknown_parent_still_appears() {
+        let mut agents = team();
+        agents.push(agent("em-9", Role::Em, Some("gone"), None));
+        let frame = render_frame(&snapshot(agents), 200);
+        assert_eq!(frame.iter().filter(|l| l.contains("em-9")).count(), 1);
+    }
+
+    #[test]
+    fn the_totals_line_comes_last() {
+        let frame = render_frame(&snapshot(team()), 300);
+        let totals = frame.last().unwrap();
+        assert_eq!(
+            totals,
+            "tasks done 3 failed 1 (running 1, pending 0) — commits 4 — merges 3 — conflicts 1 — spend $1.5000 — elapsed 2m05s"
+        );
+        assert_eq!(frame[0], "cco run-1 — running");
+    }
+
+    #[test]
+    fn lines_are_cut_to_the_width() {
+        let mut agents = team();
+        agents[2].state = format!("a very long state\nwith a newline {}", "x".repeat(100));
+        for width in [20, 40, 80] {
+            let frame = render_frame(&snapshot(agents.clone()), width);
+            assert_eq!(frame.len(), 7);
+            for line in &frame {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+                assert!(!line.contains('\n'));
+            }
+            assert!(frame.last().unwrap().ends_with('…'));
+        }
+    }
+
+    #[test]
+    fn time_in_state_uses_the_given_clock() {
+        let start = Instant::now();
+        let agents = vec![agent("director", Role::Director, None, Some(start))];
+        let frame = render_frame_at(&snapshot(agents), 200, start + Duration::from_secs(3725));
+        assert!(frame[1].contains("1h02m"), "{frame:#?}");
+    }
+
+    #[test]
+    fn a_frame_taller_than_the_terminal_keeps_header_and_totals() {
+        let frame = render_frame(&snapshot(team()), 200);
+        let fitted = fit_height(frame.clone(), 5);
+        assert_eq!(fitted.len(), 5);
+        assert_eq!(fitted[0], frame[0]);
+        assert_eq!(fitted[4], *frame.last().unwrap());
+        assert!(fitted[3].contains("3 more agent(s)"), "{fitted:#?}");
+        assert_eq!(fit_height(frame.clone(), 50), frame);
+    }
+
+    #[test]
+    fn durations_are_short() {
+        assert_eq!(format_duration(Duration::from_secs(42)), "42s");
+        assert_eq!(format_duration(Duration::from_secs(185)), "3m05s");
+        assert_eq!(format_duration(Duration::from_secs(7620)), "2h07m");
+    }
+}
