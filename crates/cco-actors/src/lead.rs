@@ -665,6 +665,7 @@ impl LeadState {
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: None,
             resume_prompt: None,
+            sync_before: matches!(kind, LeadTurn::Plan { .. }).then(|| (self.who.cwd.clone(), self.target_branch.clone())),
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();

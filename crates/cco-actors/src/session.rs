@@ -51,6 +51,9 @@ pub struct TurnRequest {
     pub wall_timeout: Option<Duration>,
     /// On a wall-clock timeout, resume once with this prompt before giving up.
     pub timeout_prompt: Option<String>,
+    /// Bring this worktree to the tip of this branch before the turn (planners read the code
+    /// as merged so far; they never commit in their worktree).
+    pub sync_before: Option<(PathBuf, String)>,
     /// The first prompt when `resume` is set (e.g. "continue where you left off"); `prompt`
     /// is kept for a fresh start if the session cannot be resumed.
     pub resume_prompt: Option<String>,
@@ -131,6 +134,11 @@ async fn drive_turn(
     mut cancel: oneshot::Receiver<()>,
 ) -> TurnEnd {
     let config = &ctx.config.config;
+    if let Some((worktree, branch)) = &request.sync_before {
+        if let Err(error) = ctx.git.sync_worktree(worktree.clone(), branch).await {
+            warn!(%error, "could not bring the planner's worktree up to date");
+        }
+    }
     let max_restarts = config.max_task_restarts;
     let mut resume = request.resume.clone();
     let mut prompt = match (&request.resume, &request.resume_prompt) {
