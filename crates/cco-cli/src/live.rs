@@ -75,8 +75,9 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
     let t = &snapshot.totals;
     let running = snapshot.tasks.iter().filter(|t| matches!(t.state, TaskState::Running | TaskState::Review | TaskState::Merging)).count();
     let pending = snapshot.tasks.iter().filter(|t| t.state == TaskState::Pending).count();
+    // Short enough for an 80-column terminal in most runs; what matters most comes first.
     lines.push(format!(
-        "tasks done {} failed {} (running {running}, pending {pending}) — commits {} — merges {} — conflicts {} — spend ${:.4} — elapsed {}",
+        "tasks done {} failed {} running {running} pending {pending} · commits {} merges {} conflicts {} · ${:.4} · elapsed {}",
         t.tasks_done,
         t.tasks_failed,
         t.commits,
@@ -465,7 +466,7 @@ mod tests {
         let totals = frame.last().unwrap();
         assert_eq!(
             totals,
-            "tasks done 3 failed 1 (running 1, pending 0) — commits 4 — merges 3 — conflicts 1 — spend $1.5000 — elapsed 2m05s"
+            "tasks done 3 failed 1 running 1 pending 0 · commits 4 merges 3 conflicts 1 · $1.5000 · elapsed 2m05s"
         );
         assert_eq!(frame[0], "cco run-1 — running");
     }
