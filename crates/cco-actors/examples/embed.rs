@@ -21,7 +21,10 @@ use tokio::sync::broadcast::error::RecvError;
 #[tokio::main]
 async fn main() -> ExitCode {
     // 1. Logging is the application's choice (the library only emits `tracing` events).
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("warn")).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
 
     // 2. Load and validate the config directory: every error names the file and the field.
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
@@ -38,24 +41,41 @@ async fn main() -> ExitCode {
 
     // 3. Start: clones the repository into the workspace and starts the supervision tree.
     //    `.resume(run_dir)` would continue an interrupted run instead.
-    let handle = match Orchestrator::builder(config).event_capacity(8192).start().await {
+    let handle = match Orchestrator::builder(config)
+        .event_capacity(8192)
+        .start()
+        .await
+    {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("start: {error}");
             return ExitCode::from(1);
         }
     };
-    println!("run {} on {} — logs in {}", handle.run_id(), handle.base_branch(), handle.run_dir().display());
+    println!(
+        "run {} on {} — logs in {}",
+        handle.run_id(),
+        handle.base_branch(),
+        handle.run_dir().display()
+    );
 
     // 4. Live events: a broadcast channel; a slow subscriber lags instead of slowing the run.
     let mut events = handle.subscribe();
     let printer = tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(RunEvent::Planned { agent, items }) => println!("{agent} planned {items} item(s)"),
+                Ok(RunEvent::Planned { agent, items }) => {
+                    println!("{agent} planned {items} item(s)")
+                }
                 Ok(RunEvent::TaskAssigned { task, worker }) => println!("{task} -> {worker}"),
-                Ok(RunEvent::Merged { source, target, commit }) => println!("merged {source} into {target} at {commit}"),
-                Ok(RunEvent::Conflict { source, files, .. }) => println!("conflict on {source}: {}", files.join(", ")),
+                Ok(RunEvent::Merged {
+                    source,
+                    target,
+                    commit,
+                }) => println!("merged {source} into {target} at {commit}"),
+                Ok(RunEvent::Conflict { source, files, .. }) => {
+                    println!("conflict on {source}: {}", files.join(", "))
+                }
                 Ok(RunEvent::TaskFailed { task, reason }) => println!("{task} failed: {reason}"),
                 Ok(RunEvent::RunFinished { reason }) => {
                     println!("finished: {reason}");
@@ -87,7 +107,10 @@ async fn main() -> ExitCode {
         while !watcher.is_finished() {
             tick.tick().await;
             let status = watcher.status();
-            eprintln!("[{}] {} task(s) done, ${:.4} spent", status.phase, status.totals.tasks_done, status.totals.cost_usd);
+            eprintln!(
+                "[{}] {} task(s) done, ${:.4} spent",
+                status.phase, status.totals.tasks_done, status.totals.cost_usd
+            );
         }
     });
 
@@ -96,7 +119,12 @@ async fn main() -> ExitCode {
     let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
     println!(
         "{}: {} done, {} failed, {} merges, {} conflicts, ${:.4}",
-        summary.reason, summary.totals.tasks_done, summary.totals.tasks_failed, summary.totals.merges, summary.totals.conflicts, summary.totals.cost_usd
+        summary.reason,
+        summary.totals.tasks_done,
+        summary.totals.tasks_failed,
+        summary.totals.merges,
+        summary.totals.conflicts,
+        summary.totals.cost_usd
     );
     for task in &summary.tasks {
         println!("  {} [{:?}] {}", task.key, task.state, task.title);

@@ -52,7 +52,11 @@ pub fn fake_claude_entry() -> Option<ExitCode> {
             return Some(ExitCode::from(1));
         }
     };
-    let error = Command::new(exe).arg0("claude").args(args).env(FAKE_CLAUDE_ENV, "1").exec();
+    let error = Command::new(exe)
+        .arg0("claude")
+        .args(args)
+        .env(FAKE_CLAUDE_ENV, "1")
+        .exec();
     eprintln!("cco {FAKE_CLAUDE_ARG}: cannot re-execute: {error}");
     Some(ExitCode::from(1))
 }
@@ -60,11 +64,14 @@ pub fn fake_claude_entry() -> Option<ExitCode> {
 /// Called by `cco start` when a config directory does not load: if it is the demo config whose
 /// generated files are missing, say how to create them.
 pub fn hint_if_unprepared(config_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(config_dir.join(cco_config::CONFIG_FILE_NAME)) else { return };
+    let Ok(text) = std::fs::read_to_string(config_dir.join(cco_config::CONFIG_FILE_NAME)) else {
+        return;
+    };
     if text.trim() != project::CONFIG.trim() {
         return;
     }
-    if !config_dir.join(project::WRAPPER).is_file() || !config_dir.join(project::REPO_DIR).is_dir() {
+    if !config_dir.join(project::WRAPPER).is_file() || !config_dir.join(project::REPO_DIR).is_dir()
+    {
         eprintln!(
             "hint: this is the demo config; create its sample repository and fake claude first:\n      cco demo --dir {} --setup-only",
             config_dir.display()
@@ -81,7 +88,11 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     crate::commands::init_tracing(&tracing_args);
     let dir = match args.dir.clone() {
         Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("cco-demo-{}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S"), std::process::id())),
+        None => std::env::temp_dir().join(format!(
+            "cco-demo-{}-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S"),
+            std::process::id()
+        )),
     };
     let dir = match prepare(&dir) {
         Ok(dir) => dir,
@@ -92,7 +103,10 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     };
     if args.setup_only {
         println!("Demo prepared in {}:", dir.display());
-        println!("  {}/            the sample repository (a tiny POSIX sh calculator)", project::REPO_DIR);
+        println!(
+            "  {}/            the sample repository (a tiny POSIX sh calculator)",
+            project::REPO_DIR
+        );
         println!("  orchestrator.json     6 workers in 2 teams of 3 (hierarchy mode)");
         println!("  claude                the scripted fake claude (cco {FAKE_CLAUDE_ARG})");
         println!("Run it with:  cco start --config {}", dir.display());
@@ -104,11 +118,17 @@ pub async fn run(args: DemoArgs) -> ExitCode {
 /// Creates (or re-creates) the demo folder; returns it absolute.
 fn prepare(dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
     if dir.join(project::MARKER).is_file() {
         for name in project::GENERATED {
             let path = dir.join(name);
-            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
             match removed {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -123,11 +143,15 @@ fn prepare(dir: &Path) -> Result<PathBuf, String> {
     }
     let write = |path: &Path, text: &str| -> Result<(), String> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
-    write(&dir.join(project::MARKER), "Created by `cco demo`; a re-run cleans the generated files of this folder.\n")?;
+    write(
+        &dir.join(project::MARKER),
+        "Created by `cco demo`; a re-run cleans the generated files of this folder.\n",
+    )?;
 
     // The sample repository.
     let repo = dir.join(project::REPO_DIR);
@@ -137,7 +161,10 @@ fn prepare(dir: &Path) -> Result<PathBuf, String> {
     git(&repo, &["init", "-q"])?;
     git(&repo, &["symbolic-ref", "HEAD", "refs/heads/main"])?;
     git(&repo, &["add", "-A"])?;
-    git(&repo, &["commit", "-q", "-m", "calc: add() and a test runner"])?;
+    git(
+        &repo,
+        &["commit", "-q", "-m", "calc: add() and a test runner"],
+    )?;
 
     // The config (kept when present, so a user's edits survive a re-run).
     let config = dir.join(cco_config::CONFIG_FILE_NAME);
@@ -149,7 +176,8 @@ fn prepare(dir: &Path) -> Result<PathBuf, String> {
     let script = dir.join(project::SCRIPT_FILE);
     let text = serde_json::to_string_pretty(&project::script()).map_err(|e| e.to_string())?;
     write(&script, &text)?;
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the cco executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the cco executable: {e}"))?;
     let wrapper = dir.join(project::WRAPPER);
     write(
         &wrapper,
@@ -162,7 +190,8 @@ fn prepare(dir: &Path) -> Result<PathBuf, String> {
         ),
     )?;
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", wrapper.display()))?;
     Ok(dir)
 }
 
@@ -175,12 +204,23 @@ fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=cco demo", "-c", "user.email=demo@cco.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=cco demo",
+            "-c",
+            "user.email=demo@cco.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .map_err(|e| format!("cannot run git (is it installed?): {e}"))?;
     if !out.status.success() {
-        return Err(format!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -207,7 +247,10 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     };
     if matches!(mode, Mode::Plain | Mode::Live) {
         println!("cco demo in {}", dir.display());
-        println!("  a sample repository ({}/: a tiny sh calculator with PROJECT_DIRECTION.md),", project::REPO_DIR);
+        println!(
+            "  a sample repository ({}/: a tiny sh calculator with PROJECT_DIRECTION.md),",
+            project::REPO_DIR
+        );
         println!("  a Director, 2 Engineering Managers and 6 workers, all played by a scripted fake claude:");
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
@@ -222,7 +265,11 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     let tally = tokio::spawn(count_events(handle.subscribe()));
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
-        eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());
+        eprintln!(
+            "cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)",
+            handle.run_id(),
+            handle.run_dir().display()
+        );
     }
     // The same view as `cco start`: live view on a terminal, else event lines; then the summary.
     let summary = output::show_run(&handle, mode).await;
@@ -271,7 +318,11 @@ async fn count_events(mut events: tokio::sync::broadcast::Receiver<RunEvent>) ->
 fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, started: Instant) {
     let mut out = std::io::stdout().lock();
     let t = &summary.totals;
-    let teams: std::collections::BTreeSet<&str> = summary.tasks.iter().map(|task| task.team.as_str()).collect();
+    let teams: std::collections::BTreeSet<&str> = summary
+        .tasks
+        .iter()
+        .map(|task| task.team.as_str())
+        .collect();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -287,8 +338,16 @@ fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, starte
     );
     let repo = dir.join("workspace").join("repo");
     let _ = writeln!(out);
-    let _ = writeln!(out, "{} in the run's clone ({}):", summary.base_branch, repo.display());
-    match git(&repo, &["log", "--graph", "--oneline", &summary.base_branch]) {
+    let _ = writeln!(
+        out,
+        "{} in the run's clone ({}):",
+        summary.base_branch,
+        repo.display()
+    );
+    match git(
+        &repo,
+        &["log", "--graph", "--oneline", &summary.base_branch],
+    ) {
         Ok(graph) => {
             let _ = write!(out, "{graph}");
         }
@@ -298,8 +357,22 @@ fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, starte
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "Look around:");
-    let _ = writeln!(out, "  git -C {} show {}:README.md", repo.display(), summary.base_branch);
+    let _ = writeln!(
+        out,
+        "  git -C {} show {}:README.md",
+        repo.display(),
+        summary.base_branch
+    );
     let _ = writeln!(out, "  cco status --config {}", dir.display());
-    let _ = writeln!(out, "  ls {}/sessions      # every claude transcript", run_dir.display());
-    let _ = writeln!(out, "  cco demo --dir {} --setup-only && cco start --config {}   # run it again", dir.display(), dir.display());
+    let _ = writeln!(
+        out,
+        "  ls {}/sessions      # every claude transcript",
+        run_dir.display()
+    );
+    let _ = writeln!(
+        out,
+        "  cco demo --dir {} --setup-only && cco start --config {}   # run it again",
+        dir.display(),
+        dir.display()
+    );
 }

@@ -28,16 +28,35 @@ pub const WRAPPER: &str = "claude";
 pub const MARKER: &str = ".cco-demo";
 /// What a re-run removes before it writes everything again (the old run's clone and logs
 /// belong to a sample repository that no longer exists).
-pub const GENERATED: &[&str] = &[REPO_DIR, SCRIPT_FILE, STATE_DIR, WRAPPER, "workspace", "logs"];
+pub const GENERATED: &[&str] = &[
+    REPO_DIR,
+    SCRIPT_FILE,
+    STATE_DIR,
+    WRAPPER,
+    "workspace",
+    "logs",
+];
 
 /// The sample repository's initial files.
 pub const REPO_FILES: &[(&str, &str)] = &[
-    ("README.md", include_str!("../../assets/demo/repo/README.md")),
-    ("PROJECT_DIRECTION.md", include_str!("../../assets/demo/repo/PROJECT_DIRECTION.md")),
+    (
+        "README.md",
+        include_str!("../../assets/demo/repo/README.md"),
+    ),
+    (
+        "PROJECT_DIRECTION.md",
+        include_str!("../../assets/demo/repo/PROJECT_DIRECTION.md"),
+    ),
     ("calc.sh", include_str!("../../assets/demo/repo/calc.sh")),
     ("test.sh", include_str!("../../assets/demo/repo/test.sh")),
-    ("lib/add.sh", include_str!("../../assets/demo/repo/lib/add.sh")),
-    ("tests/add.sh", include_str!("../../assets/demo/repo/tests/add.sh")),
+    (
+        "lib/add.sh",
+        include_str!("../../assets/demo/repo/lib/add.sh"),
+    ),
+    (
+        "tests/add.sh",
+        include_str!("../../assets/demo/repo/tests/add.sh"),
+    ),
 ];
 
 const README: &str = include_str!("../../assets/demo/repo/README.md");
@@ -160,7 +179,10 @@ fn worker_rule(f: &Function) -> Value {
 /// The fake claude script of the demo.
 pub fn script() -> Value {
     let plan = |functions: &[Function]| json!({"status": "continue", "tasks": functions.iter().map(task_json).collect::<Vec<_>>()});
-    let crashing = HELPERS.iter().find(|f| f.id == CRASHING_TASK).expect("the crashing task is a helper");
+    let crashing = HELPERS
+        .iter()
+        .find(|f| f.id == CRASHING_TASK)
+        .expect("the crashing task is a helper");
     let mut rules = vec![
         json!({
             "name": "director: team goals",
@@ -244,7 +266,11 @@ mod tests {
 
     #[test]
     fn the_config_parses_and_is_a_hierarchy() {
-        let config = cco_config::Config::from_json_str(CONFIG, std::path::Path::new("/demo/orchestrator.json")).unwrap();
+        let config = cco_config::Config::from_json_str(
+            CONFIG,
+            std::path::Path::new("/demo/orchestrator.json"),
+        )
+        .unwrap();
         assert!(!config.is_flat());
         assert_eq!(config.team_count(), 2);
         assert_eq!(config.verify_command.as_deref(), Some("sh test.sh"));
