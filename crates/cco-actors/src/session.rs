@@ -110,7 +110,16 @@ pub fn spawn_turn(
     finish: impl FnOnce(TurnEnd) + Send + 'static,
 ) -> TurnGuard {
     let (cancel_tx, cancel_rx) = oneshot::channel();
-    let span = tracing::info_span!("turn", role = who.role.as_str(), agent = %who.id, task = request.task_key.as_deref().unwrap_or("-"));
+    // A root span: ractor propagates the sender's span into handlers, so the current span here
+    // may be another agent's turn; each turn names its run instead.
+    let span = tracing::info_span!(
+        parent: None,
+        "turn",
+        run = %ctx.board.run_id(),
+        role = who.role.as_str(),
+        agent = %who.id,
+        task = request.task_key.as_deref().unwrap_or("-")
+    );
     let task = tokio::spawn(
         async move {
             let end = drive_turn(&ctx, &who, request, &notify, cancel_rx).await;
