@@ -1,0 +1,259 @@
+//! `cco-bench`: benchmarks of cco with fake-claude agents. See docs/benchmarks.md.
+//!
+//! One module per benchmark: [`sched`] (scheduling efficiency), [`overhead`] (cco's own CPU
+//! and peak RSS, measured around the scheduling runs), [`parse`] (stream parsing),
+//! [`merge`] (GitActor merges), [`recovery`] (kill → resumed session). [`project`] sets up a
+//! fake-claude project, [`table`] prints. Results go to stdout as tables and to a JSON file.
+
+mod merge;
+mod overhead;
+mod parse;
+mod project;
+mod recovery;
+mod sched;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Serialize;
+
+use table::{f, Table};
+
+#[derive(Parser, Debug)]
+#[command(name = "cco-bench", about = "Benchmarks of cco with fake-claude agents (docs/benchmarks.md)")]
+struct Args {
+    /// Full profile: 10, 50, 100 and 200 workers, longer tasks, more branches and samples.
+    #[arg(long)]
+    full: bool,
+    /// Where to write the JSON results (default: <target dir>/cco-bench/results.json).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Benchmarks to run, comma separated: sched,parse,merge,recovery (overhead comes with sched).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Worker counts for the scheduling runs (overrides the profile).
+    #[arg(long, value_delimiter = ',')]
+    workers: Vec<usize>,
+    /// Duration T of every task in ms (overrides the profile).
+    #[arg(long)]
+    task_ms: Option<u64>,
+    /// Tasks per worker (overrides the profile).
+    #[arg(long)]
+    tasks_per_worker: Option<usize>,
+    /// engineerManagerGroupSize: runs with more workers are hierarchical.
+    #[arg(long, default_value_t = 10)]
+    group_size: usize,
+    /// Branches merged by the merge benchmark (overrides the profile).
+    #[arg(long)]
+    branches: Option<usize>,
+    /// The real-CLI transcripts (default: cco_testkit::fixtures_dir()).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// A fake-claude binary (default: built with cargo into this binary's target dir).
+    #[arg(long)]
+    fake_claude: Option<PathBuf>,
+}
+
+struct Profile {
+    name: &'static str,
+    workers: Vec<usize>,
+    task_ms: u64,
+    tasks_per_worker: usize,
+    branches: usize,
+    parse_budget: Duration,
+    recovery_samples: usize,
+}
+
+impl Profile {
+    fn of(args: &Args) -> Profile {
+        let mut p = if args.full {
+            Profile { name: "full", workers: vec![10, 50, 100, 200], task_ms: 5000, tasks_per_worker: 3, branches: 200, parse_budget: Duration::from_secs(3), recovery_samples: 10 }
+        } else {
+            Profile { name: "quick", workers: vec![10, 50], task_ms: 2000, tasks_per_worker: 2, branches: 50, parse_budget: Duration::from_secs(1), recovery_samples: 5 }
+        };
+        if !args.workers.is_empty() {
+            p.workers = args.workers.clone();
+        }
+        p.task_ms = args.task_ms.unwrap_or(p.task_ms);
+        p.tasks_per_worker = args.tasks_per_worker.unwrap_or(p.tasks_per_worker).max(1);
+        p.branches = args.branches.unwrap_or(p.branches).max(1);
+        p
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    profile: String,
+    cpus: usize,
+    sched: Vec<sched::SchedResult>,
+    overhead: Vec<overhead::OverheadRow>,
+    parse: Vec<parse::ParseRow>,
+    merge: Vec<merge::MergeRow>,
+    recovery: Option<recovery::RecoveryResult>,
+    errors: Vec<String>,
+}
+
+fn default_json_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
+        std::env::current_exe().ok().and_then(|e| e.parent().and_then(|p| p.parent()).map(PathBuf::from))
+    });
+    target.unwrap_or_else(|| PathBuf::from(".")).join("cco-bench").join("results.json")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let profile = Profile::of(&args);
+    let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name || (name == "sched" && o == "overhead"));
+    let mut report = Report {
+        profile: profile.name.into(),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        ..Report::default()
+    };
+    eprintln!("cco-bench: {} profile on {} cpus", profile.name, report.cpus);
+
+    let needs_fake = wants("sched") || wants("recovery");
+    let fake = if needs_fake {
+        match project::fake_claude(args.fake_claude.as_deref()) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                eprintln!("cco-bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+
+    if let (true, Some(fake)) = (wants("sched"), &fake) {
+        for &workers in &profile.workers {
+            let case = sched::SchedCase { workers, group_size: args.group_size, tasks_per_worker: profile.tasks_per_worker, task_ms: profile.task_ms };
+            eprintln!("cco-bench: scheduling, {workers} workers x {} tasks of {} ms ...", case.tasks_per_worker, case.task_ms);
+            match sched::run(fake, &case).await {
+                Ok(r) => report.sched.push(r),
+                Err(e) => report.errors.push(format!("sched {workers}: {e}")),
+            }
+        }
+        report.overhead = overhead::rows(&report.sched);
+    }
+    if wants("parse") {
+        eprintln!("cco-bench: stream parsing ...");
+        let dir = args.fixtures.clone().unwrap_or_else(cco_testkit::fixtures_dir);
+        match parse::run(&dir, profile.parse_budget) {
+            Ok(rows) => report.parse = rows,
+            Err(e) => report.errors.push(format!("parse: {e}")),
+        }
+    }
+    if wants("merge") {
+        eprintln!("cco-bench: merging {} branches ...", profile.branches);
+        match merge::run(profile.branches).await {
+            Ok(rows) => report.merge = rows,
+            Err(e) => report.errors.push(format!("merge: {e}")),
+        }
+    }
+    if let (true, Some(fake)) = (wants("recovery"), &fake) {
+        eprintln!("cco-bench: recovery, {} kills ...", profile.recovery_samples);
+        match recovery::run(fake, profile.recovery_samples).await {
+            Ok(r) => report.recovery = Some(r),
+            Err(e) => report.errors.push(format!("recovery: {e}")),
+        }
+    }
+
+    print!("{}", render(&report));
+    let path = args.json.clone().unwrap_or_else(default_json_path);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match serde_json::to_vec_pretty(&report).map_err(|e| e.to_string()).and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string())) {
+        Ok(()) => println!("JSON: {}", path.display()),
+        Err(e) => report.errors.push(format!("cannot write {}: {e}", path.display())),
+    }
+    for e in &report.errors {
+        eprintln!("cco-bench: error: {e}");
+    }
+    if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn render(r: &Report) -> String {
+    let mut out = String::new();
+    if !r.sched.is_empty() {
+        let mut t = Table::new(
+            "Scheduling efficiency (ideal = tasks x T / workers; measured = first TaskAssigned -> last TaskFinished)",
+            &["run", "tasks", "T ms", "ideal s", "measured s", "efficiency", "planning s", "tail s", "total s", "done", "complete"],
+        );
+        for s in &r.sched {
+            t.row(vec![
+                s.label.clone(),
+                s.tasks.to_string(),
+                s.task_ms.to_string(),
+                f(s.ideal_ms / 1000.0, 2),
+                f(s.measured_ms / 1000.0, 2),
+                f(s.efficiency, 3),
+                f(s.planning_ms / 1000.0, 2),
+                f(s.tail_ms / 1000.0, 2),
+                f(s.total_ms / 1000.0, 2),
+                s.tasks_done.to_string(),
+                s.completed.to_string(),
+            ]);
+        }
+        out += &t.render();
+        out += "\n";
+        let mut t = Table::new(
+            "Orchestrator overhead (this process only: getrusage RUSAGE_SELF, VmHWM; children excluded)",
+            &["run", "events", "CPU ms", "CPU ms/worker", "CPU ms/1k events", "peak RSS MiB", "RSS KiB/worker", "RSS KiB/1k events"],
+        );
+        for o in &r.overhead {
+            t.row(vec![
+                o.label.clone(),
+                o.events.to_string(),
+                f(o.cpu_ms, 0),
+                f(o.cpu_ms_per_worker, 1),
+                f(o.cpu_ms_per_1000_events, 1),
+                f(o.peak_rss_mib, 1),
+                f(o.rss_growth_kib_per_worker, 1),
+                f(o.rss_growth_kib_per_1000_events, 1),
+            ]);
+        }
+        out += &t.render();
+        out += "\n";
+    }
+    if !r.parse.is_empty() {
+        let mut t = Table::new("Stream parsing (real CLI fixture transcripts)", &["parser", "lines", "rounds", "events/s", "MiB/s", "rejected"]);
+        for p in &r.parse {
+            t.row(vec![p.parser.clone(), p.lines.to_string(), p.rounds.to_string(), f(p.events_per_sec, 0), f(p.mib_per_sec, 1), p.errors.to_string()]);
+        }
+        out += &t.render();
+        out += "\n";
+    }
+    if !r.merge.is_empty() {
+        let mut t = Table::new("Merge throughput (independent branches into main)", &["method", "branches", "seconds", "merges/s"]);
+        for m in &r.merge {
+            t.row(vec![m.method.clone(), m.branches.to_string(), f(m.seconds, 2), f(m.merges_per_sec, 1)]);
+        }
+        out += &t.render();
+        out += "\n";
+    }
+    if let Some(rec) = &r.recovery {
+        let mut t = Table::new(
+            &format!("Recovery after kill -9 of a worker's claude (restartBackoffMs {})", rec.restart_backoff_ms),
+            &["measure", "samples", "median ms", "max ms"],
+        );
+        let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+        t.row(vec!["kill -> resumed process started".into(), rec.samples.to_string(), f(rec.median_to_respawn_ms, 1), f(max(&rec.to_respawn_ms), 1)]);
+        t.row(vec!["kill -> resumed session's first event".into(), rec.samples.to_string(), f(rec.median_to_first_event_ms, 1), f(rec.max_to_first_event_ms, 1)]);
+        out += &t.render();
+        out += "\n";
+    }
+    out
+}

@@ -1,0 +1,97 @@
+//! A throwaway project driven by fake-claude: a source repository, a config directory whose
+//! `./claude` is a wrapper that runs fake-claude with this project's script.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cco_config::LoadedConfig;
+use serde_json::{json, Value};
+
+/// Finds the fake-claude binary: `--fake-claude`, else builds it (release) into the target
+/// directory this binary was built in.
+pub fn fake_claude(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return if path.is_file() { Ok(path.to_path_buf()) } else { Err(format!("{} is not a file", path.display())) };
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // <target>/<profile>/cco-bench
+    let profile_dir = exe.parent().ok_or("no parent of current_exe")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| profile_dir.parent().map(Path::to_path_buf))
+        .ok_or("cannot find the target directory")?;
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(cco_testkit::workspace_root())
+        .args(["build", "--quiet", "-p", "fake-claude", "--bin", "fake-claude", "--target-dir"])
+        .arg(&target);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| format!("cargo build -p fake-claude: {e}"))?;
+    if !status.success() {
+        return Err("building fake-claude failed".into());
+    }
+    let bin = target.join(if release { "release" } else { "debug" }).join("fake-claude");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("fake-claude not found at {}", bin.display()))
+    }
+}
+
+pub struct Project {
+    /// Removed on drop.
+    _dir: tempfile::TempDir,
+    pub config_dir: PathBuf,
+}
+
+impl Project {
+    /// `config` overrides the defaults below; `script` is the fake-claude script.
+    pub fn new(fake_claude: &Path, config: Value, script: &Value) -> std::io::Result<Project> {
+        let dir = tempfile::Builder::new().prefix("cco-bench-").tempdir()?;
+        let source = cco_testkit::init_repo(&dir.path().join("source"));
+        let config_dir = dir.path().join("config");
+        std::fs::create_dir_all(&config_dir)?;
+        let script_path = cco_testkit::write_script(&config_dir, script);
+        let wrapper = config_dir.join("claude");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
+                script_path.display(),
+                config_dir.join("fake-state").display(),
+                fake_claude.display()
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+        let mut full = json!({
+            "repositoryUrl": source.display().to_string(),
+            "workerCount": 1,
+            "claudeBinary": "./claude",
+            "projectDirection": "Benchmark project.",
+            "pollIntervalMs": 50,
+            "restartBackoffMs": 0,
+            "killGraceMs": 500,
+            "taskTimeoutMs": 600000,
+            "idleTimeoutMs": 300000,
+            "maxRunDurationMinutes": 60,
+            "push": false
+        });
+        for (k, v) in config.as_object().expect("config object") {
+            full[k] = v.clone();
+        }
+        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full)?)?;
+        Ok(Project { _dir: dir, config_dir })
+    }
+
+    pub fn load(&self) -> Result<LoadedConfig, String> {
+        cco_config::load(&self.config_dir).map_err(|e| e.to_string())
+    }
+
+    pub fn workspace_repo(&self) -> PathBuf {
+        self.config_dir.join("workspace").join("repo")
+    }
+}

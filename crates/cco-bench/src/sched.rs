@@ -1,0 +1,188 @@
+//! Scheduling efficiency: `tasks × T / workers` (ideal) over the measured time from the first
+//! `TaskAssigned` to the last `TaskFinished` event, with fake-claude workers whose every task
+//! sleeps T. Planning before the first assignment and the merges after the last finish are
+//! reported separately. The orchestration runs in this process (see `overhead`).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cco_actors::{Orchestrator, RunEvent, ShutdownMode};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::overhead::{Meter, Usage};
+use crate::project::Project;
+
+#[derive(Debug, Clone)]
+pub struct SchedCase {
+    pub workers: usize,
+    pub group_size: usize,
+    pub tasks_per_worker: usize,
+    pub task_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedResult {
+    pub label: String,
+    pub workers: usize,
+    pub mode: String,
+    pub teams: usize,
+    pub tasks: usize,
+    pub task_ms: u64,
+    pub completed: bool,
+    pub tasks_done: usize,
+    /// tasks × T / workers.
+    pub ideal_ms: f64,
+    /// First TaskAssigned → last TaskFinished.
+    pub measured_ms: f64,
+    pub efficiency: f64,
+    /// start() → first TaskAssigned (clone, worktrees, planning turns).
+    pub planning_ms: f64,
+    /// Last TaskFinished → run summary (last reviews, merges, re-plans, shutdown).
+    pub tail_ms: f64,
+    pub total_ms: f64,
+    pub events: u64,
+    pub lagged_events: u64,
+    /// Files the tasks wrote that are on the base branch at the end (expected: tasks).
+    pub files_on_main: usize,
+    #[serde(skip)]
+    pub usage: Usage,
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Timeline {
+    first_assigned: Option<Instant>,
+    last_finished: Option<Instant>,
+    events: u64,
+    lagged: u64,
+}
+
+fn script(case: &SchedCase, flat: bool, teams: usize) -> Value {
+    let worker = json!({
+        "name": "bench worker",
+        "match": {"role": "worker", "prompt_contains": "[cco:worker-task]"},
+        "steps": [
+            {"sleep_ms": case.task_ms},
+            {"write": {"path": "bench/{{session_id}}.txt", "content": "{{task_id}}\n"}},
+            {"commit": "bench {{task_id}}"}
+        ],
+        "result": "done",
+        "cost_usd": 0.001
+    });
+    let tasks_for = |workers: usize| -> Value {
+        let tasks: Vec<Value> = (1..=workers * case.tasks_per_worker)
+            .map(|n| json!({"id": format!("t{n}"), "title": format!("Task {n}"), "description": "Sleep, write a file, commit.", "files": [format!("bench/t{n}.txt")]}))
+            .collect();
+        json!({"status": "continue", "tasks": tasks})
+    };
+    let mut rules = vec![
+        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        worker,
+    ];
+    if flat {
+        rules.push(json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": tasks_for(case.workers).to_string()}));
+    } else {
+        let goals: Vec<Value> = (1..=teams).map(|n| json!({"name": format!("g{n}"), "goal": format!("Goal {n}")})).collect();
+        rules.push(json!({"match": {"prompt_contains": "[cco:director-plan]"}, "result": json!({"status": "continue", "teams": goals}).to_string()}));
+        rules.push(json!({"match": {"prompt_contains": "[cco:em-plan]"}, "result": tasks_for(case.group_size).to_string()}));
+    }
+    json!({"rules": rules})
+}
+
+pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, String> {
+    let flat = case.workers <= case.group_size;
+    let teams = if flat { 1 } else { case.workers.div_ceil(case.group_size) };
+    if !flat && case.workers % case.group_size != 0 {
+        return Err(format!("{} workers are not a multiple of the group size {}", case.workers, case.group_size));
+    }
+    // workerCount is validated to at most 100: write a valid file, then raise it in memory.
+    let config = json!({
+        "workerCount": case.workers.min(100),
+        "engineerManagerGroupSize": case.group_size,
+        "pollIntervalMs": 1000,
+        "maxTaskRestarts": 3
+    });
+    let project = Project::new(fake_claude, config, &script(case, flat, teams)).map_err(|e| e.to_string())?;
+    let mut loaded = project.load()?;
+    loaded.config.worker_count = case.workers;
+    let tasks = case.workers * case.tasks_per_worker;
+    let label = format!("{} workers ({})", case.workers, if flat { "flat".to_string() } else { format!("{teams} teams") });
+
+    let meter = Meter::start();
+    let t0 = Instant::now();
+    let handle = Orchestrator::builder(loaded).event_capacity(1 << 16).start().await.map_err(|e| e.to_string())?;
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let mut rx = handle.subscribe();
+    let collector = {
+        let timeline = Arc::clone(&timeline);
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        let now = Instant::now();
+                        let mut t = timeline.lock().unwrap();
+                        t.events += 1;
+                        match event {
+                            RunEvent::TaskAssigned { .. } => {
+                                t.first_assigned.get_or_insert(now);
+                            }
+                            RunEvent::TaskFinished { .. } => t.last_finished = Some(now),
+                            RunEvent::RunFinished { .. } => break,
+                            _ => {}
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => timeline.lock().unwrap().lagged += n,
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        })
+    };
+    let limit = Duration::from_millis(case.task_ms * case.tasks_per_worker as u64 * 3) + Duration::from_secs(600);
+    let summary = match tokio::time::timeout(limit, handle.wait()).await {
+        Ok(summary) => summary,
+        Err(_) => {
+            handle.shutdown(ShutdownMode::Force);
+            handle.wait().await;
+            return Err(format!("{label}: run did not finish within {limit:?}"));
+        }
+    };
+    let end = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
+    let usage = meter.stop();
+    let files_on_main = std::process::Command::new("git")
+        .current_dir(project.workspace_repo())
+        .args(["ls-tree", "-r", "--name-only", &summary.base_branch, "bench"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0);
+    let t = timeline.lock().unwrap();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (first, last) = (t.first_assigned.unwrap_or(t0), t.last_finished.unwrap_or(end));
+    let measured_ms = ms(last.saturating_duration_since(first));
+    let ideal_ms = (tasks as u64 * case.task_ms) as f64 / case.workers as f64;
+    Ok(SchedResult {
+        label,
+        workers: case.workers,
+        mode: if flat { "flat".into() } else { "hierarchy".into() },
+        teams,
+        tasks,
+        task_ms: case.task_ms,
+        completed: summary.completed,
+        tasks_done: summary.totals.tasks_done as usize,
+        ideal_ms,
+        measured_ms,
+        efficiency: if measured_ms > 0.0 { ideal_ms / measured_ms } else { 0.0 },
+        planning_ms: ms(first.saturating_duration_since(t0)),
+        tail_ms: ms(end.saturating_duration_since(last)),
+        total_ms: ms(end - t0),
+        events: t.events,
+        lagged_events: t.lagged,
+        files_on_main,
+        usage,
+        reason: summary.reason,
+    })
+}
