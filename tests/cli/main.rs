@@ -3,6 +3,7 @@
 mod demo;
 mod harness;
 mod live;
+mod resume;
 
 use std::time::Duration;
 

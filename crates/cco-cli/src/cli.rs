@@ -19,6 +19,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Check a config directory and print the resolved settings (secrets redacted).
     Check(ConfigArg),
+    /// Continue the last run of a config directory after a crash: re-attach worktrees, resume
+    /// each agent's claude session, re-queue tasks that were in flight.
+    Resume(ResumeArgs),
     /// Offline demo: a sample repository and a scripted fake claude team, start to finish.
     Demo(DemoArgs),
     /// Print (and follow) one agent's log of the running or last run.
@@ -58,6 +61,20 @@ pub struct ConfigArg {
 
 #[derive(Debug, Args)]
 pub struct StartArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Continue the last run of this config if it did not finish (same as `cco resume`).
+    #[arg(long, conflicts_with = "fresh")]
+    pub resume: bool,
+    /// Start a new run even though the last one did not finish.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     #[command(flatten)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use cco_actors::{Orchestrator, StatusSnapshot};
+use cco_actors::Orchestrator;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, OutputArgs, StartArgs, StatusArgs};
@@ -17,6 +17,9 @@ const EXIT_CONFIG: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Start(args) => start(args).await,
+        Command::Resume(args) => {
+            start(StartArgs { config: args.config, output: args.output, resume: true, fresh: false }).await
+        }
         Command::Status(args) => status(args),
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Logs(args) => crate::logs::run(args).await,
@@ -79,13 +82,37 @@ async fn start(args: StartArgs) -> ExitCode {
         eprintln!("warning: {warning}");
     }
     let mode = output_mode(&args.output);
-    let handle = match Orchestrator::builder(config).start().await {
+    let unfinished = cco_actors::journal::unfinished_run(&config.config.log_directory);
+    let mut builder = Orchestrator::builder(config);
+    match (unfinished, args.resume, args.fresh) {
+        (Some(run_dir), true, _) => {
+            eprintln!("cco: resuming {}", run_dir.display());
+            builder = builder.resume(run_dir);
+        }
+        (Some(run_dir), false, false) => {
+            eprintln!(
+                "cco: the last run ({}) did not finish. Continue it with `cco resume` (or `cco start --resume`), \
+                 or start over with `cco start --fresh`.",
+                run_dir.display()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        (None, true, _) => {
+            eprintln!("cco: there is no unfinished run to resume");
+            return ExitCode::from(EXIT_FAILED);
+        }
+        _ => {}
+    }
+    let handle = match builder.start().await {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("cco: {error}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    for warning in handle.warnings() {
+        eprintln!("warning: {warning}");
+    }
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
         eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());
@@ -102,14 +129,7 @@ async fn start(args: StartArgs) -> ExitCode {
 
 /// The newest run folder under the config's log directory.
 pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<std::path::PathBuf> {
-    let mut runs: Vec<_> = std::fs::read_dir(log_directory)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("run-") && e.path().is_dir())
-        .map(|e| e.path())
-        .collect();
-    runs.sort();
-    runs.pop()
+    cco_actors::journal::latest_run_dir(log_directory)
 }
 
 fn status(args: StatusArgs) -> ExitCode {
@@ -117,25 +137,33 @@ fn status(args: StatusArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return config_error(&error),
     };
-    let Some(run_dir) = latest_run_dir(&config.config.log_directory) else {
+    let Some(run_dir) = cco_actors::journal::latest_run_dir(&config.config.log_directory) else {
         eprintln!("cco: no run found in {}", config.config.log_directory.display());
         return ExitCode::from(EXIT_FAILED);
     };
-    let state = run_dir.join("state.json");
-    let snapshot: StatusSnapshot = match std::fs::read(&state).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string())) {
-        Ok(snapshot) => snapshot,
+    // The journal is rewritten on every change: it is the live state of a running run too.
+    let (journal, warnings) = match cco_actors::journal::load(&run_dir) {
+        Ok(loaded) => loaded,
         Err(error) => {
-            eprintln!("cco: cannot read {}: {error}", state.display());
+            eprintln!("cco: {error}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
-        match serde_json::to_string_pretty(&snapshot) {
+        match serde_json::to_string_pretty(&journal.snapshot) {
             Ok(text) => println!("{text}"),
             Err(error) => eprintln!("cco: {error}"),
         }
     } else {
-        print!("{}", snapshot.render_tree());
+        let state = match &journal.end_reason {
+            Some(reason) => format!("finished: {reason}"),
+            None => "running (or interrupted: `cco resume` continues it)".to_string(),
+        };
+        println!("{} — {state}", run_dir.display());
+        print!("{}", journal.snapshot.render_tree());
     }
     ExitCode::SUCCESS
 }
