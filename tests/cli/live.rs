@@ -92,6 +92,8 @@ fn on_a_terminal_start_draws_the_live_view_and_restores_the_cursor() {
     let pty = nix::pty::openpty(Some(&nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 }), None).unwrap();
     let slave: OwnedFd = pty.slave;
     let mut cmd = project.cco(&["start"]);
+    // stderr on the terminal too: while the block is drawn it goes through a pipe, above it.
+    cmd.stderr(Stdio::from(slave.try_clone().unwrap()));
     cmd.stdout(Stdio::from(slave));
     cmd.env("TERM", "xterm-256color");
     let child = cmd.spawn().unwrap();
@@ -109,13 +111,13 @@ fn on_a_terminal_start_draws_the_live_view_and_restores_the_cursor() {
         String::from_utf8_lossy(&out).into_owned()
     });
     let status = wait_output(child, Duration::from_secs(60)).status;
-    assert!(status.success(), "stderr:\n{}", project.stderr());
     let screen = reader.join().unwrap();
+    assert!(status.success(), "screen:\n{screen}");
     assert!(screen.contains("\x1b[?25l"), "the cursor is hidden while drawing");
     assert!(screen.contains("\x1b[?25h"), "the cursor is shown again at the end:\n{screen:?}");
     let shown = screen.rfind("\x1b[?25h").unwrap();
     assert!(screen.rfind("\x1b[?25l").unwrap() < shown);
-    for needle in ["worker-1", "worker-2", "coordinator", "tasks done 2 failed 0", "merged", "run finished: complete"] {
+    for needle in ["logs in", "worker-1", "worker-2", "coordinator", "tasks done 2 failed 0", "merged", "run finished: complete"] {
         assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
     }
     // Redrawn in place: cursor moves up over the previous block.

@@ -113,11 +113,13 @@ async fn start(args: StartArgs) -> ExitCode {
     for warning in handle.warnings() {
         eprintln!("warning: {warning}");
     }
+    // Subscribed first: the run's first events are sent while the lines below run.
+    let events = handle.subscribe();
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
         eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());
     }
-    let summary = output::show_run(&handle, mode).await;
+    let summary = output::show_run_from(&handle, events, mode).await;
     signals.abort();
     let failed_start = summary.reason.contains("failed") && summary.totals.tasks_done == 0 && !summary.completed;
     if failed_start {

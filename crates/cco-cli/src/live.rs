@@ -8,10 +8,13 @@
 //! aborted, panic). Ctrl-C is handled by `unix.rs`, which asks the run to stop; the view keeps
 //! drawing until the run has ended and then restores the terminal.
 //!
-//! Log lines on stderr (tracing) would scramble a block redrawn on stdout, so while the view
-//! is active the binary's tracing writer ([`StderrWriter`]) prints them above the block.
+//! Anything written to stderr would scramble a block redrawn on stdout (the cursor moves up
+//! by the block's height, not knowing a line was added), so while the view is active and
+//! stderr is a terminal too, stderr goes through a pipe whose lines are printed above the
+//! block ([`StderrCapture`]): `eprintln!`s (the signal handler's messages, the SIGUSR1 dump),
+//! panics, and the binary's tracing lines ([`StderrWriter`] takes a shorter path).
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,8 +41,8 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .iter()
         .map(|(depth, a)| {
             [
-                a.role.as_str().to_string(),
-                format!("{}{}", "  ".repeat(*depth), a.id),
+                format!("{}{}", "  ".repeat(*depth), a.role.as_str()),
+                a.id.clone(),
                 a.state.clone(),
                 a.current_task.clone().unwrap_or_else(|| dash.into()),
                 a.last_tool.clone().unwrap_or_else(|| dash.into()),
@@ -50,7 +53,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .collect();
     // Column widths from the content, capped so one long state or task does not push the
     // rest off the line.
-    const CAPS: [usize; 7] = [11, 16, 28, 24, 14, 7, 10];
+    const CAPS: [usize; 7] = [17, 16, 28, 24, 14, 7, 10];
     let mut widths = [0usize; 7];
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -205,9 +208,11 @@ struct Console {
     /// Lines of the block currently on screen, below which the cursor sits.
     drawn: usize,
     frame: Vec<String>,
+    /// The terminal that was stderr before [`StderrCapture`] put a pipe in its place.
+    real_stderr: Option<std::fs::File>,
 }
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console { active: false, stderr_terminal: false, drawn: 0, frame: Vec::new() });
+static CONSOLE: Mutex<Console> = Mutex::new(Console { active: false, stderr_terminal: false, drawn: 0, frame: Vec::new(), real_stderr: None });
 
 fn console() -> MutexGuard<'static, Console> {
     CONSOLE.lock().unwrap_or_else(|p| p.into_inner())
@@ -246,7 +251,10 @@ impl Console {
         self.clear(&mut out)?;
         if to_stderr {
             out.flush()?;
-            let mut err = std::io::stderr().lock();
+            let mut err: Box<dyn Write> = match &self.real_stderr {
+                Some(file) => Box::new(file),
+                None => Box::new(std::io::stderr().lock()),
+            };
             err.write_all(text)?;
             if !text.ends_with(b"\n") {
                 err.write_all(b"\n")?;
@@ -263,32 +271,114 @@ impl Console {
     }
 }
 
-/// Active while the live view is on; restores the terminal when dropped.
-pub struct LiveGuard(());
+/// Active while the live view is on; restores the terminal (and stderr) when dropped.
+pub struct LiveGuard {
+    capture: Option<StderrCapture>,
+}
 
 impl LiveGuard {
     fn start() -> LiveGuard {
-        let mut c = console();
-        c.active = true;
-        c.stderr_terminal = std::io::stderr().is_terminal();
-        c.drawn = 0;
-        c.frame.clear();
+        let stderr_terminal = std::io::stderr().is_terminal();
+        {
+            let mut c = console();
+            c.active = true;
+            c.stderr_terminal = stderr_terminal;
+            c.drawn = 0;
+            c.frame.clear();
+        }
+        let capture = if stderr_terminal { StderrCapture::start() } else { None };
         let mut out = std::io::stdout().lock();
         let _ = queue!(out, cursor::Hide);
         let _ = out.flush();
-        LiveGuard(())
+        LiveGuard { capture }
     }
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
+        if let Some(capture) = self.capture.take() {
+            capture.stop();
+        }
         // The last frame stays on screen as the run's final picture; only the cursor comes back.
         let mut c = console();
         c.active = false;
         c.drawn = 0;
+        c.real_stderr = None;
         let mut out = std::io::stdout().lock();
         let _ = queue!(out, cursor::Show, terminal::EndSynchronizedUpdate);
         let _ = out.flush();
+    }
+}
+
+/// stderr replaced by a pipe while the live view is on; a thread prints its lines above the
+/// block on the real stderr.
+struct StderrCapture {
+    saved: std::os::fd::OwnedFd,
+    finished: std::sync::mpsc::Receiver<()>,
+}
+
+impl StderrCapture {
+    fn start() -> Option<StderrCapture> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ok()?;
+        // Copies of the terminal, not inherited by claude or git processes.
+        let dup_cloexec = || -> Option<OwnedFd> {
+            let fd = fcntl(std::io::stderr(), FcntlArg::F_DUPFD_CLOEXEC(3)).ok()?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
+        let saved = dup_cloexec()?;
+        let for_console = std::fs::File::from(dup_cloexec()?);
+        let mut for_thread = std::fs::File::from(dup_cloexec()?);
+        console().real_stderr = Some(for_console);
+        if nix::unistd::dup2_stderr(&write).is_err() {
+            console().real_stderr = None;
+            return None;
+        }
+        drop(write);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("cco-stderr".into())
+            .spawn(move || {
+                let mut pipe = std::fs::File::from(read);
+                let mut pending: Vec<u8> = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = match pipe.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    pending.extend_from_slice(&buf[..n]);
+                    // Whole lines only: a message written in pieces stays one line.
+                    if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                        let lines: Vec<u8> = pending.drain(..=end).collect();
+                        forward(&lines, &mut for_thread);
+                    }
+                }
+                if !pending.is_empty() {
+                    forward(&pending, &mut for_thread);
+                }
+                let _ = done.send(());
+            })
+            .ok()?;
+        Some(StderrCapture { saved, finished })
+    }
+
+    /// Puts the terminal back as stderr and lets the thread print what is left in the pipe.
+    fn stop(self) {
+        let _ = nix::unistd::dup2_stderr(&self.saved);
+        // A child process that inherited the pipe keeps it open: do not wait for it long.
+        let _ = self.finished.recv_timeout(Duration::from_millis(500));
+    }
+}
+
+fn forward(text: &[u8], real_stderr: &mut std::fs::File) {
+    let mut c = console();
+    if c.active {
+        let _ = c.print_above(text, true);
+    } else {
+        let _ = real_stderr.write_all(text);
     }
 }
 

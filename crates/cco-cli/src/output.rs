@@ -19,8 +19,13 @@ pub enum Mode {
 
 /// Shows the run in `mode` until it ends (live view or event lines), then its summary.
 pub async fn show_run(handle: &OrchestratorHandle, mode: Mode) -> RunSummary {
+    show_run_from(handle, handle.subscribe(), mode).await
+}
+
+/// [`show_run`] from a subscription taken earlier: subscribe right after `start()` returns,
+/// before anything else, or the run's first events (`RunStarted`) may be gone already.
+pub async fn show_run_from(handle: &OrchestratorHandle, events: broadcast::Receiver<RunEvent>, mode: Mode) -> RunSummary {
     let (done_tx, done) = watch::channel(false);
-    let events = handle.subscribe();
     let printer = match mode {
         Mode::Live => tokio::spawn(crate::live::run(handle.clone(), events, done)),
         _ => tokio::spawn(print_events(events, mode, done)),
