@@ -47,6 +47,10 @@ pub struct SchedResult {
     pub lagged_events: u64,
     /// Files the tasks wrote that are on the base branch at the end (expected: tasks).
     pub files_on_main: usize,
+    /// A worker's TaskFinished → its next TaskAssigned (review, merge, worktree sync): mean
+    /// and max over all re-assignments.
+    pub reassign_gap_mean_ms: f64,
+    pub reassign_gap_max_ms: f64,
     #[serde(skip)]
     pub usage: Usage,
     pub reason: String,
@@ -54,6 +58,9 @@ pub struct SchedResult {
 
 #[derive(Default)]
 struct Timeline {
+    /// Worker → when its last task finished (cleared when it gets the next one).
+    finished_at: std::collections::HashMap<String, Instant>,
+    gaps: Vec<Duration>,
     first_assigned: Option<Instant>,
     last_finished: Option<Instant>,
     events: u64,
@@ -127,10 +134,16 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
                         let mut t = timeline.lock().unwrap();
                         t.events += 1;
                         match event {
-                            RunEvent::TaskAssigned { .. } => {
+                            RunEvent::TaskAssigned { worker, .. } => {
                                 t.first_assigned.get_or_insert(now);
+                                if let Some(done) = t.finished_at.remove(&worker) {
+                                    t.gaps.push(now - done);
+                                }
                             }
-                            RunEvent::TaskFinished { .. } => t.last_finished = Some(now),
+                            RunEvent::TaskFinished { worker, .. } => {
+                                t.last_finished = Some(now);
+                                t.finished_at.insert(worker, now);
+                            }
                             RunEvent::RunFinished { .. } => break,
                             _ => {}
                         }
@@ -182,6 +195,8 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         events: t.events,
         lagged_events: t.lagged,
         files_on_main,
+        reassign_gap_mean_ms: if t.gaps.is_empty() { 0.0 } else { t.gaps.iter().map(|g| ms(*g)).sum::<f64>() / t.gaps.len() as f64 },
+        reassign_gap_max_ms: t.gaps.iter().map(|g| ms(*g)).fold(0.0, f64::max),
         usage,
         reason: summary.reason,
     })
