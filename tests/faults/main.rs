@@ -176,6 +176,7 @@ fn stale_git_locks_left_behind_are_removed_and_the_run_completes() {
     for lock in &locks[1..] {
         assert!(!lock.exists(), "{} is still there", lock.display());
     }
+    assert!(project.stderr().contains("removed stale git lock"), "{}", project.stderr());
     project.assert_no_leftovers();
 }
 
