@@ -32,7 +32,7 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
         json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
         // t3 hangs in the first cco process; the resumed session finishes it.
         json!({"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "times": 1, "steps": [{"text": "working on t3"}, {"hang": true}]}),
-        json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": write_and_commit("t3"), "result": "t3 finished after resume"}),
+        json!({"match": {"role": "worker", "prompt_contains": "[cco-ref:resume/t3]"}, "steps": write_and_commit("t3"), "result": "t3 finished after resume"}),
     ];
     for id in ["t1", "t2", "t4"] {
         rules.push(json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": write_and_commit(id)}));

@@ -100,6 +100,8 @@ pub struct LeadState {
     session_id: Option<String>,
     /// Tasks waiting for a merge to be (re)tried after a conflict resolution.
     merge_only: std::collections::HashSet<String>,
+    /// Commits on the worker branch of a task under review, counted into the totals on merge.
+    commits_in_review: std::collections::HashMap<String, usize>,
     /// Resumed tasks that must go to the worker whose session they were in: key → (worker, session).
     pinned: std::collections::HashMap<String, (String, String)>,
     shutting_down: bool,
@@ -147,6 +149,7 @@ impl Actor for LeadActor {
             session_id: None,
             merge_only: Default::default(),
             pinned: Default::default(),
+            commits_in_review: Default::default(),
             shutting_down: false,
             reported_idle: false,
             replans: 0,
@@ -527,6 +530,7 @@ impl LeadState {
                 return;
             }
         };
+        self.commits_in_review.insert(key.clone(), diff.commits.len());
         if self.merge_only.contains(&key) {
             self.start_merge(myself, &key);
             return;
@@ -587,9 +591,11 @@ impl LeadState {
                     t.state = TaskState::Done;
                     t.merged_commit = Some(commit.clone());
                 });
+                let commits = self.commits_in_review.remove(&key).unwrap_or(0) as u32;
                 board.count(|t| {
                     t.tasks_done += 1;
                     t.merges += 1;
+                    t.commits += commits;
                 });
                 let source = self.slot_of_task(&key).and_then(|s| self.slots[s].branch.clone()).unwrap_or_default();
                 board.events().emit(RunEvent::Merged { source, target: self.target_branch.clone(), commit });

@@ -28,7 +28,7 @@ pub struct Orchestrator;
 
 impl Orchestrator {
     pub fn builder(config: LoadedConfig) -> OrchestratorBuilder {
-        OrchestratorBuilder { config, run_id: None, event_capacity: 4096, resume: None }
+        OrchestratorBuilder { config, run_id: None, events: EventBus::new(4096), resume: None }
     }
 }
 
@@ -36,7 +36,7 @@ impl Orchestrator {
 pub struct OrchestratorBuilder {
     config: LoadedConfig,
     run_id: Option<String>,
-    event_capacity: usize,
+    events: EventBus,
     resume: Option<PathBuf>,
 }
 
@@ -110,15 +110,21 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// Capacity of the event channel; slow subscribers lag beyond it.
+    /// Capacity of the event channel; slow subscribers lag beyond it. Call before
+    /// [`subscribe`](Self::subscribe): a new channel replaces the old one.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity;
+        self.events = EventBus::new(capacity);
         self
+    }
+
+    /// Subscribes before the run starts, so no event (not even `RunStarted`) is missed.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
     }
 
     /// Prepares the repository and starts the supervision tree.
     pub async fn start(self) -> Result<OrchestratorHandle, StartError> {
-        let OrchestratorBuilder { config, run_id, event_capacity, resume } = self;
+        let OrchestratorBuilder { config, run_id, events, resume } = self;
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
                 let (journal, warnings) = crate::journal::load(&dir).map_err(StartError::Journal)?;
@@ -131,9 +137,8 @@ impl OrchestratorBuilder {
         };
         let span = tracing::info_span!("run", run = %run_id);
         async move {
-            let events = EventBus::new(event_capacity);
-            let board = Board::new(&run_id, events.clone());
-            crate::runlog::spawn(&board, &run_dir);
+            let board = Board::new(&run_id, events);
+            let run_log = crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
             let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
             let mut warnings = Vec::new();
@@ -195,6 +200,8 @@ impl OrchestratorBuilder {
                     let _ = director_join.await;
                     let end = ended_rx.borrow().clone().unwrap_or(RunEnd { reason: "the director stopped unexpectedly".into(), completed: false });
                     journal_writer.abort();
+                    // combined.log ends with RunFinished: let it catch up before the summary.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run_log).await;
                     let summary = finish_run(&finisher_ctx, end, started_at).await;
                     let _ = summary_tx.send(Some(summary));
                 }

@@ -56,13 +56,21 @@ pub fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
 pub async fn write_events<W: Write>(mut events: broadcast::Receiver<RunEvent>, mut out: W, path: &Path) {
     let mut log = RunLog::default();
     loop {
+        let mut last = false;
         let lines = match events.recv().await {
-            Ok(event) => log.event_lines(Utc::now(), &event),
+            Ok(event) => {
+                // RunFinished is the run's last event: the log is complete after it.
+                last = matches!(event, RunEvent::RunFinished { .. });
+                log.event_lines(Utc::now(), &event)
+            }
             Err(RecvError::Lagged(missed)) => vec![log.line(Utc::now(), RUN_AGENT, &format!("… {missed} events missed (the log fell behind)"))],
             Err(RecvError::Closed) => return,
         };
         if let Err(error) = write_lines(&mut out, &lines) {
             warn_write_failed(path, &error);
+            return;
+        }
+        if last {
             return;
         }
     }

@@ -130,10 +130,21 @@ pub fn spawn_turn(
     TurnGuard { cancel: Some(cancel_tx), task: Some(task) }
 }
 
-pub const RESUME_AFTER_CRASH: &str = "[cco:resume] Your previous process was interrupted before it finished. \
-Continue the same task from where you left off. Commit your work with git before you finish.";
-const RESUME_AFTER_RATE_LIMIT: &str = "[cco:resume] The API rate limit interrupted you. \
-Continue the same task from where you left off. Commit your work with git before you finish.";
+/// The prompt that resumes an interrupted session. The second line names the task (or the
+/// agent) so scripted test doubles can tell resumes apart, as with the role prompts.
+pub fn resume_prompt(reason: &str, reference: &str) -> String {
+    format!(
+        "[cco:resume]\n[cco-ref:resume/{reference}]\n{reason} Continue the same task from where you left off. \
+         Commit your work with git before you finish."
+    )
+}
+
+fn resume_reference<'a>(request: &'a TurnRequest, who: &'a AgentIdentity) -> &'a str {
+    request.task_key.as_deref().and_then(|k| k.rsplit('/').next()).unwrap_or(&who.id)
+}
+
+const CRASHED: &str = "Your previous process was interrupted before it finished.";
+const RATE_LIMITED: &str = "The API rate limit interrupted you.";
 
 async fn drive_turn(
     ctx: &RunContext,
@@ -229,7 +240,7 @@ async fn drive_turn(
                 ctx.board.events().emit(RunEvent::KeyBenched { key: credential.name().to_string(), until });
                 if session_id.is_some() {
                     resume = session_id.clone();
-                    prompt = RESUME_AFTER_RATE_LIMIT.to_string();
+                    prompt = resume_prompt(RATE_LIMITED, resume_reference(&request, who));
                 }
             }
             OutcomeKind::ResumeNotFound => {
@@ -272,7 +283,7 @@ async fn drive_turn(
                 }
                 if session_id.is_some() {
                     resume = session_id.clone();
-                    prompt = RESUME_AFTER_CRASH.to_string();
+                    prompt = resume_prompt(CRASHED, resume_reference(&request, who));
                 } else {
                     prompt = request.prompt.clone();
                 }

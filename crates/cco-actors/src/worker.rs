@@ -183,7 +183,8 @@ impl WorkerState {
             Job::Resume { key, spec, session_id } => {
                 self.session_id = Some(session_id.clone());
                 let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
-                self.run_turn_with(myself, key, prompt, Some(session_id), Some(crate::session::RESUME_AFTER_CRASH.to_string()));
+                let resume = crate::session::resume_prompt("cco was restarted while you worked on this task.", &spec.id);
+                self.run_turn_with(myself, key, prompt, Some(session_id), Some(resume));
             }
             Job::Revise { key, spec, feedback, session_id } => {
                 self.session_id = session_id.clone();

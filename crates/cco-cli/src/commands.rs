@@ -103,6 +103,8 @@ async fn start(args: StartArgs) -> ExitCode {
         }
         _ => {}
     }
+    // Subscribed before the start: no event is missed, not even RunStarted.
+    let events = builder.subscribe();
     let handle = match builder.start().await {
         Ok(handle) => handle,
         Err(error) => {
@@ -113,8 +115,6 @@ async fn start(args: StartArgs) -> ExitCode {
     for warning in handle.warnings() {
         eprintln!("warning: {warning}");
     }
-    // Subscribed first: the run's first events are sent while the lines below run.
-    let events = handle.subscribe();
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
         eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());

@@ -255,14 +255,18 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
     }
-    let handle = match Orchestrator::builder(config).start().await {
+    let builder = Orchestrator::builder(config);
+    // Both subscriptions are taken before the start, so no event is missed.
+    let tally_events = builder.subscribe();
+    let display_events = builder.subscribe();
+    let handle = match builder.start().await {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("cco demo: {error}");
             return ExitCode::from(1);
         }
     };
-    let tally = tokio::spawn(count_events(handle.subscribe()));
+    let tally = tokio::spawn(count_events(tally_events));
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
         eprintln!(
@@ -272,7 +276,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         );
     }
     // The same view as `cco start`: live view on a terminal, else event lines; then the summary.
-    let summary = output::show_run(&handle, mode).await;
+    let summary = output::show_run_from(&handle, display_events, mode).await;
     signals.abort();
     // The tally ends by itself at `RunFinished`, which comes before the summary.
     let tally = match tokio::time::timeout(std::time::Duration::from_secs(2), tally).await {

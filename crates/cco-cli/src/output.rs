@@ -18,12 +18,8 @@ pub enum Mode {
 }
 
 /// Shows the run in `mode` until it ends (live view or event lines), then its summary.
-pub async fn show_run(handle: &OrchestratorHandle, mode: Mode) -> RunSummary {
-    show_run_from(handle, handle.subscribe(), mode).await
-}
-
-/// [`show_run`] from a subscription taken earlier: subscribe right after `start()` returns,
-/// before anything else, or the run's first events (`RunStarted`) may be gone already.
+/// `events` comes from `OrchestratorBuilder::subscribe`, taken before the start, so the run's
+/// first events (`RunStarted`) are not missed.
 pub async fn show_run_from(handle: &OrchestratorHandle, events: broadcast::Receiver<RunEvent>, mode: Mode) -> RunSummary {
     let (done_tx, done) = watch::channel(false);
     let printer = match mode {
