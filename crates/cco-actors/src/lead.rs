@@ -397,8 +397,7 @@ impl LeadState {
         if self.shutting_down || self.ctx.is_stopping() {
             return;
         }
-        loop {
-            let Some(slot) = self.idle_slot() else { break };
+        while let Some(slot) = self.idle_slot() {
             let mut chosen = None;
             let mut failed = Vec::new();
             let slot_id = self.slots[slot].id.clone();

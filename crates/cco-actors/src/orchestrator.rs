@@ -155,7 +155,7 @@ impl OrchestratorBuilder {
                 Ok(repo) => repo,
                 Err(source) => {
                     let _ = git.stop().await;
-                    return Err(StartError::Repository { url: redact_url(&cfg.repository_url), source });
+                    return Err(StartError::Repository { url: redact_url(&cfg.repository_url), source: Box::new(source) });
                 }
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
@@ -302,7 +302,7 @@ async fn spawn_git(config: &LoadedConfig, resumed_base: Option<String>) -> Resul
             found.into_iter().filter(|p| p.is_file()).take(1).map(|p| EnvFile { source: p, relative: name.clone() })
         })
         .collect();
-    let (handle, _join) = GitHandle::spawn(git).await.map_err(|source| StartError::Git { source })?;
+    let (handle, _join) = GitHandle::spawn(git).await.map_err(|source| StartError::Git { source: Box::new(source) })?;
     Ok(handle)
 }
 

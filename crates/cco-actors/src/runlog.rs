@@ -114,7 +114,7 @@ impl RunLog {
             RunEvent::ToolUsed { agent, tool } => (agent.clone(), format!("tool: {tool}")),
             RunEvent::AgentOutput { agent, text } => {
                 let text = text.trim_end();
-                let lines = text.lines().map(|l| self.line(at, agent, &format!("> {l}").trim_end().to_string())).collect();
+                let lines = text.lines().map(|l| self.line(at, agent, format!("> {l}").trim_end())).collect();
                 return lines;
             }
             RunEvent::Planned { agent, items } => (agent.clone(), format!("planned {items} item(s)")),
@@ -142,7 +142,7 @@ impl RunLog {
         let mut lines = message.trim_end().lines();
         let first = lines.next().unwrap_or("");
         let mut out = vec![self.line(at, &agent, first)];
-        out.extend(lines.map(|l| self.line(at, &agent, &format!("  {l}").trim_end().to_string())));
+        out.extend(lines.map(|l| self.line(at, &agent, format!("  {l}").trim_end())));
         out
     }
 
