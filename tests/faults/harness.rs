@@ -18,7 +18,10 @@ pub struct FaultProject {
 
 /// Worker steps: write `out/<task key>.txt` (the key is `flat/<id>` in flat mode) and commit.
 pub fn write_and_commit() -> Vec<Value> {
-    vec![json!({"write": {"path": "out/{{task_id}}.txt", "content": "{{task_id}}\n"}}), json!({"commit": "work on {{task_id}}"})]
+    vec![
+        json!({"write": {"path": "out/{{task_id}}.txt", "content": "{{task_id}}\n"}}),
+        json!({"commit": "work on {{task_id}}"}),
+    ]
 }
 
 /// The expected file of task `id` on main.
@@ -77,13 +80,22 @@ impl FaultProject {
             full[k] = v.clone();
         }
         let stderr_path = dir.path().join("cco.stderr");
-        let project = FaultProject { dir, source, config_dir, stderr_path };
+        let project = FaultProject {
+            dir,
+            source,
+            config_dir,
+            stderr_path,
+        };
         project.write_config(&full);
         project
     }
 
     pub fn write_config(&self, config: &Value) {
-        std::fs::write(self.config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        std::fs::write(
+            self.config_dir.join("orchestrator.json"),
+            serde_json::to_vec_pretty(config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// `cco <args> --config <dir>`; stderr goes to a file the test can read while it runs.
@@ -109,7 +121,13 @@ impl FaultProject {
     }
 
     pub fn files_on_main(&self) -> Vec<String> {
-        cco_testkit::git(&self.workspace_repo(), &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
+        cco_testkit::git(
+            &self.workspace_repo(),
+            &["ls-tree", "-r", "--name-only", "main"],
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
     }
 
     /// Every live process that belongs to this project: its environment or working directory
@@ -118,7 +136,9 @@ impl FaultProject {
     pub fn leftover_processes(&self) -> Vec<(u32, String)> {
         let marker = self.dir.path().as_os_str().as_encoded_bytes().to_vec();
         let me = std::process::id();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
         entries
             .filter_map(Result::ok)
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
@@ -126,9 +146,17 @@ impl FaultProject {
             .filter(|pid| {
                 let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
                 let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-                env.windows(marker.len()).any(|w| w == marker.as_slice()) || cwd.as_os_str().as_encoded_bytes().starts_with(&marker)
+                env.windows(marker.len()).any(|w| w == marker.as_slice())
+                    || cwd.as_os_str().as_encoded_bytes().starts_with(&marker)
             })
-            .map(|pid| (pid, std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ")))
+            .map(|pid| {
+                (
+                    pid,
+                    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                        .unwrap_or_default()
+                        .replace('\0', " "),
+                )
+            })
             .collect()
     }
 
@@ -150,16 +178,26 @@ impl FaultProject {
 /// Direct children of `parent` whose environment has `CCO_AGENT_ROLE=<role>`.
 pub fn agent_processes(parent: u32, role: &str) -> Vec<u32> {
     let wanted = format!("CCO_AGENT_ROLE={role}");
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            let (state, ppid) = (fields.first().copied(), fields.get(1).and_then(|p| p.parse::<u32>().ok()));
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let (state, ppid) = (
+                fields.first().copied(),
+                fields.get(1).and_then(|p| p.parse::<u32>().ok()),
+            );
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            ppid == Some(parent) && state != Some("Z") && env.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
+            ppid == Some(parent)
+                && state != Some("Z")
+                && env.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
         })
         .collect()
 }
@@ -171,16 +209,27 @@ pub fn worker_processes(parent: u32) -> Vec<u32> {
 /// Peak resident set size (`VmHWM`) of `pid` in bytes, while it is alive.
 pub fn vm_hwm(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok()).map(|kb| kb * 1024)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 pub fn kill9(pid: u32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// Waits for the child with a deadline (SIGKILL and panic after it); `on_poll` runs every
 /// 20 ms while it is alive.
-pub fn wait_output_polling(mut child: Child, timeout: Duration, mut on_poll: impl FnMut(u32)) -> Output {
+pub fn wait_output_polling(
+    mut child: Child,
+    timeout: Duration,
+    mut on_poll: impl FnMut(u32),
+) -> Output {
     let deadline = Instant::now() + timeout;
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -205,14 +254,25 @@ pub fn stdout_of(out: &Output) -> String {
 
 /// A clear error: no panic, no Rust backtrace, one `cco:` line naming the problem.
 pub fn assert_clear_failure(out: &Output, stderr: &str, must_name: &str) {
-    assert!(!out.status.success(), "expected a failure; stderr:\n{stderr}");
-    assert!(out.status.code().is_some(), "killed by a signal? {:?}; stderr:\n{stderr}", out.status);
+    assert!(
+        !out.status.success(),
+        "expected a failure; stderr:\n{stderr}"
+    );
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal? {:?}; stderr:\n{stderr}",
+        out.status
+    );
     assert!(!stderr.contains("panicked"), "cco panicked:\n{stderr}");
-    assert!(stderr.contains(must_name), "the error should name {must_name:?}:\n{stderr}");
+    assert!(
+        stderr.contains(must_name),
+        "the error should name {must_name:?}:\n{stderr}"
+    );
 }
 
 /// Sets the modification time of `path` to `age` ago.
 pub fn make_old(path: &Path, age: Duration) {
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.set_modified(std::time::SystemTime::now() - age).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
 }

@@ -18,13 +18,27 @@ const RUN: Duration = Duration::from_secs(45);
 fn assert_completed(project: &FaultProject, out: &std::process::Output, ids: &[&str]) {
     let stdout = stdout_of(out);
     let stderr = project.stderr();
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(stdout.contains("run finished: complete"), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains(&format!("tasks done {} / failed 0", ids.len())), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        stdout.contains("run finished: complete"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("tasks done {} / failed 0", ids.len())),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     let files = project.files_on_main();
     for id in ids {
-        assert!(files.contains(&task_file(id)), "{} missing on main: {files:?}", task_file(id));
+        assert!(
+            files.contains(&task_file(id)),
+            "{} missing on main: {files:?}",
+            task_file(id)
+        );
     }
 }
 
@@ -36,7 +50,10 @@ fn random_kills_of_claude_processes_lose_no_task() {
     // Every worker turn (fresh or resumed) sleeps, then writes and commits.
     let project = FaultProject::new(
         json!({"workerCount": 3, "maxTaskRestarts": 6}),
-        script(&ids, vec![json!({"match": {"role": "worker"}, "steps": steps, "result": "done"})]),
+        script(
+            &ids,
+            vec![json!({"match": {"role": "worker"}, "steps": steps, "result": "done"})],
+        ),
     );
     let mut child = project.start();
     let mut killed = Vec::new();
@@ -50,11 +67,22 @@ fn random_kills_of_claude_processes_lose_no_task() {
     };
     while killed.len() < 3 {
         let mut victims = Vec::new();
-        cco_testkit::wait_until(Duration::from_secs(20), "a worker claude process to kill", || {
-            assert!(child.try_wait().unwrap().is_none(), "cco exited before the kills: {}", project.stderr());
-            victims = worker_processes(child.id()).into_iter().filter(|p| !killed.contains(p)).collect();
-            !victims.is_empty()
-        });
+        cco_testkit::wait_until(
+            Duration::from_secs(20),
+            "a worker claude process to kill",
+            || {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "cco exited before the kills: {}",
+                    project.stderr()
+                );
+                victims = worker_processes(child.id())
+                    .into_iter()
+                    .filter(|p| !killed.contains(p))
+                    .collect();
+                !victims.is_empty()
+            },
+        );
         let victim = victims[(next() as usize) % victims.len()];
         kill9(victim);
         killed.push(victim);
@@ -62,7 +90,10 @@ fn random_kills_of_claude_processes_lose_no_task() {
     let out = wait_output(child, RUN);
     assert_completed(&project, &out, &ids);
     for pid in &killed {
-        assert!(!cco_testkit::pid_alive(*pid), "killed pid {pid} still alive");
+        assert!(
+            !cco_testkit::pid_alive(*pid),
+            "killed pid {pid} still alive"
+        );
     }
     project.assert_no_leftovers();
 }
@@ -73,14 +104,20 @@ fn a_claude_that_ignores_sigterm_is_killed_after_the_idle_timeout_and_resumed() 
         json!({"workerCount": 1, "idleTimeoutMs": 1000, "killGraceMs": 200}),
         script(
             &["t1"],
-            vec![json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1,
-                        "steps": [{"ignore_sigterm": true}, {"spawn_grandchild": {"pid_file": "grandchild.pid"}}, {"hang": true}]})],
+            vec![
+                json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1,
+                        "steps": [{"ignore_sigterm": true}, {"spawn_grandchild": {"pid_file": "grandchild.pid"}}, {"hang": true}]}),
+            ],
         ),
     );
     let mut child = project.start();
     let mut first = Vec::new();
     cco_testkit::wait_until(Duration::from_secs(20), "the hanging worker", || {
-        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cco exited early: {}",
+            project.stderr()
+        );
         first = worker_processes(child.id());
         !first.is_empty()
     });
@@ -88,7 +125,10 @@ fn a_claude_that_ignores_sigterm_is_killed_after_the_idle_timeout_and_resumed() 
     assert_completed(&project, &out, &["t1"]);
     // SIGTERM was ignored: only SIGKILL of the whole group can have ended it and its grandchild.
     assert!(!cco_testkit::pid_alive(first[0]));
-    assert!(!cco_testkit::process_group_alive(first[0]), "the group of the SIGTERM-ignoring claude survived");
+    assert!(
+        !cco_testkit::process_group_alive(first[0]),
+        "the group of the SIGTERM-ignoring claude survived"
+    );
     project.assert_no_leftovers();
 }
 
@@ -102,12 +142,21 @@ fn a_claude_that_ignores_sigterm_past_the_task_timeout_ends_cleanly() {
     }
     let project = FaultProject::new(
         json!({"workerCount": 1, "taskTimeoutMs": 1500, "idleTimeoutMs": 60000, "killGraceMs": 200}),
-        script(&["t1"], vec![json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": chatter})]),
+        script(
+            &["t1"],
+            vec![
+                json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": chatter}),
+            ],
+        ),
     );
     let mut child = project.start();
     let mut first = Vec::new();
     cco_testkit::wait_until(Duration::from_secs(20), "the worker", || {
-        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cco exited early: {}",
+            project.stderr()
+        );
         first = worker_processes(child.id());
         !first.is_empty()
     });
@@ -132,16 +181,28 @@ fn malformed_and_enormous_stream_lines_do_not_exhaust_memory() {
     steps.extend(write_and_commit());
     let project = FaultProject::new(
         json!({"workerCount": 1}),
-        script(&["t1"], vec![json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": steps, "result": "done"})]),
+        script(
+            &["t1"],
+            vec![
+                json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": steps, "result": "done"}),
+            ],
+        ),
     );
     let child = project.start();
     let mut peak = 0;
     let out = wait_output_polling(child, RUN, |pid| peak = peak.max(vm_hwm(pid).unwrap_or(0)));
     assert_completed(&project, &out, &["t1"]);
-    eprintln!("cco peak RSS (VmHWM) while a {} MiB line streamed: {:.1} MiB", BIG >> 20, peak as f64 / 1048576.0);
+    eprintln!(
+        "cco peak RSS (VmHWM) while a {} MiB line streamed: {:.1} MiB",
+        BIG >> 20,
+        peak as f64 / 1048576.0
+    );
     assert!(peak > 0, "VmHWM was never read");
     // Buffering the line alone would take 50 MiB; the cap (8 MiB) plus the runtime stays far below.
-    assert!(peak < BIG, "cco's peak RSS {peak} reached the size of the line: it was buffered");
+    assert!(
+        peak < BIG,
+        "cco's peak RSS {peak} reached the size of the line: it was buffered"
+    );
     project.assert_no_leftovers();
 }
 
@@ -151,20 +212,36 @@ fn stale_git_locks_left_behind_are_removed_and_the_run_completes() {
     steps.extend(write_and_commit());
     let project = FaultProject::new(
         json!({"workerCount": 1}),
-        script(&["t1"], vec![json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": steps, "result": "done"})]),
+        script(
+            &["t1"],
+            vec![
+                json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": steps, "result": "done"}),
+            ],
+        ),
     );
     let mut child = project.start();
     cco_testkit::wait_until(Duration::from_secs(20), "the worker", || {
-        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cco exited early: {}",
+            project.stderr()
+        );
         !worker_processes(child.id()).is_empty()
     });
     // While the worker sleeps: an old index.lock in the clone and in the worker's worktree
     // (so the worker's own commit fails and cco's commit meets it), and an old lock on main
     // (so the merge's ref update meets it).
     let git_dir = project.workspace_repo().join(".git");
-    let worktrees: Vec<_> = std::fs::read_dir(git_dir.join("worktrees")).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
+    let worktrees: Vec<_> = std::fs::read_dir(git_dir.join("worktrees"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
     assert!(!worktrees.is_empty());
-    let mut locks = vec![git_dir.join("index.lock"), git_dir.join("refs/heads/main.lock")];
+    let mut locks = vec![
+        git_dir.join("index.lock"),
+        git_dir.join("refs/heads/main.lock"),
+    ];
     locks.extend(worktrees.iter().map(|w| w.join("index.lock")));
     for lock in &locks {
         std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
@@ -176,7 +253,11 @@ fn stale_git_locks_left_behind_are_removed_and_the_run_completes() {
     for lock in &locks[1..] {
         assert!(!lock.exists(), "{} is still there", lock.display());
     }
-    assert!(project.stderr().contains("removed stale git lock"), "{}", project.stderr());
+    assert!(
+        project.stderr().contains("removed stale git lock"),
+        "{}",
+        project.stderr()
+    );
     project.assert_no_leftovers();
 }
 
@@ -187,7 +268,11 @@ fn a_file_where_the_log_directory_should_be_is_a_clear_error() {
     let started = Instant::now();
     let out = wait_output(project.start(), Duration::from_secs(20));
     let stderr = project.stderr();
-    assert_clear_failure(&out, &stderr, &project.config_dir.join("logs").display().to_string());
+    assert_clear_failure(
+        &out,
+        &stderr,
+        &project.config_dir.join("logs").display().to_string(),
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     project.assert_no_leftovers();
 }
@@ -203,10 +288,19 @@ fn a_log_directory_that_breaks_during_the_run_is_a_clear_error() {
     let mut child = project.start();
     let logs = project.config_dir.join("logs");
     cco_testkit::wait_until(Duration::from_secs(20), "the coordinator's claude", || {
-        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cco exited early: {}",
+            project.stderr()
+        );
         !agent_processes(child.id(), "coordinator").is_empty()
     });
-    let sessions = std::fs::read_dir(&logs).unwrap().find_map(|e| e.ok()).unwrap().path().join("sessions");
+    let sessions = std::fs::read_dir(&logs)
+        .unwrap()
+        .find_map(|e| e.ok())
+        .unwrap()
+        .path()
+        .join("sessions");
     // Full-disk style: the transcripts folder becomes a file, so every new transcript fails.
     std::fs::remove_dir_all(&sessions).unwrap();
     std::fs::write(&sessions, "").unwrap();
@@ -217,8 +311,15 @@ fn a_log_directory_that_breaks_during_the_run_is_a_clear_error() {
     // What the code does: a transcript that cannot be created fails the claude start; the
     // message names the file and the OS error, the run fails (exit 1); no panic, no process left.
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("cannot open transcript file") && stdout.contains("Not a directory"), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("cannot open transcript file") && stdout.contains("Not a directory"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains(&sessions.display().to_string()), "{stdout}");
     project.assert_no_leftovers();
 }
@@ -250,7 +351,10 @@ fn a_read_only_config_dir_with_logs_and_workspace_elsewhere_completes() {
     use std::os::unix::fs::PermissionsExt;
     let project = FaultProject::new(json!({"workerCount": 1}), script(&["t1"], vec![]));
     let elsewhere = project.dir.path().join("state");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(project.config_dir.join("orchestrator.json")).unwrap()).unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.config_dir.join("orchestrator.json")).unwrap(),
+    )
+    .unwrap();
     config["logDirectory"] = json!(elsewhere.join("logs").display().to_string());
     config["workspaceDirectory"] = json!(elsewhere.join("workspace").display().to_string());
     project.write_config(&config);
@@ -260,9 +364,19 @@ fn a_read_only_config_dir_with_logs_and_workspace_elsewhere_completes() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let stdout = stdout_of(&out);
     let stderr = project.stderr();
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("tasks done 1 / failed 0"), "{stdout}\n{stderr}");
-    let files = cco_testkit::git(&elsewhere.join("workspace/repo"), &["ls-tree", "-r", "--name-only", "main"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("tasks done 1 / failed 0"),
+        "{stdout}\n{stderr}"
+    );
+    let files = cco_testkit::git(
+        &elsewhere.join("workspace/repo"),
+        &["ls-tree", "-r", "--name-only", "main"],
+    );
     assert!(files.lines().any(|f| f == task_file("t1")), "{files}");
     project.assert_no_leftovers();
 }
@@ -272,16 +386,30 @@ fn a_repository_that_does_not_exist_is_a_quick_clear_error_naming_it() {
     let project = FaultProject::new(json!({}), script(&["t1"], vec![]));
     let missing = project.dir.path().join("no-such-repo");
     // A local path, a file:// URL and an unreachable remote (connection refused at once).
-    for url in [missing.display().to_string(), format!("file://{}", missing.display()), "http://127.0.0.1:9/no/such/repo.git".to_string()] {
-        let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(project.config_dir.join("orchestrator.json")).unwrap()).unwrap();
+    for url in [
+        missing.display().to_string(),
+        format!("file://{}", missing.display()),
+        "http://127.0.0.1:9/no/such/repo.git".to_string(),
+    ] {
+        let mut config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(project.config_dir.join("orchestrator.json")).unwrap(),
+        )
+        .unwrap();
         config["repositoryUrl"] = json!(url);
         project.write_config(&config);
         let started = Instant::now();
         let out = wait_output(project.start(), Duration::from_secs(20));
         let stderr = project.stderr();
         assert_clear_failure(&out, &stderr, &url);
-        assert!(started.elapsed() < Duration::from_secs(10), "{url}: took {:?}", started.elapsed());
-        assert!(!project.workspace_repo().join(".git").exists(), "{url}: a clone was left in the workspace");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{url}: took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            !project.workspace_repo().join(".git").exists(),
+            "{url}: a clone was left in the workspace"
+        );
     }
     project.assert_no_leftovers();
 }

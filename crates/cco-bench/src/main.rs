@@ -23,7 +23,10 @@ use serde::Serialize;
 use table::{f, Table};
 
 #[derive(Parser, Debug)]
-#[command(name = "cco-bench", about = "Benchmarks of cco with fake-claude agents (docs/benchmarks.md)")]
+#[command(
+    name = "cco-bench",
+    about = "Benchmarks of cco with fake-claude agents (docs/benchmarks.md)"
+)]
 struct Args {
     /// Full profile: 10, 50, 100 and 200 workers, longer tasks, more branches and samples.
     #[arg(long)]
@@ -70,9 +73,25 @@ struct Profile {
 impl Profile {
     fn of(args: &Args) -> Profile {
         let mut p = if args.full {
-            Profile { name: "full", workers: vec![10, 50, 100, 200], task_ms: 5000, tasks_per_worker: 3, branches: 200, parse_budget: Duration::from_secs(3), recovery_samples: 10 }
+            Profile {
+                name: "full",
+                workers: vec![10, 50, 100, 200],
+                task_ms: 5000,
+                tasks_per_worker: 3,
+                branches: 200,
+                parse_budget: Duration::from_secs(3),
+                recovery_samples: 10,
+            }
         } else {
-            Profile { name: "quick", workers: vec![10, 50], task_ms: 2000, tasks_per_worker: 2, branches: 50, parse_budget: Duration::from_secs(1), recovery_samples: 5 }
+            Profile {
+                name: "quick",
+                workers: vec![10, 50],
+                task_ms: 2000,
+                tasks_per_worker: 2,
+                branches: 50,
+                parse_budget: Duration::from_secs(1),
+                recovery_samples: 5,
+            }
         };
         if !args.workers.is_empty() {
             p.workers = args.workers.clone();
@@ -97,27 +116,48 @@ struct Report {
 }
 
 fn default_json_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).or_else(|| {
-        std::env::current_exe().ok().and_then(|e| e.parent().and_then(|p| p.parent()).map(PathBuf::from))
-    });
-    target.unwrap_or_else(|| PathBuf::from(".")).join("cco-bench").join("results.json")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().and_then(|p| p.parent()).map(PathBuf::from))
+        });
+    target
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("cco-bench")
+        .join("results.json")
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     runtime.block_on(run(args))
 }
 
 async fn run(args: Args) -> ExitCode {
     let profile = Profile::of(&args);
-    let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name || (name == "sched" && o == "overhead"));
+    let wants = |name: &str| {
+        args.only.is_empty()
+            || args
+                .only
+                .iter()
+                .any(|o| o == name || (name == "sched" && o == "overhead"))
+    };
     let mut report = Report {
         profile: profile.name.into(),
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         ..Report::default()
     };
-    eprintln!("cco-bench: {} profile on {} cpus", profile.name, report.cpus);
+    eprintln!(
+        "cco-bench: {} profile on {} cpus",
+        profile.name, report.cpus
+    );
 
     let needs_fake = wants("sched") || wants("recovery");
     let fake = if needs_fake {
@@ -134,8 +174,16 @@ async fn run(args: Args) -> ExitCode {
 
     if let (true, Some(fake)) = (wants("sched"), &fake) {
         for &workers in &profile.workers {
-            let case = sched::SchedCase { workers, group_size: args.group_size, tasks_per_worker: profile.tasks_per_worker, task_ms: profile.task_ms };
-            eprintln!("cco-bench: scheduling, {workers} workers x {} tasks of {} ms ...", case.tasks_per_worker, case.task_ms);
+            let case = sched::SchedCase {
+                workers,
+                group_size: args.group_size,
+                tasks_per_worker: profile.tasks_per_worker,
+                task_ms: profile.task_ms,
+            };
+            eprintln!(
+                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ...",
+                case.tasks_per_worker, case.task_ms
+            );
             match sched::run(fake, &case).await {
                 Ok(r) => report.sched.push(r),
                 Err(e) => report.errors.push(format!("sched {workers}: {e}")),
@@ -145,7 +193,10 @@ async fn run(args: Args) -> ExitCode {
     }
     if wants("parse") {
         eprintln!("cco-bench: stream parsing ...");
-        let dir = args.fixtures.clone().unwrap_or_else(cco_testkit::fixtures_dir);
+        let dir = args
+            .fixtures
+            .clone()
+            .unwrap_or_else(cco_testkit::fixtures_dir);
         match parse::run(&dir, profile.parse_budget) {
             Ok(rows) => report.parse = rows,
             Err(e) => report.errors.push(format!("parse: {e}")),
@@ -159,7 +210,10 @@ async fn run(args: Args) -> ExitCode {
         }
     }
     if let (true, Some(fake)) = (wants("recovery"), &fake) {
-        eprintln!("cco-bench: recovery, {} kills ...", profile.recovery_samples);
+        eprintln!(
+            "cco-bench: recovery, {} kills ...",
+            profile.recovery_samples
+        );
         match recovery::run(fake, profile.recovery_samples).await {
             Ok(r) => report.recovery = Some(r),
             Err(e) => report.errors.push(format!("recovery: {e}")),
@@ -171,9 +225,14 @@ async fn run(args: Args) -> ExitCode {
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    match serde_json::to_vec_pretty(&report).map_err(|e| e.to_string()).and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string())) {
+    match serde_json::to_vec_pretty(&report)
+        .map_err(|e| e.to_string())
+        .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()))
+    {
         Ok(()) => println!("JSON: {}", path.display()),
-        Err(e) => report.errors.push(format!("cannot write {}: {e}", path.display())),
+        Err(e) => report
+            .errors
+            .push(format!("cannot write {}: {e}", path.display())),
     }
     for e in &report.errors {
         eprintln!("cco-bench: error: {e}");
@@ -203,7 +262,11 @@ fn render(r: &Report) -> String {
                 f(s.planning_ms / 1000.0, 2),
                 f(s.tail_ms / 1000.0, 2),
                 f(s.total_ms / 1000.0, 2),
-                format!("{}/{}", f(s.reassign_gap_mean_ms / 1000.0, 2), f(s.reassign_gap_max_ms / 1000.0, 2)),
+                format!(
+                    "{}/{}",
+                    f(s.reassign_gap_mean_ms / 1000.0, 2),
+                    f(s.reassign_gap_max_ms / 1000.0, 2)
+                ),
                 s.tasks_done.to_string(),
                 s.files_on_main.to_string(),
                 s.completed.to_string(),
@@ -231,29 +294,60 @@ fn render(r: &Report) -> String {
         out += "\n";
     }
     if !r.parse.is_empty() {
-        let mut t = Table::new("Stream parsing (real CLI fixture transcripts)", &["parser", "lines", "rounds", "events/s", "MiB/s", "rejected"]);
+        let mut t = Table::new(
+            "Stream parsing (real CLI fixture transcripts)",
+            &["parser", "lines", "rounds", "events/s", "MiB/s", "rejected"],
+        );
         for p in &r.parse {
-            t.row(vec![p.parser.clone(), p.lines.to_string(), p.rounds.to_string(), f(p.events_per_sec, 0), f(p.mib_per_sec, 1), p.errors.to_string()]);
+            t.row(vec![
+                p.parser.clone(),
+                p.lines.to_string(),
+                p.rounds.to_string(),
+                f(p.events_per_sec, 0),
+                f(p.mib_per_sec, 1),
+                p.errors.to_string(),
+            ]);
         }
         out += &t.render();
         out += "\n";
     }
     if !r.merge.is_empty() {
-        let mut t = Table::new("Merge throughput (independent branches into main)", &["method", "branches", "seconds", "merges/s"]);
+        let mut t = Table::new(
+            "Merge throughput (independent branches into main)",
+            &["method", "branches", "seconds", "merges/s"],
+        );
         for m in &r.merge {
-            t.row(vec![m.method.clone(), m.branches.to_string(), f(m.seconds, 2), f(m.merges_per_sec, 1)]);
+            t.row(vec![
+                m.method.clone(),
+                m.branches.to_string(),
+                f(m.seconds, 2),
+                f(m.merges_per_sec, 1),
+            ]);
         }
         out += &t.render();
         out += "\n";
     }
     if let Some(rec) = &r.recovery {
         let mut t = Table::new(
-            &format!("Recovery after kill -9 of a worker's claude (restartBackoffMs {})", rec.restart_backoff_ms),
+            &format!(
+                "Recovery after kill -9 of a worker's claude (restartBackoffMs {})",
+                rec.restart_backoff_ms
+            ),
             &["measure", "samples", "median ms", "max ms"],
         );
         let max = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
-        t.row(vec!["kill -> resumed process started".into(), rec.samples.to_string(), f(rec.median_to_respawn_ms, 1), f(max(&rec.to_respawn_ms), 1)]);
-        t.row(vec!["kill -> resumed session's first event".into(), rec.samples.to_string(), f(rec.median_to_first_event_ms, 1), f(rec.max_to_first_event_ms, 1)]);
+        t.row(vec![
+            "kill -> resumed process started".into(),
+            rec.samples.to_string(),
+            f(rec.median_to_respawn_ms, 1),
+            f(max(&rec.to_respawn_ms), 1),
+        ]);
+        t.row(vec![
+            "kill -> resumed session's first event".into(),
+            rec.samples.to_string(),
+            f(rec.median_to_first_event_ms, 1),
+            f(rec.max_to_first_event_ms, 1),
+        ]);
         out += &t.render();
         out += "\n";
     }

@@ -13,7 +13,9 @@ pub fn cpu_time() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(usage) => {
-            let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+            let tv = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000)
+            };
             tv(usage.user_time()) + tv(usage.system_time())
         }
         Err(_) => Duration::ZERO,
@@ -64,7 +66,11 @@ pub struct Meter {
 impl Meter {
     pub fn start() -> Meter {
         let reset = reset_peak_rss();
-        Meter { cpu: cpu_time(), baseline: rss(), reset }
+        Meter {
+            cpu: cpu_time(),
+            baseline: rss(),
+            reset,
+        }
     }
 
     pub fn stop(self) -> Usage {

@@ -29,8 +29,13 @@ pub fn load_lines(dir: &Path) -> Result<Vec<String>, String> {
     files.sort();
     let mut lines = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        lines.extend(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
     }
     if lines.is_empty() {
         return Err(format!("no .jsonl lines in {}", dir.display()));
@@ -39,7 +44,12 @@ pub fn load_lines(dir: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Runs `parse` over all lines for about `budget` (whole rounds); returns a row.
-fn measure(name: &str, lines: &[String], budget: Duration, parse: impl Fn(&str) -> bool) -> ParseRow {
+fn measure(
+    name: &str,
+    lines: &[String],
+    budget: Duration,
+    parse: impl Fn(&str) -> bool,
+) -> ParseRow {
     let bytes: usize = lines.iter().map(String::len).sum();
     let errors = lines.iter().filter(|l| !parse(l)).count();
     // Warm-up round above; then whole rounds until the budget is spent.
@@ -66,7 +76,11 @@ fn measure(name: &str, lines: &[String], budget: Duration, parse: impl Fn(&str) 
 pub fn run(dir: &Path, budget: Duration) -> Result<Vec<ParseRow>, String> {
     let lines = load_lines(dir)?;
     Ok(vec![
-        measure("cco_claude::parse_line", &lines, budget, |l| cco_claude::parse_line(l).is_ok()),
-        measure("serde_json::Value", &lines, budget, |l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        measure("cco_claude::parse_line", &lines, budget, |l| {
+            cco_claude::parse_line(l).is_ok()
+        }),
+        measure("serde_json::Value", &lines, budget, |l| {
+            serde_json::from_str::<serde_json::Value>(l).is_ok()
+        }),
     ])
 }

@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 /// directory this binary was built in.
 pub fn fake_claude(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
-        return if path.is_file() { Ok(path.to_path_buf()) } else { Err(format!("{} is not a file", path.display())) };
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(format!("{} is not a file", path.display()))
+        };
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     // <target>/<profile>/cco-bench
@@ -24,16 +28,28 @@ pub fn fake_claude(explicit: Option<&Path>) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(cco_testkit::workspace_root())
-        .args(["build", "--quiet", "-p", "fake-claude", "--bin", "fake-claude", "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "fake-claude",
+            "--bin",
+            "fake-claude",
+            "--target-dir",
+        ])
         .arg(&target);
     if release {
         cmd.arg("--release");
     }
-    let status = cmd.status().map_err(|e| format!("cargo build -p fake-claude: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cargo build -p fake-claude: {e}"))?;
     if !status.success() {
         return Err("building fake-claude failed".into());
     }
-    let bin = target.join(if release { "release" } else { "debug" }).join("fake-claude");
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("fake-claude");
     if bin.is_file() {
         Ok(bin)
     } else {
@@ -83,8 +99,14 @@ impl Project {
         for (k, v) in config.as_object().expect("config object") {
             full[k] = v.clone();
         }
-        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full)?)?;
-        Ok(Project { _dir: dir, config_dir })
+        std::fs::write(
+            config_dir.join("orchestrator.json"),
+            serde_json::to_vec_pretty(&full)?,
+        )?;
+        Ok(Project {
+            _dir: dir,
+            config_dir,
+        })
     }
 
     pub fn load(&self) -> Result<LoadedConfig, String> {

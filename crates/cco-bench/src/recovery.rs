@@ -38,7 +38,11 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Next event of `agent` that `pick` accepts, within `limit`.
-async fn next_of<T>(rx: &mut Receiver<RunEvent>, limit: Duration, mut pick: impl FnMut(&RunEvent) -> Option<T>) -> Result<T, String> {
+async fn next_of<T>(
+    rx: &mut Receiver<RunEvent>,
+    limit: Duration,
+    mut pick: impl FnMut(&RunEvent) -> Option<T>,
+) -> Result<T, String> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -66,7 +70,10 @@ pub async fn run(fake_claude: &Path, samples: usize) -> Result<RecoveryResult, S
     ]});
     let config = json!({"workerCount": 1, "restartBackoffMs": backoff, "maxTaskRestarts": 20, "killGraceMs": 200});
     let project = Project::new(fake_claude, config, &script).map_err(|e| e.to_string())?;
-    let handle = Orchestrator::builder(project.load()?).start().await.map_err(|e| e.to_string())?;
+    let handle = Orchestrator::builder(project.load()?)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
     let mut rx = handle.subscribe();
     let limit = Duration::from_secs(60);
     let result = async {
@@ -77,18 +84,29 @@ pub async fn run(fake_claude: &Path, samples: usize) -> Result<RecoveryResult, S
             _ => None,
         })
         .await?;
-        next_of(&mut rx, limit, |e| matches!(e, RunEvent::AgentOutput { agent, .. } if is_worker(agent)).then_some(())).await?;
+        next_of(&mut rx, limit, |e| {
+            matches!(e, RunEvent::AgentOutput { agent, .. } if is_worker(agent)).then_some(())
+        })
+        .await?;
         let (mut respawn, mut first) = (Vec::new(), Vec::new());
         for _ in 0..samples {
             let killed_at = Instant::now();
-            kill(Pid::from_raw(pid as i32), Signal::SIGKILL).map_err(|e| format!("kill {pid}: {e}"))?;
+            kill(Pid::from_raw(pid as i32), Signal::SIGKILL)
+                .map_err(|e| format!("kill {pid}: {e}"))?;
             pid = next_of(&mut rx, limit, |e| match e {
-                RunEvent::ProcessStarted { agent, pid, resume: true } if is_worker(agent) => Some(*pid),
+                RunEvent::ProcessStarted {
+                    agent,
+                    pid,
+                    resume: true,
+                } if is_worker(agent) => Some(*pid),
                 _ => None,
             })
             .await?;
             respawn.push(killed_at.elapsed().as_secs_f64() * 1000.0);
-            next_of(&mut rx, limit, |e| matches!(e, RunEvent::AgentOutput { agent, .. } if is_worker(agent)).then_some(())).await?;
+            next_of(&mut rx, limit, |e| {
+                matches!(e, RunEvent::AgentOutput { agent, .. } if is_worker(agent)).then_some(())
+            })
+            .await?;
             first.push(killed_at.elapsed().as_secs_f64() * 1000.0);
         }
         Ok::<_, String>((respawn, first))

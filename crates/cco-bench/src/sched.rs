@@ -93,7 +93,9 @@ fn script(case: &SchedCase, flat: bool, teams: usize) -> Value {
     if flat {
         rules.push(json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": tasks_for(case.workers).to_string()}));
     } else {
-        let goals: Vec<Value> = (1..=teams).map(|n| json!({"name": format!("g{n}"), "goal": format!("Goal {n}")})).collect();
+        let goals: Vec<Value> = (1..=teams)
+            .map(|n| json!({"name": format!("g{n}"), "goal": format!("Goal {n}")}))
+            .collect();
         rules.push(json!({"match": {"prompt_contains": "[cco:director-plan]"}, "result": json!({"status": "continue", "teams": goals}).to_string()}));
         rules.push(json!({"match": {"prompt_contains": "[cco:em-plan]"}, "result": tasks_for(case.group_size).to_string()}));
     }
@@ -102,9 +104,16 @@ fn script(case: &SchedCase, flat: bool, teams: usize) -> Value {
 
 pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, String> {
     let flat = case.workers <= case.group_size;
-    let teams = if flat { 1 } else { case.workers.div_ceil(case.group_size) };
+    let teams = if flat {
+        1
+    } else {
+        case.workers.div_ceil(case.group_size)
+    };
     if !flat && case.workers % case.group_size != 0 {
-        return Err(format!("{} workers are not a multiple of the group size {}", case.workers, case.group_size));
+        return Err(format!(
+            "{} workers are not a multiple of the group size {}",
+            case.workers, case.group_size
+        ));
     }
     // workerCount is validated to at most 100: write a valid file, then raise it in memory.
     let config = json!({
@@ -113,15 +122,28 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         "pollIntervalMs": 1000,
         "maxTaskRestarts": 3
     });
-    let project = Project::new(fake_claude, config, &script(case, flat, teams)).map_err(|e| e.to_string())?;
+    let project =
+        Project::new(fake_claude, config, &script(case, flat, teams)).map_err(|e| e.to_string())?;
     let mut loaded = project.load()?;
     loaded.config.worker_count = case.workers;
     let tasks = case.workers * case.tasks_per_worker;
-    let label = format!("{} workers ({})", case.workers, if flat { "flat".to_string() } else { format!("{teams} teams") });
+    let label = format!(
+        "{} workers ({})",
+        case.workers,
+        if flat {
+            "flat".to_string()
+        } else {
+            format!("{teams} teams")
+        }
+    );
 
     let meter = Meter::start();
     let t0 = Instant::now();
-    let handle = Orchestrator::builder(loaded).event_capacity(1 << 16).start().await.map_err(|e| e.to_string())?;
+    let handle = Orchestrator::builder(loaded)
+        .event_capacity(1 << 16)
+        .start()
+        .await
+        .map_err(|e| e.to_string())?;
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let mut rx = handle.subscribe();
     let collector = {
@@ -154,7 +176,8 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             }
         })
     };
-    let limit = Duration::from_millis(case.task_ms * case.tasks_per_worker as u64 * 3) + Duration::from_secs(600);
+    let limit = Duration::from_millis(case.task_ms * case.tasks_per_worker as u64 * 3)
+        + Duration::from_secs(600);
     let summary = match tokio::time::timeout(limit, handle.wait()).await {
         Ok(summary) => summary,
         Err(_) => {
@@ -168,19 +191,32 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     let usage = meter.stop();
     let files_on_main = std::process::Command::new("git")
         .current_dir(project.workspace_repo())
-        .args(["ls-tree", "-r", "--name-only", &summary.base_branch, "bench"])
+        .args([
+            "ls-tree",
+            "-r",
+            "--name-only",
+            &summary.base_branch,
+            "bench",
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
         .unwrap_or(0);
     let t = timeline.lock().unwrap();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (first, last) = (t.first_assigned.unwrap_or(t0), t.last_finished.unwrap_or(end));
+    let (first, last) = (
+        t.first_assigned.unwrap_or(t0),
+        t.last_finished.unwrap_or(end),
+    );
     let measured_ms = ms(last.saturating_duration_since(first));
     let ideal_ms = (tasks as u64 * case.task_ms) as f64 / case.workers as f64;
     Ok(SchedResult {
         label,
         workers: case.workers,
-        mode: if flat { "flat".into() } else { "hierarchy".into() },
+        mode: if flat {
+            "flat".into()
+        } else {
+            "hierarchy".into()
+        },
         teams,
         tasks,
         task_ms: case.task_ms,
@@ -188,14 +224,22 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         tasks_done: summary.totals.tasks_done as usize,
         ideal_ms,
         measured_ms,
-        efficiency: if measured_ms > 0.0 { ideal_ms / measured_ms } else { 0.0 },
+        efficiency: if measured_ms > 0.0 {
+            ideal_ms / measured_ms
+        } else {
+            0.0
+        },
         planning_ms: ms(first.saturating_duration_since(t0)),
         tail_ms: ms(end.saturating_duration_since(last)),
         total_ms: ms(end - t0),
         events: t.events,
         lagged_events: t.lagged,
         files_on_main,
-        reassign_gap_mean_ms: if t.gaps.is_empty() { 0.0 } else { t.gaps.iter().map(|g| ms(*g)).sum::<f64>() / t.gaps.len() as f64 },
+        reassign_gap_mean_ms: if t.gaps.is_empty() {
+            0.0
+        } else {
+            t.gaps.iter().map(|g| ms(*g)).sum::<f64>() / t.gaps.len() as f64
+        },
         reassign_gap_max_ms: t.gaps.iter().map(|g| ms(*g)).fold(0.0, f64::max),
         usage,
         reason: summary.reason,

@@ -8,7 +8,11 @@ pub struct Table {
 
 impl Table {
     pub fn new(title: &str, header: &[&str]) -> Table {
-        Table { title: title.to_string(), header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Table {
+            title: title.to_string(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -29,13 +33,26 @@ impl Table {
                 .enumerate()
                 .take(cols)
                 // First column left-aligned (labels), the rest right-aligned (numbers).
-                .map(|(i, c)| if i == 0 { format!("{c:<w$}", w = width[i]) } else { format!("{c:>w$}", w = width[i]) })
+                .map(|(i, c)| {
+                    if i == 0 {
+                        format!("{c:<w$}", w = width[i])
+                    } else {
+                        format!("{c:>w$}", w = width[i])
+                    }
+                })
                 .collect();
             format!("  {}\n", cells.join("  "))
         };
         let mut out = format!("{}\n", self.title);
         out += &line(&self.header);
-        out += &format!("  {}\n", width.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        out += &format!(
+            "  {}\n",
+            width
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
         for row in &self.rows {
             out += &line(row);
         }
