@@ -278,7 +278,7 @@ fn a_file_where_the_log_directory_should_be_is_a_clear_error() {
 }
 
 #[test]
-fn a_log_directory_that_breaks_during_the_run_is_a_clear_error() {
+fn a_log_directory_that_breaks_during_the_run_is_reported_and_the_run_goes_on() {
     // The plan takes a moment: the folder breaks while the coordinator's claude runs (its
     // transcript is open already), before any worker starts one.
     let ids = ["t1", "t2"];
@@ -308,19 +308,15 @@ fn a_log_directory_that_breaks_during_the_run_is_a_clear_error() {
     let stdout = stdout_of(&out);
     let stderr = project.stderr();
     eprintln!("{stdout}");
-    // What the code does: a transcript that cannot be created fails the claude start; the
-    // message names the file and the OS error, the run fails (exit 1); no panic, no process left.
+    // A transcript is a log: agents go on without one; the problem is reported by name.
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
     assert!(
-        stdout.contains("cannot open transcript file") && stdout.contains("Not a directory"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
+        stderr.contains("running without a transcript") && stderr.contains("Not a directory"),
+        "stderr:\n{stderr}"
     );
-    assert!(stdout.contains(&sessions.display().to_string()), "{stdout}");
+    assert!(stderr.contains(&sessions.display().to_string()), "{stderr}");
     project.assert_no_leftovers();
 }
 

@@ -93,19 +93,17 @@ impl ClaudeSession {
                 })
             }
         }
+        // A transcript is a log: losing it (disk full, folder gone) must not stop the agent.
         let transcript = match &spec.transcript {
             None => None,
-            Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| DriverError::Transcript {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Some(BufWriter::new(File::from_std(file)))
-            }
+            Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                Ok(file) => Some(BufWriter::new(File::from_std(file))),
+                Err(source) => {
+                    let error = DriverError::Transcript { path: path.clone(), source };
+                    tracing::warn!(%error, "running without a transcript");
+                    None
+                }
+            },
         };
 
         let mut child = spec

@@ -38,6 +38,9 @@ pub struct SessionSpec {
     pub resume_session_id: Option<String>,
     /// `--session-id <uuid>` (ignored when resuming).
     pub new_session_id: Option<String>,
+    /// With `resume_session_id`: `--fork-session`, continuing the history in a new session
+    /// (`new_session_id` when set). Lets several turns start from one session in parallel.
+    pub fork_session: bool,
     /// `--permission-mode X`; `bypassPermissions` as root also sets `IS_SANDBOX=1`.
     pub permission_mode: Option<String>,
     pub allowed_tools: Vec<String>,
@@ -81,6 +84,7 @@ impl SessionSpec {
             model: None,
             resume_session_id: None,
             new_session_id: None,
+            fork_session: false,
             permission_mode: None,
             allowed_tools: Vec::new(),
             disallowed_tools: Vec::new(),
@@ -114,6 +118,13 @@ impl SessionSpec {
         ];
         if let Some(id) = &self.resume_session_id {
             args.extend(["--resume".to_owned(), id.clone()]);
+            if self.fork_session {
+                // A new session carrying the resumed one's history; its id may be fixed up front.
+                args.push("--fork-session".to_owned());
+                if let Some(new_id) = &self.new_session_id {
+                    args.extend(["--session-id".to_owned(), new_id.clone()]);
+                }
+            }
         } else if let Some(id) = &self.new_session_id {
             args.extend(["--session-id".to_owned(), id.clone()]);
         }
@@ -265,6 +276,16 @@ mod tests {
 
     fn spec() -> SessionSpec {
         SessionSpec::new("/bin/claude", "do the thing", "/tmp", "/tmp/cfg")
+    }
+
+    #[test]
+    fn fork_resumes_into_a_new_fixed_session() {
+        let mut s = spec();
+        s.resume_session_id = Some("parent".into());
+        s.new_session_id = Some("child".into());
+        s.fork_session = true;
+        let args = s.command_args();
+        assert_eq!(&args[5..], ["--resume", "parent", "--fork-session", "--session-id", "child"]);
     }
 
     #[test]
