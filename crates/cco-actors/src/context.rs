@@ -105,6 +105,8 @@ impl RunContext {
         spec.model = Some(who.model.clone());
         spec.resume_session_id = resume.map(str::to_string);
         spec.new_session_id = new_session.map(str::to_string);
+        // Both: continue `resume`'s history in the new session (`--fork-session`).
+        spec.fork_session = resume.is_some() && new_session.is_some();
         spec.permission_mode = Some(config.permission_mode.as_str().to_string());
         spec.max_turns = config.max_turns;
         spec.wall_timeout = request.wall_timeout;
@@ -129,7 +131,7 @@ impl RunContext {
         }
         env.extend(credential.env());
         spec.env = env;
-        let session_for_log = resume.or(new_session).unwrap_or("unknown");
+        let session_for_log = new_session.or(resume).unwrap_or("unknown");
         spec.transcript = Some(self.run_dir.join("sessions").join(format!("{}-{}.jsonl", who.id, session_for_log)));
         let redactor = Arc::clone(&self.redactor);
         spec.redact = Some(Arc::new(move |line: &str| redactor.redact(line).into_owned()));

@@ -363,6 +363,7 @@ impl DirectorState {
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: None,
             resume_prompt: None,
+            fork: false,
             sync_before: Some((who.cwd.clone(), self.ctx.base_branch.clone())),
         };
         let notify_ref = myself.clone();

@@ -48,6 +48,7 @@ pub enum LeadMsg {
     WorkerReport { slot: usize, worker: String, report: WorkerReport, requeue: bool },
     /// The worker's work was committed and summarised: review it.
     ReviewInput { key: String, diff: Result<cco_git::DiffSummary, String>, result_text: String },
+    ReviewEnded { key: String, attempt: u32, end: TurnEnd },
     MergeDone { key: String, outcome: Result<MergeOutcome, String> },
     WorkerSynced { slot: usize },
     RespawnWorker { slot: usize },
@@ -58,7 +59,6 @@ pub enum LeadMsg {
 #[derive(Debug, Clone)]
 enum LeadTurn {
     Plan { attempt: u32 },
-    Review { key: String, attempt: u32 },
 }
 
 struct Slot {
@@ -96,6 +96,8 @@ pub struct LeadState {
     result_texts: std::collections::HashMap<String, String>,
     goal: Option<TeamGoal>,
     turn: Option<(LeadTurn, TurnGuard)>,
+    /// Reviews in progress, each in its own fork of the lead's session: they run in parallel.
+    reviews: std::collections::HashMap<String, TurnGuard>,
     pending_turns: VecDeque<(LeadTurn, String)>,
     session_id: Option<String>,
     /// Tasks waiting for a merge to be (re)tried after a conflict resolution.
@@ -145,6 +147,7 @@ impl Actor for LeadActor {
             result_texts: Default::default(),
             goal: None,
             turn: None,
+            reviews: Default::default(),
             pending_turns: VecDeque::new(),
             session_id: None,
             merge_only: Default::default(),
@@ -217,6 +220,7 @@ impl Actor for LeadActor {
             }
             LeadMsg::WorkerReport { slot, worker, report, requeue } => state.on_worker_report(&myself, slot, &worker, report, requeue),
             LeadMsg::ReviewInput { key, diff, result_text } => state.on_review_input(&myself, key, diff, result_text),
+            LeadMsg::ReviewEnded { key, attempt, end } => state.on_review_end(&myself, key, attempt, end),
             LeadMsg::MergeDone { key, outcome } => state.on_merge_done(&myself, key, outcome),
             LeadMsg::WorkerSynced { slot } => {
                 if let Some(s) = state.slots.get_mut(slot) {
@@ -233,8 +237,11 @@ impl Actor for LeadActor {
                 state.shutting_down = true;
                 state.ctx.board.set_agent_state(&state.who.id, "stopping");
                 state.stop_workers().await;
-                if let Some((_, guard)) = state.turn.take() {
-                    guard.shutdown().await;
+                let mut turns: Vec<TurnGuard> = state.reviews.drain().map(|(_, guard)| guard).collect();
+                turns.extend(state.turn.take().map(|(_, guard)| guard));
+                let stops: Vec<_> = turns.into_iter().map(|guard| tokio::spawn(guard.shutdown())).collect();
+                for stop in stops {
+                    let _ = stop.await;
                 }
                 state.ctx.board.update_agent(&state.who.id, |a| a.pid = None);
                 state.ctx.board.set_agent_state(&state.who.id, "stopped");
@@ -546,7 +553,7 @@ impl LeadState {
         }
         let Some(spec) = self.specs.get(&key).cloned() else { return };
         let prompt = prompts::review(&self.ctx, &self.who, &spec, &result_text, &diff);
-        self.enqueue_turn(myself, LeadTurn::Review { key, attempt: 0 }, prompt);
+        self.start_review(myself, key, prompt, 0, None);
     }
 
     /// Revise: the same worker session gets the feedback.
@@ -655,14 +662,7 @@ impl LeadState {
             return;
         }
         let Some((kind, prompt)) = self.pending_turns.pop_front() else { return };
-        let state = match kind {
-            LeadTurn::Plan { .. } => "planning",
-            LeadTurn::Review { .. } => "reviewing",
-        };
-        self.ctx.board.set_agent_state(&self.who.id, state);
-        if let LeadTurn::Review { key, .. } = &kind {
-            self.ctx.board.update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
-        }
+        self.ctx.board.set_agent_state(&self.who.id, "planning");
         let request = TurnRequest {
             prompt,
             resume: self.session_id.clone(),
@@ -670,7 +670,8 @@ impl LeadState {
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: None,
             resume_prompt: None,
-            sync_before: matches!(kind, LeadTurn::Plan { .. }).then(|| (self.who.cwd.clone(), self.target_branch.clone())),
+            fork: false,
+            sync_before: Some((self.who.cwd.clone(), self.target_branch.clone())),
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
@@ -750,31 +751,80 @@ impl LeadState {
                 Ok(Err(error)) => self.planning_failed(format!("no valid plan after {} attempts: {error}", attempt + 1)),
                 Err(reason) => self.planning_failed(format!("planning session failed: {reason}")),
             },
-            LeadTurn::Review { key, attempt } => match text.map(|t| cco_protocol::parse_review(&t)) {
-                Ok(Ok(parsed)) => match parsed.value {
-                    ReviewDecision::Approve { .. } => self.start_merge(myself, &key),
-                    ReviewDecision::Revise { feedback } => {
-                        let rounds = self.ctx.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
-                        if rounds < MAX_REVIEW_ROUNDS {
-                            self.send_back(&key, &feedback);
-                        } else {
-                            // Enough rounds: the work is committed and reviewed; merge what is there.
-                            self.start_merge(myself, &key);
-                        }
-                    }
-                },
-                Ok(Err(error)) if attempt < max_retries => {
-                    self.pending_turns.push_front((LeadTurn::Review { key, attempt: attempt + 1 }, error.repair_prompt()));
-                }
-                // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
-                Ok(Err(_)) | Err(_) => {
-                    warn!(task = %key, "review gave no usable decision: merging the committed work");
-                    self.start_merge(myself, &key);
-                }
-            },
         }
         self.start_next_turn(myself);
         self.check_idle(myself);
+    }
+
+    /// A review turn, in a fork of the lead's session (its planning context) so reviews of
+    /// several workers run at once; a re-ask resumes the review's own fork.
+    fn start_review(&mut self, myself: &ActorRef<LeadMsg>, key: String, prompt: String, attempt: u32, review_session: Option<String>) {
+        let (resume, fork) = match review_session {
+            Some(session) => (Some(session), false),
+            None => (self.session_id.clone(), self.session_id.is_some()),
+        };
+        let request = TurnRequest {
+            prompt,
+            resume,
+            task_key: None,
+            wall_timeout: Some(self.ctx.task_timeout()),
+            timeout_prompt: None,
+            resume_prompt: None,
+            fork,
+            sync_before: None,
+        };
+        let finish_ref = myself.clone();
+        let review_key = key.clone();
+        let guard = spawn_turn(Arc::clone(&self.ctx), self.who.clone(), request, |_| {}, move |end| {
+            let _ = finish_ref.send_message(LeadMsg::ReviewEnded { key: review_key, attempt, end });
+        });
+        self.reviews.insert(key, guard);
+        self.show_activity();
+    }
+
+    fn on_review_end(&mut self, myself: &ActorRef<LeadMsg>, key: String, attempt: u32, end: TurnEnd) {
+        self.reviews.remove(&key);
+        self.show_activity();
+        let (text, review_session) = match end {
+            TurnEnd::Cancelled => return,
+            TurnEnd::Done { result_text, session_id, .. } => (Ok(result_text), session_id),
+            TurnEnd::Failed { reason, session_id, .. } => (Err(reason), session_id),
+        };
+        match text.map(|t| cco_protocol::parse_review(&t)) {
+            Ok(Ok(parsed)) => match parsed.value {
+                ReviewDecision::Approve { .. } => self.start_merge(myself, &key),
+                ReviewDecision::Revise { feedback } => {
+                    let rounds = self.ctx.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+                    if rounds < MAX_REVIEW_ROUNDS {
+                        self.send_back(&key, &feedback);
+                    } else {
+                        // Enough rounds: the work is committed and reviewed; merge what is there.
+                        self.start_merge(myself, &key);
+                    }
+                }
+            },
+            Ok(Err(error)) if attempt < self.ctx.config.config.max_plan_retries => {
+                self.start_review(myself, key, error.repair_prompt(), attempt + 1, review_session);
+            }
+            // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
+            Ok(Err(_)) | Err(_) => {
+                warn!(task = %key, "review gave no usable decision: merging the committed work");
+                self.start_merge(myself, &key);
+            }
+        }
+        self.check_idle(myself);
+    }
+
+    /// The lead's state line: planning, reviewing N tasks, or leading.
+    fn show_activity(&self) {
+        if self.turn.is_some() || self.shutting_down {
+            return;
+        }
+        let state = match self.reviews.len() {
+            0 => "leading".to_string(),
+            n => format!("reviewing {n} task(s)"),
+        };
+        self.ctx.board.set_agent_state(&self.who.id, state);
     }
 
     fn planning_failed(&mut self, reason: String) {
@@ -785,7 +835,7 @@ impl LeadState {
 
     /// Everything of this team is done: tell the Director (EM) or re-plan (Coordinator).
     fn check_idle(&mut self, myself: &ActorRef<LeadMsg>) {
-        if self.shutting_down || self.turn.is_some() || !self.pending_turns.is_empty() || self.reported_idle {
+        if self.shutting_down || self.turn.is_some() || !self.reviews.is_empty() || !self.pending_turns.is_empty() || self.reported_idle {
             return;
         }
         if self.slots.iter().any(|s| s.busy.is_some()) {

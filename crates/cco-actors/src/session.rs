@@ -54,6 +54,9 @@ pub struct TurnRequest {
     /// Bring this worktree to the tip of this branch before the turn (planners read the code
     /// as merged so far; they never commit in their worktree).
     pub sync_before: Option<(PathBuf, String)>,
+    /// With `resume`: fork that session (`--fork-session`) instead of continuing it, so several
+    /// turns (e.g. reviews) can start from one planner's context at once.
+    pub fork: bool,
     /// The first prompt when `resume` is set (e.g. "continue where you left off"); `prompt`
     /// is kept for a fresh start if the session cannot be resumed.
     pub resume_prompt: Option<String>,
@@ -169,6 +172,7 @@ async fn drive_turn(
     let mut failures: u32 = 0;
     let mut attempts: u32 = 0;
     let mut used_timeout_resume = false;
+    let mut fork_pending = request.fork && resume.is_some();
 
     loop {
         // 1. A credential, or a pause until one is back.
@@ -188,7 +192,9 @@ async fn drive_turn(
         };
 
         // 2. The process.
-        let new_session = if resume.is_none() { Some(uuid::Uuid::new_v4().to_string()) } else { None };
+        let new_session = if resume.is_none() || fork_pending { Some(uuid::Uuid::new_v4().to_string()) } else { None };
+        // Only the first process forks; restarts resume the fork itself.
+        fork_pending = false;
         let spec = ctx.session_spec(who, &request, &prompt, resume.as_deref(), new_session.as_deref(), &credential);
         attempts += 1;
         let (handle, mut updates) = match ClaudeSession::spawn(spec) {

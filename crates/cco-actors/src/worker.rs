@@ -231,6 +231,7 @@ impl WorkerState {
             wall_timeout: Some(self.ctx.task_timeout()),
             timeout_prompt: Some(prompts::timeout(&self.ctx, &self.who)),
             resume_prompt,
+            fork: false,
             sync_before: None,
         };
         let notify_ref = myself.clone();

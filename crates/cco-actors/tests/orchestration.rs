@@ -143,13 +143,15 @@ async fn invalid_plan_json_is_asked_again_in_the_same_session_and_recovers() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
     assert_eq!(summary.totals.tasks_done, 1);
-    // Both re-asks resumed the coordinator's one session (one transcript file).
-    let coordinator_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
+    // Both re-asks resumed the coordinator's planning session: its one transcript holds the
+    // three planning results (reviews run in forks of it, with transcripts of their own).
+    let planning_results = std::fs::read_dir(handle.run_dir().join("sessions"))
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
-        .count();
-    assert_eq!(coordinator_sessions, 1);
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().filter(|l| l.contains("\"type\":\"result\"")).count())
+        .max();
+    assert!(planning_results >= Some(3), "{planning_results:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -374,4 +376,38 @@ async fn a_silent_process_is_killed_by_the_idle_timeout_and_resumed() {
     assert!(summary.completed, "{}", summary.reason);
     assert_eq!(summary.tasks[0].state, TaskState::Done);
     assert_eq!(summary.tasks[0].attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt"), task("t3","t3.txt")]})),
+        complete_rule("[cco:replan]"),
+        // A slow reviewer: the three reviews overlap only if they run in parallel.
+        {"match": {"prompt_contains": "[cco:review]"}, "steps": [{"sleep_ms": 1500}], "result": "{\"decision\":\"approve\"}"},
+        worker_rule("t1", "t1.txt", "1\n"),
+        worker_rule("t2", "t2.txt", "2\n"),
+        worker_rule("t3", "t3.txt", "3\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 3}), script);
+    let handle = project.start().await;
+    let mut most_parallel = 0;
+    cco_testkit::wait_until_async(Duration::from_secs(60), "three reviews at once", || {
+        let reviewing = handle.status().agents.iter().find(|a| a.id == "coordinator").map(|a| a.state.clone()).unwrap_or_default();
+        if let Some(n) = reviewing.strip_prefix("reviewing ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<usize>().ok()) {
+            most_parallel = most_parallel.max(n);
+        }
+        std::future::ready(most_parallel == 3 || handle.is_finished())
+    })
+    .await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert_eq!(most_parallel, 3, "reviews did not overlap");
+    assert!(summary.completed && summary.totals.tasks_done == 3, "{}", summary.reason);
+    // The planning session plus one fork per review, each with its own transcript.
+    let coordinator_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
+        .count();
+    assert_eq!(coordinator_sessions, 4);
 }
