@@ -87,4 +87,16 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     assert_eq!(final_journal["finished"], true);
     let t3_session = final_journal["snapshot"]["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "t3").unwrap()["session_id"].clone();
     assert!(t3_session.is_string(), "t3 kept its session id");
+
+    // A damaged journal: `cco status` says so and shows the previous good state.
+    let run_dir = cco_actors::journal::latest_run_dir(&project.logs_dir()).unwrap();
+    let journal_path = run_dir.join("journal.json");
+    let bytes = std::fs::read(&journal_path).unwrap();
+    std::fs::write(&journal_path, &bytes[..bytes.len() / 3]).unwrap();
+    let status = project.cco(&["status"]).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    let stderr = project.stderr();
+    assert!(status.status.success(), "{stderr}");
+    assert!(stderr.contains("journal.json is damaged") && stderr.contains("previous good state"), "{stderr}");
+    assert!(text.contains("worker-1") && text.contains("coordinator"), "{text}");
 }
