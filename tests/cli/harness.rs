@@ -41,19 +41,7 @@ impl CliProject {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         let script_path = cco_testkit::write_script(&config_dir, &script);
-        let wrapper = config_dir.join("claude");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
-                script_path.display(),
-                config_dir.join("fake-state").display(),
-                cco_testkit::fake_claude().display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cco_testkit::fake_claude_wrapper(&config_dir, cco_testkit::fake_claude(), &script_path, &config_dir.join("fake-state")).unwrap();
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 2,

@@ -51,19 +51,7 @@ impl FaultProject {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         let script_path = cco_testkit::write_script(&config_dir, &script);
-        let wrapper = config_dir.join("claude");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
-                script_path.display(),
-                dir.path().join("fake-state").display(),
-                cco_testkit::fake_claude().display()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        cco_testkit::fake_claude_wrapper(&config_dir, cco_testkit::fake_claude(), &script_path, &dir.path().join("fake-state")).unwrap();
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 2,
@@ -162,15 +150,14 @@ impl FaultProject {
 
     /// No process of this project is left (waits a little for reaping by init).
     pub fn assert_no_leftovers(&self) {
-        let mut left = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            left = self.leftover_processes();
+        let left = loop {
+            let left = self.leftover_processes();
             if left.is_empty() || Instant::now() > deadline {
-                break;
+                break left;
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
+        };
         assert!(left.is_empty(), "processes left behind: {left:?}");
     }
 }

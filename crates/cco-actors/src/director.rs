@@ -549,20 +549,8 @@ impl DirectorState {
         self.ctx.board.set_agent_state(DIRECTOR_ID, "stopping");
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(30);
         // All teams at once: each lead stops its workers' processes in parallel.
-        let stops: Vec<_> = self
-            .leads
-            .iter()
-            .filter_map(|lead| lead.actor.clone())
-            .map(|actor| tokio::spawn(async move { ractor::call_t!(actor, LeadMsg::Shutdown, grace.as_millis() as u64) }))
-            .collect();
-        for stop in stops {
-            let _ = stop.await;
-        }
-        for lead in &mut self.leads {
-            if let Some(actor) = lead.actor.take() {
-                let _ = actor.stop_and_wait(None, Some(Duration::from_secs(5))).await;
-            }
-        }
+        let leads = self.leads.iter_mut().filter_map(|lead| lead.actor.take()).collect();
+        crate::restart::shutdown_all(leads, LeadMsg::Shutdown, grace).await;
         if let Some((_, guard)) = self.turn.take() {
             guard.shutdown().await;
         }

@@ -859,19 +859,7 @@ impl LeadState {
     /// Stops every worker's process at once (each within its grace period), then the actors.
     async fn stop_workers(&mut self) {
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(10);
-        let stops: Vec<_> = self
-            .slots
-            .iter()
-            .filter_map(|slot| slot.actor.clone())
-            .map(|actor| tokio::spawn(async move { ractor::call_t!(actor, WorkerMsg::Shutdown, grace.as_millis() as u64) }))
-            .collect();
-        for stop in stops {
-            let _ = stop.await;
-        }
-        for slot in &mut self.slots {
-            if let Some(actor) = slot.actor.take() {
-                let _ = actor.stop_and_wait(None, Some(Duration::from_secs(5))).await;
-            }
-        }
+        let workers = self.slots.iter_mut().filter_map(|slot| slot.actor.take()).collect();
+        crate::restart::shutdown_all(workers, WorkerMsg::Shutdown, grace).await;
     }
 }

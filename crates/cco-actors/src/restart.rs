@@ -100,6 +100,28 @@ impl RestartTracker {
     }
 }
 
+/// Ordered stop of a set of children: all are asked to shut down at once (each reply comes
+/// when the child's own processes and children are gone), then the actors are stopped. ractor
+/// would otherwise stop them without running their `post_stop`.
+pub async fn shutdown_all<M: ractor::Message>(
+    children: Vec<ractor::ActorRef<M>>,
+    shutdown: fn(ractor::RpcReplyPort<()>) -> M,
+    timeout: Duration,
+) {
+    let timeout_ms = timeout.as_millis() as u64;
+    let stops: Vec<_> = children
+        .iter()
+        .cloned()
+        .map(|child| tokio::spawn(async move { ractor::call_t!(child, shutdown, timeout_ms) }))
+        .collect();
+    for stop in stops {
+        let _ = stop.await;
+    }
+    for child in children {
+        let _ = child.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+    }
+}
+
 /// `initial * 2^attempt`, capped at `max`.
 pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);

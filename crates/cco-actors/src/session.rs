@@ -367,20 +367,7 @@ fn forward(
 }
 
 fn crashed_without_outcome() -> SessionOutcome {
-    SessionOutcome {
-        kind: OutcomeKind::Crashed { message: "the session driver stopped without an outcome".into() },
-        session_id: None,
-        result_text: None,
-        total_cost_usd: 0.0,
-        num_turns: None,
-        duration: Duration::ZERO,
-        exit_code: None,
-        signal: None,
-        stderr_tail: String::new(),
-        malformed_lines: 0,
-        events: 0,
-        last_tool: None,
-    }
+    SessionOutcome::without_result("the session driver stopped without an outcome")
 }
 
 /// A one-line description of an outcome, for logs and events.

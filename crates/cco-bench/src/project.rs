@@ -71,18 +71,7 @@ impl Project {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir)?;
         let script_path = cco_testkit::write_script(&config_dir, script);
-        let wrapper = config_dir.join("claude");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
-                script_path.display(),
-                config_dir.join("fake-state").display(),
-                fake_claude.display()
-            ),
-        )?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+        cco_testkit::fake_claude_wrapper(&config_dir, fake_claude, &script_path, &config_dir.join("fake-state"))?;
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 1,

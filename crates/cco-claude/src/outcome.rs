@@ -44,6 +44,27 @@ pub struct SessionOutcome {
     pub last_tool: Option<String>,
 }
 
+impl SessionOutcome {
+    /// The outcome of a run whose driver ended without judging it (its task was dropped or
+    /// panicked): a crash with `message`, nothing else known.
+    pub fn without_result(message: impl Into<String>) -> SessionOutcome {
+        SessionOutcome {
+            kind: OutcomeKind::Crashed { message: message.into() },
+            session_id: None,
+            result_text: None,
+            total_cost_usd: 0.0,
+            num_turns: None,
+            duration: Duration::ZERO,
+            exit_code: None,
+            signal: None,
+            stderr_tail: String::new(),
+            malformed_lines: 0,
+            events: 0,
+            last_tool: None,
+        }
+    }
+}
+
 /// The verdict on a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutcomeKind {

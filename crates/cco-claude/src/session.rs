@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::error::DriverError;
 use crate::events::{StreamEvent, SystemEvent};
-use crate::outcome::{ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, SessionOutcome};
+use crate::outcome::{ExitInfo, KillReason, OutcomeBuilder, SessionOutcome};
 use crate::parse::{classify, excerpt, BoundedLines, Classified, Line};
 use crate::spec::{Redactor, SessionSpec};
 use crate::unix;
@@ -222,22 +222,7 @@ impl SessionHandle {
         let SessionHandle { pid, ctl, done, .. } = self;
         let outcome = done.await;
         drop(ctl);
-        outcome.unwrap_or_else(|_| SessionOutcome {
-            kind: OutcomeKind::Crashed {
-                message: format!("driver task of pid {pid} ended without an outcome"),
-            },
-            session_id: None,
-            result_text: None,
-            total_cost_usd: 0.0,
-            num_turns: None,
-            duration: Duration::ZERO,
-            exit_code: None,
-            signal: None,
-            stderr_tail: String::new(),
-            malformed_lines: 0,
-            events: 0,
-            last_tool: None,
-        })
+        outcome.unwrap_or_else(|_| SessionOutcome::without_result(format!("driver task of pid {pid} ended without an outcome")))
     }
 }
 

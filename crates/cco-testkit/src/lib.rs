@@ -123,6 +123,25 @@ pub fn write_script(dir: &Path, script: &serde_json::Value) -> PathBuf {
     path
 }
 
+/// Writes an executable `claude` in `dir` that runs `fake_claude` playing `script`, with its
+/// `times` counters in `state_dir`. A wrapper per project: the script travels with the binary,
+/// not through a process-global environment variable, so tests can run in parallel.
+pub fn fake_claude_wrapper(dir: &Path, fake_claude: &Path, script: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = dir.join("claude");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nFAKE_CLAUDE_SCRIPT='{}' FAKE_CLAUDE_STATE_DIR='{}' exec '{}' \"$@\"\n",
+            script.display(),
+            state_dir.display(),
+            fake_claude.display()
+        ),
+    )?;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755))?;
+    Ok(wrapper)
+}
+
 /// `/proc/<pid>/stat` fields: (state, pgrp).
 fn proc_stat(pid: i32) -> Option<(char, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
