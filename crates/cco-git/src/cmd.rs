@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::tail;
 use crate::GitError;
@@ -54,6 +54,8 @@ pub(crate) struct Spec<'a> {
     pub dir: &'a Path,
     pub envs: Vec<(String, String)>,
     pub timeout: Duration,
+    /// Written to the process's stdin (then closed); `None` = `/dev/null`.
+    pub stdin: Option<Vec<u8>>,
 }
 
 /// Runs one process to completion or timeout. Only spawn failures and timeouts are errors.
@@ -61,7 +63,11 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
     let mut cmd = tokio::process::Command::new(spec.program);
     cmd.args(&spec.args)
         .current_dir(spec.dir)
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A git started from inside a hook must not inherit that hook's repository.
@@ -88,7 +94,16 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
     };
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
+    let mut in_pipe = child.stdin.take();
+    let input = spec.stdin.unwrap_or_default();
     let work = async {
+        // Written concurrently with reading the output (no pipe-buffer deadlock); dropping
+        // the pipe closes the child's stdin.
+        let write_in = async {
+            if let Some(mut p) = in_pipe.take() {
+                let _ = p.write_all(&input).await;
+            }
+        };
         let mut out = Vec::new();
         let mut err = Vec::new();
         let read_out = async {
@@ -101,7 +116,7 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
                 let _ = p.read_to_end(&mut err).await;
             }
         };
-        let (_, _, status) = tokio::join!(read_out, read_err, child.wait());
+        let (_, _, _, status) = tokio::join!(write_in, read_out, read_err, child.wait());
         (out, err, status)
     };
     match tokio::time::timeout(spec.timeout, work).await {

@@ -6,6 +6,10 @@
 //! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
 //!   time from a FIFO queue (the in-flight op runs in a spawned task, so
 //!   [`GitHandle::status`] answers meanwhile), and its cloneable async front door.
+//! - Hot ops keep their process count low: revisions are resolved in batches
+//!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
+//!   (git itself is asked when the layout is not the plain files one), `commit_all` with
+//!   nothing to commit is one `status`, `diff_summary` one `log` and one `diff`.
 //! - `cmd.rs`: process runner. Every git (and the verify command) runs in its own process
 //!   group; on timeout — or when an op future is dropped — the whole group gets SIGKILL,
 //!   hooks included. A failure caused by a stale `*.lock` (old enough, no git process running
@@ -22,7 +26,10 @@
 //! - `worktrees/<worker-id>/`: one worktree per worker on `cco/<team>/<worker-id>` (flat mode:
 //!   team `flat`). Env files are copied in with mode 0600.
 //! - `integration/<target-slug>/`: private worktrees with a detached HEAD where merges are
-//!   made and verified before the target ref moves.
+//!   made and verified before the target ref moves. A clean merge with nothing to verify
+//!   needs no checkout: it is made in memory (`git merge-tree --write-tree` + `commit-tree`,
+//!   the same result as `git merge --no-ff`); conflicts, verify runs, merge hooks and
+//!   configuration that changes what `git merge` commits use the integration worktree.
 //! - Team branches are `cco/<team>/team` ([`team_branch`]): git cannot hold `cco/<team>` next to
 //!   `cco/<team>/<worker>` (a ref cannot be both a file and a directory).
 //! - Snapshots: `refs/cco/snapshots/<worker-id>/<timestamp>` (a commit whose parent is the

@@ -41,6 +41,8 @@ pub fn worker_branch(team: &str, worker_id: &str) -> String {
 struct WorktreeEntry {
     path: PathBuf,
     branch: Option<String>,
+    /// The worktree's private git dir (`$GIT_COMMON_DIR/worktrees/<id>`), when known.
+    git_dir: Option<PathBuf>,
 }
 
 pub struct GitRepo {
@@ -48,6 +50,10 @@ pub struct GitRepo {
     repo_dir: PathBuf,
     env_rel: Vec<PathBuf>,
     info: Mutex<Option<RepoInfo>>,
+    /// In-memory merges allowed (tests turn them off to compare with the worktree path).
+    fast_merge: std::sync::atomic::AtomicBool,
+    /// `Some(None)`: in-memory merges impossible; `Some(Some(hooks dir))`: possible.
+    merge_tree_env: Mutex<Option<Option<PathBuf>>>,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -81,6 +87,61 @@ fn timestamp() -> String {
     chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string()
 }
 
+/// Splits `git diff --numstat -z --stat` output into (files, insertions, deletions, stat).
+/// A numstat record is `<added>\t<deleted>\t<path>\0`, or for a rename/copy
+/// `<added>\t<deleted>\t\0<old>\0<new>\0` (the file is `<new>`, as `--name-only` lists it);
+/// binary files count `-`. The stat text follows the last record.
+fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String)> {
+    let (mut files, mut ins, mut del) = (Vec::new(), 0u64, 0u64);
+    let mut rest = out;
+    while !rest.is_empty() && !rest.starts_with(' ') {
+        let (added, r) = rest.split_once('\t')?;
+        let (deleted, r) = r.split_once('\t')?;
+        let num = |n: &str| -> Option<u64> {
+            if n == "-" {
+                Some(0)
+            } else {
+                n.parse().ok()
+            }
+        };
+        ins += num(added)?;
+        del += num(deleted)?;
+        let (path, r) = r.split_once('\0')?;
+        rest = if path.is_empty() {
+            let (_old, r) = r.split_once('\0')?;
+            let (new, r) = r.split_once('\0')?;
+            files.push(new.to_string());
+            r
+        } else {
+            files.push(path.to_string());
+            r
+        };
+    }
+    Some((files, ins, del, rest.to_string()))
+}
+
+/// git's whitespace clean-up of a commit message (`git stripspace`, no comment stripping):
+/// trailing whitespace removed from every line, leading and trailing blank lines dropped,
+/// runs of blank lines collapsed into one, every line ends with a newline.
+fn strip_space(msg: &str) -> String {
+    let mut out = String::new();
+    let mut blank = false;
+    for line in msg.split('\n') {
+        let line = line.trim_end_matches([' ', '\t', '\r']);
+        if line.is_empty() {
+            blank = true;
+            continue;
+        }
+        if blank && !out.is_empty() {
+            out.push('\n');
+        }
+        blank = false;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 fn count_markers(text: &str) -> usize {
     text.lines()
         .filter(|l| l.starts_with("<<<<<<<") || l.starts_with(">>>>>>>"))
@@ -107,7 +168,16 @@ impl GitRepo {
             repo_dir,
             env_rel,
             info: Mutex::new(None),
+            fast_merge: std::sync::atomic::AtomicBool::new(true),
+            merge_tree_env: Mutex::new(None),
         })
+    }
+
+    /// Testing aid: `false` makes every merge go through the integration worktree.
+    #[doc(hidden)]
+    pub fn set_in_memory_merges(&self, enabled: bool) {
+        self.fast_merge
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn config(&self) -> &GitConfig {
@@ -152,6 +222,18 @@ impl GitRepo {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Result<Output, GitError> {
+        self.git_io(op, dir, args, envs, None).await
+    }
+
+    /// [`GitRepo::git_out`] with `stdin` written to the process.
+    async fn git_io(
+        &self,
+        op: &str,
+        dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, GitError> {
         let mut envs: Vec<(String, String)> = envs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -173,6 +255,7 @@ impl GitRepo {
                 dir,
                 envs: envs.clone(),
                 timeout: self.cfg.git_timeout,
+                stdin: stdin.map(<[u8]>::to_vec),
             })
             .await?;
             if !out.success() && !retried {
@@ -251,6 +334,98 @@ impl GitRepo {
         self.resolve_required(&self.repo_dir, rev).await
     }
 
+    /// [`GitRepo::resolve`] of several revisions with one `cat-file --batch-check` (same
+    /// name resolution as `rev-parse --verify <rev>^{commit}`). Falls back to one
+    /// `rev-parse` per revision when a name cannot be sent on a line.
+    async fn resolve_many(
+        &self,
+        dir: &Path,
+        revs: &[String],
+    ) -> Result<Vec<Option<String>>, GitError> {
+        for rev in revs {
+            if rev.starts_with('-') || rev.is_empty() {
+                return Err(GitError::invalid(
+                    "resolve",
+                    format!("bad revision {rev:?}"),
+                ));
+            }
+        }
+        let batchable = revs.len() > 1
+            && revs
+                .iter()
+                .all(|r| !r.contains(['\n', '\r', '\0']) && r.trim() == r);
+        if !batchable {
+            let mut out = Vec::with_capacity(revs.len());
+            for rev in revs {
+                out.push(self.resolve(dir, rev).await?);
+            }
+            return Ok(out);
+        }
+        let mut input = String::new();
+        for rev in revs {
+            input.push_str(rev);
+            input.push_str("^{commit}\n");
+        }
+        let args = ["cat-file", "--batch-check=%(objectname)"];
+        let out = self
+            .git_io("rev-parse", dir, &args, &[], Some(input.as_bytes()))
+            .await?;
+        let out = cmd::check("rev-parse", &strs(&args), dir, out)?;
+        // "<oid>" per resolved name; "<name> missing" / "<name> ambiguous" otherwise.
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        if lines.len() != revs.len() {
+            return Err(GitError::invalid(
+                "resolve",
+                format!("cat-file answered {} of {} names", lines.len(), revs.len()),
+            ));
+        }
+        Ok(lines
+            .into_iter()
+            .map(|l| {
+                let l = l.trim();
+                (matches!(l.len(), 40 | 64) && l.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| l.to_string())
+            })
+            .collect())
+    }
+
+    /// [`GitRepo::resolve_branchish`] of several names with one git process (run in `dir`;
+    /// only give names that resolve the same in every worktree).
+    async fn resolve_branchish_many(
+        &self,
+        dir: &Path,
+        names: &[&str],
+    ) -> Result<Vec<String>, GitError> {
+        let mut revs = Vec::new();
+        let mut idx = Vec::new();
+        for name in names {
+            let local = branch_name_problem(name)
+                .is_none()
+                .then(|| format!("refs/heads/{name}"));
+            idx.push((
+                local.as_ref().map(|_| revs.len()),
+                revs.len() + usize::from(local.is_some()),
+            ));
+            if let Some(l) = local {
+                revs.push(l);
+            }
+            revs.push(name.to_string());
+        }
+        let found = self.resolve_many(dir, &revs).await?;
+        names
+            .iter()
+            .zip(idx)
+            .map(|(name, (local, plain))| {
+                local
+                    .and_then(|i| found[i].clone())
+                    .or_else(|| found[plain].clone())
+                    .ok_or_else(|| GitError::NotFound {
+                        what: format!("revision {name}"),
+                    })
+            })
+            .collect()
+    }
+
     async fn is_ancestor(&self, dir: &Path, a: &str, b: &str) -> Result<bool, GitError> {
         let out = self
             .git_out(
@@ -305,7 +480,70 @@ impl GitRepo {
         Ok(!out.is_empty())
     }
 
+    /// The worktrees of the repository (main one first), like `git worktree list`.
     async fn worktrees(&self) -> Result<Vec<WorktreeEntry>, GitError> {
+        if let Some(list) = self.worktrees_from_files() {
+            return Ok(list);
+        }
+        self.worktrees_from_git().await
+    }
+
+    /// The worktree list read the way git reads it (`gitrepository-layout(5)`:
+    /// `$GIT_COMMON_DIR/HEAD`, `worktrees/<id>/gitdir` and `worktrees/<id>/HEAD`) without
+    /// spawning git. `None` (ask git) whenever the layout is not the plain files one.
+    fn worktrees_from_files(&self) -> Option<Vec<WorktreeEntry>> {
+        let common = self.repo_dir.join(".git");
+        if !common.is_dir() || common.join("reftable").exists() {
+            return None;
+        }
+        let branch_of = |head: &Path| -> Option<Option<String>> {
+            let text = std::fs::read_to_string(head).ok()?;
+            let text = text.trim_end_matches('\n');
+            if let Some(r) = text.strip_prefix("ref: ") {
+                // Symbolic HEAD to something else than a branch: let git describe it.
+                let b = r.strip_prefix("refs/heads/")?;
+                (!b.is_empty() && b != ".invalid").then(|| Some(b.to_string()))
+            } else if matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Some(None)
+            } else {
+                None
+            }
+        };
+        let main_path = std::fs::canonicalize(&self.repo_dir).ok()?;
+        let mut list = vec![WorktreeEntry {
+            path: main_path,
+            branch: branch_of(&common.join("HEAD"))?,
+            git_dir: Some(common.clone()),
+        }];
+        let dir = common.join("worktrees");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(list),
+            Err(_) => return None,
+        };
+        let mut linked = Vec::new();
+        for entry in entries {
+            let git_dir = entry.ok()?.path();
+            if !git_dir.is_dir() {
+                continue;
+            }
+            let gitdir = std::fs::read_to_string(git_dir.join("gitdir")).ok()?;
+            let dotgit = PathBuf::from(gitdir.trim_end_matches(['\n', '\r']));
+            if !dotgit.is_absolute() || dotgit.file_name() != Some(".git".as_ref()) {
+                return None;
+            }
+            linked.push(WorktreeEntry {
+                path: dotgit.parent()?.to_path_buf(),
+                branch: branch_of(&git_dir.join("HEAD"))?,
+                git_dir: Some(git_dir),
+            });
+        }
+        linked.sort_by(|a, b| a.path.cmp(&b.path));
+        list.extend(linked);
+        Some(list)
+    }
+
+    async fn worktrees_from_git(&self) -> Result<Vec<WorktreeEntry>, GitError> {
         let out = self
             .git(
                 "worktree",
@@ -325,7 +563,11 @@ impl GitRepo {
                 }
             }
             if let Some(path) = path {
-                list.push(WorktreeEntry { path, branch });
+                list.push(WorktreeEntry {
+                    path,
+                    branch,
+                    git_dir: None,
+                });
             }
         }
         Ok(list)
@@ -793,7 +1035,28 @@ impl GitRepo {
         worktree: &Path,
         message: &str,
     ) -> Result<Option<String>, GitError> {
-        self.our_worktree(worktree).await?;
+        let entry = self.our_worktree(worktree).await?;
+        // Common case (agents commit their own work): nothing staged, changed or untracked
+        // and no merge in progress — one `status` answers it. Anything else takes the full
+        // path below.
+        if let Some(git_dir) = &entry.git_dir {
+            let status = self
+                .git(
+                    "status",
+                    worktree,
+                    &[
+                        "status",
+                        "--porcelain",
+                        "-z",
+                        "--untracked-files=normal",
+                        "--ignore-submodules=none",
+                    ],
+                )
+                .await?;
+            if status.is_empty() && !git_dir.join("MERGE_HEAD").exists() {
+                return Ok(None);
+            }
+        }
         // `add -A` would mark conflicted files resolved, markers and all.
         let unmerged = self.unmerged_files(worktree).await?;
         if !unmerged.is_empty() {
@@ -949,9 +1212,22 @@ impl GitRepo {
         onto: &str,
     ) -> Result<SyncOutcome, GitError> {
         self.our_worktree(worktree).await?;
-        let target = self.resolve_branchish(onto).await?;
-        let head = self.resolve_required(worktree, "HEAD").await?;
-        let merging = self.merging(worktree).await?;
+        // One process for the target, HEAD and MERGE_HEAD. Branches are shared by every
+        // worktree; any other name of `onto` is resolved in the clone, as before.
+        let local = branch_name_problem(onto)
+            .is_none()
+            .then(|| format!("refs/heads/{onto}"));
+        let mut revs = vec!["HEAD".to_string(), "MERGE_HEAD".to_string()];
+        revs.extend(local.clone());
+        let found = self.resolve_many(worktree, &revs).await?;
+        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
+            what: "revision HEAD".into(),
+        })?;
+        let merging = found[1].is_some();
+        let target = match found.get(2).cloned().flatten() {
+            Some(t) => t,
+            None => self.resolve_required(&self.repo_dir, onto).await?,
+        };
         let dirty = self.is_dirty(worktree).await?;
         let contained = self.is_ancestor(worktree, &head, &target).await?;
         let worker_id = worktree
@@ -979,9 +1255,18 @@ impl GitRepo {
 
     // ----- merging -----------------------------------------------------------------------
 
-    /// Merges `source` into `target` in a private integration worktree (detached at the
-    /// target tip), resolves conflicts per strategy, runs the verify gate, then moves the
-    /// target with compare-and-swap. The target never moves on conflict or a red gate.
+    /// Merges `source` into `target`, resolves conflicts per strategy, runs the verify gate,
+    /// then moves the target with compare-and-swap. The target never moves on conflict or a
+    /// red gate.
+    ///
+    /// A clean merge that needs no checkout (no verify command to run) is made in memory:
+    /// `git merge-tree --write-tree` (the same `ort` merge `git merge` runs, attributes read
+    /// from the target tip as in the integration worktree), `commit-tree` with both parents
+    /// and the message `git merge` would write. Everything else — conflicts (and so `union`
+    /// and the conflict reports), verify runs, hooks `git merge` would run, configuration
+    /// that changes what `git merge` commits, a git without the needed `merge-tree` — is
+    /// merged in a private integration worktree (detached at the target tip) with
+    /// `git merge --no-ff`.
     pub async fn merge(&self, req: &MergeRequest) -> Result<MergeOutcome, GitError> {
         let repo = self.repo_dir.clone();
         if let Some(problem) = branch_name_problem(&req.target) {
@@ -991,16 +1276,26 @@ impl GitRepo {
             });
         }
         let target_ref = format!("refs/heads/{}", req.target);
-        let old = self
-            .resolve(&repo, &target_ref)
-            .await?
-            .ok_or_else(|| GitError::NotFound {
-                what: format!("branch {}", req.target),
-            })?;
-        let src = self.resolve_branchish(&req.source).await?;
-        if self.is_ancestor(&repo, &src, &old).await? {
-            return Ok(MergeOutcome::UpToDate { commit: old });
-        }
+        // Target tip and source in one process (the source: a local branch wins).
+        let source_local = branch_name_problem(&req.source)
+            .is_none()
+            .then(|| format!("refs/heads/{}", req.source));
+        let mut revs = vec![target_ref.clone()];
+        revs.extend(source_local.clone());
+        revs.push(req.source.clone());
+        let found = self.resolve_many(&repo, &revs).await?;
+        let old = found[0].clone().ok_or_else(|| GitError::NotFound {
+            what: format!("branch {}", req.target),
+        })?;
+        let src =
+            found[1..]
+                .iter()
+                .flatten()
+                .next()
+                .cloned()
+                .ok_or_else(|| GitError::NotFound {
+                    what: format!("revision {}", req.source),
+                })?;
         let mut mb = self
             .git_out("merge-base", &repo, &["merge-base", &old, &src], &[])
             .await?;
@@ -1025,6 +1320,10 @@ impl GitRepo {
             .stdout
             .trim()
             .to_string();
+        // The source is contained in the target exactly when it is their (only) merge base.
+        if mb == src {
+            return Ok(MergeOutcome::UpToDate { commit: old });
+        }
         let added = self
             .git(
                 "diff",
@@ -1050,20 +1349,250 @@ impl GitRepo {
                 path: secret,
             });
         }
-
-        let wt = self.integration_path(&req.target);
-        self.prepare_integration(&wt, &old).await?;
         let msg = req
             .message
             .clone()
             .unwrap_or_else(|| format!("Merge {} into {}", req.source, req.target));
-        let mut args = vec!["merge", "-q", "--no-ff", "--no-edit", "-m", &msg];
+
+        let needs_checkout = req.verify && self.cfg.verify_command.is_some();
+        if !needs_checkout {
+            if let Some(new) = self.merge_in_memory(req, &old, &src, &msg).await? {
+                return self.land(req, &target_ref, &msg, &old, new, None).await;
+            }
+        }
+        self.merge_in_worktree(req, &target_ref, &msg, &old, &src)
+            .await
+    }
+
+    /// The merge commit of a clean merge of `src` into `old` made without a checkout, or
+    /// `None` when this merge must go through the integration worktree.
+    async fn merge_in_memory(
+        &self,
+        req: &MergeRequest,
+        old: &str,
+        src: &str,
+        msg: &str,
+    ) -> Result<Option<String>, GitError> {
+        if !self.fast_merge.load(std::sync::atomic::Ordering::Relaxed)
+            || !self.merge_tree_usable().await?
+        {
+            return Ok(None);
+        }
+        // `git merge` writes the message after whitespace cleanup and refuses an empty one.
+        let message = strip_space(msg);
+        if message.is_empty() {
+            return Ok(None);
+        }
+        let repo = &self.repo_dir;
+        let attr_source = format!("--attr-source={old}");
+        let mut args = vec![
+            attr_source.as_str(),
+            "merge-tree",
+            "--write-tree",
+            "--no-messages",
+            "--name-only",
+            "-z",
+        ];
         match req.strategy {
             MergeStrategy::Ours => args.extend(["-X", "ours"]),
             MergeStrategy::Theirs => args.extend(["-X", "theirs"]),
             _ => {}
         }
-        args.push(&src);
+        args.extend(["--end-of-options", old, src]);
+        let out = self.git_out("merge-tree", repo, &args, &[]).await?;
+        let tree = out.stdout.split('\0').next().unwrap_or("").trim();
+        let tree_ok = matches!(tree.len(), 40 | 64) && tree.bytes().all(|b| b.is_ascii_hexdigit());
+        if out.code != Some(0) || !tree_ok {
+            // 1 = conflicts: the worktree path reports (or union-resolves) them exactly as
+            // `git merge` leaves them. Anything else is unexpected: let `git merge` decide.
+            if out.code != Some(1) {
+                tracing::warn!(code = ?out.code, stderr = %tail(&out.stderr, 500), "merge-tree failed; merging in the integration worktree");
+            }
+            return Ok(None);
+        }
+        let commit = self
+            .git_io(
+                "commit-tree",
+                repo,
+                &["commit-tree", tree, "-p", old, "-p", src, "-F", "-"],
+                &[],
+                Some(message.as_bytes()),
+            )
+            .await?;
+        let commit = cmd::check(
+            "commit-tree",
+            &strs(&["commit-tree", tree, "-p", old, "-p", src, "-F", "-"]),
+            repo,
+            commit,
+        )?
+        .stdout
+        .trim()
+        .to_string();
+        Ok(Some(commit))
+    }
+
+    /// Whether [`GitRepo::merge_in_memory`] may be used: the installed git has
+    /// `merge-tree --write-tree` with `-X` and `--attr-source` (probed once), no
+    /// configuration makes `git merge` commit something else than `commit-tree` would
+    /// (`merge.log`, `merge.renormalize`, `merge.verifySignatures`, `commit.cleanup`, a
+    /// relative `core.hooksPath`; read once per repository), and no hook `git merge` runs
+    /// is installed (checked every time).
+    async fn merge_tree_usable(&self) -> Result<bool, GitError> {
+        let cached = self.merge_tree_env.lock().ok().and_then(|g| g.clone());
+        let env = match cached {
+            Some(env) => env,
+            None => {
+                let env = self.probe_merge_tree_env().await?;
+                if let Ok(mut g) = self.merge_tree_env.lock() {
+                    *g = Some(env.clone());
+                }
+                env
+            }
+        };
+        let Some(hooks) = env else {
+            return Ok(false);
+        };
+        for hook in [
+            "pre-merge-commit",
+            "prepare-commit-msg",
+            "commit-msg",
+            "post-merge",
+        ] {
+            let p = hooks.join(hook);
+            if std::fs::metadata(&p)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `Some(hooks dir)` when in-memory merges are possible (see `merge_tree_usable`).
+    async fn probe_merge_tree_env(&self) -> Result<Option<PathBuf>, GitError> {
+        let repo = &self.repo_dir;
+        let probe = self
+            .git_out(
+                "merge-tree",
+                repo,
+                &[
+                    "--attr-source=HEAD",
+                    "merge-tree",
+                    "--write-tree",
+                    "--no-messages",
+                    "--name-only",
+                    "-z",
+                    "-X",
+                    "ours",
+                    "--end-of-options",
+                    "HEAD",
+                    "HEAD",
+                ],
+                &[],
+            )
+            .await?;
+        if !probe.success() {
+            tracing::info!(stderr = %tail(&probe.stderr, 300), "git merge-tree --write-tree unusable; merges use the integration worktree");
+            return Ok(None);
+        }
+        let out = self
+            .git_out(
+                "config",
+                repo,
+                &[
+                    "config",
+                    "-z",
+                    "--get-regexp",
+                    r"^(merge\.(log|renormalize|verifysignatures)|commit\.cleanup|core\.hookspath)$",
+                ],
+                &[],
+            )
+            .await?;
+        let mut hooks = repo.join(".git").join("hooks");
+        for item in nul_list(&out.stdout) {
+            let (key, value) = item.split_once('\n').unwrap_or((item.as_str(), ""));
+            let v = value.trim().to_ascii_lowercase();
+            let off = matches!(v.as_str(), "false" | "no" | "off" | "0" | "");
+            let blocks = match key {
+                "merge.log" | "merge.renormalize" | "merge.verifysignatures" => !off,
+                "commit.cleanup" => !matches!(v.as_str(), "default" | "whitespace"),
+                "core.hookspath" => {
+                    let p = PathBuf::from(value);
+                    if p.is_absolute() {
+                        hooks = p;
+                        false
+                    } else {
+                        true
+                    }
+                }
+                _ => true,
+            };
+            if blocks {
+                tracing::info!(%key, %value, "configuration changes what git merge commits; merges use the integration worktree");
+                return Ok(None);
+            }
+        }
+        Ok(Some(hooks))
+    }
+
+    /// Moves the target from `old` to `new` (compare-and-swap), keeps checkouts of the target
+    /// consistent, pushes base merges.
+    async fn land(
+        &self,
+        req: &MergeRequest,
+        target_ref: &str,
+        msg: &str,
+        old: &str,
+        new: String,
+        integration: Option<&Path>,
+    ) -> Result<MergeOutcome, GitError> {
+        let repo = &self.repo_dir;
+        let out = self
+            .git_out(
+                "update-ref",
+                repo,
+                &["update-ref", "-m", msg, target_ref, &new, old],
+                &[],
+            )
+            .await?;
+        if !out.success() {
+            let actual = self.resolve(repo, target_ref).await?.unwrap_or_default();
+            return Err(GitError::RefMoved {
+                branch: req.target.clone(),
+                expected: old.to_string(),
+                actual,
+            });
+        }
+        self.refresh_checkouts(&req.target, old, &new, integration)
+            .await?;
+        let pushed = self.push_after_merge(&req.target).await?;
+        tracing::info!(source = %req.source, target = %req.target, commit = %new, "merged");
+        Ok(MergeOutcome::Merged {
+            commit: new,
+            previous: old.to_string(),
+            pushed,
+        })
+    }
+
+    /// `git merge --no-ff` in the private integration worktree (detached at `old`), conflict
+    /// handling per strategy, the verify gate, then [`GitRepo::land`].
+    async fn merge_in_worktree(
+        &self,
+        req: &MergeRequest,
+        target_ref: &str,
+        msg: &str,
+        old: &str,
+        src: &str,
+    ) -> Result<MergeOutcome, GitError> {
+        let wt = self.integration_path(&req.target);
+        self.prepare_integration(&wt, old).await?;
+        let mut args = vec!["merge", "-q", "--no-ff", "--no-edit", "-m", msg];
+        match req.strategy {
+            MergeStrategy::Ours => args.extend(["-X", "ours"]),
+            MergeStrategy::Theirs => args.extend(["-X", "theirs"]),
+            _ => {}
+        }
+        args.push(src);
         let out = self.git_out("merge", &wt, &args, &[]).await?;
         if !out.success() {
             let files = self.unmerged_files(&wt).await?;
@@ -1096,37 +1625,13 @@ impl GitRepo {
                 self.copy_env_files(&wt)?;
                 if let Some(output_tail) = self.run_verify(&wt, command).await? {
                     let _ = self
-                        .git_out("reset", &wt, &["reset", "-q", "--hard", &old], &[])
+                        .git_out("reset", &wt, &["reset", "-q", "--hard", old], &[])
                         .await;
                     return Ok(MergeOutcome::VerifyFailed { output_tail });
                 }
             }
         }
-
-        let out = self
-            .git_out(
-                "update-ref",
-                &repo,
-                &["update-ref", "-m", &msg, &target_ref, &new, &old],
-                &[],
-            )
-            .await?;
-        if !out.success() {
-            let actual = self.resolve(&repo, &target_ref).await?.unwrap_or_default();
-            return Err(GitError::RefMoved {
-                branch: req.target.clone(),
-                expected: old,
-                actual,
-            });
-        }
-        self.refresh_checkouts(&req.target, &old, &new, &wt).await?;
-        let pushed = self.push_after_merge(&req.target).await?;
-        tracing::info!(source = %req.source, target = %req.target, commit = %new, "merged");
-        Ok(MergeOutcome::Merged {
-            commit: new,
-            previous: old,
-            pushed,
-        })
+        self.land(req, target_ref, msg, old, new, Some(&wt)).await
     }
 
     async fn prepare_integration(&self, wt: &Path, old: &str) -> Result<(), GitError> {
@@ -1233,6 +1738,7 @@ impl GitRepo {
             dir: wt,
             envs: vec![],
             timeout: self.cfg.verify_timeout,
+            stdin: None,
         })
         .await;
         match res {
@@ -1256,10 +1762,10 @@ impl GitRepo {
         target: &str,
         old: &str,
         new: &str,
-        integration: &Path,
+        integration: Option<&Path>,
     ) -> Result<(), GitError> {
         for e in self.worktrees().await? {
-            if e.branch.as_deref() == Some(target) && e.path != integration {
+            if e.branch.as_deref() == Some(target) && Some(e.path.as_path()) != integration {
                 let out = self
                     .git_out(
                         "read-tree",
@@ -1453,8 +1959,8 @@ impl GitRepo {
     /// What `head` adds over `base` (commits `base..head`, changes since their merge base).
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let repo = &self.repo_dir;
-        let b = self.resolve_branchish(base).await?;
-        let h = self.resolve_branchish(head).await?;
+        let resolved = self.resolve_branchish_many(repo, &[base, head]).await?;
+        let (b, h) = (&resolved[0], &resolved[1]);
         let range = format!("{b}..{h}");
         let three = format!("{b}...{h}");
         let log = self
@@ -1465,21 +1971,15 @@ impl GitRepo {
             .filter_map(|l| l.split_once('\x1f'))
             .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
             .collect();
-        let files = nul_list(
-            &self
-                .git("diff", repo, &["diff", "--name-only", "-z", &three])
-                .await?,
-        );
-        let numstat = self
-            .git("diff", repo, &["diff", "--numstat", &three])
+        // One diff for files, counts and the stat: `--numstat -z` records first, then the
+        // `--stat` text (each of its lines starts with a space).
+        let out = self
+            .git("diff", repo, &["diff", "--numstat", "-z", "--stat", &three])
             .await?;
-        let (mut insertions, mut deletions) = (0u64, 0u64);
-        for line in numstat.lines() {
-            let mut parts = line.split('\t');
-            insertions += parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-            deletions += parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        }
-        let stat = self.git("diff", repo, &["diff", "--stat", &three]).await?;
+        let (files, insertions, deletions, stat) =
+            parse_numstat_z_then_stat(&out).ok_or_else(|| {
+                GitError::invalid("diff", "unexpected `diff --numstat -z --stat` output")
+            })?;
         Ok(DiffSummary {
             commits,
             files,
@@ -1498,5 +1998,87 @@ impl GitRepo {
             &["log", "--graph", "--oneline", "--decorate", &n, &sha],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_space_matches_git_stripspace() {
+        for msg in [
+            "Merge a into b",
+            "\n\n  lead  \t\n\n\n\nbody # kept \r\n\n\n",
+            "a\n \n\t\nb\x0b\nc\x0c\n",
+            "",
+            " \n\t\n",
+        ] {
+            let mut child = std::process::Command::new("git")
+                .arg("stripspace")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(msg.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                strip_space(msg),
+                String::from_utf8_lossy(&out.stdout),
+                "{msg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn numstat_z_then_stat() {
+        let out = "-\t-\tbin.dat\x000\t0\t\0f\0g \u{e9}.txt\x001\t2\ttab\tname\0 bin.dat | Bin\n 3 files changed\n";
+        let (files, ins, del, stat) = parse_numstat_z_then_stat(out).unwrap();
+        assert_eq!(files, vec!["bin.dat", "g \u{e9}.txt", "tab\tname"]);
+        assert_eq!((ins, del), (1, 2));
+        assert_eq!(stat, " bin.dat | Bin\n 3 files changed\n");
+        assert_eq!(parse_numstat_z_then_stat("").unwrap().0.len(), 0);
+        assert!(parse_numstat_z_then_stat("garbage").is_none());
+    }
+
+    #[tokio::test]
+    async fn worktree_list_from_files_matches_git() {
+        let tmp = cco_testkit::temp_dir();
+        let src = cco_testkit::init_repo(&tmp.path().join("src"));
+        let repo =
+            GitRepo::new(GitConfig::new(tmp.path().join("ws"), src.to_string_lossy())).unwrap();
+        repo.setup().await.unwrap();
+        repo.create_worktree("flat", "w1", "main").await.unwrap();
+        let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
+        // A detached one and one on the base branch.
+        cco_testkit::git(&w2.path, &["checkout", "-q", "--detach"]);
+        let on_main = tmp.path().join("on main");
+        cco_testkit::git(
+            repo.repo_dir(),
+            &["worktree", "add", "-q", &on_main.to_string_lossy(), "main"],
+        );
+        let canon = |list: Vec<WorktreeEntry>| -> Vec<(PathBuf, Option<String>)> {
+            let mut v: Vec<_> = list
+                .into_iter()
+                .map(|e| (std::fs::canonicalize(&e.path).unwrap(), e.branch))
+                .collect();
+            v.sort();
+            v
+        };
+        let files = repo.worktrees_from_files().expect("plain layout");
+        assert!(files.iter().skip(1).all(|e| e.git_dir.is_some()));
+        let files = canon(files);
+        assert_eq!(files.len(), 4);
+        assert_eq!(files, canon(repo.worktrees_from_git().await.unwrap()));
+        assert!(files.contains(&(
+            std::fs::canonicalize(&on_main).unwrap(),
+            Some("main".into())
+        )));
     }
 }
