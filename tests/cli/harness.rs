@@ -25,10 +25,12 @@ pub fn simple_script(ids: &[&str], worker_steps: Option<Value>) -> Value {
         json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
     ];
     for id in ids {
-        let steps = worker_steps.clone().unwrap_or_else(|| json!([
-            {"write": {"path": format!("{id}.txt"), "content": format!("{id}\n")}},
-            {"commit": format!("Add {id}")}
-        ]));
+        let steps = worker_steps.clone().unwrap_or_else(|| {
+            json!([
+                {"write": {"path": format!("{id}.txt"), "content": format!("{id}\n")}},
+                {"commit": format!("Add {id}")}
+            ])
+        });
         rules.push(json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": steps, "cost_usd": 0.01}));
     }
     json!({"rules": rules})
@@ -41,7 +43,13 @@ impl CliProject {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         let script_path = cco_testkit::write_script(&config_dir, &script);
-        cco_testkit::fake_claude_wrapper(&config_dir, cco_testkit::fake_claude(), &script_path, &config_dir.join("fake-state")).unwrap();
+        cco_testkit::fake_claude_wrapper(
+            &config_dir,
+            cco_testkit::fake_claude(),
+            &script_path,
+            &config_dir.join("fake-state"),
+        )
+        .unwrap();
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 2,
@@ -54,9 +62,18 @@ impl CliProject {
         for (k, v) in config.as_object().unwrap() {
             full[k] = v.clone();
         }
-        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full).unwrap()).unwrap();
+        std::fs::write(
+            config_dir.join("orchestrator.json"),
+            serde_json::to_vec_pretty(&full).unwrap(),
+        )
+        .unwrap();
         let stderr_path = dir.path().join("cco.stderr");
-        CliProject { dir, source, config_dir, stderr_path }
+        CliProject {
+            dir,
+            source,
+            config_dir,
+            stderr_path,
+        }
     }
 
     /// `cco <args> --config <dir>`; stderr goes to a file the test can poll.
@@ -84,7 +101,9 @@ impl CliProject {
     pub fn wait_for_run_dir(&self) -> PathBuf {
         let mut found = None;
         cco_testkit::wait_until(Duration::from_secs(30), "the run folder", || {
-            found = std::fs::read_dir(self.logs_dir()).ok().and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())));
+            found = std::fs::read_dir(self.logs_dir())
+                .ok()
+                .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())));
             found.is_some()
         });
         found.unwrap()
@@ -95,7 +114,11 @@ impl CliProject {
     pub fn wait_for_worker_pids(&self, child: &mut Child, count: usize) -> Vec<u32> {
         let mut pids = Vec::new();
         cco_testkit::wait_until(Duration::from_secs(30), "worker claude processes", || {
-            assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", self.stderr());
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cco exited early: {}",
+                self.stderr()
+            );
             pids = worker_processes(child.id());
             pids.len() >= count
         });
@@ -104,21 +127,32 @@ impl CliProject {
 
     pub fn files_on_main(&self) -> Vec<String> {
         let repo = self.config_dir.join("workspace").join("repo");
-        cco_testkit::git(&repo, &["ls-tree", "-r", "--name-only", "main"]).lines().map(str::to_string).collect()
+        cco_testkit::git(&repo, &["ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
 /// Direct children of `parent` with `CCO_AGENT_ROLE=worker` in their environment.
 fn worker_processes(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            ppid == Some(parent) && env.split(|b| *b == 0).any(|v| v == b"CCO_AGENT_ROLE=worker")
+            ppid == Some(parent)
+                && env
+                    .split(|b| *b == 0)
+                    .any(|v| v == b"CCO_AGENT_ROLE=worker")
         })
         .collect()
 }

@@ -16,19 +16,32 @@ fn combined_log(project: &CliProject) -> String {
 
 #[test]
 fn combined_log_holds_every_agent_and_cco_logs_selects_one() {
-    let project = CliProject::new(json!({"workerCount": 2}), simple_script(&["t1", "t2"], None));
+    let project = CliProject::new(
+        json!({"workerCount": 2}),
+        simple_script(&["t1", "t2"], None),
+    );
     let out = project.cco(&["start", "--plain"]).output().unwrap();
     assert!(out.status.success(), "stderr:\n{}", project.stderr());
     // The writer flushes event by event; the run's last line is there once cco has exited,
     // but poll with a deadline rather than assume it.
-    cco_testkit::wait_until(Duration::from_secs(10), "the run's last line in combined.log", || {
-        combined_log(&project).contains("cco run finished: complete")
-    });
+    cco_testkit::wait_until(
+        Duration::from_secs(10),
+        "the run's last line in combined.log",
+        || combined_log(&project).contains("cco run finished: complete"),
+    );
     let log = combined_log(&project);
     for agent in ["director", "coordinator", "worker-1", "worker-2"] {
-        assert!(log.lines().any(|l| l.split(' ').nth(1) == Some(agent)), "{agent} missing:\n{log}");
+        assert!(
+            log.lines().any(|l| l.split(' ').nth(1) == Some(agent)),
+            "{agent} missing:\n{log}"
+        );
     }
-    for needle in ["cco merged ", "worker-1 tool: ", "worker-1 assigned task ", "coordinator state: "] {
+    for needle in [
+        "cco merged ",
+        "worker-1 tool: ",
+        "worker-1 assigned task ",
+        "coordinator state: ",
+    ] {
         assert!(log.contains(needle), "{needle:?} missing:\n{log}");
     }
 
@@ -37,7 +50,11 @@ fn combined_log_holds_every_agent_and_cco_logs_selects_one() {
     assert!(logs.status.success(), "stderr:\n{}", project.stderr());
     assert!(text.lines().count() >= 3, "{text}");
     for line in text.lines() {
-        assert_eq!(line.split(' ').nth(1), Some("worker-1"), "a line of another agent: {line}\n{text}");
+        assert_eq!(
+            line.split(' ').nth(1),
+            Some("worker-1"),
+            "a line of another agent: {line}\n{text}"
+        );
     }
     assert!(text.contains("tool: "), "{text}");
 
@@ -45,7 +62,10 @@ fn combined_log_holds_every_agent_and_cco_logs_selects_one() {
     let stderr = project.stderr();
     assert_eq!(nobody.status.code(), Some(1), "{stderr}");
     assert!(nobody.stdout.is_empty());
-    assert!(stderr.contains("nobody") && stderr.contains("agents seen") && stderr.contains("worker-2"), "{stderr}");
+    assert!(
+        stderr.contains("nobody") && stderr.contains("agents seen") && stderr.contains("worker-2"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -69,13 +89,19 @@ fn cco_logs_follow_prints_lines_added_later() {
     });
     // Appended in two writes: a half line must not be printed before it is complete.
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new().append(true).open(run_dir.join("combined.log")).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(run_dir.join("combined.log"))
+        .unwrap();
     file.write_all(b"2099-01-01T00:00:00.000Z worker-2 not this one\n2099-01-01T00:00:00.000Z worker-1 appended ").unwrap();
     file.flush().unwrap();
     file.write_all(b"later\n").unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !reader.is_finished() {
-        assert!(std::time::Instant::now() < deadline, "cco logs -f did not print the appended line");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cco logs -f did not print the appended line"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
@@ -88,8 +114,20 @@ fn cco_logs_follow_prints_lines_added_later() {
 /// `cco start` on a terminal draws the live block and gives the cursor back at the end.
 #[test]
 fn on_a_terminal_start_draws_the_live_view_and_restores_the_cursor() {
-    let project = CliProject::new(json!({"workerCount": 2}), simple_script(&["t1", "t2"], None));
-    let pty = nix::pty::openpty(Some(&nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 }), None).unwrap();
+    let project = CliProject::new(
+        json!({"workerCount": 2}),
+        simple_script(&["t1", "t2"], None),
+    );
+    let pty = nix::pty::openpty(
+        Some(&nix::pty::Winsize {
+            ws_row: 40,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
+        None,
+    )
+    .unwrap();
     let slave: OwnedFd = pty.slave;
     let mut cmd = project.cco(&["start"]);
     // stderr on the terminal too: while the block is drawn it goes through a pipe, above it.
@@ -113,13 +151,30 @@ fn on_a_terminal_start_draws_the_live_view_and_restores_the_cursor() {
     let status = wait_output(child, Duration::from_secs(60)).status;
     let screen = reader.join().unwrap();
     assert!(status.success(), "screen:\n{screen}");
-    assert!(screen.contains("\x1b[?25l"), "the cursor is hidden while drawing");
-    assert!(screen.contains("\x1b[?25h"), "the cursor is shown again at the end:\n{screen:?}");
+    assert!(
+        screen.contains("\x1b[?25l"),
+        "the cursor is hidden while drawing"
+    );
+    assert!(
+        screen.contains("\x1b[?25h"),
+        "the cursor is shown again at the end:\n{screen:?}"
+    );
     let shown = screen.rfind("\x1b[?25h").unwrap();
     assert!(screen.rfind("\x1b[?25l").unwrap() < shown);
-    for needle in ["logs in", "worker-1", "worker-2", "coordinator", "tasks done 2 failed 0", "merged", "run finished: complete"] {
+    for needle in [
+        "logs in",
+        "worker-1",
+        "worker-2",
+        "coordinator",
+        "tasks done 2 failed 0",
+        "merged",
+        "run finished: complete",
+    ] {
         assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
     }
     // Redrawn in place: cursor moves up over the previous block.
-    assert!(screen.contains("\x1b[") && screen.contains('F'), "no cursor movement:\n{screen:?}");
+    assert!(
+        screen.contains("\x1b[") && screen.contains('F'),
+        "no cursor movement:\n{screen:?}"
+    );
 }

@@ -41,13 +41,28 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
 
     // Wait until t1 and t2 are merged and t3 runs in a journaled claude process.
-    cco_testkit::wait_until(Duration::from_secs(60), "t1, t2 merged and t3 running", || {
-        assert!(child.try_wait().unwrap().is_none(), "cco exited early: {}", project.stderr());
-        journal(&project).is_some_and(|j| {
-            let t3_worker_has_pid = j["snapshot"]["agents"].as_array().unwrap().iter().any(|a| a["current_task"] == "flat/t3" && a["pid"].is_u64());
-            task_state(&j, "t1") == "done" && task_state(&j, "t2") == "done" && task_state(&j, "t3") == "running" && t3_worker_has_pid
-        })
-    });
+    cco_testkit::wait_until(
+        Duration::from_secs(60),
+        "t1, t2 merged and t3 running",
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cco exited early: {}",
+                project.stderr()
+            );
+            journal(&project).is_some_and(|j| {
+                let t3_worker_has_pid = j["snapshot"]["agents"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["current_task"] == "flat/t3" && a["pid"].is_u64());
+                task_state(&j, "t1") == "done"
+                    && task_state(&j, "t2") == "done"
+                    && task_state(&j, "t3") == "running"
+                    && t3_worker_has_pid
+            })
+        },
+    );
 
     // `cco status` while running lists every agent.
     let status = project.cco(&["status"]).output().unwrap();
@@ -69,23 +84,50 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     // A plain start refuses to run over an unfinished run.
     let refused = project.cco(&["start", "--plain"]).output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
-    assert!(project.stderr().contains("cco resume"), "{}", project.stderr());
+    assert!(
+        project.stderr().contains("cco resume"),
+        "{}",
+        project.stderr()
+    );
 
     let out = project.cco(&["resume", "--plain"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{}", project.stderr());
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        project.stderr()
+    );
     assert!(stdout.contains("run finished: complete"), "{stdout}");
-    assert!(!cco_testkit::process_group_alive(orphan), "the dead cco's claude process was left running");
+    assert!(
+        !cco_testkit::process_group_alive(orphan),
+        "the dead cco's claude process was left running"
+    );
 
-    let log = cco_testkit::git(&project.config_dir.join("workspace/repo"), &["log", "--format=%s", "main"]);
+    let log = cco_testkit::git(
+        &project.config_dir.join("workspace/repo"),
+        &["log", "--format=%s", "main"],
+    );
     for id in ids {
         let commits = log.lines().filter(|l| *l == format!("Add {id}")).count();
-        let merges = log.lines().filter(|l| *l == format!("Merge flat/{id}")).count();
-        assert_eq!((commits, merges), (1, 1), "{id} should land exactly once:\n{log}\n{stdout}");
+        let merges = log
+            .lines()
+            .filter(|l| *l == format!("Merge flat/{id}"))
+            .count();
+        assert_eq!(
+            (commits, merges),
+            (1, 1),
+            "{id} should land exactly once:\n{log}\n{stdout}"
+        );
     }
     let final_journal = journal(&project).unwrap();
     assert_eq!(final_journal["finished"], true);
-    let t3_session = final_journal["snapshot"]["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "t3").unwrap()["session_id"].clone();
+    let t3_session = final_journal["snapshot"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t3")
+        .unwrap()["session_id"]
+        .clone();
     assert!(t3_session.is_string(), "t3 kept its session id");
 
     // A damaged journal: `cco status` says so and shows the previous good state.
@@ -97,6 +139,12 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     let text = String::from_utf8_lossy(&status.stdout);
     let stderr = project.stderr();
     assert!(status.status.success(), "{stderr}");
-    assert!(stderr.contains("journal.json is damaged") && stderr.contains("previous good state"), "{stderr}");
-    assert!(text.contains("worker-1") && text.contains("coordinator"), "{text}");
+    assert!(
+        stderr.contains("journal.json is damaged") && stderr.contains("previous good state"),
+        "{stderr}"
+    );
+    assert!(
+        text.contains("worker-1") && text.contains("coordinator"),
+        "{text}"
+    );
 }

@@ -51,7 +51,13 @@ impl FaultProject {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         let script_path = cco_testkit::write_script(&config_dir, &script);
-        cco_testkit::fake_claude_wrapper(&config_dir, cco_testkit::fake_claude(), &script_path, &dir.path().join("fake-state")).unwrap();
+        cco_testkit::fake_claude_wrapper(
+            &config_dir,
+            cco_testkit::fake_claude(),
+            &script_path,
+            &dir.path().join("fake-state"),
+        )
+        .unwrap();
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 2,

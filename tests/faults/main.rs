@@ -310,7 +310,11 @@ fn a_log_directory_that_breaks_during_the_run_is_reported_and_the_run_goes_on() 
     eprintln!("{stdout}");
     // A transcript is a log: agents go on without one; the problem is reported by name.
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(out.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("run finished: complete"), "{stdout}");
     assert!(
         stderr.contains("running without a transcript") && stderr.contains("Not a directory"),

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use cco_config::AuthMode;
 use tracing::{debug, warn};
 
@@ -63,7 +62,11 @@ fn copy_private(from: &Path, to: &Path) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let data = std::fs::read(from)?;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)?;
     file.write_all(&data)
 }
 
@@ -79,8 +82,14 @@ mod tests {
         std::fs::write(user.path().join("unrelated.json"), "{}").unwrap();
         assert_eq!(super::copy_login_files(user.path(), agent.path()), 1);
         let copied = agent.path().join(".credentials.json");
-        assert_eq!(std::fs::read_to_string(&copied).unwrap(), "{\"token\":\"t\"}");
-        assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&copied).unwrap(),
+            "{\"token\":\"t\"}"
+        );
+        assert_eq!(
+            std::fs::metadata(&copied).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!agent.path().join("unrelated.json").exists());
         // The agent's own (possibly refreshed) login is kept.
         std::fs::write(&copied, "agent's own").unwrap();

@@ -149,7 +149,10 @@ pub struct StatusSnapshot {
 impl Board {
     pub fn new(run_id: &str, events: EventBus) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(BoardInner { phase: "starting".into(), ..Default::default() })),
+            inner: Arc::new(Mutex::new(BoardInner {
+                phase: "starting".into(),
+                ..Default::default()
+            })),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
             events,
             run_id: run_id.into(),
@@ -158,7 +161,9 @@ impl Board {
     }
 
     fn lock(&self) -> MutexGuard<'_, BoardInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Marks the board changed (wakes the journal writer).
@@ -194,11 +199,24 @@ impl Board {
     }
 
     /// Restores a journaled run (resume): tasks, agents, totals, specs, plan.
-    pub fn restore(&self, snapshot: &StatusSnapshot, specs: BTreeMap<String, TaskSpec>, plan: PlanState) {
+    pub fn restore(
+        &self,
+        snapshot: &StatusSnapshot,
+        specs: BTreeMap<String, TaskSpec>,
+        plan: PlanState,
+    ) {
         {
             let mut inner = self.lock();
-            inner.tasks = snapshot.tasks.iter().map(|t| (t.key.clone(), t.clone())).collect();
-            inner.agents = snapshot.agents.iter().map(|a| (a.id.clone(), a.clone())).collect();
+            inner.tasks = snapshot
+                .tasks
+                .iter()
+                .map(|t| (t.key.clone(), t.clone()))
+                .collect();
+            inner.agents = snapshot
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.clone()))
+                .collect();
             inner.totals = snapshot.totals.clone();
             inner.specs = specs;
             inner.plan = plan;
@@ -221,7 +239,14 @@ impl Board {
         self.events.emit(RunEvent::Phase { phase });
     }
 
-    pub fn register_agent(&self, id: &str, role: Role, team: Option<&str>, parent: Option<&str>, model: Option<&str>) {
+    pub fn register_agent(
+        &self,
+        id: &str,
+        role: Role,
+        team: Option<&str>,
+        parent: Option<&str>,
+        model: Option<&str>,
+    ) {
         let mut inner = self.lock();
         let restarts = inner.agents.get(id).map(|a| a.restarts).unwrap_or(0);
         let cost = inner.agents.get(id).map(|a| a.cost_usd).unwrap_or(0.0);
@@ -270,7 +295,10 @@ impl Board {
         };
         if changed {
             self.touch();
-            self.events.emit(RunEvent::AgentState { agent: id.to_string(), state });
+            self.events.emit(RunEvent::AgentState {
+                agent: id.to_string(),
+                state,
+            });
         }
     }
 
@@ -295,7 +323,10 @@ impl Board {
             inner.totals.cost_usd
         };
         self.touch();
-        self.events.emit(RunEvent::Cost { agent: agent.to_string(), total_usd: total });
+        self.events.emit(RunEvent::Cost {
+            agent: agent.to_string(),
+            total_usd: total,
+        });
         total
     }
 
@@ -320,7 +351,12 @@ impl Board {
     }
 
     pub fn tasks_of_team(&self, team: &str) -> Vec<TaskRecord> {
-        self.lock().tasks.values().filter(|t| t.team == team).cloned().collect()
+        self.lock()
+            .tasks
+            .values()
+            .filter(|t| t.team == team)
+            .cloned()
+            .collect()
     }
 
     pub fn count(&self, change: impl FnOnce(&mut Totals)) {
@@ -376,7 +412,11 @@ impl StatusSnapshot {
             restarts = agent.restarts,
             cost = agent.cost_usd,
         ));
-        for child in self.agents.iter().filter(|a| a.parent.as_deref() == Some(agent.id.as_str())) {
+        for child in self
+            .agents
+            .iter()
+            .filter(|a| a.parent.as_deref() == Some(agent.id.as_str()))
+        {
             self.render_node(child, depth + 1, out);
         }
     }

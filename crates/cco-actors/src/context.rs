@@ -53,11 +53,18 @@ impl RunContext {
     }
 
     pub fn register_cell(&self, agent: &str, cell: ractor::ActorCell) {
-        self.cells.lock().unwrap_or_else(|p| p.into_inner()).insert(agent.to_string(), cell);
+        self.cells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(agent.to_string(), cell);
     }
 
     pub fn cell(&self, agent: &str) -> Option<ractor::ActorCell> {
-        self.cells.lock().unwrap_or_else(|p| p.into_inner()).get(agent).cloned()
+        self.cells
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(agent)
+            .cloned()
     }
 
     pub fn is_forced(&self) -> bool {
@@ -75,7 +82,10 @@ impl RunContext {
 
     /// The agent's own `CLAUDE_CONFIG_DIR` (kept outside every worktree).
     pub fn agent_config_dir(&self, agent_id: &str) -> PathBuf {
-        self.workspace.join("agents").join(agent_id).join("claude-config")
+        self.workspace
+            .join("agents")
+            .join(agent_id)
+            .join("claude-config")
     }
 
     pub fn identity(&self, id: &str, role: Role, team: Option<&str>, cwd: &Path) -> AgentIdentity {
@@ -100,7 +110,12 @@ impl RunContext {
         credential: &Credential,
     ) -> SessionSpec {
         let config = &self.config.config;
-        let mut spec = SessionSpec::new(&self.config.claude_binary, prompt, &who.cwd, &who.config_dir);
+        let mut spec = SessionSpec::new(
+            &self.config.claude_binary,
+            prompt,
+            &who.cwd,
+            &who.config_dir,
+        );
         spec.label = who.id.clone();
         spec.model = Some(who.model.clone());
         spec.resume_session_id = resume.map(str::to_string);
@@ -115,7 +130,10 @@ impl RunContext {
         let mut env = vec![
             ("CCO_AGENT_ROLE".to_string(), who.role.as_str().to_string()),
             ("CCO_AGENT_ID".to_string(), who.id.clone()),
-            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(), "1".to_string()),
+            (
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
+                "1".to_string(),
+            ),
             ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
         ];
         if std::env::var_os("CLAUDE_CODE_MAX_RETRIES").is_none() {
@@ -132,9 +150,15 @@ impl RunContext {
         env.extend(credential.env());
         spec.env = env;
         let session_for_log = new_session.or(resume).unwrap_or("unknown");
-        spec.transcript = Some(self.run_dir.join("sessions").join(format!("{}-{}.jsonl", who.id, session_for_log)));
+        spec.transcript = Some(
+            self.run_dir
+                .join("sessions")
+                .join(format!("{}-{}.jsonl", who.id, session_for_log)),
+        );
         let redactor = Arc::clone(&self.redactor);
-        spec.redact = Some(Arc::new(move |line: &str| redactor.redact(line).into_owned()));
+        spec.redact = Some(Arc::new(move |line: &str| {
+            redactor.redact(line).into_owned()
+        }));
         spec
     }
 

@@ -32,16 +32,33 @@ pub enum DirectorMsg {
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
     /// A team finished its goal: merge its branch.
-    TeamIdle { team: String },
-    TeamFailed { team: String, reason: String },
-    TeamMerged { team: String, outcome: Result<MergeOutcome, String> },
-    TeamSynced { team: String },
+    TeamIdle {
+        team: String,
+    },
+    TeamFailed {
+        team: String,
+        reason: String,
+    },
+    TeamMerged {
+        team: String,
+        outcome: Result<MergeOutcome, String>,
+    },
+    TeamSynced {
+        team: String,
+    },
     /// The Coordinator (flat mode) says the project is complete.
-    RunComplete { reason: String },
+    RunComplete {
+        reason: String,
+    },
     CheckLimits,
     /// Stop the run: graceful, or forceful (SIGKILL at once).
-    Stop { reason: String, force: bool },
-    RespawnLead { slot: usize },
+    Stop {
+        reason: String,
+        force: bool,
+    },
+    RespawnLead {
+        slot: usize,
+    },
 }
 
 /// Why and how the run ended.
@@ -92,15 +109,31 @@ impl Actor for DirectorActor {
     type State = DirectorState;
     type Arguments = DirectorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<DirectorMsg>, args: DirectorArgs) -> Result<DirectorState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<DirectorMsg>,
+        args: DirectorArgs,
+    ) -> Result<DirectorState, ActorProcessingErr> {
         let DirectorArgs { ctx, ended } = args;
         let config = &ctx.config.config;
         let flat = config.is_flat();
-        ctx.board.register_agent(DIRECTOR_ID, Role::Director, None, None, (!flat).then(|| ctx.model_for(Role::Director)).as_deref());
+        ctx.board.register_agent(
+            DIRECTOR_ID,
+            Role::Director,
+            None,
+            None,
+            (!flat).then(|| ctx.model_for(Role::Director)).as_deref(),
+        );
         let mut leads = Vec::new();
-        let policy = RestartPolicy { max_restarts: 3, initial_backoff: config.restart_backoff(), ..RestartPolicy::default() };
+        let policy = RestartPolicy {
+            max_restarts: 3,
+            initial_backoff: config.restart_backoff(),
+            ..RestartPolicy::default()
+        };
         if flat {
-            let worker_ids = (1..=config.worker_count).map(|n| format!("worker-{n}")).collect();
+            let worker_ids = (1..=config.worker_count)
+                .map(|n| format!("worker-{n}"))
+                .collect();
             leads.push(LeadSlot {
                 id: "coordinator".into(),
                 team: "flat".into(),
@@ -116,7 +149,9 @@ impl Actor for DirectorActor {
             let mut next_worker = 1;
             for team_no in 1..=config.team_count() {
                 let size = group.min(config.worker_count + 1 - next_worker);
-                let worker_ids = (next_worker..next_worker + size).map(|n| format!("worker-{n}")).collect();
+                let worker_ids = (next_worker..next_worker + size)
+                    .map(|n| format!("worker-{n}"))
+                    .collect();
                 next_worker += size;
                 let team = format!("team-{team_no}");
                 leads.push(LeadSlot {
@@ -147,7 +182,12 @@ impl Actor for DirectorActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<DirectorMsg>, msg: DirectorMsg, state: &mut DirectorState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<DirectorMsg>,
+        msg: DirectorMsg,
+        state: &mut DirectorState,
+    ) -> Result<(), ActorProcessingErr> {
         if state.stopping {
             return Ok(());
         }
@@ -161,32 +201,66 @@ impl Actor for DirectorActor {
             DirectorMsg::TurnEnded(end) => state.on_turn_end(&myself, end).await,
             DirectorMsg::TeamIdle { team } => state.merge_team(&myself, &team),
             DirectorMsg::TeamFailed { team, reason } => {
-                state.history.push(format!("team {team} could not work on its goal: {reason}"));
-                state.ctx.board.events().emit(RunEvent::Warning { message: format!("{team}: {reason}") });
+                state
+                    .history
+                    .push(format!("team {team} could not work on its goal: {reason}"));
+                state.ctx.board.events().emit(RunEvent::Warning {
+                    message: format!("{team}: {reason}"),
+                });
                 if state.flat {
-                    state.stop(&myself, format!("coordinator failed: {reason}"), false, false).await;
+                    state
+                        .stop(
+                            &myself,
+                            format!("coordinator failed: {reason}"),
+                            false,
+                            false,
+                        )
+                        .await;
                 } else {
                     state.free_lead(&team);
                     state.dispatch(&myself);
                 }
             }
-            DirectorMsg::TeamMerged { team, outcome } => state.on_team_merged(&myself, &team, outcome),
+            DirectorMsg::TeamMerged { team, outcome } => {
+                state.on_team_merged(&myself, &team, outcome)
+            }
             DirectorMsg::TeamSynced { team } => {
                 state.free_lead(&team);
                 state.dispatch(&myself);
             }
-            DirectorMsg::RunComplete { reason } => state.stop(&myself, format!("complete: {reason}"), false, true).await,
+            DirectorMsg::RunComplete { reason } => {
+                state
+                    .stop(&myself, format!("complete: {reason}"), false, true)
+                    .await
+            }
             DirectorMsg::CheckLimits => {
                 let config = &state.ctx.config.config;
                 if let Some(budget) = config.max_budget_usd {
                     let spent = state.ctx.board.total_cost();
                     if spent >= budget {
-                        state.stop(&myself, format!("budget reached: ${spent:.4} of ${budget:.4}"), false, false).await;
+                        state
+                            .stop(
+                                &myself,
+                                format!("budget reached: ${spent:.4} of ${budget:.4}"),
+                                false,
+                                false,
+                            )
+                            .await;
                         return Ok(());
                     }
                 }
                 if state.started.elapsed() >= config.max_run_duration() {
-                    state.stop(&myself, format!("maximum run duration of {} minutes reached", config.max_run_duration_minutes), false, false).await;
+                    state
+                        .stop(
+                            &myself,
+                            format!(
+                                "maximum run duration of {} minutes reached",
+                                config.max_run_duration_minutes
+                            ),
+                            false,
+                            false,
+                        )
+                        .await;
                 }
             }
             DirectorMsg::Stop { reason, force } => state.stop(&myself, reason, force, false).await,
@@ -202,13 +276,24 @@ impl Actor for DirectorActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<DirectorMsg>, event: SupervisionEvent, state: &mut DirectorState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<DirectorMsg>,
+        event: SupervisionEvent,
+        state: &mut DirectorState,
+    ) -> Result<(), ActorProcessingErr> {
         let (cell, reason) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell.clone(), reason.clone().unwrap_or_default()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.clone(), reason.clone().unwrap_or_default())
+            }
             SupervisionEvent::ActorFailed(cell, error) => (cell.clone(), error.to_string()),
             _ => return Ok(()),
         };
-        let Some(slot) = state.leads.iter().position(|l| l.actor.as_ref().is_some_and(|a| a.get_id() == cell.get_id())) else {
+        let Some(slot) = state.leads.iter().position(|l| {
+            l.actor
+                .as_ref()
+                .is_some_and(|a| a.get_id() == cell.get_id())
+        }) else {
             return Ok(());
         };
         state.leads[slot].actor = None;
@@ -218,19 +303,35 @@ impl Actor for DirectorActor {
         let lead_id = state.leads[slot].id.clone();
         warn!(lead = %lead_id, %reason, "lead stopped unexpectedly");
         if let Some(goal) = state.leads[slot].goal.take() {
-            state.history.push(format!("team {} lost its goal '{}' when its lead failed: {reason}", state.leads[slot].team, goal.name));
+            state.history.push(format!(
+                "team {} lost its goal '{}' when its lead failed: {reason}",
+                state.leads[slot].team, goal.name
+            ));
         }
         match state.leads[slot].restarts.on_stop(true, Instant::now()) {
             RestartDecision::RestartAfter(delay) => {
                 let restarts = state.leads[slot].restarts.total();
-                state.ctx.board.update_agent(&lead_id, |a| a.restarts = restarts);
-                state.ctx.board.events().emit(RunEvent::ActorRestarted { agent: lead_id, restarts });
+                state
+                    .ctx
+                    .board
+                    .update_agent(&lead_id, |a| a.restarts = restarts);
+                state.ctx.board.events().emit(RunEvent::ActorRestarted {
+                    agent: lead_id,
+                    restarts,
+                });
                 state.leads[slot].busy = state.flat;
                 myself.send_after(delay, move || DirectorMsg::RespawnLead { slot });
             }
             _ => {
                 if state.leads.iter().all(|l| l.actor.is_none()) {
-                    state.stop(&myself, format!("{lead_id} failed too often: {reason}"), false, false).await;
+                    state
+                        .stop(
+                            &myself,
+                            format!("{lead_id} failed too often: {reason}"),
+                            false,
+                            false,
+                        )
+                        .await;
                 }
             }
         }
@@ -242,7 +343,11 @@ impl DirectorState {
     /// Mirrors the planning state onto the board (and so into the journal).
     fn persist_plan(&self) {
         let pending: Vec<TeamGoal> = self.goals.iter().cloned().collect();
-        let team_goals = self.leads.iter().filter_map(|l| l.goal.clone().map(|g| (l.team.clone(), g))).collect();
+        let team_goals = self
+            .leads
+            .iter()
+            .filter_map(|l| l.goal.clone().map(|g| (l.team.clone(), g)))
+            .collect();
         let history = self.history.clone();
         self.ctx.board.update_plan(|plan| {
             plan.pending_goals = pending;
@@ -294,7 +399,9 @@ impl DirectorState {
             }
         }
         if self.flat {
-            self.ctx.board.set_phase("running (flat: coordinator plans)");
+            self.ctx
+                .board
+                .set_phase("running (flat: coordinator plans)");
             self.ctx.board.set_agent_state(DIRECTOR_ID, "supervising");
             return Ok(());
         }
@@ -306,7 +413,10 @@ impl DirectorState {
             .map_err(|e| format!("director worktree: {e}"))?;
         std::fs::create_dir_all(self.ctx.agent_config_dir(DIRECTOR_ID))?;
         crate::auth::prepare_config_dir(&self.ctx, &self.ctx.agent_config_dir(DIRECTOR_ID));
-        self.who = Some(self.ctx.identity(DIRECTOR_ID, Role::Director, None, &worktree.path));
+        self.who = Some(
+            self.ctx
+                .identity(DIRECTOR_ID, Role::Director, None, &worktree.path),
+        );
         if self.ctx.resumed && self.restore_plan() {
             info!("resuming the journaled plan");
             self.ctx.board.set_phase("running (resumed)");
@@ -330,8 +440,18 @@ impl DirectorState {
 
     async fn spawn_lead(&mut self, myself: &ActorRef<DirectorMsg>, slot: usize) {
         let lead = &self.leads[slot];
-        let role = if self.flat { Role::Coordinator } else { Role::Em };
-        self.ctx.board.register_agent(&lead.id, role, Some(&lead.team), Some(DIRECTOR_ID), Some(&self.ctx.model_for(role)));
+        let role = if self.flat {
+            Role::Coordinator
+        } else {
+            Role::Em
+        };
+        self.ctx.board.register_agent(
+            &lead.id,
+            role,
+            Some(&lead.team),
+            Some(DIRECTOR_ID),
+            Some(&self.ctx.model_for(role)),
+        );
         let args = LeadArgs {
             ctx: Arc::clone(&self.ctx),
             id: lead.id.clone(),
@@ -343,12 +463,15 @@ impl DirectorState {
         };
         match LeadActor::spawn_linked(None, LeadActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
-                self.ctx.register_cell(&self.leads[slot].id, actor.get_cell());
+                self.ctx
+                    .register_cell(&self.leads[slot].id, actor.get_cell());
                 self.leads[slot].actor = Some(actor);
             }
             Err(error) => {
                 warn!(lead = %self.leads[slot].id, %error, "lead failed to start");
-                self.ctx.board.set_agent_state(&self.leads[slot].id, format!("failed to start: {error}"));
+                self.ctx
+                    .board
+                    .set_agent_state(&self.leads[slot].id, format!("failed to start: {error}"));
             }
         }
     }
@@ -383,28 +506,48 @@ impl DirectorState {
     }
 
     async fn on_turn_end(&mut self, myself: &ActorRef<DirectorMsg>, end: TurnEnd) {
-        let Some((attempt, _guard)) = self.turn.take() else { return };
+        let Some((attempt, _guard)) = self.turn.take() else {
+            return;
+        };
         self.ctx.board.update_agent(DIRECTOR_ID, |a| a.pid = None);
         let text = match end {
             TurnEnd::Cancelled => return,
-            TurnEnd::Done { result_text, session_id, .. } => {
+            TurnEnd::Done {
+                result_text,
+                session_id,
+                ..
+            } => {
                 self.session_id = session_id.or(self.session_id.take());
                 result_text
             }
             TurnEnd::Failed { reason, .. } => {
-                self.stop(myself, format!("director planning session failed: {reason}"), false, false).await;
+                self.stop(
+                    myself,
+                    format!("director planning session failed: {reason}"),
+                    false,
+                    false,
+                )
+                .await;
                 return;
             }
         };
         match cco_protocol::parse_director_plan(&text) {
             Ok(parsed) => {
                 for warning in parsed.warnings {
-                    self.ctx.board.events().emit(RunEvent::Warning { message: format!("director: {warning}") });
+                    self.ctx.board.events().emit(RunEvent::Warning {
+                        message: format!("director: {warning}"),
+                    });
                 }
                 match parsed.value {
-                    DirectorPlan::Complete { reason } => self.stop(myself, format!("complete: {reason}"), false, true).await,
+                    DirectorPlan::Complete { reason } => {
+                        self.stop(myself, format!("complete: {reason}"), false, true)
+                            .await
+                    }
                     DirectorPlan::Continue { teams, .. } => {
-                        self.ctx.board.events().emit(RunEvent::Planned { agent: DIRECTOR_ID.into(), items: teams.len() });
+                        self.ctx.board.events().emit(RunEvent::Planned {
+                            agent: DIRECTOR_ID.into(),
+                            items: teams.len(),
+                        });
                         self.goals.extend(teams);
                         self.ctx.board.set_phase("running");
                         self.ctx.board.set_agent_state(DIRECTOR_ID, "directing");
@@ -417,7 +560,16 @@ impl DirectorState {
                 self.start_turn(myself, attempt + 1, error.repair_prompt());
             }
             Err(error) => {
-                self.stop(myself, format!("the director gave no valid plan after {} attempts: {error}", attempt + 1), false, false).await;
+                self.stop(
+                    myself,
+                    format!(
+                        "the director gave no valid plan after {} attempts: {error}",
+                        attempt + 1
+                    ),
+                    false,
+                    false,
+                )
+                .await;
             }
         }
     }
@@ -431,7 +583,9 @@ impl DirectorState {
             if lead.busy || lead.actor.is_none() {
                 continue;
             }
-            let Some(goal) = self.goals.pop_front() else { break };
+            let Some(goal) = self.goals.pop_front() else {
+                break;
+            };
             lead.busy = true;
             lead.goal = Some(goal.clone());
             info!(team = %lead.team, goal = %goal.name, "goal assigned");
@@ -458,20 +612,35 @@ impl DirectorState {
     }
 
     fn merge_team(&mut self, myself: &ActorRef<DirectorMsg>, team: &str) {
-        let Some(lead) = self.leads.iter().find(|l| l.team == team) else { return };
+        let Some(lead) = self.leads.iter().find(|l| l.team == team) else {
+            return;
+        };
         let done = self.ctx.board.tasks_of_team(team);
         let ok = done.iter().filter(|t| t.state == TaskState::Done).count();
         if ok == 0 {
             // Nothing landed on the team branch: nothing to merge.
-            self.history.push(format!("team {team}: no task succeeded for goal {:?}", lead.goal.as_ref().map(|g| &g.name)));
+            self.history.push(format!(
+                "team {team}: no task succeeded for goal {:?}",
+                lead.goal.as_ref().map(|g| &g.name)
+            ));
             self.free_lead(team);
             self.dispatch(myself);
             return;
         }
-        self.ctx.board.set_agent_state(DIRECTOR_ID, format!("merging {}", lead.branch));
+        self.ctx
+            .board
+            .set_agent_state(DIRECTOR_ID, format!("merging {}", lead.branch));
         let strategy = crate::gitmap::strategy(self.ctx.config.config.merge_strategy);
-        let mut request = MergeRequest::new(lead.branch.clone(), self.ctx.base_branch.clone(), strategy);
-        request.message = Some(format!("Merge {} ({})", lead.branch, lead.goal.as_ref().map(|g| g.name.as_str()).unwrap_or("team work")));
+        let mut request =
+            MergeRequest::new(lead.branch.clone(), self.ctx.base_branch.clone(), strategy);
+        request.message = Some(format!(
+            "Merge {} ({})",
+            lead.branch,
+            lead.goal
+                .as_ref()
+                .map(|g| g.name.as_str())
+                .unwrap_or("team work")
+        ));
         request.verify = true;
         let git = self.ctx.git.clone();
         let me = myself.clone();
@@ -482,16 +651,34 @@ impl DirectorState {
         });
     }
 
-    fn on_team_merged(&mut self, myself: &ActorRef<DirectorMsg>, team: &str, outcome: Result<MergeOutcome, String>) {
-        let Some(slot) = self.leads.iter().position(|l| l.team == team) else { return };
+    fn on_team_merged(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        team: &str,
+        outcome: Result<MergeOutcome, String>,
+    ) {
+        let Some(slot) = self.leads.iter().position(|l| l.team == team) else {
+            return;
+        };
         let branch = self.leads[slot].branch.clone();
-        let goal = self.leads[slot].goal.as_ref().map(|g| g.name.clone()).unwrap_or_default();
+        let goal = self.leads[slot]
+            .goal
+            .as_ref()
+            .map(|g| g.name.clone())
+            .unwrap_or_default();
         let board = &self.ctx.board;
         match outcome {
             Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
                 board.count(|t| t.merges += 1);
-                board.events().emit(RunEvent::Merged { source: branch.clone(), target: self.ctx.base_branch.clone(), commit });
-                self.history.push(format!("merged {branch} (goal {goal}) into {}", self.ctx.base_branch));
+                board.events().emit(RunEvent::Merged {
+                    source: branch.clone(),
+                    target: self.ctx.base_branch.clone(),
+                    commit,
+                });
+                self.history.push(format!(
+                    "merged {branch} (goal {goal}) into {}",
+                    self.ctx.base_branch
+                ));
                 // Bring the team branch up to the new base so its next goal starts there.
                 let strategy = crate::gitmap::strategy(self.ctx.config.config.merge_strategy);
                 let mut request = MergeRequest::new(self.ctx.base_branch.clone(), branch, strategy);
@@ -508,7 +695,11 @@ impl DirectorState {
             }
             Ok(MergeOutcome::Conflict { files }) => {
                 board.count(|t| t.conflicts += 1);
-                board.events().emit(RunEvent::Conflict { source: branch, target: self.ctx.base_branch.clone(), files: files.clone() });
+                board.events().emit(RunEvent::Conflict {
+                    source: branch,
+                    target: self.ctx.base_branch.clone(),
+                    files: files.clone(),
+                });
                 if let Some(actor) = &self.leads[slot].actor {
                     let _ = actor.send_message(LeadMsg::ResolveWithBase { files });
                 }
@@ -516,17 +707,23 @@ impl DirectorState {
             Ok(MergeOutcome::VerifyFailed { output_tail }) => {
                 self.history.push(format!("{branch} failed verification"));
                 if let Some(actor) = &self.leads[slot].actor {
-                    let _ = actor.send_message(LeadMsg::FixVerification { output: output_tail });
+                    let _ = actor.send_message(LeadMsg::FixVerification {
+                        output: output_tail,
+                    });
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {
                 board.count(|t| t.conflicts += 1);
-                self.history.push(format!("{branch} left unmerged: conflicts in {}", files.join(", ")));
+                self.history.push(format!(
+                    "{branch} left unmerged: conflicts in {}",
+                    files.join(", ")
+                ));
                 self.free_lead(team);
                 self.dispatch(myself);
             }
             Err(error) => {
-                self.history.push(format!("merging {branch} failed: {error}"));
+                self.history
+                    .push(format!("merging {branch} failed: {error}"));
                 self.free_lead(team);
                 self.dispatch(myself);
             }
@@ -535,7 +732,13 @@ impl DirectorState {
 
     /// Ordered shutdown: no new work, leads (and through them workers and their processes)
     /// first, then the Director's own session, then the Director itself.
-    async fn stop(&mut self, myself: &ActorRef<DirectorMsg>, reason: String, force: bool, completed: bool) {
+    async fn stop(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        reason: String,
+        force: bool,
+        completed: bool,
+    ) {
         if force {
             self.ctx.force_stop();
         }
@@ -549,21 +752,35 @@ impl DirectorState {
         self.ctx.board.set_agent_state(DIRECTOR_ID, "stopping");
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(30);
         // All teams at once: each lead stops its workers' processes in parallel.
-        let leads = self.leads.iter_mut().filter_map(|lead| lead.actor.take()).collect();
+        let leads = self
+            .leads
+            .iter_mut()
+            .filter_map(|lead| lead.actor.take())
+            .collect();
         crate::restart::shutdown_all(leads, LeadMsg::Shutdown, grace).await;
         if let Some((_, guard)) = self.turn.take() {
             guard.shutdown().await;
         }
         self.ctx.board.update_agent(DIRECTOR_ID, |a| a.pid = None);
         self.ctx.board.set_agent_state(DIRECTOR_ID, "stopped");
-        self.ctx.board.events().emit(RunEvent::RunFinished { reason: reason.clone() });
-        let _ = self.ended.send(Some(RunEnd { reason: reason.clone(), completed }));
+        self.ctx.board.events().emit(RunEvent::RunFinished {
+            reason: reason.clone(),
+        });
+        let _ = self.ended.send(Some(RunEnd {
+            reason: reason.clone(),
+            completed,
+        }));
         myself.stop(Some(reason));
     }
 }
 
 /// Board bookkeeping shared by the Director and the leads for their own sessions.
-pub fn apply_turn_update(ctx: &RunContext, agent: &str, update: TurnUpdate, session_id: &mut Option<String>) {
+pub fn apply_turn_update(
+    ctx: &RunContext,
+    agent: &str,
+    update: TurnUpdate,
+    session_id: &mut Option<String>,
+) {
     let board = &ctx.board;
     match update {
         TurnUpdate::Started { pid, .. } => board.update_agent(agent, |a| a.pid = Some(pid)),
@@ -572,7 +789,13 @@ pub fn apply_turn_update(ctx: &RunContext, agent: &str, update: TurnUpdate, sess
             board.update_agent(agent, |a| a.session_id = Some(id));
         }
         TurnUpdate::Tool(tool) => board.update_agent(agent, |a| a.last_tool = Some(tool)),
-        TurnUpdate::Paused { until } => board.set_agent_state(agent, format!("paused: rate limited until {}", until.format("%H:%M:%S UTC"))),
+        TurnUpdate::Paused { until } => board.set_agent_state(
+            agent,
+            format!(
+                "paused: rate limited until {}",
+                until.format("%H:%M:%S UTC")
+            ),
+        ),
         TurnUpdate::Exited { .. } => board.update_agent(agent, |a| a.pid = None),
     }
 }

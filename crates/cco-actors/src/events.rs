@@ -11,27 +11,88 @@ use tokio::sync::broadcast;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum RunEvent {
-    RunStarted { run_id: String, base_branch: String, mode: String },
-    Phase { phase: String },
-    AgentState { agent: String, state: String },
-    ProcessStarted { agent: String, pid: u32, resume: bool },
-    ProcessExited { agent: String, outcome: String },
-    ToolUsed { agent: String, tool: String },
+    RunStarted {
+        run_id: String,
+        base_branch: String,
+        mode: String,
+    },
+    Phase {
+        phase: String,
+    },
+    AgentState {
+        agent: String,
+        state: String,
+    },
+    ProcessStarted {
+        agent: String,
+        pid: u32,
+        resume: bool,
+    },
+    ProcessExited {
+        agent: String,
+        outcome: String,
+    },
+    ToolUsed {
+        agent: String,
+        tool: String,
+    },
     /// Text an agent wrote (assistant text blocks, truncated to 2,000 chars, secrets redacted).
-    AgentOutput { agent: String, text: String },
-    Planned { agent: String, items: usize },
-    TaskAssigned { task: String, worker: String },
-    TaskFinished { task: String, worker: String },
-    TaskRevised { task: String, feedback: String },
-    TaskFailed { task: String, reason: String },
-    Merged { source: String, target: String, commit: String },
-    Conflict { source: String, target: String, files: Vec<String> },
-    KeyBenched { key: String, until: DateTime<Utc> },
-    Paused { agent: String, until: DateTime<Utc> },
-    Cost { agent: String, total_usd: f64 },
-    ActorRestarted { agent: String, restarts: u32 },
-    Warning { message: String },
-    RunFinished { reason: String },
+    AgentOutput {
+        agent: String,
+        text: String,
+    },
+    Planned {
+        agent: String,
+        items: usize,
+    },
+    TaskAssigned {
+        task: String,
+        worker: String,
+    },
+    TaskFinished {
+        task: String,
+        worker: String,
+    },
+    TaskRevised {
+        task: String,
+        feedback: String,
+    },
+    TaskFailed {
+        task: String,
+        reason: String,
+    },
+    Merged {
+        source: String,
+        target: String,
+        commit: String,
+    },
+    Conflict {
+        source: String,
+        target: String,
+        files: Vec<String>,
+    },
+    KeyBenched {
+        key: String,
+        until: DateTime<Utc>,
+    },
+    Paused {
+        agent: String,
+        until: DateTime<Utc>,
+    },
+    Cost {
+        agent: String,
+        total_usd: f64,
+    },
+    ActorRestarted {
+        agent: String,
+        restarts: u32,
+    },
+    Warning {
+        message: String,
+    },
+    RunFinished {
+        reason: String,
+    },
 }
 
 /// Sending side of the run's event channel; cheap to clone.

@@ -43,13 +43,22 @@ pub enum JournalError {
     #[error("no journal in {dir}: this run cannot be resumed")]
     Missing { dir: PathBuf },
     #[error("the journal {path} is unreadable ({error}) and so is the previous one ({previous})")]
-    Unreadable { path: PathBuf, error: String, previous: String },
+    Unreadable {
+        path: PathBuf,
+        error: String,
+        previous: String,
+    },
     #[error("the journal {path} has version {found}; this cco reads version {JOURNAL_VERSION}")]
     Version { path: PathBuf, found: u32 },
 }
 
 impl Journal {
-    pub fn capture(board: &Board, keys: &KeyPool, base_branch: &str, finished: Option<&str>) -> Journal {
+    pub fn capture(
+        board: &Board,
+        keys: &KeyPool,
+        base_branch: &str,
+        finished: Option<&str>,
+    ) -> Journal {
         Journal {
             version: JOURNAL_VERSION,
             run_id: board.run_id().to_string(),
@@ -85,7 +94,9 @@ pub fn load(run_dir: &Path) -> Result<(Journal, Vec<String>), JournalError> {
     let current = run_dir.join(JOURNAL_FILE);
     let previous = run_dir.join(PREVIOUS_JOURNAL_FILE);
     if !current.exists() && !previous.exists() {
-        return Err(JournalError::Missing { dir: run_dir.to_path_buf() });
+        return Err(JournalError::Missing {
+            dir: run_dir.to_path_buf(),
+        });
     }
     let journal = match read_one(&current) {
         Ok(journal) => (journal, Vec::new()),
@@ -99,11 +110,20 @@ pub fn load(run_dir: &Path) -> Result<(Journal, Vec<String>), JournalError> {
                 );
                 (journal, vec![warning])
             }
-            Err(previous_error) => return Err(JournalError::Unreadable { path: current, error, previous: previous_error }),
+            Err(previous_error) => {
+                return Err(JournalError::Unreadable {
+                    path: current,
+                    error,
+                    previous: previous_error,
+                })
+            }
         },
     };
     if journal.0.version != JOURNAL_VERSION {
-        return Err(JournalError::Version { path: run_dir.join(JOURNAL_FILE), found: journal.0.version });
+        return Err(JournalError::Version {
+            path: run_dir.join(JOURNAL_FILE),
+            found: journal.0.version,
+        });
     }
     Ok(journal)
 }
@@ -154,7 +174,12 @@ mod tests {
     use crate::events::EventBus;
 
     fn journal_with(board: &Board) -> Journal {
-        Journal::capture(board, &KeyPool::new(cco_config::AuthMode::Oauth, vec![]), "main", None)
+        Journal::capture(
+            board,
+            &KeyPool::new(cco_config::AuthMode::Oauth, vec![]),
+            "main",
+            None,
+        )
     }
 
     #[test]
@@ -175,7 +200,12 @@ mod tests {
         let (journal, warnings) = load(dir.path()).unwrap();
         assert_eq!(journal.snapshot.phase, "first");
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("journal.json is damaged") && warnings[0].contains("previous good state"), "{}", warnings[0]);
+        assert!(
+            warnings[0].contains("journal.json is damaged")
+                && warnings[0].contains("previous good state"),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[test]
@@ -185,6 +215,9 @@ mod tests {
         let error = load(dir.path()).unwrap_err().to_string();
         assert!(error.contains("journal.json is unreadable"), "{error}");
         let empty = tempfile::tempdir().unwrap();
-        assert!(matches!(load(empty.path()), Err(JournalError::Missing { .. })));
+        assert!(matches!(
+            load(empty.path()),
+            Err(JournalError::Missing { .. })
+        ));
     }
 }

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
 use cco_config::{ApiKey, AuthMode};
+use chrono::{DateTime, Utc};
 
 /// Bench time used when a rate-limited result carries no reset time.
 pub const DEFAULT_BENCH: chrono::Duration = chrono::Duration::seconds(60);
@@ -66,13 +66,18 @@ impl KeyPool {
         Self {
             mode,
             keys: Arc::new(keys),
-            state: Arc::new(Mutex::new(PoolState { benched: HashMap::new(), next: 0 })),
+            state: Arc::new(Mutex::new(PoolState {
+                benched: HashMap::new(),
+                next: 0,
+            })),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         // A panic while holding this lock cannot leave it inconsistent: recover the data.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The credential for the next process, round-robin over keys that are not benched.
@@ -94,7 +99,12 @@ impl KeyPool {
         if oauth_allowed && !state.benched.contains_key("oauth") {
             return Ok(Credential::Oauth);
         }
-        let until = state.benched.values().min().copied().unwrap_or(now + DEFAULT_BENCH);
+        let until = state
+            .benched
+            .values()
+            .min()
+            .copied()
+            .unwrap_or(now + DEFAULT_BENCH);
         Err(AllBenched { until })
     }
 
@@ -109,7 +119,12 @@ impl KeyPool {
 
     /// Names and reset times of the benched credentials (for status and the journal).
     pub fn benched(&self) -> Vec<(String, DateTime<Utc>)> {
-        let mut list: Vec<_> = self.lock().benched.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut list: Vec<_> = self
+            .lock()
+            .benched
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         list.sort();
         list
     }
@@ -166,7 +181,13 @@ mod tests {
     #[test]
     fn key_env_carries_the_secret_only_in_the_environment() {
         let cred = Credential::Key(keys().remove(0));
-        assert_eq!(cred.env(), vec![("ANTHROPIC_API_KEY".to_string(), "sk-ant-aaaaaaaaaaaa".to_string())]);
+        assert_eq!(
+            cred.env(),
+            vec![(
+                "ANTHROPIC_API_KEY".to_string(),
+                "sk-ant-aaaaaaaaaaaa".to_string()
+            )]
+        );
         assert!(!format!("{cred:?}").contains("sk-ant-aaaa"));
     }
 }

@@ -39,19 +39,47 @@ pub enum LeadMsg {
     /// EM only: a goal from the Director.
     Goal(TeamGoal),
     /// EM only: the team branch conflicts with the base branch; resolve through a worker.
-    ResolveWithBase { files: Vec<String> },
+    ResolveWithBase {
+        files: Vec<String>,
+    },
     /// EM only: the base branch's verify command failed on the team's work.
-    FixVerification { output: String },
+    FixVerification {
+        output: String,
+    },
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
-    WorkerReady { slot: usize, worktree: PathBuf, branch: String },
-    WorkerReport { slot: usize, worker: String, report: WorkerReport, requeue: bool },
+    WorkerReady {
+        slot: usize,
+        worktree: PathBuf,
+        branch: String,
+    },
+    WorkerReport {
+        slot: usize,
+        worker: String,
+        report: WorkerReport,
+        requeue: bool,
+    },
     /// The worker's work was committed and summarised: review it.
-    ReviewInput { key: String, diff: Result<cco_git::DiffSummary, String>, result_text: String },
-    ReviewEnded { key: String, attempt: u32, end: TurnEnd },
-    MergeDone { key: String, outcome: Result<MergeOutcome, String> },
-    WorkerSynced { slot: usize },
-    RespawnWorker { slot: usize },
+    ReviewInput {
+        key: String,
+        diff: Result<cco_git::DiffSummary, String>,
+        result_text: String,
+    },
+    ReviewEnded {
+        key: String,
+        attempt: u32,
+        end: TurnEnd,
+    },
+    MergeDone {
+        key: String,
+        outcome: Result<MergeOutcome, String>,
+    },
+    WorkerSynced {
+        slot: usize,
+    },
+    RespawnWorker {
+        slot: usize,
+    },
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -118,21 +146,45 @@ impl Actor for LeadActor {
     type State = LeadState;
     type Arguments = LeadArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<LeadMsg>, args: LeadArgs) -> Result<LeadState, ActorProcessingErr> {
-        let LeadArgs { ctx, id, role, team, target_branch, worker_ids, director } = args;
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<LeadMsg>,
+        args: LeadArgs,
+    ) -> Result<LeadState, ActorProcessingErr> {
+        let LeadArgs {
+            ctx,
+            id,
+            role,
+            team,
+            target_branch,
+            worker_ids,
+            director,
+        } = args;
         // The lead reads the code from a worktree of its own on the target branch.
         let worktree = ctx
             .git
             .create_worktree(&team, &id, &target_branch)
             .await
             .map_err(|e| format!("{id}: worktree: {e}"))?;
-        std::fs::create_dir_all(ctx.agent_config_dir(&id)).map_err(|e| format!("{id}: config dir: {e}"))?;
+        std::fs::create_dir_all(ctx.agent_config_dir(&id))
+            .map_err(|e| format!("{id}: config dir: {e}"))?;
         crate::auth::prepare_config_dir(&ctx, &ctx.agent_config_dir(&id));
         let who = ctx.identity(&id, role, Some(&team), &worktree.path);
-        let policy = RestartPolicy { initial_backoff: ctx.config.config.restart_backoff(), ..RestartPolicy::default() };
+        let policy = RestartPolicy {
+            initial_backoff: ctx.config.config.restart_backoff(),
+            ..RestartPolicy::default()
+        };
         let slots = worker_ids
             .into_iter()
-            .map(|wid| Slot { id: wid, actor: None, worktree: None, branch: None, busy: None, restarts: RestartTracker::new(policy), dead: false })
+            .map(|wid| Slot {
+                id: wid,
+                actor: None,
+                worktree: None,
+                branch: None,
+                busy: None,
+                restarts: RestartTracker::new(policy),
+                dead: false,
+            })
             .collect();
         ctx.board.set_agent_state(&id, "starting workers");
         Ok(LeadState {
@@ -159,7 +211,12 @@ impl Actor for LeadActor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<LeadMsg>, msg: LeadMsg, state: &mut LeadState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<LeadMsg>,
+        msg: LeadMsg,
+        state: &mut LeadState,
+    ) -> Result<(), ActorProcessingErr> {
         if state.shutting_down && !matches!(msg, LeadMsg::Shutdown(_)) {
             return Ok(());
         }
@@ -168,17 +225,25 @@ impl Actor for LeadActor {
                 for slot in 0..state.slots.len() {
                     state.spawn_worker(&myself, slot).await;
                 }
-                let restored = if state.ctx.resumed { state.restore_from_board() } else { 0 };
+                let restored = if state.ctx.resumed {
+                    state.restore_from_board()
+                } else {
+                    0
+                };
                 if restored > 0 {
                     info!(lead = %state.who.id, restored, "resuming the team's tasks");
                     state.ctx.board.set_agent_state(&state.who.id, "leading");
                     state.schedule();
                     state.check_idle(&myself);
                 } else if state.who.role == Role::Coordinator {
-                    let prompt = prompts::coordinator_plan(&state.ctx, &state.who, &state.target_branch);
+                    let prompt =
+                        prompts::coordinator_plan(&state.ctx, &state.who, &state.target_branch);
                     state.enqueue_turn(&myself, LeadTurn::Plan { attempt: 0 }, prompt);
                 } else {
-                    state.ctx.board.set_agent_state(&state.who.id, "waiting for a goal");
+                    state
+                        .ctx
+                        .board
+                        .set_agent_state(&state.who.id, "waiting for a goal");
                 }
             }
             LeadMsg::Goal(goal) => {
@@ -190,16 +255,36 @@ impl Actor for LeadActor {
             LeadMsg::ResolveWithBase { files } => {
                 state.reported_idle = false;
                 let base = state.ctx.base_branch.clone();
-                let mut spec = TaskSpec::new(format!("merge-{}", state.ctx.base_branch.replace('/', "-")), format!("Merge {base} into the team branch"));
-                spec.description = format!("The team branch conflicts with {base} in: {}", files.join(", "));
+                let mut spec = TaskSpec::new(
+                    format!("merge-{}", state.ctx.base_branch.replace('/', "-")),
+                    format!("Merge {base} into the team branch"),
+                );
+                spec.description = format!(
+                    "The team branch conflicts with {base} in: {}",
+                    files.join(", ")
+                );
                 let key = state.add_task(spec.clone());
                 // A conflict task skips review: it only carries the merge.
                 state.merge_only.insert(key.clone());
-                state.ctx.board.update_task(&key, |t| t.state = TaskState::Running);
+                state
+                    .ctx
+                    .board
+                    .update_task(&key, |t| t.state = TaskState::Running);
                 if let Some(slot) = state.idle_slot() {
-                    state.assign(slot, Job::ResolveConflict { key, spec, target_branch: base, session_id: None });
+                    state.assign(
+                        slot,
+                        Job::ResolveConflict {
+                            key,
+                            spec,
+                            target_branch: base,
+                            session_id: None,
+                        },
+                    );
                 } else {
-                    state.ctx.board.update_task(&key, |t| t.state = TaskState::Pending);
+                    state
+                        .ctx
+                        .board
+                        .update_task(&key, |t| t.state = TaskState::Pending);
                 }
             }
             LeadMsg::FixVerification { output } => {
@@ -211,16 +296,31 @@ impl Actor for LeadActor {
             }
             LeadMsg::Turn(update) => state.on_turn_update(update),
             LeadMsg::TurnEnded(end) => state.on_turn_end(&myself, end),
-            LeadMsg::WorkerReady { slot, worktree, branch } => {
+            LeadMsg::WorkerReady {
+                slot,
+                worktree,
+                branch,
+            } => {
                 if let Some(s) = state.slots.get_mut(slot) {
                     s.worktree = Some(worktree);
                     s.branch = Some(branch);
                 }
                 state.schedule();
             }
-            LeadMsg::WorkerReport { slot, worker, report, requeue } => state.on_worker_report(&myself, slot, &worker, report, requeue),
-            LeadMsg::ReviewInput { key, diff, result_text } => state.on_review_input(&myself, key, diff, result_text),
-            LeadMsg::ReviewEnded { key, attempt, end } => state.on_review_end(&myself, key, attempt, end),
+            LeadMsg::WorkerReport {
+                slot,
+                worker,
+                report,
+                requeue,
+            } => state.on_worker_report(&myself, slot, &worker, report, requeue),
+            LeadMsg::ReviewInput {
+                key,
+                diff,
+                result_text,
+            } => state.on_review_input(&myself, key, diff, result_text),
+            LeadMsg::ReviewEnded { key, attempt, end } => {
+                state.on_review_end(&myself, key, attempt, end)
+            }
             LeadMsg::MergeDone { key, outcome } => state.on_merge_done(&myself, key, outcome),
             LeadMsg::WorkerSynced { slot } => {
                 if let Some(s) = state.slots.get_mut(slot) {
@@ -237,13 +337,20 @@ impl Actor for LeadActor {
                 state.shutting_down = true;
                 state.ctx.board.set_agent_state(&state.who.id, "stopping");
                 state.stop_workers().await;
-                let mut turns: Vec<TurnGuard> = state.reviews.drain().map(|(_, guard)| guard).collect();
+                let mut turns: Vec<TurnGuard> =
+                    state.reviews.drain().map(|(_, guard)| guard).collect();
                 turns.extend(state.turn.take().map(|(_, guard)| guard));
-                let stops: Vec<_> = turns.into_iter().map(|guard| tokio::spawn(guard.shutdown())).collect();
+                let stops: Vec<_> = turns
+                    .into_iter()
+                    .map(|guard| tokio::spawn(guard.shutdown()))
+                    .collect();
                 for stop in stops {
                     let _ = stop.await;
                 }
-                state.ctx.board.update_agent(&state.who.id, |a| a.pid = None);
+                state
+                    .ctx
+                    .board
+                    .update_agent(&state.who.id, |a| a.pid = None);
                 state.ctx.board.set_agent_state(&state.who.id, "stopped");
                 let _ = reply.send(());
             }
@@ -251,13 +358,24 @@ impl Actor for LeadActor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<LeadMsg>, event: SupervisionEvent, state: &mut LeadState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<LeadMsg>,
+        event: SupervisionEvent,
+        state: &mut LeadState,
+    ) -> Result<(), ActorProcessingErr> {
         let (cell, failed, reason) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell.clone(), false, reason.clone().unwrap_or_default()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell.clone(), false, reason.clone().unwrap_or_default())
+            }
             SupervisionEvent::ActorFailed(cell, error) => (cell.clone(), true, error.to_string()),
             _ => return Ok(()),
         };
-        let Some(slot) = state.slots.iter().position(|s| s.actor.as_ref().is_some_and(|a| a.get_id() == cell.get_id())) else {
+        let Some(slot) = state.slots.iter().position(|s| {
+            s.actor
+                .as_ref()
+                .is_some_and(|a| a.get_id() == cell.get_id())
+        }) else {
             return Ok(());
         };
         state.slots[slot].actor = None;
@@ -277,14 +395,23 @@ impl Actor for LeadActor {
         match state.slots[slot].restarts.on_stop(true, Instant::now()) {
             RestartDecision::RestartAfter(delay) => {
                 let restarts = state.slots[slot].restarts.total();
-                state.ctx.board.update_agent(&worker_id, |a| a.restarts = restarts);
+                state
+                    .ctx
+                    .board
+                    .update_agent(&worker_id, |a| a.restarts = restarts);
                 state.ctx.board.set_agent_state(&worker_id, "restarting");
-                state.ctx.board.events().emit(RunEvent::ActorRestarted { agent: worker_id, restarts });
+                state.ctx.board.events().emit(RunEvent::ActorRestarted {
+                    agent: worker_id,
+                    restarts,
+                });
                 myself.send_after(delay, move || LeadMsg::RespawnWorker { slot });
             }
             RestartDecision::Leave | RestartDecision::GiveUp => {
                 state.slots[slot].dead = true;
-                state.ctx.board.set_agent_state(&worker_id, "dead: too many restarts");
+                state
+                    .ctx
+                    .board
+                    .set_agent_state(&worker_id, "dead: too many restarts");
                 if state.slots.iter().all(|s| s.dead) {
                     return Err(format!("{}: every worker gave up", state.who.id).into());
                 }
@@ -298,8 +425,16 @@ impl Actor for LeadActor {
 impl LeadState {
     async fn spawn_worker(&mut self, myself: &ActorRef<LeadMsg>, slot: usize) {
         let id = self.slots[slot].id.clone();
-        self.ctx.board.register_agent(&id, Role::Worker, Some(&self.team), Some(&self.who.id), Some(&self.ctx.model_for(Role::Worker)));
-        self.ctx.board.update_agent(&id, |a| a.restarts = self.slots[slot].restarts.total());
+        self.ctx.board.register_agent(
+            &id,
+            Role::Worker,
+            Some(&self.team),
+            Some(&self.who.id),
+            Some(&self.ctx.model_for(Role::Worker)),
+        );
+        self.ctx
+            .board
+            .update_agent(&id, |a| a.restarts = self.slots[slot].restarts.total());
         let args = WorkerArgs {
             ctx: Arc::clone(&self.ctx),
             id: id.clone(),
@@ -321,7 +456,9 @@ impl LeadState {
                     }
                     _ => {
                         self.slots[slot].dead = true;
-                        self.ctx.board.set_agent_state(&id, format!("dead: {error}"));
+                        self.ctx
+                            .board
+                            .set_agent_state(&id, format!("dead: {error}"));
                     }
                 }
             }
@@ -362,37 +499,57 @@ impl LeadState {
     /// flight go back to the queue, pinned to their worker so its session can be resumed
     /// (same worktree, same config dir). Returns how many tasks were restored.
     fn restore_from_board(&mut self) -> usize {
-        self.session_id = self.ctx.board.agent(&self.who.id).and_then(|a| a.session_id);
+        self.session_id = self
+            .ctx
+            .board
+            .agent(&self.who.id)
+            .and_then(|a| a.session_id);
         let mut tasks = self.ctx.board.tasks_of_team(&self.team);
         tasks.sort_by(|a, b| a.key.cmp(&b.key));
         for task in &tasks {
-            let Some(spec) = self.ctx.board.spec(&task.key) else { continue };
+            let Some(spec) = self.ctx.board.spec(&task.key) else {
+                continue;
+            };
             self.specs.insert(task.key.clone(), spec);
             self.queue.push(task.key.clone());
-            if matches!(task.state, TaskState::Running | TaskState::Review | TaskState::Merging) {
-                if let (Some(worker), Some(session)) = (task.worker.clone(), task.session_id.clone()) {
+            if matches!(
+                task.state,
+                TaskState::Running | TaskState::Review | TaskState::Merging
+            ) {
+                if let (Some(worker), Some(session)) =
+                    (task.worker.clone(), task.session_id.clone())
+                {
                     self.pinned.insert(task.key.clone(), (worker, session));
                 }
-                self.ctx.board.update_task(&task.key, |t| t.state = TaskState::Pending);
+                self.ctx
+                    .board
+                    .update_task(&task.key, |t| t.state = TaskState::Pending);
             }
         }
         tasks.len()
     }
 
     fn idle_slot(&self) -> Option<usize> {
-        self.slots.iter().position(|s| s.actor.is_some() && s.worktree.is_some() && s.busy.is_none() && !s.dead)
+        self.slots
+            .iter()
+            .position(|s| s.actor.is_some() && s.worktree.is_some() && s.busy.is_none() && !s.dead)
     }
 
     fn assign(&mut self, slot: usize, job: Job) {
         let key = job.key().to_string();
-        let Some(actor) = self.slots[slot].actor.clone() else { return };
+        let Some(actor) = self.slots[slot].actor.clone() else {
+            return;
+        };
         let worker = self.slots[slot].id.clone();
         self.slots[slot].busy = Some(key.clone());
         self.ctx.board.update_task(&key, |t| {
             t.state = TaskState::Running;
             t.worker = Some(worker.clone());
         });
-        self.ctx.board.events().emit(RunEvent::TaskAssigned { task: key.clone(), worker: worker.clone() });
+        self.ctx.board.events().emit(RunEvent::TaskAssigned {
+            task: key.clone(),
+            worker: worker.clone(),
+        });
         if actor.send_message(WorkerMsg::Assign(job)).is_err() {
             // The supervision event for the dead worker re-queues the task.
             warn!(%worker, task = %key, "worker gone before assignment");
@@ -409,11 +566,17 @@ impl LeadState {
             let mut failed = Vec::new();
             let slot_id = self.slots[slot].id.clone();
             for key in &self.queue {
-                let Some(task) = self.ctx.board.task(key) else { continue };
+                let Some(task) = self.ctx.board.task(key) else {
+                    continue;
+                };
                 if task.state != TaskState::Pending {
                     continue;
                 }
-                if self.pinned.get(key).is_some_and(|(worker, _)| *worker != slot_id) {
+                if self
+                    .pinned
+                    .get(key)
+                    .is_some_and(|(worker, _)| *worker != slot_id)
+                {
                     continue;
                 }
                 let spec = &self.specs[key];
@@ -442,9 +605,18 @@ impl LeadState {
             let Some(key) = chosen else { break };
             let spec = self.specs[&key].clone();
             let job = if let Some((_, session_id)) = self.pinned.remove(&key) {
-                Job::Resume { key, spec, session_id }
+                Job::Resume {
+                    key,
+                    spec,
+                    session_id,
+                }
             } else if self.merge_only.contains(&key) {
-                Job::ResolveConflict { key, spec, target_branch: self.ctx.base_branch.clone(), session_id: None }
+                Job::ResolveConflict {
+                    key,
+                    spec,
+                    target_branch: self.ctx.base_branch.clone(),
+                    session_id: None,
+                }
             } else {
                 Job::Task { key, spec }
             };
@@ -459,11 +631,16 @@ impl LeadState {
             t.failure = Some(reason.to_string());
         });
         self.ctx.board.count(|t| t.tasks_failed += 1);
-        self.ctx.board.events().emit(RunEvent::TaskFailed { task: key.to_string(), reason: reason.to_string() });
+        self.ctx.board.events().emit(RunEvent::TaskFailed {
+            task: key.to_string(),
+            reason: reason.to_string(),
+        });
     }
 
     fn slot_of_task(&self, key: &str) -> Option<usize> {
-        self.slots.iter().position(|s| s.busy.as_deref() == Some(key))
+        self.slots
+            .iter()
+            .position(|s| s.busy.as_deref() == Some(key))
     }
 
     /// Frees a worker slot after its task ended; the worker's branch is moved to the target
@@ -474,7 +651,9 @@ impl LeadState {
             self.check_idle(myself);
             return;
         };
-        let Some(worktree) = self.slots[slot].worktree.clone() else { return };
+        let Some(worktree) = self.slots[slot].worktree.clone() else {
+            return;
+        };
         let git = self.ctx.git.clone();
         let target = self.target_branch.clone();
         let me = myself.clone();
@@ -486,48 +665,92 @@ impl LeadState {
         });
     }
 
-    fn on_worker_report(&mut self, myself: &ActorRef<LeadMsg>, slot: usize, worker: &str, report: WorkerReport, requeue: bool) {
+    fn on_worker_report(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        slot: usize,
+        worker: &str,
+        report: WorkerReport,
+        requeue: bool,
+    ) {
         match report {
-            WorkerReport::Failed { key, reason, session_id } => {
+            WorkerReport::Failed {
+                key,
+                reason,
+                session_id,
+            } => {
                 if requeue {
-                    self.ctx.board.update_task(&key, |t| t.state = TaskState::Pending);
+                    self.ctx
+                        .board
+                        .update_task(&key, |t| t.state = TaskState::Pending);
                     if self.slots.get(slot).and_then(|s| s.busy.as_deref()) == Some(key.as_str()) {
                         self.slots[slot].busy = None;
                     }
                     self.schedule();
                     return;
                 }
-                self.ctx.board.update_task(&key, |t| t.session_id = session_id.or(t.session_id.take()));
+                self.ctx
+                    .board
+                    .update_task(&key, |t| t.session_id = session_id.or(t.session_id.take()));
                 self.fail_task(&key, &reason);
                 self.release_slot(myself, &key);
             }
-            WorkerReport::Finished { key, result_text, session_id } => {
+            WorkerReport::Finished {
+                key,
+                result_text,
+                session_id,
+            } => {
                 info!(task = %key, %worker, "task finished by worker");
-                self.ctx.board.events().emit(RunEvent::TaskFinished { task: key.clone(), worker: worker.to_string() });
+                self.ctx.board.events().emit(RunEvent::TaskFinished {
+                    task: key.clone(),
+                    worker: worker.to_string(),
+                });
                 self.ctx.board.update_task(&key, |t| {
                     t.session_id = session_id.or(t.session_id.take());
                     t.state = TaskState::Review;
                 });
                 self.result_texts.insert(key.clone(), result_text.clone());
-                let Some(s) = self.slots.get(slot) else { return };
-                let (Some(worktree), Some(branch)) = (s.worktree.clone(), s.branch.clone()) else { return };
+                let Some(s) = self.slots.get(slot) else {
+                    return;
+                };
+                let (Some(worktree), Some(branch)) = (s.worktree.clone(), s.branch.clone()) else {
+                    return;
+                };
                 let git = self.ctx.git.clone();
                 let target = self.target_branch.clone();
                 let me = myself.clone();
-                let title = self.specs.get(&key).map(|s| s.title.clone()).unwrap_or_default();
+                let title = self
+                    .specs
+                    .get(&key)
+                    .map(|s| s.title.clone())
+                    .unwrap_or_default();
                 tokio::spawn(async move {
                     let diff = async {
-                        git.commit_all(&worktree, &format!("{key}: {title}")).await.map_err(|e| e.to_string())?;
-                        git.diff_summary(&target, &branch).await.map_err(|e| e.to_string())
+                        git.commit_all(&worktree, &format!("{key}: {title}"))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        git.diff_summary(&target, &branch)
+                            .await
+                            .map_err(|e| e.to_string())
                     }
                     .await;
-                    let _ = me.send_message(LeadMsg::ReviewInput { key, diff, result_text });
+                    let _ = me.send_message(LeadMsg::ReviewInput {
+                        key,
+                        diff,
+                        result_text,
+                    });
                 });
             }
         }
     }
 
-    fn on_review_input(&mut self, myself: &ActorRef<LeadMsg>, key: String, diff: Result<cco_git::DiffSummary, String>, result_text: String) {
+    fn on_review_input(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        key: String,
+        diff: Result<cco_git::DiffSummary, String>,
+        result_text: String,
+    ) {
         let diff = match diff {
             Ok(diff) => diff,
             Err(error) => {
@@ -536,13 +759,19 @@ impl LeadState {
                 return;
             }
         };
-        self.commits_in_review.insert(key.clone(), diff.commits.len());
+        self.commits_in_review
+            .insert(key.clone(), diff.commits.len());
         if self.merge_only.contains(&key) {
             self.start_merge(myself, &key);
             return;
         }
         if diff.commits.is_empty() {
-            let rounds = self.ctx.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+            let rounds = self
+                .ctx
+                .board
+                .task(&key)
+                .map(|t| t.review_rounds)
+                .unwrap_or(0);
             if rounds < MAX_REVIEW_ROUNDS {
                 self.send_back(&key, "No changes were committed on your branch. Implement the task and commit your work with git.");
             } else {
@@ -551,30 +780,50 @@ impl LeadState {
             }
             return;
         }
-        let Some(spec) = self.specs.get(&key).cloned() else { return };
+        let Some(spec) = self.specs.get(&key).cloned() else {
+            return;
+        };
         let prompt = prompts::review(&self.ctx, &self.who, &spec, &result_text, &diff);
         self.start_review(myself, key, prompt, 0, None);
     }
 
     /// Revise: the same worker session gets the feedback.
     fn send_back(&mut self, key: &str, feedback: &str) {
-        let Some(slot) = self.slot_of_task(key) else { return };
-        let Some(spec) = self.specs.get(key).cloned() else { return };
+        let Some(slot) = self.slot_of_task(key) else {
+            return;
+        };
+        let Some(spec) = self.specs.get(key).cloned() else {
+            return;
+        };
         let session_id = self.ctx.board.task(key).and_then(|t| t.session_id);
         self.ctx.board.update_task(key, |t| {
             t.review_rounds += 1;
             t.state = TaskState::Running;
         });
-        self.ctx.board.events().emit(RunEvent::TaskRevised { task: key.to_string(), feedback: feedback.to_string() });
+        self.ctx.board.events().emit(RunEvent::TaskRevised {
+            task: key.to_string(),
+            feedback: feedback.to_string(),
+        });
         if let Some(actor) = &self.slots[slot].actor {
-            let _ = actor.send_message(WorkerMsg::Assign(Job::Revise { key: key.to_string(), spec, feedback: feedback.to_string(), session_id }));
+            let _ = actor.send_message(WorkerMsg::Assign(Job::Revise {
+                key: key.to_string(),
+                spec,
+                feedback: feedback.to_string(),
+                session_id,
+            }));
         }
     }
 
     fn start_merge(&mut self, myself: &ActorRef<LeadMsg>, key: &str) {
-        let Some(slot) = self.slot_of_task(key) else { return };
-        let Some(branch) = self.slots[slot].branch.clone() else { return };
-        self.ctx.board.update_task(key, |t| t.state = TaskState::Merging);
+        let Some(slot) = self.slot_of_task(key) else {
+            return;
+        };
+        let Some(branch) = self.slots[slot].branch.clone() else {
+            return;
+        };
+        self.ctx
+            .board
+            .update_task(key, |t| t.state = TaskState::Merging);
         let strategy = crate::gitmap::strategy(self.ctx.config.config.merge_strategy);
         let mut request = MergeRequest::new(branch, self.target_branch.clone(), strategy);
         request.message = Some(format!("Merge {key}"));
@@ -589,7 +838,12 @@ impl LeadState {
         });
     }
 
-    fn on_merge_done(&mut self, myself: &ActorRef<LeadMsg>, key: String, outcome: Result<MergeOutcome, String>) {
+    fn on_merge_done(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        key: String,
+        outcome: Result<MergeOutcome, String>,
+    ) {
         let board = &self.ctx.board;
         match outcome {
             Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
@@ -603,19 +857,41 @@ impl LeadState {
                     t.merges += 1;
                     t.commits += commits;
                 });
-                let source = self.slot_of_task(&key).and_then(|s| self.slots[s].branch.clone()).unwrap_or_default();
-                board.events().emit(RunEvent::Merged { source, target: self.target_branch.clone(), commit });
+                let source = self
+                    .slot_of_task(&key)
+                    .and_then(|s| self.slots[s].branch.clone())
+                    .unwrap_or_default();
+                board.events().emit(RunEvent::Merged {
+                    source,
+                    target: self.target_branch.clone(),
+                    commit,
+                });
                 self.merge_only.remove(&key);
                 self.release_slot(myself, &key);
             }
             Ok(MergeOutcome::Conflict { files }) => {
                 board.count(|t| t.conflicts += 1);
-                let source = self.slot_of_task(&key).and_then(|s| self.slots[s].branch.clone()).unwrap_or_default();
-                board.events().emit(RunEvent::Conflict { source, target: self.target_branch.clone(), files: files.clone() });
+                let source = self
+                    .slot_of_task(&key)
+                    .and_then(|s| self.slots[s].branch.clone())
+                    .unwrap_or_default();
+                board.events().emit(RunEvent::Conflict {
+                    source,
+                    target: self.target_branch.clone(),
+                    files: files.clone(),
+                });
                 let rounds = board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
-                let Some(slot) = self.slot_of_task(&key) else { return };
+                let Some(slot) = self.slot_of_task(&key) else {
+                    return;
+                };
                 if rounds > MAX_REVIEW_ROUNDS + 2 {
-                    self.fail_task(&key, &format!("merge conflicts could not be resolved: {}", files.join(", ")));
+                    self.fail_task(
+                        &key,
+                        &format!(
+                            "merge conflicts could not be resolved: {}",
+                            files.join(", ")
+                        ),
+                    );
                     self.release_slot(myself, &key);
                     return;
                 }
@@ -624,15 +900,25 @@ impl LeadState {
                     t.state = TaskState::Running;
                 });
                 self.merge_only.insert(key.clone());
-                let Some(spec) = self.specs.get(&key).cloned() else { return };
+                let Some(spec) = self.specs.get(&key).cloned() else {
+                    return;
+                };
                 let session_id = board.task(&key).and_then(|t| t.session_id);
                 if let Some(actor) = &self.slots[slot].actor {
-                    let _ = actor.send_message(WorkerMsg::Assign(Job::ResolveConflict { key, spec, target_branch: self.target_branch.clone(), session_id }));
+                    let _ = actor.send_message(WorkerMsg::Assign(Job::ResolveConflict {
+                        key,
+                        spec,
+                        target_branch: self.target_branch.clone(),
+                        session_id,
+                    }));
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {
                 board.count(|t| t.conflicts += 1);
-                self.fail_task(&key, &format!("merge skipped (conflicts in {})", files.join(", ")));
+                self.fail_task(
+                    &key,
+                    &format!("merge skipped (conflicts in {})", files.join(", ")),
+                );
                 self.release_slot(myself, &key);
             }
             Ok(MergeOutcome::VerifyFailed { output_tail }) => {
@@ -661,7 +947,9 @@ impl LeadState {
         if self.turn.is_some() || self.shutting_down {
             return;
         }
-        let Some((kind, prompt)) = self.pending_turns.pop_front() else { return };
+        let Some((kind, prompt)) = self.pending_turns.pop_front() else {
+            return;
+        };
         self.ctx.board.set_agent_state(&self.who.id, "planning");
         let request = TurnRequest {
             prompt,
@@ -694,20 +982,28 @@ impl LeadState {
     }
 
     fn on_turn_end(&mut self, myself: &ActorRef<LeadMsg>, end: TurnEnd) {
-        let Some((kind, _guard)) = self.turn.take() else { return };
+        let Some((kind, _guard)) = self.turn.take() else {
+            return;
+        };
         self.ctx.board.update_agent(&self.who.id, |a| {
             a.pid = None;
             a.current_task = None;
         });
         let text = match end {
             TurnEnd::Cancelled => return,
-            TurnEnd::Done { result_text, session_id, .. } => {
+            TurnEnd::Done {
+                result_text,
+                session_id,
+                ..
+            } => {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
                 Ok(result_text)
             }
-            TurnEnd::Failed { reason, session_id, .. } => {
+            TurnEnd::Failed {
+                reason, session_id, ..
+            } => {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
@@ -719,11 +1015,16 @@ impl LeadState {
             LeadTurn::Plan { attempt } => match text.map(|t| cco_protocol::parse_task_plan(&t)) {
                 Ok(Ok(parsed)) => {
                     for warning in parsed.warnings {
-                        self.ctx.board.events().emit(RunEvent::Warning { message: format!("{}: {warning}", self.who.id) });
+                        self.ctx.board.events().emit(RunEvent::Warning {
+                            message: format!("{}: {warning}", self.who.id),
+                        });
                     }
                     match parsed.value {
                         TaskPlan::Continue { tasks } => {
-                            self.ctx.board.events().emit(RunEvent::Planned { agent: self.who.id.clone(), items: tasks.len() });
+                            self.ctx.board.events().emit(RunEvent::Planned {
+                                agent: self.who.id.clone(),
+                                items: tasks.len(),
+                            });
                             for task in tasks {
                                 self.add_task(task);
                             }
@@ -736,19 +1037,33 @@ impl LeadState {
                             self.reported_idle = true;
                             if self.who.role == Role::Coordinator {
                                 self.ctx.board.set_agent_state(&self.who.id, "complete");
-                                let _ = self.director.send_message(DirectorMsg::RunComplete { reason });
+                                let _ = self
+                                    .director
+                                    .send_message(DirectorMsg::RunComplete { reason });
                             } else {
-                                self.ctx.board.set_agent_state(&self.who.id, "idle: goal done");
-                                let _ = self.director.send_message(DirectorMsg::TeamIdle { team: self.team.clone() });
+                                self.ctx
+                                    .board
+                                    .set_agent_state(&self.who.id, "idle: goal done");
+                                let _ = self.director.send_message(DirectorMsg::TeamIdle {
+                                    team: self.team.clone(),
+                                });
                             }
                         }
                     }
                 }
                 Ok(Err(error)) if attempt < max_retries => {
                     warn!(lead = %self.who.id, %error, attempt, "invalid plan: asking again");
-                    self.pending_turns.push_front((LeadTurn::Plan { attempt: attempt + 1 }, error.repair_prompt()));
+                    self.pending_turns.push_front((
+                        LeadTurn::Plan {
+                            attempt: attempt + 1,
+                        },
+                        error.repair_prompt(),
+                    ));
                 }
-                Ok(Err(error)) => self.planning_failed(format!("no valid plan after {} attempts: {error}", attempt + 1)),
+                Ok(Err(error)) => self.planning_failed(format!(
+                    "no valid plan after {} attempts: {error}",
+                    attempt + 1
+                )),
                 Err(reason) => self.planning_failed(format!("planning session failed: {reason}")),
             },
         }
@@ -758,7 +1073,14 @@ impl LeadState {
 
     /// A review turn, in a fork of the lead's session (its planning context) so reviews of
     /// several workers run at once; a re-ask resumes the review's own fork.
-    fn start_review(&mut self, myself: &ActorRef<LeadMsg>, key: String, prompt: String, attempt: u32, review_session: Option<String>) {
+    fn start_review(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        key: String,
+        prompt: String,
+        attempt: u32,
+        review_session: Option<String>,
+    ) {
         let (resume, fork) = match review_session {
             Some(session) => (Some(session), false),
             None => (self.session_id.clone(), self.session_id.is_some()),
@@ -775,26 +1097,53 @@ impl LeadState {
         };
         let finish_ref = myself.clone();
         let review_key = key.clone();
-        let guard = spawn_turn(Arc::clone(&self.ctx), self.who.clone(), request, |_| {}, move |end| {
-            let _ = finish_ref.send_message(LeadMsg::ReviewEnded { key: review_key, attempt, end });
-        });
+        let guard = spawn_turn(
+            Arc::clone(&self.ctx),
+            self.who.clone(),
+            request,
+            |_| {},
+            move |end| {
+                let _ = finish_ref.send_message(LeadMsg::ReviewEnded {
+                    key: review_key,
+                    attempt,
+                    end,
+                });
+            },
+        );
         self.reviews.insert(key, guard);
         self.show_activity();
     }
 
-    fn on_review_end(&mut self, myself: &ActorRef<LeadMsg>, key: String, attempt: u32, end: TurnEnd) {
+    fn on_review_end(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        key: String,
+        attempt: u32,
+        end: TurnEnd,
+    ) {
         self.reviews.remove(&key);
         self.show_activity();
         let (text, review_session) = match end {
             TurnEnd::Cancelled => return,
-            TurnEnd::Done { result_text, session_id, .. } => (Ok(result_text), session_id),
-            TurnEnd::Failed { reason, session_id, .. } => (Err(reason), session_id),
+            TurnEnd::Done {
+                result_text,
+                session_id,
+                ..
+            } => (Ok(result_text), session_id),
+            TurnEnd::Failed {
+                reason, session_id, ..
+            } => (Err(reason), session_id),
         };
         match text.map(|t| cco_protocol::parse_review(&t)) {
             Ok(Ok(parsed)) => match parsed.value {
                 ReviewDecision::Approve { .. } => self.start_merge(myself, &key),
                 ReviewDecision::Revise { feedback } => {
-                    let rounds = self.ctx.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+                    let rounds = self
+                        .ctx
+                        .board
+                        .task(&key)
+                        .map(|t| t.review_rounds)
+                        .unwrap_or(0);
                     if rounds < MAX_REVIEW_ROUNDS {
                         self.send_back(&key, &feedback);
                     } else {
@@ -804,7 +1153,13 @@ impl LeadState {
                 }
             },
             Ok(Err(error)) if attempt < self.ctx.config.config.max_plan_retries => {
-                self.start_review(myself, key, error.repair_prompt(), attempt + 1, review_session);
+                self.start_review(
+                    myself,
+                    key,
+                    error.repair_prompt(),
+                    attempt + 1,
+                    review_session,
+                );
             }
             // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
             Ok(Err(_)) | Err(_) => {
@@ -829,20 +1184,34 @@ impl LeadState {
 
     fn planning_failed(&mut self, reason: String) {
         warn!(lead = %self.who.id, %reason, "planning failed");
-        self.ctx.board.set_agent_state(&self.who.id, format!("planning failed: {reason}"));
-        let _ = self.director.send_message(DirectorMsg::TeamFailed { team: self.team.clone(), reason });
+        self.ctx
+            .board
+            .set_agent_state(&self.who.id, format!("planning failed: {reason}"));
+        let _ = self.director.send_message(DirectorMsg::TeamFailed {
+            team: self.team.clone(),
+            reason,
+        });
     }
 
     /// Everything of this team is done: tell the Director (EM) or re-plan (Coordinator).
     fn check_idle(&mut self, myself: &ActorRef<LeadMsg>) {
-        if self.shutting_down || self.turn.is_some() || !self.reviews.is_empty() || !self.pending_turns.is_empty() || self.reported_idle {
+        if self.shutting_down
+            || self.turn.is_some()
+            || !self.reviews.is_empty()
+            || !self.pending_turns.is_empty()
+            || self.reported_idle
+        {
             return;
         }
         if self.slots.iter().any(|s| s.busy.is_some()) {
             return;
         }
         let tasks = self.ctx.board.tasks_of_team(&self.team);
-        if tasks.is_empty() || tasks.iter().any(|t| !matches!(t.state, TaskState::Done | TaskState::Failed)) {
+        if tasks.is_empty()
+            || tasks
+                .iter()
+                .any(|t| !matches!(t.state, TaskState::Done | TaskState::Failed))
+        {
             return;
         }
         if self.who.role == Role::Coordinator {
@@ -851,15 +1220,23 @@ impl LeadState {
             self.enqueue_turn(myself, LeadTurn::Plan { attempt: 0 }, prompt);
         } else {
             self.reported_idle = true;
-            self.ctx.board.set_agent_state(&self.who.id, "idle: goal done");
-            let _ = self.director.send_message(DirectorMsg::TeamIdle { team: self.team.clone() });
+            self.ctx
+                .board
+                .set_agent_state(&self.who.id, "idle: goal done");
+            let _ = self.director.send_message(DirectorMsg::TeamIdle {
+                team: self.team.clone(),
+            });
         }
     }
 
     /// Stops every worker's process at once (each within its grace period), then the actors.
     async fn stop_workers(&mut self) {
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(10);
-        let workers = self.slots.iter_mut().filter_map(|slot| slot.actor.take()).collect();
+        let workers = self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.actor.take())
+            .collect();
         crate::restart::shutdown_all(workers, WorkerMsg::Shutdown, grace).await;
     }
 }

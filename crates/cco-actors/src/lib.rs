@@ -38,10 +38,12 @@ pub mod prompts;
 pub mod restart;
 pub mod runlog;
 pub mod session;
-pub mod worker;
 mod unix;
+pub mod worker;
 
 pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
 pub use error::StartError;
 pub use events::RunEvent;
-pub use orchestrator::{Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, ShutdownMode};
+pub use orchestrator::{
+    Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, ShutdownMode,
+};

@@ -28,7 +28,12 @@ pub struct Orchestrator;
 
 impl Orchestrator {
     pub fn builder(config: LoadedConfig) -> OrchestratorBuilder {
-        OrchestratorBuilder { config, run_id: None, events: EventBus::new(4096), resume: None }
+        OrchestratorBuilder {
+            config,
+            run_id: None,
+            events: EventBus::new(4096),
+            resume: None,
+        }
     }
 }
 
@@ -69,7 +74,13 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    fn new(snapshot: crate::board::StatusSnapshot, reason: String, completed: bool, base_branch: String, started_at: DateTime<Utc>) -> Self {
+    fn new(
+        snapshot: crate::board::StatusSnapshot,
+        reason: String,
+        completed: bool,
+        base_branch: String,
+        started_at: DateTime<Utc>,
+    ) -> Self {
         let finished_at = Utc::now();
         let mut cost_by_model = std::collections::BTreeMap::new();
         let mut cost_by_agent = std::collections::BTreeMap::new();
@@ -124,10 +135,16 @@ impl OrchestratorBuilder {
 
     /// Prepares the repository and starts the supervision tree.
     pub async fn start(self) -> Result<OrchestratorHandle, StartError> {
-        let OrchestratorBuilder { config, run_id, events, resume } = self;
+        let OrchestratorBuilder {
+            config,
+            run_id,
+            events,
+            resume,
+        } = self;
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
-                let (journal, warnings) = crate::journal::load(&dir).map_err(StartError::Journal)?;
+                let (journal, warnings) =
+                    crate::journal::load(&dir).map_err(StartError::Journal)?;
                 (journal.run_id.clone(), dir, Some((journal, warnings)))
             }
             None => {
@@ -155,7 +172,10 @@ impl OrchestratorBuilder {
                 Ok(repo) => repo,
                 Err(source) => {
                     let _ = git.stop().await;
-                    return Err(StartError::Repository { url: redact_url(&cfg.repository_url), source: Box::new(source) });
+                    return Err(StartError::Repository {
+                        url: redact_url(&cfg.repository_url),
+                        source: Box::new(source),
+                    });
                 }
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
@@ -178,7 +198,9 @@ impl OrchestratorBuilder {
             });
             for warning in &warnings {
                 warn!("{warning}");
-                ctx.board.events().emit(RunEvent::Warning { message: warning.clone() });
+                ctx.board.events().emit(RunEvent::Warning {
+                    message: warning.clone(),
+                });
             }
             let journal_writer = tokio::spawn(crate::journal::run_writer(
                 ctx.board.clone(),
@@ -187,10 +209,16 @@ impl OrchestratorBuilder {
                 ctx.run_dir.clone(),
             ));
             let (ended_tx, ended_rx) = watch::channel(None);
-            let (director, director_join) =
-                DirectorActor::spawn(None, DirectorActor, DirectorArgs { ctx: Arc::clone(&ctx), ended: ended_tx })
-                    .await
-                    .map_err(|e| StartError::Actors(e.to_string()))?;
+            let (director, director_join) = DirectorActor::spawn(
+                None,
+                DirectorActor,
+                DirectorArgs {
+                    ctx: Arc::clone(&ctx),
+                    ended: ended_tx,
+                },
+            )
+            .await
+            .map_err(|e| StartError::Actors(e.to_string()))?;
             let _ = director.send_message(DirectorMsg::Start);
             let (summary_tx, summary_rx) = watch::channel(None);
             let started_at = Utc::now();
@@ -198,7 +226,10 @@ impl OrchestratorBuilder {
             tokio::spawn(
                 async move {
                     let _ = director_join.await;
-                    let end = ended_rx.borrow().clone().unwrap_or(RunEnd { reason: "the director stopped unexpectedly".into(), completed: false });
+                    let end = ended_rx.borrow().clone().unwrap_or(RunEnd {
+                        reason: "the director stopped unexpectedly".into(),
+                        completed: false,
+                    });
                     journal_writer.abort();
                     // combined.log ends with RunFinished: let it catch up before the summary.
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run_log).await;
@@ -208,7 +239,13 @@ impl OrchestratorBuilder {
                 .in_current_span(),
             );
             Ok(OrchestratorHandle {
-                inner: Arc::new(HandleInner { ctx, director, summary: summary_rx, stop_requests: AtomicU32::new(0), warnings }),
+                inner: Arc::new(HandleInner {
+                    ctx,
+                    director,
+                    summary: summary_rx,
+                    stop_requests: AtomicU32::new(0),
+                    warnings,
+                }),
             })
         }
         .instrument(span)
@@ -222,7 +259,12 @@ fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
                 None => url.to_string(),
             }
         }
@@ -230,23 +272,41 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-fn create_run_dir(log_directory: &Path, run_id: Option<String>) -> Result<(String, PathBuf), StartError> {
-    std::fs::create_dir_all(log_directory).map_err(|source| StartError::RunDir { path: log_directory.to_path_buf(), source })?;
+fn create_run_dir(
+    log_directory: &Path,
+    run_id: Option<String>,
+) -> Result<(String, PathBuf), StartError> {
+    std::fs::create_dir_all(log_directory).map_err(|source| StartError::RunDir {
+        path: log_directory.to_path_buf(),
+        source,
+    })?;
     let base = run_id.unwrap_or_else(|| format!("run-{}", Utc::now().format("%Y%m%d-%H%M%S")));
     // Two runs in the same second (two orchestrators in one process) get distinct folders.
     for n in 0..1000 {
-        let id = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let id = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = log_directory.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {
-                std::fs::create_dir_all(dir.join("sessions")).map_err(|source| StartError::RunDir { path: dir.clone(), source })?;
+                std::fs::create_dir_all(dir.join("sessions")).map_err(|source| {
+                    StartError::RunDir {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?;
                 return Ok((id, dir));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(source) => return Err(StartError::RunDir { path: dir, source }),
         }
     }
-    Err(StartError::RunDir { path: log_directory.join(base), source: std::io::Error::other("too many runs with this id") })
+    Err(StartError::RunDir {
+        path: log_directory.join(base),
+        source: std::io::Error::other("too many runs with this id"),
+    })
 }
 
 /// Puts a journaled run back on the board: in-flight tasks stay pinned to their worker and
@@ -271,7 +331,10 @@ fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
     }
 }
 
-async fn spawn_git(config: &LoadedConfig, resumed_base: Option<String>) -> Result<GitHandle, StartError> {
+async fn spawn_git(
+    config: &LoadedConfig,
+    resumed_base: Option<String>,
+) -> Result<GitHandle, StartError> {
     let cfg = &config.config;
     let source = match cfg.repository() {
         RepositoryLocation::Remote(url) => url.clone(),
@@ -299,10 +362,21 @@ async fn spawn_git(config: &LoadedConfig, resumed_base: Option<String>) -> Resul
             if let Some(root) = &env_root {
                 found.push(root.join(name));
             }
-            found.into_iter().filter(|p| p.is_file()).take(1).map(|p| EnvFile { source: p, relative: name.clone() })
+            found
+                .into_iter()
+                .filter(|p| p.is_file())
+                .take(1)
+                .map(|p| EnvFile {
+                    source: p,
+                    relative: name.clone(),
+                })
         })
         .collect();
-    let (handle, _join) = GitHandle::spawn(git).await.map_err(|source| StartError::Git { source: Box::new(source) })?;
+    let (handle, _join) = GitHandle::spawn(git)
+        .await
+        .map_err(|source| StartError::Git {
+            source: Box::new(source),
+        })?;
     Ok(handle)
 }
 
@@ -312,15 +386,28 @@ async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) ->
     if let Err(error) = ctx.git.stop().await {
         warn!(%error, "git actor did not stop cleanly");
     }
-    let summary = RunSummary::new(snapshot, end.reason, end.completed, ctx.base_branch.clone(), started_at);
+    let summary = RunSummary::new(
+        snapshot,
+        end.reason,
+        end.completed,
+        ctx.base_branch.clone(),
+        started_at,
+    );
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.
-    let journal = crate::journal::Journal::capture(&ctx.board, &ctx.keys, &ctx.base_branch, Some(&summary.reason));
+    let journal = crate::journal::Journal::capture(
+        &ctx.board,
+        &ctx.keys,
+        &ctx.base_branch,
+        Some(&summary.reason),
+    );
     if let Err(error) = journal.write(&ctx.run_dir) {
         warn!(%error, "could not write the final journal");
     }
     match serde_json::to_vec_pretty(&summary) {
         Ok(bytes) => {
-            if let Err(error) = crate::persist::write_atomic(&ctx.run_dir.join("summary.json"), &bytes) {
+            if let Err(error) =
+                crate::persist::write_atomic(&ctx.run_dir.join("summary.json"), &bytes)
+            {
                 warn!(%error, "could not write summary.json");
             }
         }
@@ -391,13 +478,20 @@ impl OrchestratorHandle {
             ShutdownMode::Graceful => "shutdown requested",
             ShutdownMode::Force => "forced shutdown requested",
         };
-        let _ = self.inner.director.send_message(DirectorMsg::Stop { reason: reason.into(), force: mode == ShutdownMode::Force });
+        let _ = self.inner.director.send_message(DirectorMsg::Stop {
+            reason: reason.into(),
+            force: mode == ShutdownMode::Force,
+        });
     }
 
     /// For signal handlers: the first request stops gracefully, any later one forces.
     pub fn request_stop(&self) -> ShutdownMode {
         let n = self.inner.stop_requests.fetch_add(1, Ordering::SeqCst);
-        let mode = if n == 0 { ShutdownMode::Graceful } else { ShutdownMode::Force };
+        let mode = if n == 0 {
+            ShutdownMode::Graceful
+        } else {
+            ShutdownMode::Force
+        };
         self.shutdown(mode);
         mode
     }
@@ -413,7 +507,13 @@ impl OrchestratorHandle {
                 let snapshot = self.status();
                 let started_at = snapshot.started_at;
                 let reason = "the run task ended without a summary".to_string();
-                return RunSummary::new(snapshot, reason, false, self.inner.ctx.base_branch.clone(), started_at);
+                return RunSummary::new(
+                    snapshot,
+                    reason,
+                    false,
+                    self.inner.ctx.base_branch.clone(),
+                    started_at,
+                );
             }
         }
     }
@@ -427,7 +527,10 @@ impl OrchestratorHandle {
     /// (what the binary does on SIGUSR1). Returns the text and the file.
     pub fn dump_status(&self) -> std::io::Result<(String, PathBuf)> {
         let text = self.status().render_tree();
-        let path = self.run_dir().join(format!("status-{}.txt", Utc::now().format("%Y%m%d-%H%M%S%.3f")));
+        let path = self.run_dir().join(format!(
+            "status-{}.txt",
+            Utc::now().format("%Y%m%d-%H%M%S%.3f")
+        ));
         crate::persist::write_atomic(&path, text.as_bytes())?;
         Ok((text, path))
     }

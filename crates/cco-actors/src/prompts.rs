@@ -34,9 +34,10 @@ pub fn direction(ctx: &RunContext, who: &AgentIdentity) -> String {
     match std::fs::read_to_string(who.cwd.join("PROJECT_DIRECTION.md")) {
         Ok(text) if !text.trim().is_empty() => text,
         _ => {
-            let message = "no PROJECT_DIRECTION.md in the repository and no projectDirection in the config: \
+            let message =
+                "no PROJECT_DIRECTION.md in the repository and no projectDirection in the config: \
                            the planner is asked to improve the project as it sees fit"
-                .to_string();
+                    .to_string();
             ctx.board.events().emit(RunEvent::Warning { message });
             "No written direction was given. Read the code and its README, then plan the most \
              valuable improvements: fix bugs, complete unfinished features, add missing tests."
@@ -55,13 +56,24 @@ pub fn coordinator_plan(ctx: &RunContext, who: &AgentIdentity, target: &str) -> 
     cco_protocol::coordinator_prompt(&agent, &direction(ctx, who), max_tasks(ctx))
 }
 
-pub fn em_plan(ctx: &RunContext, who: &AgentIdentity, team_branch: &str, goal: &TeamGoal) -> String {
+pub fn em_plan(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    team_branch: &str,
+    goal: &TeamGoal,
+) -> String {
     let agent = agent(who, team_branch, &ctx.base_branch);
     let goal_text = format!("{}: {}", goal.name, goal.goal);
     cco_protocol::em_plan_prompt(&agent, &goal_text, max_tasks(ctx))
 }
 
-pub fn worker_task(ctx: &RunContext, who: &AgentIdentity, branch: &str, target: &str, task: &TaskSpec) -> String {
+pub fn worker_task(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    branch: &str,
+    target: &str,
+    task: &TaskSpec,
+) -> String {
     let _ = ctx;
     cco_protocol::task_prompt(task, &agent(who, branch, target))
 }
@@ -74,13 +86,29 @@ pub fn timeout(ctx: &RunContext, who: &AgentIdentity) -> String {
     cco_protocol::timeout_prompt(&agent(who, "", &ctx.base_branch))
 }
 
-pub fn conflict(ctx: &RunContext, who: &AgentIdentity, task: &TaskSpec, target: &str, files: &[String]) -> String {
+pub fn conflict(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    task: &TaskSpec,
+    target: &str,
+    files: &[String],
+) -> String {
     let _ = task;
     cco_protocol::conflict_prompt(&agent(who, "", &ctx.base_branch), target, files)
 }
 
-pub fn review(ctx: &RunContext, who: &AgentIdentity, task: &TaskSpec, result: &str, diff: &cco_git::DiffSummary) -> String {
-    let commits: Vec<String> = diff.commits.iter().map(|(sha, subject)| format!("{} {subject}", &sha[..sha.len().min(10)])).collect();
+pub fn review(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    task: &TaskSpec,
+    result: &str,
+    diff: &cco_git::DiffSummary,
+) -> String {
+    let commits: Vec<String> = diff
+        .commits
+        .iter()
+        .map(|(sha, subject)| format!("{} {subject}", &sha[..sha.len().min(10)]))
+        .collect();
     let diff_text = format!(
         "commits:\n{}\nfiles changed: {} (+{} -{})\n{}",
         commits.join("\n"),
@@ -102,17 +130,43 @@ fn round_report(tasks: &[TaskRecord], history: &[String]) -> RoundReport {
     let failed = tasks
         .iter()
         .filter(|t| t.state == TaskState::Failed)
-        .map(|t| format!("{} \"{}\": {}", t.key, t.title, t.failure.clone().unwrap_or_default()))
+        .map(|t| {
+            format!(
+                "{} \"{}\": {}",
+                t.key,
+                t.title,
+                t.failure.clone().unwrap_or_default()
+            )
+        })
         .collect();
-    RoundReport { merged, failed, notes: history.join("\n") }
+    RoundReport {
+        merged,
+        failed,
+        notes: history.join("\n"),
+    }
 }
 
 pub fn replan(ctx: &RunContext, who: &AgentIdentity, tasks: &[TaskRecord]) -> String {
     let agent = agent(who, &ctx.base_branch, &ctx.base_branch);
-    cco_protocol::replan_prompt(&agent, Planner::Coordinator, &round_report(tasks, &[]), max_tasks(ctx))
+    cco_protocol::replan_prompt(
+        &agent,
+        Planner::Coordinator,
+        &round_report(tasks, &[]),
+        max_tasks(ctx),
+    )
 }
 
-pub fn director_replan(ctx: &RunContext, who: &AgentIdentity, history: &[String], tasks: &[TaskRecord]) -> String {
+pub fn director_replan(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    history: &[String],
+    tasks: &[TaskRecord],
+) -> String {
     let agent = agent(who, &ctx.base_branch, &ctx.base_branch);
-    cco_protocol::replan_prompt(&agent, Planner::Director, &round_report(tasks, history), max_teams(ctx))
+    cco_protocol::replan_prompt(
+        &agent,
+        Planner::Director,
+        &round_report(tasks, history),
+        max_teams(ctx),
+    )
 }

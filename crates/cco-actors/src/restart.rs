@@ -65,7 +65,11 @@ pub struct RestartTracker {
 
 impl RestartTracker {
     pub fn new(policy: RestartPolicy) -> Self {
-        Self { policy, recent: VecDeque::new(), total: 0 }
+        Self {
+            policy,
+            recent: VecDeque::new(),
+            total: 0,
+        }
     }
 
     /// Restarts performed so far (for status output).
@@ -93,7 +97,11 @@ impl RestartTracker {
         if self.recent.len() as u32 >= self.policy.max_restarts {
             return RestartDecision::GiveUp;
         }
-        let delay = backoff(self.policy.initial_backoff, self.policy.max_backoff, self.recent.len() as u32);
+        let delay = backoff(
+            self.policy.initial_backoff,
+            self.policy.max_backoff,
+            self.recent.len() as u32,
+        );
         self.recent.push_back(now);
         self.total += 1;
         RestartDecision::RestartAfter(delay)
@@ -118,7 +126,9 @@ pub async fn shutdown_all<M: ractor::Message>(
         let _ = stop.await;
     }
     for child in children {
-        let _ = child.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+        let _ = child
+            .stop_and_wait(None, Some(Duration::from_secs(5)))
+            .await;
     }
 }
 
@@ -146,9 +156,18 @@ mod tests {
     fn permanent_restarts_with_doubling_backoff_then_gives_up() {
         let mut tracker = RestartTracker::new(policy(Restart::Permanent));
         let now = Instant::now();
-        assert_eq!(tracker.on_stop(true, now), RestartDecision::RestartAfter(Duration::from_millis(100)));
-        assert_eq!(tracker.on_stop(false, now), RestartDecision::RestartAfter(Duration::from_millis(200)));
-        assert_eq!(tracker.on_stop(true, now), RestartDecision::RestartAfter(Duration::from_millis(350)));
+        assert_eq!(
+            tracker.on_stop(true, now),
+            RestartDecision::RestartAfter(Duration::from_millis(100))
+        );
+        assert_eq!(
+            tracker.on_stop(false, now),
+            RestartDecision::RestartAfter(Duration::from_millis(200))
+        );
+        assert_eq!(
+            tracker.on_stop(true, now),
+            RestartDecision::RestartAfter(Duration::from_millis(350))
+        );
         assert_eq!(tracker.on_stop(true, now), RestartDecision::GiveUp);
         assert_eq!(tracker.total(), 3);
     }
@@ -158,10 +177,16 @@ mod tests {
         let mut tracker = RestartTracker::new(policy(Restart::Permanent));
         let start = Instant::now();
         for _ in 0..3 {
-            assert!(matches!(tracker.on_stop(true, start), RestartDecision::RestartAfter(_)));
+            assert!(matches!(
+                tracker.on_stop(true, start),
+                RestartDecision::RestartAfter(_)
+            ));
         }
         let later = start + Duration::from_secs(11);
-        assert_eq!(tracker.on_stop(true, later), RestartDecision::RestartAfter(Duration::from_millis(100)));
+        assert_eq!(
+            tracker.on_stop(true, later),
+            RestartDecision::RestartAfter(Duration::from_millis(100))
+        );
     }
 
     #[test]
@@ -169,13 +194,19 @@ mod tests {
         let now = Instant::now();
         let mut transient = RestartTracker::new(policy(Restart::Transient));
         assert_eq!(transient.on_stop(false, now), RestartDecision::Leave);
-        assert!(matches!(transient.on_stop(true, now), RestartDecision::RestartAfter(_)));
+        assert!(matches!(
+            transient.on_stop(true, now),
+            RestartDecision::RestartAfter(_)
+        ));
         let mut temporary = RestartTracker::new(policy(Restart::Temporary));
         assert_eq!(temporary.on_stop(true, now), RestartDecision::Leave);
     }
 
     #[test]
     fn backoff_never_overflows() {
-        assert_eq!(backoff(Duration::from_secs(1), Duration::from_secs(60), 1000), Duration::from_secs(60));
+        assert_eq!(
+            backoff(Duration::from_secs(1), Duration::from_secs(60), 1000),
+            Duration::from_secs(60)
+        );
     }
 }

@@ -41,7 +41,11 @@ pub fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
     let events = board.events().subscribe();
     let path = run_dir.join(FILE_NAME);
     tokio::spawn(async move {
-        let file = match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+        {
             Ok(file) => file,
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "cannot create the combined log; the run goes on without it");
@@ -53,7 +57,11 @@ pub fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
 }
 
 /// Writes events to `out` until the channel closes or a write fails. `path` is for the warning.
-pub async fn write_events<W: Write>(mut events: broadcast::Receiver<RunEvent>, mut out: W, path: &Path) {
+pub async fn write_events<W: Write>(
+    mut events: broadcast::Receiver<RunEvent>,
+    mut out: W,
+    path: &Path,
+) {
     let mut log = RunLog::default();
     loop {
         let mut last = false;
@@ -63,7 +71,11 @@ pub async fn write_events<W: Write>(mut events: broadcast::Receiver<RunEvent>, m
                 last = matches!(event, RunEvent::RunFinished { .. });
                 log.event_lines(Utc::now(), &event)
             }
-            Err(RecvError::Lagged(missed)) => vec![log.line(Utc::now(), RUN_AGENT, &format!("… {missed} events missed (the log fell behind)"))],
+            Err(RecvError::Lagged(missed)) => vec![log.line(
+                Utc::now(),
+                RUN_AGENT,
+                &format!("… {missed} events missed (the log fell behind)"),
+            )],
             Err(RecvError::Closed) => return,
         };
         if let Err(error) = write_lines(&mut out, &lines) {
@@ -98,45 +110,103 @@ pub struct RunLog {
 impl RunLog {
     /// One line (no newline): timestamp, agent, message. Newlines in `message` are not split.
     pub fn line(&self, at: DateTime<Utc>, agent: &str, message: &str) -> String {
-        format!("{} {} {}", at.format("%Y-%m-%dT%H:%M:%S%.3fZ"), agent_column(agent), message)
+        format!(
+            "{} {} {}",
+            at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            agent_column(agent),
+            message
+        )
     }
 
     /// The lines of one event (none for events not worth a line).
     pub fn event_lines(&mut self, at: DateTime<Utc>, event: &RunEvent) -> Vec<String> {
         let (agent, message): (String, String) = match event {
-            RunEvent::RunStarted { run_id, base_branch, mode } => (RUN_AGENT.into(), format!("run {run_id} started ({mode} mode) on {base_branch}")),
+            RunEvent::RunStarted {
+                run_id,
+                base_branch,
+                mode,
+            } => (
+                RUN_AGENT.into(),
+                format!("run {run_id} started ({mode} mode) on {base_branch}"),
+            ),
             RunEvent::Phase { phase } => (RUN_AGENT.into(), format!("phase: {phase}")),
             RunEvent::AgentState { agent, state } => (agent.clone(), format!("state: {state}")),
-            RunEvent::ProcessStarted { agent, pid, resume } => {
-                (agent.clone(), format!("claude started, pid {pid}{}", if *resume { " (resumed session)" } else { "" }))
+            RunEvent::ProcessStarted { agent, pid, resume } => (
+                agent.clone(),
+                format!(
+                    "claude started, pid {pid}{}",
+                    if *resume { " (resumed session)" } else { "" }
+                ),
+            ),
+            RunEvent::ProcessExited { agent, outcome } => {
+                (agent.clone(), format!("claude exited: {outcome}"))
             }
-            RunEvent::ProcessExited { agent, outcome } => (agent.clone(), format!("claude exited: {outcome}")),
             RunEvent::ToolUsed { agent, tool } => (agent.clone(), format!("tool: {tool}")),
             RunEvent::AgentOutput { agent, text } => {
                 let text = text.trim_end();
-                let lines = text.lines().map(|l| self.line(at, agent, format!("> {l}").trim_end())).collect();
+                let lines = text
+                    .lines()
+                    .map(|l| self.line(at, agent, format!("> {l}").trim_end()))
+                    .collect();
                 return lines;
             }
-            RunEvent::Planned { agent, items } => (agent.clone(), format!("planned {items} item(s)")),
+            RunEvent::Planned { agent, items } => {
+                (agent.clone(), format!("planned {items} item(s)"))
+            }
             RunEvent::TaskAssigned { task, worker } => {
                 self.task_workers.insert(task.clone(), worker.clone());
                 (worker.clone(), format!("assigned task {task}"))
             }
-            RunEvent::TaskFinished { task, worker } => (worker.clone(), format!("finished task {task}, in review")),
-            RunEvent::TaskRevised { task, feedback } => (self.owner(task), format!("task {task} sent back: {feedback}")),
-            RunEvent::TaskFailed { task, reason } => (self.owner(task), format!("task {task} FAILED: {reason}")),
-            RunEvent::Merged { source, target, commit } => {
-                (RUN_AGENT.into(), format!("merged {source} into {target} ({})", &commit[..commit.len().min(10)]))
+            RunEvent::TaskFinished { task, worker } => {
+                (worker.clone(), format!("finished task {task}, in review"))
             }
-            RunEvent::Conflict { source, target, files } => {
-                (RUN_AGENT.into(), format!("conflict merging {source} into {target}: {}", files.join(", ")))
+            RunEvent::TaskRevised { task, feedback } => (
+                self.owner(task),
+                format!("task {task} sent back: {feedback}"),
+            ),
+            RunEvent::TaskFailed { task, reason } => {
+                (self.owner(task), format!("task {task} FAILED: {reason}"))
             }
-            RunEvent::KeyBenched { key, until } => (RUN_AGENT.into(), format!("key {key} rate limited until {until}")),
-            RunEvent::Paused { agent, until } => (agent.clone(), format!("paused: rate limited until {until}")),
-            RunEvent::Cost { agent, total_usd } => (agent.clone(), format!("cost: run total now ${total_usd:.4}")),
-            RunEvent::ActorRestarted { agent, restarts } => (agent.clone(), format!("actor restarted ({restarts})")),
+            RunEvent::Merged {
+                source,
+                target,
+                commit,
+            } => (
+                RUN_AGENT.into(),
+                format!(
+                    "merged {source} into {target} ({})",
+                    &commit[..commit.len().min(10)]
+                ),
+            ),
+            RunEvent::Conflict {
+                source,
+                target,
+                files,
+            } => (
+                RUN_AGENT.into(),
+                format!(
+                    "conflict merging {source} into {target}: {}",
+                    files.join(", ")
+                ),
+            ),
+            RunEvent::KeyBenched { key, until } => (
+                RUN_AGENT.into(),
+                format!("key {key} rate limited until {until}"),
+            ),
+            RunEvent::Paused { agent, until } => {
+                (agent.clone(), format!("paused: rate limited until {until}"))
+            }
+            RunEvent::Cost { agent, total_usd } => (
+                agent.clone(),
+                format!("cost: run total now ${total_usd:.4}"),
+            ),
+            RunEvent::ActorRestarted { agent, restarts } => {
+                (agent.clone(), format!("actor restarted ({restarts})"))
+            }
             RunEvent::Warning { message } => (RUN_AGENT.into(), format!("warning: {message}")),
-            RunEvent::RunFinished { reason } => (RUN_AGENT.into(), format!("run finished: {reason}")),
+            RunEvent::RunFinished { reason } => {
+                (RUN_AGENT.into(), format!("run finished: {reason}"))
+            }
         };
         // Continuation lines of a multi-line message keep the timestamp and the agent.
         let mut lines = message.trim_end().lines();
@@ -147,7 +217,10 @@ impl RunLog {
     }
 
     fn owner(&self, task: &str) -> String {
-        self.task_workers.get(task).cloned().unwrap_or_else(|| RUN_AGENT.into())
+        self.task_workers
+            .get(task)
+            .cloned()
+            .unwrap_or_else(|| RUN_AGENT.into())
     }
 }
 
@@ -156,7 +229,10 @@ fn agent_column(agent: &str) -> String {
     if agent.is_empty() {
         return "-".into();
     }
-    agent.chars().map(|c| if c.is_whitespace() { '_' } else { c }).collect()
+    agent
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect()
 }
 
 /// One parsed line of `combined.log`.
@@ -189,16 +265,38 @@ mod tests {
     #[test]
     fn a_line_is_timestamp_agent_message_and_parses_back() {
         let mut log = RunLog::default();
-        let lines = log.event_lines(at(), &RunEvent::ToolUsed { agent: "worker-1".into(), tool: "Bash".into() });
-        assert_eq!(lines, vec!["2025-01-31T12:00:00.123Z worker-1 tool: Bash".to_string()]);
+        let lines = log.event_lines(
+            at(),
+            &RunEvent::ToolUsed {
+                agent: "worker-1".into(),
+                tool: "Bash".into(),
+            },
+        );
+        assert_eq!(
+            lines,
+            vec!["2025-01-31T12:00:00.123Z worker-1 tool: Bash".to_string()]
+        );
         let parsed = parse_line(&lines[0]).unwrap();
-        assert_eq!(parsed, LogLine { at: "2025-01-31T12:00:00.123Z", agent: "worker-1", message: "tool: Bash" });
+        assert_eq!(
+            parsed,
+            LogLine {
+                at: "2025-01-31T12:00:00.123Z",
+                agent: "worker-1",
+                message: "tool: Bash"
+            }
+        );
     }
 
     #[test]
     fn agent_text_becomes_one_attributed_line_per_text_line() {
         let mut log = RunLog::default();
-        let lines = log.event_lines(at(), &RunEvent::AgentOutput { agent: "em-2".into(), text: "first\n\nthird  \n".into() });
+        let lines = log.event_lines(
+            at(),
+            &RunEvent::AgentOutput {
+                agent: "em-2".into(),
+                text: "first\n\nthird  \n".into(),
+            },
+        );
         assert_eq!(lines.len(), 3, "{lines:?}");
         assert!(lines.iter().all(|l| parse_line(l).unwrap().agent == "em-2"));
         assert_eq!(parse_line(&lines[0]).unwrap().message, "> first");
@@ -209,16 +307,52 @@ mod tests {
     #[test]
     fn run_level_events_use_the_run_agent_and_task_events_follow_the_worker() {
         let mut log = RunLog::default();
-        let merged = log.event_lines(at(), &RunEvent::Merged { source: "a".into(), target: "main".into(), commit: "0123456789abcdef".into() });
+        let merged = log.event_lines(
+            at(),
+            &RunEvent::Merged {
+                source: "a".into(),
+                target: "main".into(),
+                commit: "0123456789abcdef".into(),
+            },
+        );
         assert_eq!(parse_line(&merged[0]).unwrap().agent, RUN_AGENT);
-        assert!(merged[0].ends_with("merged a into main (0123456789)"), "{merged:?}");
-        log.event_lines(at(), &RunEvent::TaskAssigned { task: "flat/t1".into(), worker: "worker-2".into() });
-        let failed = log.event_lines(at(), &RunEvent::TaskFailed { task: "flat/t1".into(), reason: "tests fail\nsecond line".into() });
+        assert!(
+            merged[0].ends_with("merged a into main (0123456789)"),
+            "{merged:?}"
+        );
+        log.event_lines(
+            at(),
+            &RunEvent::TaskAssigned {
+                task: "flat/t1".into(),
+                worker: "worker-2".into(),
+            },
+        );
+        let failed = log.event_lines(
+            at(),
+            &RunEvent::TaskFailed {
+                task: "flat/t1".into(),
+                reason: "tests fail\nsecond line".into(),
+            },
+        );
         assert_eq!(failed.len(), 2);
-        assert!(failed.iter().all(|l| parse_line(l).unwrap().agent == "worker-2"), "{failed:?}");
-        assert_eq!(parse_line(&failed[0]).unwrap().message, "task flat/t1 FAILED: tests fail");
+        assert!(
+            failed
+                .iter()
+                .all(|l| parse_line(l).unwrap().agent == "worker-2"),
+            "{failed:?}"
+        );
+        assert_eq!(
+            parse_line(&failed[0]).unwrap().message,
+            "task flat/t1 FAILED: tests fail"
+        );
         assert_eq!(parse_line(&failed[1]).unwrap().message, "  second line");
-        let unknown = log.event_lines(at(), &RunEvent::TaskFailed { task: "x/y".into(), reason: "r".into() });
+        let unknown = log.event_lines(
+            at(),
+            &RunEvent::TaskFailed {
+                task: "x/y".into(),
+                reason: "r".into(),
+            },
+        );
         assert_eq!(parse_line(&unknown[0]).unwrap().agent, RUN_AGENT);
     }
 
@@ -226,21 +360,32 @@ mod tests {
     fn malformed_lines_do_not_parse() {
         assert_eq!(parse_line(""), None);
         assert_eq!(parse_line("hello world again"), None);
-        assert_eq!(parse_line("2025-01-31T12:00:00.123Z worker-1").unwrap().message, "");
+        assert_eq!(
+            parse_line("2025-01-31T12:00:00.123Z worker-1")
+                .unwrap()
+                .message,
+            ""
+        );
     }
 
     #[tokio::test]
     async fn the_writer_records_lag_and_stops_when_the_channel_closes() {
         let (tx, rx) = broadcast::channel(2);
         for n in 0..5 {
-            tx.send(RunEvent::Warning { message: format!("w{n}") }).unwrap();
+            tx.send(RunEvent::Warning {
+                message: format!("w{n}"),
+            })
+            .unwrap();
         }
         drop(tx);
         let mut out = Vec::new();
         write_events(rx, &mut out, Path::new("mem")).await;
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("3 events missed"), "{text}");
-        assert!(text.contains("warning: w3") && text.contains("warning: w4"), "{text}");
+        assert!(
+            text.contains("warning: w3") && text.contains("warning: w4"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
@@ -256,9 +401,18 @@ mod tests {
         }
         let (tx, rx) = broadcast::channel(16);
         let writer = tokio::spawn(write_events(rx, Full, Path::new("full")));
-        tx.send(RunEvent::Warning { message: "w".into() }).unwrap();
+        tx.send(RunEvent::Warning {
+            message: "w".into(),
+        })
+        .unwrap();
         // The writer returns after the first failed write, with the sender still open.
-        tokio::time::timeout(std::time::Duration::from_secs(10), writer).await.expect("writer stopped").unwrap();
-        tx.send(RunEvent::Warning { message: "after".into() }).ok();
+        tokio::time::timeout(std::time::Duration::from_secs(10), writer)
+            .await
+            .expect("writer stopped")
+            .unwrap();
+        tx.send(RunEvent::Warning {
+            message: "after".into(),
+        })
+        .ok();
     }
 }

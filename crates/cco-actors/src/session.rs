@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cco_claude::events::{ContentBlock, SystemEvent};
-use cco_claude::{ClaudeSession, KillReason, OutcomeKind, SessionOutcome, SessionUpdate, StreamEvent};
+use cco_claude::{
+    ClaudeSession, KillReason, OutcomeKind, SessionOutcome, SessionUpdate, StreamEvent,
+};
 use chrono::Utc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -75,8 +77,16 @@ pub enum TurnUpdate {
 /// How a turn ended.
 #[derive(Debug, Clone)]
 pub enum TurnEnd {
-    Done { result_text: String, session_id: Option<String>, attempts: u32 },
-    Failed { reason: String, session_id: Option<String>, attempts: u32 },
+    Done {
+        result_text: String,
+        session_id: Option<String>,
+        attempts: u32,
+    },
+    Failed {
+        reason: String,
+        session_id: Option<String>,
+        attempts: u32,
+    },
     Cancelled,
 }
 
@@ -130,7 +140,10 @@ pub fn spawn_turn(
         }
         .instrument(span),
     );
-    TurnGuard { cancel: Some(cancel_tx), task: Some(task) }
+    TurnGuard {
+        cancel: Some(cancel_tx),
+        task: Some(task),
+    }
 }
 
 /// The prompt that resumes an interrupted session. The second line names the task (or the
@@ -143,7 +156,11 @@ pub fn resume_prompt(reason: &str, reference: &str) -> String {
 }
 
 fn resume_reference<'a>(request: &'a TurnRequest, who: &'a AgentIdentity) -> &'a str {
-    request.task_key.as_deref().and_then(|k| k.rsplit('/').next()).unwrap_or(&who.id)
+    request
+        .task_key
+        .as_deref()
+        .and_then(|k| k.rsplit('/').next())
+        .unwrap_or(&who.id)
 }
 
 const CRASHED: &str = "Your previous process was interrupted before it finished.";
@@ -181,7 +198,10 @@ async fn drive_turn(
                 Ok(credential) => break credential,
                 Err(all) => {
                     notify(TurnUpdate::Paused { until: all.until });
-                    ctx.board.events().emit(RunEvent::Paused { agent: who.id.clone(), until: all.until });
+                    ctx.board.events().emit(RunEvent::Paused {
+                        agent: who.id.clone(),
+                        until: all.until,
+                    });
                     let wait = (all.until - Utc::now()).to_std().unwrap_or(Duration::ZERO);
                     tokio::select! {
                         _ = tokio::time::sleep(wait + Duration::from_millis(10)) => {}
@@ -192,15 +212,30 @@ async fn drive_turn(
         };
 
         // 2. The process.
-        let new_session = if resume.is_none() || fork_pending { Some(uuid::Uuid::new_v4().to_string()) } else { None };
+        let new_session = if resume.is_none() || fork_pending {
+            Some(uuid::Uuid::new_v4().to_string())
+        } else {
+            None
+        };
         // Only the first process forks; restarts resume the fork itself.
         fork_pending = false;
-        let spec = ctx.session_spec(who, &request, &prompt, resume.as_deref(), new_session.as_deref(), &credential);
+        let spec = ctx.session_spec(
+            who,
+            &request,
+            &prompt,
+            resume.as_deref(),
+            new_session.as_deref(),
+            &credential,
+        );
         attempts += 1;
         let (handle, mut updates) = match ClaudeSession::spawn(spec) {
             Ok(spawned) => spawned,
             Err(error) => {
-                return TurnEnd::Failed { reason: format!("could not start claude: {error}"), session_id, attempts };
+                return TurnEnd::Failed {
+                    reason: format!("could not start claude: {error}"),
+                    session_id,
+                    attempts,
+                };
             }
         };
         if let Some(id) = new_session.clone() {
@@ -227,23 +262,38 @@ async fn drive_turn(
             }
         };
         drop(handle);
-        ctx.board.add_cost(&who.id, request.task_key.as_deref(), outcome.total_cost_usd);
+        ctx.board
+            .add_cost(&who.id, request.task_key.as_deref(), outcome.total_cost_usd);
         if let Some(id) = outcome.session_id.clone() {
             session_id = Some(id);
         }
-        notify(TurnUpdate::Exited { outcome: describe(&outcome) });
-        ctx.board.events().emit(RunEvent::ProcessExited { agent: who.id.clone(), outcome: describe(&outcome) });
+        notify(TurnUpdate::Exited {
+            outcome: describe(&outcome),
+        });
+        ctx.board.events().emit(RunEvent::ProcessExited {
+            agent: who.id.clone(),
+            outcome: describe(&outcome),
+        });
 
         // 3. What next.
         match outcome.kind {
             OutcomeKind::Success => {
-                return TurnEnd::Done { result_text: outcome.result_text.unwrap_or_default(), session_id, attempts };
+                return TurnEnd::Done {
+                    result_text: outcome.result_text.unwrap_or_default(),
+                    session_id,
+                    attempts,
+                };
             }
             OutcomeKind::RateLimited { resets_at } => {
-                let until = resets_at.filter(|t| *t > Utc::now()).unwrap_or_else(|| Utc::now() + DEFAULT_BENCH);
+                let until = resets_at
+                    .filter(|t| *t > Utc::now())
+                    .unwrap_or_else(|| Utc::now() + DEFAULT_BENCH);
                 warn!(key = credential.name(), %until, "rate limited: benching credential, resuming the same session");
                 ctx.keys.bench(credential.name(), until);
-                ctx.board.events().emit(RunEvent::KeyBenched { key: credential.name().to_string(), until });
+                ctx.board.events().emit(RunEvent::KeyBenched {
+                    key: credential.name().to_string(),
+                    until,
+                });
                 if session_id.is_some() {
                     resume = session_id.clone();
                     prompt = resume_prompt(RATE_LIMITED, resume_reference(&request, who));
@@ -252,36 +302,51 @@ async fn drive_turn(
             OutcomeKind::ResumeNotFound => {
                 failures += 1;
                 if failures > max_restarts {
-                    return TurnEnd::Failed { reason: "session could not be resumed".into(), session_id, attempts };
+                    return TurnEnd::Failed {
+                        reason: "session could not be resumed".into(),
+                        session_id,
+                        attempts,
+                    };
                 }
                 warn!(session = ?resume, "session not found: starting the task afresh");
                 resume = None;
                 session_id = None;
                 prompt = request.prompt.clone();
             }
-            OutcomeKind::Killed { reason: KillReason::WallTimeout } => {
-                match (&request.timeout_prompt, used_timeout_resume, &session_id) {
-                    (Some(timeout_prompt), false, Some(id)) => {
-                        used_timeout_resume = true;
-                        info!("task timed out: resuming once to commit what works");
-                        resume = Some(id.clone());
-                        prompt = timeout_prompt.clone();
-                    }
-                    _ => {
-                        return TurnEnd::Failed { reason: "timed out".into(), session_id, attempts };
-                    }
+            OutcomeKind::Killed {
+                reason: KillReason::WallTimeout,
+            } => match (&request.timeout_prompt, used_timeout_resume, &session_id) {
+                (Some(timeout_prompt), false, Some(id)) => {
+                    used_timeout_resume = true;
+                    info!("task timed out: resuming once to commit what works");
+                    resume = Some(id.clone());
+                    prompt = timeout_prompt.clone();
                 }
-            }
-            ref kind if kind.is_retryable() => {
-                failures += 1;
-                if failures > max_restarts {
+                _ => {
                     return TurnEnd::Failed {
-                        reason: format!("gave up after {failures} failed runs; last: {}", describe(&outcome)),
+                        reason: "timed out".into(),
                         session_id,
                         attempts,
                     };
                 }
-                let delay = backoff(config.restart_backoff(), Duration::from_secs(60), failures - 1);
+            },
+            ref kind if kind.is_retryable() => {
+                failures += 1;
+                if failures > max_restarts {
+                    return TurnEnd::Failed {
+                        reason: format!(
+                            "gave up after {failures} failed runs; last: {}",
+                            describe(&outcome)
+                        ),
+                        session_id,
+                        attempts,
+                    };
+                }
+                let delay = backoff(
+                    config.restart_backoff(),
+                    Duration::from_secs(60),
+                    failures - 1,
+                );
                 warn!(failures, ?delay, outcome = %describe(&outcome), "claude process failed: resuming after backoff");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -295,7 +360,11 @@ async fn drive_turn(
                 }
             }
             _ => {
-                return TurnEnd::Failed { reason: describe(&outcome), session_id, attempts };
+                return TurnEnd::Failed {
+                    reason: describe(&outcome),
+                    session_id,
+                    attempts,
+                };
             }
         }
     }
@@ -303,7 +372,11 @@ async fn drive_turn(
 
 /// Terminates the process (SIGKILL at once when the shutdown is forced) and waits until the
 /// driver reports it gone; a force arriving during the grace period escalates to SIGKILL.
-async fn stop_process(ctx: &RunContext, handle: &cco_claude::SessionHandle, updates: &mut tokio::sync::mpsc::UnboundedReceiver<SessionUpdate>) {
+async fn stop_process(
+    ctx: &RunContext,
+    handle: &cco_claude::SessionHandle,
+    updates: &mut tokio::sync::mpsc::UnboundedReceiver<SessionUpdate>,
+) {
     if ctx.is_forced() {
         handle.kill();
     } else {
@@ -329,7 +402,11 @@ fn forward(
 ) {
     match update {
         SessionUpdate::Started { pid } => {
-            ctx.board.events().emit(RunEvent::ProcessStarted { agent: who.id.clone(), pid, resume });
+            ctx.board.events().emit(RunEvent::ProcessStarted {
+                agent: who.id.clone(),
+                pid,
+                resume,
+            });
             notify(TurnUpdate::Started { pid, resume });
         }
         SessionUpdate::Event(event) => match *event {
@@ -342,13 +419,19 @@ fn forward(
                 for block in &assistant.message.content {
                     match block {
                         ContentBlock::ToolUse { name, .. } => {
-                            ctx.board.events().emit(RunEvent::ToolUsed { agent: who.id.clone(), tool: name.clone() });
+                            ctx.board.events().emit(RunEvent::ToolUsed {
+                                agent: who.id.clone(),
+                                tool: name.clone(),
+                            });
                             notify(TurnUpdate::Tool(name.clone()));
                         }
                         ContentBlock::Text { text } if !text.trim().is_empty() => {
                             let text: String = text.chars().take(2000).collect();
                             let text = ctx.redactor.redact(&text).into_owned();
-                            ctx.board.events().emit(RunEvent::AgentOutput { agent: who.id.clone(), text });
+                            ctx.board.events().emit(RunEvent::AgentOutput {
+                                agent: who.id.clone(),
+                                text,
+                            });
                         }
                         _ => {}
                     }

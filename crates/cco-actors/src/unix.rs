@@ -7,12 +7,18 @@ use nix::unistd::Pid;
 /// but only when `/proc/<pid>/environ` proves it is that agent's process: a recycled pid
 /// belonging to something else is never touched. Returns true when a group was killed.
 pub fn kill_leftover_agent_process(pid: u32, agent: &str) -> bool {
-    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
     let marker = format!("CCO_AGENT_ID={agent}");
-    let ours = environ.split(|b| *b == 0).any(|entry| entry == marker.as_bytes());
+    let ours = environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == marker.as_bytes());
     if !ours {
         return false;
     }
-    let Ok(raw) = i32::try_from(pid) else { return false };
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
     killpg(Pid::from_raw(raw), Signal::SIGKILL).is_ok()
 }

@@ -27,18 +27,35 @@ pub enum Job {
     /// A new task: a fresh claude session.
     Task { key: String, spec: TaskSpec },
     /// The lead's review asked for changes: resume the task's session with the feedback.
-    Revise { key: String, spec: TaskSpec, feedback: String, session_id: Option<String> },
+    Revise {
+        key: String,
+        spec: TaskSpec,
+        feedback: String,
+        session_id: Option<String>,
+    },
     /// A task that was in flight when the previous cco process died: resume its session.
-    Resume { key: String, spec: TaskSpec, session_id: String },
+    Resume {
+        key: String,
+        spec: TaskSpec,
+        session_id: String,
+    },
     /// Merging into the target conflicted: merge the target into this worktree and let the
     /// task's session resolve the conflict, then commit.
-    ResolveConflict { key: String, spec: TaskSpec, target_branch: String, session_id: Option<String> },
+    ResolveConflict {
+        key: String,
+        spec: TaskSpec,
+        target_branch: String,
+        session_id: Option<String>,
+    },
 }
 
 impl Job {
     pub fn key(&self) -> &str {
         match self {
-            Job::Task { key, .. } | Job::Revise { key, .. } | Job::Resume { key, .. } | Job::ResolveConflict { key, .. } => key,
+            Job::Task { key, .. }
+            | Job::Revise { key, .. }
+            | Job::Resume { key, .. }
+            | Job::ResolveConflict { key, .. } => key,
         }
     }
 }
@@ -46,8 +63,16 @@ impl Job {
 /// What a worker tells its lead.
 #[derive(Debug, Clone)]
 pub enum WorkerReport {
-    Finished { key: String, result_text: String, session_id: Option<String> },
-    Failed { key: String, reason: String, session_id: Option<String> },
+    Finished {
+        key: String,
+        result_text: String,
+        session_id: Option<String>,
+    },
+    Failed {
+        key: String,
+        reason: String,
+        session_id: Option<String>,
+    },
 }
 
 pub enum WorkerMsg {
@@ -93,14 +118,26 @@ impl Actor for WorkerActor {
     type State = WorkerState;
     type Arguments = WorkerArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerState, ActorProcessingErr> {
-        let WorkerArgs { ctx, id, team, lead, slot, target_branch } = args;
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        let WorkerArgs {
+            ctx,
+            id,
+            team,
+            lead,
+            slot,
+            target_branch,
+        } = args;
         let worktree = ctx
             .git
             .create_worktree(&team, &id, &target_branch)
             .await
             .map_err(|e| format!("worker {id}: worktree: {e}"))?;
-        std::fs::create_dir_all(ctx.agent_config_dir(&id)).map_err(|e| format!("worker {id}: config dir: {e}"))?;
+        std::fs::create_dir_all(ctx.agent_config_dir(&id))
+            .map_err(|e| format!("worker {id}: config dir: {e}"))?;
         crate::auth::prepare_config_dir(&ctx, &ctx.agent_config_dir(&id));
         let who = ctx.identity(&id, Role::Worker, Some(&team), &worktree.path);
         ctx.board.set_agent_state(&id, "idle");
@@ -120,7 +157,11 @@ impl Actor for WorkerActor {
         })
     }
 
-    async fn post_start(&self, _myself: ActorRef<WorkerMsg>, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn post_start(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         let _ = state.lead.send_message(LeadMsg::WorkerReady {
             slot: state.slot,
             worktree: state.worktree.clone(),
@@ -129,17 +170,34 @@ impl Actor for WorkerActor {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Assign(job) => state.start_job(&myself, job),
             WorkerMsg::Turn(update) => state.on_turn_update(update),
             WorkerMsg::TurnEnded(end) => state.on_turn_end(&myself, end),
             WorkerMsg::ConflictPrepared(result) => state.on_conflict_prepared(&myself, result),
             WorkerMsg::ConflictConcluded(result) => {
-                let key = state.job.as_ref().map(|j| j.key().to_string()).unwrap_or_default();
+                let key = state
+                    .job
+                    .as_ref()
+                    .map(|j| j.key().to_string())
+                    .unwrap_or_default();
                 let report = match result {
-                    Ok(()) => WorkerReport::Finished { key, result_text: "conflict resolved".into(), session_id: state.session_id.clone() },
-                    Err(reason) => WorkerReport::Failed { key, reason, session_id: state.session_id.clone() },
+                    Ok(()) => WorkerReport::Finished {
+                        key,
+                        result_text: "conflict resolved".into(),
+                        session_id: state.session_id.clone(),
+                    },
+                    Err(reason) => WorkerReport::Failed {
+                        key,
+                        reason,
+                        session_id: state.session_id.clone(),
+                    },
                 };
                 state.report(report);
             }
@@ -150,7 +208,10 @@ impl Actor for WorkerActor {
                     turn.shutdown().await;
                 }
                 state.ctx.board.set_agent_state(&state.who.id, "stopped");
-                state.ctx.board.update_agent(&state.who.id, |a| a.pid = None);
+                state
+                    .ctx
+                    .board
+                    .update_agent(&state.who.id, |a| a.pid = None);
                 let _ = reply.send(());
             }
         }
@@ -166,38 +227,82 @@ impl WorkerState {
             let _ = self.lead.send_message(LeadMsg::WorkerReport {
                 slot: self.slot,
                 worker: self.who.id.clone(),
-                report: WorkerReport::Failed { key: job.key().to_string(), reason: "worker busy".into(), session_id: None },
+                report: WorkerReport::Failed {
+                    key: job.key().to_string(),
+                    reason: "worker busy".into(),
+                    session_id: None,
+                },
                 requeue: true,
             });
             return;
         }
         let key = job.key().to_string();
-        self.ctx.board.update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
+        self.ctx
+            .board
+            .update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
         self.job = Some(job.clone());
         match job {
             Job::Task { key, spec } => {
                 self.session_id = None;
-                let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
+                let prompt = prompts::worker_task(
+                    &self.ctx,
+                    &self.who,
+                    &self.branch,
+                    &self.target_branch,
+                    &spec,
+                );
                 self.run_turn(myself, key, prompt, None);
             }
-            Job::Resume { key, spec, session_id } => {
+            Job::Resume {
+                key,
+                spec,
+                session_id,
+            } => {
                 self.session_id = Some(session_id.clone());
-                let prompt = prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec);
-                let resume = crate::session::resume_prompt("cco was restarted while you worked on this task.", &spec.id);
+                let prompt = prompts::worker_task(
+                    &self.ctx,
+                    &self.who,
+                    &self.branch,
+                    &self.target_branch,
+                    &spec,
+                );
+                let resume = crate::session::resume_prompt(
+                    "cco was restarted while you worked on this task.",
+                    &spec.id,
+                );
                 self.run_turn_with(myself, key, prompt, Some(session_id), Some(resume));
             }
-            Job::Revise { key, spec, feedback, session_id } => {
+            Job::Revise {
+                key,
+                spec,
+                feedback,
+                session_id,
+            } => {
                 self.session_id = session_id.clone();
                 let prompt = prompts::feedback(&self.ctx, &self.who, &spec, &feedback);
                 // Without a session to resume, start over with the task and the feedback.
                 let prompt = if session_id.is_some() {
                     prompt
                 } else {
-                    format!("{}\n\n{}", prompts::worker_task(&self.ctx, &self.who, &self.branch, &self.target_branch, &spec), prompt)
+                    format!(
+                        "{}\n\n{}",
+                        prompts::worker_task(
+                            &self.ctx,
+                            &self.who,
+                            &self.branch,
+                            &self.target_branch,
+                            &spec
+                        ),
+                        prompt
+                    )
                 };
                 self.run_turn(myself, key, prompt, session_id);
             }
-            Job::ResolveConflict { target_branch, session_id, .. } => {
+            Job::ResolveConflict {
+                target_branch,
+                session_id,
+                ..
+            } => {
                 self.session_id = session_id;
                 self.ctx.board.set_agent_state(&self.who.id, "merging");
                 let git = self.ctx.git.clone();
@@ -209,7 +314,8 @@ impl WorkerState {
                         .await
                         .map(|merge| match merge {
                             cco_git::WorktreeMerge::Conflicted { files } => Some(files),
-                            cco_git::WorktreeMerge::UpToDate | cco_git::WorktreeMerge::Clean { .. } => None,
+                            cco_git::WorktreeMerge::UpToDate
+                            | cco_git::WorktreeMerge::Clean { .. } => None,
                         })
                         .map_err(|e| e.to_string());
                     let _ = me.send_message(WorkerMsg::ConflictPrepared(result));
@@ -218,11 +324,24 @@ impl WorkerState {
         }
     }
 
-    fn run_turn(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>) {
+    fn run_turn(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        key: String,
+        prompt: String,
+        resume: Option<String>,
+    ) {
         self.run_turn_with(myself, key, prompt, resume, None);
     }
 
-    fn run_turn_with(&mut self, myself: &ActorRef<WorkerMsg>, key: String, prompt: String, resume: Option<String>, resume_prompt: Option<String>) {
+    fn run_turn_with(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        key: String,
+        prompt: String,
+        resume: Option<String>,
+        resume_prompt: Option<String>,
+    ) {
         self.ctx.board.set_agent_state(&self.who.id, "working");
         let request = TurnRequest {
             prompt,
@@ -266,7 +385,13 @@ impl WorkerState {
                 }
             }
             TurnUpdate::Tool(tool) => board.update_agent(id, |a| a.last_tool = Some(tool)),
-            TurnUpdate::Paused { until } => board.set_agent_state(id, format!("paused: rate limited until {}", until.format("%H:%M:%S UTC"))),
+            TurnUpdate::Paused { until } => board.set_agent_state(
+                id,
+                format!(
+                    "paused: rate limited until {}",
+                    until.format("%H:%M:%S UTC")
+                ),
+            ),
             TurnUpdate::Exited { .. } => {
                 board.update_agent(id, |a| a.pid = None);
                 if let Some(key) = self.job.as_ref().map(|j| j.key().to_string()) {
@@ -284,13 +409,23 @@ impl WorkerState {
             TurnEnd::Cancelled => {
                 self.job = None;
             }
-            TurnEnd::Failed { reason, session_id, .. } => {
+            TurnEnd::Failed {
+                reason, session_id, ..
+            } => {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
-                self.report(WorkerReport::Failed { key, reason, session_id: self.session_id.clone() });
+                self.report(WorkerReport::Failed {
+                    key,
+                    reason,
+                    session_id: self.session_id.clone(),
+                });
             }
-            TurnEnd::Done { result_text, session_id, .. } => {
+            TurnEnd::Done {
+                result_text,
+                session_id,
+                ..
+            } => {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
@@ -299,21 +434,49 @@ impl WorkerState {
                     let worktree = self.worktree.clone();
                     let me = myself.clone();
                     tokio::spawn(async move {
-                        let result = git.conclude_worktree_merge(&worktree).await.map(|_| ()).map_err(|e| e.to_string());
+                        let result = git
+                            .conclude_worktree_merge(&worktree)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string());
                         let _ = me.send_message(WorkerMsg::ConflictConcluded(result));
                     });
                 } else {
-                    self.report(WorkerReport::Finished { key, result_text, session_id: self.session_id.clone() });
+                    self.report(WorkerReport::Finished {
+                        key,
+                        result_text,
+                        session_id: self.session_id.clone(),
+                    });
                 }
             }
         }
     }
 
-    fn on_conflict_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<Option<Vec<String>>, String>) {
-        let Some(Job::ResolveConflict { key, spec, target_branch, .. }) = self.job.clone() else { return };
+    fn on_conflict_prepared(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        result: Result<Option<Vec<String>>, String>,
+    ) {
+        let Some(Job::ResolveConflict {
+            key,
+            spec,
+            target_branch,
+            ..
+        }) = self.job.clone()
+        else {
+            return;
+        };
         match result {
-            Err(reason) => self.report(WorkerReport::Failed { key, reason, session_id: self.session_id.clone() }),
-            Ok(None) => self.report(WorkerReport::Finished { key, result_text: "merged cleanly".into(), session_id: self.session_id.clone() }),
+            Err(reason) => self.report(WorkerReport::Failed {
+                key,
+                reason,
+                session_id: self.session_id.clone(),
+            }),
+            Ok(None) => self.report(WorkerReport::Finished {
+                key,
+                result_text: "merged cleanly".into(),
+                session_id: self.session_id.clone(),
+            }),
             Ok(Some(files)) => {
                 let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &target_branch, &files);
                 let resume = self.session_id.clone();

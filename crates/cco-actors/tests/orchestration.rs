@@ -31,17 +31,28 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
     let files = project.files_on("main");
     for f in ["src/add.txt", "src/sub.txt", "src/mul.txt", "README.md"] {
-        assert!(files.contains(&f.to_string()), "{f} missing on main: {files:?}");
+        assert!(
+            files.contains(&f.to_string()),
+            "{f} missing on main: {files:?}"
+        );
     }
     // Every task was done by a worker session and merged once.
-    assert!(summary.tasks.iter().all(|t| t.state == TaskState::Done && t.session_id.is_some() && t.merged_commit.is_some()));
+    assert!(summary.tasks.iter().all(|t| t.state == TaskState::Done
+        && t.session_id.is_some()
+        && t.merged_commit.is_some()));
     assert!(summary.totals.cost_usd > 0.0);
     // Spend is broken down per model (coordinator: opus, workers: sonnet) and per agent.
     let by_model: f64 = summary.cost_by_model.values().sum();
-    assert!((by_model - summary.totals.cost_usd).abs() < 1e-9, "{:?}", summary.cost_by_model);
+    assert!(
+        (by_model - summary.totals.cost_usd).abs() < 1e-9,
+        "{:?}",
+        summary.cost_by_model
+    );
     assert!(summary.cost_by_model["sonnet"] > 0.0 && summary.cost_by_model["opus"] > 0.0);
     assert!(summary.cost_by_agent["worker-1"] > 0.0);
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(handle.run_dir().join("summary.json")).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(handle.run_dir().join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(written["totals"]["tasks_done"], 3);
     assert_no_live_processes(&pids_of(&handle));
 }
@@ -67,7 +78,10 @@ fn record(handle: &cco_actors::OrchestratorHandle) -> tokio::task::JoinHandle<Ve
     })
 }
 
-async fn recorded(recorder: tokio::task::JoinHandle<Vec<RunEvent>>, handle: cco_actors::OrchestratorHandle) -> Vec<RunEvent> {
+async fn recorded(
+    recorder: tokio::task::JoinHandle<Vec<RunEvent>>,
+    handle: cco_actors::OrchestratorHandle,
+) -> Vec<RunEvent> {
     drop(handle);
     // The recorder ends at RunFinished; the run has ended, so a deadline only guards bugs.
     match tokio::time::timeout(Duration::from_secs(5), recorder).await {
@@ -92,7 +106,10 @@ async fn hierarchy_mode_runs_two_teams_and_merges_both_into_main() {
             worker_rule("b2", "beta/2.txt", "b2\n"),
         ]
     });
-    let project = Project::new(json!({"workerCount": 4, "engineerManagerGroupSize": 2}), script);
+    let project = Project::new(
+        json!({"workerCount": 4, "engineerManagerGroupSize": 2}),
+        script,
+    );
     let handle = project.start().await;
     let recorder = record(&handle);
     let summary = finish(&handle, RUN_TIMEOUT).await;
@@ -103,9 +120,19 @@ async fn hierarchy_mode_runs_two_teams_and_merges_both_into_main() {
     for f in ["alpha/1.txt", "alpha/2.txt", "beta/1.txt", "beta/2.txt"] {
         assert!(files.contains(&f.to_string()), "{f} missing: {files:?}");
     }
-    let roles: Vec<_> = summary.agents.iter().map(|a| (a.id.as_str(), a.role, a.parent.clone())).collect();
-    assert!(roles.contains(&("em-1", cco_actors::Role::Em, Some("director".into()))), "{roles:?}");
-    assert!(roles.contains(&("worker-3", cco_actors::Role::Worker, Some("em-2".into()))), "{roles:?}");
+    let roles: Vec<_> = summary
+        .agents
+        .iter()
+        .map(|a| (a.id.as_str(), a.role, a.parent.clone()))
+        .collect();
+    assert!(
+        roles.contains(&("em-1", cco_actors::Role::Em, Some("director".into()))),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&("worker-3", cco_actors::Role::Worker, Some("em-2".into()))),
+        "{roles:?}"
+    );
     let events = recorded(recorder, handle).await;
     let team_merges = events
         .iter()
@@ -119,7 +146,10 @@ async fn a_complete_plan_ends_the_run_cleanly() {
     let script = json!({"rules": [
         {"match": {"prompt_contains": "[cco:director-plan]"}, "result": "Nothing left to do.\n```json\n{\"status\":\"complete\",\"reason\":\"already done\"}\n```"}
     ]});
-    let project = Project::new(json!({"workerCount": 6, "engineerManagerGroupSize": 3}), script);
+    let project = Project::new(
+        json!({"workerCount": 6, "engineerManagerGroupSize": 3}),
+        script,
+    );
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed);
@@ -149,19 +179,30 @@ async fn invalid_plan_json_is_asked_again_in_the_same_session_and_recovers() {
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().filter(|l| l.contains("\"type\":\"result\"")).count())
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("\"type\":\"result\""))
+                .count()
+        })
         .max();
     assert!(planning_results >= Some(3), "{planning_results:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_plan_that_stays_invalid_stops_the_run_with_a_clear_reason() {
-    let script = json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "result": "no json here"}]});
+    let script =
+        json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "result": "no json here"}]});
     let project = Project::new(json!({"workerCount": 1, "maxPlanRetries": 1}), script);
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(!summary.completed);
-    assert!(summary.reason.contains("no valid plan after 2 attempts"), "{}", summary.reason);
+    assert!(
+        summary.reason.contains("no valid plan after 2 attempts"),
+        "{}",
+        summary.reason
+    );
 }
 
 fn write_keys(project: &Project) {
@@ -171,7 +212,11 @@ fn write_keys(project: &Project) {
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(project.config_dir.join("api-keys.json"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        project.config_dir.join("api-keys.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
 }
 
 /// Worker rules that note which key resumed the task, outside the repository.
@@ -192,34 +237,67 @@ async fn a_rate_limited_key_is_benched_and_the_same_session_resumes_on_the_next_
     let marks_dir = cco_testkit::temp_dir();
     let marks = marks_dir.path().join("keys-used");
     let mut rules = vec![
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks":[task("t1","t1.txt")]}),
+        ),
         complete_rule("[cco:replan]"),
         approve_rule(),
         json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1,
                "steps": [{"text": "working"}, {"rate_limit": {"resets_in_secs": 600, "retries": 1}}]}),
     ];
     rules.extend(key_marking_rules(&marks));
-    let project = Project::new(json!({"workerCount": 1, "authMode": "api-keys-only"}), json!({"rules": rules}));
+    let project = Project::new(
+        json!({"workerCount": 1, "authMode": "api-keys-only"}),
+        json!({"rules": rules}),
+    );
     write_keys(&project);
     let handle = project.start().await;
     let recorder = record(&handle);
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
     let events = recorded(recorder, handle.clone()).await;
-    let benched: Vec<&str> = events.iter().filter_map(|e| match e { RunEvent::KeyBenched { key, .. } => Some(key.as_str()), _ => None }).collect();
+    let benched: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::KeyBenched { key, .. } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(benched.len(), 1, "{benched:?}");
     let used = std::fs::read_to_string(&marks).unwrap();
     assert_eq!(used.lines().count(), 1);
-    assert_ne!(used.trim(), benched[0], "the session resumed on the other key");
+    assert_ne!(
+        used.trim(),
+        benched[0],
+        "the session resumed on the other key"
+    );
     // Same session: one worker transcript, and the task's session id is its name.
     let task = &summary.tasks[0];
-    let transcripts: Vec<String> = std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("worker-1-")).collect();
-    assert_eq!(transcripts, vec![format!("worker-1-{}.jsonl", task.session_id.clone().unwrap())]);
+    let transcripts: Vec<String> = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("worker-1-"))
+        .collect();
+    assert_eq!(
+        transcripts,
+        vec![format!(
+            "worker-1-{}.jsonl",
+            task.session_id.clone().unwrap()
+        )]
+    );
     // Keys never reach logs.
-    for entry in std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok) {
+    for entry in std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+    {
         let text = std::fs::read_to_string(entry.path()).unwrap();
-        assert!(!text.contains("sk-ant-test-key"), "a key leaked into {}", entry.path().display());
+        assert!(
+            !text.contains("sk-ant-test-key"),
+            "a key leaked into {}",
+            entry.path().display()
+        );
     }
 }
 
@@ -228,20 +306,30 @@ async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() 
     let marks_dir = cco_testkit::temp_dir();
     let marks = marks_dir.path().join("keys-used");
     let mut rules = vec![
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks":[task("t1","t1.txt")]}),
+        ),
         complete_rule("[cco:replan]"),
         approve_rule(),
         json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"rate_limit": {"resets_in_secs": 2, "retries": 0}}]}),
         json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "times": 1, "steps": [{"rate_limit": {"resets_in_secs": 2, "retries": 0}}]}),
     ];
     rules.extend(key_marking_rules(&marks));
-    let project = Project::new(json!({"workerCount": 1, "authMode": "api-keys-only"}), json!({"rules": rules}));
+    let project = Project::new(
+        json!({"workerCount": 1, "authMode": "api-keys-only"}),
+        json!({"rules": rules}),
+    );
     write_keys(&project);
     let handle = project.start().await;
     let recorder = record(&handle);
     let mut saw_paused_state = false;
     cco_testkit::wait_until_async(Duration::from_secs(30), "the worker pauses", || {
-        saw_paused_state |= handle.status().agents.iter().any(|a| a.state.starts_with("paused: rate limited until"));
+        saw_paused_state |= handle
+            .status()
+            .agents
+            .iter()
+            .any(|a| a.state.starts_with("paused: rate limited until"));
         std::future::ready(saw_paused_state || handle.is_finished())
     })
     .await;
@@ -251,14 +339,25 @@ async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() 
     assert_eq!(summary.totals.tasks_done, 1);
     let events = recorded(recorder, handle).await;
     assert!(events.iter().any(|e| matches!(e, RunEvent::Paused { .. })));
-    assert_eq!(events.iter().filter(|e| matches!(e, RunEvent::KeyBenched { .. })).count(), 2);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, RunEvent::KeyBenched { .. }))
+            .count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reaching_the_budget_stops_the_run_cleanly() {
-    let tasks: Vec<_> = (1..=6).map(|n| task(&format!("t{n}"), &format!("t{n}.txt"))).collect();
+    let tasks: Vec<_> = (1..=6)
+        .map(|n| task(&format!("t{n}"), &format!("t{n}.txt")))
+        .collect();
     let mut rules = vec![
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks": tasks})),
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks": tasks}),
+        ),
         complete_rule("[cco:replan]"),
         approve_rule(),
     ];
@@ -267,18 +366,34 @@ async fn reaching_the_budget_stops_the_run_cleanly() {
         rule["cost_usd"] = json!(0.5);
         rules.push(rule);
     }
-    let project = Project::new(json!({"workerCount": 1, "maxBudgetUsd": 1.0}), json!({"rules": rules}));
+    let project = Project::new(
+        json!({"workerCount": 1, "maxBudgetUsd": 1.0}),
+        json!({"rules": rules}),
+    );
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(!summary.completed);
-    assert!(summary.reason.starts_with("budget reached"), "{}", summary.reason);
+    assert!(
+        summary.reason.starts_with("budget reached"),
+        "{}",
+        summary.reason
+    );
     assert!(summary.totals.cost_usd >= 1.0);
-    assert!(summary.totals.tasks_done < 6, "the run stopped before doing everything");
+    assert!(
+        summary.totals.tasks_done < 6,
+        "the run stopped before doing everything"
+    );
     assert_no_live_processes(&pids_of(&handle));
     // What was merged before the stop is on main, exactly once.
     let log = project.git(&["log", "--format=%s", "main"]);
     for task in summary.tasks.iter().filter(|t| t.state == TaskState::Done) {
-        assert_eq!(log.lines().filter(|l| *l == format!("Merge {}", task.key)).count(), 1, "{log}");
+        assert_eq!(
+            log.lines()
+                .filter(|l| *l == format!("Merge {}", task.key))
+                .count(),
+            1,
+            "{log}"
+        );
     }
 }
 
@@ -309,7 +424,10 @@ async fn a_merge_conflict_goes_back_to_the_workers_session_and_both_sides_land()
     assert!(summary.completed, "{}", summary.reason);
     assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
     assert_eq!(summary.totals.conflicts, 1);
-    assert_eq!(project.file_on("main", "shared.txt"), "line from t1\nline from t2\n");
+    assert_eq!(
+        project.file_on("main", "shared.txt"),
+        "line from t1\nline from t2\n"
+    );
     let files = project.files_on("main");
     assert!(files.contains(&"t1.txt".to_string()) && files.contains(&"t2.txt".to_string()));
 }
@@ -330,11 +448,21 @@ async fn review_feedback_is_resumed_into_the_same_worker_session() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
     let task = &summary.tasks[0];
-    assert_eq!((task.state, task.review_rounds), (TaskState::Done, 1), "{task:?}");
+    assert_eq!(
+        (task.state, task.review_rounds),
+        (TaskState::Done, 1),
+        "{task:?}"
+    );
     assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
-    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions")).unwrap().filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-")).count();
-    assert_eq!(worker_sessions, 1, "the feedback resumed the task's session");
+    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-"))
+        .count();
+    assert_eq!(
+        worker_sessions, 1,
+        "the feedback resumed the task's session"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -358,7 +486,10 @@ async fn a_task_out_of_time_is_resumed_once_to_commit_what_works() {
     assert_eq!(project.file_on("main", "t1.txt"), "partial\n");
     assert_eq!(t2.state, TaskState::Failed);
     assert_eq!(t2.failure.as_deref(), Some("timed out"));
-    assert_eq!(t2.attempts, 2, "killed, resumed once with the timeout prompt, killed again");
+    assert_eq!(
+        t2.attempts, 2,
+        "killed, resumed once with the timeout prompt, killed again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -370,7 +501,10 @@ async fn a_silent_process_is_killed_by_the_idle_timeout_and_resumed() {
         {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"ignore_sigterm": true}, {"hang": true}]},
         {"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [{"write": {"path": "t1.txt", "content": "t1\n"}}, {"commit": "t1"}]},
     ]});
-    let project = Project::new(json!({"workerCount": 1, "idleTimeoutMs": 1000, "killGraceMs": 200}), script);
+    let project = Project::new(
+        json!({"workerCount": 1, "idleTimeoutMs": 1000, "killGraceMs": 200}),
+        script,
+    );
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
@@ -393,8 +527,18 @@ async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
     let handle = project.start().await;
     let mut most_parallel = 0;
     cco_testkit::wait_until_async(Duration::from_secs(60), "three reviews at once", || {
-        let reviewing = handle.status().agents.iter().find(|a| a.id == "coordinator").map(|a| a.state.clone()).unwrap_or_default();
-        if let Some(n) = reviewing.strip_prefix("reviewing ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<usize>().ok()) {
+        let reviewing = handle
+            .status()
+            .agents
+            .iter()
+            .find(|a| a.id == "coordinator")
+            .map(|a| a.state.clone())
+            .unwrap_or_default();
+        if let Some(n) = reviewing
+            .strip_prefix("reviewing ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             most_parallel = most_parallel.max(n);
         }
         std::future::ready(most_parallel == 3 || handle.is_finished())
@@ -402,7 +546,11 @@ async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
     .await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert_eq!(most_parallel, 3, "reviews did not overlap");
-    assert!(summary.completed && summary.totals.tasks_done == 3, "{}", summary.reason);
+    assert!(
+        summary.completed && summary.totals.tasks_done == 3,
+        "{}",
+        summary.reason
+    );
     // The planning session plus one fork per review, each with its own transcript.
     let coordinator_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
         .unwrap()

@@ -12,7 +12,14 @@ use serde_json::{json, Value};
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn base_rules(tasks: Value) -> Vec<Value> {
-    vec![plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks": tasks})), complete_rule("[cco:replan]"), approve_rule()]
+    vec![
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks": tasks}),
+        ),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -48,7 +55,10 @@ async fn a_worker_that_always_crashes_fails_its_task_after_the_limit_and_the_tea
     rules.push(json!({"match": {"role":"worker","prompt_contains":"Task ID: bad"}, "steps": [{"crash": {"exit_code": 1}}]}));
     rules.push(json!({"match": {"role":"worker","prompt_contains":"[cco:resume]"}, "steps": [{"crash": {"exit_code": 1}}]}));
     rules.push(worker_rule("good", "good.txt", "good\n"));
-    let project = Project::new(json!({"workerCount": 2, "maxTaskRestarts": 2}), json!({"rules": rules}));
+    let project = Project::new(
+        json!({"workerCount": 2, "maxTaskRestarts": 2}),
+        json!({"rules": rules}),
+    );
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
@@ -56,7 +66,13 @@ async fn a_worker_that_always_crashes_fails_its_task_after_the_limit_and_the_tea
     let good = summary.tasks.iter().find(|t| t.id == "good").unwrap();
     assert_eq!(bad.state, TaskState::Failed);
     assert_eq!(bad.attempts, 3, "first run plus maxTaskRestarts resumes");
-    assert!(bad.failure.as_deref().unwrap_or_default().contains("gave up"), "{bad:?}");
+    assert!(
+        bad.failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("gave up"),
+        "{bad:?}"
+    );
     assert_eq!(good.state, TaskState::Done);
     let files = project.files_on("main");
     assert!(files.contains(&"good.txt".to_string()) && !files.contains(&"bad.txt".to_string()));
@@ -71,16 +87,23 @@ async fn killing_a_worker_actor_makes_its_lead_respawn_it_and_the_task_is_redone
     let handle = project.start().await;
     let mut pid = None;
     cco_testkit::wait_until_async(Duration::from_secs(30), "worker-1 runs claude", || {
-        pid = handle.status().agents.iter().find(|a| a.id == "worker-1").and_then(|a| a.pid);
+        pid = handle
+            .status()
+            .agents
+            .iter()
+            .find(|a| a.id == "worker-1")
+            .and_then(|a| a.pid);
         std::future::ready(pid.is_some())
     })
     .await;
     let pid = pid.unwrap();
     assert!(handle.kill_agent_actor("worker-1"));
     // The dead actor's process-owner task kills the process group by itself.
-    cco_testkit::wait_until_async(Duration::from_secs(15), "the hung claude process group is gone", || {
-        std::future::ready(!cco_testkit::process_group_alive(pid))
-    })
+    cco_testkit::wait_until_async(
+        Duration::from_secs(15),
+        "the hung claude process group is gone",
+        || std::future::ready(!cco_testkit::process_group_alive(pid)),
+    )
     .await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
@@ -90,7 +113,9 @@ async fn killing_a_worker_actor_makes_its_lead_respawn_it_and_the_task_is_redone
 }
 
 fn hanging_workers_script(tasks: usize, extra_steps: Vec<Value>) -> Value {
-    let task_list: Vec<Value> = (1..=tasks).map(|n| task(&format!("h{n}"), &format!("h{n}.txt"))).collect();
+    let task_list: Vec<Value> = (1..=tasks)
+        .map(|n| task(&format!("h{n}"), &format!("h{n}.txt")))
+        .collect();
     let mut steps = extra_steps;
     steps.push(json!({"spawn_grandchild": {"pid_file": "grandchild.pid"}}));
     steps.push(json!({"hang": true}));
@@ -102,7 +127,13 @@ fn hanging_workers_script(tasks: usize, extra_steps: Vec<Value>) -> Value {
 async fn wait_for_busy_workers(handle: &cco_actors::OrchestratorHandle, count: usize) -> Vec<u32> {
     let mut pids = Vec::new();
     cco_testkit::wait_until_async(Duration::from_secs(30), "every worker runs claude", || {
-        pids = handle.status().agents.iter().filter(|a| a.id.starts_with("worker-")).filter_map(|a| a.pid).collect();
+        pids = handle
+            .status()
+            .agents
+            .iter()
+            .filter(|a| a.id.starts_with("worker-"))
+            .filter_map(|a| a.pid)
+            .collect();
         std::future::ready(pids.len() == count)
     })
     .await;
@@ -156,7 +187,15 @@ async fn two_orchestrators_run_in_one_process_at_once() {
     let (a, b) = (make("a.txt"), make("b.txt"));
     let (ha, hb) = (a.start().await, b.start().await);
     let (sa, sb) = tokio::join!(finish(&ha, RUN_TIMEOUT), finish(&hb, RUN_TIMEOUT));
-    assert!(sa.completed && sb.completed, "{} / {}", sa.reason, sb.reason);
-    assert!(a.files_on("main").contains(&"a.txt".to_string()) && !a.files_on("main").contains(&"b.txt".to_string()));
+    assert!(
+        sa.completed && sb.completed,
+        "{} / {}",
+        sa.reason,
+        sb.reason
+    );
+    assert!(
+        a.files_on("main").contains(&"a.txt".to_string())
+            && !a.files_on("main").contains(&"b.txt".to_string())
+    );
     assert!(b.files_on("main").contains(&"b.txt".to_string()));
 }

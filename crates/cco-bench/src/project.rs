@@ -71,7 +71,12 @@ impl Project {
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir)?;
         let script_path = cco_testkit::write_script(&config_dir, script);
-        cco_testkit::fake_claude_wrapper(&config_dir, fake_claude, &script_path, &config_dir.join("fake-state"))?;
+        cco_testkit::fake_claude_wrapper(
+            &config_dir,
+            fake_claude,
+            &script_path,
+            &config_dir.join("fake-state"),
+        )?;
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 1,

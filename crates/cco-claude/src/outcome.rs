@@ -49,7 +49,9 @@ impl SessionOutcome {
     /// panicked): a crash with `message`, nothing else known.
     pub fn without_result(message: impl Into<String>) -> SessionOutcome {
         SessionOutcome {
-            kind: OutcomeKind::Crashed { message: message.into() },
+            kind: OutcomeKind::Crashed {
+                message: message.into(),
+            },
             session_id: None,
             result_text: None,
             total_cost_usd: 0.0,

@@ -96,10 +96,17 @@ impl ClaudeSession {
         // A transcript is a log: losing it (disk full, folder gone) must not stop the agent.
         let transcript = match &spec.transcript {
             None => None,
-            Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Some(path) => match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 Ok(file) => Some(BufWriter::new(File::from_std(file))),
                 Err(source) => {
-                    let error = DriverError::Transcript { path: path.clone(), source };
+                    let error = DriverError::Transcript {
+                        path: path.clone(),
+                        source,
+                    };
                     tracing::warn!(%error, "running without a transcript");
                     None
                 }
@@ -222,7 +229,11 @@ impl SessionHandle {
         let SessionHandle { pid, ctl, done, .. } = self;
         let outcome = done.await;
         drop(ctl);
-        outcome.unwrap_or_else(|_| SessionOutcome::without_result(format!("driver task of pid {pid} ended without an outcome")))
+        outcome.unwrap_or_else(|_| {
+            SessionOutcome::without_result(format!(
+                "driver task of pid {pid} ended without an outcome"
+            ))
+        })
     }
 }
 

@@ -285,7 +285,16 @@ mod tests {
         s.new_session_id = Some("child".into());
         s.fork_session = true;
         let args = s.command_args();
-        assert_eq!(&args[5..], ["--resume", "parent", "--fork-session", "--session-id", "child"]);
+        assert_eq!(
+            &args[5..],
+            [
+                "--resume",
+                "parent",
+                "--fork-session",
+                "--session-id",
+                "child"
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cco", version, about = "Runs a team of Claude Code agents on one repository, hands-off.")]
+#[command(
+    name = "cco",
+    version,
+    about = "Runs a team of Claude Code agents on one repository, hands-off."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

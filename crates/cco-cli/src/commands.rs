@@ -18,7 +18,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Start(args) => start(args).await,
         Command::Resume(args) => {
-            start(StartArgs { config: args.config, output: args.output, resume: true, fresh: false }).await
+            start(StartArgs {
+                config: args.config,
+                output: args.output,
+                resume: true,
+                fresh: false,
+            })
+            .await
         }
         Command::Status(args) => status(args),
         Command::Demo(args) => crate::demo::run(args).await,
@@ -30,7 +36,15 @@ pub async fn run(cli: Cli) -> ExitCode {
                 }
                 println!("{:#?}", config.config);
                 println!("claude binary: {}", config.claude_binary.display());
-                println!("api keys: {}", config.api_keys.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", "));
+                println!(
+                    "api keys: {}",
+                    config
+                        .api_keys
+                        .iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 ExitCode::SUCCESS
             }
             Err(error) => config_error(&error),
@@ -54,7 +68,11 @@ pub(crate) fn init_tracing(args: &OutputArgs) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // The binary owns the global subscriber; the library never installs one. Its writer is
     // stderr, printed above the live block while one is on screen.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(crate::live::StderrWriter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::live::StderrWriter)
+        .with_target(false)
+        .try_init();
 }
 
 pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
@@ -117,11 +135,16 @@ async fn start(args: StartArgs) -> ExitCode {
     }
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
-        eprintln!("cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)", handle.run_id(), handle.run_dir().display());
+        eprintln!(
+            "cco: run {} — logs in {} (SIGUSR1 prints status, Ctrl-C stops)",
+            handle.run_id(),
+            handle.run_dir().display()
+        );
     }
     let summary = output::show_run_from(&handle, events, mode).await;
     signals.abort();
-    let failed_start = summary.reason.contains("failed") && summary.totals.tasks_done == 0 && !summary.completed;
+    let failed_start =
+        summary.reason.contains("failed") && summary.totals.tasks_done == 0 && !summary.completed;
     if failed_start {
         ExitCode::from(EXIT_FAILED)
     } else {
@@ -140,7 +163,10 @@ fn status(args: StatusArgs) -> ExitCode {
         Err(error) => return config_error(&error),
     };
     let Some(run_dir) = cco_actors::journal::latest_run_dir(&config.config.log_directory) else {
-        eprintln!("cco: no run found in {}", config.config.log_directory.display());
+        eprintln!(
+            "cco: no run found in {}",
+            config.config.log_directory.display()
+        );
         return ExitCode::from(EXIT_FAILED);
     };
     // The journal is rewritten on every change: it is the live state of a running run too.

@@ -33,7 +33,9 @@ pub fn render_frame(snapshot: &StatusSnapshot, width: usize) -> Vec<String> {
 
 /// [`render_frame`] with the clock given (agents' time in their state is `now - state_since`).
 pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) -> Vec<String> {
-    let run_elapsed = (snapshot.taken_at - snapshot.started_at).to_std().unwrap_or_default();
+    let run_elapsed = (snapshot.taken_at - snapshot.started_at)
+        .to_std()
+        .unwrap_or_default();
     let mut lines = vec![format!("cco {} — {}", snapshot.run_id, snapshot.phase)];
     let agents = tree_order(&snapshot.agents);
     let dash = "-";
@@ -46,7 +48,9 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
                 a.state.clone(),
                 a.current_task.clone().unwrap_or_else(|| dash.into()),
                 a.last_tool.clone().unwrap_or_else(|| dash.into()),
-                a.state_since.map(|t| format_duration(now.saturating_duration_since(t))).unwrap_or_else(|| dash.into()),
+                a.state_since
+                    .map(|t| format_duration(now.saturating_duration_since(t)))
+                    .unwrap_or_else(|| dash.into()),
                 format!("${:.4}", a.cost_usd),
             ]
         })
@@ -76,8 +80,21 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         lines.push(format!("  {}", cells.join("  ").trim_end()));
     }
     let t = &snapshot.totals;
-    let running = snapshot.tasks.iter().filter(|t| matches!(t.state, TaskState::Running | TaskState::Review | TaskState::Merging)).count();
-    let pending = snapshot.tasks.iter().filter(|t| t.state == TaskState::Pending).count();
+    let running = snapshot
+        .tasks
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.state,
+                TaskState::Running | TaskState::Review | TaskState::Merging
+            )
+        })
+        .count();
+    let pending = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.state == TaskState::Pending)
+        .count();
     // Short enough for an 80-column terminal in most runs; what matters most comes first.
     lines.push(format!(
         "tasks done {} failed {} running {running} pending {pending} · commits {} merges {} conflicts {} · ${:.4} · elapsed {}",
@@ -111,11 +128,17 @@ fn tree_order(agents: &[AgentRecord]) -> Vec<(usize, &AgentRecord)> {
             return;
         }
         out.push((depth, agent));
-        for child in sorted.iter().filter(|c| c.parent.as_deref() == Some(agent.id.as_str())) {
+        for child in sorted
+            .iter()
+            .filter(|c| c.parent.as_deref() == Some(agent.id.as_str()))
+        {
             visit(child, depth + 1, sorted, seen, out);
         }
     }
-    for root in sorted.iter().filter(|a| a.parent.as_deref().is_none_or(|p| !known(p))) {
+    for root in sorted
+        .iter()
+        .filter(|a| a.parent.as_deref().is_none_or(|p| !known(p)))
+    {
         visit(root, 0, &sorted, &mut seen, &mut out);
     }
     // Cycles (never expected) still show every agent.
@@ -129,7 +152,10 @@ fn tree_order(agents: &[AgentRecord]) -> Vec<(usize, &AgentRecord)> {
 
 /// `worker-10` after `worker-2`.
 fn natural_key(id: &str) -> (&str, u64) {
-    let digits_at = id.rfind(|c: char| !c.is_ascii_digit()).map(|i| i + 1).unwrap_or(0);
+    let digits_at = id
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map(|i| i + 1)
+        .unwrap_or(0);
     match id[digits_at..].parse::<u64>() {
         Ok(n) => (&id[..digits_at], n),
         Err(_) => (id, 0),
@@ -151,7 +177,10 @@ pub fn format_duration(d: Duration) -> String {
 /// At most `width` characters; a cut line ends with `…`.
 fn truncate(text: &str, width: usize) -> String {
     // Control characters (a newline in a state) would break the line count of the block.
-    let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if text.chars().count() <= width {
         return text;
     }
@@ -212,7 +241,13 @@ struct Console {
     real_stderr: Option<std::fs::File>,
 }
 
-static CONSOLE: Mutex<Console> = Mutex::new(Console { active: false, stderr_terminal: false, drawn: 0, frame: Vec::new(), real_stderr: None });
+static CONSOLE: Mutex<Console> = Mutex::new(Console {
+    active: false,
+    stderr_terminal: false,
+    drawn: 0,
+    frame: Vec::new(),
+    real_stderr: None,
+});
 
 fn console() -> MutexGuard<'static, Console> {
     CONSOLE.lock().unwrap_or_else(|p| p.into_inner())
@@ -221,7 +256,11 @@ fn console() -> MutexGuard<'static, Console> {
 impl Console {
     fn clear(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         if self.drawn > 0 {
-            queue!(out, cursor::MoveToPreviousLine(self.drawn as u16), terminal::Clear(terminal::ClearType::FromCursorDown))?;
+            queue!(
+                out,
+                cursor::MoveToPreviousLine(self.drawn as u16),
+                terminal::Clear(terminal::ClearType::FromCursorDown)
+            )?;
             self.drawn = 0;
         }
         Ok(())
@@ -229,7 +268,12 @@ impl Console {
 
     fn draw(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         for line in &self.frame {
-            queue!(out, Print(line), terminal::Clear(terminal::ClearType::UntilNewLine), Print("\r\n"))?;
+            queue!(
+                out,
+                Print(line),
+                terminal::Clear(terminal::ClearType::UntilNewLine),
+                Print("\r\n")
+            )?;
         }
         self.drawn = self.frame.len();
         Ok(())
@@ -286,7 +330,11 @@ impl LiveGuard {
             c.drawn = 0;
             c.frame.clear();
         }
-        let capture = if stderr_terminal { StderrCapture::start() } else { None };
+        let capture = if stderr_terminal {
+            StderrCapture::start()
+        } else {
+            None
+        };
         let mut out = std::io::stdout().lock();
         let _ = queue!(out, cursor::Hide);
         let _ = out.flush();
@@ -416,12 +464,18 @@ pub fn supported() -> bool {
 }
 
 fn terminal_size() -> (usize, usize) {
-    terminal::size().map(|(w, h)| (w as usize, h as usize)).unwrap_or((100, 40))
+    terminal::size()
+        .map(|(w, h)| (w as usize, h as usize))
+        .unwrap_or((100, 40))
 }
 
 /// Draws the live view until `done` turns true (the run has ended), then draws the last
 /// frame and restores the terminal.
-pub async fn run(handle: OrchestratorHandle, mut events: broadcast::Receiver<RunEvent>, mut done: watch::Receiver<bool>) {
+pub async fn run(
+    handle: OrchestratorHandle,
+    mut events: broadcast::Receiver<RunEvent>,
+    mut done: watch::Receiver<bool>,
+) {
     let _guard = LiveGuard::start();
     let mut tick = tokio::time::interval(REDRAW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -450,7 +504,10 @@ pub async fn run(handle: OrchestratorHandle, mut events: broadcast::Receiver<Run
 fn draw_frame(handle: &OrchestratorHandle) {
     let (width, height) = terminal_size();
     // One column short of the width: a line that fills it exactly wraps on some terminals.
-    let frame = fit_height(render_frame(&handle.status(), width.saturating_sub(1).max(20)), height.saturating_sub(1));
+    let frame = fit_height(
+        render_frame(&handle.status(), width.saturating_sub(1).max(20)),
+        height.saturating_sub(1),
+    );
     let _ = console().redraw(frame);
 }
 
@@ -473,7 +530,12 @@ mod tests {
     use cco_actors::{Role, TaskRecord, Totals};
     use chrono::Utc;
 
-    fn agent(id: &str, role: Role, parent: Option<&str>, state_since: Option<Instant>) -> AgentRecord {
+    fn agent(
+        id: &str,
+        role: Role,
+        parent: Option<&str>,
+        state_since: Option<Instant>,
+    ) -> AgentRecord {
         AgentRecord {
             id: id.into(),
             role,
@@ -513,14 +575,29 @@ mod tests {
                 merged_commit: None,
                 cost_usd: 0.0,
             }],
-            totals: Totals { tasks_done: 3, tasks_failed: 1, commits: 4, merges: 3, conflicts: 1, cost_usd: 1.5 },
+            totals: Totals {
+                tasks_done: 3,
+                tasks_failed: 1,
+                commits: 4,
+                merges: 3,
+                conflicts: 1,
+                cost_usd: 1.5,
+            },
         }
     }
 
     fn team() -> Vec<AgentRecord> {
-        let mut agents = vec![agent("director", Role::Director, None, None), agent("coordinator", Role::Coordinator, Some("director"), None)];
+        let mut agents = vec![
+            agent("director", Role::Director, None, None),
+            agent("coordinator", Role::Coordinator, Some("director"), None),
+        ];
         for n in [1, 2, 10] {
-            agents.push(agent(&format!("worker-{n}"), Role::Worker, Some("coordinator"), None));
+            agents.push(agent(
+                &format!("worker-{n}"),
+                Role::Worker,
+                Some("coordinator"),
+                None,
+            ));
         }
         agents
     }
@@ -529,13 +606,30 @@ mod tests {
     fn every_agent_appears_once_in_tree_order() {
         let frame = render_frame(&snapshot(team()), 200);
         assert_eq!(frame.len(), 1 + 5 + 1, "{frame:#?}");
-        for id in ["director", "coordinator", "worker-1", "worker-2", "worker-10"] {
-            let count = frame.iter().filter(|l| l.split_whitespace().any(|w| w == id)).count();
+        for id in [
+            "director",
+            "coordinator",
+            "worker-1",
+            "worker-2",
+            "worker-10",
+        ] {
+            let count = frame
+                .iter()
+                .filter(|l| l.split_whitespace().any(|w| w == id))
+                .count();
             assert_eq!(count, 1, "{id} in {frame:#?}");
         }
-        let pos = |id: &str| frame.iter().position(|l| l.split_whitespace().any(|w| w == id)).unwrap();
+        let pos = |id: &str| {
+            frame
+                .iter()
+                .position(|l| l.split_whitespace().any(|w| w == id))
+                .unwrap()
+        };
         assert!(pos("director") < pos("coordinator") && pos("coordinator") < pos("worker-1"));
-        assert!(pos("worker-2") < pos("worker-10"), "natural order: {frame:#?}");
+        assert!(
+            pos("worker-2") < pos("worker-10"),
+            "natural order: {frame:#?}"
+        );
         let w1 = &frame[pos("worker-1")];
         for part in ["worker", "working", "flat/worker-1-task", "Bash", "$0.1250"] {
             assert!(w1.contains(part), "{part} missing in {w1:?}");

@@ -52,7 +52,11 @@ pub async fn run(args: LogsArgs) -> ExitCode {
             "cco: no lines of agent `{}` in {}; agents seen: {}",
             args.agent,
             path.display(),
-            if seen.is_empty() { "none yet".to_string() } else { seen.into_iter().collect::<Vec<_>>().join(", ") }
+            if seen.is_empty() {
+                "none yet".to_string()
+            } else {
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            }
         );
         return ExitCode::from(EXIT_FAILED);
     }
@@ -75,7 +79,10 @@ pub async fn run(args: LogsArgs) -> ExitCode {
 
 /// Agent ids of the lines of a combined log.
 fn agents_in(text: &str) -> BTreeSet<&str> {
-    text.lines().filter_map(runlog::parse_line).map(|l| l.agent).collect()
+    text.lines()
+        .filter_map(runlog::parse_line)
+        .map(|l| l.agent)
+        .collect()
 }
 
 /// Writes the lines of `agent`; an error means stdout went away.
@@ -109,7 +116,9 @@ async fn follow(path: &Path, mut offset: u64, agent: &str) -> std::io::Result<()
         Read::take(&mut file, len - offset).read_to_end(&mut chunk)?;
         offset += chunk.len() as u64;
         pending.extend_from_slice(&chunk);
-        let Some(end) = pending.iter().rposition(|b| *b == b'\n') else { continue };
+        let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
+            continue;
+        };
         let complete: Vec<u8> = pending.drain(..=end).collect();
         let text = String::from_utf8_lossy(&complete);
         let mut out = std::io::stdout().lock();
@@ -138,6 +147,9 @@ mod tests {
 
     #[test]
     fn the_agents_seen_are_listed_once_each() {
-        assert_eq!(agents_in(LOG).into_iter().collect::<Vec<_>>(), vec!["cco", "worker-1", "worker-10"]);
+        assert_eq!(
+            agents_in(LOG).into_iter().collect::<Vec<_>>(),
+            vec!["cco", "worker-1", "worker-10"]
+        );
     }
 }

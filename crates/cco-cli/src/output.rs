@@ -20,7 +20,11 @@ pub enum Mode {
 /// Shows the run in `mode` until it ends (live view or event lines), then its summary.
 /// `events` comes from `OrchestratorBuilder::subscribe`, taken before the start, so the run's
 /// first events (`RunStarted`) are not missed.
-pub async fn show_run_from(handle: &OrchestratorHandle, events: broadcast::Receiver<RunEvent>, mode: Mode) -> RunSummary {
+pub async fn show_run_from(
+    handle: &OrchestratorHandle,
+    events: broadcast::Receiver<RunEvent>,
+    mode: Mode,
+) -> RunSummary {
     let (done_tx, done) = watch::channel(false);
     let printer = match mode {
         Mode::Live => tokio::spawn(crate::live::run(handle.clone(), events, done)),
@@ -30,7 +34,10 @@ pub async fn show_run_from(handle: &OrchestratorHandle, events: broadcast::Recei
     // The printer prints what is queued, draws its last frame and restores the terminal.
     let _ = done_tx.send(true);
     let abort = printer.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(5), printer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), printer)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
     print_summary(&summary, mode);
@@ -39,7 +46,11 @@ pub async fn show_run_from(handle: &OrchestratorHandle, events: broadcast::Recei
 
 /// Prints events until the channel closes or `done` turns true (the run has ended); then
 /// prints what is still queued and returns.
-pub async fn print_events(mut events: broadcast::Receiver<RunEvent>, mode: Mode, mut done: watch::Receiver<bool>) {
+pub async fn print_events(
+    mut events: broadcast::Receiver<RunEvent>,
+    mode: Mode,
+    mut done: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -67,7 +78,9 @@ fn print_event(event: &RunEvent, mode: Mode) {
     let mut out = std::io::stdout().lock();
     let _ = match mode {
         Mode::Quiet | Mode::Live => Ok(()),
-        Mode::Json => serde_json::to_string(event).map_err(std::io::Error::other).and_then(|line| writeln!(out, "{line}")),
+        Mode::Json => serde_json::to_string(event)
+            .map_err(std::io::Error::other)
+            .and_then(|line| writeln!(out, "{line}")),
         Mode::Plain => match plain_line(event) {
             Some(line) => writeln!(out, "{} {line}", chrono::Local::now().format("%H:%M:%S")),
             None => Ok(()),
@@ -78,24 +91,53 @@ fn print_event(event: &RunEvent, mode: Mode) {
 /// One human line per event worth a line.
 pub fn plain_line(event: &RunEvent) -> Option<String> {
     Some(match event {
-        RunEvent::RunStarted { run_id, base_branch, mode } => format!("run {run_id} started ({mode} mode) on {base_branch}"),
+        RunEvent::RunStarted {
+            run_id,
+            base_branch,
+            mode,
+        } => format!("run {run_id} started ({mode} mode) on {base_branch}"),
         RunEvent::Phase { phase } => format!("phase: {phase}"),
         RunEvent::AgentState { agent, state } => format!("{agent}: {state}"),
         RunEvent::ProcessStarted { agent, pid, resume } => {
-            format!("{agent}: claude pid {pid}{}", if *resume { " (resumed session)" } else { "" })
+            format!(
+                "{agent}: claude pid {pid}{}",
+                if *resume { " (resumed session)" } else { "" }
+            )
         }
         RunEvent::ProcessExited { agent, outcome } => format!("{agent}: claude exited: {outcome}"),
-        RunEvent::ToolUsed { .. } | RunEvent::Cost { .. } | RunEvent::AgentOutput { .. } => return None,
+        RunEvent::ToolUsed { .. } | RunEvent::Cost { .. } | RunEvent::AgentOutput { .. } => {
+            return None
+        }
         RunEvent::Planned { agent, items } => format!("{agent}: planned {items} item(s)"),
         RunEvent::TaskAssigned { task, worker } => format!("{task} → {worker}"),
-        RunEvent::TaskFinished { task, worker } => format!("{task}: finished by {worker}, reviewing"),
-        RunEvent::TaskRevised { task, feedback } => format!("{task}: sent back: {}", first_line(feedback)),
+        RunEvent::TaskFinished { task, worker } => {
+            format!("{task}: finished by {worker}, reviewing")
+        }
+        RunEvent::TaskRevised { task, feedback } => {
+            format!("{task}: sent back: {}", first_line(feedback))
+        }
         RunEvent::TaskFailed { task, reason } => format!("{task}: FAILED: {}", first_line(reason)),
-        RunEvent::Merged { source, target, commit } => format!("merged {source} into {target} ({})", &commit[..commit.len().min(10)]),
-        RunEvent::Conflict { source, target, files } => format!("conflict merging {source} into {target}: {}", files.join(", ")),
+        RunEvent::Merged {
+            source,
+            target,
+            commit,
+        } => format!(
+            "merged {source} into {target} ({})",
+            &commit[..commit.len().min(10)]
+        ),
+        RunEvent::Conflict {
+            source,
+            target,
+            files,
+        } => format!(
+            "conflict merging {source} into {target}: {}",
+            files.join(", ")
+        ),
         RunEvent::KeyBenched { key, until } => format!("key {key} rate limited until {until}"),
         RunEvent::Paused { agent, until } => format!("{agent}: paused: rate limited until {until}"),
-        RunEvent::ActorRestarted { agent, restarts } => format!("{agent}: actor restarted ({restarts})"),
+        RunEvent::ActorRestarted { agent, restarts } => {
+            format!("{agent}: actor restarted ({restarts})")
+        }
         RunEvent::Warning { message } => format!("warning: {message}"),
         RunEvent::RunFinished { reason } => format!("run finished: {reason}"),
     })
@@ -108,7 +150,9 @@ fn first_line(text: &str) -> &str {
 /// The closing report.
 pub fn print_summary(summary: &RunSummary, mode: Mode) {
     if mode == Mode::Json {
-        if let Ok(line) = serde_json::to_string(&serde_json::json!({"event": "summary", "summary": summary})) {
+        if let Ok(line) =
+            serde_json::to_string(&serde_json::json!({"event": "summary", "summary": summary}))
+        {
             println!("{line}");
         }
         return;
@@ -121,6 +165,10 @@ pub fn print_summary(summary: &RunSummary, mode: Mode) {
         t.tasks_done, t.tasks_failed, t.merges, t.conflicts, t.cost_usd
     );
     for task in summary.tasks.iter().filter(|t| t.failure.is_some()) {
-        println!("  failed {}: {}", task.key, task.failure.as_deref().unwrap_or_default());
+        println!(
+            "  failed {}: {}",
+            task.key,
+            task.failure.as_deref().unwrap_or_default()
+        );
     }
 }

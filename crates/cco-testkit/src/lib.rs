@@ -56,7 +56,15 @@ pub fn fake_claude() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace_root())
-            .args(["build", "--quiet", "-p", "fake-claude", "--bin", "fake-claude", "--target-dir"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "fake-claude",
+                "--bin",
+                "fake-claude",
+                "--target-dir",
+            ])
             .arg(&target)
             .status()
             .expect("run cargo build -p fake-claude");
@@ -71,7 +79,10 @@ pub fn fake_claude() -> &'static Path {
 pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -84,7 +95,10 @@ where
 {
     let deadline = Instant::now() + timeout;
     while !condition().await {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -93,7 +107,12 @@ where
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "user.name=cco-test", "-c", "user.email=cco-test@localhost"])
+        .args([
+            "-c",
+            "user.name=cco-test",
+            "-c",
+            "user.email=cco-test@localhost",
+        ])
         .args(args)
         .output()
         .expect("run git");
@@ -119,14 +138,23 @@ pub fn init_repo(dir: &Path) -> PathBuf {
 /// Writes a fake-claude script (see docs/fake-claude.md) and returns its path.
 pub fn write_script(dir: &Path, script: &serde_json::Value) -> PathBuf {
     let path = dir.join("fake-claude-script.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(script).expect("script json")).expect("write script");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(script).expect("script json"),
+    )
+    .expect("write script");
     path
 }
 
 /// Writes an executable `claude` in `dir` that runs `fake_claude` playing `script`, with its
 /// `times` counters in `state_dir`. A wrapper per project: the script travels with the binary,
 /// not through a process-global environment variable, so tests can run in parallel.
-pub fn fake_claude_wrapper(dir: &Path, fake_claude: &Path, script: &Path, state_dir: &Path) -> std::io::Result<PathBuf> {
+pub fn fake_claude_wrapper(
+    dir: &Path,
+    fake_claude: &Path,
+    script: &Path,
+    state_dir: &Path,
+) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let wrapper = dir.join("claude");
     std::fs::write(
@@ -161,7 +189,9 @@ pub fn pid_alive(pid: u32) -> bool {
 
 /// True when any live (non-zombie) process belongs to process group `pgid`.
 pub fn process_group_alive(pgid: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.filter_map(Result::ok).any(|entry| {
         entry
             .file_name()

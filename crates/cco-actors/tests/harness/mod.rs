@@ -20,14 +20,24 @@ impl Project {
     pub fn new(config: Value, script: Value) -> Project {
         let dir = cco_testkit::temp_dir();
         let source = cco_testkit::init_repo(&dir.path().join("source"));
-        std::fs::write(source.join("PROJECT_DIRECTION.md"), "Build a tiny calculator.\n").unwrap();
+        std::fs::write(
+            source.join("PROJECT_DIRECTION.md"),
+            "Build a tiny calculator.\n",
+        )
+        .unwrap();
         cco_testkit::git(&source, &["add", "-A"]);
         cco_testkit::git(&source, &["commit", "-q", "-m", "direction"]);
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir).unwrap();
         let script_path = cco_testkit::write_script(&config_dir, &script);
         // A wrapper per project: the script travels with the binary, not through a global env.
-        cco_testkit::fake_claude_wrapper(&config_dir, cco_testkit::fake_claude(), &script_path, &config_dir.join("fake-state")).unwrap();
+        cco_testkit::fake_claude_wrapper(
+            &config_dir,
+            cco_testkit::fake_claude(),
+            &script_path,
+            &config_dir.join("fake-state"),
+        )
+        .unwrap();
         let mut full = json!({
             "repositoryUrl": source.display().to_string(),
             "workerCount": 2,
@@ -42,8 +52,16 @@ impl Project {
         for (k, v) in config.as_object().unwrap() {
             full[k] = v.clone();
         }
-        std::fs::write(config_dir.join("orchestrator.json"), serde_json::to_vec_pretty(&full).unwrap()).unwrap();
-        Project { dir, source, config_dir }
+        std::fs::write(
+            config_dir.join("orchestrator.json"),
+            serde_json::to_vec_pretty(&full).unwrap(),
+        )
+        .unwrap();
+        Project {
+            dir,
+            source,
+            config_dir,
+        }
     }
 
     pub fn load(&self) -> cco_config::LoadedConfig {
@@ -51,7 +69,10 @@ impl Project {
     }
 
     pub async fn start(&self) -> OrchestratorHandle {
-        Orchestrator::builder(self.load()).start().await.expect("run starts")
+        Orchestrator::builder(self.load())
+            .start()
+            .await
+            .expect("run starts")
     }
 
     /// The clone the run worked in.
@@ -65,7 +86,10 @@ impl Project {
 
     /// Files present at the tip of `branch` in the run's clone.
     pub fn files_on(&self, branch: &str) -> Vec<String> {
-        self.git(&["ls-tree", "-r", "--name-only", branch]).lines().map(str::to_string).collect()
+        self.git(&["ls-tree", "-r", "--name-only", branch])
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn file_on(&self, branch: &str, path: &str) -> String {
@@ -116,12 +140,20 @@ pub fn task(id: &str, file: &str) -> Value {
 }
 
 pub fn pids_of(handle: &OrchestratorHandle) -> Vec<u32> {
-    handle.status().agents.iter().filter_map(|a| a.pid).collect()
+    handle
+        .status()
+        .agents
+        .iter()
+        .filter_map(|a| a.pid)
+        .collect()
 }
 
 pub fn assert_no_live_processes(pids: &[u32]) {
     for pid in pids {
-        assert!(!cco_testkit::process_group_alive(*pid), "process group {pid} still alive");
+        assert!(
+            !cco_testkit::process_group_alive(*pid),
+            "process group {pid} still alive"
+        );
     }
 }
 
