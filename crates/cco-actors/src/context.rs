@@ -99,6 +99,32 @@ impl RunContext {
         }
     }
 
+    /// Gives an agent its worktree (created, or re-attached after a restart or resume) on a
+    /// branch from `from`, and its own `CLAUDE_CONFIG_DIR`; returns who it is and its branch.
+    pub async fn prepare_agent(
+        &self,
+        id: &str,
+        role: Role,
+        team: &str,
+        from: &str,
+    ) -> Result<(AgentIdentity, String), String> {
+        let worktree = self
+            .git
+            .create_worktree(team, id, from)
+            .await
+            .map_err(|e| format!("{id}: worktree: {e}"))?;
+        let config_dir = self.agent_config_dir(id);
+        std::fs::create_dir_all(&config_dir)
+            .map_err(|e| format!("{id}: config dir {}: {e}", config_dir.display()))?;
+        crate::auth::prepare_config_dir(self, &config_dir);
+        // The Director belongs to no team; its worktree's "team" is only a folder name.
+        let team = (role != Role::Director).then_some(team);
+        Ok((
+            self.identity(id, role, team, &worktree.path),
+            worktree.branch,
+        ))
+    }
+
     /// The claude command for one process of a turn.
     pub fn session_spec(
         &self,

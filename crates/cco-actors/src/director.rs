@@ -282,12 +282,8 @@ impl Actor for DirectorActor {
         event: SupervisionEvent,
         state: &mut DirectorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell.clone(), reason.clone().unwrap_or_default())
-            }
-            SupervisionEvent::ActorFailed(cell, error) => (cell.clone(), error.to_string()),
-            _ => return Ok(()),
+        let Some((cell, _failed, reason)) = crate::restart::stopped_child(&event) else {
+            return Ok(());
         };
         let Some(slot) = state.leads.iter().position(|l| {
             l.actor
@@ -405,18 +401,16 @@ impl DirectorState {
             self.ctx.board.set_agent_state(DIRECTOR_ID, "supervising");
             return Ok(());
         }
-        let worktree = self
+        let (who, _) = self
             .ctx
-            .git
-            .create_worktree("director", DIRECTOR_ID, &self.ctx.base_branch)
-            .await
-            .map_err(|e| format!("director worktree: {e}"))?;
-        std::fs::create_dir_all(self.ctx.agent_config_dir(DIRECTOR_ID))?;
-        crate::auth::prepare_config_dir(&self.ctx, &self.ctx.agent_config_dir(DIRECTOR_ID));
-        self.who = Some(
-            self.ctx
-                .identity(DIRECTOR_ID, Role::Director, None, &worktree.path),
-        );
+            .prepare_agent(
+                DIRECTOR_ID,
+                Role::Director,
+                "director",
+                &self.ctx.base_branch,
+            )
+            .await?;
+        self.who = Some(who);
         if self.ctx.resumed && self.restore_plan() {
             info!("resuming the journaled plan");
             self.ctx.board.set_phase("running (resumed)");

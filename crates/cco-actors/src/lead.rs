@@ -161,15 +161,7 @@ impl Actor for LeadActor {
             director,
         } = args;
         // The lead reads the code from a worktree of its own on the target branch.
-        let worktree = ctx
-            .git
-            .create_worktree(&team, &id, &target_branch)
-            .await
-            .map_err(|e| format!("{id}: worktree: {e}"))?;
-        std::fs::create_dir_all(ctx.agent_config_dir(&id))
-            .map_err(|e| format!("{id}: config dir: {e}"))?;
-        crate::auth::prepare_config_dir(&ctx, &ctx.agent_config_dir(&id));
-        let who = ctx.identity(&id, role, Some(&team), &worktree.path);
+        let (who, _) = ctx.prepare_agent(&id, role, &team, &target_branch).await?;
         let policy = RestartPolicy {
             initial_backoff: ctx.config.config.restart_backoff(),
             ..RestartPolicy::default()
@@ -364,12 +356,8 @@ impl Actor for LeadActor {
         event: SupervisionEvent,
         state: &mut LeadState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, failed, reason) = match &event {
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell.clone(), false, reason.clone().unwrap_or_default())
-            }
-            SupervisionEvent::ActorFailed(cell, error) => (cell.clone(), true, error.to_string()),
-            _ => return Ok(()),
+        let Some((cell, failed, reason)) = crate::restart::stopped_child(&event) else {
+            return Ok(());
         };
         let Some(slot) = state.slots.iter().position(|s| {
             s.actor

@@ -108,6 +108,22 @@ impl RestartTracker {
     }
 }
 
+/// The child a supervision event says has stopped: its cell, whether it failed (panic or
+/// error) rather than stopped, and why. `None` for other events.
+pub fn stopped_child(
+    event: &ractor::SupervisionEvent,
+) -> Option<(ractor::ActorCell, bool, String)> {
+    match event {
+        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            Some((cell.clone(), false, reason.clone().unwrap_or_default()))
+        }
+        ractor::SupervisionEvent::ActorFailed(cell, error) => {
+            Some((cell.clone(), true, error.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// Ordered stop of a set of children: all are asked to shut down at once (each reply comes
 /// when the child's own processes and children are gone), then the actors are stopped. ractor
 /// would otherwise stop them without running their `post_stop`.

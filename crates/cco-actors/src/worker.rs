@@ -131,25 +131,19 @@ impl Actor for WorkerActor {
             slot,
             target_branch,
         } = args;
-        let worktree = ctx
-            .git
-            .create_worktree(&team, &id, &target_branch)
-            .await
-            .map_err(|e| format!("worker {id}: worktree: {e}"))?;
-        std::fs::create_dir_all(ctx.agent_config_dir(&id))
-            .map_err(|e| format!("worker {id}: config dir: {e}"))?;
-        crate::auth::prepare_config_dir(&ctx, &ctx.agent_config_dir(&id));
-        let who = ctx.identity(&id, Role::Worker, Some(&team), &worktree.path);
+        let (who, branch) = ctx
+            .prepare_agent(&id, Role::Worker, &team, &target_branch)
+            .await?;
         ctx.board.set_agent_state(&id, "idle");
-        info!(worker = %id, worktree = %worktree.path.display(), branch = %worktree.branch, "worker ready");
+        info!(worker = %id, worktree = %who.cwd.display(), %branch, "worker ready");
         Ok(WorkerState {
             ctx,
+            worktree: who.cwd.clone(),
             who,
             lead,
             slot,
             target_branch,
-            worktree: worktree.path,
-            branch: worktree.branch,
+            branch,
             job: None,
             turn: None,
             session_id: None,
