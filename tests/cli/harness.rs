@@ -39,34 +39,15 @@ pub fn simple_script(ids: &[&str], worker_steps: Option<Value>) -> Value {
 impl CliProject {
     pub fn new(config: Value, script: Value) -> CliProject {
         let dir = cco_testkit::temp_dir();
-        let source = cco_testkit::init_repo(&dir.path().join("source"));
-        let config_dir = dir.path().join("config");
-        std::fs::create_dir_all(&config_dir).unwrap();
-        let script_path = cco_testkit::write_script(&config_dir, &script);
-        cco_testkit::fake_claude_wrapper(
-            &config_dir,
-            cco_testkit::fake_claude(),
-            &script_path,
-            &config_dir.join("fake-state"),
-        )
-        .unwrap();
-        let mut full = json!({
-            "repositoryUrl": source.display().to_string(),
+        let defaults = json!({
             "workerCount": 2,
-            "claudeBinary": "./claude",
             "projectDirection": "Write the files.",
             "pollIntervalMs": 50,
             "restartBackoffMs": 20,
             "killGraceMs": 500
         });
-        for (k, v) in config.as_object().unwrap() {
-            full[k] = v.clone();
-        }
-        std::fs::write(
-            config_dir.join("orchestrator.json"),
-            serde_json::to_vec_pretty(&full).unwrap(),
-        )
-        .unwrap();
+        let (source, config_dir) =
+            cco_testkit::scripted_project(dir.path(), defaults, &config, &script);
         let stderr_path = dir.path().join("cco.stderr");
         CliProject {
             dir,

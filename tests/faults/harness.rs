@@ -47,21 +47,8 @@ pub fn script(ids: &[&str], worker_rules: Vec<Value>) -> Value {
 impl FaultProject {
     pub fn new(config: Value, script: Value) -> FaultProject {
         let dir = cco_testkit::temp_dir();
-        let source = cco_testkit::init_repo(&dir.path().join("source"));
-        let config_dir = dir.path().join("config");
-        std::fs::create_dir_all(&config_dir).unwrap();
-        let script_path = cco_testkit::write_script(&config_dir, &script);
-        cco_testkit::fake_claude_wrapper(
-            &config_dir,
-            cco_testkit::fake_claude(),
-            &script_path,
-            &dir.path().join("fake-state"),
-        )
-        .unwrap();
-        let mut full = json!({
-            "repositoryUrl": source.display().to_string(),
+        let defaults = json!({
             "workerCount": 2,
-            "claudeBinary": "./claude",
             "projectDirection": "Write the files.",
             "pollIntervalMs": 50,
             "restartBackoffMs": 20,
@@ -70,18 +57,15 @@ impl FaultProject {
             "taskTimeoutMs": 30000,
             "maxRunDurationMinutes": 2
         });
-        for (k, v) in config.as_object().unwrap() {
-            full[k] = v.clone();
-        }
+        let (source, config_dir) =
+            cco_testkit::scripted_project(dir.path(), defaults, &config, &script);
         let stderr_path = dir.path().join("cco.stderr");
-        let project = FaultProject {
+        FaultProject {
             dir,
             source,
             config_dir,
             stderr_path,
-        };
-        project.write_config(&full);
-        project
+        }
     }
 
     pub fn write_config(&self, config: &Value) {

@@ -170,6 +170,45 @@ pub fn fake_claude_wrapper(
     Ok(wrapper)
 }
 
+/// A throwaway project for a run: `<dir>/source` (a git repo), `<dir>/config` holding
+/// `orchestrator.json` (`defaults` with `overrides` applied on top, and `repositoryUrl` and
+/// `claudeBinary` filled in) and a fake-claude wrapper playing `script`. The fake's `times`
+/// counters live in `<dir>/fake-state`, outside the config dir (which a test may make read-only).
+/// Returns (source repo, config dir).
+pub fn scripted_project(
+    dir: &Path,
+    defaults: serde_json::Value,
+    overrides: &serde_json::Value,
+    script: &serde_json::Value,
+) -> (PathBuf, PathBuf) {
+    let source = init_repo(&dir.join("source"));
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir).expect("create config dir");
+    let script_path = write_script(&config_dir, script);
+    // A wrapper per project: the script travels with the binary, not through a global env.
+    fake_claude_wrapper(
+        &config_dir,
+        fake_claude(),
+        &script_path,
+        &dir.join("fake-state"),
+    )
+    .expect("write wrapper");
+    let mut config = defaults;
+    config["repositoryUrl"] = serde_json::Value::String(source.display().to_string());
+    config["claudeBinary"] = serde_json::Value::String("./claude".into());
+    if let Some(overrides) = overrides.as_object() {
+        for (key, value) in overrides {
+            config[key] = value.clone();
+        }
+    }
+    std::fs::write(
+        config_dir.join("orchestrator.json"),
+        serde_json::to_vec_pretty(&config).expect("config json"),
+    )
+    .expect("write orchestrator.json");
+    (source, config_dir)
+}
+
 /// `/proc/<pid>/stat` fields: (state, pgrp).
 fn proc_stat(pid: i32) -> Option<(char, i32)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

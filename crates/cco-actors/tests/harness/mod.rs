@@ -19,29 +19,8 @@ impl Project {
     /// fake-claude playing `script`.
     pub fn new(config: Value, script: Value) -> Project {
         let dir = cco_testkit::temp_dir();
-        let source = cco_testkit::init_repo(&dir.path().join("source"));
-        std::fs::write(
-            source.join("PROJECT_DIRECTION.md"),
-            "Build a tiny calculator.\n",
-        )
-        .unwrap();
-        cco_testkit::git(&source, &["add", "-A"]);
-        cco_testkit::git(&source, &["commit", "-q", "-m", "direction"]);
-        let config_dir = dir.path().join("config");
-        std::fs::create_dir_all(&config_dir).unwrap();
-        let script_path = cco_testkit::write_script(&config_dir, &script);
-        // A wrapper per project: the script travels with the binary, not through a global env.
-        cco_testkit::fake_claude_wrapper(
-            &config_dir,
-            cco_testkit::fake_claude(),
-            &script_path,
-            &config_dir.join("fake-state"),
-        )
-        .unwrap();
-        let mut full = json!({
-            "repositoryUrl": source.display().to_string(),
+        let defaults = json!({
             "workerCount": 2,
-            "claudeBinary": "./claude",
             "pollIntervalMs": 50,
             "restartBackoffMs": 20,
             "killGraceMs": 500,
@@ -49,14 +28,15 @@ impl Project {
             "idleTimeoutMs": 30000,
             "maxRunDurationMinutes": 5
         });
-        for (k, v) in config.as_object().unwrap() {
-            full[k] = v.clone();
-        }
+        let (source, config_dir) =
+            cco_testkit::scripted_project(dir.path(), defaults, &config, &script);
         std::fs::write(
-            config_dir.join("orchestrator.json"),
-            serde_json::to_vec_pretty(&full).unwrap(),
+            source.join("PROJECT_DIRECTION.md"),
+            "Build a tiny calculator.\n",
         )
         .unwrap();
+        cco_testkit::git(&source, &["add", "-A"]);
+        cco_testkit::git(&source, &["commit", "-q", "-m", "direction"]);
         Project {
             dir,
             source,
