@@ -1,4 +1,5 @@
-//! The singleton GitActor: a FIFO queue of git ops, one in flight at a time. The in-flight op
+//! The singleton GitActor: a queue of git ops, one in flight at a time; [`GitOp::urgent`] ops
+//! (those a worker waits on before its next turn) go before queued merges and diffs. The in-flight op
 //! runs in a spawned task that messages the actor when done, so `Status` is answered while
 //! an op runs. On stop the in-flight op is awaited (bounded by its budget); queued ops are
 //! answered with [`GitError::Stopped`].
@@ -52,7 +53,15 @@ pub enum GitOp {
     SyncWorktree {
         worktree: PathBuf,
         onto: String,
+        kept_in: Option<String>,
         reply: Reply<SyncOutcome>,
+    },
+    CaptureTask {
+        worktree: PathBuf,
+        message: String,
+        task_ref: String,
+        target: String,
+        reply: Reply<CaptureOutcome>,
     },
     Merge {
         req: MergeRequest,
@@ -127,6 +136,9 @@ impl GitOp {
                 ("remove_worktree", worker_id.clone(), String::new())
             }
             SyncWorktree { worktree, onto, .. } => ("sync_worktree", wt(worktree), onto.clone()),
+            CaptureTask {
+                worktree, task_ref, ..
+            } => ("capture_task", task_ref.clone(), wt(worktree)),
             Merge { req, .. } => ("merge", req.target.clone(), req.source.clone()),
             MergeIntoWorktree { worktree, from, .. } => {
                 ("merge_into_worktree", wt(worktree), from.clone())
@@ -141,6 +153,22 @@ impl GitOp {
             Fetch { branch, .. } => ("fetch", branch.clone(), String::new()),
             Push { branch, .. } => ("push", branch.clone(), String::new()),
         }
+    }
+
+    /// Ops a worker (or a lead about to plan) waits on before its next claude turn: they go
+    /// before queued merges and diffs. At most one per agent is queued at a time, so the
+    /// ops behind them cannot starve.
+    pub fn urgent(&self) -> bool {
+        use GitOp::*;
+        matches!(
+            self,
+            CreateWorktree { .. }
+                | CommitAll { .. }
+                | SyncWorktree { .. }
+                | CaptureTask { .. }
+                | MergeIntoWorktree { .. }
+                | ConcludeWorktreeMerge { .. }
+        )
     }
 
     fn budget(&self, cfg: &GitConfig) -> Duration {
@@ -161,6 +189,7 @@ impl GitOp {
             Snapshot { reply, .. } => drop(reply.send(Err(err()))),
             RemoveWorktree { reply, .. } => drop(reply.send(Err(err()))),
             SyncWorktree { reply, .. } => drop(reply.send(Err(err()))),
+            CaptureTask { reply, .. } => drop(reply.send(Err(err()))),
             Merge { reply, .. } => drop(reply.send(Err(err()))),
             MergeIntoWorktree { reply, .. } => drop(reply.send(Err(err()))),
             ConcludeWorktreeMerge { reply, .. } => drop(reply.send(Err(err()))),
@@ -228,8 +257,22 @@ impl GitOp {
             SyncWorktree {
                 worktree,
                 onto,
+                kept_in,
                 reply,
-            } => go!(reply, r.sync_worktree(&worktree, &onto)),
+            } => go!(
+                reply,
+                r.switch_worktree(&worktree, &onto, kept_in.as_deref())
+            ),
+            CaptureTask {
+                worktree,
+                message,
+                task_ref,
+                target,
+                reply,
+            } => go!(
+                reply,
+                r.capture_task(&worktree, &message, &task_ref, &target)
+            ),
             Merge { req, reply } => go!(reply, r.merge(&req)),
             MergeIntoWorktree {
                 worktree,
@@ -253,6 +296,8 @@ pub struct GitActor;
 
 pub struct GitActorState {
     repo: Arc<GitRepo>,
+    /// [`GitOp::urgent`] ops, run before anything in `queue`.
+    urgent: VecDeque<GitOp>,
     queue: VecDeque<GitOp>,
     in_flight: Option<(String, Duration, JoinHandle<()>)>,
     ops_done: u64,
@@ -263,7 +308,7 @@ impl GitActorState {
         if self.in_flight.is_some() {
             return;
         }
-        let Some(op) = self.queue.pop_front() else {
+        let Some(op) = self.urgent.pop_front().or_else(|| self.queue.pop_front()) else {
             return;
         };
         let (name, target, source) = op.describe();
@@ -300,6 +345,7 @@ impl Actor for GitActor {
     ) -> Result<GitActorState, ActorProcessingErr> {
         Ok(GitActorState {
             repo,
+            urgent: VecDeque::new(),
             queue: VecDeque::new(),
             in_flight: None,
             ops_done: 0,
@@ -314,13 +360,17 @@ impl Actor for GitActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             GitMsg::Op(op) => {
-                state.queue.push_back(op);
+                if op.urgent() {
+                    state.urgent.push_back(op);
+                } else {
+                    state.queue.push_back(op);
+                }
                 state.start_next(&myself);
             }
             GitMsg::Status(reply) => {
                 let _ = reply.send(GitStatus {
                     in_flight: state.in_flight.as_ref().map(|(l, _, _)| l.clone()),
-                    queued: state.queue.len(),
+                    queued: state.urgent.len() + state.queue.len(),
                     ops_done: state.ops_done,
                 });
             }
@@ -338,7 +388,12 @@ impl Actor for GitActor {
         _myself: ActorRef<GitMsg>,
         state: &mut GitActorState,
     ) -> Result<(), ActorProcessingErr> {
-        for op in state.queue.drain(..) {
+        let queued: Vec<GitOp> = state
+            .urgent
+            .drain(..)
+            .chain(state.queue.drain(..))
+            .collect();
+        for op in queued {
             let name = op.describe().0;
             op.fail(|| GitError::Stopped {
                 op: name.to_string(),
@@ -511,6 +566,47 @@ impl GitHandle {
         self.op("sync_worktree", |reply| GitOp::SyncWorktree {
             worktree,
             onto,
+            kept_in: None,
+            reply,
+        })
+        .await
+    }
+    /// See [`GitRepo::switch_worktree`].
+    pub async fn switch_worktree(
+        &self,
+        worktree: impl Into<PathBuf>,
+        to: &str,
+        kept_in: Option<&str>,
+    ) -> Result<SyncOutcome, GitError> {
+        let (worktree, onto, kept_in) =
+            (worktree.into(), to.to_string(), kept_in.map(str::to_string));
+        self.op("sync_worktree", |reply| GitOp::SyncWorktree {
+            worktree,
+            onto,
+            kept_in,
+            reply,
+        })
+        .await
+    }
+    /// See [`GitRepo::capture_task`].
+    pub async fn capture_task(
+        &self,
+        worktree: impl Into<PathBuf>,
+        message: &str,
+        task_ref: &str,
+        target: &str,
+    ) -> Result<CaptureOutcome, GitError> {
+        let worktree = worktree.into();
+        let (message, task_ref, target) = (
+            message.to_string(),
+            task_ref.to_string(),
+            target.to_string(),
+        );
+        self.op("capture_task", |reply| GitOp::CaptureTask {
+            worktree,
+            message,
+            task_ref,
+            target,
             reply,
         })
         .await

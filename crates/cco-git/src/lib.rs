@@ -4,8 +4,9 @@
 //! - [`GitRepo`] (`repo.rs`): the plain async layer — functions that run git processes.
 //!   Testable without the actor; not safe to call concurrently on one repository.
 //! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
-//!   time from a FIFO queue (the in-flight op runs in a spawned task, so
-//!   [`GitHandle::status`] answers meanwhile), and its cloneable async front door.
+//!   time (the in-flight op runs in a spawned task, so [`GitHandle::status`] answers
+//!   meanwhile), and its cloneable async front door. Ops a worker waits on before its next
+//!   turn ([`GitOp::urgent`]) go before queued merges and diffs.
 //! - Hot ops keep their process count low: revisions are resolved in batches
 //!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
 //!   (git itself is asked when the layout is not the plain files one), `commit_all` with
@@ -32,6 +33,9 @@
 //!   configuration that changes what `git merge` commits use the integration worktree.
 //! - Team branches are `cco/<team>/team` ([`team_branch`]): git cannot hold `cco/<team>` next to
 //!   `cco/<team>/<worker>` (a ref cannot be both a file and a directory).
+//! - Task refs: `refs/cco/tasks/<team>/<task-id>` ([`task_ref`]): a worker's finished turn,
+//!   frozen by [`GitRepo::capture_task`] (which also resets the worktree to the target) so the
+//!   worker can start its next task while this one is reviewed and merged from the ref.
 //! - Snapshots: `refs/cco/snapshots/<worker-id>/<timestamp>` (a commit whose parent is the
 //!   worker's HEAD and whose tree is its working tree incl. untracked, non-excluded files).
 //!
@@ -55,7 +59,7 @@ mod types;
 
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp};
 pub use error::GitError;
-pub use repo::{team_branch, worker_branch, GitRepo};
+pub use repo::{task_ref, team_branch, worker_branch, GitRepo};
 pub use sanitize::{
     branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
     validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT,

@@ -36,6 +36,33 @@ pub fn worker_branch(team: &str, worker_id: &str) -> String {
     format!("cco/{}/{}", single_component(team), w)
 }
 
+/// The frozen ref of a task's work: `refs/cco/tasks/<team>/<task-id>`. A worker's finished
+/// turn is captured here (see [`GitRepo::capture_task`]) so the worker can take its next task
+/// while this one is reviewed and merged. Outside `refs/heads/`: not a branch anyone checks
+/// out, but kept (and fetchable) like one.
+pub fn task_ref(team: &str, task_id: &str) -> String {
+    format!(
+        "refs/cco/tasks/{}/{}",
+        single_component(team),
+        single_component(task_id)
+    )
+}
+
+/// The branch a worktree's `HEAD` file names: `Some(None)` when detached, `None` when git
+/// should be asked (a symbolic ref to something else than a branch, an unknown format).
+fn branch_of(head: &Path) -> Option<Option<String>> {
+    let text = std::fs::read_to_string(head).ok()?;
+    let text = text.trim_end_matches('\n');
+    if let Some(r) = text.strip_prefix("ref: ") {
+        let b = r.strip_prefix("refs/heads/")?;
+        (!b.is_empty() && b != ".invalid").then(|| Some(b.to_string()))
+    } else if matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Some(None)
+    } else {
+        None
+    }
+}
+
 /// One entry of `git worktree list --porcelain`.
 #[derive(Debug, Clone)]
 struct WorktreeEntry {
@@ -496,19 +523,6 @@ impl GitRepo {
         if !common.is_dir() || common.join("reftable").exists() {
             return None;
         }
-        let branch_of = |head: &Path| -> Option<Option<String>> {
-            let text = std::fs::read_to_string(head).ok()?;
-            let text = text.trim_end_matches('\n');
-            if let Some(r) = text.strip_prefix("ref: ") {
-                // Symbolic HEAD to something else than a branch: let git describe it.
-                let b = r.strip_prefix("refs/heads/")?;
-                (!b.is_empty() && b != ".invalid").then(|| Some(b.to_string()))
-            } else if matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                Some(None)
-            } else {
-                None
-            }
-        };
         let main_path = std::fs::canonicalize(&self.repo_dir).ok()?;
         let mut list = vec![WorktreeEntry {
             path: main_path,
@@ -541,6 +555,38 @@ impl GitRepo {
         linked.sort_by(|a, b| a.path.cmp(&b.path));
         list.extend(linked);
         Some(list)
+    }
+
+    /// The entry of one linked worktree (canonical path `want`) read from its own files:
+    /// `<want>/.git` names `$GIT_COMMON_DIR/worktrees/<id>`, whose `gitdir` points back.
+    /// `None` (list them all) whenever anything is not the plain files layout.
+    fn worktree_from_files(&self, want: &Path) -> Option<WorktreeEntry> {
+        let common = self.repo_dir.join(".git");
+        if !common.is_dir() || common.join("reftable").exists() {
+            return None;
+        }
+        let dotgit = std::fs::read_to_string(want.join(".git")).ok()?;
+        let git_dir = PathBuf::from(
+            dotgit
+                .strip_prefix("gitdir: ")?
+                .trim_end_matches(['\n', '\r']),
+        );
+        let git_dir = std::fs::canonicalize(want.join(git_dir)).ok()?;
+        if git_dir.parent()? != std::fs::canonicalize(common.join("worktrees")).ok()? {
+            return None;
+        }
+        let back = std::fs::read_to_string(git_dir.join("gitdir")).ok()?;
+        let back = PathBuf::from(back.trim_end_matches(['\n', '\r']));
+        if back.file_name() != Some(".git".as_ref())
+            || std::fs::canonicalize(back.parent()?).ok()? != want
+        {
+            return None;
+        }
+        Some(WorktreeEntry {
+            path: want.to_path_buf(),
+            branch: branch_of(&git_dir.join("HEAD"))?,
+            git_dir: Some(git_dir),
+        })
     }
 
     async fn worktrees_from_git(&self) -> Result<Vec<WorktreeEntry>, GitError> {
@@ -579,6 +625,11 @@ impl GitRepo {
         let want =
             std::fs::canonicalize(worktree).map_err(|e| GitError::io("worktree", worktree, e))?;
         let repo = std::fs::canonicalize(&self.repo_dir).unwrap_or_else(|_| self.repo_dir.clone());
+        if want != repo {
+            if let Some(entry) = self.worktree_from_files(&want) {
+                return Ok(entry);
+            }
+        }
         for e in self.worktrees().await? {
             let p = std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone());
             if p == want && p != repo {
@@ -1036,6 +1087,17 @@ impl GitRepo {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let entry = self.our_worktree(worktree).await?;
+        Ok(self.commit_worktree(worktree, &entry, message).await?.0)
+    }
+
+    /// [`GitRepo::commit_all`] of a checked worktree; also says whether the worktree was
+    /// dirty (anything staged, changed or untracked, or a merge in progress).
+    async fn commit_worktree(
+        &self,
+        worktree: &Path,
+        entry: &WorktreeEntry,
+        message: &str,
+    ) -> Result<(Option<String>, bool), GitError> {
         // Common case (agents commit their own work): nothing staged, changed or untracked
         // and no merge in progress — one `status` answers it. Anything else takes the full
         // path below.
@@ -1054,7 +1116,7 @@ impl GitRepo {
                 )
                 .await?;
             if status.is_empty() && !git_dir.join("MERGE_HEAD").exists() {
-                return Ok(None);
+                return Ok((None, false));
             }
         }
         // `add -A` would mark conflicted files resolved, markers and all.
@@ -1071,7 +1133,7 @@ impl GitRepo {
             .await?
             .success();
         if nothing && !self.merging(worktree).await? {
-            return Ok(None);
+            return Ok((None, true));
         }
         let msg = if message.trim().is_empty() {
             "cco: commit work"
@@ -1080,7 +1142,71 @@ impl GitRepo {
         };
         self.git("commit", worktree, &["commit", "-q", "-m", msg])
             .await?;
-        Ok(Some(self.resolve_required(worktree, "HEAD").await?))
+        Ok((Some(self.resolve_required(worktree, "HEAD").await?), true))
+    }
+
+    /// Freezes a worker's finished turn and frees its worktree for the next task, in one op:
+    /// commits what the agent left uncommitted (as [`GitRepo::commit_all`]), points `task_ref`
+    /// (see [`task_ref`]) at the worktree's HEAD, then resets the worktree to the tip of
+    /// `target` ("parks" it). The work stays reachable from `task_ref` for review and merge.
+    ///
+    /// A worktree whose HEAD is already in `target` (nothing done, or already parked: a
+    /// capture repeated after a restart) leaves `task_ref` as it was. Unresolved conflicts are
+    /// an error and leave the worktree untouched (use [`GitRepo::sync_worktree`], which
+    /// snapshots).
+    pub async fn capture_task(
+        &self,
+        worktree: &Path,
+        message: &str,
+        task_ref: &str,
+        target: &str,
+    ) -> Result<CaptureOutcome, GitError> {
+        if !task_ref.starts_with("refs/cco/tasks/") || branch_name_problem(task_ref).is_some() {
+            return Err(GitError::invalid(
+                "capture_task",
+                format!("not a task ref: {task_ref:?}"),
+            ));
+        }
+        let entry = self.our_worktree(worktree).await?;
+        let (committed, was_dirty) = self.commit_worktree(worktree, &entry, message).await?;
+        let local = branch_name_problem(target)
+            .is_none()
+            .then(|| format!("refs/heads/{target}"));
+        let mut revs = vec!["HEAD".to_string(), task_ref.to_string()];
+        revs.extend(local);
+        let found = self.resolve_many(worktree, &revs).await?;
+        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
+            what: "revision HEAD".into(),
+        })?;
+        let tip = match found.get(2).cloned().flatten() {
+            Some(t) => t,
+            None => self.resolve_required(&self.repo_dir, target).await?,
+        };
+        let new_work = head != tip && !self.is_ancestor(worktree, &head, &tip).await?;
+        let task_commit = if new_work {
+            self.git(
+                "update-ref",
+                &self.repo_dir,
+                &["update-ref", "-m", "cco: capture task", task_ref, &head],
+            )
+            .await?;
+            Some(head)
+        } else {
+            found[1].clone()
+        };
+        // Everything not in `target` is now in `task_ref` (or was already in `target`).
+        self.git("reset", worktree, &["reset", "-q", "--hard", &tip])
+            .await?;
+        if was_dirty {
+            // Untracked files that were not committed (secret files): nothing else is left.
+            self.git("clean", worktree, &["clean", "-fdq"]).await?;
+        }
+        Ok(CaptureOutcome {
+            committed,
+            task_commit,
+            moved: new_work,
+            parked_at: tip,
+        })
     }
 
     /// Records the worktree's full state (HEAD + tracked changes + untracked, non-excluded
@@ -1211,12 +1337,25 @@ impl GitRepo {
         worktree: &Path,
         onto: &str,
     ) -> Result<SyncOutcome, GitError> {
+        self.switch_worktree(worktree, onto, None).await
+    }
+
+    /// Resets the worktree to `to` (a branch or any commit-ish, e.g. a [`task_ref`]). It is
+    /// snapshotted first when it holds anything not in `to` nor in `kept_in`: uncommitted
+    /// changes, a merge in progress, or a HEAD that neither contains. Already at `to` and
+    /// clean: no change (two git processes).
+    pub async fn switch_worktree(
+        &self,
+        worktree: &Path,
+        to: &str,
+        kept_in: Option<&str>,
+    ) -> Result<SyncOutcome, GitError> {
         self.our_worktree(worktree).await?;
         // One process for the target, HEAD and MERGE_HEAD. Branches are shared by every
-        // worktree; any other name of `onto` is resolved in the clone, as before.
-        let local = branch_name_problem(onto)
+        // worktree; any other name of `to` is resolved in the clone, as before.
+        let local = branch_name_problem(to)
             .is_none()
-            .then(|| format!("refs/heads/{onto}"));
+            .then(|| format!("refs/heads/{to}"));
         let mut revs = vec!["HEAD".to_string(), "MERGE_HEAD".to_string()];
         revs.extend(local.clone());
         let found = self.resolve_many(worktree, &revs).await?;
@@ -1226,10 +1365,22 @@ impl GitRepo {
         let merging = found[1].is_some();
         let target = match found.get(2).cloned().flatten() {
             Some(t) => t,
-            None => self.resolve_required(&self.repo_dir, onto).await?,
+            None => self.resolve_required(&self.repo_dir, to).await?,
         };
         let dirty = self.is_dirty(worktree).await?;
-        let contained = self.is_ancestor(worktree, &head, &target).await?;
+        if head == target && !merging && !dirty {
+            return Ok(SyncOutcome {
+                head: target,
+                snapshot: None,
+            });
+        }
+        let mut contained = head == target || self.is_ancestor(worktree, &head, &target).await?;
+        if !contained {
+            if let Some(kept) = kept_in {
+                let kept = self.resolve_branchish(kept).await?;
+                contained = self.is_ancestor(worktree, &head, &kept).await?;
+            }
+        }
         let worker_id = worktree
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -1244,9 +1395,11 @@ impl GitRepo {
         }
         self.git("reset", worktree, &["reset", "-q", "--hard", &target])
             .await?;
-        // Untracked leftovers are in the snapshot; ignored/excluded files (env files, build
-        // caches) stay.
-        self.git("clean", worktree, &["clean", "-fdq"]).await?;
+        if dirty || merging {
+            // Untracked leftovers are in the snapshot; ignored/excluded files (env files,
+            // build caches) stay.
+            self.git("clean", worktree, &["clean", "-fdq"]).await?;
+        }
         Ok(SyncOutcome {
             head: target,
             snapshot,

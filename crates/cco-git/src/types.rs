@@ -212,6 +212,19 @@ pub struct SyncOutcome {
     pub snapshot: Option<String>,
 }
 
+/// What [`crate::GitRepo::capture_task`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureOutcome {
+    /// The commit cco made of what the agent left uncommitted, if any.
+    pub committed: Option<String>,
+    /// Where the task ref points now; `None` when no work was ever captured for the task.
+    pub task_commit: Option<String>,
+    /// The task ref moved to new work in this capture.
+    pub moved: bool,
+    /// The target tip the worktree was reset to.
+    pub parked_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoveOutcome {
     pub snapshot: Option<String>,
