@@ -68,6 +68,11 @@ pub struct TaskRecord {
     pub failure: Option<String>,
     pub merged_commit: Option<String>,
     pub cost_usd: f64,
+    /// `review_rounds` when the task's work was last frozen in its task ref
+    /// (`cco_git::task_ref`): equal to `review_rounds` means the ref holds the latest round,
+    /// so a resumed run reviews or merges it without the worker.
+    #[serde(default)]
+    pub captured_round: Option<u32>,
 }
 
 /// One agent (actor) as the run knows it.

@@ -4,10 +4,15 @@
 //! worker actors), supervises one Worker per stable slot, and runs its own claude session for
 //! planning (goal -> tasks), reviewing finished work and, as Coordinator, re-planning.
 //!
-//! Per finished task: commit what the worker left uncommitted, diff summary, review turn,
-//! then merge the worker branch into the target (team branch, or the base branch for the
-//! Coordinator) with the configured strategy; conflicts go back to the same worker session.
-//! Workers are restarted by this lead with a [`RestartPolicy`]; their task is re-queued.
+//! Per finished turn: one urgent GitActor op *captures* it — commits what the worker left
+//! uncommitted, freezes the work in the task's ref (`cco_git::task_ref`) and parks the
+//! worktree at the target tip — and the worker is free for its next task at once. The frozen
+//! work is then diffed, reviewed and merged into the target (team branch, or the base branch
+//! for the Coordinator) from the ref, while the worker works on something else. Revisions
+//! and conflict resolutions are *pinned* jobs: they run on the worker whose session did the
+//! task (the session lives in its worktree and config dir), before any new task, starting
+//! from the task ref. Workers are restarted by this lead with a [`RestartPolicy`]; their
+//! task is re-queued.
 //!
 //! Long work (claude turns, git) runs in spawned tasks that message the lead back.
 
@@ -28,7 +33,7 @@ use crate::events::RunEvent;
 use crate::prompts;
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
-use crate::worker::{Job, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport};
+use crate::worker::{Job, Start, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport};
 
 /// How many review rounds a task gets before it is merged as is or failed.
 const MAX_REVIEW_ROUNDS: u32 = 2;
@@ -59,7 +64,18 @@ pub enum LeadMsg {
         report: WorkerReport,
         requeue: bool,
     },
-    /// The worker's work was committed and summarised: review it.
+    /// A worker's finished (or failed) turn was captured in the task ref; the worker is free.
+    Captured {
+        slot: usize,
+        key: String,
+        /// `target_epoch` when the capture was sent: the worktree is parked at a target tip
+        /// at least this new.
+        epoch: u64,
+        outcome: Result<cco_git::CaptureOutcome, String>,
+        /// The worker's report: its result text, or why the turn failed.
+        turn: Result<String, String>,
+    },
+    /// The task ref was summarised: review it.
     ReviewInput {
         key: String,
         diff: Result<cco_git::DiffSummary, String>,
@@ -73,9 +89,6 @@ pub enum LeadMsg {
     MergeDone {
         key: String,
         outcome: Result<MergeOutcome, String>,
-    },
-    WorkerSynced {
-        slot: usize,
     },
     RespawnWorker {
         slot: usize,
@@ -94,10 +107,21 @@ struct Slot {
     actor: Option<ActorRef<WorkerMsg>>,
     worktree: Option<PathBuf>,
     branch: Option<String>,
-    /// Task key the slot is busy with (from assignment until merged or failed).
+    /// Task key the slot is busy with (from assignment until its turn is captured).
     busy: Option<String>,
+    /// The job the slot runs (kept to hand it back when the worker actor dies).
+    job: Option<Job>,
+    /// The lead's `target_epoch` when this worktree was parked at the target tip; `None`
+    /// when it may be elsewhere (a new task syncs it first).
+    parked_epoch: Option<u64>,
     restarts: RestartTracker,
     dead: bool,
+}
+
+impl Slot {
+    fn is_idle(&self) -> bool {
+        self.actor.is_some() && self.worktree.is_some() && self.busy.is_none() && !self.dead
+    }
 }
 
 pub struct LeadArgs {
@@ -121,7 +145,6 @@ pub struct LeadState {
     /// Task keys in planning order.
     queue: Vec<String>,
     specs: std::collections::HashMap<String, TaskSpec>,
-    result_texts: std::collections::HashMap<String, String>,
     goal: Option<TeamGoal>,
     turn: Option<(LeadTurn, TurnGuard)>,
     /// Reviews in progress, each in its own fork of the lead's session: they run in parallel.
@@ -132,8 +155,14 @@ pub struct LeadState {
     merge_only: std::collections::HashSet<String>,
     /// Commits on the worker branch of a task under review, counted into the totals on merge.
     commits_in_review: std::collections::HashMap<String, usize>,
-    /// Resumed tasks that must go to the worker whose session they were in: key → (worker, session).
-    pinned: std::collections::HashMap<String, (String, String)>,
+    /// Jobs that must run on the worker whose session did the task (revisions, conflict
+    /// resolutions, resumed turns): key → (worker id, job).
+    pinned: std::collections::HashMap<String, (String, Job)>,
+    /// Counts this lead's merges into the target (and new goals): a worktree parked at an
+    /// older epoch is synced before its next task.
+    target_epoch: u64,
+    /// Tasks restored in review or merging with their work in the task ref (resume).
+    restored_reviews: Vec<(String, bool)>,
     shutting_down: bool,
     reported_idle: bool,
     replans: u32,
@@ -174,6 +203,8 @@ impl Actor for LeadActor {
                 worktree: None,
                 branch: None,
                 busy: None,
+                job: None,
+                parked_epoch: None,
                 restarts: RestartTracker::new(policy),
                 dead: false,
             })
@@ -188,7 +219,6 @@ impl Actor for LeadActor {
             slots,
             queue: Vec::new(),
             specs: Default::default(),
-            result_texts: Default::default(),
             goal: None,
             turn: None,
             reviews: Default::default(),
@@ -196,6 +226,8 @@ impl Actor for LeadActor {
             session_id: None,
             merge_only: Default::default(),
             pinned: Default::default(),
+            target_epoch: 0,
+            restored_reviews: Vec::new(),
             commits_in_review: Default::default(),
             shutting_down: false,
             reported_idle: false,
@@ -225,6 +257,13 @@ impl Actor for LeadActor {
                 if restored > 0 {
                     info!(lead = %state.who.id, restored, "resuming the team's tasks");
                     state.ctx.board.set_agent_state(&state.who.id, "leading");
+                    for (key, merging) in std::mem::take(&mut state.restored_reviews) {
+                        if merging {
+                            state.start_merge(&myself, &key);
+                        } else {
+                            state.start_diff(&myself, key, "(restored after a restart)".into());
+                        }
+                    }
                     state.schedule();
                     state.check_idle(&myself);
                 } else if state.who.role == Role::Coordinator {
@@ -240,6 +279,8 @@ impl Actor for LeadActor {
             }
             LeadMsg::Goal(goal) => {
                 state.reported_idle = false;
+                // The Director moved the team branch up to the base since the last goal.
+                state.target_epoch += 1;
                 let prompt = prompts::em_plan(&state.ctx, &state.who, &state.target_branch, &goal);
                 state.goal = Some(goal);
                 state.enqueue_turn(&myself, LeadTurn::Plan { attempt: 0 }, prompt);
@@ -305,6 +346,13 @@ impl Actor for LeadActor {
                 report,
                 requeue,
             } => state.on_worker_report(&myself, slot, &worker, report, requeue),
+            LeadMsg::Captured {
+                slot,
+                key,
+                epoch,
+                outcome,
+                turn,
+            } => state.on_captured(&myself, slot, key, epoch, outcome, turn),
             LeadMsg::ReviewInput {
                 key,
                 diff,
@@ -314,13 +362,6 @@ impl Actor for LeadActor {
                 state.on_review_end(&myself, key, attempt, end)
             }
             LeadMsg::MergeDone { key, outcome } => state.on_merge_done(&myself, key, outcome),
-            LeadMsg::WorkerSynced { slot } => {
-                if let Some(s) = state.slots.get_mut(slot) {
-                    s.busy = None;
-                }
-                state.schedule();
-                state.check_idle(&myself);
-            }
             LeadMsg::RespawnWorker { slot } => {
                 state.spawn_worker(&myself, slot).await;
                 state.schedule();
@@ -372,12 +413,22 @@ impl Actor for LeadActor {
         }
         let worker_id = state.slots[slot].id.clone();
         warn!(worker = %worker_id, failed, %reason, "worker actor stopped unexpectedly");
-        // Its task goes back to the queue: the task lives here, not in the dead actor.
+        // Its job goes back to the queue: the task lives here, not in the dead actor. A
+        // revision, conflict or resumed turn stays with this worker slot (same worktree and
+        // config dir, so the session can be resumed by the restarted actor).
+        state.slots[slot].parked_epoch = None;
         if let Some(key) = state.slots[slot].busy.take() {
-            state.ctx.board.update_task(&key, |t| {
-                t.state = TaskState::Pending;
-                t.worker = None;
-            });
+            match state.slots[slot].job.take() {
+                Some(
+                    job @ (Job::Revise { .. } | Job::ResolveConflict { .. } | Job::Resume { .. }),
+                ) => {
+                    state.pin(&key, job);
+                }
+                _ => state.ctx.board.update_task(&key, |t| {
+                    t.state = TaskState::Pending;
+                    t.worker = None;
+                }),
+            }
         }
         // A killed actor is as unexpected as a failed one: workers are permanent.
         match state.slots[slot].restarts.on_stop(true, Instant::now()) {
@@ -475,6 +526,7 @@ impl LeadState {
             review_rounds: 0,
             failure: None,
             merged_commit: None,
+            captured_round: None,
             cost_usd: 0.0,
         });
         self.ctx.board.set_spec(&key, spec.clone());
@@ -483,9 +535,11 @@ impl LeadState {
         key
     }
 
-    /// Resume: takes this team's tasks back from the journaled board. Tasks that were in
-    /// flight go back to the queue, pinned to their worker so its session can be resumed
-    /// (same worktree, same config dir). Returns how many tasks were restored.
+    /// Resume: takes this team's tasks back from the journaled board. Tasks in review or
+    /// merging whose latest round is frozen in the task ref are reviewed or merged from it
+    /// (no worker needed). Other tasks that were in flight go back to the queue, pinned to
+    /// their worker so its session can be resumed (same worktree, same config dir). Returns
+    /// how many tasks were restored.
     fn restore_from_board(&mut self) -> usize {
         self.session_id = self
             .ctx
@@ -498,29 +552,92 @@ impl LeadState {
             let Some(spec) = self.ctx.board.spec(&task.key) else {
                 continue;
             };
-            self.specs.insert(task.key.clone(), spec);
+            self.specs.insert(task.key.clone(), spec.clone());
             self.queue.push(task.key.clone());
-            if matches!(
-                task.state,
-                TaskState::Running | TaskState::Review | TaskState::Merging
-            ) {
-                if let (Some(worker), Some(session)) =
-                    (task.worker.clone(), task.session_id.clone())
-                {
-                    self.pinned.insert(task.key.clone(), (worker, session));
+            let frozen = task.captured_round == Some(task.review_rounds);
+            match task.state {
+                TaskState::Review | TaskState::Merging if frozen => {
+                    self.restored_reviews
+                        .push((task.key.clone(), task.state == TaskState::Merging));
                 }
-                self.ctx
-                    .board
-                    .update_task(&task.key, |t| t.state = TaskState::Pending);
+                TaskState::Running | TaskState::Review | TaskState::Merging => {
+                    if let (Some(worker), Some(session_id)) =
+                        (task.worker.clone(), task.session_id.clone())
+                    {
+                        let job = Job::Resume {
+                            key: task.key.clone(),
+                            spec,
+                            session_id,
+                        };
+                        self.pinned.insert(task.key.clone(), (worker, job));
+                    }
+                    self.ctx
+                        .board
+                        .update_task(&task.key, |t| t.state = TaskState::Pending);
+                }
+                _ => {}
             }
         }
         tasks.len()
     }
 
     fn idle_slot(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.actor.is_some() && s.worktree.is_some() && s.busy.is_none() && !s.dead)
+        self.slots.iter().position(Slot::is_idle)
+    }
+
+    fn slot_of_worker(&self, worker: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.id == worker)
+    }
+
+    /// The task's frozen work: `refs/cco/tasks/<run>/<team>/<task id>`.
+    fn task_ref(&self, key: &str) -> String {
+        let run = self
+            .ctx
+            .run_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into());
+        let id = self
+            .specs
+            .get(key)
+            .map(|s| s.id.clone())
+            .unwrap_or_else(|| key.rsplit('/').next().unwrap_or(key).to_string());
+        cco_git::task_ref(&run, &self.team, &id)
+    }
+
+    /// Where the worker's worktree must be before `job` runs.
+    fn start_for(&self, slot: usize, job: &Job) -> Start {
+        let target = self.target_branch.clone();
+        match job {
+            Job::Resume { .. } => Start::InPlace,
+            Job::Task { .. } => {
+                if self.slots[slot].parked_epoch == Some(self.target_epoch) {
+                    Start::InPlace
+                } else {
+                    Start::Sync(target)
+                }
+            }
+            // Merging another branch (the base) into the team's work: from the team tip.
+            Job::ResolveConflict { target_branch, .. } if *target_branch != target => {
+                Start::Sync(target)
+            }
+            Job::Revise { key, .. } | Job::ResolveConflict { key, .. } => {
+                let frozen = self
+                    .ctx
+                    .board
+                    .task(key)
+                    .is_some_and(|t| t.captured_round.is_some());
+                if frozen {
+                    Start::TaskRef {
+                        task_ref: self.task_ref(key),
+                        kept_in: target,
+                    }
+                } else {
+                    // Nothing was ever captured: the session starts again from the tip.
+                    Start::Sync(target)
+                }
+            }
+        }
     }
 
     fn assign(&mut self, slot: usize, job: Job) {
@@ -528,8 +645,11 @@ impl LeadState {
         let Some(actor) = self.slots[slot].actor.clone() else {
             return;
         };
+        let start = self.start_for(slot, &job);
         let worker = self.slots[slot].id.clone();
         self.slots[slot].busy = Some(key.clone());
+        self.slots[slot].job = Some(job.clone());
+        self.slots[slot].parked_epoch = None;
         self.ctx.board.update_task(&key, |t| {
             t.state = TaskState::Running;
             t.worker = Some(worker.clone());
@@ -538,33 +658,101 @@ impl LeadState {
             task: key.clone(),
             worker: worker.clone(),
         });
-        if actor.send_message(WorkerMsg::Assign(job)).is_err() {
+        if actor.send_message(WorkerMsg::Assign(job, start)).is_err() {
             // The supervision event for the dead worker re-queues the task.
             warn!(%worker, task = %key, "worker gone before assignment");
         }
     }
 
-    /// Hands ready tasks (dependencies done) to idle workers; fails tasks whose dependency failed.
+    /// A job for the worker whose session did the task; it runs before any new task. When
+    /// that worker's slot is dead the job goes to any worker, without the session.
+    fn pin(&mut self, key: &str, job: Job) {
+        let worker = self
+            .ctx
+            .board
+            .task(key)
+            .and_then(|t| t.worker)
+            .unwrap_or_default();
+        self.ctx
+            .board
+            .update_task(key, |t| t.state = TaskState::Pending);
+        self.pinned.insert(key.to_string(), (worker, job));
+    }
+
+    /// The pinned job `slot` should run next: its own, or one whose worker is dead.
+    fn pinned_job_for(&mut self, slot: usize) -> Option<Job> {
+        let slot_id = self.slots[slot].id.clone();
+        let mut orphan = None;
+        for (key, (worker, _)) in &self.pinned {
+            if *worker == slot_id {
+                return self.pinned.remove(&key.clone()).map(|(_, job)| job);
+            }
+            let owner_alive = self
+                .slot_of_worker(worker)
+                .is_some_and(|s| !self.slots[s].dead);
+            if !owner_alive && orphan.is_none() {
+                orphan = Some(key.clone());
+            }
+        }
+        let (_, job) = self.pinned.remove(&orphan?)?;
+        // Another worker's session cannot be resumed here: start over with the context.
+        Some(match job {
+            Job::Resume { key, spec, .. } => Job::Task { key, spec },
+            Job::Revise {
+                key,
+                spec,
+                feedback,
+                ..
+            } => Job::Revise {
+                key,
+                spec,
+                feedback,
+                session_id: None,
+            },
+            Job::ResolveConflict {
+                key,
+                spec,
+                target_branch,
+                ..
+            } => Job::ResolveConflict {
+                key,
+                spec,
+                target_branch,
+                session_id: None,
+            },
+            job @ Job::Task { .. } => job,
+        })
+    }
+
+    /// Hands pinned jobs and ready tasks (dependencies done) to idle workers; fails tasks
+    /// whose dependency failed.
     fn schedule(&mut self) {
         if self.shutting_down || self.ctx.is_stopping() {
             return;
         }
-        while let Some(slot) = self.idle_slot() {
+        // Each idle slot once: its pinned job first, else the first ready task.
+        let idle: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].is_idle())
+            .collect();
+        let mut queue_empty = false;
+        for slot in idle {
+            if let Some(job) = self.pinned_job_for(slot) {
+                self.assign(slot, job);
+                continue;
+            }
+            if queue_empty {
+                continue;
+            }
             let mut chosen = None;
             let mut failed = Vec::new();
-            let slot_id = self.slots[slot].id.clone();
             for key in &self.queue {
+                if self.pinned.contains_key(key) {
+                    continue;
+                }
                 let Some(task) = self.ctx.board.task(key) else {
                     continue;
                 };
                 if task.state != TaskState::Pending {
-                    continue;
-                }
-                if self
-                    .pinned
-                    .get(key)
-                    .is_some_and(|(worker, _)| *worker != slot_id)
-                {
                     continue;
                 }
                 let spec = &self.specs[key];
@@ -590,15 +778,12 @@ impl LeadState {
             for (key, dep) in failed {
                 self.fail_task(&key, &format!("dependency {dep} failed"));
             }
-            let Some(key) = chosen else { break };
+            let Some(key) = chosen else {
+                queue_empty = true;
+                continue;
+            };
             let spec = self.specs[&key].clone();
-            let job = if let Some((_, session_id)) = self.pinned.remove(&key) {
-                Job::Resume {
-                    key,
-                    spec,
-                    session_id,
-                }
-            } else if self.merge_only.contains(&key) {
+            let job = if self.merge_only.contains(&key) {
                 Job::ResolveConflict {
                     key,
                     spec,
@@ -614,6 +799,7 @@ impl LeadState {
 
     fn fail_task(&mut self, key: &str, reason: &str) {
         warn!(task = key, reason, "task failed");
+        self.merge_only.remove(key);
         self.ctx.board.update_task(key, |t| {
             t.state = TaskState::Failed;
             t.failure = Some(reason.to_string());
@@ -625,32 +811,10 @@ impl LeadState {
         });
     }
 
-    fn slot_of_task(&self, key: &str) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.busy.as_deref() == Some(key))
-    }
-
-    /// Frees a worker slot after its task ended; the worker's branch is moved to the target
-    /// tip first so the next task starts from the merged state.
-    fn release_slot(&mut self, myself: &ActorRef<LeadMsg>, key: &str) {
-        let Some(slot) = self.slot_of_task(key) else {
-            self.schedule();
-            self.check_idle(myself);
-            return;
-        };
-        let Some(worktree) = self.slots[slot].worktree.clone() else {
-            return;
-        };
-        let git = self.ctx.git.clone();
-        let target = self.target_branch.clone();
-        let me = myself.clone();
-        tokio::spawn(async move {
-            if let Err(error) = git.sync_worktree(&worktree, &target).await {
-                warn!(%error, "could not sync worker worktree");
-            }
-            let _ = me.send_message(LeadMsg::WorkerSynced { slot });
-        });
+    /// A task left the lead's hands (done or failed): hand out work, maybe report idle.
+    fn settled(&mut self, myself: &ActorRef<LeadMsg>) {
+        self.schedule();
+        self.check_idle(myself);
     }
 
     fn on_worker_report(
@@ -661,7 +825,7 @@ impl LeadState {
         report: WorkerReport,
         requeue: bool,
     ) {
-        match report {
+        let (key, session_id, turn) = match report {
             WorkerReport::Failed {
                 key,
                 reason,
@@ -673,15 +837,12 @@ impl LeadState {
                         .update_task(&key, |t| t.state = TaskState::Pending);
                     if self.slots.get(slot).and_then(|s| s.busy.as_deref()) == Some(key.as_str()) {
                         self.slots[slot].busy = None;
+                        self.slots[slot].job = None;
                     }
                     self.schedule();
                     return;
                 }
-                self.ctx
-                    .board
-                    .update_task(&key, |t| t.session_id = session_id.or(t.session_id.take()));
-                self.fail_task(&key, &reason);
-                self.release_slot(myself, &key);
+                (key, session_id, Err(reason))
             }
             WorkerReport::Finished {
                 key,
@@ -693,43 +854,130 @@ impl LeadState {
                     task: key.clone(),
                     worker: worker.to_string(),
                 });
-                self.ctx.board.update_task(&key, |t| {
-                    t.session_id = session_id.or(t.session_id.take());
-                    t.state = TaskState::Review;
-                });
-                self.result_texts.insert(key.clone(), result_text.clone());
-                let Some(s) = self.slots.get(slot) else {
-                    return;
-                };
-                let (Some(worktree), Some(branch)) = (s.worktree.clone(), s.branch.clone()) else {
-                    return;
-                };
-                let git = self.ctx.git.clone();
-                let target = self.target_branch.clone();
-                let me = myself.clone();
-                let title = self
-                    .specs
-                    .get(&key)
-                    .map(|s| s.title.clone())
-                    .unwrap_or_default();
-                tokio::spawn(async move {
-                    let diff = async {
-                        git.commit_all(&worktree, &format!("{key}: {title}"))
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        git.diff_summary(&target, &branch)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                    .await;
-                    let _ = me.send_message(LeadMsg::ReviewInput {
-                        key,
-                        diff,
-                        result_text,
-                    });
-                });
+                self.ctx
+                    .board
+                    .update_task(&key, |t| t.state = TaskState::Review);
+                (key, session_id, Ok(result_text))
             }
+        };
+        self.ctx
+            .board
+            .update_task(&key, |t| t.session_id = session_id.or(t.session_id.take()));
+        let Some(worktree) = self.slots.get(slot).and_then(|s| s.worktree.clone()) else {
+            return;
+        };
+        // Capture the turn (whatever it left, even when it failed: nothing is lost), then the
+        // worker is free. Urgent in the GitActor: the worker waits on it.
+        let git = self.ctx.git.clone();
+        let target = self.target_branch.clone();
+        let task_ref = self.task_ref(&key);
+        let title = self
+            .specs
+            .get(&key)
+            .map(|s| s.title.clone())
+            .unwrap_or_default();
+        let epoch = self.target_epoch;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let message = format!("{key}: {title}");
+            let outcome = git
+                .capture_task(&worktree, &message, &task_ref, &target)
+                .await
+                .map_err(|e| e.to_string());
+            if outcome.is_err() {
+                // Unresolved conflicts or a broken worktree: snapshot what is there and reset
+                // it, so the worker can go on.
+                if let Err(error) = git.sync_worktree(&worktree, &target).await {
+                    warn!(%error, "could not reset the worker's worktree");
+                }
+            }
+            let _ = me.send_message(LeadMsg::Captured {
+                slot,
+                key,
+                epoch,
+                outcome,
+                turn,
+            });
+        });
+    }
+
+    fn on_captured(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        slot: usize,
+        key: String,
+        epoch: u64,
+        outcome: Result<cco_git::CaptureOutcome, String>,
+        turn: Result<String, String>,
+    ) {
+        match self.slots.get_mut(slot) {
+            Some(s) if s.busy.as_deref() == Some(key.as_str()) => {
+                s.busy = None;
+                s.job = None;
+                s.parked_epoch = outcome.as_ref().ok().map(|_| epoch);
+            }
+            // The worker actor died meanwhile and its job was handed back: that decides.
+            _ => return,
         }
+        let frozen = outcome
+            .as_ref()
+            .ok()
+            .is_some_and(|o| o.task_commit.is_some());
+        if frozen {
+            self.ctx
+                .board
+                .update_task(&key, |t| t.captured_round = Some(t.review_rounds));
+        }
+        match (turn, outcome) {
+            (Err(reason), _) => self.fail_task(&key, &reason),
+            (Ok(_), Err(error)) => {
+                self.fail_task(&key, &format!("could not commit the work: {error}"))
+            }
+            (Ok(result_text), Ok(_)) if frozen => {
+                if self.merge_only.contains(&key) {
+                    self.start_merge(myself, &key);
+                } else {
+                    self.start_diff(myself, key, result_text);
+                }
+            }
+            // Nothing was ever committed for this task: decided before the worker goes on, so
+            // a journal never shows the task in review on a worker that has moved on.
+            (Ok(_), Ok(_)) => self.nothing_committed(&key),
+        }
+        self.settled(myself);
+    }
+
+    fn nothing_committed(&mut self, key: &str) {
+        let rounds = self
+            .ctx
+            .board
+            .task(key)
+            .map(|t| t.review_rounds)
+            .unwrap_or(0);
+        if rounds < MAX_REVIEW_ROUNDS {
+            self.send_back(key, "No changes were committed on your branch. Implement the task and commit your work with git.");
+        } else {
+            self.fail_task(key, "the worker committed nothing");
+        }
+    }
+
+    /// Summarises the task ref for the review (a background GitActor op).
+    fn start_diff(&mut self, myself: &ActorRef<LeadMsg>, key: String, result_text: String) {
+        let git = self.ctx.git.clone();
+        let target = self.target_branch.clone();
+        let task_ref = self.task_ref(&key);
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let diff = git
+                .diff_summary(&target, &task_ref)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = me.send_message(LeadMsg::ReviewInput {
+                key,
+                diff,
+                result_text,
+            });
+        });
     }
 
     fn on_review_input(
@@ -742,30 +990,17 @@ impl LeadState {
         let diff = match diff {
             Ok(diff) => diff,
             Err(error) => {
-                self.fail_task(&key, &format!("could not commit or diff the work: {error}"));
-                self.release_slot(myself, &key);
+                self.fail_task(&key, &format!("could not diff the work: {error}"));
+                self.settled(myself);
                 return;
             }
         };
         self.commits_in_review
             .insert(key.clone(), diff.commits.len());
-        if self.merge_only.contains(&key) {
-            self.start_merge(myself, &key);
-            return;
-        }
         if diff.commits.is_empty() {
-            let rounds = self
-                .ctx
-                .board
-                .task(&key)
-                .map(|t| t.review_rounds)
-                .unwrap_or(0);
-            if rounds < MAX_REVIEW_ROUNDS {
-                self.send_back(&key, "No changes were committed on your branch. Implement the task and commit your work with git.");
-            } else {
-                self.fail_task(&key, "the worker committed nothing");
-                self.release_slot(myself, &key);
-            }
+            // Everything in the task ref is already in the target.
+            self.nothing_committed(&key);
+            self.settled(myself);
             return;
         }
         let Some(spec) = self.specs.get(&key).cloned() else {
@@ -775,45 +1010,36 @@ impl LeadState {
         self.start_review(myself, key, prompt, 0, None);
     }
 
-    /// Revise: the same worker session gets the feedback.
+    /// Revise: the same worker session gets the feedback (a pinned job).
     fn send_back(&mut self, key: &str, feedback: &str) {
-        let Some(slot) = self.slot_of_task(key) else {
-            return;
-        };
         let Some(spec) = self.specs.get(key).cloned() else {
             return;
         };
         let session_id = self.ctx.board.task(key).and_then(|t| t.session_id);
-        self.ctx.board.update_task(key, |t| {
-            t.review_rounds += 1;
-            t.state = TaskState::Running;
-        });
+        self.ctx.board.update_task(key, |t| t.review_rounds += 1);
         self.ctx.board.events().emit(RunEvent::TaskRevised {
             task: key.to_string(),
             feedback: feedback.to_string(),
         });
-        if let Some(actor) = &self.slots[slot].actor {
-            let _ = actor.send_message(WorkerMsg::Assign(Job::Revise {
+        self.pin(
+            key,
+            Job::Revise {
                 key: key.to_string(),
                 spec,
                 feedback: feedback.to_string(),
                 session_id,
-            }));
-        }
+            },
+        );
+        self.schedule();
     }
 
     fn start_merge(&mut self, myself: &ActorRef<LeadMsg>, key: &str) {
-        let Some(slot) = self.slot_of_task(key) else {
-            return;
-        };
-        let Some(branch) = self.slots[slot].branch.clone() else {
-            return;
-        };
         self.ctx
             .board
             .update_task(key, |t| t.state = TaskState::Merging);
         let strategy = crate::gitmap::strategy(self.ctx.config.config.merge_strategy);
-        let mut request = MergeRequest::new(branch, self.target_branch.clone(), strategy);
+        let mut request =
+            MergeRequest::new(self.task_ref(key), self.target_branch.clone(), strategy);
         request.message = Some(format!("Merge {key}"));
         // The verify gate guards the base branch only.
         request.verify = self.target_branch == self.ctx.base_branch;
@@ -833,8 +1059,10 @@ impl LeadState {
         outcome: Result<MergeOutcome, String>,
     ) {
         let board = &self.ctx.board;
+        let source = self.task_ref(&key);
         match outcome {
             Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
+                self.target_epoch += 1;
                 board.update_task(&key, |t| {
                     t.state = TaskState::Done;
                     t.merged_commit = Some(commit.clone());
@@ -845,33 +1073,21 @@ impl LeadState {
                     t.merges += 1;
                     t.commits += commits;
                 });
-                let source = self
-                    .slot_of_task(&key)
-                    .and_then(|s| self.slots[s].branch.clone())
-                    .unwrap_or_default();
                 board.events().emit(RunEvent::Merged {
                     source,
                     target: self.target_branch.clone(),
                     commit,
                 });
                 self.merge_only.remove(&key);
-                self.release_slot(myself, &key);
             }
             Ok(MergeOutcome::Conflict { files }) => {
                 board.count(|t| t.conflicts += 1);
-                let source = self
-                    .slot_of_task(&key)
-                    .and_then(|s| self.slots[s].branch.clone())
-                    .unwrap_or_default();
                 board.events().emit(RunEvent::Conflict {
                     source,
                     target: self.target_branch.clone(),
                     files: files.clone(),
                 });
                 let rounds = board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
-                let Some(slot) = self.slot_of_task(&key) else {
-                    return;
-                };
                 if rounds > MAX_REVIEW_ROUNDS + 2 {
                     self.fail_task(
                         &key,
@@ -880,25 +1096,17 @@ impl LeadState {
                             files.join(", ")
                         ),
                     );
-                    self.release_slot(myself, &key);
-                    return;
-                }
-                board.update_task(&key, |t| {
-                    t.review_rounds += 1;
-                    t.state = TaskState::Running;
-                });
-                self.merge_only.insert(key.clone());
-                let Some(spec) = self.specs.get(&key).cloned() else {
-                    return;
-                };
-                let session_id = board.task(&key).and_then(|t| t.session_id);
-                if let Some(actor) = &self.slots[slot].actor {
-                    let _ = actor.send_message(WorkerMsg::Assign(Job::ResolveConflict {
-                        key,
+                } else if let Some(spec) = self.specs.get(&key).cloned() {
+                    board.update_task(&key, |t| t.review_rounds += 1);
+                    self.merge_only.insert(key.clone());
+                    let session_id = board.task(&key).and_then(|t| t.session_id);
+                    let job = Job::ResolveConflict {
+                        key: key.clone(),
                         spec,
                         target_branch: self.target_branch.clone(),
                         session_id,
-                    }));
+                    };
+                    self.pin(&key, job);
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {
@@ -907,7 +1115,6 @@ impl LeadState {
                     &key,
                     &format!("merge skipped (conflicts in {})", files.join(", ")),
                 );
-                self.release_slot(myself, &key);
             }
             Ok(MergeOutcome::VerifyFailed { output_tail }) => {
                 let rounds = board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
@@ -916,14 +1123,13 @@ impl LeadState {
                     self.send_back(&key, &format!("The verify command failed on the merged result. Fix it and commit.\n{output_tail}"));
                 } else {
                     self.fail_task(&key, "verify command kept failing");
-                    self.release_slot(myself, &key);
                 }
             }
             Err(error) => {
                 self.fail_task(&key, &format!("merge failed: {error}"));
-                self.release_slot(myself, &key);
             }
         }
+        self.settled(myself);
     }
 
     fn enqueue_turn(&mut self, myself: &ActorRef<LeadMsg>, kind: LeadTurn, prompt: String) {

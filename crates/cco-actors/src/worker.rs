@@ -60,6 +60,19 @@ impl Job {
     }
 }
 
+/// Where the worktree must be before a job's turn starts (one urgent GitActor op, or none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// As it is: parked at the target tip after the previous capture, or holding the
+    /// interrupted work a resumed session continues.
+    InPlace,
+    /// At the tip of this branch (snapshotting anything the worktree holds that is not in it).
+    Sync(String),
+    /// At the task's frozen work (a revision or a conflict resolution): `kept_in` is the
+    /// target, which already holds the parked HEAD, so no snapshot is needed for it.
+    TaskRef { task_ref: String, kept_in: String },
+}
+
 /// What a worker tells its lead.
 #[derive(Debug, Clone)]
 pub enum WorkerReport {
@@ -76,7 +89,9 @@ pub enum WorkerReport {
 }
 
 pub enum WorkerMsg {
-    Assign(Job),
+    Assign(Job, Start),
+    /// The worktree is where the job needs it (or could not be put there).
+    Prepared(Result<(), String>),
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
     /// The target was merged into the worktree: `None` = clean, `Some(files)` = conflicts.
@@ -171,7 +186,8 @@ impl Actor for WorkerActor {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WorkerMsg::Assign(job) => state.start_job(&myself, job),
+            WorkerMsg::Assign(job, start) => state.start_job(&myself, job, start),
+            WorkerMsg::Prepared(result) => state.on_prepared(&myself, result),
             WorkerMsg::Turn(update) => state.on_turn_update(update),
             WorkerMsg::TurnEnded(end) => state.on_turn_end(&myself, end),
             WorkerMsg::ConflictPrepared(result) => state.on_conflict_prepared(&myself, result),
@@ -214,7 +230,7 @@ impl Actor for WorkerActor {
 }
 
 impl WorkerState {
-    fn start_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
+    fn start_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job, start: Start) {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
             warn!(worker = %self.who.id, job = job.key(), "busy or stopping: job refused");
@@ -235,6 +251,51 @@ impl WorkerState {
             .board
             .update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
         self.job = Some(job.clone());
+        let git = self.ctx.git.clone();
+        let worktree = self.worktree.clone();
+        let me = myself.clone();
+        match start {
+            Start::InPlace => self.run_job(myself, job),
+            Start::Sync(branch) => {
+                self.ctx.board.set_agent_state(&self.who.id, "syncing");
+                tokio::spawn(async move {
+                    let result = git.sync_worktree(&worktree, &branch).await;
+                    let _ = me.send_message(WorkerMsg::Prepared(
+                        result.map(|_| ()).map_err(|e| e.to_string()),
+                    ));
+                });
+            }
+            Start::TaskRef { task_ref, kept_in } => {
+                self.ctx.board.set_agent_state(&self.who.id, "syncing");
+                tokio::spawn(async move {
+                    let result = git
+                        .switch_worktree(&worktree, &task_ref, Some(&kept_in))
+                        .await;
+                    let _ = me.send_message(WorkerMsg::Prepared(
+                        result.map(|_| ()).map_err(|e| e.to_string()),
+                    ));
+                });
+            }
+        }
+    }
+
+    fn on_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<(), String>) {
+        if self.shutting_down || self.turn.is_some() {
+            return;
+        }
+        let Some(job) = self.job.clone() else { return };
+        match result {
+            Ok(()) => self.run_job(myself, job),
+            Err(error) => self.report(WorkerReport::Failed {
+                key: job.key().to_string(),
+                reason: format!("could not prepare the worktree: {error}"),
+                session_id: self.session_id.clone(),
+            }),
+        }
+    }
+
+    /// Starts the job's turn (or, for a conflict, the merge that precedes it).
+    fn run_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
         match job {
             Job::Task { key, spec } => {
                 self.session_id = None;

@@ -559,3 +559,53 @@ async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
         .count();
     assert_eq!(coordinator_sessions, 4);
 }
+
+/// A worker is free as soon as its turn is captured in the task ref: with one worker, t2 is
+/// assigned (and done) while t1 is still in review. The review of t1 waits until t2's turn
+/// has run, so the old order (merge t1, then assign t2) could not finish this run in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_takes_its_next_task_while_the_previous_one_is_reviewed_and_merged() {
+    let marker_dir = cco_testkit::temp_dir();
+    let marker = marker_dir.path().join("t2-ran");
+    let marker = path_str(&marker);
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
+        complete_rule("[cco:replan]"),
+        {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "steps": [
+            {"bash": format!("i=0; while [ ! -e '{marker}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")}
+        ], "result": "{\"decision\":\"approve\"}"},
+        approve_rule(),
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t2"}, "steps": [
+            {"write": {"path": "t2.txt", "content": "2\n"}},
+            {"commit": "Implement t2"},
+            {"bash": format!("touch '{marker}'")}
+        ], "result": "Implemented t2"},
+        worker_rule("t1", "t1.txt", "1\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 1}), script);
+    let handle = project.start().await;
+    let recorder = record(&handle);
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
+    let events = recorded(recorder, handle.clone()).await;
+    let position = |want: &dyn Fn(&RunEvent) -> bool| {
+        events
+            .iter()
+            .position(|e| want(e))
+            .unwrap_or_else(|| panic!("event missing: {events:#?}"))
+    };
+    let t2_assigned =
+        position(&|e| matches!(e, RunEvent::TaskAssigned { task, .. } if task == "flat/t2"));
+    let t1_merged =
+        position(&|e| matches!(e, RunEvent::Merged { source, .. } if source.ends_with("/flat/t1")));
+    assert!(
+        t2_assigned < t1_merged,
+        "t2 waited for t1's merge: {events:#?}"
+    );
+    // Both merged from their frozen task refs; the worker's worktree ended parked, clean.
+    assert_eq!(project.file_on("main", "t1.txt"), "1\n");
+    assert_eq!(project.file_on("main", "t2.txt"), "2\n");
+    let refs = project.git(&["for-each-ref", "--format=%(refname)", "refs/cco/tasks"]);
+    assert_eq!(refs.lines().count(), 2, "{refs}");
+}

@@ -573,6 +573,7 @@ mod tests {
                 review_rounds: 0,
                 failure: None,
                 merged_commit: None,
+                captured_round: None,
                 cost_usd: 0.0,
             }],
             totals: Totals {

@@ -33,7 +33,7 @@
 //!   configuration that changes what `git merge` commits use the integration worktree.
 //! - Team branches are `cco/<team>/team` ([`team_branch`]): git cannot hold `cco/<team>` next to
 //!   `cco/<team>/<worker>` (a ref cannot be both a file and a directory).
-//! - Task refs: `refs/cco/tasks/<team>/<task-id>` ([`task_ref`]): a worker's finished turn,
+//! - Task refs: `refs/cco/tasks/<run>/<team>/<task-id>` ([`task_ref`]): a worker's finished turn,
 //!   frozen by [`GitRepo::capture_task`] (which also resets the worktree to the target) so the
 //!   worker can start its next task while this one is reviewed and merged from the ref.
 //! - Snapshots: `refs/cco/snapshots/<worker-id>/<timestamp>` (a commit whose parent is the

@@ -36,13 +36,15 @@ pub fn worker_branch(team: &str, worker_id: &str) -> String {
     format!("cco/{}/{}", single_component(team), w)
 }
 
-/// The frozen ref of a task's work: `refs/cco/tasks/<team>/<task-id>`. A worker's finished
-/// turn is captured here (see [`GitRepo::capture_task`]) so the worker can take its next task
-/// while this one is reviewed and merged. Outside `refs/heads/`: not a branch anyone checks
-/// out, but kept (and fetchable) like one.
-pub fn task_ref(team: &str, task_id: &str) -> String {
+/// The frozen ref of a task's work: `refs/cco/tasks/<run>/<team>/<task-id>`. A worker's
+/// finished turn is captured here (see [`GitRepo::capture_task`]) so the worker can take its
+/// next task while this one is reviewed and merged. Per run, so a task id reused by a later
+/// run in the same workspace never sees an earlier run's work. Outside `refs/heads/`: not a
+/// branch anyone checks out, but kept (and fetchable) like one.
+pub fn task_ref(run: &str, team: &str, task_id: &str) -> String {
     format!(
-        "refs/cco/tasks/{}/{}",
+        "refs/cco/tasks/{}/{}/{}",
+        single_component(run),
         single_component(team),
         single_component(task_id)
     )

@@ -14,8 +14,8 @@ async fn capture_freezes_committed_and_uncommitted_work_and_parks_the_worktree()
     let fx = Fx::new();
     let repo = fx.repo(fx.config()).await;
     let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
-    let tref = task_ref("flat", "t1");
-    assert_eq!(tref, "refs/cco/tasks/flat/t1");
+    let tref = task_ref("run-1", "flat", "t1");
+    assert_eq!(tref, "refs/cco/tasks/run-1/flat/t1");
 
     // The agent commits one file, leaves one changed, one untracked, and an env file.
     write(&wt.path, "a.txt", "committed\n");
@@ -66,7 +66,7 @@ async fn a_repeated_capture_or_one_with_nothing_done_never_moves_the_task_ref() 
     let repo = fx.repo(fx.config()).await;
     let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
     let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
-    let tref = task_ref("flat", "t1");
+    let tref = task_ref("run-1", "flat", "t1");
 
     // Nothing done: no ref.
     let out = repo
@@ -108,7 +108,7 @@ async fn a_revision_switches_the_worktree_to_the_task_ref_and_captures_on_top() 
     let fx = Fx::new();
     let repo = fx.repo(fx.config()).await;
     let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
-    let tref = task_ref("flat", "t1");
+    let tref = task_ref("run-1", "flat", "t1");
     write(&wt.path, "a.txt", "v1\n");
     let first = repo
         .capture_task(&wt.path, "t1", &tref, "main")
@@ -165,9 +165,9 @@ async fn capture_refuses_bad_refs_and_unresolved_conflicts_without_touching_the_
         assert!(err.is_err(), "{bad}: {err:?}");
     }
     // The task id an agent invents is sanitized into one ref component.
-    assert_eq!(task_ref("flat", "../../x y"), task_ref("flat", "../../x y"));
-    assert!(task_ref("flat", "../../x y").starts_with("refs/cco/tasks/flat/"));
-    assert_eq!(task_ref("flat", "a/b").matches('/').count(), 4);
+    assert_eq!(task_ref("run-1", "flat", "../../x y"), task_ref("run-1", "flat", "../../x y"));
+    assert!(task_ref("run-1", "flat", "../../x y").starts_with("refs/cco/tasks/run-1/flat/"));
+    assert_eq!(task_ref("run-1", "flat", "a/b").matches('/').count(), 5);
 
     write(&w1.path, "shared.txt", &lines(&[(1, "w1")]));
     repo.commit_all(&w1.path, "w1").await.unwrap();
@@ -178,7 +178,7 @@ async fn capture_refuses_bad_refs_and_unresolved_conflicts_without_touching_the_
     repo.commit_all(&w2.path, "w2").await.unwrap();
     let conflicted = repo.merge_into_worktree(&w2.path, "main").await.unwrap();
     assert!(matches!(conflicted, WorktreeMerge::Conflicted { .. }));
-    let tref = task_ref("flat", "t2");
+    let tref = task_ref("run-1", "flat", "t2");
     let err = repo.capture_task(&w2.path, "t2", &tref, "main").await;
     assert!(
         matches!(err, Err(GitError::UnresolvedConflicts { .. })),
