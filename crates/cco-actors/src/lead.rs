@@ -161,6 +161,10 @@ pub struct LeadState {
     /// Counts this lead's merges into the target (and new goals): a worktree parked at an
     /// older epoch is synced before its next task.
     target_epoch: u64,
+    /// `target_epoch` right after each task's merge.
+    merged_epoch: std::collections::HashMap<String, u64>,
+    /// The slot whose capture is being handled: parked a moment ago.
+    just_parked: Option<usize>,
     /// Tasks restored in review or merging with their work in the task ref (resume).
     restored_reviews: Vec<(String, bool)>,
     shutting_down: bool,
@@ -227,6 +231,8 @@ impl Actor for LeadActor {
             merge_only: Default::default(),
             pinned: Default::default(),
             target_epoch: 0,
+            merged_epoch: Default::default(),
+            just_parked: None,
             restored_reviews: Vec::new(),
             commits_in_review: Default::default(),
             shutting_down: false,
@@ -610,8 +616,23 @@ impl LeadState {
         let target = self.target_branch.clone();
         match job {
             Job::Resume { .. } => Start::InPlace,
-            Job::Task { .. } => {
-                if self.slots[slot].parked_epoch == Some(self.target_epoch) {
+            Job::Task { spec, .. } => {
+                let fresh = match self.slots[slot].parked_epoch {
+                    Some(parked) if parked == self.target_epoch => true,
+                    // Parked a moment ago, by the capture being handled: merges that landed
+                    // meanwhile matter only when the task depends on one of them (a new task
+                    // may start from a tip a few merges old, as any branch does while others
+                    // land; the merge brings them together).
+                    Some(parked) if self.just_parked == Some(slot) => {
+                        !spec.depends_on.iter().any(|dep| {
+                            self.merged_epoch
+                                .get(&format!("{}/{dep}", self.team))
+                                .is_some_and(|&merged| merged > parked)
+                        })
+                    }
+                    _ => false,
+                };
+                if fresh {
                     Start::InPlace
                 } else {
                     Start::Sync(target)
@@ -944,7 +965,9 @@ impl LeadState {
             // a journal never shows the task in review on a worker that has moved on.
             (Ok(_), Ok(_)) => self.nothing_committed(&key),
         }
+        self.just_parked = Some(slot);
         self.settled(myself);
+        self.just_parked = None;
     }
 
     fn nothing_committed(&mut self, key: &str) {
@@ -1063,6 +1086,7 @@ impl LeadState {
         match outcome {
             Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
                 self.target_epoch += 1;
+                self.merged_epoch.insert(key.clone(), self.target_epoch);
                 board.update_task(&key, |t| {
                     t.state = TaskState::Done;
                     t.merged_commit = Some(commit.clone());

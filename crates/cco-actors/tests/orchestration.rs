@@ -609,3 +609,33 @@ async fn a_worker_takes_its_next_task_while_the_previous_one_is_reviewed_and_mer
     let refs = project.git(&["for-each-ref", "--format=%(refname)", "refs/cco/tasks"]);
     assert_eq!(refs.lines().count(), 2, "{refs}");
 }
+
+/// A task starts from a target that holds the tasks it depends on, even when its worker was
+/// parked before they merged: t3 depends on t1, and the worker that gets t3 finished t2
+/// before t1 landed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dependent_task_starts_from_a_target_holding_its_dependencies() {
+    let mut t3 = task("t3", "seen.txt");
+    t3["depends_on"] = json!(["t1"]);
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt"), t3]})),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": [
+            {"sleep_ms": 300},
+            {"write": {"path": "t1.txt", "content": "from t1\n"}},
+            {"commit": "Implement t1"}
+        ], "result": "Implemented t1"},
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "steps": [
+            {"bash": "cat t1.txt > seen.txt 2>&1 || echo 't1.txt missing' > seen.txt"},
+            {"commit": "Implement t3"}
+        ], "result": "Implemented t3"},
+        worker_rule("t2", "t2.txt", "2\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 2}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
+    assert_eq!(project.file_on("main", "seen.txt"), "from t1\n");
+}

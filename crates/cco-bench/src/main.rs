@@ -249,7 +249,7 @@ fn render(r: &Report) -> String {
     if !r.sched.is_empty() {
         let mut t = Table::new(
             "Scheduling efficiency (ideal = tasks x T / workers; measured = first TaskAssigned -> last TaskFinished)",
-            &["run", "tasks", "T ms", "ideal s", "measured s", "efficiency", "planning s", "tail s", "total s", "gap mean/max s", "done", "on main", "complete"],
+            &["run", "tasks", "T ms", "ideal s", "measured s", "efficiency", "planning s", "tail s", "total s", "gap mean/max s", "start spread s", "done", "on main", "complete"],
         );
         for s in &r.sched {
             t.row(vec![
@@ -267,6 +267,7 @@ fn render(r: &Report) -> String {
                     f(s.reassign_gap_mean_ms / 1000.0, 2),
                     f(s.reassign_gap_max_ms / 1000.0, 2)
                 ),
+                f(s.start_spread_ms / 1000.0, 2),
                 s.tasks_done.to_string(),
                 s.files_on_main.to_string(),
                 s.completed.to_string(),

@@ -51,6 +51,10 @@ pub struct SchedResult {
     /// and max over all re-assignments.
     pub reassign_gap_mean_ms: f64,
     pub reassign_gap_max_ms: f64,
+    /// First TaskAssigned of the run → the last worker's first TaskAssigned: how long the
+    /// last worker waited for its first task once work had started (planning of the other
+    /// teams, worktrees still being created).
+    pub start_spread_ms: f64,
     #[serde(skip)]
     pub usage: Usage,
     pub reason: String,
@@ -62,6 +66,9 @@ struct Timeline {
     finished_at: std::collections::HashMap<String, Instant>,
     gaps: Vec<Duration>,
     first_assigned: Option<Instant>,
+    /// Workers that got a task so far, and when the last new one got its first.
+    started: std::collections::HashSet<String>,
+    last_first_assigned: Option<Instant>,
     last_finished: Option<Instant>,
     events: u64,
     lagged: u64,
@@ -158,6 +165,9 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
                         match event {
                             RunEvent::TaskAssigned { worker, .. } => {
                                 t.first_assigned.get_or_insert(now);
+                                if t.started.insert(worker.clone()) {
+                                    t.last_first_assigned = Some(now);
+                                }
                                 if let Some(done) = t.finished_at.remove(&worker) {
                                     t.gaps.push(now - done);
                                 }
@@ -241,6 +251,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             t.gaps.iter().map(|g| ms(*g)).sum::<f64>() / t.gaps.len() as f64
         },
         reassign_gap_max_ms: t.gaps.iter().map(|g| ms(*g)).fold(0.0, f64::max),
+        start_spread_ms: ms(t
+            .last_first_assigned
+            .unwrap_or(first)
+            .saturating_duration_since(first)),
         usage,
         reason: summary.reason,
     })

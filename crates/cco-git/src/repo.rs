@@ -1171,30 +1171,44 @@ impl GitRepo {
         }
         let entry = self.our_worktree(worktree).await?;
         let (committed, was_dirty) = self.commit_worktree(worktree, &entry, message).await?;
-        let local = branch_name_problem(target)
+        // HEAD when it holds commits the target does not (in topological order the first
+        // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it. The
+        // target is named as a local branch without resolving it first (the GitActor runs
+        // one op at a time: it cannot move meanwhile); any other name is resolved.
+        let not_in = |tip: String| async move {
+            let args = ["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip];
+            let out = self.git_out("rev-list", worktree, &args, &[]).await?;
+            Ok::<_, GitError>(out.success().then(|| (tip.clone(), out.stdout)))
+        };
+        let branch = branch_name_problem(target)
             .is_none()
             .then(|| format!("refs/heads/{target}"));
-        let mut revs = vec!["HEAD".to_string(), task_ref.to_string()];
-        revs.extend(local);
-        let found = self.resolve_many(worktree, &revs).await?;
-        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
-            what: "revision HEAD".into(),
-        })?;
-        let tip = match found.get(2).cloned().flatten() {
-            Some(t) => t,
-            None => self.resolve_required(&self.repo_dir, target).await?,
+        let found = match branch {
+            Some(b) => not_in(b).await?,
+            None => None,
         };
-        let new_work = head != tip && !self.is_ancestor(worktree, &head, &tip).await?;
-        let task_commit = if new_work {
-            self.git(
-                "update-ref",
-                &self.repo_dir,
-                &["update-ref", "-m", "cco: capture task", task_ref, &head],
-            )
-            .await?;
-            Some(head)
-        } else {
-            found[1].clone()
+        let (tip, not_in_target) = match found {
+            Some(found) => found,
+            None => {
+                let tip = self.resolve_required(&self.repo_dir, target).await?;
+                let args = ["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip];
+                let out = self.git("rev-list", worktree, &args).await?;
+                (tip, out)
+            }
+        };
+        let new_head = Some(not_in_target.trim().to_string()).filter(|h| !h.is_empty());
+        let new_work = new_head.is_some();
+        let task_commit = match new_head {
+            Some(head) => {
+                self.git(
+                    "update-ref",
+                    &self.repo_dir,
+                    &["update-ref", "-m", "cco: capture task", task_ref, &head],
+                )
+                .await?;
+                Some(head)
+            }
+            None => self.resolve(&self.repo_dir, task_ref).await?,
         };
         // Everything not in `target` is now in `task_ref` (or was already in `target`).
         self.git("reset", worktree, &["reset", "-q", "--hard", &tip])
@@ -1207,7 +1221,6 @@ impl GitRepo {
             committed,
             task_commit,
             moved: new_work,
-            parked_at: tip,
         })
     }
 

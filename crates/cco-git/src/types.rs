@@ -221,8 +221,6 @@ pub struct CaptureOutcome {
     pub task_commit: Option<String>,
     /// The task ref moved to new work in this capture.
     pub moved: bool,
-    /// The target tip the worktree was reset to.
-    pub parked_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
