@@ -21,12 +21,16 @@ use std::time::{Duration, Instant};
 use cco_actors::{AgentRecord, OrchestratorHandle, RunEvent, StatusSnapshot, TaskState};
 use crossterm::{cursor, queue, style::Print, terminal};
 use tokio::sync::{broadcast, watch};
+use unicode_width::UnicodeWidthStr;
 
 /// Redraw period of the live block.
 const REDRAW: Duration = Duration::from_millis(250);
 
 /// The frame: a header, one line per agent (supervision tree order, every agent exactly once),
-/// and a totals line; no line longer than `width` characters.
+/// and a totals line; no line wider than `width` terminal columns.
+///
+/// Widths are display widths (a CJK character or an emoji takes two columns, a combining mark
+/// none), so columns stay aligned and lines fit whatever the text.
 pub fn render_frame(snapshot: &StatusSnapshot, width: usize) -> Vec<String> {
     render_frame_at(snapshot, width, Instant::now())
 }
@@ -61,7 +65,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
     let mut widths = [0usize; 7];
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count()).min(CAPS[i]);
+            widths[i] = widths[i].max(display_width(cell)).min(CAPS[i]);
         }
     }
     for row in &rows {
@@ -69,11 +73,13 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
             .iter()
             .enumerate()
             .map(|(i, cell)| {
+                // `format!`'s padding counts chars, not columns: pad by display width.
                 let cell = truncate(cell, widths[i]);
+                let fill = " ".repeat(widths[i].saturating_sub(display_width(&cell)));
                 if i == 5 || i == 6 {
-                    format!("{cell:>w$}", w = widths[i])
+                    format!("{fill}{cell}")
                 } else {
-                    format!("{cell:<w$}", w = widths[i])
+                    format!("{cell}{fill}")
                 }
             })
             .collect();
@@ -174,21 +180,51 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// At most `width` characters; a cut line ends with `…`.
+/// Columns `text` takes on a terminal (Unicode Standard Annex #11, as `unicode-width` reads
+/// it; ambiguous-width characters count one column, as outside an East Asian locale).
+fn display_width(text: &str) -> usize {
+    UnicodeWidthStr::width(text)
+}
+
+/// At most `width` terminal columns; a cut line ends with `…`.
 fn truncate(text: &str, width: usize) -> String {
     // Control characters (a newline in a state) would break the line count of the block.
     let text: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if text.chars().count() <= width {
+    if display_width(&text) <= width {
         return text;
     }
     if width == 0 {
         return String::new();
     }
-    let mut cut: String = text.chars().take(width - 1).collect();
+    // The longest prefix (at a char boundary) that leaves one column for `…`. Prefixes are
+    // measured whole, not char by char, since an emoji sequence can be narrower than its
+    // parts. Invariant: the prefix ending at `fits` fits, the one ending at `too_wide` does not
+    // (the whole text does not), so the search ends on a prefix that fits.
+    let bounds: Vec<usize> = text
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([text.len()])
+        .collect();
+    let (mut fits, mut too_wide) = (0, bounds.len() - 1);
+    while too_wide - fits > 1 {
+        let mid = (fits + too_wide) / 2;
+        if display_width(&text[..bounds[mid]]) < width {
+            fits = mid;
+        } else {
+            too_wide = mid;
+        }
+    }
+    let mut cut = text[..bounds[fits]].to_string();
     cut.push('…');
+    // `…` is one column after any prefix in practice; never let an odd sequence overflow.
+    while display_width(&cut) > width && cut.chars().count() > 1 {
+        let last = cut.pop();
+        cut.pop();
+        cut.extend(last);
+    }
     cut
 }
 
@@ -504,10 +540,14 @@ pub async fn run(
 fn draw_frame(handle: &OrchestratorHandle) {
     let (width, height) = terminal_size();
     // One column short of the width: a line that fills it exactly wraps on some terminals.
+    let width = width.saturating_sub(1).max(20);
     let frame = fit_height(
-        render_frame(&handle.status(), width.saturating_sub(1).max(20)),
+        render_frame(&handle.status(), width),
         height.saturating_sub(1),
-    );
+    )
+    .iter()
+    .map(|line| truncate(line, width))
+    .collect();
     let _ = console().redraw(frame);
 }
 
@@ -529,6 +569,11 @@ mod tests {
     use super::*;
     use cco_actors::{Role, TaskRecord, Totals};
     use chrono::Utc;
+
+    /// Terminal columns, measured independently of the code under test.
+    fn cols(text: &str) -> usize {
+        UnicodeWidthStr::width(text)
+    }
 
     fn agent(
         id: &str,
@@ -664,11 +709,93 @@ mod tests {
             let frame = render_frame(&snapshot(agents.clone()), width);
             assert_eq!(frame.len(), 7);
             for line in &frame {
-                assert!(line.chars().count() <= width, "{width}: {line:?}");
+                assert!(cols(line) <= width, "{width}: {line:?}");
                 assert!(!line.contains('\n'));
             }
             assert!(frame.last().unwrap().ends_with('…'));
         }
+    }
+
+    /// A team whose worker-1 works on a task titled in Chinese with an emoji, in a state
+    /// with wide characters too.
+    fn wide_team() -> Vec<AgentRecord> {
+        let mut agents = team();
+        agents[2].current_task = Some("flat/修复登录页面🐛".into());
+        agents[2].state = "工作中 🚀".into();
+        agents[3].last_tool = Some("编辑".into());
+        agents
+    }
+
+    #[test]
+    fn wide_characters_keep_the_columns_aligned() {
+        let frame = render_frame(&snapshot(wide_team()), 200);
+        let rows: Vec<&String> = frame[1..frame.len() - 1].iter().collect();
+        assert_eq!(rows.len(), 5, "{frame:#?}");
+        // The cost column is right-aligned and last: every agent row is equally wide.
+        let widths: Vec<usize> = rows.iter().map(|l| cols(l)).collect();
+        assert!(
+            widths.iter().all(|w| *w == widths[0]),
+            "{widths:?}\n{frame:#?}"
+        );
+        // And each column starts at the same terminal column on every row.
+        let column_of = |line: &str, part: &str| cols(&line[..line.find(part).unwrap()]);
+        let w1 = rows.iter().find(|l| l.contains("worker-1")).unwrap();
+        let w2 = rows.iter().find(|l| l.contains("worker-2")).unwrap();
+        assert!(
+            w1.contains("flat/修复登录页面🐛") && w1.contains("工作中 🚀"),
+            "{w1}"
+        );
+        assert_eq!(
+            column_of(w1, "工作中"),
+            column_of(w2, "working"),
+            "{frame:#?}"
+        );
+        assert_eq!(column_of(w1, "flat/修复"), column_of(w2, "flat/worker-2"));
+        assert_eq!(column_of(w1, "Bash"), column_of(w2, "编辑"), "{frame:#?}");
+        assert_eq!(column_of(w1, "$0.1250"), column_of(w2, "$0.1250"));
+    }
+
+    #[test]
+    fn lines_with_wide_characters_fit_the_width_in_columns() {
+        let mut agents = wide_team();
+        agents[4].state = "长".repeat(60);
+        agents[0].last_tool = Some("👨‍👩‍👧‍👦".repeat(20));
+        let mut snap = snapshot(agents);
+        snap.phase = "运行中 ✅ ".repeat(20);
+        for width in 20..=120 {
+            let frame = render_frame(&snap, width);
+            for line in &frame {
+                assert!(cols(line) <= width, "{width}: {line:?}");
+                // Cut lines use the room they have: a wide character that does not fit leaves
+                // at most one column free.
+                if line.ends_with('…') {
+                    assert!(cols(line) >= width - 1, "{width}: {line:?}");
+                }
+            }
+            assert!(frame[0].ends_with('…'), "{width}: {:?}", frame[0]);
+        }
+    }
+
+    #[test]
+    fn truncation_counts_columns() {
+        assert_eq!(truncate("修复登录", 8), "修复登录");
+        assert_eq!(truncate("修复登录", 7), "修复登…");
+        assert_eq!(truncate("修复登录", 6), "修复…");
+        assert_eq!(truncate("a🐛b🐛", 4), "a🐛…");
+        assert_eq!(truncate("a🐛b🐛", 3), "a…");
+        assert_eq!(truncate("修复", 1), "…");
+        assert_eq!(truncate("修复", 0), "");
+        // An emoji sequence is measured whole (two columns), not as the sum of its parts.
+        let family = "👨‍👩‍👧‍👦";
+        assert_eq!(cols(family), 2);
+        assert_eq!(
+            truncate(&format!("{family}{family}"), 4),
+            format!("{family}{family}")
+        );
+        assert_eq!(
+            truncate(&format!("{family}{family}x"), 4),
+            format!("{family}…")
+        );
     }
 
     #[test]
