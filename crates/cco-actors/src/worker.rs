@@ -5,6 +5,10 @@
 //! beyond its current job: the lead owns the queue and the assignment, so when a Worker actor
 //! dies the lead re-queues its task and respawns the slot.
 //!
+//! Before a job's turn the worker puts its worktree where the lead says ([`Start`]): as it
+//! is (parked at the target tip by the capture of its previous turn), synced to the target,
+//! or switched to the task ref of a task it revises. The lead captures the turn afterwards.
+//!
 //! Handlers stay short: claude runs and git calls happen in spawned tasks that message the
 //! actor back.
 
