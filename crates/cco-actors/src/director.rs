@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::board::{Role, TaskState};
 use crate::context::RunContext;
 use crate::events::RunEvent;
+use crate::journal::RunClock;
 use crate::lead::{LeadActor, LeadArgs, LeadMsg};
 use crate::prompts;
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
@@ -72,6 +73,9 @@ pub struct RunEnd {
 pub struct DirectorArgs {
     pub ctx: Arc<RunContext>,
     pub ended: watch::Sender<Option<RunEnd>>,
+    /// The run's active time, counting earlier cco processes of a resumed run
+    /// (`maxRunDurationMinutes` is measured against it).
+    pub clock: RunClock,
 }
 
 struct LeadSlot {
@@ -96,7 +100,7 @@ pub struct DirectorState {
     turn: Option<(u32, TurnGuard)>,
     session_id: Option<String>,
     ended: watch::Sender<Option<RunEnd>>,
-    started: Instant,
+    clock: RunClock,
     stopping: bool,
 }
 
@@ -114,7 +118,7 @@ impl Actor for DirectorActor {
         myself: ActorRef<DirectorMsg>,
         args: DirectorArgs,
     ) -> Result<DirectorState, ActorProcessingErr> {
-        let DirectorArgs { ctx, ended } = args;
+        let DirectorArgs { ctx, ended, clock } = args;
         let config = &ctx.config.config;
         let flat = config.is_flat();
         ctx.board.register_agent(
@@ -177,7 +181,7 @@ impl Actor for DirectorActor {
             turn: None,
             session_id: None,
             ended,
-            started: Instant::now(),
+            clock,
             stopping: false,
         })
     }
@@ -249,7 +253,7 @@ impl Actor for DirectorActor {
                         return Ok(());
                     }
                 }
-                if state.started.elapsed() >= config.max_run_duration() {
+                if state.clock.elapsed() >= config.max_run_duration() {
                     state
                         .stop(
                             &myself,

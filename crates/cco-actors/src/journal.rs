@@ -5,10 +5,16 @@
 //! becomes `journal.prev.json`, so at every instant at least one complete journal exists: a
 //! `kill -9` at any point loses no committed work (git holds it) and leaves a readable state.
 //! A damaged journal is reported and the previous good one is used.
+//!
+//! The journal also carries the run's clock ([`RunClock`]): how long the run has been active,
+//! added up over every cco process that worked on it, so `maxRunDurationMinutes` counts the time
+//! before a `cco resume` too. Time while no cco ran (between a crash and the resume) does not
+//! count; neither does the time since the last write before a crash (at most
+//! [`CLOCK_INTERVAL`], as the writer also writes when nothing else changed).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cco_protocol::TaskSpec;
 use chrono::{DateTime, Utc};
@@ -22,6 +28,9 @@ pub const JOURNAL_FILE: &str = "journal.json";
 pub const PREVIOUS_JOURNAL_FILE: &str = "journal.prev.json";
 pub const JOURNAL_VERSION: u32 = 1;
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The journal is written at least this often while the run is on, so the active time it
+/// records lags the truth by no more than this.
+pub const CLOCK_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
@@ -36,6 +45,42 @@ pub struct Journal {
     pub specs: BTreeMap<String, TaskSpec>,
     pub plan: PlanState,
     pub benched_keys: Vec<(String, DateTime<Utc>)>,
+    /// Milliseconds the run had been active when this journal was written, over all the cco
+    /// processes that ran it (see [`RunClock`]). Absent in journals of older versions of cco.
+    #[serde(default)]
+    pub active_ms: Option<u64>,
+}
+
+/// How long a run has been active: what earlier cco processes ran it (from the journal) plus
+/// the time since this process started it. `maxRunDurationMinutes` is measured against it.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    before: Duration,
+    since: Instant,
+}
+
+impl RunClock {
+    /// A new run's clock, at zero from now.
+    pub fn start() -> RunClock {
+        RunClock::resumed(Duration::ZERO)
+    }
+
+    /// A resumed run's clock: `before` already used, counting on from now.
+    pub fn resumed(before: Duration) -> RunClock {
+        RunClock {
+            before,
+            since: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed_at(Instant::now())
+    }
+
+    /// [`elapsed`](Self::elapsed) with the clock given.
+    pub fn elapsed_at(&self, now: Instant) -> Duration {
+        self.before + now.saturating_duration_since(self.since)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +102,7 @@ impl Journal {
         board: &Board,
         keys: &KeyPool,
         base_branch: &str,
+        clock: &RunClock,
         finished: Option<&str>,
     ) -> Journal {
         Journal {
@@ -70,6 +116,19 @@ impl Journal {
             specs: board.specs(),
             plan: board.plan(),
             benched_keys: keys.benched(),
+            active_ms: Some(clock.elapsed().as_millis().try_into().unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// How long the run had been active when this journal was written: what a resumed run's
+    /// [`RunClock`] starts from. A journal of an older cco, which did not record it, counts the
+    /// time of its last process (from its board's start to the write).
+    pub fn active_elapsed(&self) -> Duration {
+        match self.active_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None => (self.written_at - self.snapshot.started_at)
+                .to_std()
+                .unwrap_or_default(),
         }
     }
 
@@ -149,15 +208,22 @@ pub fn unfinished_run(log_directory: &Path) -> Option<PathBuf> {
     }
 }
 
-/// Writes the journal after every board change until `stop` fires.
-pub async fn run_writer(board: Board, keys: KeyPool, base_branch: String, run_dir: PathBuf) {
+/// Writes the journal after every board change, and every [`CLOCK_INTERVAL`] without one (the
+/// run's clock moves on), until the board is dropped or the task is aborted.
+pub async fn run_writer(
+    board: Board,
+    keys: KeyPool,
+    base_branch: String,
+    clock: RunClock,
+    run_dir: PathBuf,
+) {
     let mut changes = board.watch_changes();
     let mut warned = false;
     loop {
-        if changes.changed().await.is_err() {
+        if let Ok(Err(_)) = tokio::time::timeout(CLOCK_INTERVAL, changes.changed()).await {
             return;
         }
-        let journal = Journal::capture(&board, &keys, &base_branch, None);
+        let journal = Journal::capture(&board, &keys, &base_branch, &clock, None);
         if let Err(error) = journal.write(&run_dir) {
             if !warned {
                 tracing::warn!(%error, dir = %run_dir.display(), "cannot write the run journal (will keep trying)");
@@ -178,8 +244,58 @@ mod tests {
             board,
             &KeyPool::new(cco_config::AuthMode::Oauth, vec![]),
             "main",
+            &RunClock::start(),
             None,
         )
+    }
+
+    #[test]
+    fn the_run_clock_adds_the_time_of_earlier_processes_to_this_ones() {
+        let clock = RunClock::resumed(Duration::from_secs(90));
+        assert_eq!(clock.elapsed_at(clock.since), Duration::from_secs(90));
+        assert_eq!(
+            clock.elapsed_at(clock.since + Duration::from_secs(30)),
+            Duration::from_secs(120)
+        );
+        // A clock read from an earlier instant never goes below what was already used.
+        let earlier = clock.since.checked_sub(Duration::from_secs(5));
+        if let Some(earlier) = earlier {
+            assert_eq!(clock.elapsed_at(earlier), Duration::from_secs(90));
+        }
+        assert!(RunClock::start().elapsed() < Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_resumed_run_counts_the_active_time_journaled_not_the_time_cco_was_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = Board::new("run-x", EventBus::new(16));
+        let clock = RunClock::resumed(Duration::from_secs(40 * 60));
+        let mut journal = Journal::capture(
+            &board,
+            &KeyPool::new(cco_config::AuthMode::Oauth, vec![]),
+            "main",
+            &clock,
+            None,
+        );
+        // Written by a cco that crashed a day ago (its board started a day and an hour ago).
+        journal.written_at -= chrono::Duration::days(1);
+        journal.snapshot.started_at = journal.written_at - chrono::Duration::hours(1);
+        journal.write(dir.path()).unwrap();
+        let (loaded, _) = load(dir.path()).unwrap();
+        let used = loaded.active_elapsed();
+        assert!(
+            used >= Duration::from_secs(40 * 60) && used < Duration::from_secs(41 * 60),
+            "{used:?}"
+        );
+        let resumed = RunClock::resumed(used);
+        assert_eq!(resumed.elapsed_at(resumed.since), used);
+
+        // A journal of an older cco has no active time: its last process's time counts.
+        let mut value = serde_json::to_value(&loaded).unwrap();
+        value.as_object_mut().unwrap().remove("active_ms");
+        let old: Journal = serde_json::from_value(value).unwrap();
+        assert_eq!(old.active_ms, None);
+        assert_eq!(old.active_elapsed(), Duration::from_secs(3600));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::context::RunContext;
 use crate::director::{DirectorActor, DirectorArgs, DirectorMsg, RunEnd};
 use crate::error::StartError;
 use crate::events::{EventBus, RunEvent};
+use crate::journal::RunClock;
 use crate::keys::KeyPool;
 
 /// Entry point of the library.
@@ -202,10 +203,16 @@ impl OrchestratorBuilder {
                     message: warning.clone(),
                 });
             }
+            // A resumed run's clock goes on from the active time of the journaled run.
+            let clock = match &journal {
+                Some((journal, _)) => RunClock::resumed(journal.active_elapsed()),
+                None => RunClock::start(),
+            };
             let journal_writer = tokio::spawn(crate::journal::run_writer(
                 ctx.board.clone(),
                 ctx.keys.clone(),
                 ctx.base_branch.clone(),
+                clock,
                 ctx.run_dir.clone(),
             ));
             let (ended_tx, ended_rx) = watch::channel(None);
@@ -215,6 +222,7 @@ impl OrchestratorBuilder {
                 DirectorArgs {
                     ctx: Arc::clone(&ctx),
                     ended: ended_tx,
+                    clock,
                 },
             )
             .await
@@ -233,7 +241,7 @@ impl OrchestratorBuilder {
                     journal_writer.abort();
                     // combined.log ends with RunFinished: let it catch up before the summary.
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run_log).await;
-                    let summary = finish_run(&finisher_ctx, end, started_at).await;
+                    let summary = finish_run(&finisher_ctx, end, started_at, &clock).await;
                     let _ = summary_tx.send(Some(summary));
                 }
                 .in_current_span(),
@@ -381,7 +389,12 @@ async fn spawn_git(
 }
 
 /// Writes the summary and final state, stops the GitActor (after its operation in flight).
-async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) -> RunSummary {
+async fn finish_run(
+    ctx: &RunContext,
+    end: RunEnd,
+    started_at: DateTime<Utc>,
+    clock: &RunClock,
+) -> RunSummary {
     let snapshot = ctx.board.snapshot();
     if let Err(error) = ctx.git.stop().await {
         warn!(%error, "git actor did not stop cleanly");
@@ -398,6 +411,7 @@ async fn finish_run(ctx: &RunContext, end: RunEnd, started_at: DateTime<Utc>) ->
         &ctx.board,
         &ctx.keys,
         &ctx.base_branch,
+        clock,
         Some(&summary.reason),
     );
     if let Err(error) = journal.write(&ctx.run_dir) {

@@ -639,3 +639,41 @@ async fn a_dependent_task_starts_from_a_target_holding_its_dependencies() {
     assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
     assert_eq!(project.file_on("main", "seen.txt"), "from t1\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
+    use cco_actors::journal::{Journal, RunClock};
+    // Planning never ends: only the time limit can stop this run.
+    let script =
+        json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "steps": [{"hang": true}]}]});
+    let project = Project::new(
+        json!({"workerCount": 1, "maxRunDurationMinutes": 1}),
+        script,
+    );
+    let config = project.load();
+    // The journal of a cco that crashed after running this run for its whole minute.
+    let run_dir = config.config.log_directory.join("run-crashed");
+    std::fs::create_dir_all(run_dir.join("sessions")).unwrap();
+    let board = cco_actors::board::Board::new("run-crashed", cco_actors::events::EventBus::new(16));
+    let keys = cco_actors::keys::KeyPool::new(cco_config::AuthMode::Oauth, vec![]);
+    let used = RunClock::resumed(Duration::from_secs(60));
+    Journal::capture(&board, &keys, "main", &used, None)
+        .write(&run_dir)
+        .unwrap();
+
+    let handle = cco_actors::Orchestrator::builder(config)
+        .resume(&run_dir)
+        .start()
+        .await
+        .expect("the run resumes");
+    // Promptly: a clock restarted at zero would run for another minute.
+    let summary = finish(&handle, Duration::from_secs(30)).await;
+    assert!(!summary.completed);
+    assert_eq!(summary.reason, "maximum run duration of 1 minutes reached");
+    let (journal, _) = cco_actors::journal::load(&run_dir).unwrap();
+    assert!(journal.finished);
+    assert!(
+        journal.active_elapsed() >= Duration::from_secs(60),
+        "{journal:?}"
+    );
+}
