@@ -679,7 +679,10 @@ impl LeadState {
             task: key.clone(),
             worker: worker.clone(),
         });
-        if actor.send_message(WorkerMsg::Assign(job, start)).is_err() {
+        if actor
+            .send_message(WorkerMsg::Assign(Box::new(job), start))
+            .is_err()
+        {
             // The supervision event for the dead worker re-queues the task.
             warn!(%worker, task = %key, "worker gone before assignment");
         }

@@ -93,7 +93,7 @@ pub enum WorkerReport {
 }
 
 pub enum WorkerMsg {
-    Assign(Job, Start),
+    Assign(Box<Job>, Start),
     /// The worktree is where the job needs it (or could not be put there).
     Prepared(Result<(), String>),
     Turn(TurnUpdate),
@@ -190,7 +190,7 @@ impl Actor for WorkerActor {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WorkerMsg::Assign(job, start) => state.start_job(&myself, job, start),
+            WorkerMsg::Assign(job, start) => state.start_job(&myself, *job, start),
             WorkerMsg::Prepared(result) => state.on_prepared(&myself, result),
             WorkerMsg::Turn(update) => state.on_turn_update(update),
             WorkerMsg::TurnEnded(end) => state.on_turn_end(&myself, end),

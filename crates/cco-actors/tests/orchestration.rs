@@ -592,7 +592,7 @@ async fn a_worker_takes_its_next_task_while_the_previous_one_is_reviewed_and_mer
     let position = |want: &dyn Fn(&RunEvent) -> bool| {
         events
             .iter()
-            .position(|e| want(e))
+            .position(want)
             .unwrap_or_else(|| panic!("event missing: {events:#?}"))
     };
     let t2_assigned =
