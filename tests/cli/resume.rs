@@ -148,3 +148,82 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
         "{text}"
     );
 }
+
+/// A task whose finished turn was captured in its task ref is reviewed and merged from the
+/// ref after `kill -9` + `cco resume`: its worker does not run it again (and went on with the
+/// next task while the review was pending).
+#[test]
+fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_worker() {
+    let runs_dir = cco_testkit::temp_dir();
+    let runs = runs_dir.path().join("worker-runs.log");
+    let runs_str = runs.display().to_string();
+    let tasks = json!([
+        {"id": "t1", "title": "Write t1.txt", "files": ["t1.txt"]},
+        {"id": "t2", "title": "Write t2.txt", "files": ["t2.txt"]}
+    ]);
+    let work = |id: &str| {
+        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+            {"bash": format!("echo {id} >> '{runs_str}'")},
+            {"write": {"path": format!("{id}.txt"), "content": format!("{id}\n")}},
+            {"commit": format!("Add {id}")}
+        ], "result": format!("{id} done")})
+    };
+    let rules = vec![
+        json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
+        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        // The first review of t1 never answers: cco is killed while it runs.
+        json!({"match": {"prompt_contains": "[cco:review]"}, "times": 1, "steps": [{"text": "reviewing"}, {"hang": true}]}),
+        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        work("t1"),
+        work("t2"),
+    ];
+    let project = CliProject::new(json!({"workerCount": 1}), json!({"rules": rules}));
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    cco_testkit::wait_until(
+        Duration::from_secs(60),
+        "t1 in review with its work in the task ref, t2 done",
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "cco exited early: {}",
+                project.stderr()
+            );
+            journal(&project).is_some_and(|j| {
+                let t1 = j["snapshot"]["tasks"]
+                    .as_array()
+                    .and_then(|tasks| tasks.iter().find(|t| t["id"] == "t1").cloned())
+                    .unwrap_or_default();
+                t1["state"] == "review"
+                    && t1["captured_round"] == 0
+                    && task_state(&j, "t2") == "done"
+            })
+        },
+    );
+    signal(&child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+
+    let out = project.cco(&["resume", "--plain"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        project.stderr()
+    );
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "t1\nt2\n",
+        "each worker turn ran once"
+    );
+    let log = cco_testkit::git(
+        &project.config_dir.join("workspace/repo"),
+        &["log", "--format=%s", "main"],
+    );
+    for id in ["t1", "t2"] {
+        let merges = log
+            .lines()
+            .filter(|l| *l == format!("Merge flat/{id}"))
+            .count();
+        assert_eq!(merges, 1, "{id} should land exactly once:\n{log}");
+    }
+}
