@@ -72,6 +72,9 @@ pub struct RunSummary {
     pub cost_by_agent: std::collections::BTreeMap<String, f64>,
     pub tasks: Vec<TaskRecord>,
     pub agents: Vec<AgentRecord>,
+    /// What the GitActor did: ops by kind, how many and how long (`None`: it did not answer).
+    #[serde(default)]
+    pub git: Option<cco_git::GitStatus>,
 }
 
 impl RunSummary {
@@ -103,6 +106,7 @@ impl RunSummary {
             cost_by_agent,
             tasks: snapshot.tasks,
             agents: snapshot.agents,
+            git: None,
         }
     }
 }
@@ -396,16 +400,18 @@ async fn finish_run(
     clock: &RunClock,
 ) -> RunSummary {
     let snapshot = ctx.board.snapshot();
+    let git = ctx.git.status().await.ok();
     if let Err(error) = ctx.git.stop().await {
         warn!(%error, "git actor did not stop cleanly");
     }
-    let summary = RunSummary::new(
+    let mut summary = RunSummary::new(
         snapshot,
         end.reason,
         end.completed,
         ctx.base_branch.clone(),
         started_at,
     );
+    summary.git = git;
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.
     let journal = crate::journal::Journal::capture(
         &ctx.board,

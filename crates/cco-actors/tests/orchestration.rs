@@ -54,6 +54,11 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
         serde_json::from_slice(&std::fs::read(handle.run_dir().join("summary.json")).unwrap())
             .unwrap();
     assert_eq!(written["totals"]["tasks_done"], 3);
+    // What git did: one capture and one merge per task, with their run time.
+    let git = summary.git.as_ref().expect("git stats in the summary");
+    assert_eq!(git.by_op["capture_task"].count, 3, "{git:?}");
+    assert_eq!(git.by_op["merge"].count, 3, "{git:?}");
+    assert_eq!(written["git"]["by_op"]["merge"]["count"], 3);
     assert_no_live_processes(&pids_of(&handle));
 }
 

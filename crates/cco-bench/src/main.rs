@@ -293,6 +293,33 @@ fn render(r: &Report) -> String {
         }
         out += &t.render();
         out += "\n";
+        let mut t = Table::new(
+            "GitActor (every git op of the run, one at a time; busy = running ops, queue time excluded)",
+            &["run", "ops", "busy s", "busy % of run", "capture ms/op", "diff ms/op", "merge ms/op", "sync ms/op", "worktree ms/op"],
+        );
+        let per_op = |s: &sched::SchedResult, op: &str| {
+            s.git_ops
+                .get(op)
+                .filter(|o| o.count > 0)
+                .map(|o| f(o.busy_ms / o.count as f64, 1))
+                .unwrap_or_else(|| "-".into())
+        };
+        for s in &r.sched {
+            let ops: u64 = s.git_ops.values().map(|o| o.count).sum();
+            t.row(vec![
+                s.label.clone(),
+                ops.to_string(),
+                f(s.git_busy_ms / 1000.0, 2),
+                f(100.0 * s.git_busy_ms / s.total_ms.max(1.0), 0),
+                per_op(s, "capture_task"),
+                per_op(s, "diff_summary"),
+                per_op(s, "merge"),
+                per_op(s, "sync_worktree"),
+                per_op(s, "create_worktree"),
+            ]);
+        }
+        out += &t.render();
+        out += "\n";
     }
     if !r.parse.is_empty() {
         let mut t = Table::new(

@@ -55,6 +55,10 @@ pub struct SchedResult {
     /// last worker waited for its first task once work had started (planning of the other
     /// teams, worktrees still being created).
     pub start_spread_ms: f64,
+    /// What the GitActor ran during the whole run (`RunSummary::git`): every git operation
+    /// of the run, one at a time.
+    pub git_ops: std::collections::BTreeMap<String, cco_git::OpStats>,
+    pub git_busy_ms: f64,
     #[serde(skip)]
     pub usage: Usage,
     pub reason: String,
@@ -251,6 +255,12 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             t.gaps.iter().map(|g| ms(*g)).sum::<f64>() / t.gaps.len() as f64
         },
         reassign_gap_max_ms: t.gaps.iter().map(|g| ms(*g)).fold(0.0, f64::max),
+        git_ops: summary
+            .git
+            .as_ref()
+            .map(|g| g.by_op.clone())
+            .unwrap_or_default(),
+        git_busy_ms: summary.git.as_ref().map(|g| g.busy_ms()).unwrap_or(0.0),
         start_spread_ms: ms(t
             .last_first_assigned
             .unwrap_or(first)

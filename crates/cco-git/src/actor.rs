@@ -108,8 +108,8 @@ pub enum GitOp {
 pub enum GitMsg {
     Op(GitOp),
     Status(RpcReplyPort<GitStatus>),
-    /// Internal: the in-flight op finished.
-    OpDone,
+    /// Internal: the in-flight op finished after running this long.
+    OpDone(&'static str, Duration),
 }
 
 fn wt(p: &std::path::Path) -> String {
@@ -301,6 +301,7 @@ pub struct GitActorState {
     queue: VecDeque<GitOp>,
     in_flight: Option<(String, Duration, JoinHandle<()>)>,
     ops_done: u64,
+    by_op: std::collections::BTreeMap<String, OpStats>,
 }
 
 impl GitActorState {
@@ -322,12 +323,13 @@ impl GitActorState {
         let repo = self.repo.clone();
         let me = myself.clone();
         let task = tokio::spawn(async move {
+            let started = std::time::Instant::now();
             // Inner task: a panic in the op must still release the queue.
             let inner = tokio::spawn(op.run(repo, budget, name).instrument(span));
             if let Err(e) = inner.await {
                 tracing::error!(op = name, error = %e, "git op task panicked");
             }
-            let _ = me.send_message(GitMsg::OpDone);
+            let _ = me.send_message(GitMsg::OpDone(name, started.elapsed()));
         });
         self.in_flight = Some((label, budget, task));
     }
@@ -349,6 +351,7 @@ impl Actor for GitActor {
             queue: VecDeque::new(),
             in_flight: None,
             ops_done: 0,
+            by_op: Default::default(),
         })
     }
 
@@ -372,11 +375,15 @@ impl Actor for GitActor {
                     in_flight: state.in_flight.as_ref().map(|(l, _, _)| l.clone()),
                     queued: state.urgent.len() + state.queue.len(),
                     ops_done: state.ops_done,
+                    by_op: state.by_op.clone(),
                 });
             }
-            GitMsg::OpDone => {
+            GitMsg::OpDone(name, took) => {
                 state.in_flight = None;
                 state.ops_done += 1;
+                let stats = state.by_op.entry(name.to_string()).or_default();
+                stats.count += 1;
+                stats.busy_ms += took.as_secs_f64() * 1000.0;
                 state.start_next(&myself);
             }
         }

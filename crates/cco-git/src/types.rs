@@ -240,9 +240,26 @@ pub struct DiffSummary {
 }
 
 /// Answer of `GitMsg::Status`; served while an op runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GitStatus {
     pub in_flight: Option<String>,
     pub queued: usize,
     pub ops_done: u64,
+    /// Finished ops by kind (`capture_task`, `merge`, ...): how many and how long they ran.
+    #[serde(default)]
+    pub by_op: std::collections::BTreeMap<String, OpStats>,
+}
+
+/// Count and run time of one kind of git op (queue time excluded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpStats {
+    pub count: u64,
+    pub busy_ms: f64,
+}
+
+impl GitStatus {
+    /// Total time the GitActor spent running ops.
+    pub fn busy_ms(&self) -> f64 {
+        self.by_op.values().map(|s| s.busy_ms).sum()
+    }
 }

@@ -265,6 +265,14 @@ async fn urgent_ops_jump_the_queue_of_merges_and_diffs() {
     sync.await.unwrap().unwrap();
     diff.await.unwrap().unwrap();
     assert_eq!(*order.lock().unwrap(), vec!["merge", "sync", "diff"]);
+    // Every finished op is counted by kind, with the time it ran.
+    let status = h.status().await.unwrap();
+    for op in ["merge", "sync_worktree", "diff_summary", "create_worktree"] {
+        let stats = &status.by_op[op];
+        assert!(stats.count >= 1 && stats.busy_ms > 0.0, "{op}: {stats:?}");
+    }
+    assert_eq!(status.by_op["create_worktree"].count, 2);
+    assert!(status.busy_ms() >= status.by_op["merge"].busy_ms);
     h.stop().await.unwrap();
     let _ = join.await;
 }
