@@ -232,10 +232,12 @@ fn stale_git_locks_left_behind_are_removed_and_the_run_completes() {
     // (so the worker's own commit fails and cco's commit meets it), and an old lock on main
     // (so the merge's ref update meets it).
     let git_dir = project.workspace_repo().join(".git");
+    // Not the worker's spare worktree (`worker-1-b`): this one-task run never touches it.
     let worktrees: Vec<_> = std::fs::read_dir(git_dir.join("worktrees"))
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
+        .filter(|p| !p.to_string_lossy().ends_with("-b"))
         .collect();
     assert!(!worktrees.is_empty());
     let mut locks = vec![

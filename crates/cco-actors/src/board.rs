@@ -73,6 +73,10 @@ pub struct TaskRecord {
     /// so a resumed run reviews or merges it without the worker.
     #[serde(default)]
     pub captured_round: Option<u32>,
+    /// Which of its worker's two worktrees the task's session lives in (0: the worker's own,
+    /// 1: its spare): revisions and resumes run there, where `--resume` finds the session.
+    #[serde(default)]
+    pub lane: Option<usize>,
 }
 
 /// One agent (actor) as the run knows it.

@@ -107,7 +107,7 @@ impl RunContext {
         role: Role,
         team: &str,
         from: &str,
-    ) -> Result<(AgentIdentity, String), String> {
+    ) -> Result<(AgentIdentity, cco_git::WorktreeInfo), String> {
         let worktree = self
             .git
             .create_worktree(team, id, from)
@@ -119,10 +119,7 @@ impl RunContext {
         crate::auth::prepare_config_dir(self, &config_dir);
         // The Director belongs to no team; its worktree's "team" is only a folder name.
         let team = (role != Role::Director).then_some(team);
-        Ok((
-            self.identity(id, role, team, &worktree.path),
-            worktree.branch,
-        ))
+        Ok((self.identity(id, role, team, &worktree.path), worktree))
     }
 
     /// The claude command for one process of a turn.

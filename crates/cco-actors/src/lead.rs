@@ -33,7 +33,7 @@ use crate::events::RunEvent;
 use crate::prompts;
 use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
-use crate::worker::{Job, Start, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport};
+use crate::worker::{Job, Start, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport, Workplace};
 
 /// How many review rounds a task gets before it is merged as is or failed.
 const MAX_REVIEW_ROUNDS: u32 = 2;
@@ -57,6 +57,8 @@ pub enum LeadMsg {
         slot: usize,
         worktree: PathBuf,
         branch: String,
+        /// The worktree was created just now at the target tip.
+        fresh: bool,
     },
     WorkerReport {
         slot: usize,
@@ -67,6 +69,7 @@ pub enum LeadMsg {
     /// A worker's finished (or failed) turn was captured in the task ref; the worker is free.
     Captured {
         slot: usize,
+        lane: usize,
         key: String,
         /// `target_epoch` when the capture was sent: the worktree is parked at a target tip
         /// at least this new.
@@ -93,6 +96,13 @@ pub enum LeadMsg {
     RespawnWorker {
         slot: usize,
     },
+    /// A worker's spare worktree was created (or could not be).
+    LaneReady {
+        slot: usize,
+        /// `target_epoch` when the creation was asked for.
+        epoch: u64,
+        result: Result<cco_git::WorktreeInfo, String>,
+    },
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -102,25 +112,50 @@ enum LeadTurn {
     Plan { attempt: u32 },
 }
 
-struct Slot {
-    id: String,
-    actor: Option<ActorRef<WorkerMsg>>,
-    worktree: Option<PathBuf>,
-    branch: Option<String>,
-    /// Task key the slot is busy with (from assignment until its turn is captured).
+/// One of a worker's worktrees. A worker has two: while its finished turn in one is captured,
+/// reviewed and merged, its next task already runs in the other.
+#[derive(Default)]
+struct Lane {
+    /// `None` until the worktree exists.
+    path: Option<PathBuf>,
+    branch: String,
+    /// Task whose job runs here or whose capture is pending.
     busy: Option<String>,
-    /// The job the slot runs (kept to hand it back when the worker actor dies).
-    job: Option<Job>,
     /// The lead's `target_epoch` when this worktree was parked at the target tip; `None`
     /// when it may be elsewhere (a new task syncs it first).
     parked_epoch: Option<u64>,
+}
+
+impl Lane {
+    fn is_free(&self) -> bool {
+        self.path.is_some() && self.busy.is_none()
+    }
+}
+
+/// The second worktree of worker `id` (created in the background once the worker runs).
+fn spare_worktree_id(id: &str) -> String {
+    format!("{id}-b")
+}
+
+struct Slot {
+    id: String,
+    actor: Option<ActorRef<WorkerMsg>>,
+    /// The worker's worktrees: its own (created by the Worker actor) and a spare.
+    lanes: [Lane; 2],
+    /// Task key the worker runs a job for (from assignment until the worker reports).
+    busy: Option<String>,
+    /// The job the worker runs and its lane (kept to hand it back when the actor dies).
+    job: Option<(Job, usize)>,
     restarts: RestartTracker,
     dead: bool,
 }
 
 impl Slot {
     fn is_idle(&self) -> bool {
-        self.actor.is_some() && self.worktree.is_some() && self.busy.is_none() && !self.dead
+        self.actor.is_some()
+            && self.busy.is_none()
+            && !self.dead
+            && self.lanes.iter().any(Lane::is_free)
     }
 }
 
@@ -163,8 +198,6 @@ pub struct LeadState {
     target_epoch: u64,
     /// `target_epoch` right after each task's merge.
     merged_epoch: std::collections::HashMap<String, u64>,
-    /// The slot whose capture is being handled: parked a moment ago.
-    just_parked: Option<usize>,
     /// Tasks restored in review or merging with their work in the task ref (resume).
     restored_reviews: Vec<(String, bool)>,
     shutting_down: bool,
@@ -204,11 +237,9 @@ impl Actor for LeadActor {
             .map(|wid| Slot {
                 id: wid,
                 actor: None,
-                worktree: None,
-                branch: None,
+                lanes: Default::default(),
                 busy: None,
                 job: None,
-                parked_epoch: None,
                 restarts: RestartTracker::new(policy),
                 dead: false,
             })
@@ -232,7 +263,6 @@ impl Actor for LeadActor {
             pinned: Default::default(),
             target_epoch: 0,
             merged_epoch: Default::default(),
-            just_parked: None,
             restored_reviews: Vec::new(),
             commits_in_review: Default::default(),
             shutting_down: false,
@@ -286,7 +316,9 @@ impl Actor for LeadActor {
             LeadMsg::Goal(goal) => {
                 state.reported_idle = false;
                 // The Director moved the team branch up to the base since the last goal.
-                state.target_epoch += 1;
+                if state.goal.is_some() {
+                    state.target_epoch += 1;
+                }
                 let prompt = prompts::em_plan(&state.ctx, &state.who, &state.target_branch, &goal);
                 state.goal = Some(goal);
                 state.enqueue_turn(&myself, LeadTurn::Plan { attempt: 0 }, prompt);
@@ -339,10 +371,22 @@ impl Actor for LeadActor {
                 slot,
                 worktree,
                 branch,
+                fresh,
             } => {
+                let mut create_spare = false;
+                let epoch = state.target_epoch;
                 if let Some(s) = state.slots.get_mut(slot) {
-                    s.worktree = Some(worktree);
-                    s.branch = Some(branch);
+                    let lane = &mut s.lanes[0];
+                    lane.path = Some(worktree);
+                    lane.branch = branch;
+                    // Created just now at the target tip: parked there.
+                    if fresh {
+                        lane.parked_epoch = Some(epoch);
+                    }
+                    create_spare = s.lanes[1].path.is_none();
+                }
+                if create_spare {
+                    state.create_spare_worktree(&myself, slot);
                 }
                 state.schedule();
             }
@@ -354,11 +398,32 @@ impl Actor for LeadActor {
             } => state.on_worker_report(&myself, slot, &worker, report, requeue),
             LeadMsg::Captured {
                 slot,
+                lane,
                 key,
                 epoch,
                 outcome,
                 turn,
-            } => state.on_captured(&myself, slot, key, epoch, outcome, turn),
+            } => state.on_captured(&myself, (slot, lane), key, epoch, outcome, turn),
+            LeadMsg::LaneReady {
+                slot,
+                epoch,
+                result,
+            } => {
+                match result {
+                    Ok(info) => {
+                        if let Some(s) = state.slots.get_mut(slot) {
+                            let lane = &mut s.lanes[1];
+                            lane.path = Some(info.path);
+                            lane.branch = info.branch;
+                            // Created at the tip it had when asked for: parked there.
+                            lane.parked_epoch = info.at_start_point.then_some(epoch);
+                        }
+                        state.schedule();
+                    }
+                    // One worktree works too: the worker then waits for each capture.
+                    Err(error) => warn!(lead = %state.who.id, slot, %error, "no spare worktree"),
+                }
+            }
             LeadMsg::ReviewInput {
                 key,
                 diff,
@@ -422,12 +487,19 @@ impl Actor for LeadActor {
         // Its job goes back to the queue: the task lives here, not in the dead actor. A
         // revision, conflict or resumed turn stays with this worker slot (same worktree and
         // config dir, so the session can be resumed by the restarted actor).
-        state.slots[slot].parked_epoch = None;
         if let Some(key) = state.slots[slot].busy.take() {
-            match state.slots[slot].job.take() {
-                Some(
+            let job = state.slots[slot].job.take();
+            if let Some((_, lane)) = &job {
+                // Whatever the dead worker left there is synced (snapshotted) before reuse.
+                let lane = &mut state.slots[slot].lanes[*lane];
+                lane.busy = None;
+                lane.parked_epoch = None;
+            }
+            match job {
+                Some((
                     job @ (Job::Revise { .. } | Job::ResolveConflict { .. } | Job::Resume { .. }),
-                ) => {
+                    _,
+                )) => {
                     state.pin(&key, job);
                 }
                 _ => state.ctx.board.update_task(&key, |t| {
@@ -510,6 +582,27 @@ impl LeadState {
         }
     }
 
+    /// Creates the worker's spare worktree in the background (low priority: merges and the
+    /// worktrees workers wait on go first).
+    fn create_spare_worktree(&self, myself: &ActorRef<LeadMsg>, slot: usize) {
+        let git = self.ctx.git.with_priority(cco_git::Priority::Low);
+        let (team, target) = (self.team.clone(), self.target_branch.clone());
+        let id = spare_worktree_id(&self.slots[slot].id);
+        let epoch = self.target_epoch;
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let result = git
+                .create_worktree(&team, &id, &target)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = me.send_message(LeadMsg::LaneReady {
+                slot,
+                epoch,
+                result,
+            });
+        });
+    }
+
     fn add_task(&mut self, mut spec: TaskSpec) -> String {
         let mut key = format!("{}/{}", self.team, spec.id);
         let mut n = 2;
@@ -533,6 +626,7 @@ impl LeadState {
             failure: None,
             merged_commit: None,
             captured_round: None,
+            lane: None,
             cost_usd: 0.0,
         });
         self.ctx.board.set_spec(&key, spec.clone());
@@ -611,27 +705,29 @@ impl LeadState {
         cco_git::task_ref(&run, &self.team, &id)
     }
 
-    /// Where the worker's worktree must be before `job` runs.
-    fn start_for(&self, slot: usize, job: &Job) -> Start {
+    /// Where the worktree must be before `job` runs in it.
+    fn start_for(&self, (slot, lane): (usize, usize), job: &Job) -> Start {
         let target = self.target_branch.clone();
         match job {
             Job::Resume { .. } => Start::InPlace,
             Job::Task { spec, .. } => {
-                let fresh = match self.slots[slot].parked_epoch {
-                    Some(parked) if parked == self.target_epoch => true,
-                    // Parked a moment ago, by the capture being handled: merges that landed
-                    // meanwhile matter only when the task depends on one of them (a new task
-                    // may start from a tip a few merges old, as any branch does while others
-                    // land; the merge brings them together).
-                    Some(parked) if self.just_parked == Some(slot) => {
-                        !spec.depends_on.iter().any(|dep| {
-                            self.merged_epoch
-                                .get(&format!("{}/{dep}", self.team))
-                                .is_some_and(|&merged| merged > parked)
-                        })
-                    }
-                    _ => false,
-                };
+                // A parked worktree starts a task as it is when the tip it was parked at is
+                // recent enough: no more merges since than about two rounds of the team's,
+                // and none of a task this one depends on. Its branch starts a few merges
+                // behind, as every branch falls behind while others land; the merge brings
+                // them together. This keeps git off the path between a worker's turns.
+                let fresh = self.slots[slot].lanes[lane]
+                    .parked_epoch
+                    .is_some_and(|parked| {
+                        let recent =
+                            self.target_epoch - parked <= 2 * self.slots.len().max(1) as u64;
+                        recent
+                            && !spec.depends_on.iter().any(|dep| {
+                                self.merged_epoch
+                                    .get(&format!("{}/{dep}", self.team))
+                                    .is_some_and(|&merged| merged > parked)
+                            })
+                    });
                 if fresh {
                     Start::InPlace
                 } else {
@@ -661,26 +757,61 @@ impl LeadState {
         }
     }
 
+    /// The lane `job` runs in on `slot`: the one its session lives in (revisions, conflicts,
+    /// resumes), or for a new task the free one parked most recently. `None`: not free now.
+    fn lane_for(&self, slot: usize, job: &Job) -> Option<usize> {
+        let lanes = &self.slots[slot].lanes;
+        let own = match job {
+            Job::Task { .. } => None,
+            Job::ResolveConflict { target_branch, .. } if *target_branch != self.target_branch => {
+                None
+            }
+            Job::Revise { session_id, .. } | Job::ResolveConflict { session_id, .. } => session_id
+                .as_ref()
+                .and_then(|_| self.ctx.board.task(job.key()))
+                .and_then(|t| t.lane),
+            Job::Resume { .. } => self.ctx.board.task(job.key()).and_then(|t| t.lane),
+        };
+        match own {
+            Some(lane) => lanes.get(lane).filter(|l| l.is_free()).map(|_| lane),
+            None => (0..lanes.len())
+                .filter(|&i| lanes[i].is_free())
+                .max_by_key(|&i| lanes[i].parked_epoch.map(|e| e + 1).unwrap_or(0)),
+        }
+    }
+
     fn assign(&mut self, slot: usize, job: Job) {
         let key = job.key().to_string();
         let Some(actor) = self.slots[slot].actor.clone() else {
             return;
         };
-        let start = self.start_for(slot, &job);
+        let Some(lane) = self.lane_for(slot, &job) else {
+            return;
+        };
+        let Some(path) = self.slots[slot].lanes[lane].path.clone() else {
+            return;
+        };
+        let place = Workplace {
+            path,
+            branch: self.slots[slot].lanes[lane].branch.clone(),
+        };
+        let start = self.start_for((slot, lane), &job);
         let worker = self.slots[slot].id.clone();
         self.slots[slot].busy = Some(key.clone());
-        self.slots[slot].job = Some(job.clone());
-        self.slots[slot].parked_epoch = None;
+        self.slots[slot].job = Some((job.clone(), lane));
+        self.slots[slot].lanes[lane].busy = Some(key.clone());
+        self.slots[slot].lanes[lane].parked_epoch = None;
         self.ctx.board.update_task(&key, |t| {
             t.state = TaskState::Running;
             t.worker = Some(worker.clone());
+            t.lane = Some(lane);
         });
         self.ctx.board.events().emit(RunEvent::TaskAssigned {
             task: key.clone(),
             worker: worker.clone(),
         });
         if actor
-            .send_message(WorkerMsg::Assign(Box::new(job), start))
+            .send_message(WorkerMsg::Assign(Box::new(job), start, place))
             .is_err()
         {
             // The supervision event for the dead worker re-queues the task.
@@ -704,12 +835,16 @@ impl LeadState {
     }
 
     /// The pinned job `slot` should run next: its own, or one whose worker is dead.
-    fn pinned_job_for(&mut self, slot: usize) -> Option<Job> {
+    /// `Err(())`: it has one, but the worktree its session lives in is not free yet (a capture
+    /// is finishing there): the worker waits for it rather than start something else.
+    fn pinned_job_for(&mut self, slot: usize) -> Result<Option<Job>, ()> {
         let slot_id = self.slots[slot].id.clone();
+        let mut own = None;
         let mut orphan = None;
         for (key, (worker, _)) in &self.pinned {
             if *worker == slot_id {
-                return self.pinned.remove(&key.clone()).map(|(_, job)| job);
+                own = Some(key.clone());
+                break;
             }
             let owner_alive = self
                 .slot_of_worker(worker)
@@ -718,34 +853,48 @@ impl LeadState {
                 orphan = Some(key.clone());
             }
         }
-        let (_, job) = self.pinned.remove(&orphan?)?;
-        // Another worker's session cannot be resumed here: start over with the context.
-        Some(match job {
-            Job::Resume { key, spec, .. } => Job::Task { key, spec },
-            Job::Revise {
-                key,
-                spec,
-                feedback,
-                ..
-            } => Job::Revise {
-                key,
-                spec,
-                feedback,
-                session_id: None,
-            },
-            Job::ResolveConflict {
-                key,
-                spec,
-                target_branch,
-                ..
-            } => Job::ResolveConflict {
-                key,
-                spec,
-                target_branch,
-                session_id: None,
-            },
-            job @ Job::Task { .. } => job,
-        })
+        let (key, job) = match (own, orphan) {
+            (Some(key), _) => {
+                let job = self.pinned[&key].1.clone();
+                (key, job)
+            }
+            // Another worker's session cannot be resumed here: start over with the context.
+            (None, Some(key)) => {
+                let job = match self.pinned[&key].1.clone() {
+                    Job::Resume { key, spec, .. } => Job::Task { key, spec },
+                    Job::Revise {
+                        key,
+                        spec,
+                        feedback,
+                        ..
+                    } => Job::Revise {
+                        key,
+                        spec,
+                        feedback,
+                        session_id: None,
+                    },
+                    Job::ResolveConflict {
+                        key,
+                        spec,
+                        target_branch,
+                        ..
+                    } => Job::ResolveConflict {
+                        key,
+                        spec,
+                        target_branch,
+                        session_id: None,
+                    },
+                    job @ Job::Task { .. } => job,
+                };
+                (key, job)
+            }
+            (None, None) => return Ok(None),
+        };
+        if self.lane_for(slot, &job).is_none() {
+            return Err(());
+        }
+        self.pinned.remove(&key);
+        Ok(Some(job))
     }
 
     /// Hands pinned jobs and ready tasks (dependencies done) to idle workers; fails tasks
@@ -760,9 +909,13 @@ impl LeadState {
             .collect();
         let mut queue_empty = false;
         for slot in idle {
-            if let Some(job) = self.pinned_job_for(slot) {
-                self.assign(slot, job);
-                continue;
+            match self.pinned_job_for(slot) {
+                Ok(Some(job)) => {
+                    self.assign(slot, job);
+                    continue;
+                }
+                Err(()) => continue,
+                Ok(None) => {}
             }
             if queue_empty {
                 continue;
@@ -861,7 +1014,9 @@ impl LeadState {
                         .update_task(&key, |t| t.state = TaskState::Pending);
                     if self.slots.get(slot).and_then(|s| s.busy.as_deref()) == Some(key.as_str()) {
                         self.slots[slot].busy = None;
-                        self.slots[slot].job = None;
+                        if let Some((_, lane)) = self.slots[slot].job.take() {
+                            self.slots[slot].lanes[lane].busy = None;
+                        }
                     }
                     self.schedule();
                     return;
@@ -887,11 +1042,24 @@ impl LeadState {
         self.ctx
             .board
             .update_task(&key, |t| t.session_id = session_id.or(t.session_id.take()));
-        let Some(worktree) = self.slots.get(slot).and_then(|s| s.worktree.clone()) else {
+        // The worker is free at once (for a job in its other worktree); this one stays busy
+        // until the turn is captured.
+        let Some(s) = self.slots.get_mut(slot) else {
             return;
         };
-        // Capture the turn (whatever it left, even when it failed: nothing is lost), then the
-        // worker is free. Urgent in the GitActor: the worker waits on it.
+        let lane = match s.job.take() {
+            Some((_, lane)) if s.busy.as_deref() == Some(key.as_str()) => lane,
+            other => {
+                s.job = other;
+                return;
+            }
+        };
+        s.busy = None;
+        let Some(worktree) = s.lanes[lane].path.clone() else {
+            return;
+        };
+        self.schedule();
+        // Capture the turn (whatever it left, even when it failed: nothing is lost).
         let git = self.ctx.git.clone();
         let target = self.target_branch.clone();
         let task_ref = self.task_ref(&key);
@@ -917,6 +1085,7 @@ impl LeadState {
             }
             let _ = me.send_message(LeadMsg::Captured {
                 slot,
+                lane,
                 key,
                 epoch,
                 outcome,
@@ -928,19 +1097,18 @@ impl LeadState {
     fn on_captured(
         &mut self,
         myself: &ActorRef<LeadMsg>,
-        slot: usize,
+        (slot, lane): (usize, usize),
         key: String,
         epoch: u64,
         outcome: Result<cco_git::CaptureOutcome, String>,
         turn: Result<String, String>,
     ) {
-        match self.slots.get_mut(slot) {
-            Some(s) if s.busy.as_deref() == Some(key.as_str()) => {
-                s.busy = None;
-                s.job = None;
-                s.parked_epoch = outcome.as_ref().ok().map(|_| epoch);
+        match self.slots.get_mut(slot).and_then(|s| s.lanes.get_mut(lane)) {
+            Some(l) if l.busy.as_deref() == Some(key.as_str()) => {
+                l.busy = None;
+                l.parked_epoch = outcome.as_ref().ok().map(|_| epoch);
             }
-            // The worker actor died meanwhile and its job was handed back: that decides.
+            // The worktree was handed to something else meanwhile: that decides.
             _ => return,
         }
         let frozen = outcome
@@ -968,9 +1136,7 @@ impl LeadState {
             // a journal never shows the task in review on a worker that has moved on.
             (Ok(_), Ok(_)) => self.nothing_committed(&key),
         }
-        self.just_parked = Some(slot);
         self.settled(myself);
-        self.just_parked = None;
     }
 
     fn nothing_committed(&mut self, key: &str) {

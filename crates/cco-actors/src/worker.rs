@@ -5,9 +5,12 @@
 //! beyond its current job: the lead owns the queue and the assignment, so when a Worker actor
 //! dies the lead re-queues its task and respawns the slot.
 //!
-//! Before a job's turn the worker puts its worktree where the lead says ([`Start`]): as it
-//! is (parked at the target tip by the capture of its previous turn), synced to the target,
-//! or switched to the task ref of a task it revises. The lead captures the turn afterwards.
+//! A worker has two worktrees (its own, created here, and a spare the lead creates): each job
+//! names the one it runs in, so a new task can start in one while the previous turn in the
+//! other is still being captured. Before a job's turn the worker puts that worktree where the
+//! lead says ([`Start`]): as it is (parked at the target tip by the capture of its previous
+//! turn), synced to the target, or switched to the task ref of a task it revises. The lead
+//! captures the turn afterwards.
 //!
 //! Handlers stay short: claude runs and git calls happen in spawned tasks that message the
 //! actor back.
@@ -77,6 +80,13 @@ pub enum Start {
     TaskRef { task_ref: String, kept_in: String },
 }
 
+/// One of a worker's worktrees and the branch checked out there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workplace {
+    pub path: PathBuf,
+    pub branch: String,
+}
+
 /// What a worker tells its lead.
 #[derive(Debug, Clone)]
 pub enum WorkerReport {
@@ -93,7 +103,8 @@ pub enum WorkerReport {
 }
 
 pub enum WorkerMsg {
-    Assign(Box<Job>, Start),
+    /// A job, where its worktree must be first, and which worktree it runs in.
+    Assign(Box<Job>, Start, Workplace),
     /// The worktree is where the job needs it (or could not be put there).
     Prepared(Result<(), String>),
     Turn(TurnUpdate),
@@ -124,6 +135,8 @@ pub struct WorkerState {
     target_branch: String,
     worktree: PathBuf,
     branch: String,
+    /// Its own worktree was created just now at the target tip.
+    fresh: bool,
     job: Option<Job>,
     turn: Option<TurnGuard>,
     session_id: Option<String>,
@@ -150,9 +163,11 @@ impl Actor for WorkerActor {
             slot,
             target_branch,
         } = args;
-        let (who, branch) = ctx
+        let (who, worktree) = ctx
             .prepare_agent(&id, Role::Worker, &team, &target_branch)
             .await?;
+        let branch = worktree.branch;
+        let fresh = worktree.at_start_point;
         ctx.board.set_agent_state(&id, "idle");
         info!(worker = %id, worktree = %who.cwd.display(), %branch, "worker ready");
         Ok(WorkerState {
@@ -163,6 +178,7 @@ impl Actor for WorkerActor {
             slot,
             target_branch,
             branch,
+            fresh,
             job: None,
             turn: None,
             session_id: None,
@@ -179,6 +195,7 @@ impl Actor for WorkerActor {
             slot: state.slot,
             worktree: state.worktree.clone(),
             branch: state.branch.clone(),
+            fresh: state.fresh,
         });
         Ok(())
     }
@@ -190,7 +207,7 @@ impl Actor for WorkerActor {
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WorkerMsg::Assign(job, start) => state.start_job(&myself, *job, start),
+            WorkerMsg::Assign(job, start, place) => state.start_job(&myself, *job, start, place),
             WorkerMsg::Prepared(result) => state.on_prepared(&myself, result),
             WorkerMsg::Turn(update) => state.on_turn_update(update),
             WorkerMsg::TurnEnded(end) => state.on_turn_end(&myself, end),
@@ -234,7 +251,13 @@ impl Actor for WorkerActor {
 }
 
 impl WorkerState {
-    fn start_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job, start: Start) {
+    fn start_job(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        job: Job,
+        start: Start,
+        place: Workplace,
+    ) {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
             warn!(worker = %self.who.id, job = job.key(), "busy or stopping: job refused");
@@ -255,6 +278,10 @@ impl WorkerState {
             .board
             .update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
         self.job = Some(job.clone());
+        // The claude process, its session and the job's git steps all use this worktree.
+        self.worktree = place.path.clone();
+        self.who.cwd = place.path;
+        self.branch = place.branch;
         let git = self.ctx.git.clone();
         let worktree = self.worktree.clone();
         let me = myself.clone();

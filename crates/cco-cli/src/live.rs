@@ -619,6 +619,7 @@ mod tests {
                 failure: None,
                 merged_commit: None,
                 captured_round: None,
+                lane: None,
                 cost_usd: 0.0,
             }],
             totals: Totals {

@@ -1,5 +1,6 @@
-//! The singleton GitActor: a queue of git ops, one in flight at a time; [`GitOp::urgent`] ops
-//! (those a worker waits on before its next turn) go before queued merges and diffs. The in-flight op
+//! The singleton GitActor: a queue of git ops, one in flight at a time, served by
+//! [`Priority`]: ops a worker waits on before its next turn first, then captures of finished
+//! turns, then merges, diffs and everything else. The in-flight op
 //! runs in a spawned task that messages the actor when done, so `Status` is answered while
 //! an op runs. On stop the in-flight op is awaited (bounded by its budget); queued ops are
 //! answered with [`GitError::Stopped`].
@@ -104,9 +105,17 @@ pub enum GitOp {
     },
 }
 
+/// Order in which queued ops run (FIFO within one priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    High,
+    Normal,
+    Low,
+}
+
 /// Messages of the [`GitActor`]. Callers normally use [`GitHandle`] instead.
 pub enum GitMsg {
-    Op(GitOp),
+    Op(GitOp, Priority),
     Status(RpcReplyPort<GitStatus>),
     /// Internal: the in-flight op finished after running this long.
     OpDone(&'static str, Duration),
@@ -155,20 +164,21 @@ impl GitOp {
         }
     }
 
-    /// Ops a worker (or a lead about to plan) waits on before its next claude turn: they go
-    /// before queued merges and diffs. At most one per agent is queued at a time, so the
+    /// The priority an op gets unless the caller says otherwise
+    /// ([`GitHandle::with_priority`]): ops an agent waits on before its next claude turn are
+    /// [`Priority::High`], captures and commits [`Priority::Normal`], the rest
+    /// [`Priority::Low`]. At most one High or Normal op per agent is queued at a time, so the
     /// ops behind them cannot starve.
-    pub fn urgent(&self) -> bool {
+    pub fn default_priority(&self) -> Priority {
         use GitOp::*;
-        matches!(
-            self,
+        match self {
             CreateWorktree { .. }
-                | CommitAll { .. }
-                | SyncWorktree { .. }
-                | CaptureTask { .. }
-                | MergeIntoWorktree { .. }
-                | ConcludeWorktreeMerge { .. }
-        )
+            | SyncWorktree { .. }
+            | MergeIntoWorktree { .. }
+            | ConcludeWorktreeMerge { .. } => Priority::High,
+            CommitAll { .. } | CaptureTask { .. } => Priority::Normal,
+            _ => Priority::Low,
+        }
     }
 
     fn budget(&self, cfg: &GitConfig) -> Duration {
@@ -296,9 +306,8 @@ pub struct GitActor;
 
 pub struct GitActorState {
     repo: Arc<GitRepo>,
-    /// [`GitOp::urgent`] ops, run before anything in `queue`.
-    urgent: VecDeque<GitOp>,
-    queue: VecDeque<GitOp>,
+    /// One FIFO per [`Priority`], highest first.
+    queues: [VecDeque<GitOp>; 3],
     in_flight: Option<(String, Duration, JoinHandle<()>)>,
     ops_done: u64,
     by_op: std::collections::BTreeMap<String, OpStats>,
@@ -309,7 +318,7 @@ impl GitActorState {
         if self.in_flight.is_some() {
             return;
         }
-        let Some(op) = self.urgent.pop_front().or_else(|| self.queue.pop_front()) else {
+        let Some(op) = self.queues.iter_mut().find_map(VecDeque::pop_front) else {
             return;
         };
         let (name, target, source) = op.describe();
@@ -347,8 +356,7 @@ impl Actor for GitActor {
     ) -> Result<GitActorState, ActorProcessingErr> {
         Ok(GitActorState {
             repo,
-            urgent: VecDeque::new(),
-            queue: VecDeque::new(),
+            queues: Default::default(),
             in_flight: None,
             ops_done: 0,
             by_op: Default::default(),
@@ -362,18 +370,14 @@ impl Actor for GitActor {
         state: &mut GitActorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            GitMsg::Op(op) => {
-                if op.urgent() {
-                    state.urgent.push_back(op);
-                } else {
-                    state.queue.push_back(op);
-                }
+            GitMsg::Op(op, priority) => {
+                state.queues[priority as usize].push_back(op);
                 state.start_next(&myself);
             }
             GitMsg::Status(reply) => {
                 let _ = reply.send(GitStatus {
                     in_flight: state.in_flight.as_ref().map(|(l, _, _)| l.clone()),
-                    queued: state.urgent.len() + state.queue.len(),
+                    queued: state.queues.iter().map(VecDeque::len).sum(),
                     ops_done: state.ops_done,
                     by_op: state.by_op.clone(),
                 });
@@ -395,11 +399,7 @@ impl Actor for GitActor {
         _myself: ActorRef<GitMsg>,
         state: &mut GitActorState,
     ) -> Result<(), ActorProcessingErr> {
-        let queued: Vec<GitOp> = state
-            .urgent
-            .drain(..)
-            .chain(state.queue.drain(..))
-            .collect();
+        let queued: Vec<GitOp> = state.queues.iter_mut().flat_map(|q| q.drain(..)).collect();
         for op in queued {
             let name = op.describe().0;
             op.fail(|| GitError::Stopped {
@@ -424,6 +424,7 @@ impl Actor for GitActor {
 pub struct GitHandle {
     actor: ActorRef<GitMsg>,
     rpc_timeout: Duration,
+    priority: Option<Priority>,
 }
 
 impl GitHandle {
@@ -436,10 +437,26 @@ impl GitHandle {
         let (actor, join) = Actor::spawn(None, GitActor, repo)
             .await
             .map_err(|e| GitError::Actor(format!("spawn: {e}")))?;
-        Ok((GitHandle { actor, rpc_timeout }, join))
+        Ok((
+            GitHandle {
+                actor,
+                rpc_timeout,
+                priority: None,
+            },
+            join,
+        ))
     }
 
     /// Overrides the RPC safety-net timeout (default 4 × (op_timeout + verify_timeout)).
+    /// A handle whose ops all run at `priority` instead of their kind's default (e.g. a
+    /// worktree prepared ahead of need, in the background: [`Priority::Low`]).
+    pub fn with_priority(&self, priority: Priority) -> Self {
+        GitHandle {
+            priority: Some(priority),
+            ..self.clone()
+        }
+    }
+
     pub fn with_rpc_timeout(mut self, t: Duration) -> Self {
         self.rpc_timeout = t;
         self
@@ -477,7 +494,14 @@ impl GitHandle {
     ) -> Result<T, GitError> {
         match self
             .actor
-            .call(|reply| GitMsg::Op(build(reply)), Some(self.rpc_timeout))
+            .call(
+                |reply| {
+                    let op = build(reply);
+                    let priority = self.priority.unwrap_or_else(|| op.default_priority());
+                    GitMsg::Op(op, priority)
+                },
+                Some(self.rpc_timeout),
+            )
             .await
         {
             Ok(CallResult::Success(r)) => r,

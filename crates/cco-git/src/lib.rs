@@ -6,7 +6,7 @@
 //! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
 //!   time (the in-flight op runs in a spawned task, so [`GitHandle::status`] answers
 //!   meanwhile), and its cloneable async front door. Ops a worker waits on before its next
-//!   turn ([`GitOp::urgent`]) go before queued merges and diffs.
+//!   turn go first, captures of finished turns next, merges and diffs last ([`Priority`]).
 //! - Hot ops keep their process count low: revisions are resolved in batches
 //!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
 //!   (git itself is asked when the layout is not the plain files one), `commit_all` with
@@ -57,7 +57,7 @@ mod repo;
 mod sanitize;
 mod types;
 
-pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp};
+pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Priority};
 pub use error::GitError;
 pub use repo::{task_ref, team_branch, worker_branch, GitRepo};
 pub use sanitize::{

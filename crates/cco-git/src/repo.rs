@@ -989,8 +989,8 @@ impl GitRepo {
     ) -> Result<WorktreeInfo, GitError> {
         let branch = worker_branch(team, worker_id);
         let path = self.worktree_path(worker_id);
-        self.git("worktree", &self.repo_dir, &["worktree", "prune"])
-            .await?;
+        let mut at_start_point = false;
+        let mut new_head = None;
         let reused = if path.exists() {
             let entry = self.our_worktree(&path).await?;
             if entry.branch.as_deref() != Some(branch.as_str()) {
@@ -1002,21 +1002,39 @@ impl GitRepo {
                 std::fs::create_dir_all(parent).map_err(|e| GitError::io("worktree", parent, e))?;
             }
             let p = path.to_string_lossy().into_owned();
-            if self.branch_exists(&branch).await? {
-                self.git(
-                    "worktree",
-                    &self.repo_dir,
-                    &["worktree", "add", "-q", &p, &branch],
-                )
-                .await?;
-            } else {
-                let sha = self.resolve_branchish(from).await?;
-                self.git(
-                    "worktree",
-                    &self.repo_dir,
-                    &["worktree", "add", "-q", "-b", &branch, &p, &sha],
-                )
-                .await?;
+            // The worker's branch (if it exists) and the start point, in one process.
+            let branch_ref = format!("refs/heads/{branch}");
+            let from_local = branch_name_problem(from)
+                .is_none()
+                .then(|| format!("refs/heads/{from}"));
+            let mut revs = vec![branch_ref];
+            revs.extend(from_local);
+            revs.push(from.to_string());
+            let found = self.resolve_many(&self.repo_dir, &revs).await?;
+            let args: Vec<String> = match &found[0] {
+                Some(sha) => {
+                    new_head = Some(sha.clone());
+                    strs(&["worktree", "add", "-q", &p, &branch])
+                }
+                None => {
+                    let sha = found[1..].iter().flatten().next().cloned().ok_or_else(|| {
+                        GitError::NotFound {
+                            what: format!("revision {from}"),
+                        }
+                    })?;
+                    at_start_point = true;
+                    new_head = Some(sha.clone());
+                    strs(&["worktree", "add", "-q", "-b", &branch, &p, &sha])
+                }
+            };
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = self.git_out("worktree", &self.repo_dir, &args, &[]).await?;
+            if !out.success() {
+                // A worktree deleted without `git worktree remove` is still registered:
+                // prune the registrations of missing worktrees and try once more.
+                self.git("worktree", &self.repo_dir, &["worktree", "prune"])
+                    .await?;
+                self.git("worktree", &self.repo_dir, &args).await?;
             }
             false
         };
@@ -1036,12 +1054,16 @@ impl GitRepo {
             }
         }
         let entry = self.our_worktree(&path).await?;
-        let head = self.resolve_required(&path, "HEAD").await?;
+        let head = match new_head {
+            Some(head) => head,
+            None => self.resolve_required(&path, "HEAD").await?,
+        };
         Ok(WorktreeInfo {
             path,
             branch: entry.branch.unwrap_or(branch),
             head,
             reused,
+            at_start_point,
         })
     }
 

@@ -131,6 +131,10 @@ pub struct WorktreeInfo {
     pub head: String,
     /// True when an existing worktree was reused (resume after a crash).
     pub reused: bool,
+    /// True when the worktree and its branch were both created now, at the tip of `from`:
+    /// nothing in it yet.
+    #[serde(default)]
+    pub at_start_point: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -276,3 +276,29 @@ async fn urgent_ops_jump_the_queue_of_merges_and_diffs() {
     h.stop().await.unwrap();
     let _ = join.await;
 }
+
+/// A new worktree on a new branch is at the start point; a reused one, or a new one on a
+/// branch that already exists, is not. A worktree whose folder was deleted behind git's back
+/// is re-created (its stale registration pruned).
+#[tokio::test]
+async fn worktrees_say_whether_they_start_at_the_start_point() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let main = repo.head("main").await.unwrap();
+    let first = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    assert!(first.at_start_point && !first.reused);
+    assert_eq!(first.head, main);
+    let again = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    assert!(!again.at_start_point && again.reused);
+
+    write(&first.path, "a.txt", "a\n");
+    let work = repo.commit_all(&first.path, "a").await.unwrap().unwrap();
+    std::fs::remove_dir_all(&first.path).unwrap();
+    let recreated = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    assert!(!recreated.at_start_point && !recreated.reused);
+    assert_eq!(recreated.head, work, "back on the existing branch");
+    assert_eq!(
+        std::fs::read_to_string(recreated.path.join("a.txt")).unwrap(),
+        "a\n"
+    );
+}
