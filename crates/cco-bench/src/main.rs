@@ -40,9 +40,10 @@ struct Args {
     /// Worker counts for the scheduling runs (overrides the profile).
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
-    /// Duration T of every task in ms (overrides the profile).
-    #[arg(long)]
-    task_ms: Option<u64>,
+    /// Durations T of the tasks in ms, comma separated: one scheduling run per T and worker
+    /// count (overrides the profile).
+    #[arg(long, value_delimiter = ',')]
+    task_ms: Vec<u64>,
     /// Tasks per worker (overrides the profile).
     #[arg(long)]
     tasks_per_worker: Option<usize>,
@@ -63,7 +64,7 @@ struct Args {
 struct Profile {
     name: &'static str,
     workers: Vec<usize>,
-    task_ms: u64,
+    task_ms: Vec<u64>,
     tasks_per_worker: usize,
     branches: usize,
     parse_budget: Duration,
@@ -76,7 +77,7 @@ impl Profile {
             Profile {
                 name: "full",
                 workers: vec![10, 50, 100, 200],
-                task_ms: 5000,
+                task_ms: vec![5000, 20000],
                 tasks_per_worker: 3,
                 branches: 200,
                 parse_budget: Duration::from_secs(3),
@@ -86,7 +87,7 @@ impl Profile {
             Profile {
                 name: "quick",
                 workers: vec![10, 50],
-                task_ms: 2000,
+                task_ms: vec![2000],
                 tasks_per_worker: 2,
                 branches: 50,
                 parse_budget: Duration::from_secs(1),
@@ -96,7 +97,9 @@ impl Profile {
         if !args.workers.is_empty() {
             p.workers = args.workers.clone();
         }
-        p.task_ms = args.task_ms.unwrap_or(p.task_ms);
+        if !args.task_ms.is_empty() {
+            p.task_ms = args.task_ms.clone();
+        }
         p.tasks_per_worker = args.tasks_per_worker.unwrap_or(p.tasks_per_worker).max(1);
         p.branches = args.branches.unwrap_or(p.branches).max(1);
         p
@@ -173,12 +176,16 @@ async fn run(args: Args) -> ExitCode {
     };
 
     if let (true, Some(fake)) = (wants("sched"), &fake) {
-        for &workers in &profile.workers {
+        let cases = profile
+            .task_ms
+            .iter()
+            .flat_map(|&t| profile.workers.iter().map(move |&w| (t, w)));
+        for (task_ms, workers) in cases {
             let case = sched::SchedCase {
                 workers,
                 group_size: args.group_size,
                 tasks_per_worker: profile.tasks_per_worker,
-                task_ms: profile.task_ms,
+                task_ms,
             };
             eprintln!(
                 "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ...",
@@ -249,7 +256,7 @@ fn render(r: &Report) -> String {
     if !r.sched.is_empty() {
         let mut t = Table::new(
             "Scheduling efficiency (ideal = tasks x T / workers; measured = first TaskAssigned -> last TaskFinished)",
-            &["run", "tasks", "T ms", "ideal s", "measured s", "efficiency", "planning s", "tail s", "total s", "gap mean/max s", "start spread s", "done", "on main", "complete"],
+            &["run", "tasks", "T ms", "ideal s", "measured s", "efficiency", "planning s", "tail s", "total s", "turn mean/max s", "gap mean/max s", "start spread s", "done", "on main", "complete"],
         );
         for s in &r.sched {
             t.row(vec![
@@ -262,6 +269,11 @@ fn render(r: &Report) -> String {
                 f(s.planning_ms / 1000.0, 2),
                 f(s.tail_ms / 1000.0, 2),
                 f(s.total_ms / 1000.0, 2),
+                format!(
+                    "{}/{}",
+                    f(s.turn_mean_ms / 1000.0, 2),
+                    f(s.turn_max_ms / 1000.0, 2)
+                ),
                 format!(
                     "{}/{}",
                     f(s.reassign_gap_mean_ms / 1000.0, 2),

@@ -55,6 +55,10 @@ pub struct SchedResult {
     /// last worker waited for its first task once work had started (planning of the other
     /// teams, worktrees still being created).
     pub start_spread_ms: f64,
+    /// A task's TaskAssigned → its TaskFinished: T plus starting the agent, its own commit
+    /// and exit, on a machine shared with every other agent and git. Mean and max.
+    pub turn_mean_ms: f64,
+    pub turn_max_ms: f64,
     /// What the GitActor ran during the whole run (`RunSummary::git`): every git operation
     /// of the run, one at a time.
     pub git_ops: std::collections::BTreeMap<String, cco_git::OpStats>,
@@ -70,6 +74,9 @@ struct Timeline {
     finished_at: std::collections::HashMap<String, Instant>,
     gaps: Vec<Duration>,
     first_assigned: Option<Instant>,
+    /// Task → when it was assigned; a turn is assignment → TaskFinished.
+    assigned_at: std::collections::HashMap<String, Instant>,
+    turns: Vec<Duration>,
     /// Workers that got a task so far, and when the last new one got its first.
     started: std::collections::HashSet<String>,
     last_first_assigned: Option<Instant>,
@@ -139,13 +146,14 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     loaded.config.worker_count = case.workers;
     let tasks = case.workers * case.tasks_per_worker;
     let label = format!(
-        "{} workers ({})",
+        "{} workers ({}), T {} s",
         case.workers,
         if flat {
             "flat".to_string()
         } else {
             format!("{teams} teams")
-        }
+        },
+        case.task_ms as f64 / 1000.0
     );
 
     let meter = Meter::start();
@@ -167,7 +175,8 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
                         let mut t = timeline.lock().unwrap();
                         t.events += 1;
                         match event {
-                            RunEvent::TaskAssigned { worker, .. } => {
+                            RunEvent::TaskAssigned { worker, task } => {
+                                t.assigned_at.insert(task, now);
                                 t.first_assigned.get_or_insert(now);
                                 if t.started.insert(worker.clone()) {
                                     t.last_first_assigned = Some(now);
@@ -176,7 +185,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
                                     t.gaps.push(now - done);
                                 }
                             }
-                            RunEvent::TaskFinished { worker, .. } => {
+                            RunEvent::TaskFinished { worker, task } => {
+                                if let Some(at) = t.assigned_at.remove(&task) {
+                                    t.turns.push(now - at);
+                                }
                                 t.last_finished = Some(now);
                                 t.finished_at.insert(worker, now);
                             }
@@ -261,6 +273,12 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             .map(|g| g.by_op.clone())
             .unwrap_or_default(),
         git_busy_ms: summary.git.as_ref().map(|g| g.busy_ms()).unwrap_or(0.0),
+        turn_mean_ms: if t.turns.is_empty() {
+            0.0
+        } else {
+            t.turns.iter().map(|d| ms(*d)).sum::<f64>() / t.turns.len() as f64
+        },
+        turn_max_ms: t.turns.iter().map(|d| ms(*d)).fold(0.0, f64::max),
         start_spread_ms: ms(t
             .last_first_assigned
             .unwrap_or(first)
