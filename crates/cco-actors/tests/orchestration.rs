@@ -682,3 +682,45 @@ async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
         "{journal:?}"
     );
 }
+
+/// A worker has two worktrees: while t1 is in review the worker runs t2 in its spare; the
+/// revision of t1 goes back to the worktree t1's session lives in and resumes that session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
+    let marker_dir = cco_testkit::temp_dir();
+    let marker = path_str(&marker_dir.path().join("t2-ran"));
+    let script = json!({"rules": [
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
+        complete_rule("[cco:replan]"),
+        // t1's first review waits for t2's turn, then asks for a change.
+        {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [
+            {"bash": format!("i=0; while [ ! -e '{marker}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")}
+        ], "result": "{\"decision\":\"revise\",\"feedback\":\"Add a trailing line\"}"},
+        approve_rule(),
+        {"match": {"role": "worker", "prompt_contains": "[cco:feedback]", "resume": true}, "steps": [
+            {"append": {"path": "t1.txt", "content": "trailing line\n"}}, {"commit": "Address review"}], "result": "revised"},
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t2"}, "steps": [
+            {"write": {"path": "t2.txt", "content": "2\n"}},
+            {"commit": "Implement t2"},
+            {"bash": format!("touch '{marker}'")}
+        ], "result": "Implemented t2"},
+        worker_rule("t1", "t1.txt", "t1\n"),
+    ]});
+    let project = Project::new(json!({"workerCount": 1}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    let task = |id: &str| summary.tasks.iter().find(|t| t.id == id).unwrap().clone();
+    let (t1, t2) = (task("t1"), task("t2"));
+    assert_eq!((t1.state, t1.review_rounds), (TaskState::Done, 1), "{t1:?}");
+    assert_eq!(t2.state, TaskState::Done, "{t2:?}");
+    assert_ne!(t1.lane, t2.lane, "t2 ran in the other worktree");
+    assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
+    // One session per task: the revision resumed t1's (its worktree and config dir).
+    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-"))
+        .count();
+    assert_eq!(worker_sessions, 2);
+}
