@@ -141,6 +141,8 @@ pub struct Board {
     events: EventBus,
     run_id: Arc<str>,
     started_at: DateTime<Utc>,
+    /// Active time of the run's earlier cco processes (a resumed run), in ms.
+    active_before_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A point-in-time copy of the whole tree, for SIGUSR1 dumps and `status()`.
@@ -148,7 +150,11 @@ pub struct Board {
 pub struct StatusSnapshot {
     pub run_id: String,
     pub taken_at: DateTime<Utc>,
+    /// When this cco process started the run (or resumed it).
     pub started_at: DateTime<Utc>,
+    /// How long earlier cco processes had the run active before a resume (0 otherwise).
+    #[serde(default)]
+    pub active_before_secs: f64,
     pub phase: String,
     pub agents: Vec<AgentRecord>,
     pub tasks: Vec<TaskRecord>,
@@ -166,7 +172,17 @@ impl Board {
             events,
             run_id: run_id.into(),
             started_at: Utc::now(),
+            active_before_ms: Default::default(),
         }
+    }
+
+    /// A resumed run: the time its earlier cco processes were active (see
+    /// `journal::RunClock`), so snapshots tell the run's whole active time.
+    pub fn set_active_before(&self, before: std::time::Duration) {
+        self.active_before_ms.store(
+            before.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, BoardInner> {
@@ -379,6 +395,10 @@ impl Board {
             run_id: self.run_id.to_string(),
             taken_at: Utc::now(),
             started_at: self.started_at,
+            active_before_secs: self
+                .active_before_ms
+                .load(std::sync::atomic::Ordering::Relaxed) as f64
+                / 1000.0,
             phase: inner.phase.clone(),
             agents: inner.agents.values().cloned().collect(),
             tasks: inner.tasks.values().cloned().collect(),
@@ -388,6 +408,15 @@ impl Board {
 }
 
 impl StatusSnapshot {
+    /// How long the run has been active when the snapshot was taken, over every cco process
+    /// that ran it.
+    pub fn active_elapsed(&self) -> std::time::Duration {
+        (self.taken_at - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+            + std::time::Duration::from_secs_f64(self.active_before_secs.max(0.0))
+    }
+
     /// The supervision tree as indented text, one line per agent.
     pub fn render_tree(&self) -> String {
         let mut out = format!(

@@ -65,6 +65,8 @@ pub struct RunSummary {
     pub base_branch: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+    /// How long the run was active, over every cco process that ran it (a resumed run
+    /// counts the time before the resume, not the time no cco was running).
     pub duration_secs: f64,
     pub totals: Totals,
     /// Spend per model (`models` of the config: opus for the Director, sonnet for the rest…).
@@ -209,7 +211,11 @@ impl OrchestratorBuilder {
             }
             // A resumed run's clock goes on from the active time of the journaled run.
             let clock = match &journal {
-                Some((journal, _)) => RunClock::resumed(journal.active_elapsed()),
+                Some((journal, _)) => {
+                    let before = journal.active_elapsed();
+                    ctx.board.set_active_before(before);
+                    RunClock::resumed(before)
+                }
                 None => RunClock::start(),
             };
             let journal_writer = tokio::spawn(crate::journal::run_writer(
@@ -412,6 +418,8 @@ async fn finish_run(
         started_at,
     );
     summary.git = git;
+    // Active time over every cco process of the run (a resumed run counts the earlier ones).
+    summary.duration_secs = clock.elapsed().as_secs_f64();
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.
     let journal = crate::journal::Journal::capture(
         &ctx.board,

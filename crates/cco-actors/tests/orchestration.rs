@@ -675,6 +675,9 @@ async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
     let summary = finish(&handle, Duration::from_secs(30)).await;
     assert!(!summary.completed);
     assert_eq!(summary.reason, "maximum run duration of 1 minutes reached");
+    // The summary and the status both count the earlier minute.
+    assert!(summary.duration_secs >= 60.0, "{}", summary.duration_secs);
+    assert!(handle.status().active_elapsed() >= Duration::from_secs(60));
     let (journal, _) = cco_actors::journal::load(&run_dir).unwrap();
     assert!(journal.finished);
     assert!(

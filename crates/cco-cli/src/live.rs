@@ -37,9 +37,7 @@ pub fn render_frame(snapshot: &StatusSnapshot, width: usize) -> Vec<String> {
 
 /// [`render_frame`] with the clock given (agents' time in their state is `now - state_since`).
 pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) -> Vec<String> {
-    let run_elapsed = (snapshot.taken_at - snapshot.started_at)
-        .to_std()
-        .unwrap_or_default();
+    let run_elapsed = snapshot.active_elapsed();
     let mut lines = vec![format!("cco {} — {}", snapshot.run_id, snapshot.phase)];
     let agents = tree_order(&snapshot.agents);
     let dash = "-";
@@ -604,6 +602,7 @@ mod tests {
             run_id: "run-1".into(),
             taken_at: now,
             started_at: now - chrono::Duration::seconds(125),
+            active_before_secs: 0.0,
             phase: "running".into(),
             agents,
             tasks: vec![TaskRecord {
@@ -700,6 +699,15 @@ mod tests {
             "tasks done 3 failed 1 running 1 pending 0 · commits 4 merges 3 conflicts 1 · $1.5000 · elapsed 2m05s"
         );
         assert_eq!(frame[0], "cco run-1 — running");
+    }
+
+    #[test]
+    fn a_resumed_run_counts_the_time_of_its_earlier_processes() {
+        let mut resumed = snapshot(team());
+        resumed.active_before_secs = 3600.0;
+        let frame = render_frame(&resumed, 300);
+        let totals = frame.last().unwrap();
+        assert!(totals.ends_with("elapsed 1h02m"), "{totals}");
     }
 
     #[test]
