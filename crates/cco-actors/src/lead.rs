@@ -774,9 +774,15 @@ impl LeadState {
         };
         match own {
             Some(lane) => lanes.get(lane).filter(|l| l.is_free()).map(|_| lane),
+            // Ties go to the worker's own worktree.
             None => (0..lanes.len())
                 .filter(|&i| lanes[i].is_free())
-                .max_by_key(|&i| lanes[i].parked_epoch.map(|e| e + 1).unwrap_or(0)),
+                .max_by_key(|&i| {
+                    (
+                        lanes[i].parked_epoch.map(|e| e + 1).unwrap_or(0),
+                        std::cmp::Reverse(i),
+                    )
+                }),
         }
     }
 
