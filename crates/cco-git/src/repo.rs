@@ -559,6 +559,47 @@ impl GitRepo {
         Some(list)
     }
 
+    /// The worktrees with `branch` checked out. Read from the files, only each worktree's
+    /// `HEAD` first (this runs after every merge, and a run has two worktrees per worker);
+    /// git is asked when the layout is not the plain files one.
+    async fn worktrees_on(&self, branch: &str) -> Result<Vec<WorktreeEntry>, GitError> {
+        let common = self.repo_dir.join(".git");
+        let want = format!("ref: refs/heads/{branch}");
+        let plain = common.is_dir() && !common.join("reftable").exists();
+        let dir = common.join("worktrees");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) if plain => Some(entries),
+            Err(e) if plain && e.kind() == std::io::ErrorKind::NotFound => None,
+            _ => {
+                let all = self.worktrees().await?;
+                return Ok(all
+                    .into_iter()
+                    .filter(|e| e.branch.as_deref() == Some(branch))
+                    .collect());
+            }
+        };
+        let mut heads = vec![common.join("HEAD")];
+        heads.extend(
+            entries
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join("HEAD")),
+        );
+        let named = heads.iter().any(|head| {
+            std::fs::read_to_string(head).is_ok_and(|t| t.trim_end_matches('\n') == want)
+        });
+        if !named {
+            return Ok(Vec::new());
+        }
+        // Rare: someone checked the branch out. The full listing says where.
+        let all = self.worktrees().await?;
+        Ok(all
+            .into_iter()
+            .filter(|e| e.branch.as_deref() == Some(branch))
+            .collect())
+    }
+
     /// The entry of one linked worktree (canonical path `want`) read from its own files:
     /// `<want>/.git` names `$GIT_COMMON_DIR/worktrees/<id>`, whose `gitdir` points back.
     /// `None` (list them all) whenever anything is not the plain files layout.
@@ -1954,8 +1995,8 @@ impl GitRepo {
         new: &str,
         integration: Option<&Path>,
     ) -> Result<(), GitError> {
-        for e in self.worktrees().await? {
-            if e.branch.as_deref() == Some(target) && Some(e.path.as_path()) != integration {
+        for e in self.worktrees_on(target).await? {
+            if Some(e.path.as_path()) != integration {
                 let out = self
                     .git_out(
                         "read-tree",
@@ -2149,13 +2190,40 @@ impl GitRepo {
     /// What `head` adds over `base` (commits `base..head`, changes since their merge base).
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let repo = &self.repo_dir;
-        let resolved = self.resolve_branchish_many(repo, &[base, head]).await?;
-        let (b, h) = (&resolved[0], &resolved[1]);
-        let range = format!("{b}..{h}");
+        // Local branches and full ref names are used as they are (the GitActor runs one op at
+        // a time: nothing moves between the two commands); anything else, or a name that does
+        // not resolve so, is resolved first.
+        let direct = |name: &str| {
+            if name.starts_with("refs/") && branch_name_problem(name).is_none() {
+                Some(name.to_string())
+            } else {
+                branch_name_problem(name)
+                    .is_none()
+                    .then(|| format!("refs/heads/{name}"))
+            }
+        };
+        let log_of = |range: String| async move {
+            let args = ["log", "--format=%H%x1f%s", "--end-of-options", &range];
+            let out = self.git_out("log", repo, &args, &[]).await?;
+            Ok::<_, GitError>(out.success().then_some(out.stdout))
+        };
+        let fast = match (direct(base), direct(head)) {
+            (Some(b), Some(h)) => log_of(format!("{b}..{h}")).await?.map(|log| (b, h, log)),
+            _ => None,
+        };
+        let (b, h, log) = match fast {
+            Some(found) => found,
+            None => {
+                let resolved = self.resolve_branchish_many(repo, &[base, head]).await?;
+                let (b, h) = (resolved[0].clone(), resolved[1].clone());
+                let range = format!("{b}..{h}");
+                let log = self
+                    .git("log", repo, &["log", "--format=%H%x1f%s", &range])
+                    .await?;
+                (b, h, log)
+            }
+        };
         let three = format!("{b}...{h}");
-        let log = self
-            .git("log", repo, &["log", "--format=%H%x1f%s", &range])
-            .await?;
         let commits = log
             .lines()
             .filter_map(|l| l.split_once('\x1f'))

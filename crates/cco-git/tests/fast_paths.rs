@@ -369,6 +369,21 @@ async fn diff_summary_matches_separate_git_diffs() {
     assert_eq!(s.stat, git(&r, &["diff", "--stat", &three]));
     assert_eq!(s.commits.len(), 1);
     assert_eq!(s.commits[0].1, "many kinds of change");
+    // Names used as they are (full refs) and names resolved first (a commit id, `main~0`)
+    // give the same summary.
+    let head = git(&r, &["rev-parse", &wt.branch]).trim().to_string();
+    let full = format!("refs/heads/{}", wt.branch);
+    for (base, tip) in [
+        ("refs/heads/main", full.as_str()),
+        ("main~0", head.as_str()),
+    ] {
+        assert_eq!(
+            repo.diff_summary(base, tip).await.unwrap(),
+            s,
+            "{base}..{tip}"
+        );
+    }
+    assert!(repo.diff_summary("main", "no-such-branch").await.is_err());
     // No changes at all.
     let empty = repo.diff_summary("main", "main").await.unwrap();
     assert_eq!(empty, DiffSummary::default());
