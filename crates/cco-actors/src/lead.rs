@@ -132,6 +132,37 @@ impl Lane {
     }
 }
 
+/// `job` for a worker that cannot resume its session (another worker's, or one whose worktree
+/// is gone): a resumed turn starts the task over, a revision or conflict brings its context.
+fn without_session(job: Job) -> Job {
+    match job {
+        Job::Resume { key, spec, .. } => Job::Task { key, spec },
+        Job::Revise {
+            key,
+            spec,
+            feedback,
+            ..
+        } => Job::Revise {
+            key,
+            spec,
+            feedback,
+            session_id: None,
+        },
+        Job::ResolveConflict {
+            key,
+            spec,
+            target_branch,
+            ..
+        } => Job::ResolveConflict {
+            key,
+            spec,
+            target_branch,
+            session_id: None,
+        },
+        job @ Job::Task { .. } => job,
+    }
+}
+
 /// The second worktree of worker `id` (created in the background once the worker runs).
 fn spare_worktree_id(id: &str) -> String {
     format!("{id}-b")
@@ -420,8 +451,13 @@ impl Actor for LeadActor {
                         }
                         state.schedule();
                     }
-                    // One worktree works too: the worker then waits for each capture.
-                    Err(error) => warn!(lead = %state.who.id, slot, %error, "no spare worktree"),
+                    // One worktree works too: the worker then waits for each capture. Jobs
+                    // whose session lived in the spare (a resumed run) start over elsewhere.
+                    Err(error) => {
+                        warn!(lead = %state.who.id, slot, %error, "no spare worktree");
+                        state.unpin_from_spare(slot);
+                        state.schedule();
+                    }
                 }
             }
             LeadMsg::ReviewInput {
@@ -766,11 +802,13 @@ impl LeadState {
             Job::ResolveConflict { target_branch, .. } if *target_branch != self.target_branch => {
                 None
             }
+            // A task record without a lane is from a journal of a cco with one worktree per
+            // worker: its session lives in the worker's own.
             Job::Revise { session_id, .. } | Job::ResolveConflict { session_id, .. } => session_id
                 .as_ref()
                 .and_then(|_| self.ctx.board.task(job.key()))
-                .and_then(|t| t.lane),
-            Job::Resume { .. } => self.ctx.board.task(job.key()).and_then(|t| t.lane),
+                .map(|t| t.lane.unwrap_or(0)),
+            Job::Resume { .. } => self.ctx.board.task(job.key()).map(|t| t.lane.unwrap_or(0)),
         };
         match own {
             Some(lane) => lanes.get(lane).filter(|l| l.is_free()).map(|_| lane),
@@ -866,32 +904,7 @@ impl LeadState {
             }
             // Another worker's session cannot be resumed here: start over with the context.
             (None, Some(key)) => {
-                let job = match self.pinned[&key].1.clone() {
-                    Job::Resume { key, spec, .. } => Job::Task { key, spec },
-                    Job::Revise {
-                        key,
-                        spec,
-                        feedback,
-                        ..
-                    } => Job::Revise {
-                        key,
-                        spec,
-                        feedback,
-                        session_id: None,
-                    },
-                    Job::ResolveConflict {
-                        key,
-                        spec,
-                        target_branch,
-                        ..
-                    } => Job::ResolveConflict {
-                        key,
-                        spec,
-                        target_branch,
-                        session_id: None,
-                    },
-                    job @ Job::Task { .. } => job,
-                };
+                let job = without_session(self.pinned[&key].1.clone());
                 (key, job)
             }
             (None, None) => return Ok(None),
@@ -901,6 +914,26 @@ impl LeadState {
         }
         self.pinned.remove(&key);
         Ok(Some(job))
+    }
+
+    /// The worker's spare worktree could not be created: its pinned jobs whose session lives
+    /// there start over in the worker's own worktree.
+    fn unpin_from_spare(&mut self, slot: usize) {
+        let worker = self.slots[slot].id.clone();
+        let keys: Vec<String> = self
+            .pinned
+            .iter()
+            .filter(|(key, (w, _))| {
+                *w == worker && self.ctx.board.task(key).and_then(|t| t.lane) == Some(1)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in keys {
+            if let Some((w, job)) = self.pinned.remove(&key) {
+                self.ctx.board.update_task(&key, |t| t.lane = None);
+                self.pinned.insert(key, (w, without_session(job)));
+            }
+        }
     }
 
     /// Hands pinned jobs and ready tasks (dependencies done) to idle workers; fails tasks
