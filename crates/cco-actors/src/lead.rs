@@ -365,29 +365,11 @@ impl Actor for LeadActor {
                     "The team branch conflicts with {base} in: {}",
                     files.join(", ")
                 );
-                let key = state.add_task(spec.clone());
-                // A conflict task skips review: it only carries the merge.
-                state.merge_only.insert(key.clone());
-                state
-                    .ctx
-                    .board
-                    .update_task(&key, |t| t.state = TaskState::Running);
-                if let Some(slot) = state.idle_slot() {
-                    state.assign(
-                        slot,
-                        Job::ResolveConflict {
-                            key,
-                            spec,
-                            target_branch: base,
-                            session_id: None,
-                        },
-                    );
-                } else {
-                    state
-                        .ctx
-                        .board
-                        .update_task(&key, |t| t.state = TaskState::Pending);
-                }
+                let key = state.add_task(spec);
+                // A conflict task skips review: it only carries the merge (`schedule` makes
+                // it a `ResolveConflict` job against the base branch).
+                state.merge_only.insert(key);
+                state.schedule();
             }
             LeadMsg::FixVerification { output } => {
                 state.reported_idle = false;
@@ -715,10 +697,6 @@ impl LeadState {
             }
         }
         tasks.len()
-    }
-
-    fn idle_slot(&self) -> Option<usize> {
-        self.slots.iter().position(Slot::is_idle)
     }
 
     fn slot_of_worker(&self, worker: &str) -> Option<usize> {

@@ -727,3 +727,54 @@ async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
         .count();
     assert_eq!(worker_sessions, 2);
 }
+
+/// Two teams change the same line: the second team branch conflicts with main, becomes a
+/// `merge-main` task for one of its workers (who merges main into the team's work and
+/// resolves the conflict), and then lands; main keeps both sides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_branch_that_conflicts_with_the_base_is_resolved_by_one_of_its_workers() {
+    let edit = |id: &str, line: &str| {
+        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+            {"write": {"path": "shared.txt", "content": format!("{line}\n")}},
+            {"commit": format!("{id} edits shared.txt")}
+        ], "result": format!("{id} done")})
+    };
+    let script = json!({"rules": [
+        {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
+            {"name":"alpha","goal":"alpha line"}, {"name":"beta","goal":"beta line"}]}).to_string()},
+        {"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
+        plan_rule("Goal: alpha", json!({"status":"continue","tasks":[task("a1","shared.txt")]})),
+        plan_rule("Goal: beta", json!({"status":"continue","tasks":[task("b1","shared.txt")]})),
+        approve_rule(),
+        // The team-vs-main conflict: keep both lines.
+        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
+            {"write": {"path": "shared.txt", "content": "alpha\nbeta\n"}},
+            {"commit": "Merge main, keeping both lines"}
+        ], "result": "resolved"},
+        edit("a1", "alpha"),
+        edit("b1", "beta"),
+    ]});
+    let project = Project::new(
+        json!({"workerCount": 2, "engineerManagerGroupSize": 1}),
+        script,
+    );
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(summary.completed, "{}", summary.reason);
+    assert!(summary.totals.conflicts >= 1, "{summary:#?}");
+    assert_eq!(project.file_on("main", "shared.txt"), "alpha\nbeta\n");
+    let merge_task = summary
+        .tasks
+        .iter()
+        .find(|t| t.id.starts_with("merge-main"))
+        .expect("a merge-main task");
+    assert_eq!(merge_task.state, TaskState::Done, "{merge_task:?}");
+    assert_eq!(
+        summary
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Done)
+            .count(),
+        3
+    );
+}
