@@ -733,8 +733,8 @@ impl LeadState {
                 let fresh = self.slots[slot].lanes[lane]
                     .parked_epoch
                     .is_some_and(|parked| {
-                        let recent =
-                            self.target_epoch - parked <= 2 * self.slots.len().max(1) as u64;
+                        let recent = self.target_epoch.saturating_sub(parked)
+                            <= 2 * self.slots.len().max(1) as u64;
                         recent
                             && !spec.depends_on.iter().any(|dep| {
                                 self.merged_epoch

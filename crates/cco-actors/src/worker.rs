@@ -282,32 +282,23 @@ impl WorkerState {
         self.worktree = place.path.clone();
         self.who.cwd = place.path;
         self.branch = place.branch;
+        let (to, kept_in) = match start {
+            Start::InPlace => return self.run_job(myself, job),
+            Start::Sync(branch) => (branch, None),
+            Start::TaskRef { task_ref, kept_in } => (task_ref, Some(kept_in)),
+        };
+        self.ctx.board.set_agent_state(&self.who.id, "syncing");
         let git = self.ctx.git.clone();
         let worktree = self.worktree.clone();
         let me = myself.clone();
-        match start {
-            Start::InPlace => self.run_job(myself, job),
-            Start::Sync(branch) => {
-                self.ctx.board.set_agent_state(&self.who.id, "syncing");
-                tokio::spawn(async move {
-                    let result = git.sync_worktree(&worktree, &branch).await;
-                    let _ = me.send_message(WorkerMsg::Prepared(
-                        result.map(|_| ()).map_err(|e| e.to_string()),
-                    ));
-                });
-            }
-            Start::TaskRef { task_ref, kept_in } => {
-                self.ctx.board.set_agent_state(&self.who.id, "syncing");
-                tokio::spawn(async move {
-                    let result = git
-                        .switch_worktree(&worktree, &task_ref, Some(&kept_in))
-                        .await;
-                    let _ = me.send_message(WorkerMsg::Prepared(
-                        result.map(|_| ()).map_err(|e| e.to_string()),
-                    ));
-                });
-            }
-        }
+        tokio::spawn(async move {
+            let result = git
+                .switch_worktree(&worktree, &to, kept_in.as_deref())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _ = me.send_message(WorkerMsg::Prepared(result));
+        });
     }
 
     fn on_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<(), String>) {
