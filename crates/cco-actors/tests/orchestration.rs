@@ -180,12 +180,10 @@ async fn invalid_plan_json_is_asked_again_in_the_same_session_and_recovers() {
     assert_eq!(summary.totals.tasks_done, 1);
     // Both re-asks resumed the coordinator's planning session: its one transcript holds the
     // three planning results (reviews run in forks of it, with transcripts of their own).
-    let planning_results = std::fs::read_dir(handle.run_dir().join("sessions"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
-        .map(|e| {
-            std::fs::read_to_string(e.path())
+    let planning_results = transcripts_of(&handle, "coordinator")
+        .into_iter()
+        .map(|path| {
+            std::fs::read_to_string(path)
                 .unwrap()
                 .lines()
                 .filter(|l| l.contains("\"type\":\"result\""))
@@ -279,11 +277,9 @@ async fn a_rate_limited_key_is_benched_and_the_same_session_resumes_on_the_next_
     );
     // Same session: one worker transcript, and the task's session id is its name.
     let task = &summary.tasks[0];
-    let transcripts: Vec<String> = std::fs::read_dir(handle.run_dir().join("sessions"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("worker-1-"))
+    let transcripts: Vec<String> = transcripts_of(&handle, "worker-1")
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     assert_eq!(
         transcripts,
@@ -459,11 +455,7 @@ async fn review_feedback_is_resumed_into_the_same_worker_session() {
         "{task:?}"
     );
     assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
-    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-"))
-        .count();
+    let worker_sessions = transcripts_of(&handle, "worker-1").len();
     assert_eq!(
         worker_sessions, 1,
         "the feedback resumed the task's session"
@@ -557,11 +549,7 @@ async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
         summary.reason
     );
     // The planning session plus one fork per review, each with its own transcript.
-    let coordinator_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("coordinator-"))
-        .count();
+    let coordinator_sessions = transcripts_of(&handle, "coordinator").len();
     assert_eq!(coordinator_sessions, 4);
 }
 
@@ -577,7 +565,7 @@ async fn a_worker_takes_its_next_task_while_the_previous_one_is_reviewed_and_mer
         plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
         complete_rule("[cco:replan]"),
         {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "steps": [
-            {"bash": format!("i=0; while [ ! -e '{marker}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")}
+            wait_for_file_step(&marker)
         ], "result": "{\"decision\":\"approve\"}"},
         approve_rule(),
         {"match": {"role": "worker", "prompt_contains": "Task ID: t2"}, "steps": [
@@ -697,7 +685,7 @@ async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
         complete_rule("[cco:replan]"),
         // t1's first review waits for t2's turn, then asks for a change.
         {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [
-            {"bash": format!("i=0; while [ ! -e '{marker}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")}
+            wait_for_file_step(&marker)
         ], "result": "{\"decision\":\"revise\",\"feedback\":\"Add a trailing line\"}"},
         approve_rule(),
         {"match": {"role": "worker", "prompt_contains": "[cco:feedback]", "resume": true}, "steps": [
@@ -720,11 +708,7 @@ async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
     assert_ne!(t1.lane, t2.lane, "t2 ran in the other worktree");
     assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
     // One session per task: the revision resumed t1's (its worktree and config dir).
-    let worker_sessions = std::fs::read_dir(handle.run_dir().join("sessions"))
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("worker-1-"))
-        .count();
+    let worker_sessions = transcripts_of(&handle, "worker-1").len();
     assert_eq!(worker_sessions, 2);
 }
 

@@ -137,6 +137,26 @@ pub fn assert_no_live_processes(pids: &[u32]) {
     }
 }
 
+/// The session transcripts of a run (`<run dir>/sessions/<agent>-<session id>.jsonl`) whose
+/// agent is `agent`.
+pub fn transcripts_of(handle: &OrchestratorHandle, agent: &str) -> Vec<PathBuf> {
+    let prefix = format!("{agent}-");
+    let mut found: Vec<_> = std::fs::read_dir(handle.run_dir().join("sessions"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// A fake-claude step that waits (at most 30 s) until `marker` exists: it orders one agent's
+/// turn after another's without a fixed sleep.
+pub fn wait_for_file_step(marker: &str) -> Value {
+    json!({"bash": format!("i=0; while [ ! -e '{marker}' ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done")})
+}
+
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
