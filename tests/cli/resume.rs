@@ -14,10 +14,34 @@ fn journal(project: &CliProject) -> Option<Value> {
 }
 
 fn task_state(journal: &Value, id: &str) -> String {
+    task_of(journal, id)["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits (60 s at most) until the live journal satisfies `ready`; cco must keep running.
+fn wait_for_journal(
+    project: &CliProject,
+    child: &mut std::process::Child,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) {
+    cco_testkit::wait_until(Duration::from_secs(60), what, || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "cco exited early: {}",
+            project.stderr()
+        );
+        journal(project).is_some_and(|j| ready(&j))
+    });
+}
+
+/// A task of the journal by id (`null` when absent).
+fn task_of(journal: &Value, id: &str) -> Value {
     journal["snapshot"]["tasks"]
         .as_array()
-        .and_then(|tasks| tasks.iter().find(|t| t["id"] == id))
-        .map(|t| t["state"].as_str().unwrap_or_default().to_string())
+        .and_then(|tasks| tasks.iter().find(|t| t["id"] == id).cloned())
         .unwrap_or_default()
 }
 
@@ -41,28 +65,17 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
 
     // Wait until t1 and t2 are merged and t3 runs in a journaled claude process.
-    cco_testkit::wait_until(
-        Duration::from_secs(60),
-        "t1, t2 merged and t3 running",
-        || {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "cco exited early: {}",
-                project.stderr()
-            );
-            journal(&project).is_some_and(|j| {
-                let t3_worker_has_pid = j["snapshot"]["agents"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a["current_task"] == "flat/t3" && a["pid"].is_u64());
-                task_state(&j, "t1") == "done"
-                    && task_state(&j, "t2") == "done"
-                    && task_state(&j, "t3") == "running"
-                    && t3_worker_has_pid
-            })
-        },
-    );
+    wait_for_journal(&project, &mut child, "t1, t2 merged and t3 running", |j| {
+        let t3_worker_has_pid = j["snapshot"]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["current_task"] == "flat/t3" && a["pid"].is_u64());
+        task_state(j, "t1") == "done"
+            && task_state(j, "t2") == "done"
+            && task_state(j, "t3") == "running"
+            && t3_worker_has_pid
+    });
 
     // `cco status` while running lists every agent.
     let status = project.cco(&["status"]).output().unwrap();
@@ -179,24 +192,13 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
     ];
     let project = CliProject::new(json!({"workerCount": 1}), json!({"rules": rules}));
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
-    cco_testkit::wait_until(
-        Duration::from_secs(60),
+    wait_for_journal(
+        &project,
+        &mut child,
         "t1 in review with its work in the task ref, t2 done",
-        || {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "cco exited early: {}",
-                project.stderr()
-            );
-            journal(&project).is_some_and(|j| {
-                let t1 = j["snapshot"]["tasks"]
-                    .as_array()
-                    .and_then(|tasks| tasks.iter().find(|t| t["id"] == "t1").cloned())
-                    .unwrap_or_default();
-                t1["state"] == "review"
-                    && t1["captured_round"] == 0
-                    && task_state(&j, "t2") == "done"
-            })
+        |j| {
+            let t1 = task_of(j, "t1");
+            t1["state"] == "review" && t1["captured_round"] == 0 && task_state(j, "t2") == "done"
         },
     );
     signal(&child, nix::sys::signal::Signal::SIGKILL);
