@@ -229,3 +229,87 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
         assert_eq!(merges, 1, "{id} should land exactly once:\n{log}");
     }
 }
+
+/// cco is killed while it captures a finished turn (a pre-commit hook of cco's own commit
+/// kills it): the task is journaled in review, its work still uncommitted in the worker's
+/// worktree. `cco resume` captures that work and reviews and merges it, without running the
+/// worker's session again.
+#[test]
+fn a_turn_finished_before_a_crash_is_captured_on_resume_not_run_again() {
+    let dir = cco_testkit::temp_dir();
+    let runs = dir.path().join("worker-runs.log");
+    let (pid_file, mark) = (dir.path().join("cco.pid"), dir.path().join("killed"));
+    let hooks = dir.path().join("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let tasks = json!([{"id": "t1", "title": "Write t1.txt", "files": ["t1.txt"]}]);
+    let rules = vec![
+        json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
+        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        // A resumed session would say so in the log.
+        json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [
+            {"bash": format!("echo t1-resumed >> '{}'", runs.display())}], "result": "resumed"}),
+        // The worker leaves its work uncommitted: cco's capture commits it.
+        json!({"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": [
+            {"bash": format!("echo t1 >> '{}'", runs.display())},
+            {"write": {"path": "t1.txt", "content": "t1\n"}}], "result": "t1 done"}),
+    ];
+    let project = CliProject::new(json!({"workerCount": 1}), json!({"rules": rules}));
+    // cco's own commit (agents' processes carry CCO_AGENT_ROLE) waits until the journal has
+    // the task in review, then kills cco once.
+    let hook = hooks.join("pre-commit");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\n[ -n \"$CCO_AGENT_ROLE\" ] && exit 0\n[ -e '{mark}' ] && exit 0\ntouch '{mark}'\n\
+             i=0; until grep -qs '\"review\"' $(find '{logs}' -name journal.json) || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n\
+             kill -9 \"$(cat '{pid}')\"\nexit 1\n",
+            mark = mark.display(),
+            logs = project.logs_dir().display(),
+            pid = pid_file.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let with_hook = |mut cmd: std::process::Command| {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "core.hooksPath")
+            .env("GIT_CONFIG_VALUE_0", &hooks);
+        cmd
+    };
+    let mut child = with_hook(project.cco(&["start", "--plain"]))
+        .spawn()
+        .unwrap();
+    std::fs::write(&pid_file, child.id().to_string()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "cco should have been killed: {}",
+        project.stderr()
+    );
+    assert!(mark.exists(), "the hook never ran: {}", project.stderr());
+    assert_eq!(task_state(&journal(&project).unwrap(), "t1"), "review");
+
+    let out = with_hook(project.cco(&["resume", "--plain"]))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        project.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "t1\n",
+        "the finished turn was not run again"
+    );
+    let repo = project.config_dir.join("workspace/repo");
+    assert_eq!(cco_testkit::git(&repo, &["show", "main:t1.txt"]), "t1\n");
+    let log = cco_testkit::git(&repo, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().filter(|l| *l == "Merge flat/t1").count(),
+        1,
+        "{log}"
+    );
+}

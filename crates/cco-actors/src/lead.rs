@@ -35,6 +35,9 @@ use crate::restart::{RestartDecision, RestartPolicy, RestartTracker};
 use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
 use crate::worker::{Job, Start, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport, Workplace};
 
+/// The result text of a turn that finished before cco was restarted (it is not journaled).
+const RESTORED: &str = "(restored after a restart)";
+
 /// How many review rounds a task gets before it is merged as is or failed.
 const MAX_REVIEW_ROUNDS: u32 = 2;
 
@@ -231,6 +234,9 @@ pub struct LeadState {
     merged_epoch: std::collections::HashMap<String, u64>,
     /// Tasks restored in review or merging with their work in the task ref (resume).
     restored_reviews: Vec<(String, bool)>,
+    /// Tasks restored in review or merging whose turn was not captured yet: (slot, lane,
+    /// key). Their worktree is held for them and captured once it is known (resume).
+    recaptures: Vec<(usize, usize, String)>,
     shutting_down: bool,
     reported_idle: bool,
     replans: u32,
@@ -295,6 +301,7 @@ impl Actor for LeadActor {
             target_epoch: 0,
             merged_epoch: Default::default(),
             restored_reviews: Vec::new(),
+            recaptures: Vec::new(),
             commits_in_review: Default::default(),
             shutting_down: false,
             reported_idle: false,
@@ -328,9 +335,10 @@ impl Actor for LeadActor {
                         if merging {
                             state.start_merge(&myself, &key);
                         } else {
-                            state.start_diff(&myself, key, "(restored after a restart)".into());
+                            state.start_diff(&myself, key, RESTORED.into());
                         }
                     }
+                    state.start_recaptures(&myself);
                     state.schedule();
                     state.check_idle(&myself);
                 } else if state.who.role == Role::Coordinator {
@@ -401,6 +409,7 @@ impl Actor for LeadActor {
                 if create_spare {
                     state.create_spare_worktree(&myself, slot);
                 }
+                state.start_recaptures(&myself);
                 state.schedule();
             }
             LeadMsg::WorkerReport {
@@ -431,6 +440,7 @@ impl Actor for LeadActor {
                             // Created at the tip it had when asked for: parked there.
                             lane.parked_epoch = info.at_start_point.then_some(epoch);
                         }
+                        state.start_recaptures(&myself);
                         state.schedule();
                     }
                     // One worktree works too: the worker then waits for each capture. Jobs
@@ -673,12 +683,28 @@ impl LeadState {
             self.specs.insert(task.key.clone(), spec.clone());
             self.queue.push(task.key.clone());
             let frozen = task.captured_round == Some(task.review_rounds);
-            match task.state {
-                TaskState::Review | TaskState::Merging if frozen => {
-                    self.restored_reviews
-                        .push((task.key.clone(), task.state == TaskState::Merging));
+            let merging = task.state == TaskState::Merging;
+            // The worktree that holds a finished turn's work until it is captured. No other
+            // job can have run there since: the capture frees it together with recording
+            // `captured_round`, so a journal never shows one without the other.
+            let holder = task
+                .worker
+                .as_deref()
+                .and_then(|w| self.slot_of_worker(w))
+                .map(|slot| (slot, task.lane.unwrap_or(0)));
+            match (task.state, holder) {
+                (TaskState::Review | TaskState::Merging, _) if frozen => {
+                    self.restored_reviews.push((task.key.clone(), merging));
                 }
-                TaskState::Running | TaskState::Review | TaskState::Merging => {
+                (TaskState::Review | TaskState::Merging, Some((slot, lane))) => {
+                    if merging {
+                        // Approved before the crash: merge once captured.
+                        self.merge_only.insert(task.key.clone());
+                    }
+                    self.slots[slot].lanes[lane].busy = Some(task.key.clone());
+                    self.recaptures.push((slot, lane, task.key.clone()));
+                }
+                (TaskState::Running | TaskState::Review | TaskState::Merging, _) => {
                     if let (Some(worker), Some(session_id)) =
                         (task.worker.clone(), task.session_id.clone())
                     {
@@ -912,6 +938,27 @@ impl LeadState {
                 self.pinned.insert(key, (w, without_session(job)));
             }
         }
+        // Restored turns waiting there for their capture: their work is out of reach, so
+        // the task is done again.
+        let (lost, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recaptures)
+            .into_iter()
+            .partition(|(s, lane, _)| *s == slot && *lane == 1);
+        self.recaptures = kept;
+        for (_, _, key) in lost {
+            warn!(task = %key, "the worktree of a finished turn is gone: doing the task again");
+            self.slots[slot].lanes[1].busy = None;
+            self.merge_only.remove(&key);
+            self.ctx.board.update_task(&key, |t| t.lane = None);
+            if let Some(spec) = self.specs.get(&key).cloned() {
+                self.pin(
+                    &key,
+                    Job::Task {
+                        key: key.clone(),
+                        spec,
+                    },
+                );
+            }
+        }
     }
 
     /// Hands pinned jobs and ready tasks (dependencies done) to idle workers; fails tasks
@@ -1072,11 +1119,22 @@ impl LeadState {
             }
         };
         s.busy = None;
-        let Some(worktree) = s.lanes[lane].path.clone() else {
+        self.schedule();
+        self.capture(myself, (slot, lane), key, turn);
+    }
+
+    /// Captures the turn that ran in `lane` (whatever it left, even when it failed: nothing is
+    /// lost); the lane stays busy until `Captured`.
+    fn capture(
+        &mut self,
+        myself: &ActorRef<LeadMsg>,
+        (slot, lane): (usize, usize),
+        key: String,
+        turn: Result<String, String>,
+    ) {
+        let Some(worktree) = self.slots[slot].lanes[lane].path.clone() else {
             return;
         };
-        self.schedule();
-        // Capture the turn (whatever it left, even when it failed: nothing is lost).
         let git = self.ctx.git.clone();
         let target = self.target_branch.clone();
         let task_ref = self.task_ref(&key);
@@ -1109,6 +1167,18 @@ impl LeadState {
                 turn,
             });
         });
+    }
+
+    /// Captures the restored turns whose worktree is known by now.
+    fn start_recaptures(&mut self, myself: &ActorRef<LeadMsg>) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recaptures)
+            .into_iter()
+            .partition(|(slot, lane, _)| self.slots[*slot].lanes[*lane].path.is_some());
+        self.recaptures = waiting;
+        for (slot, lane, key) in ready {
+            info!(task = %key, "capturing the work of a turn that finished before the restart");
+            self.capture(myself, (slot, lane), key, Ok(RESTORED.into()));
+        }
     }
 
     fn on_captured(
