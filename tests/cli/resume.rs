@@ -185,7 +185,7 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
         json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
         // The first review of t1 never answers: cco is killed while it runs.
-        json!({"match": {"prompt_contains": "[cco:review]"}, "times": 1, "steps": [{"text": "reviewing"}, {"hang": true}]}),
+        json!({"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"text": "reviewing"}, {"hang": true}]}),
         json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
         work("t1"),
         work("t2"),

@@ -138,6 +138,8 @@ pub struct Board {
     inner: Arc<Mutex<BoardInner>>,
     /// Bumped on every change; the journal writer waits on it.
     changes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The change count the journal on disk reflects (set by the journal writer).
+    journaled: Arc<tokio::sync::watch::Sender<u64>>,
     events: EventBus,
     run_id: Arc<str>,
     started_at: DateTime<Utc>,
@@ -169,6 +171,7 @@ impl Board {
                 ..Default::default()
             })),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
+            journaled: Arc::new(tokio::sync::watch::channel(0).0),
             events,
             run_id: run_id.into(),
             started_at: Utc::now(),
@@ -199,6 +202,31 @@ impl Board {
     /// Receives a new value after every change.
     pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// The count of changes so far (see [`Board::journaled`]).
+    pub fn version(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    /// The journal writer wrote a journal holding every change up to `version`.
+    pub fn mark_journaled(&self, version: u64) {
+        self.journaled.send_if_modified(|v| {
+            let newer = version > *v;
+            if newer {
+                *v = version;
+            }
+            newer
+        });
+    }
+
+    /// Waits until the journal on disk holds every change up to `version`, at most `within`
+    /// (the journal may be unwritable). Returns whether it does.
+    pub async fn journaled(&self, version: u64, within: std::time::Duration) -> bool {
+        let mut written = self.journaled.subscribe();
+        tokio::time::timeout(within, written.wait_for(|v| *v >= version))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub fn set_spec(&self, key: &str, spec: TaskSpec) {

@@ -218,17 +218,23 @@ pub async fn run_writer(
     run_dir: PathBuf,
 ) {
     let mut changes = board.watch_changes();
+    // Changes made before this task first ran count too: write once at once.
+    changes.mark_changed();
     let mut warned = false;
     loop {
         if let Ok(Err(_)) = tokio::time::timeout(CLOCK_INTERVAL, changes.changed()).await {
             return;
         }
+        // Read before the snapshot: the journal holds at least every change up to it.
+        let version = *changes.borrow_and_update();
         let journal = Journal::capture(&board, &keys, &base_branch, &clock, None);
-        if let Err(error) = journal.write(&run_dir) {
-            if !warned {
+        match journal.write(&run_dir) {
+            Ok(()) => board.mark_journaled(version),
+            Err(error) if !warned => {
                 tracing::warn!(%error, dir = %run_dir.display(), "cannot write the run journal (will keep trying)");
                 warned = true;
             }
+            Err(_) => {}
         }
         tokio::time::sleep(MIN_INTERVAL).await;
     }
@@ -296,6 +302,36 @@ mod tests {
         let old: Journal = serde_json::from_value(value).unwrap();
         assert_eq!(old.active_ms, None);
         assert_eq!(old.active_elapsed(), Duration::from_secs(3600));
+    }
+
+    /// The writer tells the board which change the journal on disk holds; a capture waits for
+    /// it (bounded, so an unwritable journal does not stop the run).
+    #[tokio::test]
+    async fn the_board_knows_which_changes_the_journal_on_disk_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = Board::new("run-1", EventBus::new(16));
+        board.set_phase("running");
+        let version = board.version();
+        assert!(version > 0);
+        let writer = tokio::spawn(run_writer(
+            board.clone(),
+            KeyPool::new(cco_config::AuthMode::Oauth, vec![]),
+            "main".into(),
+            RunClock::start(),
+            dir.path().to_path_buf(),
+        ));
+        board.set_phase("later");
+        assert!(board.journaled(version, Duration::from_secs(10)).await);
+        let (journal, _) = load(dir.path()).unwrap();
+        assert!(["running", "later"].contains(&journal.snapshot.phase.as_str()));
+        // A change the writer cannot write: the wait gives up.
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        std::fs::write(dir.path(), "not a directory").unwrap();
+        board.set_phase("unwritable");
+        let unwritten = board.version();
+        assert!(!board.journaled(unwritten, Duration::from_millis(300)).await);
+        writer.abort();
+        std::fs::remove_file(dir.path()).unwrap();
     }
 
     #[test]

@@ -38,6 +38,10 @@ use crate::worker::{Job, Start, WorkerActor, WorkerArgs, WorkerMsg, WorkerReport
 /// The result text of a turn that finished before cco was restarted (it is not journaled).
 const RESTORED: &str = "(restored after a restart)";
 
+/// How long a capture waits for the journal to record that the turn finished (it is written
+/// at most every 100 ms; an unwritable journal must not stop the run).
+const JOURNAL_WAIT: Duration = Duration::from_secs(2);
+
 /// How many review rounds a task gets before it is merged as is or failed.
 const MAX_REVIEW_ROUNDS: u32 = 2;
 
@@ -1145,7 +1149,14 @@ impl LeadState {
             .unwrap_or_default();
         let epoch = self.target_epoch;
         let me = myself.clone();
+        // The journal must show the turn finished (the task in review) before its worktree is
+        // reset: a resumed run then captures it again instead of resuming its session in a
+        // worktree that no longer holds the work.
+        let (board, version) = (self.ctx.board.clone(), self.ctx.board.version());
         tokio::spawn(async move {
+            if !board.journaled(version, JOURNAL_WAIT).await {
+                warn!(task = %key, "the journal is behind: capturing anyway");
+            }
             let message = format!("{key}: {title}");
             let outcome = git
                 .capture_task(&worktree, &message, &task_ref, &target)
