@@ -42,6 +42,9 @@ const RESTORED: &str = "(restored after a restart)";
 /// at most every 100 ms; an unwritable journal must not stop the run).
 const JOURNAL_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a parked worktree's tip counts as fresh for a new task (see `start_for`).
+const FRESH_FOR: Duration = Duration::from_secs(30);
+
 /// How many review rounds a task gets before it is merged as is or failed.
 const MAX_REVIEW_ROUNDS: u32 = 2;
 
@@ -128,9 +131,26 @@ struct Lane {
     branch: String,
     /// Task whose job runs here or whose capture is pending.
     busy: Option<String>,
-    /// The lead's `target_epoch` when this worktree was parked at the target tip; `None`
-    /// when it may be elsewhere (a new task syncs it first).
-    parked_epoch: Option<u64>,
+    /// When this worktree was parked at the target tip; `None` when it may be elsewhere (a
+    /// new task syncs it first).
+    parked: Option<Parked>,
+}
+
+/// Where and when a worktree was parked at the target tip.
+#[derive(Debug, Clone, Copy)]
+struct Parked {
+    /// The lead's `target_epoch` (its merges so far) at that tip, or before.
+    epoch: u64,
+    at: Instant,
+}
+
+impl Parked {
+    fn now(epoch: u64) -> Parked {
+        Parked {
+            epoch,
+            at: Instant::now(),
+        }
+    }
 }
 
 impl Lane {
@@ -406,7 +426,7 @@ impl Actor for LeadActor {
                     lane.branch = branch;
                     // Created just now at the target tip: parked there.
                     if fresh {
-                        lane.parked_epoch = Some(epoch);
+                        lane.parked = Some(Parked::now(epoch));
                     }
                     create_spare = s.lanes[1].path.is_none();
                 }
@@ -442,7 +462,7 @@ impl Actor for LeadActor {
                             lane.path = Some(info.path);
                             lane.branch = info.branch;
                             // Created at the tip it had when asked for: parked there.
-                            lane.parked_epoch = info.at_start_point.then_some(epoch);
+                            lane.parked = info.at_start_point.then(|| Parked::now(epoch));
                         }
                         state.start_recaptures(&myself);
                         state.schedule();
@@ -525,7 +545,7 @@ impl Actor for LeadActor {
                 // Whatever the dead worker left there is synced (snapshotted) before reuse.
                 let lane = &mut state.slots[slot].lanes[*lane];
                 lane.busy = None;
-                lane.parked_epoch = None;
+                lane.parked = None;
             }
             match job {
                 Some((
@@ -755,23 +775,21 @@ impl LeadState {
         match job {
             Job::Resume { .. } => Start::InPlace,
             Job::Task { spec, .. } => {
-                // A parked worktree starts a task as it is when the tip it was parked at is
-                // recent enough: no more merges since than about two rounds of the team's,
-                // and none of a task this one depends on. Its branch starts a few merges
-                // behind, as every branch falls behind while others land; the merge brings
-                // them together. This keeps git off the path between a worker's turns.
-                let fresh = self.slots[slot].lanes[lane]
-                    .parked_epoch
-                    .is_some_and(|parked| {
-                        let recent = self.target_epoch.saturating_sub(parked)
-                            <= 2 * self.slots.len().max(1) as u64;
-                        recent
+                // A parked worktree starts a task as it is when nothing merged since it was
+                // parked, or when it was parked less than `FRESH_FOR` ago and none of the
+                // tasks this one depends on merged since: its branch then starts at most a
+                // few seconds' merges behind, as every branch falls behind while others land,
+                // and the merge brings them together. This keeps git off the path between a
+                // worker's turns when tasks are short; a worktree parked longer ago is synced.
+                let fresh = self.slots[slot].lanes[lane].parked.is_some_and(|parked| {
+                    parked.epoch == self.target_epoch
+                        || (parked.at.elapsed() < FRESH_FOR
                             && !spec.depends_on.iter().any(|dep| {
                                 self.merged_epoch
                                     .get(&format!("{}/{dep}", self.team))
-                                    .is_some_and(|&merged| merged > parked)
-                            })
-                    });
+                                    .is_some_and(|&merged| merged > parked.epoch)
+                            }))
+                });
                 if fresh {
                     Start::InPlace
                 } else {
@@ -825,7 +843,7 @@ impl LeadState {
                 .filter(|&i| lanes[i].is_free())
                 .max_by_key(|&i| {
                     (
-                        lanes[i].parked_epoch.map(|e| e + 1).unwrap_or(0),
+                        lanes[i].parked.map(|p| p.epoch + 1).unwrap_or(0),
                         std::cmp::Reverse(i),
                     )
                 }),
@@ -852,7 +870,7 @@ impl LeadState {
         self.slots[slot].busy = Some(key.clone());
         self.slots[slot].job = Some((job.clone(), lane));
         self.slots[slot].lanes[lane].busy = Some(key.clone());
-        self.slots[slot].lanes[lane].parked_epoch = None;
+        self.slots[slot].lanes[lane].parked = None;
         self.ctx.board.update_task(&key, |t| {
             t.state = TaskState::Running;
             t.worker = Some(worker.clone());
@@ -1204,7 +1222,7 @@ impl LeadState {
         match self.slots.get_mut(slot).and_then(|s| s.lanes.get_mut(lane)) {
             Some(l) if l.busy.as_deref() == Some(key.as_str()) => {
                 l.busy = None;
-                l.parked_epoch = outcome.as_ref().ok().map(|_| epoch);
+                l.parked = outcome.as_ref().ok().map(|_| Parked::now(epoch));
             }
             // The worktree was handed to something else meanwhile: that decides.
             _ => return,
