@@ -44,6 +44,11 @@ struct Args {
     /// count (overrides the profile).
     #[arg(long, value_delimiter = ',')]
     task_ms: Vec<u64>,
+    /// Who commits each task's file: `agent` (its last step, as claude does when told to),
+    /// `cco` (the agent leaves it; cco's capture commits it), or `both` (one run each).
+    /// Default: the profile's (quick: agent; full: agent for every T, plus cco for the first).
+    #[arg(long, value_parser = ["agent", "cco", "both"])]
+    commits: Option<String>,
     /// Tasks per worker (overrides the profile).
     #[arg(long)]
     tasks_per_worker: Option<usize>,
@@ -176,20 +181,39 @@ async fn run(args: Args) -> ExitCode {
     };
 
     if let (true, Some(fake)) = (wants("sched"), &fake) {
-        let cases = profile
-            .task_ms
-            .iter()
-            .flat_map(|&t| profile.workers.iter().map(move |&w| (t, w)));
-        for (task_ms, workers) in cases {
+        // (T, agents commit) series, each over every worker count.
+        let series: Vec<(u64, bool)> = match args.commits.as_deref() {
+            Some("agent") => profile.task_ms.iter().map(|&t| (t, true)).collect(),
+            Some("cco") => profile.task_ms.iter().map(|&t| (t, false)).collect(),
+            Some(_) => profile
+                .task_ms
+                .iter()
+                .flat_map(|&t| [(t, true), (t, false)])
+                .collect(),
+            None => {
+                let mut series: Vec<_> = profile.task_ms.iter().map(|&t| (t, true)).collect();
+                if args.full {
+                    series.extend(profile.task_ms.first().map(|&t| (t, false)));
+                }
+                series
+            }
+        };
+        let cases = series
+            .into_iter()
+            .flat_map(|(t, commits)| profile.workers.iter().map(move |&w| (t, commits, w)));
+        for (task_ms, agent_commits, workers) in cases {
             let case = sched::SchedCase {
                 workers,
                 group_size: args.group_size,
                 tasks_per_worker: profile.tasks_per_worker,
                 task_ms,
+                agent_commits,
             };
             eprintln!(
-                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ...",
-                case.tasks_per_worker, case.task_ms
+                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({} commits) ...",
+                case.tasks_per_worker,
+                case.task_ms,
+                if case.agent_commits { "agents" } else { "cco" }
             );
             match sched::run(fake, &case).await {
                 Ok(r) => report.sched.push(r),

@@ -21,6 +21,9 @@ pub struct SchedCase {
     pub group_size: usize,
     pub tasks_per_worker: usize,
     pub task_ms: u64,
+    /// Every agent commits its file itself (`git add` + `git commit` as its last step, as
+    /// claude does when told to); otherwise it leaves it and cco's capture commits it.
+    pub agent_commits: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +34,7 @@ pub struct SchedResult {
     pub teams: usize,
     pub tasks: usize,
     pub task_ms: u64,
+    pub agent_commits: bool,
     pub completed: bool,
     pub tasks_done: usize,
     /// tasks × T / workers.
@@ -86,14 +90,17 @@ struct Timeline {
 }
 
 fn script(case: &SchedCase, flat: bool, teams: usize) -> Value {
+    let mut steps = vec![
+        json!({"sleep_ms": case.task_ms}),
+        json!({"write": {"path": "bench/{{session_id}}.txt", "content": "{{task_id}}\n"}}),
+    ];
+    if case.agent_commits {
+        steps.push(json!({"commit": "bench {{task_id}}"}));
+    }
     let worker = json!({
         "name": "bench worker",
         "match": {"role": "worker", "prompt_contains": "[cco:worker-task]"},
-        "steps": [
-            {"sleep_ms": case.task_ms},
-            {"write": {"path": "bench/{{session_id}}.txt", "content": "{{task_id}}\n"}},
-            {"commit": "bench {{task_id}}"}
-        ],
+        "steps": steps,
         "result": "done",
         "cost_usd": 0.001
     });
@@ -154,7 +161,11 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             format!("{teams} teams")
         },
         case.task_ms as f64 / 1000.0
-    );
+    ) + if case.agent_commits {
+        ""
+    } else {
+        ", cco commits"
+    };
 
     let meter = Meter::start();
     let t0 = Instant::now();
@@ -246,6 +257,7 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         teams,
         tasks,
         task_ms: case.task_ms,
+        agent_commits: case.agent_commits,
         completed: summary.completed,
         tasks_done: summary.totals.tasks_done as usize,
         ideal_ms,
