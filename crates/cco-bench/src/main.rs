@@ -210,10 +210,14 @@ async fn run(args: Args) -> ExitCode {
                 agent_commits,
             };
             eprintln!(
-                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({} commits) ...",
+                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({}) ...",
                 case.tasks_per_worker,
                 case.task_ms,
-                if case.agent_commits { "agents" } else { "cco" }
+                if case.agent_commits {
+                    "agents commit"
+                } else {
+                    "cco commits"
+                }
             );
             match sched::run(fake, &case).await {
                 Ok(r) => report.sched.push(r),
