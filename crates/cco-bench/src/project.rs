@@ -2,7 +2,6 @@
 //! `./claude` is a wrapper that runs fake-claude with this project's script.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use cco_config::LoadedConfig;
 use serde_json::{json, Value};
@@ -25,36 +24,7 @@ pub fn fake_claude(explicit: Option<&Path>) -> Result<PathBuf, String> {
         .or_else(|| profile_dir.parent().map(Path::to_path_buf))
         .ok_or("cannot find the target directory")?;
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(cco_testkit::workspace_root())
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "fake-claude",
-            "--bin",
-            "fake-claude",
-            "--target-dir",
-        ])
-        .arg(&target);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cargo build -p fake-claude: {e}"))?;
-    if !status.success() {
-        return Err("building fake-claude failed".into());
-    }
-    let bin = target
-        .join(if release { "release" } else { "debug" })
-        .join("fake-claude");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("fake-claude not found at {}", bin.display()))
-    }
+    cco_testkit::build_fake_claude(&target, release)
 }
 
 pub struct Project {

@@ -51,28 +51,42 @@ fn target_dir() -> PathBuf {
 /// Building from inside a test is safe: cargo releases its build lock before it runs tests.
 pub fn fake_claude() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = target_dir();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "fake-claude",
-                "--bin",
-                "fake-claude",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .status()
-            .expect("run cargo build -p fake-claude");
-        assert!(status.success(), "building fake-claude failed");
-        let bin = target.join("debug").join("fake-claude");
-        assert!(bin.is_file(), "fake-claude not found at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| build_fake_claude(&target_dir(), false).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// Builds (or confirms up to date) `fake-claude` into `target` with cargo, `--release` or
+/// not, and returns the binary's path.
+pub fn build_fake_claude(target: &Path, release: bool) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root())
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "fake-claude",
+            "--bin",
+            "fake-claude",
+            "--target-dir",
+        ])
+        .arg(target);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cargo build -p fake-claude: {e}"))?;
+    if !status.success() {
+        return Err("building fake-claude failed".into());
+    }
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("fake-claude");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("fake-claude not found at {}", bin.display()))
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds; panics naming `what` after `timeout`.
