@@ -50,6 +50,20 @@ pub fn task_ref(run: &str, team: &str, task_id: &str) -> String {
     )
 }
 
+/// `name` as a full ref name git can use without resolving it first: a full ref (`refs/...`)
+/// as it is, a valid branch name as `refs/heads/<name>`. `None` for anything else (ids,
+/// `main~1`): resolve those. Only for ops that run one at a time (the GitActor's): nothing can
+/// move the ref between two commands of the op.
+fn direct_ref(name: &str) -> Option<String> {
+    if branch_name_problem(name).is_some() {
+        None
+    } else if name.starts_with("refs/") {
+        Some(name.to_string())
+    } else {
+        Some(format!("refs/heads/{name}"))
+    }
+}
+
 /// The branch a worktree's `HEAD` file names: `Some(None)` when detached, `None` when git
 /// should be asked (a symbolic ref to something else than a branch, an unknown format).
 fn branch_of(head: &Path) -> Option<Option<String>> {
@@ -1236,18 +1250,15 @@ impl GitRepo {
         let (committed, was_dirty) = self.commit_worktree(worktree, &entry, message).await?;
         // HEAD when it holds commits the target does not (in topological order the first
         // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it. The
-        // target is named as a local branch without resolving it first (the GitActor runs
-        // one op at a time: it cannot move meanwhile); any other name is resolved.
+        // target is named by its ref without resolving it first ([`direct_ref`]); a name
+        // that is not one is resolved.
         let not_in = |tip: String| async move {
             let args = ["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip];
             let out = self.git_out("rev-list", worktree, &args, &[]).await?;
             Ok::<_, GitError>(out.success().then(|| (tip.clone(), out.stdout)))
         };
-        let branch = branch_name_problem(target)
-            .is_none()
-            .then(|| format!("refs/heads/{target}"));
-        let found = match branch {
-            Some(b) => not_in(b).await?,
+        let found = match direct_ref(target) {
+            Some(tip) => not_in(tip).await?,
             None => None,
         };
         let (tip, not_in_target) = match found {
@@ -2190,24 +2201,14 @@ impl GitRepo {
     /// What `head` adds over `base` (commits `base..head`, changes since their merge base).
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let repo = &self.repo_dir;
-        // Local branches and full ref names are used as they are (the GitActor runs one op at
-        // a time: nothing moves between the two commands); anything else, or a name that does
-        // not resolve so, is resolved first.
-        let direct = |name: &str| {
-            if name.starts_with("refs/") && branch_name_problem(name).is_none() {
-                Some(name.to_string())
-            } else {
-                branch_name_problem(name)
-                    .is_none()
-                    .then(|| format!("refs/heads/{name}"))
-            }
-        };
+        // Local branches and full ref names are used as they are ([`direct_ref`]); anything
+        // else, or a name that does not resolve so, is resolved first.
         let log_of = |range: String| async move {
             let args = ["log", "--format=%H%x1f%s", "--end-of-options", &range];
             let out = self.git_out("log", repo, &args, &[]).await?;
             Ok::<_, GitError>(out.success().then_some(out.stdout))
         };
-        let fast = match (direct(base), direct(head)) {
+        let fast = match (direct_ref(base), direct_ref(head)) {
             (Some(b), Some(h)) => log_of(format!("{b}..{h}")).await?.map(|log| (b, h, log)),
             _ => None,
         };
