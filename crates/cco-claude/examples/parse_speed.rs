@@ -5,10 +5,16 @@ use std::time::Instant;
 fn main() {
     let dir = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "../shared/fixtures/claude-stream-json".into());
+        .unwrap_or_else(|| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/claude-stream-json").into()
+        });
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
-        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).expect("read");
         lines.extend(text.lines().map(str::to_owned));
     }
     let rounds = 2000;

@@ -23,8 +23,14 @@ fn parse_file(path: &Path) -> Vec<StreamEvent> {
 
 #[test]
 fn every_fixture_parses_without_malformed_lines() {
+    let files = parse_every_fixture(&cco_testkit::fixtures_dir());
+    assert!(files >= 14, "found only {files} fixtures");
+}
+
+/// Parses every transcript in `dir` (each must start with `system/init`); returns how many.
+fn parse_every_fixture(dir: &Path) -> usize {
     let mut files = 0;
-    for entry in std::fs::read_dir(cco_testkit::fixtures_dir()).unwrap() {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "jsonl") {
             let events = parse_file(&path);
@@ -37,7 +43,7 @@ fn every_fixture_parses_without_malformed_lines() {
             files += 1;
         }
     }
-    assert!(files >= 10, "found only {files} fixtures");
+    files
 }
 
 #[test]
@@ -230,4 +236,44 @@ fn disallowed_tool_error_result_is_still_success() {
         judge(&events, "", ExitInfo::code(0), None),
         OutcomeKind::Success
     );
+}
+
+/// The project is self-contained: a bare clone of it (in a temp dir, with no `shared/` folder
+/// anywhere near it) has every transcript the tests read.
+#[test]
+fn a_bare_clone_has_every_fixture() {
+    let root = cco_testkit::workspace_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let clone = tmp.path().join("cco");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(&root)
+        .arg(&clone)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !cloned {
+        // Not a git checkout (an exported source tree): copy the tree without build output.
+        copy_tree(&root, &clone);
+    }
+    assert!(!tmp.path().join("shared").exists(), "no shared/ beside the clone");
+    let here = parse_every_fixture(&cco_testkit::fixtures_dir());
+    let there = parse_every_fixture(&cco_testkit::fixtures_dir_in(&clone));
+    assert_eq!(here, there, "the clone has every fixture of this checkout");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &to.join(&name));
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
 }

@@ -20,17 +20,15 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The real-CLI transcripts every parser test must read.
+/// The real-CLI transcripts every parser test must read: `tests/fixtures/claude-stream-json`
+/// in this repository (its README says what each file is).
 pub fn fixtures_dir() -> PathBuf {
-    let candidates = [
-        workspace_root().join("../shared/fixtures/claude-stream-json"),
-        workspace_root().join("shared/fixtures/claude-stream-json"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.is_dir())
-        .cloned()
-        .unwrap_or_else(|| panic!("fixtures not found; looked in {candidates:?}"))
+    fixtures_dir_in(&workspace_root())
+}
+
+/// [`fixtures_dir`] of the checkout at `root` (a test proves a bare clone has them).
+pub fn fixtures_dir_in(root: &Path) -> PathBuf {
+    root.join("tests/fixtures/claude-stream-json")
 }
 
 /// The target directory the running test binary was built into.

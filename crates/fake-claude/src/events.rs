@@ -1,5 +1,5 @@
 //! Builders for the stream-json events, shaped like the real transcripts in
-//! `shared/fixtures/claude-stream-json/`. Top-level keys are written in the fixtures' order
+//! `tests/fixtures/claude-stream-json/`. Top-level keys are written in the fixtures' order
 //! (serde_json's default map is sorted, and enabling `preserve_order` would change it for the
 //! whole workspace), so each event is built from an ordered field list.
 

@@ -1,7 +1,7 @@
 //! fake-claude: the scripted test double of the real `claude` CLI (spec: `docs/fake-claude.md`).
 //!
 //! It accepts the real CLI's headless flags, refuses what the real CLI refuses, prints
-//! stream-json events shaped like `shared/fixtures/claude-stream-json/*.jsonl` and exits with
+//! stream-json events shaped like `tests/fixtures/claude-stream-json/*.jsonl` and exits with
 //! the real exit codes. What happens in a turn is chosen by the JSON script named by
 //! `FAKE_CLAUDE_SCRIPT`.
 //!
