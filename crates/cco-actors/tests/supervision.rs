@@ -1,6 +1,8 @@
 //! Supervision behaviour: process restarts with resume, restart limits, actor respawn,
 //! status dumps, graceful and forced shutdown, two orchestrators in one process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with a message
+
 mod harness;
 
 use std::time::Duration;
@@ -145,11 +147,15 @@ async fn graceful_shutdown_leaves_no_claude_process_and_writes_the_summary() {
     let project = Project::new(json!({"workerCount": 2}), hanging_workers_script(2, vec![]));
     let handle = project.start().await;
     let pids = wait_for_busy_workers(&handle, 2).await;
-    // The status dump (SIGUSR1 in the binary) lists every actor of the tree.
+    // The status dump (SIGUSR1 in the binary) lists every actor of the tree; in flat mode
+    // its root is the coordinator (no agent is called director).
     let (dump, file) = handle.dump_status().unwrap();
-    for id in ["director", "coordinator", "worker-1", "worker-2"] {
+    for id in ["coordinator", "worker-1", "worker-2"] {
         assert!(dump.contains(id), "{id} missing from dump:\n{dump}");
     }
+    let root = dump.lines().nth(1).unwrap_or_default();
+    assert!(root.starts_with("  coordinator coordinator "), "{dump}");
+    assert!(!dump.contains("director"), "{dump}");
     assert!(dump.contains(&format!("pid={}", pids[0])));
     assert_eq!(std::fs::read_to_string(file).unwrap(), dump);
     handle.shutdown(ShutdownMode::Graceful);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use cco_actors::Orchestrator;
+use cco::Orchestrator;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, OutputArgs, StartArgs, StatusArgs};
@@ -100,7 +100,7 @@ async fn start(args: StartArgs) -> ExitCode {
         eprintln!("warning: {warning}");
     }
     let mode = output_mode(&args.output);
-    let unfinished = cco_actors::journal::unfinished_run(&config.config.log_directory);
+    let unfinished = Orchestrator::unfinished_run(&config.config.log_directory);
     let mut builder = Orchestrator::builder(config);
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
@@ -154,7 +154,7 @@ async fn start(args: StartArgs) -> ExitCode {
 
 /// The newest run folder under the config's log directory.
 pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<std::path::PathBuf> {
-    cco_actors::journal::latest_run_dir(log_directory)
+    Orchestrator::latest_run(log_directory)
 }
 
 fn status(args: StatusArgs) -> ExitCode {
@@ -162,7 +162,7 @@ fn status(args: StatusArgs) -> ExitCode {
         Ok(config) => config,
         Err(error) => return config_error(&error),
     };
-    let Some(run_dir) = cco_actors::journal::latest_run_dir(&config.config.log_directory) else {
+    let Some(run_dir) = Orchestrator::latest_run(&config.config.log_directory) else {
         eprintln!(
             "cco: no run found in {}",
             config.config.log_directory.display()
@@ -170,14 +170,14 @@ fn status(args: StatusArgs) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     };
     // The journal is rewritten on every change: it is the live state of a running run too.
-    let (journal, warnings) = match cco_actors::journal::load(&run_dir) {
+    let journal = match Orchestrator::read_run(&run_dir) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("cco: {error}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    for warning in warnings {
+    for warning in &journal.warnings {
         eprintln!("warning: {warning}");
     }
     if args.json {

@@ -1,7 +1,7 @@
 //! `cco logs <agent> [-f]`: one agent's lines of the newest run's `combined.log`.
 //!
 //! The newest run folder under the config's `logDirectory` is the running or the last run.
-//! Lines are selected by their agent column (see `cco_actors::runlog`). `-f` keeps polling
+//! Lines are selected by their agent column (see `cco::log`). `-f` keeps polling
 //! the file for growth (a few times a second, no busy loop) until interrupted.
 
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cco_actors::runlog;
+use cco::log as runlog;
 
 use crate::cli::LogsArgs;
 

@@ -160,3 +160,38 @@ pub fn wait_for_file_step(marker: &str) -> Value {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// Collects every event of a run (for assertions after it ended).
+pub fn record(
+    handle: &cco_actors::OrchestratorHandle,
+) -> tokio::task::JoinHandle<Vec<cco_actors::RunEvent>> {
+    let mut events = handle.subscribe();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let last = matches!(event, cco_actors::RunEvent::RunFinished { .. });
+                    seen.push(event);
+                    if last {
+                        return seen;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return seen,
+            }
+        }
+    })
+}
+
+pub async fn recorded(
+    recorder: tokio::task::JoinHandle<Vec<cco_actors::RunEvent>>,
+    handle: cco_actors::OrchestratorHandle,
+) -> Vec<cco_actors::RunEvent> {
+    drop(handle);
+    // The recorder ends at RunFinished; the run has ended, so a deadline only guards bugs.
+    match tokio::time::timeout(Duration::from_secs(5), recorder).await {
+        Ok(events) => events.unwrap(),
+        Err(_) => panic!("event recorder did not finish"),
+    }
+}
