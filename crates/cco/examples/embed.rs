@@ -97,10 +97,11 @@ async fn main() -> ExitCode {
     });
 
     // 5. Stopping is the application's job: Ctrl-C stops gracefully, a second one forces.
+    //    Passing the signal on (SIGINT is 2) makes the outcome say so.
     let stopper = handle.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
-            match stopper.request_stop() {
+            match stopper.request_stop_for_signal(2) {
                 ShutdownMode::Graceful => eprintln!("stopping gracefully (Ctrl-C again to force)"),
                 ShutdownMode::Force => eprintln!("forcing"),
             }
