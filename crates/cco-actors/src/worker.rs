@@ -27,10 +27,12 @@ use tracing::{info, warn};
 use crate::board::Role;
 use crate::context::RunContext;
 use crate::error::JobFailure;
-use crate::lead::LeadMsg;
+use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::Turn;
 use crate::prompts;
-use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
+use crate::session::{
+    apply_turn_update, spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
+};
 
 /// Work a lead gives to a worker: one turn of a task.
 #[derive(Debug, Clone)]
@@ -165,12 +167,12 @@ impl Actor for WorkerActor {
         _myself: ActorRef<WorkerMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _ = state.lead.send_message(LeadMsg::WorkerReady {
+        let _ = state.lead.send_message(LeadMsg::Input(Input::WorkerReady {
             slot: state.slot,
             worktree: state.worktree.clone(),
             branch: state.branch.clone(),
             fresh: state.fresh,
-        });
+        }));
         Ok(())
     }
 
@@ -235,14 +237,14 @@ impl WorkerState {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
             warn!(worker = %self.who.id, job = %job.key, "busy or stopping: job refused");
-            let _ = self.lead.send_message(LeadMsg::WorkerReport {
+            let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
                 slot: self.slot,
                 report: WorkerReport::Failed {
                     key: job.key,
                     failure: JobFailure::Busy,
                     session_id: None,
                 },
-            });
+            }));
             return;
         }
         let key = job.key.clone();
@@ -387,36 +389,18 @@ impl WorkerState {
         ));
     }
 
+    /// The agent's bookkeeping (shared with the planners), plus the task's: its session
+    /// (journaled at once) and its process starts.
     fn on_turn_update(&mut self, update: TurnUpdate) {
         let board = &self.ctx.board;
-        let id = &self.who.id;
-        match update {
-            TurnUpdate::Started { pid, .. } => {
-                board.update_agent(id, |a| a.pid = Some(pid));
-                board.set_agent_state(id, "working");
-            }
-            TurnUpdate::Session(session) => {
-                self.session_id = Some(session.clone());
-                board.update_agent(id, |a| a.session_id = Some(session.clone()));
-                if let Some(job) = &self.job {
-                    board.note_session(&job.key, &session);
-                }
-            }
-            TurnUpdate::Tool(tool) => board.update_agent(id, |a| a.last_tool = Some(tool)),
-            TurnUpdate::Paused { until } => board.set_agent_state(
-                id,
-                format!(
-                    "paused: rate limited until {}",
-                    until.format("%H:%M:%S UTC")
-                ),
-            ),
-            TurnUpdate::Exited => {
-                board.update_agent(id, |a| a.pid = None);
-                if let Some(job) = &self.job {
-                    board.note_attempt(&job.key);
-                }
-            }
+        let key = self.job.as_ref().map(|job| job.key.as_str());
+        match (&update, key) {
+            (TurnUpdate::Started { .. }, _) => board.set_agent_state(&self.who.id, "working"),
+            (TurnUpdate::Session(session), Some(key)) => board.note_session(key, session),
+            (TurnUpdate::Exited, Some(key)) => board.note_attempt(key),
+            _ => {}
         }
+        apply_turn_update(&self.ctx, &self.who.id, update, &mut self.session_id);
     }
 
     fn on_turn_end(&mut self, myself: &ActorRef<WorkerMsg>, end: TurnEnd) {
@@ -506,9 +490,9 @@ impl WorkerState {
             a.pid = None;
         });
         self.ctx.board.set_agent_state(&self.who.id, "idle");
-        let _ = self.lead.send_message(LeadMsg::WorkerReport {
+        let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
             slot: self.slot,
             report,
-        });
+        }));
     }
 }

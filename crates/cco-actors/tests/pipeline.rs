@@ -249,27 +249,15 @@ async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
 /// resolves the conflict), and then lands; main keeps both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_team_branch_that_conflicts_with_the_base_is_resolved_by_one_of_its_workers() {
-    let edit = |id: &str, line: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("{line}\n")}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
-    let script = json!({"rules": [
-        {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
-            {"name":"alpha","goal":"alpha line"}, {"name":"beta","goal":"beta line"}]}).to_string()},
-        {"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
-        plan_rule("Goal: alpha", json!({"status":"continue","tasks":[task("a1","shared.txt")]})),
-        plan_rule("Goal: beta", json!({"status":"continue","tasks":[task("b1","shared.txt")]})),
+    let mut rules = two_teams_on_one_line();
+    let more = json!([
         approve_rule(),
-        // The team-vs-main conflict: keep both lines.
-        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
-            {"write": {"path": "shared.txt", "content": "alpha\nbeta\n"}},
-            {"commit": "Merge main, keeping both lines"}
-        ], "result": "resolved"},
-        edit("a1", "alpha"),
-        edit("b1", "beta"),
-    ]});
+        keep_both_lines_rule(vec![]),
+        shared_line_rule("a1", "alpha"),
+        shared_line_rule("b1", "beta"),
+    ]);
+    rules.extend(more.as_array().unwrap().iter().cloned());
+    let script = json!({ "rules": rules });
     let project = Project::new(
         json!({"workerCount": 2, "engineerManagerGroupSize": 1}),
         script,

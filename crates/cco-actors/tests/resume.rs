@@ -27,31 +27,22 @@ async fn a_queued_base_merge_task_resumes_as_a_base_merge() {
     let marker_dir = cco_testkit::temp_dir();
     let release = path_str(&marker_dir.path().join("release-b1-review"));
     let conflict_turns = marker_dir.path().join("conflict-turns");
-    let edit = |id: &str, line: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("{line}\n")}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
-    let script = json!({"rules": [
-        {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
-            {"name":"alpha","goal":"alpha line"}, {"name":"beta","goal":"beta line"}]}).to_string()},
-        {"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
-        plan_rule("Goal: alpha", json!({"status":"continue","tasks":[task("a1","shared.txt")]})),
-        plan_rule("Goal: beta", json!({"status":"continue","tasks":[task("b1","shared.txt")]})),
+    let mut rules = two_teams_on_one_line();
+    let more = json!([
         {"match": {"role": "em", "prompt_contains": "Task ID: b1"}, "times": 1, "steps": [
             wait_for_file_step(&release)
         ], "result": "{\"decision\":\"approve\"}"},
         approve_rule(),
-        // The team-vs-main conflict: keep both lines.
-        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
-            {"bash": format!("echo \"$CCO_AGENT_ID $CCO_TASK_ID\" >> '{}'", conflict_turns.display())},
-            {"write": {"path": "shared.txt", "content": "alpha\nbeta\n"}},
-            {"commit": "Merge main, keeping both lines"}
-        ], "result": "resolved"},
-        edit("a1", "alpha"),
-        edit("b1", "beta"),
-    ]});
+        // The conflict turn notes who ran it, for which task.
+        keep_both_lines_rule(vec![json!({"bash": format!(
+            "echo \"$CCO_AGENT_ID $CCO_TASK_ID\" >> '{}'",
+            conflict_turns.display()
+        )})]),
+        shared_line_rule("a1", "alpha"),
+        shared_line_rule("b1", "beta"),
+    ]);
+    rules.extend(more.as_array().unwrap().iter().cloned());
+    let script = json!({ "rules": rules });
     let project = Project::new(
         json!({"workerCount": 2, "engineerManagerGroupSize": 1, "restartBackoffMs": 60000}),
         script,

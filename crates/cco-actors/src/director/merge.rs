@@ -8,7 +8,7 @@ use tracing::warn;
 
 use super::{DirectorMsg, DirectorState, DIRECTOR_ID};
 use crate::events::RunEvent;
-use crate::lead::LeadMsg;
+use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::TaskPhase;
 
 impl DirectorState {
@@ -105,7 +105,7 @@ impl DirectorState {
                     files: files.clone(),
                 });
                 if let Some(actor) = lead {
-                    let _ = actor.send_message(LeadMsg::ResolveWithBase { files });
+                    let _ = actor.send_message(LeadMsg::Input(Input::ResolveWithBase { files }));
                 }
             }
             Ok(MergeOutcome::VerifyFailed { output_tail }) => {
@@ -113,9 +113,9 @@ impl DirectorState {
                     .history
                     .push(format!("{branch} failed verification"));
                 if let Some(actor) = lead {
-                    let _ = actor.send_message(LeadMsg::FixVerification {
+                    let _ = actor.send_message(LeadMsg::Input(Input::FixVerification {
                         output: output_tail,
-                    });
+                    }));
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {

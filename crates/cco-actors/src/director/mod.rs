@@ -31,7 +31,7 @@ use crate::context::RunContext;
 use crate::error::DirectorError;
 use crate::events::RunEvent;
 use crate::journal::RunClock;
-use crate::lead::{LeadActor, LeadArgs, LeadMsg};
+use crate::lead::{Input, LeadActor, LeadArgs, LeadMsg};
 use crate::outcome::{EndCause, RunOutcome};
 use crate::planning::{plan_step, PlanStep};
 use crate::prompts;
@@ -338,7 +338,7 @@ impl DirectorState {
             for (slot, team) in self.teams.teams.iter().enumerate() {
                 if let (Some(goal), Some(actor)) = (&team.goal, self.leads.get(slot)) {
                     if self.ctx.board.tasks_of_team(&team.name).is_empty() {
-                        let _ = actor.send_message(LeadMsg::Goal(goal.clone()));
+                        let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal.clone())));
                     }
                 }
             }
@@ -494,7 +494,7 @@ impl DirectorState {
         for (slot, goal) in self.teams.dispatch(|slot| leads.get(slot).is_some()) {
             info!(team = %self.teams.teams[slot].name, goal = %goal.name, "goal assigned");
             if let Some(actor) = self.leads.get(slot) {
-                let _ = actor.send_message(LeadMsg::Goal(goal));
+                let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal)));
             }
         }
         if self.teams.all_idle() && self.turn.is_none() {

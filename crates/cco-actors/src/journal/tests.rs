@@ -11,6 +11,17 @@ fn keys() -> KeyPool {
     KeyPool::new(cco_config::AuthMode::Oauth, vec![])
 }
 
+/// The journal writer of `board`, writing into `dir`.
+fn writer_for(board: &Board, dir: &std::path::Path) -> Writer {
+    Writer::spawn(
+        board.clone(),
+        keys(),
+        "main".into(),
+        RunClock::start(),
+        dir.to_path_buf(),
+    )
+}
+
 fn journal_with(board: &Board) -> Journal {
     Journal::capture(board, &keys(), "main", &RunClock::start(), None)
 }
@@ -66,13 +77,7 @@ async fn a_barrier_returns_once_the_journal_on_disk_holds_the_changes_before_it(
     board.set_phase("running");
     let barrier = Barrier::now(&board);
     assert!(barrier.version > 0);
-    let writer = Writer::spawn(
-        board.clone(),
-        keys(),
-        "main".into(),
-        RunClock::start(),
-        dir.path().to_path_buf(),
-    );
+    let writer = writer_for(&board, dir.path());
     board.set_phase("later");
     assert!(barrier.wait_at_most(Duration::from_secs(10)).await);
     let (journal, _) = load(dir.path()).unwrap();
@@ -92,13 +97,7 @@ async fn a_barrier_returns_once_the_journal_on_disk_holds_the_changes_before_it(
 async fn a_stopped_writer_writes_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
     let board = Board::new("run-1", EventBus::new(16));
-    let writer = Writer::spawn(
-        board.clone(),
-        keys(),
-        "main".into(),
-        RunClock::start(),
-        dir.path().to_path_buf(),
-    );
+    let writer = writer_for(&board, dir.path());
     board.set_phase("one");
     assert!(Barrier::now(&board).wait().await);
     writer.stop().await;

@@ -33,18 +33,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, WorktreeInfo};
-use cco_protocol::TeamGoal;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
-use self::core::{
-    CaptureOrder, Effect, Input, LeadConfig, LeadCore, PlanPrompt, Report, ReviewPrompt,
-};
+pub(crate) use self::core::Input;
+use self::core::{CaptureOrder, Effect, LeadConfig, LeadCore, PlanPrompt, Report, ReviewPrompt};
 use crate::board::Role;
 use crate::context::RunContext;
 use crate::director::DirectorMsg;
-use crate::error::{JobFailure, LeadError};
+use crate::error::LeadError;
 use crate::journal::Barrier;
 use crate::prompts;
 use crate::restart::RestartPolicy;
@@ -52,66 +49,24 @@ use crate::session::{
     apply_turn_update, spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
 };
 use crate::supervise::{record_exit, shutdown_all, stopped_child, ChildSlots, Exit};
-use crate::worker::{WorkerActor, WorkerArgs, WorkerMsg, WorkerReport};
+use crate::worker::{WorkerActor, WorkerArgs, WorkerMsg};
 
 pub(crate) enum LeadMsg {
     /// Spawn workers; the Coordinator also starts planning.
     Start,
-    /// EM only: a goal from the Director.
-    Goal(TeamGoal),
-    /// EM only: the team branch conflicts with the base branch; resolve through a worker.
-    ResolveWithBase {
-        files: Vec<String>,
-    },
-    /// EM only: the base branch's verify command failed on the team's work.
-    FixVerification {
-        output: String,
-    },
+    /// Something for the core to decide on: a Director's request, a worker's report, the
+    /// result of an effect (a capture, a diff, a merge, a spare worktree).
+    Input(Input),
+    /// Progress of the lead's planning turn.
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
-    WorkerReady {
-        slot: usize,
-        worktree: PathBuf,
-        branch: String,
-        /// The worktree was created just now at the target tip.
-        fresh: bool,
-    },
-    WorkerReport {
-        slot: usize,
-        report: WorkerReport,
-    },
-    /// A worker's finished (or failed) turn was captured in the task ref.
-    Captured {
-        slot: usize,
-        lane: usize,
-        key: String,
-        epoch: u64,
-        outcome: Result<CaptureOutcome, GitError>,
-        turn: Result<String, JobFailure>,
-    },
-    /// The task ref was summarised: review it.
-    ReviewInput {
-        key: String,
-        diff: Result<DiffSummary, GitError>,
-        result_text: String,
-    },
     ReviewEnded {
         key: String,
         attempt: u32,
         end: TurnEnd,
     },
-    MergeDone {
-        key: String,
-        outcome: Result<MergeOutcome, GitError>,
-    },
     RespawnWorker {
         slot: usize,
-    },
-    /// A worker's spare worktree was created (or could not be).
-    LaneReady {
-        slot: usize,
-        epoch: u64,
-        result: Result<WorktreeInfo, GitError>,
     },
     Shutdown(RpcReplyPort<()>),
 }
@@ -216,9 +171,7 @@ impl Actor for LeadActor {
                     resumed: state.ctx.resumed,
                 }
             }
-            LeadMsg::Goal(goal) => Input::Goal(goal),
-            LeadMsg::ResolveWithBase { files } => Input::ResolveWithBase { files },
-            LeadMsg::FixVerification { output } => Input::FixVerification { output },
+            LeadMsg::Input(input) => input,
             LeadMsg::Turn(update) => {
                 apply_turn_update(
                     &state.ctx,
@@ -232,57 +185,11 @@ impl Actor for LeadActor {
                 state.plan_turn = None;
                 Input::PlanEnded(end)
             }
-            LeadMsg::WorkerReady {
-                slot,
-                worktree,
-                branch,
-                fresh,
-            } => Input::WorkerReady {
-                slot,
-                worktree,
-                branch,
-                fresh,
-            },
-            LeadMsg::WorkerReport { slot, report } => Input::WorkerReport { slot, report },
-            LeadMsg::Captured {
-                slot,
-                lane,
-                key,
-                epoch,
-                outcome,
-                turn,
-            } => Input::Captured {
-                slot,
-                lane,
-                key,
-                epoch,
-                outcome,
-                turn,
-            },
-            LeadMsg::ReviewInput {
-                key,
-                diff,
-                result_text,
-            } => Input::Diffed {
-                key,
-                diff,
-                result_text,
-            },
             LeadMsg::ReviewEnded { key, attempt, end } => {
                 state.reviews.remove(&key);
                 Input::ReviewEnded { key, attempt, end }
             }
-            LeadMsg::MergeDone { key, outcome } => Input::Merged { key, outcome },
             LeadMsg::RespawnWorker { slot } => return state.spawn_worker(&myself, slot).await,
-            LeadMsg::LaneReady {
-                slot,
-                epoch,
-                result,
-            } => Input::LaneReady {
-                slot,
-                epoch,
-                result,
-            },
             LeadMsg::Shutdown(reply) => {
                 state.shutdown().await;
                 let _ = reply.send(());
@@ -415,11 +322,11 @@ impl LeadState {
                 let team = self.core.cfg.team.clone();
                 tokio::spawn(async move {
                     let result = git.create_worktree(&team, &worktree_id, &target).await;
-                    let _ = me.send_message(LeadMsg::LaneReady {
+                    let _ = me.send_message(LeadMsg::Input(Input::LaneReady {
                         slot,
                         epoch,
                         result,
-                    });
+                    }));
                 });
             }
             Effect::Capture(order) => self.capture(me, order),
@@ -430,11 +337,11 @@ impl LeadState {
             } => {
                 tokio::spawn(async move {
                     let diff = git.diff_summary(&target, &task_ref).await;
-                    let _ = me.send_message(LeadMsg::ReviewInput {
+                    let _ = me.send_message(LeadMsg::Input(Input::Diffed {
                         key,
                         diff,
                         result_text,
-                    });
+                    }));
                 });
             }
             Effect::Review {
@@ -472,7 +379,7 @@ impl LeadState {
             Effect::Merge { key, request } => {
                 tokio::spawn(async move {
                     let outcome = git.merge(request).await;
-                    let _ = me.send_message(LeadMsg::MergeDone { key, outcome });
+                    let _ = me.send_message(LeadMsg::Input(Input::Merged { key, outcome }));
                 });
             }
             Effect::Plan { prompt, resume } => {
@@ -563,14 +470,14 @@ impl LeadState {
                     warn!(%error, "could not reset the worker's worktree");
                 }
             }
-            let _ = me.send_message(LeadMsg::Captured {
+            let _ = me.send_message(LeadMsg::Input(Input::Captured {
                 slot,
                 lane,
                 key,
                 epoch,
                 outcome,
                 turn,
-            });
+            }));
         });
     }
 
