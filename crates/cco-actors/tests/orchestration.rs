@@ -30,6 +30,7 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "run should complete: {}", summary.reason);
+    assert_eq!(summary.outcome, RunOutcome::Completed);
     assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
     let files = project.files_on("main");
     for f in ["src/add.txt", "src/sub.txt", "src/mul.txt", "README.md"] {
@@ -128,6 +129,16 @@ async fn a_complete_plan_ends_the_run_cleanly() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed);
     assert_eq!(summary.reason, "complete: already done");
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: false
+        }
+    );
+    assert_eq!(
+        handle.status().phase,
+        "finished: complete without any task (already done)"
+    );
     assert!(summary.tasks.is_empty());
     assert_no_live_processes(&pids_of(&handle));
 }
@@ -175,6 +186,32 @@ async fn a_plan_that_stays_invalid_stops_the_run_with_a_clear_reason() {
         "{}",
         summary.reason
     );
+    assert_eq!(summary.outcome, RunOutcome::PlanningFailed);
+}
+
+/// The Director's plan never parses: the run failed to plan (it used to end with a reason an
+/// exit code could not be told from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_director_plan_that_stays_invalid_is_a_planning_failure() {
+    let script = json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "result": "no json"}]});
+    let project = Project::new(
+        json!({"workerCount": 4, "engineerManagerGroupSize": 2, "maxPlanRetries": 0}),
+        script,
+    );
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert_eq!(summary.outcome, RunOutcome::PlanningFailed);
+    assert!(
+        summary
+            .reason
+            .starts_with("the director gave no valid plan after 1 attempts"),
+        "{}",
+        summary.reason
+    );
+    assert!(handle
+        .status()
+        .phase
+        .starts_with("finished: planning failed ("));
 }
 
 fn write_keys(project: &Project) {
@@ -348,6 +385,12 @@ async fn reaching_the_budget_stops_the_run_cleanly() {
         "{}",
         summary.reason
     );
+    assert!(matches!(
+        summary.outcome,
+        RunOutcome::LimitReached {
+            limit: RunLimit::Budget { budget_usd, .. }
+        } if budget_usd == 1.0
+    ));
     assert!(summary.totals.cost_usd >= 1.0);
     assert!(
         summary.totals.tasks_done < 6,

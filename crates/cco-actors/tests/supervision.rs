@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::Duration;
 
-use cco_actors::{ShutdownMode, TaskState};
+use cco_actors::{RunOutcome, ShutdownMode, TaskState};
 use harness::*;
 use serde_json::{json, Value};
 
@@ -162,9 +162,18 @@ async fn graceful_shutdown_leaves_no_claude_process_and_writes_the_summary() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(!summary.completed);
     assert!(summary.reason.contains("shutdown"), "{}", summary.reason);
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::Stopped {
+            signal: None,
+            forced: false
+        }
+    );
     assert_no_live_processes(&pids);
     assert!(handle.run_dir().join("summary.json").is_file());
-    assert!(handle.status().agents.iter().all(|a| a.pid.is_none()));
+    let status = handle.status();
+    assert!(status.agents.iter().all(|a| a.pid.is_none()));
+    assert_eq!(status.phase, "finished: stopped (shutdown requested)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -175,11 +184,20 @@ async fn forced_shutdown_kills_processes_that_ignore_sigterm() {
     );
     let handle = project.start().await;
     let pids = wait_for_busy_workers(&handle, 2).await;
-    assert_eq!(handle.request_stop(), ShutdownMode::Graceful);
+    // An application passes the signals it got on (SIGTERM, then SIGINT).
+    assert_eq!(handle.request_stop_for_signal(15), ShutdownMode::Graceful);
     // The grace period is a minute; the second request must not wait for it.
-    assert_eq!(handle.request_stop(), ShutdownMode::Force);
+    assert_eq!(handle.request_stop_for_signal(2), ShutdownMode::Force);
     let summary = finish(&handle, Duration::from_secs(20)).await;
     assert!(!summary.completed);
+    assert_eq!(summary.reason, "shutdown requested (SIGTERM)");
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::Stopped {
+            signal: Some(15),
+            forced: true
+        }
+    );
     assert_no_live_processes(&pids);
 }
 

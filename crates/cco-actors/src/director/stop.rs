@@ -79,6 +79,14 @@ impl DirectorState {
         }
         board.update_agent(DIRECTOR_ID, |a| a.pid = None);
         board.set_agent_state(DIRECTOR_ID, "stopped");
+        // A graceful stop may have been forced while it waited for the processes.
+        let cause = match cause {
+            EndCause::Stopped { signal, .. } => EndCause::Stopped {
+                signal,
+                forced: self.ctx.is_forced(),
+            },
+            cause => cause,
+        };
         let outcome = RunOutcome::classify(&cause, &board.snapshot().totals);
         board.set_phase(finished_phase(&outcome, cause.detail(&reason)));
         board.events().emit(RunEvent::RunFinished {
