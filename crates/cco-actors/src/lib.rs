@@ -53,7 +53,7 @@ mod unix;
 mod worker;
 
 pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
-pub use cco_git::GitStatus;
+pub use cco_git::{GitError, GitStatus};
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};
 pub use journal::JournalError;

@@ -23,7 +23,13 @@ fn the_embedding_guide_shows_the_example_as_it_is() {
 #[test]
 fn the_example_uses_only_the_facade() {
     let example = read("examples/embed.rs");
-    for internal in ["cco_actors", "cco_config", "cco_git", "cco_claude", "cco_protocol"] {
+    for internal in [
+        "cco_actors",
+        "cco_config",
+        "cco_git",
+        "cco_claude",
+        "cco_protocol",
+    ] {
         assert!(!example.contains(internal), "the example names {internal}");
     }
     assert!(example.contains("use cco::"));
