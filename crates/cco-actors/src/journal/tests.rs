@@ -1,3 +1,6 @@
+//! Unit tests of the journal: the clock, the durability barrier, the writer, damaged and old
+//! journals.
+
 use std::time::Duration;
 
 use serde_json::json;

@@ -1,3 +1,6 @@
+//! Unit tests of the task lifecycle: every edge of the state diagram (and none other), the
+//! derived fields the table keeps, turns and kinds, the journal format of phases.
+
 use super::*;
 use crate::board::{TaskRecord, TaskState};
 
