@@ -13,8 +13,9 @@
 //! - [`parse`]: [`parse_director_plan`], [`parse_task_plan`], [`parse_review`]: find the JSON
 //!   in an agent's free-form answer, check it, normalise it. Failures are [`PlanError`]s whose
 //!   [`PlanError::repair_prompt`] is the message to resume the same session with.
-//! - [`prompt`]: one Markdown template per role in `prompts/` (compiled in), [`render`] and the
-//!   `*_prompt` helpers ([`task_prompt`], [`review_prompt`], ...).
+//! - [`prompt`]: every prompt cco sends, one Markdown template each in `prompts/` (compiled
+//!   in), rendered by a typed builder per prompt ([`WorkerTaskPrompt`], [`ReviewPrompt`],
+//!   [`ResumePrompt`], ...) whose text fits the agent's [`Role`] and [`Duty`].
 //!
 //! # Rules
 //!
@@ -57,7 +58,10 @@ pub use parse::{
 };
 pub use prompt::{
     conflict_prompt, coordinator_prompt, director_prompt, em_plan_prompt, feedback_prompt, render,
-    render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext, Planner,
-    Prompt, PromptVars, RoundReport,
+    render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext,
+    AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
+    EmPlanPrompt, FeedbackPrompt, Identity, MergeParent, Planner, Prompt, PromptVars, RepairPrompt,
+    ReplanPrompt, ResolutionReviewPrompt, ResumeCause, ResumePrompt, ReviewPrompt, Role,
+    RoundReport, TimeoutPrompt, VerifyFailedPrompt, WorkerTaskPrompt, NO_DIRECTION,
 };
 pub use schema::{DirectorPlan, PlanKind, ReviewDecision, TaskPlan, TaskSpec, TeamGoal};

@@ -81,44 +81,15 @@ impl PlanError {
 
     /// The follow-up prompt sent to the SAME agent session (with `--resume`) asking it to answer
     /// again with valid JSON only. Starts with `[cco:repair]`; quotes the error, the offending
-    /// excerpt and the expected schema.
+    /// excerpt and the expected schema. See [`crate::RepairPrompt`] for the role-specific and
+    /// structured-output variants.
     pub fn repair_prompt(&self) -> String {
-        let kind = self.kind();
-        let details = match self {
-            PlanError::NoJson { excerpt, .. } => {
-                format!("Your answer contained no JSON object. It began:\n<answer>\n{excerpt}\n</answer>")
-            }
-            PlanError::InvalidJson { error, excerpt, .. } => {
-                format!("The JSON could not be parsed: {error}\nNear:\n<json>\n{excerpt}\n</json>")
-            }
-            PlanError::Schema { error, .. } => format!("The JSON has the wrong shape: {error}"),
-            PlanError::Validation { problems, .. } => {
-                let mut s = format!("Your {kind} breaks these rules:");
-                for p in problems {
-                    s.push_str("\n- ");
-                    s.push_str(p);
-                }
-                s
-            }
-        };
-        let vars = crate::prompt::PromptVars::new()
-            .with("kind", kind.name())
-            .with("kind_slug", crate::parse::slugify(kind.name()))
-            .with(
-                "problem",
-                match self {
-                    PlanError::Validation { problems, .. } => {
-                        format!(
-                            "the {kind} breaks {} rule(s), listed below.",
-                            problems.len()
-                        )
-                    }
-                    other => other.to_string(),
-                },
-            )
-            .with("details", details)
-            .with("schema", kind.schema());
-        crate::prompt::render(crate::prompt::Prompt::Repair, &vars)
+        crate::prompt::RepairPrompt {
+            error: self,
+            role: None,
+            answer: crate::prompt::AnswerFormat::Text,
+        }
+        .render()
     }
 }
 
