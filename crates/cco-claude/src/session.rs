@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::error::DriverError;
 use crate::events::{StreamEvent, SystemEvent};
 use crate::outcome::{ExitInfo, KillReason, OutcomeBuilder, SessionOutcome};
-use crate::parse::{classify, excerpt, BoundedLines, Classified, Line};
+use crate::parse::{classify, excerpt, BoundedLines, Classified, Line, MalformedReason};
 use crate::spec::{Redactor, SessionSpec};
 use crate::unix;
 
@@ -42,15 +42,32 @@ pub enum SessionUpdate {
         pid: u32,
     },
     Event(Box<StreamEvent>),
-    /// A stdout line that is not an event (skipped). `excerpt` has at most 200 chars.
+    /// A stdout line that is not an event (skipped). `error` is one line for people (for an
+    /// over-long line it says how long it was); `excerpt` has at most 200 chars. See
+    /// [`SessionUpdate::warning`] for the text an agent's log should record.
     Malformed {
         line_no: u64,
         error: String,
         excerpt: String,
+        reason: MalformedReason,
     },
     /// One stderr line.
     Stderr(String),
     Finished(SessionOutcome),
+}
+
+impl SessionUpdate {
+    /// The warning this update deserves in the agent's log, if any: a skipped stdout line,
+    /// e.g. `stream line 12 skipped: line of 52428800 bytes (50.0 MiB) is longer than the limit
+    /// of 8388608 bytes (8.0 MiB): skipped`.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            SessionUpdate::Malformed { line_no, error, .. } => {
+                Some(format!("stream line {line_no} skipped: {error}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -352,7 +369,7 @@ impl Owner {
                     self.terminate(None, "still running after its result");
                 }
                 _ = sleep_until(or_never(self.sigkill_at)), if running && stopping && !self.sigkilled => {
-                    tracing::warn!(grace = ?self.kill_grace, "no exit after SIGTERM: SIGKILL");
+                    tracing::warn!(grace_ms = self.kill_grace.as_millis() as u64, "no exit after SIGTERM: SIGKILL");
                     unix::kill_group(self.pid);
                     self.sigkilled = true;
                 }
@@ -375,7 +392,7 @@ impl Owner {
         let exit = self.exit.unwrap_or_default();
         let outcome = self.builder.finish(exit, self.started.elapsed());
         tracing::info!(
-            kind = ?outcome.kind,
+            kind = %outcome.kind,
             %exit,
             cost_usd = outcome.total_cost_usd,
             events = outcome.events,
@@ -395,7 +412,11 @@ impl Owner {
         if let Some(reason) = reason {
             self.builder.mark_killed(reason);
         }
-        tracing::info!(why, grace = ?self.kill_grace, "terminating claude process group");
+        tracing::info!(
+            why,
+            grace_ms = self.kill_grace.as_millis() as u64,
+            "terminating claude process group"
+        );
         unix::term_group(self.pid);
         self.sigkill_at = Some(Instant::now() + self.kill_grace);
     }
@@ -430,20 +451,29 @@ impl Owner {
                     }
                 }
                 if let StreamEvent::Result(r) = &*event {
-                    tracing::debug!(is_error = r.is_error, subtype = ?r.subtype, "result event");
+                    tracing::debug!(
+                        is_error = r.is_error,
+                        subtype = r.subtype.as_deref().unwrap_or(""),
+                        "result event"
+                    );
                     if self.linger_at.is_none() {
                         self.linger_at = self.linger_after_result.map(|d| Instant::now() + d);
                     }
                 }
                 let _ = self.updates.send(SessionUpdate::Event(event));
             }
-            Classified::Malformed { error, excerpt } => {
+            Classified::Malformed {
+                error,
+                excerpt,
+                reason,
+            } => {
                 self.builder.observe_malformed();
                 tracing::warn!(line_no = self.line_no, %error, "malformed stdout line skipped");
                 let _ = self.updates.send(SessionUpdate::Malformed {
                     line_no: self.line_no,
                     error,
                     excerpt,
+                    reason,
                 });
             }
         }

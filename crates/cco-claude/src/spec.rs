@@ -48,6 +48,11 @@ pub struct SessionSpec {
     pub append_system_prompt: Option<String>,
     pub max_turns: Option<u32>,
     pub max_budget_usd: Option<f64>,
+    /// `--json-schema <schema>`: the CLI makes the model answer through its `StructuredOutput`
+    /// tool, checks the answer against this JSON Schema and reports it as the `result`
+    /// event's `structured_output` ([`crate::SessionOutcome::structured_output`]). Only for
+    /// CLIs that support it (see [`crate::probe_cli`]).
+    pub json_schema: Option<String>,
     /// Extra environment for the child (applied last; may hold secrets: never printed).
     pub env: Vec<(String, String)>,
     /// Removed from the inherited environment; `CLAUDECODE` is always removed.
@@ -91,6 +96,7 @@ impl SessionSpec {
             append_system_prompt: None,
             max_turns: None,
             max_budget_usd: None,
+            json_schema: None,
             env: Vec::new(),
             env_remove: Vec::new(),
             wall_timeout: None,
@@ -142,6 +148,9 @@ impl SessionSpec {
         }
         if let Some(usd) = self.max_budget_usd {
             args.extend(["--max-budget-usd".to_owned(), usd.to_string()]);
+        }
+        if let Some(schema) = &self.json_schema {
+            args.extend(["--json-schema".to_owned(), not_a_flag(schema)]);
         }
         if !self.allowed_tools.is_empty() {
             args.push("--allowedTools".to_owned());
@@ -256,6 +265,7 @@ impl fmt::Debug for SessionSpec {
             )
             .field("max_turns", &self.max_turns)
             .field("max_budget_usd", &self.max_budget_usd)
+            .field("json_schema", &self.json_schema.as_deref().map(preview))
             .field("env", &Redacted(&self.env))
             .field("env_remove", &self.env_remove)
             .field("wall_timeout", &self.wall_timeout)
@@ -318,6 +328,7 @@ mod tests {
         s.append_system_prompt = Some("be brief".into());
         s.max_turns = Some(7);
         s.max_budget_usd = Some(1.5);
+        s.json_schema = Some(r#"{"type":"object"}"#.into());
         s.allowed_tools = vec!["Read".into(), "Bash(git log:*)".into()];
         s.disallowed_tools = vec!["WebFetch".into()];
         let args = s.command_args();
@@ -341,6 +352,8 @@ mod tests {
                 "7",
                 "--max-budget-usd",
                 "1.5",
+                "--json-schema",
+                r#"{"type":"object"}"#,
                 "--allowedTools",
                 "Read",
                 "Bash(git log:*)",
