@@ -18,6 +18,8 @@
 //!   turns the end of the process into a [`SessionOutcome`].
 //! - [`probe`]: [`probe_cli`] asks `claude --help` once per run what the CLI supports
 //!   (structured output with `--json-schema`).
+//! - [`guard`]: agents stop when cco dies: the guard process (`cco __guard`) between the
+//!   driver and claude, with a pipe only the driver holds ([`GuardSpec`], [`OrphanPolicy`]).
 //! - `unix`: process-group signalling (SIGTERM, grace, SIGKILL) via `nix`.
 //! - [`error`]: [`DriverError`], the only error type ([`ParseError`] is per line).
 //!
@@ -32,6 +34,7 @@
 pub mod api;
 pub mod error;
 pub mod events;
+pub mod guard;
 pub mod outcome;
 pub mod parse;
 pub mod probe;
@@ -48,6 +51,7 @@ pub use events::{
     RateLimitEvent, RateLimitInfo, RateLimitWindow, ResultEvent, StreamEvent, SystemEvent, Usage,
     UserEvent,
 };
+pub use guard::{GuardSpec, OrphanPolicy};
 pub use outcome::{judge, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, SessionOutcome};
 pub use parse::{human_bytes, BoundedLines, Line, MalformedReason};
 pub use probe::{probe_cli, CliFeatures, ProbeError, StructuredOutput};

@@ -22,8 +22,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
+use std::os::fd::AsRawFd;
+
 use crate::error::DriverError;
 use crate::events::{StreamEvent, SystemEvent};
+use crate::guard::OrphanPolicy;
 use crate::outcome::{ExitInfo, KillReason, OutcomeBuilder, SessionOutcome};
 use crate::parse::{classify, excerpt, BoundedLines, Classified, Line, MalformedReason};
 use crate::spec::{Redactor, SessionSpec};
@@ -37,6 +40,8 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(3);
 
 /// What the owner task reports, in order. `Finished` is always last.
 #[derive(Debug, Clone)]
+// `Finished` is sent once per process; boxing it would change the type every caller matches.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionUpdate {
     Started {
         pid: u32,
@@ -130,13 +135,39 @@ impl ClaudeSession {
             },
         };
 
-        let mut child = spec
-            .build_command()
-            .spawn()
-            .map_err(|source| DriverError::Spawn {
-                binary: spec.binary.clone(),
-                source,
-            })?;
+        let (mut cmd, parent_pipe) = match &spec.guard {
+            None => (spec.build_command(), None),
+            Some(guard) => {
+                // Without the guard a missing claude fails here; keep it that way.
+                which::which(&spec.binary).map_err(|e| DriverError::Spawn {
+                    binary: spec.binary.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+                })?;
+                if guard.policy == OrphanPolicy::Stop {
+                    let (read, write) =
+                        crate::guard::parent_pipe().map_err(|source| DriverError::Spawn {
+                            binary: guard.program.clone(),
+                            source,
+                        })?;
+                    let mut cmd = spec.command(Some(read.as_raw_fd()));
+                    crate::guard::keep_across_exec(&mut cmd, read.as_raw_fd());
+                    // `read` lives until after the spawn below; `write` stays with the owner.
+                    (cmd, Some((read, write)))
+                } else {
+                    (spec.command(None), None)
+                }
+            }
+        };
+        let spawned = cmd.spawn();
+        // The guard has its copy of the read end now; ours would keep the pipe half open.
+        let parent_pipe = parent_pipe.map(|(_read, write)| write);
+        let mut child = spawned.map_err(|source| DriverError::Spawn {
+            binary: spec
+                .guard
+                .as_ref()
+                .map_or_else(|| spec.binary.clone(), |g| g.program.clone()),
+            source,
+        })?;
         let Some(pid) = child.id() else {
             // Cannot happen for a just-spawned child; reap it in the background if it does.
             drop(child);
@@ -184,6 +215,7 @@ impl ClaudeSession {
             idle_at: None,
             linger_at: None,
             drain_until: None,
+            _parent_pipe: parent_pipe,
         };
         runtime.spawn(
             owner
@@ -290,6 +322,9 @@ struct Owner {
     idle_at: Option<Instant>,
     linger_at: Option<Instant>,
     drain_until: Option<Instant>,
+    /// The write end of the guard's pipe (see [`crate::guard`]): closed when the owner task
+    /// ends or this process dies, which tells the guard to stop claude.
+    _parent_pipe: Option<std::os::fd::OwnedFd>,
 }
 
 /// A far-away instant for disabled timer branches (select! builds every branch's future).

@@ -68,6 +68,9 @@ pub struct SessionSpec {
     /// Terminate a process still running this long after its `result` (the outcome stays the
     /// result's). `None`: wait for it indefinitely (timeouts still apply).
     pub linger_after_result: Option<Duration>,
+    /// Run claude under this guard so it stops when this process dies (see
+    /// [`crate::guard`]). `None`: claude is started directly (and outlives a killed cco).
+    pub guard: Option<crate::guard::GuardSpec>,
     /// Append every raw stdout line (redacted by `redact`) to this JSONL file.
     pub transcript: Option<PathBuf>,
     pub redact: Option<Redactor>,
@@ -104,6 +107,7 @@ impl SessionSpec {
             kill_grace: DEFAULT_KILL_GRACE,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             linger_after_result: Some(DEFAULT_LINGER_AFTER_RESULT),
+            guard: None,
             transcript: None,
             redact: None,
         }
@@ -192,9 +196,23 @@ impl SessionSpec {
     }
 
     /// The command [`crate::ClaudeSession::spawn`] runs: own process group, stdin null,
-    /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself).
+    /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself). With
+    /// a [`SessionSpec::guard`] it is the guard with claude's command line after `--` (the
+    /// driver adds the `--parent-fd` of its pipe when it spawns).
     pub fn build_command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.binary);
+        self.command(None)
+    }
+
+    pub(crate) fn command(&self, parent_fd: Option<std::os::fd::RawFd>) -> tokio::process::Command {
+        let mut cmd = match &self.guard {
+            None => tokio::process::Command::new(&self.binary),
+            Some(guard) => {
+                let mut cmd = tokio::process::Command::new(&guard.program);
+                cmd.args(guard.guard_args(self.kill_grace, parent_fd))
+                    .arg(&self.binary);
+                cmd
+            }
+        };
         cmd.args(self.command_args())
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
@@ -273,6 +291,7 @@ impl fmt::Debug for SessionSpec {
             .field("kill_grace", &self.kill_grace)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("linger_after_result", &self.linger_after_result)
+            .field("guard", &self.guard)
             .field("transcript", &self.transcript)
             .field("redact", &self.redact.as_ref().map(|_| "<fn>"))
             .finish()
