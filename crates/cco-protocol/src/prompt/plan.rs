@@ -28,14 +28,31 @@ pub struct DirectorPlanPrompt<'a> {
 
 impl DirectorPlanPrompt<'_> {
     pub fn render(&self) -> String {
-        let vars = self
-            .who
-            .vars()
-            .with("direction", direction_text(self.direction))
-            .with("max_teams", self.max_teams.to_string())
-            .with("answer", self.answer.instructions(PlanKind::Director));
-        render(Prompt::Director, &vars)
+        let limit = ("max_teams", self.max_teams);
+        render_first_plan(
+            Prompt::Director,
+            self.who,
+            self.direction,
+            limit,
+            self.answer,
+        )
     }
+}
+
+/// The Director's and the Coordinator's first plan: direction, a limit, the answer form.
+fn render_first_plan(
+    prompt: Prompt,
+    who: &Identity,
+    direction: Option<&str>,
+    (limit_name, limit): (&str, usize),
+    (kind, answer): (PlanKind, AnswerFormat),
+) -> String {
+    let vars = who
+        .vars()
+        .with("direction", direction_text(direction))
+        .with(limit_name, limit.to_string())
+        .with("answer", answer.instructions(kind));
+    render(prompt, &vars)
 }
 
 /// `[cco:coordinator-plan]`: the flat Coordinator's first planning turn.
@@ -50,13 +67,14 @@ pub struct CoordinatorPlanPrompt<'a> {
 
 impl CoordinatorPlanPrompt<'_> {
     pub fn render(&self) -> String {
-        let vars = self
-            .who
-            .vars()
-            .with("direction", direction_text(self.direction))
-            .with("max_tasks", self.max_tasks.to_string())
-            .with("answer", self.answer.instructions(PlanKind::Task));
-        render(Prompt::Coordinator, &vars)
+        let limit = ("max_tasks", self.max_tasks);
+        render_first_plan(
+            Prompt::Coordinator,
+            self.who,
+            self.direction,
+            limit,
+            self.answer,
+        )
     }
 }
 
