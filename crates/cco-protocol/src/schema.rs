@@ -21,7 +21,7 @@ use serde_json::Value;
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum DirectorPlan {
     /// More work: one goal per team.
-    #[schemars(transform = require(&["teams"]))]
+    #[schemars(transform = require_teams)]
     Continue {
         /// The state of the project and the plan, one paragraph.
         #[serde(default, deserialize_with = "lenient_text")]
@@ -42,7 +42,7 @@ pub enum DirectorPlan {
 
 /// One team of a [`DirectorPlan`]: its name (a slug after validation) and its goal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[schemars(transform = require(&["name", "goal"]))]
+#[schemars(transform = require_name_goal)]
 #[schemars(description = "One team: its name and its goal.")]
 pub struct TeamGoal {
     /// A short team slug, e.g. `parser`: lowercase ASCII letters, digits and '-', unique, at
@@ -67,7 +67,7 @@ pub struct TeamGoal {
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TaskPlan {
     /// Tasks to run.
-    #[schemars(transform = require(&["tasks"]))]
+    #[schemars(transform = require_tasks)]
     Continue {
         /// The tasks (non-empty after validation).
         #[serde(default, deserialize_with = "lenient_list")]
@@ -118,7 +118,7 @@ impl TaskSpec {
 
 /// What agents may send for a [`TaskSpec`] (its schema is the task's schema).
 #[derive(Deserialize, JsonSchema)]
-#[schemars(transform = require(&["id", "title"]))]
+#[schemars(transform = require_id_title)]
 struct TaskSpecWire {
     /// A short task slug, e.g. `t1` or `lexer-tokens`: lowercase ASCII letters, digits and
     /// '-', unique in the plan, at most 64 characters.
@@ -183,7 +183,7 @@ pub enum ReviewDecision {
         alias = "request_changes",
         alias = "changes_requested"
     )]
-    #[schemars(transform = require(&["feedback"]))]
+    #[schemars(transform = require_feedback)]
     Revise {
         /// What must change, concretely (non-empty).
         #[serde(default, deserialize_with = "lenient_text")]
@@ -253,25 +253,40 @@ or, to send the work back to the worker:
 {"decision":"revise","feedback":"<what must change, concretely>"}
 Rules: "feedback" must not be empty when revising."#;
 
-/// A schemars transform: `names` become required properties of the (object) schema. The
-/// lenient deserialisers give every field a default, so the derive alone marks none required;
-/// the schema sent to the CLI asks for what the validation needs.
-fn require(names: &'static [&'static str]) -> impl FnMut(&mut schemars::Schema) {
-    move |schema| {
-        let Some(obj) = schema.as_object_mut() else {
-            return;
-        };
-        let required = obj
-            .entry("required")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(list) = required {
-            for name in names {
-                if !list.iter().any(|v| v == name) {
-                    list.push(Value::from(*name));
-                }
+/// Makes `names` required properties of an object schema. The lenient deserialisers give
+/// every field a default, so the derive alone marks none required; the schema sent to the CLI
+/// asks for what the validation needs.
+fn require(schema: &mut schemars::Schema, names: &[&str]) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    let required = obj
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = required {
+        for name in names {
+            if !list.iter().any(|v| v == name) {
+                list.push(Value::from(*name));
             }
         }
     }
+}
+
+/// Schemars transforms (plain paths: attribute expressions need syn's "full" feature).
+macro_rules! requirements {
+    ($($name:ident: [$($field:literal),+];)+) => {$(
+        fn $name(schema: &mut schemars::Schema) {
+            require(schema, &[$($field),+]);
+        }
+    )+};
+}
+
+requirements! {
+    require_teams: ["teams"];
+    require_name_goal: ["name", "goal"];
+    require_tasks: ["tasks"];
+    require_id_title: ["id", "title"];
+    require_feedback: ["feedback"];
 }
 
 // ---- lenient field deserialisers (all go through serde_json::Value) ----

@@ -29,13 +29,8 @@ pub struct DirectorPlanPrompt<'a> {
 impl DirectorPlanPrompt<'_> {
     pub fn render(&self) -> String {
         let limit = ("max_teams", self.max_teams);
-        render_first_plan(
-            Prompt::Director,
-            self.who,
-            self.direction,
-            limit,
-            self.answer,
-        )
+        let answer = (PlanKind::Director, self.answer);
+        render_first_plan(Prompt::Director, self.who, self.direction, limit, answer)
     }
 }
 
@@ -68,13 +63,8 @@ pub struct CoordinatorPlanPrompt<'a> {
 impl CoordinatorPlanPrompt<'_> {
     pub fn render(&self) -> String {
         let limit = ("max_tasks", self.max_tasks);
-        render_first_plan(
-            Prompt::Coordinator,
-            self.who,
-            self.direction,
-            limit,
-            self.answer,
-        )
+        let answer = (PlanKind::Task, self.answer);
+        render_first_plan(Prompt::Coordinator, self.who, self.direction, limit, answer)
     }
 }
 
