@@ -410,4 +410,6 @@ fn floor_boundary(s: &str, mut i: usize) -> usize {
 }
 
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod tests;
