@@ -18,6 +18,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `cco __guard ... -- claude ...`: the single-threaded guard that stops a claude process
+    // when cco dies (`cco_claude::guard`). First, before any thread exists.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(cco_claude::guard::GUARD_ARG))
+    {
+        return ExitCode::from(cco_claude::guard::main(std::env::args_os().skip(2)));
+    }
     // `cco __fake-claude ...`: the demo's offline stand-in for claude (see `demo`). Checked
     // before anything else, while the process has a single thread.
     if let Some(code) = demo::fake_claude_entry() {
