@@ -195,6 +195,7 @@ fn secrets_are_redacted_in_debug_display_and_serialize() {
     let key = ApiKey {
         name: "k".into(),
         auth: KeyAuth::ApiKey(s.clone()),
+        env_overrides: Default::default(),
     };
     assert!(!format!("{key:?}").contains("hidden"));
     assert!(!serde_json::to_string(&key).unwrap().contains("hidden"));
@@ -460,6 +461,19 @@ fn never_panics() {
         "permissionMode",
         "gitTimeoutMs",
         "push",
+        "model",
+        "groupSize",
+        "workspaceDir",
+        "cloneDepth",
+        "localRepoPath",
+        "env",
+        "maxAutoResolveConflicts",
+        "maxToolUsesPerInstance",
+        "maxTotalToolUses",
+        "timingBaseMs",
+        "stuckThresholdMs",
+        "serverPort",
+        "$comment",
     ];
     for key in keys {
         for v in values {
@@ -479,6 +493,9 @@ fn never_panics() {
             format!(r#"[{{"name": {v}, "apiKey": {v}}}]"#),
             format!(r#"[{{"name": "a", "env": {v}}}]"#),
             format!(r#"[{{"name": "a", "env": {{"X": {v}}}}}]"#),
+            format!(r#"[{{"apiKey": "k1234567890", "envOverrides": {v}}}]"#),
+            format!(r#"[{{"apiKey": {v}, "envOverrides": {{"X": {v}}}}}]"#),
+            format!(r#"[{v}, {v}]"#),
         ] {
             let _ = parse_api_keys(&doc, Path::new("/k"));
         }
