@@ -59,6 +59,7 @@ pub use model::{
 pub use parse::{
     MAX_AUTO_RESOLVE_CONFLICTS, MAX_TOOL_USES_PER_INSTANCE, MAX_TOTAL_TOOL_USES, TOP_KEYS,
 };
+pub use repository::mask_userinfo;
 pub use secret::{Redactor, Secret, MIN_REDACTED_LEN, REDACTED};
 
 /// Name of the required settings file in a config directory.

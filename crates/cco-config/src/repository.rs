@@ -69,8 +69,8 @@ fn is_scp_like(raw: &str) -> bool {
         && !raw.chars().any(char::is_whitespace)
 }
 
-/// Hides a password in `scheme://user:password@host/...` before a URL goes into a message.
-pub(crate) fn mask_userinfo(url: &str) -> String {
+/// Hides a password in `scheme://user:password@host/...` (for messages and summaries).
+pub fn mask_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
