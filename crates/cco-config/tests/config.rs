@@ -387,6 +387,24 @@ fn shipped_examples_parse() {
             }
             "flat-small" => assert!(config.is_flat() && config.worker_count == 3),
             "hierarchy-large" => assert_eq!((config.worker_count, config.team_count()), (16, 4)),
+            "original-tool" => {
+                // The original's keys, read with their meaning.
+                assert_eq!((config.worker_count, config.team_count()), (6, 2));
+                assert_eq!(config.models.em, "sonnet");
+                assert_eq!(config.git_clone_options.depth, Some(100));
+                assert_eq!(config.merge_strategy, MergeStrategy::Agent);
+                assert_eq!(config.poll_interval(), Duration::from_millis(5000));
+                assert!(
+                    config.original_keys.len() >= 5,
+                    "{:?}",
+                    config.original_keys
+                );
+                let example = dir.join("api-keys.json.example");
+                let keys = parse_api_keys(&std::fs::read_to_string(&example).unwrap(), &example)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(keys[0].name, "api-key-1");
+                assert_eq!(keys.len(), 3);
+            }
             "api-keys" => {
                 assert_eq!(config.auth_mode, AuthMode::ApiKeysFirst);
                 let example = dir.join("api-keys.json.example");
@@ -399,7 +417,16 @@ fn shipped_examples_parse() {
         seen.push(name);
     }
     seen.sort();
-    assert_eq!(seen, ["api-keys", "demo", "flat-small", "hierarchy-large"]);
+    assert_eq!(
+        seen,
+        [
+            "api-keys",
+            "demo",
+            "flat-small",
+            "hierarchy-large",
+            "original-tool"
+        ]
+    );
 }
 
 /// Every field with every kind of JSON value, and every prefix of a valid document: errors,
