@@ -75,6 +75,15 @@ fn workspace_override_is_kept_by_resume() {
     ]});
     let project = CliProject::new(json!({"workerCount": 1}), script);
     let ws = project.dir.path().join("elsewhere");
+    let check = project
+        .cco(&["check", "-w", ws.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (stdout, _) = assert_success(&check);
+    assert!(
+        stdout.contains(&format!("{} (from -w)", ws.display())),
+        "{stdout}"
+    );
     let mut child = project
         .cco(&["start", "--plain", "-w", ws.to_str().unwrap()])
         .spawn()

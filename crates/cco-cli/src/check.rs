@@ -34,9 +34,10 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             term::warn(&redactor.redact(warning));
         }
         let colour = term::stdout_colour();
+        let from_flag = args.workspace.workspace.is_some();
         print!(
             "{}",
-            redactor.redact(&summary_text(&loaded, &version, colour))
+            redactor.redact(&summary_text(&loaded, &version, colour, from_flag))
         );
     }
     ExitCode::SUCCESS
@@ -236,17 +237,30 @@ fn repository_text(loaded: &LoadedConfig) -> String {
 }
 
 /// The summary for people, one `label  value` line each, ending with `config OK`.
+/// `workspace_from_flag`: the workspace was given with `-w`.
 pub fn summary_text(
     loaded: &LoadedConfig,
     version: &Result<String, String>,
     colour: bool,
+    workspace_from_flag: bool,
 ) -> String {
     let c = &loaded.config;
     let mut rows: Vec<(&str, String)> = vec![
         ("config", loaded.config_path().display().to_string()),
         ("repository", repository_text(loaded)),
         ("branch", c.branch.clone()),
-        ("workspace", c.workspace_directory.display().to_string()),
+        (
+            "workspace",
+            format!(
+                "{}{}",
+                c.workspace_directory.display(),
+                if workspace_from_flag {
+                    " (from -w)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         ("logs", c.log_directory.display().to_string()),
         ("mode", mode_text(loaded)),
         ("models", models_text(loaded)),

@@ -136,9 +136,11 @@ fn load_file(config_path: &Path) -> Result<LoadedConfig, ConfigError> {
         .unwrap_or_else(|| PathBuf::from("/"));
     let text = read_text(&config_path)?.ok_or_else(|| ConfigError::MissingFile {
         path: config_path.clone(),
-        what: format!(
-            "every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md"
-        ),
+        what: if config_path.file_name() == Some(CONFIG_FILE_NAME.as_ref()) {
+            format!("every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md")
+        } else {
+            "the settings file named by --config".to_string()
+        },
     })?;
     let config = Config::from_json_str(&text, &config_path)?;
 

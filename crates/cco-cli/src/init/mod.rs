@@ -139,7 +139,7 @@ async fn finish(dir: &Path) -> Result<(), ExitCode> {
     }
     let version = crate::check::claude_version(&loaded.claude_binary).await;
     println!();
-    let summary = crate::check::summary_text(&loaded, &version, term::stdout_colour());
+    let summary = crate::check::summary_text(&loaded, &version, term::stdout_colour(), false);
     print!("{}", loaded.redactor().redact(&summary));
     Ok(())
 }
