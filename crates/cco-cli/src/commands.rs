@@ -82,10 +82,15 @@ pub(crate) fn load_config(
                 path.clone()
             };
             crate::demo::hint_if_unprepared(&dir);
-            if matches!(error, cco_config::ConfigError::MissingFile { .. }) && arg.config.is_none()
-            {
+            if matches!(error, cco_config::ConfigError::MissingFile { .. }) && !path.is_file() {
+                let init = match &arg.config {
+                    Some(dir) if path.extension().is_none_or(|ext| ext != "json") => {
+                        format!("cco init {}", term::shell_word(&dir.display().to_string()))
+                    }
+                    _ => "cco init [DIR]".to_string(),
+                };
                 eprintln!(
-                    "hint: create a config with `cco init [DIR]`, or pass `--config DIR`; `cco demo` shows a run offline"
+                    "hint: create a config with `{init}`, or pass `--config DIR`; `cco demo` shows a run offline"
                 );
             }
             Err(ExitCode::from(EXIT_CONFIG))

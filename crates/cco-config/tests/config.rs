@@ -459,49 +459,21 @@ fn never_panics() {
         "{}",
         "{\"a\":1}",
     ];
-    let keys = [
-        "repositoryUrl",
-        "branch",
-        "gitCloneOptions",
-        "workerCount",
-        "authMode",
-        "logDirectory",
-        "workspaceDirectory",
-        "engineerManagerGroupSize",
-        "maxRunDurationMinutes",
-        "taskTimeoutMs",
-        "idleTimeoutMs",
-        "killGraceMs",
-        "pollIntervalMs",
-        "models",
-        "claudeBinary",
-        "envFiles",
-        "mergeStrategy",
-        "maxBudgetUsd",
-        "useRunBranch",
-        "verifyCommand",
-        "projectDirection",
-        "maxTaskRestarts",
-        "restartBackoffMs",
-        "maxPlanRetries",
-        "maxTurns",
-        "permissionMode",
-        "gitTimeoutMs",
-        "push",
-        "model",
+    // Every cco key, and the original tool's keys cco reads.
+    let original = [
         "groupSize",
         "workspaceDir",
         "cloneDepth",
-        "localRepoPath",
-        "env",
-        "maxAutoResolveConflicts",
-        "maxToolUsesPerInstance",
-        "maxTotalToolUses",
         "timingBaseMs",
         "stuckThresholdMs",
         "serverPort",
         "$comment",
     ];
+    let keys: Vec<&str> = cco_config::TOP_KEYS
+        .iter()
+        .chain(&original)
+        .copied()
+        .collect();
     for key in keys {
         for v in values {
             let doc = format!(r#"{{"repositoryUrl": "/r", "workerCount": 1, "{key}": {v}}}"#);

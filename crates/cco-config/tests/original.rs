@@ -329,15 +329,12 @@ fn config_dir(orchestrator: &str) -> tempfile::TempDir {
 
 #[test]
 fn env_values_are_redacted_and_cannot_shadow_a_credential() {
+    const GATEWAY: &str = r#"[{"name": "gw", "env": {"ANTHROPIC_AUTH_TOKEN": "tok-1234567890", "ANTHROPIC_BASE_URL": "https://gw"}}]"#;
     let dir = config_dir(
         r#"{"repositoryUrl": "/r", "workerCount": 1, "claudeBinary": "./claude",
             "authMode": "api-keys-first", "env": {"HTTPS_PROXY": "http://user:pw-123456@proxy"}}"#,
     );
-    write(
-        dir.path(),
-        "api-keys.json",
-        r#"[{"name": "gw", "env": {"ANTHROPIC_AUTH_TOKEN": "tok-1234567890", "ANTHROPIC_BASE_URL": "https://gw"}}]"#,
-    );
+    write(dir.path(), "api-keys.json", GATEWAY);
     let loaded = load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let text = loaded
         .redactor()
@@ -349,11 +346,7 @@ fn env_values_are_redacted_and_cannot_shadow_a_credential() {
         r#"{"repositoryUrl": "/r", "workerCount": 1, "claudeBinary": "./claude",
             "authMode": "api-keys-only", "env": {"ANTHROPIC_BASE_URL": "https://other"}}"#,
     );
-    write(
-        dir.path(),
-        "api-keys.json",
-        r#"[{"name": "gw", "env": {"ANTHROPIC_AUTH_TOKEN": "tok-1234567890", "ANTHROPIC_BASE_URL": "https://gw"}}]"#,
-    );
+    write(dir.path(), "api-keys.json", GATEWAY);
     let e = load(dir.path()).unwrap_err().to_string();
     assert!(
         e.contains(r#"field "env.ANTHROPIC_BASE_URL""#) && e.contains(r#"entry "gw""#),

@@ -156,6 +156,18 @@ fn setup(args: &InitArgs, asker: Asker) -> Result<PathBuf, InitError> {
         ask::directory,
     )?;
     let dir = std::path::absolute(&dir).unwrap_or(dir);
+    if let Some(root) = here
+        .as_ref()
+        .map(|c| &c.root)
+        .filter(|r| dir.starts_with(r))
+    {
+        term::warn(&format!(
+            "{} is inside the git checkout {}: cco's own clone, worktrees and logs would live \
+             in your repository; a directory beside it is better",
+            dir.display(),
+            root.display()
+        ));
+    }
     let config_file = dir.join(CONFIG_FILE_NAME);
     may_replace(&config_file, args, asker)?;
 

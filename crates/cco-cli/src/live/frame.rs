@@ -324,15 +324,7 @@ mod tests {
         assert_eq!(frame.len(), 1 + 1 + 5 + 1, "{frame:#?}");
         // Column headers above the agents, aligned with them.
         let header = &frame[1];
-        for title in [
-            "role",
-            "agent",
-            "state",
-            "task",
-            "last tool",
-            "time",
-            "cost",
-        ] {
+        for title in COLUMNS {
             assert!(header.contains(title), "{title} missing in {header:?}");
         }
         let at = |part: &str| header.find(part).unwrap();
