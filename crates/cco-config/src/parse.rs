@@ -316,7 +316,7 @@ fn merge_strategy(top: &Obj<'_>, notes: &mut Vec<KeyNote>) -> Result<MergeStrate
         notes.push(note(
             "mergeStrategy",
             Some("\"agent\""),
-            "\"auto-resolve\" is cco's \"agent\": conflicts go back to an agent to resolve",
+            "cco's name of \"auto-resolve\": conflicts go back to the agent that wrote the code",
         ));
         return Ok(MergeStrategy::Agent);
     }

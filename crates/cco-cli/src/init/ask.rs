@@ -126,6 +126,15 @@ pub fn auth(default: Option<AuthMode>, help: &str) -> inquire::error::InquireRes
         .with_help_message(help)
         .with_starting_cursor(start)
         .without_filtering()
+        // The answer line shows the mode's name only.
+        .with_formatter(&|option| {
+            option
+                .value
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
         .prompt()?;
     Ok(AUTH_CHOICES
         .iter()
@@ -194,6 +203,10 @@ pub fn budget(default: Option<f64>) -> inquire::error::InquireResult<Option<f64>
                 s.is_empty() || s.parse::<f64>().is_ok_and(|v| v.is_finite() && v >= 0.0),
                 "a number of dollars, or empty for none",
             )
+        })
+        .with_formatter(&|s| match s.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 => format!("${v}"),
+            _ => "none".to_string(),
         })
         .prompt()?;
     Ok(answer.trim().parse::<f64>().ok().filter(|v| *v > 0.0))
