@@ -117,7 +117,10 @@ fn init_defaults_come_from_the_repository_in_the_current_directory() {
         .unwrap();
     assert_success(&out);
     let config = read_json(&sandbox.path().join("tool-run/orchestrator.json"));
-    assert_eq!(config["repositoryUrl"], local.display().to_string());
+    assert_eq!(
+        config["repositoryUrl"],
+        local.canonicalize().unwrap().display().to_string()
+    );
     assert_eq!(config["verifyCommand"], "cargo test");
     assert!(config.get("branch").is_none(), "main is the default");
 }

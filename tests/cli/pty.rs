@@ -121,7 +121,10 @@ fn start_without_a_config_on_a_terminal_sets_one_up_and_runs_it() {
     // The config is beside the checkout, and the work landed on main in the run's clone.
     let dir = sandbox.path().join("proj-cco");
     let config = read_json(&dir.join("orchestrator.json"));
-    assert_eq!(config["repositoryUrl"], repo.display().to_string());
+    assert_eq!(
+        config["repositoryUrl"],
+        repo.canonicalize().unwrap().display().to_string()
+    );
     let files = cco_testkit::git(
         &dir.join("workspace/repo"),
         &["ls-tree", "-r", "--name-only", "main"],

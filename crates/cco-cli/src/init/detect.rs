@@ -103,12 +103,44 @@ pub fn default_dir(cwd: &Path, checkout: Option<&Checkout>) -> PathBuf {
     }
 }
 
-/// `path` relative to `base` when it is inside it (for short messages), else as is.
+/// `path` for a command line typed in `base`: relative when it is inside `base` or beside it
+/// (`../x`), else absolute.
 pub fn shown(path: &Path, base: &Path) -> String {
-    match path.strip_prefix(base) {
-        Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
-        Ok(rel) => rel.display().to_string(),
-        Err(_) => path.display().to_string(),
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+    if let Ok(rel) = path.strip_prefix(&base) {
+        return if rel.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            rel.display().to_string()
+        };
+    }
+    match base.parent().map(|parent| path.strip_prefix(parent)) {
+        Some(Ok(rel)) if !rel.as_os_str().is_empty() => format!("../{}", rel.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// `path` made absolute with `..` and symlinks resolved as far as it exists (the rest is
+/// appended as given, without `.` components), so messages show a clean path.
+pub fn clean(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
     }
 }
 
@@ -135,6 +167,22 @@ mod tests {
         std::fs::write(dir.path().join("package.json"), r#"{"scripts": {}}"#).unwrap();
         std::fs::write(dir.path().join("Makefile"), "all:\n\ttrue\n").unwrap();
         assert_eq!(verify_commands(dir.path()), ["cargo test", "pytest"]);
+    }
+
+    #[test]
+    fn paths_are_cleaned_and_shown_short() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("app/src")).unwrap();
+        let dir = clean(&root.join("app/src/../../run/./x"));
+        assert_eq!(dir, root.join("run/x"));
+        assert_eq!(shown(&dir, &root.join("app")), "../run/x");
+        assert_eq!(shown(&root.join("app/cfg"), &root.join("app")), "cfg");
+        assert_eq!(shown(&root, &root), ".");
+        assert_eq!(
+            shown(Path::new("/elsewhere/x"), &root.join("app")),
+            "/elsewhere/x"
+        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ fn setup(args: &InitArgs, asker: Asker) -> Result<PathBuf, InitError> {
         "DIR",
         ask::directory,
     )?;
-    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let dir = detect::clean(&dir);
     if let Some(root) = here
         .as_ref()
         .map(|c| &c.root)
@@ -325,7 +325,7 @@ fn resolve_repo(
         }
         cco_config::RepositoryLocation::LocalPath(_) => {
             let raw = Path::new(repo.strip_prefix("file://").unwrap_or(repo));
-            let path = std::path::absolute(cwd.join(raw)).unwrap_or_else(|_| cwd.join(raw));
+            let path = detect::clean(&cwd.join(raw));
             let source = detect::checkout(&path);
             if source.is_none() {
                 return Err(InitError::Usage(format!(
