@@ -1,16 +1,20 @@
 //! `cco`: run a team of Claude Code agents on one repository.
 //!
-//! Layout: [`cli`] (clap definitions), [`commands`] (one function per subcommand),
-//! [`output`] (how run events are shown), `unix` (signal handling: the binary, not the
-//! library, owns signals). `main` maps every outcome to an [`ExitCode`]; nothing calls
-//! `process::exit`.
+//! Layout: [`cli`] (clap definitions), [`commands`] (dispatch, start, status, config
+//! loading), [`check`] (the config summary), [`init`] (the interactive setup), [`logs`],
+//! [`demo`], [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
+//! terminal detection), `unix` (signal handling: the binary, not the library, owns signals).
+//! `main` maps every outcome to an [`ExitCode`]; nothing calls `process::exit`.
 
+mod check;
 mod cli;
 mod commands;
 mod demo;
+mod init;
 mod live;
 mod logs;
 mod output;
+mod term;
 mod unix;
 
 use std::process::ExitCode;
