@@ -154,6 +154,23 @@ fn the_demo_runs_a_team_to_completion_with_a_conflict_and_a_resumed_crash() {
         tasks.iter().filter_map(|t| t["worker"].as_str()).collect();
     assert_eq!(workers.len(), 6, "six workers, one task each: {workers:?}");
 
+    // The "look around" commands name a binary that exists from where the demo was run.
+    let status_line = stdout
+        .lines()
+        .find(|l| l.contains(" status --config "))
+        .unwrap_or_else(|| panic!("no status command in the recap:\n{stdout}"));
+    let binary = status_line.split_whitespace().next().unwrap();
+    assert!(
+        binary == "cco" || Path::new(binary).is_file(),
+        "{binary} does not exist: {status_line}"
+    );
+    let rerun = Command::new(binary)
+        .args(["status", "--config"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(rerun.status.success(), "{status_line}");
+
     assert_result_on_main(&dir);
     let left = fake_claude_processes(&dir);
     assert!(

@@ -156,3 +156,95 @@ pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A machine of its own for commands that look around (`cco init`, `cco check`): a `HOME`
+/// without a claude login, a `bin/` holding a `claude` (fake-claude playing `script`) first on
+/// `PATH`, and no colour or key variables from the test's environment.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new(script: &Value) -> Sandbox {
+        let dir = cco_testkit::temp_dir();
+        for sub in ["home", "bin", "state"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let script = cco_testkit::write_script(&dir.path().join("state"), script);
+        cco_testkit::fake_claude_wrapper(
+            &dir.path().join("bin"),
+            cco_testkit::fake_claude(),
+            &script,
+            &dir.path().join("state"),
+        )
+        .unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// `cco <args>` run in `cwd`, stdin and stdout detached from any terminal.
+    pub fn cco(&self, cwd: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cco"));
+        cmd.args(args).current_dir(cwd);
+        self.env(&mut cmd);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The sandbox's environment on `cmd`.
+    pub fn env(&self, cmd: &mut Command) {
+        let path = format!(
+            "{}:{}",
+            self.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.env("HOME", self.path().join("home"))
+            .env("PATH", path)
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("CLICOLOR");
+    }
+
+    /// A git repository at `name` with one commit, an `origin` when given, and `files`.
+    pub fn repo(&self, name: &str, origin: Option<&str>, files: &[(&str, &str)]) -> PathBuf {
+        let repo = cco_testkit::init_repo(&self.path().join(name));
+        for (file, text) in files {
+            std::fs::write(repo.join(file), text).unwrap();
+        }
+        if !files.is_empty() {
+            cco_testkit::git(&repo, &["add", "-A"]);
+            cco_testkit::git(&repo, &["commit", "-q", "-m", "files"]);
+        }
+        if let Some(url) = origin {
+            cco_testkit::git(&repo, &["remote", "add", "origin", url]);
+        }
+        repo
+    }
+}
+
+/// (stdout, stderr) of a finished command.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Panics with both streams unless the command succeeded.
+pub fn assert_success(out: &Output) -> (String, String) {
+    let (stdout, stderr) = texts(out);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status.code()
+    );
+    (stdout, stderr)
+}

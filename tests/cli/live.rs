@@ -73,25 +73,41 @@ fn combined_log_holds_every_agent_and_cco_logs_selects_one() {
     );
 }
 
+/// `cco logs -f` follows a running run (whole lines only) and ends with it.
 #[test]
-fn cco_logs_follow_prints_lines_added_later() {
-    let project = CliProject::new(json!({"workerCount": 1}), simple_script(&["t1"], None));
-    let out = project.cco(&["start", "--plain"]).output().unwrap();
-    assert!(out.status.success(), "stderr:\n{}", project.stderr());
+fn cco_logs_follow_prints_lines_added_later_and_ends_with_the_run() {
+    let project = CliProject::new(
+        json!({"workerCount": 1}),
+        simple_script(
+            &["h1"],
+            Some(json!([{"text": "started h1"}, {"hang": true}])),
+        ),
+    );
+    let mut run = project.cco(&["start", "--plain"]).spawn().unwrap();
     let run_dir = project.wait_for_run_dir();
+    project.wait_for_worker_pids(&mut run, 1);
+    cco_testkit::wait_until(Duration::from_secs(30), "worker-1 in combined.log", || {
+        std::fs::read_to_string(run_dir.join("combined.log"))
+            .is_ok_and(|log| log.contains(" worker-1 "))
+    });
     let mut child = project.cco(&["logs", "worker-1", "-f"]).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut buf = [0u8; 4096];
-        while !seen.contains("appended later") {
-            match stdout.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stdout.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
             }
-        }
-        seen
-    });
+        })
+    };
     // Appended in two writes: a half line must not be printed before it is complete.
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
@@ -101,19 +117,38 @@ fn cco_logs_follow_prints_lines_added_later() {
     file.write_all(b"2099-01-01T00:00:00.000Z worker-2 not this one\n2099-01-01T00:00:00.000Z worker-1 appended ").unwrap();
     file.flush().unwrap();
     file.write_all(b"later\n").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !reader.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cco logs -f did not print the appended line"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let seen = reader.join().unwrap();
-    assert!(seen.contains("worker-1 appended later"), "{seen}");
+    cco_testkit::wait_until(Duration::from_secs(20), "the appended line", || {
+        seen.lock().unwrap().contains("worker-1 appended later")
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "-f keeps following a running run"
+    );
+    // The run ends: `cco logs -f` ends too, by itself.
+    signal(&run, nix::sys::signal::Signal::SIGTERM);
+    assert!(wait_output(run, Duration::from_secs(30)).status.success());
+    let out = wait_output(child, Duration::from_secs(30));
+    assert!(out.status.success());
+    reader.join().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.contains("started h1"), "{seen}");
     assert!(!seen.contains("not this one"), "{seen}");
+}
+
+/// On a finished run, `cco logs -f` prints the log and exits.
+#[test]
+fn cco_logs_follow_on_a_finished_run_prints_and_exits() {
+    let project = CliProject::new(json!({"workerCount": 1}), simple_script(&["t1"], None));
+    let out = project.cco(&["start", "--plain"]).output().unwrap();
+    assert!(out.status.success(), "stderr:\n{}", project.stderr());
+    let child = project.cco(&["logs", "worker-1", "-f"]).spawn().unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    let (stdout, _) = texts(&out);
+    assert!(out.status.success(), "{}", project.stderr());
+    assert!(
+        stdout.lines().count() > 1 && stdout.lines().all(|l| l.contains(" worker-1 ")),
+        "{stdout}"
+    );
 }
 
 /// `cco start` on a terminal draws the live block and gives the cursor back at the end.
@@ -171,6 +206,7 @@ fn on_a_terminal_start_draws_the_live_view_and_restores_the_cursor() {
         "worker-1",
         "worker-2",
         "coordinator",
+        "last tool",
         "tasks done 2 failed 0",
         "merged",
         "run finished: complete",

@@ -1,8 +1,12 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
+mod check;
+mod compat;
 mod demo;
 mod harness;
+mod init;
 mod live;
+mod pty;
 mod resume;
 
 use std::time::Duration;

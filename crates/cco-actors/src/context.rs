@@ -183,6 +183,13 @@ impl RunContext {
             // The key decides: an inherited login token must not compete with it.
             spec.env_remove.push("ANTHROPIC_AUTH_TOKEN".to_string());
         }
+        // orchestrator.json's `env` (cco's own names were refused when it was loaded).
+        env.extend(
+            config
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string())),
+        );
         env.extend(credential.env());
         spec.env = env;
         let session_for_log = new_session.or(resume).unwrap_or("unknown");

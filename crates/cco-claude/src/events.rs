@@ -252,15 +252,42 @@ impl RateLimitEvent {
     }
 }
 
+/// `rate_limit_info` of a `rate_limit_event` (subscription logins only; see
+/// `docs/claude-cli-facts.md`). Read it through [`crate::ApiSignal`] for typed values.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default)]
 pub struct RateLimitInfo {
+    /// `allowed`, `allowed_warning` or `rejected`.
     pub status: Option<String>,
     /// Unix seconds (`resetsAt`).
     #[serde(alias = "resetsAt", deserialize_with = "lenient_i64")]
     pub resets_at: Option<i64>,
+    /// The window that decided the status, e.g. `five_hour` (`rateLimitType`).
     #[serde(alias = "rateLimitType")]
     pub rate_limit_type: Option<String>,
+    /// 0.0 ..= 1.0 of that window used.
+    #[serde(deserialize_with = "lenient_f64")]
+    pub utilization: Option<f64>,
+    /// The warning threshold that utilization passed (`surpassedThreshold`).
+    #[serde(alias = "surpassedThreshold", deserialize_with = "lenient_f64")]
+    pub surpassed_threshold: Option<f64>,
+    #[serde(alias = "isUsingOverage", deserialize_with = "lenient_bool")]
+    pub is_using_overage: Option<bool>,
+    /// Every window by name (`five_hour`, `seven_day`, ...) (`unifiedWindows`).
+    #[serde(alias = "unifiedWindows", deserialize_with = "null_as_default")]
+    pub unified_windows: std::collections::BTreeMap<String, RateLimitWindow>,
+}
+
+/// One window of [`RateLimitInfo::unified_windows`].
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default)]
+pub struct RateLimitWindow {
+    #[serde(deserialize_with = "lenient_f64")]
+    pub utilization: Option<f64>,
+    #[serde(alias = "resetsAt", deserialize_with = "lenient_i64")]
+    pub resets_at: Option<i64>,
+    #[serde(alias = "surpassedThreshold", deserialize_with = "lenient_f64")]
+    pub surpassed_threshold: Option<f64>,
 }
 
 /// `type: "result"`: the end of a turn. Judge it by `is_error`, never by `subtype`.
@@ -291,6 +318,9 @@ pub struct ResultEvent {
     pub api_error_type: Option<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub permission_denials: Vec<Value>,
+    /// With `--json-schema`: the document the model gave through the `StructuredOutput`
+    /// tool (already checked against the schema by the CLI).
+    pub structured_output: Option<Value>,
 }
 
 /// Why a line is not an event.
@@ -473,6 +503,22 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
 
 fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     Ok(loose(d)?.and_then(|n| i64::try_from(n).ok()))
+}
+
+fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|f| f.is_finite()))
+}
+
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Bool(b)) => Some(b),
+        _ => None,
+    })
 }
 
 fn lenient_u16<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {

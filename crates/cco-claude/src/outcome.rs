@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::api::{ApiErrorClass, ApiRetry, ApiSignal, RateLimitStatus};
 use crate::events::{ContentBlock, ResultEvent, StreamEvent, SystemEvent};
 
 /// Bytes of stderr kept in [`SessionOutcome::stderr_tail`].
@@ -28,6 +29,8 @@ pub struct SessionOutcome {
     pub kind: OutcomeKind,
     pub session_id: Option<String>,
     pub result_text: Option<String>,
+    /// `structured_output` of the last `result` (runs with `--json-schema`); `null` is `None`.
+    pub structured_output: Option<serde_json::Value>,
     /// From the last `result` event (cumulative over the turns of one process); 0 without one.
     pub total_cost_usd: f64,
     pub num_turns: Option<u64>,
@@ -42,6 +45,12 @@ pub struct SessionOutcome {
     pub events: u64,
     /// Name of the last `tool_use` seen.
     pub last_tool: Option<String>,
+    /// `system/api_retry` events seen.
+    pub api_retries: u32,
+    /// The last of them.
+    pub last_api_retry: Option<ApiRetry>,
+    /// The last `rate_limit_event` (subscription logins only).
+    pub last_rate_limit: Option<RateLimitStatus>,
 }
 
 impl SessionOutcome {
@@ -54,6 +63,7 @@ impl SessionOutcome {
             },
             session_id: None,
             result_text: None,
+            structured_output: None,
             total_cost_usd: 0.0,
             num_turns: None,
             duration: Duration::ZERO,
@@ -63,6 +73,9 @@ impl SessionOutcome {
             malformed_lines: 0,
             events: 0,
             last_tool: None,
+            api_retries: 0,
+            last_api_retry: None,
+            last_rate_limit: None,
         }
     }
 }
@@ -123,6 +136,45 @@ impl OutcomeKind {
     }
 }
 
+impl std::fmt::Display for OutcomeKind {
+    /// One line for people: `success`, `API error 529 (overloaded): <message>`,
+    /// `killed by cco (wall-clock timeout)`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutcomeKind::Success => f.write_str("success"),
+            OutcomeKind::MaxTurns => f.write_str("max turns reached"),
+            OutcomeKind::RateLimited { resets_at } => {
+                write!(f, "{}", ApiErrorClass::RateLimited)?;
+                if let Some(at) = resets_at {
+                    write!(f, " until {}", at.format("%Y-%m-%d %H:%M:%S UTC"))?;
+                }
+                Ok(())
+            }
+            OutcomeKind::ApiError { status, message } => {
+                write!(f, "{}", ApiErrorClass::from_status(*status))?;
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                Ok(())
+            }
+            OutcomeKind::Error { message } => write!(f, "error: {message}"),
+            OutcomeKind::ResumeNotFound => f.write_str("session not found for --resume"),
+            OutcomeKind::Killed { reason } => write!(f, "killed by cco ({reason})"),
+            OutcomeKind::Crashed { message } => write!(f, "crashed: {message}"),
+        }
+    }
+}
+
+impl std::fmt::Display for KillReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KillReason::WallTimeout => "wall-clock timeout",
+            KillReason::IdleTimeout => "idle timeout: no output",
+            KillReason::Requested => "stop requested",
+        })
+    }
+}
+
 /// How the process ended (from `ExitStatus`, or made up in tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ExitInfo {
@@ -156,10 +208,20 @@ impl std::fmt::Display for ExitInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.code, self.signal) {
             (Some(c), _) => write!(f, "exit code {c}"),
-            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, Some(s)) => match signal_name(s) {
+                Some(name) => write!(f, "killed by signal {s} ({name})"),
+                None => write!(f, "killed by signal {s}"),
+            },
             (None, None) => f.write_str("unknown exit status"),
         }
     }
+}
+
+/// The name of a signal number (`SIGKILL`), when the platform knows it.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(signal)
+        .ok()
+        .map(|s| s.as_str())
 }
 
 /// Accumulates what a run produced; [`OutcomeBuilder::judge`] / [`OutcomeBuilder::finish`]
@@ -178,6 +240,9 @@ pub struct OutcomeBuilder {
     killed: Option<KillReason>,
     /// A result event arrived before any kill started.
     result_before_kill: bool,
+    api_retries: u32,
+    last_api_retry: Option<ApiRetry>,
+    last_rate_limit: Option<RateLimitStatus>,
 }
 
 impl OutcomeBuilder {
@@ -188,6 +253,14 @@ impl OutcomeBuilder {
     /// Feeds one parsed event.
     pub fn observe(&mut self, event: &StreamEvent) {
         self.events += 1;
+        match event.api_signal() {
+            Some(ApiSignal::Retry(r)) => {
+                self.api_retries += 1;
+                self.last_api_retry = Some(r);
+            }
+            Some(ApiSignal::RateLimit(r)) => self.last_rate_limit = Some(r),
+            None => {}
+        }
         match event {
             StreamEvent::System(SystemEvent::Init(init)) => {
                 if let Some(id) = &init.session_id {
@@ -280,9 +353,9 @@ impl OutcomeBuilder {
         }
         let stderr_excerpt = tail(stderr.trim_end(), 2000);
         let message = if stderr_excerpt.is_empty() {
-            format!("claude exited without a result ({exit})")
+            format!("claude exited without a result: {exit}")
         } else {
-            format!("claude exited without a result ({exit}); stderr: {stderr_excerpt}")
+            format!("claude exited without a result: {exit}; stderr: {stderr_excerpt}")
         };
         OutcomeKind::Crashed { message }
     }
@@ -298,6 +371,10 @@ impl OutcomeBuilder {
                 .session_id
                 .or_else(|| result.as_ref().and_then(|r| r.session_id.clone())),
             result_text: result.as_ref().and_then(|r| r.result.clone()),
+            structured_output: result
+                .as_ref()
+                .and_then(|r| r.structured_output.clone())
+                .filter(|v| !v.is_null()),
             total_cost_usd: result
                 .as_ref()
                 .and_then(|r| r.total_cost_usd)
@@ -310,6 +387,9 @@ impl OutcomeBuilder {
             malformed_lines: self.malformed,
             events: self.events,
             last_tool: self.last_tool,
+            api_retries: self.api_retries,
+            last_api_retry: self.last_api_retry,
+            last_rate_limit: self.last_rate_limit,
         }
     }
 }

@@ -123,9 +123,40 @@ pub enum Classified {
     Blank,
     Event(Box<StreamEvent>),
     Malformed {
+        /// One line for people, e.g. `line of 52428800 bytes (50.0 MiB) is longer than the
+        /// limit of 8388608 bytes (8.0 MiB): skipped`.
         error: String,
         excerpt: String,
+        reason: MalformedReason,
     },
+}
+
+/// Why a stdout line was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MalformedReason {
+    /// Longer than the line limit: skipped without being buffered.
+    TooLong {
+        len: u64,
+        limit: usize,
+    },
+    InvalidUtf8,
+    /// Not JSON, or JSON that is not an event.
+    NotAnEvent,
+}
+
+/// `52428800 bytes (50.0 MiB)`.
+pub fn human_bytes(n: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let f = n as f64;
+    if f >= KIB * KIB * KIB {
+        format!("{n} bytes ({:.1} GiB)", f / (KIB * KIB * KIB))
+    } else if f >= KIB * KIB {
+        format!("{n} bytes ({:.1} MiB)", f / (KIB * KIB))
+    } else if f >= KIB {
+        format!("{n} bytes ({:.1} KiB)", f / KIB)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// Parses a line read by [`BoundedLines`]; never fails.
@@ -133,14 +164,21 @@ pub fn classify(line: &Line, max_line_bytes: usize) -> Classified {
     match line {
         Line::TooLong { len, prefix } => Classified::Malformed {
             error: format!(
-                "line of {len} bytes exceeds the limit of {max_line_bytes} bytes: skipped"
+                "line of {} is longer than the limit of {}: skipped",
+                human_bytes(*len),
+                human_bytes(max_line_bytes as u64)
             ),
             excerpt: excerpt(&String::from_utf8_lossy(prefix)),
+            reason: MalformedReason::TooLong {
+                len: *len,
+                limit: max_line_bytes,
+            },
         },
         Line::Complete(bytes) => match std::str::from_utf8(bytes) {
             Err(e) => Classified::Malformed {
                 error: format!("invalid UTF-8: {e}"),
                 excerpt: excerpt(&String::from_utf8_lossy(bytes)),
+                reason: MalformedReason::InvalidUtf8,
             },
             Ok(text) if text.trim().is_empty() => Classified::Blank,
             Ok(text) => match parse_line(text) {
@@ -148,6 +186,7 @@ pub fn classify(line: &Line, max_line_bytes: usize) -> Classified {
                 Err(e) => Classified::Malformed {
                     error: e.to_string(),
                     excerpt: excerpt(text),
+                    reason: MalformedReason::NotAnEvent,
                 },
             },
         },

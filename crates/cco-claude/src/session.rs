@@ -22,10 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
+use std::os::fd::AsRawFd;
+
 use crate::error::DriverError;
 use crate::events::{StreamEvent, SystemEvent};
+use crate::guard::OrphanPolicy;
 use crate::outcome::{ExitInfo, KillReason, OutcomeBuilder, SessionOutcome};
-use crate::parse::{classify, excerpt, BoundedLines, Classified, Line};
+use crate::parse::{classify, excerpt, BoundedLines, Classified, Line, MalformedReason};
 use crate::spec::{Redactor, SessionSpec};
 use crate::unix;
 
@@ -37,20 +40,39 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(3);
 
 /// What the owner task reports, in order. `Finished` is always last.
 #[derive(Debug, Clone)]
+// `Finished` is sent once per process; boxing it would change the type every caller matches.
+#[allow(clippy::large_enum_variant)]
 pub enum SessionUpdate {
     Started {
         pid: u32,
     },
     Event(Box<StreamEvent>),
-    /// A stdout line that is not an event (skipped). `excerpt` has at most 200 chars.
+    /// A stdout line that is not an event (skipped). `error` is one line for people (for an
+    /// over-long line it says how long it was); `excerpt` has at most 200 chars. See
+    /// [`SessionUpdate::warning`] for the text an agent's log should record.
     Malformed {
         line_no: u64,
         error: String,
         excerpt: String,
+        reason: MalformedReason,
     },
     /// One stderr line.
     Stderr(String),
     Finished(SessionOutcome),
+}
+
+impl SessionUpdate {
+    /// The warning this update deserves in the agent's log, if any: a skipped stdout line,
+    /// e.g. `stream line 12 skipped: line of 52428800 bytes (50.0 MiB) is longer than the limit
+    /// of 8388608 bytes (8.0 MiB): skipped`.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            SessionUpdate::Malformed { line_no, error, .. } => {
+                Some(format!("stream line {line_no} skipped: {error}"))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -113,13 +135,39 @@ impl ClaudeSession {
             },
         };
 
-        let mut child = spec
-            .build_command()
-            .spawn()
-            .map_err(|source| DriverError::Spawn {
-                binary: spec.binary.clone(),
-                source,
-            })?;
+        let (mut cmd, parent_pipe) = match &spec.guard {
+            None => (spec.build_command(), None),
+            Some(guard) => {
+                // Without the guard a missing claude fails here; keep it that way.
+                which::which(&spec.binary).map_err(|e| DriverError::Spawn {
+                    binary: spec.binary.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string()),
+                })?;
+                if guard.policy == OrphanPolicy::Stop {
+                    let (read, write) =
+                        crate::guard::parent_pipe().map_err(|source| DriverError::Spawn {
+                            binary: guard.program.clone(),
+                            source,
+                        })?;
+                    let mut cmd = spec.command(Some(read.as_raw_fd()));
+                    crate::guard::keep_across_exec(&mut cmd, read.as_raw_fd());
+                    // `read` lives until after the spawn below; `write` stays with the owner.
+                    (cmd, Some((read, write)))
+                } else {
+                    (spec.command(None), None)
+                }
+            }
+        };
+        let spawned = cmd.spawn();
+        // The guard has its copy of the read end now; ours would keep the pipe half open.
+        let parent_pipe = parent_pipe.map(|(_read, write)| write);
+        let mut child = spawned.map_err(|source| DriverError::Spawn {
+            binary: spec
+                .guard
+                .as_ref()
+                .map_or_else(|| spec.binary.clone(), |g| g.program.clone()),
+            source,
+        })?;
         let Some(pid) = child.id() else {
             // Cannot happen for a just-spawned child; reap it in the background if it does.
             drop(child);
@@ -167,6 +215,7 @@ impl ClaudeSession {
             idle_at: None,
             linger_at: None,
             drain_until: None,
+            _parent_pipe: parent_pipe,
         };
         runtime.spawn(
             owner
@@ -273,6 +322,9 @@ struct Owner {
     idle_at: Option<Instant>,
     linger_at: Option<Instant>,
     drain_until: Option<Instant>,
+    /// The write end of the guard's pipe (see [`crate::guard`]): closed when the owner task
+    /// ends or this process dies, which tells the guard to stop claude.
+    _parent_pipe: Option<std::os::fd::OwnedFd>,
 }
 
 /// A far-away instant for disabled timer branches (select! builds every branch's future).
@@ -352,7 +404,7 @@ impl Owner {
                     self.terminate(None, "still running after its result");
                 }
                 _ = sleep_until(or_never(self.sigkill_at)), if running && stopping && !self.sigkilled => {
-                    tracing::warn!(grace = ?self.kill_grace, "no exit after SIGTERM: SIGKILL");
+                    tracing::warn!(grace_ms = self.kill_grace.as_millis() as u64, "no exit after SIGTERM: SIGKILL");
                     unix::kill_group(self.pid);
                     self.sigkilled = true;
                 }
@@ -375,7 +427,7 @@ impl Owner {
         let exit = self.exit.unwrap_or_default();
         let outcome = self.builder.finish(exit, self.started.elapsed());
         tracing::info!(
-            kind = ?outcome.kind,
+            kind = %outcome.kind,
             %exit,
             cost_usd = outcome.total_cost_usd,
             events = outcome.events,
@@ -395,7 +447,11 @@ impl Owner {
         if let Some(reason) = reason {
             self.builder.mark_killed(reason);
         }
-        tracing::info!(why, grace = ?self.kill_grace, "terminating claude process group");
+        tracing::info!(
+            why,
+            grace_ms = self.kill_grace.as_millis() as u64,
+            "terminating claude process group"
+        );
         unix::term_group(self.pid);
         self.sigkill_at = Some(Instant::now() + self.kill_grace);
     }
@@ -430,20 +486,29 @@ impl Owner {
                     }
                 }
                 if let StreamEvent::Result(r) = &*event {
-                    tracing::debug!(is_error = r.is_error, subtype = ?r.subtype, "result event");
+                    tracing::debug!(
+                        is_error = r.is_error,
+                        subtype = r.subtype.as_deref().unwrap_or(""),
+                        "result event"
+                    );
                     if self.linger_at.is_none() {
                         self.linger_at = self.linger_after_result.map(|d| Instant::now() + d);
                     }
                 }
                 let _ = self.updates.send(SessionUpdate::Event(event));
             }
-            Classified::Malformed { error, excerpt } => {
+            Classified::Malformed {
+                error,
+                excerpt,
+                reason,
+            } => {
                 self.builder.observe_malformed();
                 tracing::warn!(line_no = self.line_no, %error, "malformed stdout line skipped");
                 let _ = self.updates.send(SessionUpdate::Malformed {
                     line_no: self.line_no,
                     error,
                     excerpt,
+                    reason,
                 });
             }
         }

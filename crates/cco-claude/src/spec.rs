@@ -48,6 +48,11 @@ pub struct SessionSpec {
     pub append_system_prompt: Option<String>,
     pub max_turns: Option<u32>,
     pub max_budget_usd: Option<f64>,
+    /// `--json-schema <schema>`: the CLI makes the model answer through its `StructuredOutput`
+    /// tool, checks the answer against this JSON Schema and reports it as the `result`
+    /// event's `structured_output` ([`crate::SessionOutcome::structured_output`]). Only for
+    /// CLIs that support it (see [`crate::probe_cli`]).
+    pub json_schema: Option<String>,
     /// Extra environment for the child (applied last; may hold secrets: never printed).
     pub env: Vec<(String, String)>,
     /// Removed from the inherited environment; `CLAUDECODE` is always removed.
@@ -63,6 +68,9 @@ pub struct SessionSpec {
     /// Terminate a process still running this long after its `result` (the outcome stays the
     /// result's). `None`: wait for it indefinitely (timeouts still apply).
     pub linger_after_result: Option<Duration>,
+    /// Run claude under this guard so it stops when this process dies (see
+    /// [`crate::guard`]). `None`: claude is started directly (and outlives a killed cco).
+    pub guard: Option<crate::guard::GuardSpec>,
     /// Append every raw stdout line (redacted by `redact`) to this JSONL file.
     pub transcript: Option<PathBuf>,
     pub redact: Option<Redactor>,
@@ -91,6 +99,7 @@ impl SessionSpec {
             append_system_prompt: None,
             max_turns: None,
             max_budget_usd: None,
+            json_schema: None,
             env: Vec::new(),
             env_remove: Vec::new(),
             wall_timeout: None,
@@ -98,6 +107,7 @@ impl SessionSpec {
             kill_grace: DEFAULT_KILL_GRACE,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             linger_after_result: Some(DEFAULT_LINGER_AFTER_RESULT),
+            guard: None,
             transcript: None,
             redact: None,
         }
@@ -143,6 +153,9 @@ impl SessionSpec {
         if let Some(usd) = self.max_budget_usd {
             args.extend(["--max-budget-usd".to_owned(), usd.to_string()]);
         }
+        if let Some(schema) = &self.json_schema {
+            args.extend(["--json-schema".to_owned(), not_a_flag(schema)]);
+        }
         if !self.allowed_tools.is_empty() {
             args.push("--allowedTools".to_owned());
             args.extend(self.allowed_tools.iter().cloned());
@@ -183,9 +196,23 @@ impl SessionSpec {
     }
 
     /// The command [`crate::ClaudeSession::spawn`] runs: own process group, stdin null,
-    /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself).
+    /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself). With
+    /// a [`SessionSpec::guard`] it is the guard with claude's command line after `--` (the
+    /// driver adds the `--parent-fd` of its pipe when it spawns).
     pub fn build_command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.binary);
+        self.command(None)
+    }
+
+    pub(crate) fn command(&self, parent_fd: Option<std::os::fd::RawFd>) -> tokio::process::Command {
+        let mut cmd = match &self.guard {
+            None => tokio::process::Command::new(&self.binary),
+            Some(guard) => {
+                let mut cmd = tokio::process::Command::new(&guard.program);
+                cmd.args(guard.guard_args(self.kill_grace, parent_fd))
+                    .arg(&self.binary);
+                cmd
+            }
+        };
         cmd.args(self.command_args())
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
@@ -256,6 +283,7 @@ impl fmt::Debug for SessionSpec {
             )
             .field("max_turns", &self.max_turns)
             .field("max_budget_usd", &self.max_budget_usd)
+            .field("json_schema", &self.json_schema.as_deref().map(preview))
             .field("env", &Redacted(&self.env))
             .field("env_remove", &self.env_remove)
             .field("wall_timeout", &self.wall_timeout)
@@ -263,6 +291,7 @@ impl fmt::Debug for SessionSpec {
             .field("kill_grace", &self.kill_grace)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("linger_after_result", &self.linger_after_result)
+            .field("guard", &self.guard)
             .field("transcript", &self.transcript)
             .field("redact", &self.redact.as_ref().map(|_| "<fn>"))
             .finish()
@@ -318,6 +347,7 @@ mod tests {
         s.append_system_prompt = Some("be brief".into());
         s.max_turns = Some(7);
         s.max_budget_usd = Some(1.5);
+        s.json_schema = Some(r#"{"type":"object"}"#.into());
         s.allowed_tools = vec!["Read".into(), "Bash(git log:*)".into()];
         s.disallowed_tools = vec!["WebFetch".into()];
         let args = s.command_args();
@@ -341,6 +371,8 @@ mod tests {
                 "7",
                 "--max-budget-usd",
                 "1.5",
+                "--json-schema",
+                r#"{"type":"object"}"#,
                 "--allowedTools",
                 "Read",
                 "Bash(git log:*)",

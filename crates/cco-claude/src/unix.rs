@@ -19,7 +19,7 @@ pub(crate) fn signal_group(pgid: u32, signal: Signal) -> bool {
         Ok(()) => true,
         Err(Errno::ESRCH) => false,
         Err(e) => {
-            tracing::warn!(pgid, ?signal, error = %e, "killpg failed");
+            tracing::warn!(pgid, signal = signal.as_str(), error = %e, "killpg failed");
             false
         }
     }

@@ -166,9 +166,23 @@ fn classify_reports_excerpts_of_at_most_200_chars() {
         },
         1000,
     ) {
-        Classified::Malformed { error, excerpt } => {
-            assert!(error.contains("5000000"));
+        Classified::Malformed {
+            error,
+            excerpt,
+            reason,
+        } => {
+            assert_eq!(
+                error,
+                "line of 5000000 bytes (4.8 MiB) is longer than the limit of 1000 bytes: skipped"
+            );
             assert_eq!(excerpt, "{\"type\"");
+            assert_eq!(
+                reason,
+                cco_claude::MalformedReason::TooLong {
+                    len: 5_000_000,
+                    limit: 1000
+                }
+            );
         }
         other => panic!("{other:?}"),
     }

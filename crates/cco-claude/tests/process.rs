@@ -1,96 +1,17 @@
 //! The driver against the `fake-claude` test double (docs/fake-claude.md).
 //! No fixed sleeps: every wait polls with a deadline.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use cco_claude::{
-    ClaudeSession, DriverError, KillReason, OutcomeKind, SessionHandle, SessionOutcome,
-    SessionSpec, SessionUpdate, StreamEvent,
+    ClaudeSession, DriverError, KillReason, OutcomeKind, SessionSpec, SessionUpdate, StreamEvent,
 };
-use cco_testkit::{fake_claude, pid_alive, process_group_alive, wait_until_async, write_script};
-use serde_json::{json, Value};
-use tokio::sync::mpsc::UnboundedReceiver;
-
-/// Upper bound for any single run in these tests.
-const RUN_LIMIT: Duration = Duration::from_secs(20);
-
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        let dir = cco_testkit::temp_dir();
-        std::fs::create_dir_all(dir.path().join("work")).unwrap();
-        Env { dir }
-    }
-    fn cwd(&self) -> PathBuf {
-        self.dir.path().join("work")
-    }
-    fn config_dir(&self) -> PathBuf {
-        self.dir.path().join("config")
-    }
-    fn spec(&self, script: Value, prompt: &str) -> SessionSpec {
-        let script = write_script(self.dir.path(), &script);
-        let mut spec = SessionSpec::new(fake_claude(), prompt, self.cwd(), self.config_dir());
-        spec.label = "test-agent".into();
-        spec.env.push((
-            "FAKE_CLAUDE_SCRIPT".into(),
-            script.to_string_lossy().into_owned(),
-        ));
-        spec.kill_grace = Duration::from_millis(300);
-        spec.wall_timeout = Some(RUN_LIMIT);
-        spec
-    }
-}
-
-fn rule(v: Value) -> Value {
-    json!({ "rules": [], "default": v })
-}
-
-/// Collects updates until `Finished` (checking it is the last one).
-async fn collect(mut rx: UnboundedReceiver<SessionUpdate>) -> (Vec<SessionUpdate>, SessionOutcome) {
-    let mut updates = Vec::new();
-    let res = tokio::time::timeout(RUN_LIMIT + Duration::from_secs(5), async {
-        while let Some(u) = rx.recv().await {
-            updates.push(u);
-        }
-    })
-    .await;
-    assert!(res.is_ok(), "updates did not end");
-    assert!(
-        matches!(updates.first(), Some(SessionUpdate::Started { .. })),
-        "Started comes first"
-    );
-    let Some(SessionUpdate::Finished(outcome)) = updates.last().cloned() else {
-        panic!("Finished must be the last update: {updates:?}")
-    };
-    assert_eq!(
-        updates
-            .iter()
-            .filter(|u| matches!(u, SessionUpdate::Finished(_)))
-            .count(),
-        1
-    );
-    (updates, outcome)
-}
-
-async fn run(spec: SessionSpec) -> (SessionHandle, Vec<SessionUpdate>, SessionOutcome) {
-    let (handle, rx) = ClaudeSession::spawn(spec).expect("spawn");
-    let (updates, outcome) = collect(rx).await;
-    (handle, updates, outcome)
-}
-
-async fn assert_group_gone(pgid: u32) {
-    wait_until_async(
-        Duration::from_secs(5),
-        "process group gone",
-        || async move { !process_group_alive(pgid) },
-    )
-    .await;
-}
+use cco_testkit::{fake_claude, pid_alive, process_group_alive, wait_until_async};
+use common::*;
+use serde_json::json;
 
 #[tokio::test]
 async fn success_captures_session_cost_and_result() {
@@ -473,13 +394,29 @@ async fn malformed_lines_are_reported_and_skipped() {
                 line_no,
                 error,
                 excerpt,
+                ..
             } => Some((*line_no, error.clone(), excerpt.clone())),
             _ => None,
         })
         .collect();
     assert_eq!(malformed.len(), 4);
     assert!(malformed.iter().all(|(_, _, ex)| ex.chars().count() <= 200));
-    assert!(malformed[3].1.contains("exceeds"), "{:?}", malformed[3]);
+    // The dropped big line leaves a warning saying how long it was.
+    let big = updates
+        .iter()
+        .filter_map(SessionUpdate::warning)
+        .nth(3)
+        .unwrap();
+    assert!(
+        big.contains(
+            "line of 3000000 bytes (2.9 MiB) is longer than the limit of 1048576 bytes (1.0 MiB)"
+        ),
+        "{big}"
+    );
+    assert!(
+        big.starts_with(&format!("stream line {} skipped: ", malformed[3].0)),
+        "{big}"
+    );
     assert!(
         malformed.windows(2).all(|w| w[0].0 < w[1].0),
         "line numbers increase"

@@ -1,35 +1,47 @@
 //! Command-line definitions.
+//!
+//! `cco` without a subcommand but with options (`cco --config DIR`) runs `start`, as the
+//! original tool did; `cco` alone prints first steps on a terminal.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "cco",
     version,
-    about = "Runs a team of Claude Code agents on one repository, hands-off."
+    about = "Runs a team of Claude Code agents on one repository, hands-off.",
+    after_help = "First steps: `cco demo` (offline, a minute), `cco init` (make a config), \
+                  `cco check` then `cco start`.\n\
+                  Without a subcommand, `cco --config DIR` is `cco start --config DIR`.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    /// `cco [OPTIONS]` without a subcommand runs `start` with these options.
+    #[command(flatten)]
+    pub start: StartArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a config directory by answering a few questions (or with flags and --yes).
+    Init(InitArgs),
+    /// Check a config directory and print what a run would do (secrets never shown).
+    Check(CheckArgs),
     /// Start a run from a config directory (orchestrator.json, optional api-keys.json).
     Start(StartArgs),
-    /// Print the status of the running (or last) run of a config directory.
-    Status(StatusArgs),
-    /// Check a config directory and print the resolved settings (secrets redacted).
-    Check(ConfigArg),
     /// Continue the last run of a config directory after a crash: re-attach worktrees, resume
     /// each agent's claude session, re-queue tasks that were in flight.
     Resume(ResumeArgs),
-    /// Offline demo: a sample repository and a scripted fake claude team, start to finish.
-    Demo(DemoArgs),
+    /// Print the status of the running (or last) run of a config directory.
+    Status(StatusArgs),
     /// Print (and follow) one agent's log of the running or last run.
     Logs(LogsArgs),
+    /// Offline demo: a sample repository and a scripted fake claude team, start to finish.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,22 +63,51 @@ pub struct LogsArgs {
     pub config: ConfigArg,
     /// Agent id (e.g. worker-1, em-2, coordinator, director).
     pub agent: String,
-    /// Keep printing new lines as they arrive.
+    /// Keep printing new lines as they arrive, until the run ends.
     #[arg(long, short = 'f')]
     pub follow: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct ConfigArg {
-    /// Directory holding orchestrator.json (and optional api-keys.json).
-    #[arg(long, short = 'c', default_value = ".")]
-    pub config: PathBuf,
+    /// Config directory holding orchestrator.json (and optional api-keys.json), or a settings
+    /// file: then exactly that file is read, and api-keys.json beside it [default: .]
+    #[arg(long, short = 'c', value_name = "DIR|FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The path given, or the current directory.
+    pub fn path(&self) -> PathBuf {
+        self.config.clone().unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct WorkspaceArg {
+    /// Workspace directory (the run's clone, worktrees and agent state) instead of the
+    /// config's workspaceDirectory.
+    #[arg(long, short = 'w', value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    /// Print the checked settings as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Default)]
 pub struct StartArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub workspace: WorkspaceArg,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Continue the last run of this config if it did not finish (same as `cco resume`).
@@ -82,6 +123,8 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     #[command(flatten)]
+    pub workspace: WorkspaceArg,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -94,7 +137,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct OutputArgs {
     /// Plain event lines instead of the live view (the default when stdout is not a terminal).
     #[arg(long, conflicts_with = "json")]
@@ -102,10 +145,65 @@ pub struct OutputArgs {
     /// Machine-readable events: one JSON object per line on stdout.
     #[arg(long)]
     pub json: bool,
-    /// More log detail on stderr (repeat for more); RUST_LOG overrides.
+    /// More log detail on stderr: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Only warnings and errors on stderr, and no event lines.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `authMode` values, for `cco init --auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthArg {
+    /// The claude CLI's own login.
+    Oauth,
+    /// API keys from api-keys.json, then the CLI login.
+    ApiKeysFirst,
+    /// Only API keys from api-keys.json.
+    ApiKeysOnly,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct InitArgs {
+    /// The config directory to create [default: asked on a terminal; else `../<name>-cco`
+    /// beside a git checkout, the current directory elsewhere]
+    pub dir: Option<PathBuf>,
+    /// Repository to work on: a git URL or a local path [default: `origin` of the git
+    /// repository in the current directory, or that directory]
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: Option<String>,
+    /// Base branch that finished work is merged into [default: the repository's current branch]
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// Number of workers, 1 to 100 [default: 3]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub workers: Option<u32>,
+    /// How agents authenticate [default: oauth when claude is logged in, else api-keys-only
+    /// when ANTHROPIC_API_KEY is set]
+    #[arg(long, value_enum)]
+    pub auth: Option<AuthArg>,
+    /// API keys for api-keys.json: a file with one key per line, or an api-keys.json; `-`
+    /// reads standard input [default: ANTHROPIC_API_KEY when set]
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Shell command that must pass before the base branch moves; "" for none [default: one
+    /// of `cargo test`, `npm test`, `make test`, `pytest` matching the repository's files]
+    #[arg(long, value_name = "COMMAND")]
+    pub verify: Option<String>,
+    /// Spending limit of a run in USD; 0 for none [default: none]
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+    /// Time limit of a run in minutes [default: 120]
+    #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(1..=43200))]
+    pub duration: Option<u64>,
+    /// The claude CLI to run [default: `claude` on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub claude_binary: Option<PathBuf>,
+    /// Take the default for every question not answered by a flag (no prompts).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Replace an existing orchestrator.json / api-keys.json in DIR.
+    #[arg(long)]
+    pub force: bool,
 }

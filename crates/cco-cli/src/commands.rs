@@ -1,81 +1,125 @@
-//! One function per subcommand; each returns the process exit code.
+//! One function per subcommand; each returns the process exit code. Shared here: loading a
+//! config (with the demo hint and the `-w` override) and describing a child's exit status.
 
-use std::path::Path;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use cco::Orchestrator;
-use tracing_subscriber::EnvFilter;
+use cco_config::LoadedConfig;
+use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, OutputArgs, StartArgs, StatusArgs};
+use crate::cli::{Cli, Command, ConfigArg, StartArgs, StatusArgs, WorkspaceArg};
 use crate::output::{self, Mode};
+use crate::term;
+
+pub(crate) use crate::term::init_tracing;
 
 /// Exit codes: 0 the run ended (complete, limit or requested stop), 1 the run failed,
 /// 2 bad configuration or usage.
-const EXIT_FAILED: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_CONFIG: u8 = 2;
+
+/// File in a run folder naming the workspace given with `-w`, so `cco resume` uses it too.
+const WORKSPACE_RECORD: &str = "cli-workspace";
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Start(args) => start(args).await,
-        Command::Resume(args) => {
+        None => without_subcommand(cli.start).await,
+        Some(Command::Init(args)) => crate::init::run(args).await,
+        Some(Command::Check(args)) => crate::check::run(args).await,
+        Some(Command::Start(args)) => start(args).await,
+        Some(Command::Resume(args)) => {
             start(StartArgs {
                 config: args.config,
+                workspace: args.workspace,
                 output: args.output,
                 resume: true,
                 fresh: false,
             })
             .await
         }
-        Command::Status(args) => status(args),
-        Command::Demo(args) => crate::demo::run(args).await,
-        Command::Logs(args) => crate::logs::run(args).await,
-        Command::Check(args) => match cco_config::load(&args.config) {
-            Ok(config) => {
-                for warning in &config.warnings {
-                    eprintln!("warning: {warning}");
-                }
-                println!("{:#?}", config.config);
-                println!("claude binary: {}", config.claude_binary.display());
-                println!(
-                    "api keys: {}",
-                    config
-                        .api_keys
-                        .iter()
-                        .map(|k| k.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => config_error(&error),
-        },
+        Some(Command::Status(args)) => status(args),
+        Some(Command::Logs(args)) => crate::logs::run(args).await,
+        Some(Command::Demo(args)) => crate::demo::run(args).await,
     }
 }
 
-fn config_error(error: &cco_config::ConfigError) -> ExitCode {
-    eprintln!("cco: {error}");
+/// `cco [OPTIONS]`: with options it is `start` (the original tool's command line); alone, on a
+/// terminal, the first steps; alone elsewhere, a usage error.
+async fn without_subcommand(args: StartArgs) -> ExitCode {
+    if std::env::args_os().len() > 1 {
+        return start(args).await;
+    }
+    if std::io::stdout().is_terminal() {
+        print!("{}", term::FIRST_STEPS);
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "cco: a command is needed (demo, init, check, start, ...)\n\n{}",
+        Cli::command().render_usage()
+    );
     ExitCode::from(EXIT_CONFIG)
 }
 
-pub(crate) fn init_tracing(args: &OutputArgs) {
-    let default = match (args.quiet, args.verbose) {
-        (true, _) => "warn",
-        (false, 0) => "warn,cco_actors=info",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // The binary owns the global subscriber; the library never installs one. Its writer is
-    // stderr, printed above the live block while one is on screen.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(crate::live::StderrWriter)
-        .with_target(false)
-        .try_init();
+/// Loads the config at `arg` (a directory or a settings file). On error prints it (and the
+/// demo's setup hint where it applies) and returns the exit code.
+pub(crate) fn load_config(
+    arg: &ConfigArg,
+    workspace: &WorkspaceArg,
+) -> Result<LoadedConfig, ExitCode> {
+    let path = arg.path();
+    match cco_config::load_path(&path) {
+        Ok(mut loaded) => {
+            apply_workspace(&mut loaded, workspace.workspace.as_deref());
+            Ok(loaded)
+        }
+        Err(error) => {
+            eprintln!("cco: {error}");
+            let dir = if path.is_file() {
+                path.parent().map(Path::to_path_buf).unwrap_or_default()
+            } else {
+                path.clone()
+            };
+            crate::demo::hint_if_unprepared(&dir);
+            if matches!(error, cco_config::ConfigError::MissingFile { .. }) && !path.is_file() {
+                let init = match &arg.config {
+                    Some(dir) if path.extension().is_none_or(|ext| ext != "json") => {
+                        format!("cco init {}", term::shell_word(&dir.display().to_string()))
+                    }
+                    _ => "cco init [DIR]".to_string(),
+                };
+                eprintln!(
+                    "hint: create a config with `{init}`, or pass `--config DIR`; `cco demo` shows a run offline"
+                );
+            }
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
 }
 
-pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
+/// `-w DIR`: the run's workspace instead of the config's `workspaceDirectory`.
+pub(crate) fn apply_workspace(loaded: &mut LoadedConfig, workspace: Option<&Path>) {
+    if let Some(dir) = workspace {
+        loaded.config.workspace_directory =
+            std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    }
+}
+
+/// `exit code 128`, `killed by SIGKILL`: an exit status in words (never `Some(128)`).
+pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(name) => format!("killed by {name}"),
+            Err(_) => format!("killed by signal {signal}"),
+        },
+        (None, None) => "ended without an exit code".into(),
+    }
+}
+
+pub(crate) fn output_mode(args: &crate::cli::OutputArgs) -> Mode {
     if args.json {
         Mode::Json
     } else if args.quiet {
@@ -87,20 +131,40 @@ pub(crate) fn output_mode(args: &OutputArgs) -> Mode {
     }
 }
 
-async fn start(args: StartArgs) -> ExitCode {
+/// True when `arg` names no settings file: nothing to start from.
+fn has_no_config(arg: &ConfigArg) -> bool {
+    let path = arg.path();
+    !path.is_file()
+        && !path.join(cco_config::CONFIG_FILE_NAME).exists()
+        && path.extension().is_none_or(|ext| ext != "json")
+}
+
+async fn start(mut args: StartArgs) -> ExitCode {
     init_tracing(&args.output);
-    let config = match cco_config::load(&args.config.config) {
-        Ok(config) => config,
-        Err(error) => {
-            crate::demo::hint_if_unprepared(&args.config.config);
-            return config_error(&error);
+    if has_no_config(&args.config) {
+        // The original tool's `start` set a config up when there was none; so does cco, on a
+        // terminal (elsewhere nobody can answer, and the error below says what to do).
+        if term::interactive() {
+            match crate::init::offer_from_start(args.config.config.clone()).await {
+                Ok(dir) => args.config.config = Some(dir),
+                Err(code) => return code,
+            }
         }
+    }
+    let mut config = match load_config(&args.config, &args.workspace) {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     for warning in &config.warnings {
-        eprintln!("warning: {warning}");
+        term::warn(warning);
     }
     let mode = output_mode(&args.output);
     let unfinished = Orchestrator::unfinished_run(&config.config.log_directory);
+    if let Some(run_dir) = unfinished.as_ref().filter(|_| args.resume) {
+        if let Err(code) = resume_workspace(&mut config, run_dir, &args.workspace) {
+            return code;
+        }
+    }
     let mut builder = Orchestrator::builder(config);
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
@@ -131,7 +195,14 @@ async fn start(args: StartArgs) -> ExitCode {
         }
     };
     for warning in handle.warnings() {
-        eprintln!("warning: {warning}");
+        term::warn(warning);
+    }
+    if let Some(dir) = &args.workspace.workspace {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        let _ = std::fs::write(
+            handle.run_dir().join(WORKSPACE_RECORD),
+            dir.display().to_string(),
+        );
     }
     let signals = tokio::spawn(crate::unix::handle_signals(handle.clone()));
     if mode != Mode::Json {
@@ -152,17 +223,50 @@ async fn start(args: StartArgs) -> ExitCode {
     }
 }
 
+/// A resumed run works in the workspace it started in: the one recorded for a `-w` start
+/// unless `-w` says otherwise (then they must agree).
+fn resume_workspace(
+    config: &mut LoadedConfig,
+    run_dir: &Path,
+    workspace: &WorkspaceArg,
+) -> Result<(), ExitCode> {
+    let Ok(recorded) = std::fs::read_to_string(run_dir.join(WORKSPACE_RECORD)) else {
+        return Ok(());
+    };
+    let recorded = PathBuf::from(recorded.trim());
+    match &workspace.workspace {
+        None => {
+            eprintln!(
+                "cco: the run was started with -w {0}; resuming in {0}",
+                recorded.display()
+            );
+            apply_workspace(config, Some(&recorded));
+            Ok(())
+        }
+        Some(_) if config.config.workspace_directory == recorded => Ok(()),
+        Some(_) => {
+            eprintln!(
+                "cco: the run being resumed works in {}, not in {}: resume it with -w {}",
+                recorded.display(),
+                config.config.workspace_directory.display(),
+                recorded.display()
+            );
+            Err(ExitCode::from(EXIT_CONFIG))
+        }
+    }
+}
+
 /// The newest run folder under the config's log directory.
-pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<std::path::PathBuf> {
+pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<PathBuf> {
     Orchestrator::latest_run(log_directory)
 }
 
 fn status(args: StatusArgs) -> ExitCode {
-    let config = match cco_config::load(&args.config.config) {
+    let config = match load_config(&args.config, &WorkspaceArg::default()) {
         Ok(config) => config,
-        Err(error) => return config_error(&error),
+        Err(code) => return code,
     };
-    let Some(run_dir) = Orchestrator::latest_run(&config.config.log_directory) else {
+    let Some(run_dir) = latest_run_dir(&config.config.log_directory) else {
         eprintln!(
             "cco: no run found in {}",
             config.config.log_directory.display()
@@ -178,7 +282,7 @@ fn status(args: StatusArgs) -> ExitCode {
         }
     };
     for warning in &journal.warnings {
-        eprintln!("warning: {warning}");
+        term::warn(warning);
     }
     if args.json {
         match serde_json::to_string_pretty(&journal.snapshot) {

@@ -61,7 +61,7 @@ pub fn fake_claude_entry() -> Option<ExitCode> {
     Some(ExitCode::from(1))
 }
 
-/// Called by `cco start` when a config directory does not load: if it is the demo config whose
+/// Called by `cco start` and `cco check` when a config directory does not load: if it is the demo config whose
 /// generated files are missing, say how to create them.
 pub fn hint_if_unprepared(config_dir: &Path) {
     let Ok(text) = std::fs::read_to_string(config_dir.join(cco_config::CONFIG_FILE_NAME)) else {
@@ -73,8 +73,9 @@ pub fn hint_if_unprepared(config_dir: &Path) {
     if !config_dir.join(project::WRAPPER).is_file() || !config_dir.join(project::REPO_DIR).is_dir()
     {
         eprintln!(
-            "hint: this is the demo config; create its sample repository and fake claude first:\n      cco demo --dir {} --setup-only",
-            config_dir.display()
+            "hint: this is the demo config; create its sample repository and fake claude first:\n      {} demo --dir {} --setup-only",
+            crate::term::cco_command(),
+            crate::term::shell_word(&config_dir.display().to_string())
         );
     }
 }
@@ -102,6 +103,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         }
     };
     if args.setup_only {
+        let cco = crate::term::cco_command();
         println!("Demo prepared in {}:", dir.display());
         println!(
             "  {}/            the sample repository (a tiny POSIX sh calculator)",
@@ -109,7 +111,10 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         );
         println!("  orchestrator.json     6 workers in 2 teams of 3 (hierarchy mode)");
         println!("  claude                the scripted fake claude (cco {FAKE_CLAUDE_ARG})");
-        println!("Run it with:  cco start --config {}", dir.display());
+        println!(
+            "Run it with:  {cco} start --config {}",
+            crate::term::shell_word(&dir.display().to_string())
+        );
         return ExitCode::SUCCESS;
     }
     run_demo(&dir, &args.output).await
@@ -359,24 +364,32 @@ fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, starte
             let _ = writeln!(out, "  (cannot show the history: {error})");
         }
     }
+    // A binary that exists from here: `cco` on PATH, else this one's path.
+    let cco = crate::term::cco_command();
+    let dir_word = crate::term::shell_word(&dir.display().to_string());
     let _ = writeln!(out);
     let _ = writeln!(out, "Look around:");
     let _ = writeln!(
         out,
         "  git -C {} show {}:README.md",
-        repo.display(),
+        crate::term::shell_word(&repo.display().to_string()),
         summary.base_branch
     );
-    let _ = writeln!(out, "  cco status --config {}", dir.display());
+    let _ = writeln!(out, "  {cco} status --config {dir_word}");
+    let _ = writeln!(out, "  {cco} logs --config {dir_word} worker-1");
     let _ = writeln!(
         out,
         "  ls {}/sessions      # every claude transcript",
-        run_dir.display()
+        crate::term::shell_word(&run_dir.display().to_string())
     );
     let _ = writeln!(
         out,
-        "  cco demo --dir {} --setup-only && cco start --config {}   # run it again",
-        dir.display(),
-        dir.display()
+        "  {cco} demo --dir {dir_word} --setup-only && {cco} start --config {dir_word}   # run it again"
     );
+    if cco != "cco" {
+        let _ = writeln!(
+            out,
+            "(`cargo install --path crates/cco-cli` puts `cco` on your PATH.)"
+        );
+    }
 }

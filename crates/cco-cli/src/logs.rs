@@ -2,7 +2,8 @@
 //!
 //! The newest run folder under the config's `logDirectory` is the running or the last run.
 //! Lines are selected by their agent column (see `cco::log`). `-f` keeps polling
-//! the file for growth (a few times a second, no busy loop) until interrupted.
+//! the file for growth (a few times a second, no busy loop) until the run has finished (its
+//! journal records an end), so `-f` on a finished run prints the log and exits.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,17 +15,14 @@ use cco::log as runlog;
 
 use crate::cli::LogsArgs;
 
-const EXIT_FAILED: u8 = 1;
-const EXIT_CONFIG: u8 = 2;
+use crate::commands::EXIT_FAILED;
+
 const POLL: Duration = Duration::from_millis(200);
 
 pub async fn run(args: LogsArgs) -> ExitCode {
-    let config = match cco_config::load(&args.config.config) {
+    let config = match crate::commands::load_config(&args.config, &Default::default()) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("cco: {error}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let log_directory = &config.config.log_directory;
     let Some(run_dir) = crate::commands::latest_run_dir(log_directory) else {
@@ -65,10 +63,10 @@ pub async fn run(args: LogsArgs) -> ExitCode {
         return ExitCode::SUCCESS; // stdout closed (`| head`)
     }
     drop(out);
-    if !args.follow {
+    if !args.follow || run_finished(&run_dir) {
         return ExitCode::SUCCESS;
     }
-    match follow(&path, complete as u64, &args.agent).await {
+    match follow(&run_dir, complete as u64, &args.agent).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("cco: {}: {error}", path.display());
@@ -95,11 +93,21 @@ fn print_agent_lines(out: &mut impl Write, text: &str, agent: &str) -> std::io::
     out.flush()
 }
 
-/// Polls the file for growth from `offset` and prints the agent's new lines, until stdout
-/// goes away or the process is interrupted.
-async fn follow(path: &Path, mut offset: u64, agent: &str) -> std::io::Result<()> {
+/// True when the run of `run_dir` has ended (its journal says why).
+fn run_finished(run_dir: &Path) -> bool {
+    cco::Orchestrator::read_run(run_dir).is_ok_and(|run| run.finished)
+}
+
+/// Polls the run's log for growth from `offset` and prints the agent's new lines, until the
+/// run has finished (then what is left is printed), stdout goes away or the process is
+/// interrupted.
+async fn follow(run_dir: &Path, mut offset: u64, agent: &str) -> std::io::Result<()> {
+    let path = &run_dir.join(runlog::FILE_NAME);
     let mut pending = Vec::new();
     loop {
+        // Checked a poll period before reading, so the last read sees everything the run
+        // wrote, its closing lines included.
+        let finished = run_finished(run_dir);
         tokio::time::sleep(POLL).await;
         let len = std::fs::metadata(path)?.len();
         if len < offset {
@@ -108,6 +116,9 @@ async fn follow(path: &Path, mut offset: u64, agent: &str) -> std::io::Result<()
             pending.clear();
         }
         if len == offset {
+            if finished {
+                return Ok(());
+            }
             continue;
         }
         let mut file = std::fs::File::open(path)?;
@@ -117,12 +128,15 @@ async fn follow(path: &Path, mut offset: u64, agent: &str) -> std::io::Result<()
         offset += chunk.len() as u64;
         pending.extend_from_slice(&chunk);
         let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
+            if finished {
+                return Ok(());
+            }
             continue;
         };
         let complete: Vec<u8> = pending.drain(..=end).collect();
         let text = String::from_utf8_lossy(&complete);
         let mut out = std::io::stdout().lock();
-        if print_agent_lines(&mut out, &text, agent).is_err() {
+        if print_agent_lines(&mut out, &text, agent).is_err() || finished {
             return Ok(());
         }
     }

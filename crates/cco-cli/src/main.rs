@@ -1,16 +1,20 @@
 //! `cco`: run a team of Claude Code agents on one repository.
 //!
-//! Layout: [`cli`] (clap definitions), [`commands`] (one function per subcommand),
-//! [`output`] (how run events are shown), `unix` (signal handling: the binary, not the
-//! library, owns signals). `main` maps every outcome to an [`ExitCode`]; nothing calls
-//! `process::exit`.
+//! Layout: [`cli`] (clap definitions), [`commands`] (dispatch, start, status, config
+//! loading), [`check`] (the config summary), [`init`] (the interactive setup), [`logs`],
+//! [`demo`], [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
+//! terminal detection), `unix` (signal handling: the binary, not the library, owns signals).
+//! `main` maps every outcome to an [`ExitCode`]; nothing calls `process::exit`.
 
+mod check;
 mod cli;
 mod commands;
 mod demo;
+mod init;
 mod live;
 mod logs;
 mod output;
+mod term;
 mod unix;
 
 use std::process::ExitCode;
@@ -18,6 +22,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // `cco __guard ... -- claude ...`: the single-threaded guard that stops a claude process
+    // when cco dies (`cco_claude::guard`). First, before any thread exists.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(cco_claude::guard::GUARD_ARG))
+    {
+        return ExitCode::from(cco_claude::guard::main(std::env::args_os().skip(2)));
+    }
     // `cco __fake-claude ...`: the demo's offline stand-in for claude (see `demo`). Checked
     // before anything else, while the process has a single thread.
     if let Some(code) = demo::fake_claude_entry() {

@@ -80,6 +80,19 @@ pub enum ConfigError {
         suggestion: Option<String>,
     },
 
+    /// Two fields that say the same thing (an original key and its cco name, `model` and
+    /// `models`) are both set.
+    #[error(
+        "{}: fields \"{field}\" and \"{other}\" are both set: {hint}",
+        path.display()
+    )]
+    Conflict {
+        path: PathBuf,
+        field: String,
+        other: String,
+        hint: String,
+    },
+
     /// The claude binary could not be found or is not executable.
     #[error(
         "{}: {}: expected an executable claude binary, {problem} (searched: {})",
@@ -118,6 +131,7 @@ impl ConfigError {
             | ConfigError::MissingField { path, .. }
             | ConfigError::WrongType { path, .. }
             | ConfigError::InvalidValue { path, .. }
+            | ConfigError::Conflict { path, .. }
             | ConfigError::ClaudeBinary { path, .. }
             | ConfigError::NoApiKeys { path, .. } => path,
         }
@@ -130,6 +144,7 @@ impl ConfigError {
             | ConfigError::MissingField { field, .. }
             | ConfigError::WrongType { field, .. }
             | ConfigError::InvalidValue { field, .. }
+            | ConfigError::Conflict { field, .. }
             | ConfigError::ClaudeBinary { field, .. } => Some(field),
             ConfigError::NoApiKeys { .. } => Some("authMode"),
             _ => None,

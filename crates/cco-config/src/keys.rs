@@ -1,8 +1,16 @@
 //! `api-keys.json`: named credentials that claude processes can run under.
 //!
-//! Format: a JSON array of entries, each `{"name": ..., "apiKey": "sk-..."}` or
-//! `{"name": ..., "env": {"VAR": "value", ...}}`. Error messages about this file describe
-//! values only by their JSON type, never by content.
+//! Format: a JSON array whose items are, in any mix (every form of the original tool):
+//!
+//! - a plain string: an API key, named `api-key-<n>` (n = its position, from 1);
+//! - `{"name": ..., "apiKey": "sk-..."}`;
+//! - `{"name": ..., "env": {"VAR": "value", ...}}` (a gateway: `ANTHROPIC_AUTH_TOKEN` +
+//!   `ANTHROPIC_BASE_URL`, ...);
+//!
+//! and an object entry may carry `envOverrides` (extra environment for the processes on that
+//! credential). `name` is optional (`api-key-<n>`). Error messages about this file describe
+//! values only by their JSON type, never by content, and a name that looks like a secret (a
+//! key pasted into `name`) is refused, since names appear in logs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -10,16 +18,20 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::env::{env_object, secret_value, EnvRules};
 use crate::error::ConfigError;
 use crate::secret::Secret;
-use crate::validate::{describe, is_env_var_name, parse_json, show, Obj, Result};
+use crate::validate::{describe, parse_json, show, Obj, Result};
 
 /// One named credential.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     /// Unique, non-empty; shown in logs and in `[REDACTED:<name>]` markers.
     pub name: String,
     pub auth: KeyAuth,
+    /// `envOverrides`: extra variables for the processes on this credential (secrets too).
+    pub env_overrides: BTreeMap<String, Secret>,
 }
 
 /// How an [`ApiKey`] authenticates.
@@ -33,9 +45,10 @@ pub enum KeyAuth {
 }
 
 impl ApiKey {
-    /// The variables to set in a child claude's environment (real values).
+    /// The variables to set in a child claude's environment (real values): the credential's,
+    /// then its `envOverrides`.
     pub fn env_vars(&self) -> Vec<(String, String)> {
-        match &self.auth {
+        let mut vars: Vec<(String, String)> = match &self.auth {
             KeyAuth::ApiKey(key) => {
                 vec![("ANTHROPIC_API_KEY".to_string(), key.expose().to_string())]
             }
@@ -43,7 +56,23 @@ impl ApiKey {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.expose().to_string()))
                 .collect(),
-        }
+        };
+        vars.extend(
+            self.env_overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string())),
+        );
+        vars
+    }
+
+    /// The names of the variables this credential sets (not secret; for `cco check`).
+    pub fn var_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = match &self.auth {
+            KeyAuth::ApiKey(_) => vec!["ANTHROPIC_API_KEY"],
+            KeyAuth::Env(map) => map.keys().map(String::as_str).collect(),
+        };
+        names.extend(self.env_overrides.keys().map(String::as_str));
+        names
     }
 
     /// Every secret value of this key (for redaction).
@@ -52,11 +81,19 @@ impl ApiKey {
             KeyAuth::ApiKey(key) => (Some(key), None),
             KeyAuth::Env(map) => (None, Some(map.values())),
         };
-        single.into_iter().chain(many.into_iter().flatten())
+        single
+            .into_iter()
+            .chain(many.into_iter().flatten())
+            .chain(self.env_overrides.values())
     }
 }
 
-const ENTRY_KEYS: &[&str] = &["name", "apiKey", "env"];
+const ENTRY_KEYS: &[&str] = &["name", "apiKey", "env", "envOverrides"];
+
+/// What an entry must be, for messages.
+const ENTRY_FORMS: &str =
+    "a key string, or an object {\"name\", \"apiKey\"} or {\"name\", \"env\": {...}} \
+     (optionally with \"envOverrides\": {...})";
 
 /// Parses the text of an api-keys.json read from `source` (used in messages only).
 pub fn parse_api_keys(text: &str, source: &Path) -> Result<Vec<ApiKey>, ConfigError> {
@@ -65,8 +102,7 @@ pub fn parse_api_keys(text: &str, source: &Path) -> Result<Vec<ApiKey>, ConfigEr
         return Err(ConfigError::WrongType {
             path: source.to_path_buf(),
             field: String::new(),
-            expected: "a JSON array of {\"name\", \"apiKey\"} or {\"name\", \"env\"} objects"
-                .into(),
+            expected: format!("a JSON array whose items are each {ENTRY_FORMS}"),
             found: describe(&value, true),
         });
     };
@@ -78,33 +114,81 @@ pub fn parse_api_keys(text: &str, source: &Path) -> Result<Vec<ApiKey>, ConfigEr
             return Err(ConfigError::InvalidValue {
                 path: source.to_path_buf(),
                 field: format!("[{i}].name"),
-                expected: "a name not used by an earlier entry".into(),
+                expected: "a name not used by an earlier entry (entries without a name are \
+                           called api-key-<position>)"
+                    .into(),
                 found: format!("{}, already used", show(&key.name)),
+                suggestion: None,
+            });
+        }
+        if let Some(same) = keys.iter().find(|k: &&ApiKey| k.auth == key.auth) {
+            // Rotating onto the same credential under another name would only hit the same
+            // rate limit again.
+            return Err(ConfigError::InvalidValue {
+                path: source.to_path_buf(),
+                field: format!("[{i}]"),
+                expected: "a credential not listed by an earlier entry".into(),
+                found: format!("the same credential as the entry {}", show(&same.name)),
                 suggestion: None,
             });
         }
         keys.push(key);
     }
+    // Names appear in logs and markers: one that is (or holds) a secret of the file would leak it.
+    for (i, key) in keys.iter().enumerate() {
+        if keys.iter().flat_map(ApiKey::secrets).any(|secret| {
+            let secret = secret.expose();
+            secret.len() >= crate::MIN_REDACTED_LEN && key.name.contains(secret)
+        }) {
+            return Err(ConfigError::InvalidValue {
+                path: source.to_path_buf(),
+                field: format!("[{i}].name"),
+                expected: "a label for the key, not the key itself".into(),
+                found: "a name that contains a secret of this file".into(),
+                suggestion: None,
+            });
+        }
+    }
     Ok(keys)
 }
 
+fn default_name(i: usize) -> String {
+    format!("api-key-{}", i + 1)
+}
+
 fn parse_entry(source: &Path, i: usize, entry: &Value) -> Result<ApiKey> {
-    let obj = Obj::new(
-        source,
-        format!("[{i}]"),
-        entry,
-        "an object {\"name\": ..., \"apiKey\": ...} or {\"name\": ..., \"env\": {...}}",
-        true,
-    )?;
+    if let Value::String(_) = entry {
+        // The original's shortest form: a bare key.
+        let holder = Obj {
+            file: source,
+            prefix: String::new(),
+            map: &serde_json::Map::new(),
+            secret: true,
+        };
+        let key = secret_value(&holder, &format!("[{i}]"), entry, false, false)?;
+        return Ok(ApiKey {
+            name: default_name(i),
+            auth: KeyAuth::ApiKey(key),
+            env_overrides: BTreeMap::new(),
+        });
+    }
+    let obj = Obj::new(source, format!("[{i}]"), entry, ENTRY_FORMS, true)?;
     obj.check_keys(ENTRY_KEYS)?;
 
     let name = match obj.map.get("name") {
-        None => return Err(obj.missing("name", "a non-empty string naming this key")),
+        None | Some(Value::Null) => default_name(i),
         Some(Value::String(s)) if s.trim().is_empty() || s.chars().any(char::is_control) => {
             return Err(obj.invalid(
                 obj.path("name"),
                 "a non-empty name without control characters",
                 describe(&Value::String(s.clone()), true),
+            ));
+        }
+        Some(Value::String(s)) if crate::secret::redact_key_shapes(s) != s.as_str() => {
+            return Err(obj.invalid(
+                obj.path("name"),
+                "a label for the key, not the key itself",
+                "a string shaped like an Anthropic API key",
             ));
         }
         // Names are not secret, so they may be echoed in later messages.
@@ -126,73 +210,35 @@ fn parse_entry(source: &Path, i: usize, entry: &Value) -> Result<ApiKey> {
                 "either \"apiKey\" (a string) or \"env\" (an object of variables)",
             ))
         }
-        (Some(value), None) => KeyAuth::ApiKey(secret_value(&obj, "apiKey".into(), value, false)?),
-        (None, Some(value)) => KeyAuth::Env(env_map(&obj, value)?),
-    };
-    Ok(ApiKey { name, auth })
-}
-
-fn env_map(obj: &Obj<'_>, value: &Value) -> Result<BTreeMap<String, Secret>> {
-    let expected = "an object mapping environment variable names to strings";
-    let Value::Object(map) = value else {
-        return Err(obj.wrong_type("env", expected, value));
-    };
-    if map.is_empty() {
-        return Err(obj.invalid(obj.path("env"), expected, "an empty object"));
-    }
-    let mut out = BTreeMap::new();
-    for (name, v) in map {
-        if !is_env_var_name(name) {
-            // The name could be a pasted secret: describe the problem, do not echo the name.
-            let problem = match name.chars().next() {
-                None => "an empty name".to_string(),
-                Some(c) if c.is_ascii_digit() => "a name starting with a digit".to_string(),
-                _ => match name
-                    .chars()
-                    .find(|c| !(c.is_ascii_alphanumeric() || *c == '_'))
-                {
-                    Some(c) if c.is_ascii_graphic() || c == ' ' => {
-                        format!("a name containing {c:?}")
-                    }
-                    _ => "a name containing a non-ASCII or control character".to_string(),
-                },
+        (Some(value), None) => KeyAuth::ApiKey(secret_value(&obj, "apiKey", value, false, false)?),
+        (None, Some(_)) => {
+            let rules = EnvRules {
+                credential: true,
+                empty_object: false,
+                empty_value: false,
             };
+            KeyAuth::Env(env_object(&obj, "env", rules)?.unwrap_or_default())
+        }
+    };
+    let overrides_rules = EnvRules {
+        credential: false,
+        empty_object: true,
+        empty_value: true,
+    };
+    let env_overrides = env_object(&obj, "envOverrides", overrides_rules)?.unwrap_or_default();
+    let key = ApiKey {
+        name,
+        auth,
+        env_overrides,
+    };
+    if let KeyAuth::Env(map) = &key.auth {
+        if let Some(name) = key.env_overrides.keys().find(|n| map.contains_key(*n)) {
             return Err(obj.invalid(
-                obj.path("env"),
-                "variable names matching [A-Za-z_][A-Za-z0-9_]*",
-                problem,
+                obj.path(&format!("envOverrides.{name}")),
+                "a variable not already set by \"env\" of the same entry",
+                format!("{name}, set in both"),
             ));
         }
-        out.insert(
-            name.clone(),
-            secret_value(obj, format!("env.{name}"), v, true)?,
-        );
     }
-    Ok(out)
-}
-
-/// A secret string for an environment variable: non-empty and without NUL; an `apiKey` also
-/// without whitespace (a pasted newline is the usual mistake). Env values may hold spaces
-/// (e.g. custom header lists).
-fn secret_value(obj: &Obj<'_>, key: String, value: &Value, allow_spaces: bool) -> Result<Secret> {
-    let expected = if allow_spaces {
-        "a non-empty string"
-    } else {
-        "a non-empty string without whitespace"
-    };
-    match value {
-        Value::String(s) if s.is_empty() => {
-            Err(obj.invalid(obj.path(&key), expected, "an empty string"))
-        }
-        Value::String(s) if s.contains('\0') => Err(obj.invalid(
-            obj.path(&key),
-            expected,
-            "a string containing a NUL character",
-        )),
-        Value::String(s) if !allow_spaces && s.chars().any(char::is_whitespace) => {
-            Err(obj.invalid(obj.path(&key), expected, "a string containing whitespace"))
-        }
-        Value::String(s) => Ok(Secret::new(s.clone())),
-        other => Err(obj.wrong_type(&key, expected, other)),
-    }
+    Ok(key)
 }

@@ -6,14 +6,22 @@
 //! - `api-keys.json` (optional): named credentials, parsed into [`ApiKey`]s.
 //!
 //! [`load`] reads both, validates every field, resolves relative paths against the config
-//! directory and locates the `claude` binary, returning a [`LoadedConfig`]. The pure parsers
-//! [`Config::from_json_str`] and [`parse_api_keys`] do no file system access and are what tests
-//! and tools that only inspect a file should use.
+//! directory and locates the `claude` binary, returning a [`LoadedConfig`]. [`load_path`] also
+//! takes the path of the settings file itself (any name; api-keys.json is read beside it). The
+//! pure parsers [`Config::from_json_str`] and [`parse_api_keys`] do no file system access and
+//! are what tests and tools that only inspect a file should use.
+//!
+//! Config directories of the original tool (`@mohsen/claude-code-orchestrator`) load unchanged:
+//! its keys are read with their original meaning and each gets a [`KeyNote`]
+//! (`Config::original_keys`), and api-keys.json accepts all of its forms.
 //!
 //! # Layout
 //!
 //! - `model`: [`Config`] and its parts (enums, [`Models`], [`RepositoryLocation`]).
+//! - `parse`: orchestrator.json → [`Config`]; `legacy`: the original tool's keys;
+//!   `repository`: `repositoryUrl` forms.
 //! - `keys`: [`ApiKey`], [`KeyAuth`] and the api-keys.json parser.
+//! - `env`: environment variables for agents (names, reserved names, secret values).
 //! - `secret`: [`Secret`] (never printed) and [`Redactor`] (scrubs secrets from text).
 //! - `binary`: finding the claude executable.
 //! - `validate`: typed field access on `serde_json::Value` with precise errors.
@@ -28,21 +36,30 @@
 //! - No input can make this crate panic.
 
 mod binary;
+mod env;
 mod error;
 mod keys;
+mod legacy;
 mod model;
+mod parse;
+mod repository;
 mod secret;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use binary::resolve_claude_binary;
+pub use env::{reserved_reason, CREDENTIAL_VARS};
 pub use error::ConfigError;
 pub use keys::{parse_api_keys, ApiKey, KeyAuth};
 pub use model::{
-    AuthMode, Config, GitCloneOptions, MergeStrategy, Models, PermissionMode, RepositoryLocation,
-    MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES, MAX_TURNS,
+    AuthMode, Config, GitCloneOptions, KeyNote, MergeStrategy, Models, PermissionMode,
+    RepositoryLocation, MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES, MAX_TURNS,
 };
+pub use parse::{
+    MAX_AUTO_RESOLVE_CONFLICTS, MAX_TOOL_USES_PER_INSTANCE, MAX_TOTAL_TOOL_USES, TOP_KEYS,
+};
+pub use repository::mask_userinfo;
 pub use secret::{Redactor, Secret, MIN_REDACTED_LEN, REDACTED};
 
 /// Name of the required settings file in a config directory.
@@ -53,7 +70,7 @@ pub const API_KEYS_FILE_NAME: &str = "api-keys.json";
 /// Everything [`load`] produced from a config directory.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
-    /// The config directory, absolute.
+    /// The config directory (the settings file's directory), absolute.
     pub dir: PathBuf,
     pub config: Config,
     /// Empty when there is no api-keys.json.
@@ -65,13 +82,20 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
-    /// A redactor for every secret in api-keys.json.
+    /// A redactor for every secret: api-keys.json's, and the values of `env`.
     pub fn redactor(&self) -> Redactor {
-        Redactor::from_keys(&self.api_keys)
+        let env = self
+            .config
+            .env
+            .iter()
+            .map(|(name, value)| (format!("env.{name}"), value.clone()));
+        Redactor::new(Redactor::key_secrets(&self.api_keys).chain(env))
     }
 
+    /// The settings file that was read (`orchestrator.json`, or the file given to
+    /// [`load_path`]), absolute.
     pub fn config_path(&self) -> PathBuf {
-        self.dir.join(CONFIG_FILE_NAME)
+        self.config.source.clone()
     }
 
     pub fn api_keys_path(&self) -> PathBuf {
@@ -82,16 +106,41 @@ impl LoadedConfig {
 /// Loads `dir/orchestrator.json` and, if present, `dir/api-keys.json`; validates them and
 /// resolves the claude binary (searching the process's `PATH` when needed).
 pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
-    let dir = std::path::absolute(dir).map_err(|source| ConfigError::Io {
-        path: dir.to_path_buf(),
+    let dir = absolute(dir)?;
+    load_file(&dir.join(CONFIG_FILE_NAME))
+}
+
+/// [`load`] for a path that is either a config directory or the settings file itself (a file
+/// of any name: exactly that file is read, and `api-keys.json` beside it).
+pub fn load_path(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let path = absolute(path)?;
+    if path.is_file() {
+        load_file(&path)
+    } else {
+        load(&path)
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
+    std::path::absolute(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
         source,
-    })?;
-    let config_path = dir.join(CONFIG_FILE_NAME);
+    })
+}
+
+fn load_file(config_path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let config_path = config_path.to_path_buf();
+    let dir = config_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     let text = read_text(&config_path)?.ok_or_else(|| ConfigError::MissingFile {
         path: config_path.clone(),
-        what: format!(
-            "every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md"
-        ),
+        what: if config_path.file_name() == Some(CONFIG_FILE_NAME.as_ref()) {
+            format!("every config directory needs an {CONFIG_FILE_NAME}; see docs/configuration.md")
+        } else {
+            "the settings file named by --config".to_string()
+        },
     })?;
     let config = Config::from_json_str(&text, &config_path)?;
 
@@ -134,6 +183,8 @@ pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
         _ => {}
     }
 
+    credential_env_conflict(&config, &api_keys, &keys_path)?;
+
     let path_var = std::env::var_os("PATH");
     let claude_binary = resolve_claude_binary(&config, path_var.as_deref())?;
     Ok(LoadedConfig {
@@ -143,6 +194,37 @@ pub fn load(dir: &Path) -> Result<LoadedConfig, ConfigError> {
         claude_binary,
         warnings,
     })
+}
+
+/// A name in `env` that a credential in use also sets: the credential's value would win for
+/// its processes and not for the others, which is never what was meant.
+fn credential_env_conflict(
+    config: &Config,
+    api_keys: &[ApiKey],
+    keys_path: &Path,
+) -> Result<(), ConfigError> {
+    if config.auth_mode == AuthMode::Oauth {
+        return Ok(());
+    }
+    for name in config.env.keys() {
+        if let Some(key) = api_keys
+            .iter()
+            .find(|key| key.var_names().contains(&name.as_str()))
+        {
+            return Err(ConfigError::InvalidValue {
+                path: config.source.clone(),
+                field: format!("env.{name}"),
+                expected: "a variable that no credential in api-keys.json sets".into(),
+                found: format!(
+                    "{name}, also set by the entry \"{}\" of {} (set it there, per credential)",
+                    key.name,
+                    keys_path.display()
+                ),
+                suggestion: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The file's text, or `None` if it does not exist.

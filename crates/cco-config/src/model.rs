@@ -1,19 +1,13 @@
-//! The contents of `orchestrator.json`: [`Config`] and its parts, and how they are parsed.
-//!
-//! Parsing here is pure (no file system access): relative paths are resolved lexically against
-//! the directory of the source file. Checks that need the file system (the claude binary,
-//! api-keys.json) are done by [`crate::load`].
+//! The contents of `orchestrator.json`: [`Config`] and its parts. Parsing is in `parse`.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::error::ConfigError;
-use crate::validate::{
-    branch_problem, config_dir_of, env_file_problem, parse_json, resolve, show, Obj, Result,
-};
+use crate::secret::Secret;
+use crate::validate::config_dir_of;
 
 /// Upper bound for every millisecond setting (30 days): keeps `Instant + Duration` arithmetic
 /// in the rest of cco far from overflow.
@@ -39,7 +33,7 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
-    const CHOICES: &'static [(&'static str, AuthMode)] = &[
+    pub(crate) const CHOICES: &'static [(&'static str, AuthMode)] = &[
         ("oauth", AuthMode::Oauth),
         ("api-keys-first", AuthMode::ApiKeysFirst),
         ("api-keys-only", AuthMode::ApiKeysOnly),
@@ -66,7 +60,7 @@ pub enum MergeStrategy {
 }
 
 impl MergeStrategy {
-    const CHOICES: &'static [(&'static str, MergeStrategy)] = &[
+    pub(crate) const CHOICES: &'static [(&'static str, MergeStrategy)] = &[
         ("agent", MergeStrategy::Agent),
         ("ours", MergeStrategy::Ours),
         ("theirs", MergeStrategy::Theirs),
@@ -89,7 +83,7 @@ pub enum PermissionMode {
 }
 
 impl PermissionMode {
-    const CHOICES: &'static [(&'static str, PermissionMode)] = &[
+    pub(crate) const CHOICES: &'static [(&'static str, PermissionMode)] = &[
         ("acceptEdits", PermissionMode::AcceptEdits),
         ("bypassPermissions", PermissionMode::BypassPermissions),
         ("default", PermissionMode::Default),
@@ -156,7 +150,7 @@ pub struct Config {
     /// `repositoryUrl` exactly as written; see [`Config::repository`] for the parsed form.
     pub repository_url: String,
     #[serde(skip)]
-    repository: RepositoryLocation,
+    pub(crate) repository: RepositoryLocation,
     /// `branch` ("main"): the base branch work is merged into.
     pub branch: String,
     pub git_clone_options: GitCloneOptions,
@@ -189,211 +183,42 @@ pub struct Config {
     pub permission_mode: PermissionMode,
     pub git_timeout_ms: u64,
     pub push: bool,
+    /// `localRepoPath`, resolved: the run clones this local repository instead of
+    /// `repositoryUrl` ([`Config::repository`] is then this path). Pushes go to that checkout's
+    /// own `origin`, never into the checkout itself.
+    pub local_repo_path: Option<PathBuf>,
+    /// `env` ({}): extra environment for every agent's claude process (a proxy, a gateway's
+    /// `ANTHROPIC_BASE_URL`, ...). Values are secrets: redacted in every log. Names cco sets
+    /// itself (`CLAUDE_CONFIG_DIR`, `CCO_*`, the credential's variables) are refused.
+    pub env: BTreeMap<String, Secret>,
+    /// `maxAutoResolveConflicts` (none): with `mergeStrategy` `agent`, at most this many
+    /// conflict rounds are handed to agents in the whole run; after that conflicts are handled
+    /// as with `fail` (logged).
+    pub max_auto_resolve_conflicts: Option<u32>,
+    /// `maxToolUsesPerInstance` (none): tool uses one claude process may make (counted from its
+    /// stream); at the cap its turn is ended gracefully and treated like a timed-out turn.
+    pub max_tool_uses_per_instance: Option<u32>,
+    /// `maxTotalToolUses` (none): tool uses of the whole run; once reached no new turn
+    /// starts and the run ends with that reason (like `maxBudgetUsd`).
+    pub max_total_tool_uses: Option<u64>,
+    /// How keys of the original tool's schema (`workspaceDir`, `cloneDepth`, `timingBaseMs`,
+    /// ...) were read; `cco check` prints these.
+    pub original_keys: Vec<KeyNote>,
 }
 
-const TOP_KEYS: &[&str] = &[
-    "repositoryUrl",
-    "branch",
-    "gitCloneOptions",
-    "workerCount",
-    "authMode",
-    "logDirectory",
-    "workspaceDirectory",
-    "engineerManagerGroupSize",
-    "maxRunDurationMinutes",
-    "taskTimeoutMs",
-    "idleTimeoutMs",
-    "killGraceMs",
-    "pollIntervalMs",
-    "models",
-    "claudeBinary",
-    "envFiles",
-    "mergeStrategy",
-    "maxBudgetUsd",
-    "useRunBranch",
-    "verifyCommand",
-    "projectDirection",
-    "maxTaskRestarts",
-    "restartBackoffMs",
-    "maxPlanRetries",
-    "maxTurns",
-    "permissionMode",
-    "gitTimeoutMs",
-    "push",
-];
-const CLONE_KEYS: &[&str] = &["depth", "singleBranch", "noSubmodules"];
-const MODEL_KEYS: &[&str] = &["director", "em", "worker"];
+/// How one key of the original tool (`@mohsen/claude-code-orchestrator`) was understood.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyNote {
+    /// The key as written, e.g. `workspaceDir`.
+    pub key: String,
+    /// The cco key (or value) to write instead, when there is one.
+    pub use_instead: Option<String>,
+    /// What cco made of it, in one sentence.
+    pub note: String,
+}
 
 impl Config {
-    /// Parses and validates the text of an orchestrator.json read from `source` (used in
-    /// messages and to resolve relative paths; the file itself is not read).
-    pub fn from_json_str(text: &str, source: &Path) -> Result<Config, ConfigError> {
-        let value = parse_json(text, source)?;
-        let top = Obj::new(
-            source,
-            String::new(),
-            &value,
-            "a JSON object with the orchestrator settings",
-            false,
-        )?;
-        top.check_keys(TOP_KEYS)?;
-        // Nested key checks first, so a typo anywhere is reported before value errors.
-        let clone = top.object("gitCloneOptions", CLONE_KEYS)?;
-        let models = top.object("models", MODEL_KEYS)?;
-        let dir = config_dir_of(source);
-
-        let repository_url = top.string("repositoryUrl", false, false)?.ok_or_else(|| {
-            top.missing(
-                "repositoryUrl",
-                "a git URL (https://, ssh://, git@host:path, file://) or a local path",
-            )
-        })?;
-        let repository = parse_repository(repository_url, &dir).map_err(|problem| {
-            top.invalid(
-                "repositoryUrl".into(),
-                "a git URL (https://, http://, ssh://, git@host:path, file://) or a local path",
-                format!("{} ({problem})", show(&mask_userinfo(repository_url))),
-            )
-        })?;
-
-        let branch = top.string("branch", false, false)?.unwrap_or("main");
-        if let Some(problem) = branch_problem(branch) {
-            return Err(top.invalid(
-                "branch".into(),
-                "a valid git branch name",
-                format!("{} ({problem})", show(branch)),
-            ));
-        }
-
-        let git_clone_options = match &clone {
-            None => GitCloneOptions::default(),
-            Some(c) => GitCloneOptions {
-                depth: c.int("depth", 1, MAX_CLONE_DEPTH, true)?.map(to_u32),
-                single_branch: c.bool("singleBranch")?.unwrap_or(false),
-                no_submodules: c.bool("noSubmodules")?.unwrap_or(false),
-            },
-        };
-
-        let worker_count = top
-            .int("workerCount", 1, 100, false)?
-            .ok_or_else(|| top.missing("workerCount", "an integer from 1 to 100"))?;
-
-        let models = match &models {
-            None => Models::default(),
-            Some(m) => {
-                let defaults = Models::default();
-                let model = |key: &str, default: String| -> Result<String> {
-                    match m.string(key, true, false)? {
-                        None => Ok(default),
-                        Some(s) if s.starts_with('-') || s.trim() != s => Err(m.invalid(
-                            m.path(key),
-                            "a model name such as \"sonnet\" or \"claude-opus-4-1\"",
-                            show(s),
-                        )),
-                        Some(s) => Ok(s.to_string()),
-                    }
-                };
-                Models {
-                    director: model("director", defaults.director)?,
-                    em: model("em", defaults.em)?,
-                    worker: model("worker", defaults.worker)?,
-                }
-            }
-        };
-
-        let dir_field = |key: &str, default: &str| -> Result<PathBuf> {
-            let raw = top.string(key, true, false)?.unwrap_or(default);
-            Ok(resolve(&dir, Path::new(raw)))
-        };
-        let log_directory = dir_field("logDirectory", "logs")?;
-        let workspace_directory = dir_field("workspaceDirectory", "workspace")?;
-
-        let claude_binary = top.string("claudeBinary", true, true)?.map(PathBuf::from);
-
-        let env_files = match top.array(
-            "envFiles",
-            "an array of file names relative to the repository root",
-        )? {
-            None => vec![PathBuf::from(".env"), PathBuf::from(".env.local")],
-            Some(items) => {
-                let mut files = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("envFiles[{i}]");
-                    let expected = "a file name relative to the repository root";
-                    let Value::String(name) = item else {
-                        return Err(ConfigError::WrongType {
-                            path: source.to_path_buf(),
-                            field,
-                            expected: expected.into(),
-                            found: crate::validate::describe(item, false),
-                        });
-                    };
-                    if let Some(problem) = env_file_problem(name) {
-                        return Err(top.invalid(
-                            field,
-                            expected,
-                            format!("{} ({problem})", show(name)),
-                        ));
-                    }
-                    files.push(PathBuf::from(name));
-                }
-                files
-            }
-        };
-
-        let optional_text = |key: &str| -> Result<Option<String>> {
-            Ok(top.string(key, true, true)?.map(str::to_string))
-        };
-
-        let ms = |key: &str, default: u64, min: u64| -> Result<u64> {
-            Ok(top.int(key, min, MAX_MS, false)?.unwrap_or(default))
-        };
-
-        Ok(Config {
-            source: source.to_path_buf(),
-            repository_url: repository_url.to_string(),
-            repository,
-            branch: branch.to_string(),
-            git_clone_options,
-            worker_count: to_usize(worker_count),
-            auth_mode: top
-                .choice("authMode", AuthMode::CHOICES)?
-                .unwrap_or_default(),
-            log_directory,
-            workspace_directory,
-            engineer_manager_group_size: to_usize(
-                top.int("engineerManagerGroupSize", 1, 100, false)?
-                    .unwrap_or(4),
-            ),
-            max_run_duration_minutes: top
-                .int("maxRunDurationMinutes", 1, MAX_RUN_MINUTES, false)?
-                .unwrap_or(120),
-            task_timeout_ms: ms("taskTimeoutMs", 600_000, 1000)?,
-            idle_timeout_ms: ms("idleTimeoutMs", 300_000, 1000)?,
-            kill_grace_ms: ms("killGraceMs", 5000, 0)?,
-            poll_interval_ms: ms("pollIntervalMs", 5000, 10)?,
-            models,
-            claude_binary,
-            env_files,
-            merge_strategy: top
-                .choice("mergeStrategy", MergeStrategy::CHOICES)?
-                .unwrap_or_default(),
-            max_budget_usd: top.positive_number("maxBudgetUsd")?,
-            use_run_branch: top.bool("useRunBranch")?.unwrap_or(false),
-            verify_command: optional_text("verifyCommand")?,
-            project_direction: optional_text("projectDirection")?,
-            max_task_restarts: to_u32(top.int("maxTaskRestarts", 0, 20, false)?.unwrap_or(3)),
-            restart_backoff_ms: ms("restartBackoffMs", 1000, 0)?,
-            max_plan_retries: to_u32(top.int("maxPlanRetries", 0, 20, false)?.unwrap_or(3)),
-            max_turns: top.int("maxTurns", 1, MAX_TURNS, true)?.map(to_u32),
-            permission_mode: top
-                .choice("permissionMode", PermissionMode::CHOICES)?
-                .unwrap_or_default(),
-            git_timeout_ms: ms("gitTimeoutMs", 120_000, 1000)?,
-            push: top.bool("push")?.unwrap_or(true),
-        })
-    }
-
     /// The parsed `repositoryUrl`.
     pub fn repository(&self) -> &RepositoryLocation {
         &self.repository
@@ -455,152 +280,10 @@ impl Config {
     }
 }
 
-// Range checks happen before these conversions, so they never saturate in practice; they
-// exist to avoid `as` truncation and `unwrap` on input-derived numbers.
-fn to_u32(v: u64) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
-}
-
-fn to_usize(v: u64) -> usize {
-    usize::try_from(v).unwrap_or(usize::MAX)
-}
-
-/// Parses a `repositoryUrl`; the error is a short reason for the message.
-pub(crate) fn parse_repository(raw: &str, dir: &Path) -> Result<RepositoryLocation, String> {
-    if raw.trim().is_empty() {
-        return Err("it is empty".into());
-    }
-    if raw.trim() != raw {
-        return Err("it has leading or trailing whitespace".into());
-    }
-    // A leading "-" would be read by git as an option (e.g. "--upload-pack=...").
-    if raw.starts_with('-') {
-        return Err("it starts with \"-\"".into());
-    }
-    if raw.chars().any(char::is_control) {
-        return Err("it contains a control character".into());
-    }
-    if let Some(rest) = raw.strip_prefix("file://") {
-        if rest.is_empty() {
-            return Err("the file:// URL has no path".into());
-        }
-        return Ok(RepositoryLocation::LocalPath(resolve(dir, Path::new(rest))));
-    }
-    for scheme in ["https://", "http://", "ssh://"] {
-        if let Some(rest) = raw.strip_prefix(scheme) {
-            let authority = rest.split('/').next().unwrap_or("");
-            let host = authority.rsplit('@').next().unwrap_or("");
-            if host.is_empty() || host.starts_with(':') {
-                return Err(format!("the {scheme} URL has no host"));
-            }
-            if raw.chars().any(char::is_whitespace) {
-                return Err("a URL cannot contain whitespace".into());
-            }
-            return Ok(RepositoryLocation::Remote(raw.to_string()));
-        }
-    }
-    if let Some(at) = raw.find("://") {
-        return Err(format!("unsupported URL scheme \"{}\"", &raw[..at]));
-    }
-    if is_scp_like(raw) {
-        return Ok(RepositoryLocation::Remote(raw.to_string()));
-    }
-    Ok(RepositoryLocation::LocalPath(resolve(dir, Path::new(raw))))
-}
-
-/// `user@host:path`, as git's scp-like syntax (a user is required, so `C:`-style or
-/// `dir:file` local paths are not mistaken for remotes).
-fn is_scp_like(raw: &str) -> bool {
-    let Some((user_host, path)) = raw.split_once(':') else {
-        return false;
-    };
-    let Some((user, host)) = user_host.split_once('@') else {
-        return false;
-    };
-    let word = |s: &str, extra: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
-    };
-    word(user, "._-")
-        && word(host, ".-")
-        && !path.is_empty()
-        && !raw.chars().any(char::is_whitespace)
-}
-
-/// Hides a password in `scheme://user:password@host/...` before a URL goes into a message.
-fn mask_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) if authority[..at].contains(':') => {
-            let user = authority[..at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
-        }
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn repository_forms() {
-        let dir = Path::new("/cfg");
-        let remote = |s: &str| RepositoryLocation::Remote(s.into());
-        assert_eq!(
-            parse_repository("https://github.com/a/b.git", dir),
-            Ok(remote("https://github.com/a/b.git"))
-        );
-        assert_eq!(
-            parse_repository("http://h/a", dir),
-            Ok(remote("http://h/a"))
-        );
-        assert_eq!(
-            parse_repository("ssh://git@h:22/a", dir),
-            Ok(remote("ssh://git@h:22/a"))
-        );
-        assert_eq!(
-            parse_repository("git@github.com:a/b.git", dir),
-            Ok(remote("git@github.com:a/b.git"))
-        );
-        assert_eq!(
-            parse_repository("file:///srv/repo", dir),
-            Ok(RepositoryLocation::LocalPath("/srv/repo".into()))
-        );
-        assert_eq!(
-            parse_repository("./demo-repo", dir),
-            Ok(RepositoryLocation::LocalPath("/cfg/demo-repo".into()))
-        );
-        assert_eq!(
-            parse_repository("/abs/repo", dir),
-            Ok(RepositoryLocation::LocalPath("/abs/repo".into()))
-        );
-        for bad in [
-            "",
-            " ",
-            "-oProxyCommand=x",
-            "ftp://h/a",
-            "https://",
-            "https:///a",
-            "a\nb",
-            " x",
-        ] {
-            assert!(parse_repository(bad, dir).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(mask_userinfo("https://u:tok@h/a"), "https://u:***@h/a");
-        assert_eq!(mask_userinfo("https://h/a@b"), "https://h/a@b");
-        assert_eq!(mask_userinfo("ftp://x"), "ftp://x");
-    }
+    use std::path::Path;
 
     #[test]
     fn restart_delay_doubles_and_caps() {

@@ -103,13 +103,19 @@ impl Redactor {
         Redactor { secrets: list }
     }
 
-    /// A redactor for every secret of every key (an `apiKey` or each `env` value).
+    /// A redactor for every secret of every key (an `apiKey`, each `env` and `envOverrides`
+    /// value).
     pub fn from_keys(keys: &[crate::ApiKey]) -> Self {
-        Redactor::new(keys.iter().flat_map(|key| {
+        Redactor::new(Self::key_secrets(keys))
+    }
+
+    /// `(name, secret)` pairs of every secret of `keys`, for [`Redactor::new`].
+    pub fn key_secrets(keys: &[crate::ApiKey]) -> impl Iterator<Item = (String, Secret)> + '_ {
+        keys.iter().flat_map(|key| {
             key.secrets()
                 .map(|secret| (key.name.clone(), secret.clone()))
                 .collect::<Vec<_>>()
-        }))
+        })
     }
 
     /// Number of secret values this redactor knows (besides the `sk-ant-` pattern).

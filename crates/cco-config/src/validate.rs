@@ -148,11 +148,18 @@ impl<'a> Obj<'a> {
 
     /// Fails on the first key not in `known` (keys are checked in sorted order).
     pub fn check_keys(&self, known: &[&str]) -> Result<()> {
+        self.check_keys_accepting(known, &[])
+    }
+
+    /// [`Obj::check_keys`] that also accepts the keys in `also` (suggested for typos, but not
+    /// listed as expected: the original tool's names).
+    pub fn check_keys_accepting(&self, known: &[&str], also: &[&str]) -> Result<()> {
+        let all: Vec<&str> = known.iter().chain(also).copied().collect();
         for key in self.map.keys() {
-            if known.contains(&key.as_str()) {
+            if all.contains(&key.as_str()) {
                 continue;
             }
-            let suggestion = suggest(key, known).map(|k| self.path(k));
+            let suggestion = suggest(key, &all).map(|k| self.path(k));
             // A misplaced secret can end up as a key name; never print one.
             let shown = if self.secret {
                 safe_key_name(key, suggestion.is_some())
@@ -384,7 +391,10 @@ pub(crate) fn env_file_problem(name: &str) -> Option<&'static str> {
     }
     let path = Path::new(name);
     if path.is_absolute() || name.starts_with('/') || name.starts_with('\\') {
-        return Some("it is an absolute path");
+        return Some(
+            "it is an absolute path; cco copies envFiles from the config directory or a local \
+             source repository: copy the file next to orchestrator.json and list its name",
+        );
     }
     if path
         .components()

@@ -195,6 +195,7 @@ fn secrets_are_redacted_in_debug_display_and_serialize() {
     let key = ApiKey {
         name: "k".into(),
         auth: KeyAuth::ApiKey(s.clone()),
+        env_overrides: Default::default(),
     };
     assert!(!format!("{key:?}").contains("hidden"));
     assert!(!serde_json::to_string(&key).unwrap().contains("hidden"));
@@ -386,6 +387,24 @@ fn shipped_examples_parse() {
             }
             "flat-small" => assert!(config.is_flat() && config.worker_count == 3),
             "hierarchy-large" => assert_eq!((config.worker_count, config.team_count()), (16, 4)),
+            "original-tool" => {
+                // The original's keys, read with their meaning.
+                assert_eq!((config.worker_count, config.team_count()), (6, 2));
+                assert_eq!(config.models.em, "sonnet");
+                assert_eq!(config.git_clone_options.depth, Some(100));
+                assert_eq!(config.merge_strategy, MergeStrategy::Agent);
+                assert_eq!(config.poll_interval(), Duration::from_millis(5000));
+                assert!(
+                    config.original_keys.len() >= 5,
+                    "{:?}",
+                    config.original_keys
+                );
+                let example = dir.join("api-keys.json.example");
+                let keys = parse_api_keys(&std::fs::read_to_string(&example).unwrap(), &example)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert_eq!(keys[0].name, "api-key-1");
+                assert_eq!(keys.len(), 3);
+            }
             "api-keys" => {
                 assert_eq!(config.auth_mode, AuthMode::ApiKeysFirst);
                 let example = dir.join("api-keys.json.example");
@@ -398,7 +417,16 @@ fn shipped_examples_parse() {
         seen.push(name);
     }
     seen.sort();
-    assert_eq!(seen, ["api-keys", "demo", "flat-small", "hierarchy-large"]);
+    assert_eq!(
+        seen,
+        [
+            "api-keys",
+            "demo",
+            "flat-small",
+            "hierarchy-large",
+            "original-tool"
+        ]
+    );
 }
 
 /// Every field with every kind of JSON value, and every prefix of a valid document: errors,
@@ -431,36 +459,21 @@ fn never_panics() {
         "{}",
         "{\"a\":1}",
     ];
-    let keys = [
-        "repositoryUrl",
-        "branch",
-        "gitCloneOptions",
-        "workerCount",
-        "authMode",
-        "logDirectory",
-        "workspaceDirectory",
-        "engineerManagerGroupSize",
-        "maxRunDurationMinutes",
-        "taskTimeoutMs",
-        "idleTimeoutMs",
-        "killGraceMs",
-        "pollIntervalMs",
-        "models",
-        "claudeBinary",
-        "envFiles",
-        "mergeStrategy",
-        "maxBudgetUsd",
-        "useRunBranch",
-        "verifyCommand",
-        "projectDirection",
-        "maxTaskRestarts",
-        "restartBackoffMs",
-        "maxPlanRetries",
-        "maxTurns",
-        "permissionMode",
-        "gitTimeoutMs",
-        "push",
+    // Every cco key, and the original tool's keys cco reads.
+    let original = [
+        "groupSize",
+        "workspaceDir",
+        "cloneDepth",
+        "timingBaseMs",
+        "stuckThresholdMs",
+        "serverPort",
+        "$comment",
     ];
+    let keys: Vec<&str> = cco_config::TOP_KEYS
+        .iter()
+        .chain(&original)
+        .copied()
+        .collect();
     for key in keys {
         for v in values {
             let doc = format!(r#"{{"repositoryUrl": "/r", "workerCount": 1, "{key}": {v}}}"#);
@@ -479,6 +492,9 @@ fn never_panics() {
             format!(r#"[{{"name": {v}, "apiKey": {v}}}]"#),
             format!(r#"[{{"name": "a", "env": {v}}}]"#),
             format!(r#"[{{"name": "a", "env": {{"X": {v}}}}}]"#),
+            format!(r#"[{{"apiKey": "k1234567890", "envOverrides": {v}}}]"#),
+            format!(r#"[{{"apiKey": {v}, "envOverrides": {{"X": {v}}}}}]"#),
+            format!(r#"[{v}, {v}]"#),
         ] {
             let _ = parse_api_keys(&doc, Path::new("/k"));
         }

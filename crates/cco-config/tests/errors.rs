@@ -95,7 +95,7 @@ fn unknown_top_level_field_suggests_the_closest() {
         &[
             SRC,
             r#"unknown field "workerCont" (did you mean "workerCount"?)"#,
-            "expected one of: repositoryUrl, branch",
+            "expected one of: repositoryUrl, localRepoPath, branch",
         ],
     );
     assert_eq!(err.field(), Some("workerCont"));
@@ -153,8 +153,6 @@ fn missing_required_fields() {
         &err,
         &[SRC, r#"missing required field "repositoryUrl""#, "git URL"],
     );
-    let err = keys_err(r#"[{"apiKey": "x"}]"#);
-    assert_contains(&err, &[KEYS, r#"missing required field "[0].name""#]);
     let err = keys_err(r#"[{"name": "x"}]"#);
     assert_contains(&err, &[KEYS, r#""[0].apiKey""#, "either \"apiKey\""]);
 }
@@ -305,7 +303,10 @@ fn invalid_strings_say_why() {
     let err = config_err(&with(r#""envFiles": [".env", "/etc/passwd"]"#));
     assert_contains(
         &err,
-        &[r#"field "envFiles[1]""#, "(it is an absolute path)"],
+        &[
+            r#"field "envFiles[1]""#,
+            "(it is an absolute path; cco copies envFiles from the config directory",
+        ],
     );
     let err = config_err(&with(r#""envFiles": ["../.env"]"#));
     assert_contains(&err, &[r#"field "envFiles[0]""#, r#"(it contains "..")"#]);
@@ -350,8 +351,66 @@ fn api_keys_errors() {
             &["top level: expected a JSON array", "found an object"],
         ),
         (
-            r#"["sk-ant-zzz"]"#,
-            &[r#"field "[0]": expected an object"#, "found a string"],
+            r#"["k1234567890", "k1234567890"]"#,
+            &[
+                r#"field "[1]": expected a credential not listed by an earlier entry, found the same credential as the entry "api-key-1""#,
+            ],
+        ),
+        (
+            r#"[42]"#,
+            &[
+                r#"field "[0]": expected a key string, or an object"#,
+                "found 42",
+            ],
+        ),
+        (
+            r#"["sk-ant-zzz zzz"]"#,
+            &[
+                r#"field "[0]": expected a non-empty string without whitespace"#,
+                "found a string containing whitespace",
+            ],
+        ),
+        (
+            r#"["k1234567890", {"name": "api-key-1", "apiKey": "k2345678901"}]"#,
+            &[
+                r#"field "[1].name": expected a name not used by an earlier entry (entries without a name are called api-key-<position>)"#,
+            ],
+        ),
+        (
+            r#"[{"name": "sk-ant-api03-abcdefgh", "apiKey": "k2345678901"}]"#,
+            &[
+                r#"field "[0].name": expected a label for the key, not the key itself, found a string shaped like an Anthropic API key"#,
+            ],
+        ),
+        (
+            r#"[{"name": "k2345678901", "apiKey": "k2345678901"}]"#,
+            &[
+                r#"field "[0].name": expected a label for the key, not the key itself, found a name that contains a secret of this file"#,
+            ],
+        ),
+        (
+            r#"[{"name": "a", "env": {"CLAUDE_CONFIG_DIR": "/x"}}]"#,
+            &[
+                r#"field "[0].env.CLAUDE_CONFIG_DIR": expected a variable cco does not set itself, found CLAUDE_CONFIG_DIR is set by cco"#,
+            ],
+        ),
+        (
+            r#"[{"name": "a", "apiKey": "k2345678901", "envOverrides": {"ANTHROPIC_API_KEY": "x"}}]"#,
+            &[
+                r#"field "[0].envOverrides.ANTHROPIC_API_KEY": expected a variable cco does not set itself"#,
+            ],
+        ),
+        (
+            r#"[{"name": "a", "env": {"ANTHROPIC_BASE_URL": "https://x"}, "envOverrides": {"ANTHROPIC_BASE_URL": "y"}}]"#,
+            &[
+                r#"field "[0].envOverrides.ANTHROPIC_BASE_URL": expected a variable not already set by "env" of the same entry"#,
+            ],
+        ),
+        (
+            r#"[{"name": "a", "apiKey": "k2345678901", "envOverrides": []}]"#,
+            &[
+                r#"field "[0].envOverrides": expected an object mapping environment variable names to strings, found an empty array"#,
+            ],
         ),
         (
             r#"[{"name": "", "apiKey": "k"}]"#,
@@ -364,7 +423,7 @@ fn api_keys_errors() {
         (
             r#"[{"name": "a", "apiKey": "k1"}, {"name": "a", "apiKey": "k2"}]"#,
             &[
-                r#"field "[1].name": expected a name not used by an earlier entry, found "a", already used"#,
+                r#"field "[1].name": expected a name not used by an earlier entry (entries without a name are called api-key-<position>), found "a", already used"#,
             ],
         ),
         (
@@ -413,7 +472,13 @@ fn api_keys_errors_never_contain_secrets() {
     const S: &str = "sk-ant-api03-TOPSECRETvalue123";
     const T: &str = "TOPSECRETtoken456789";
     let files = [
-        format!(r#"["{S}"]"#),
+        format!(r#"["{S} "]"#),
+        format!(r#"[["{S}"]]"#),
+        format!(r#"["{S}", "{S}"]"#),
+        format!(r#"[{{"name": "{T}", "apiKey": "{T}"}}]"#),
+        format!(r#"[{{"name": "{S}", "apiKey": "x1234567"}}]"#),
+        format!(r#"[{{"apiKey": "{S}", "envOverrides": {{"{T}-x": "{T}"}}}}]"#),
+        format!(r#"[{{"apiKey": "{S}", "envOverrides": {{"X": 5, "Y": "{T}"}}}}]"#),
         format!(r#"{{"{S}": 1}}"#),
         format!(r#"[{{"name": "a", "apiKey": "{S} "}}]"#),
         format!(r#"[{{"name": "a", "apiKey": "{S}", "env": {{"X": "{T}"}}}}]"#),

@@ -10,11 +10,14 @@
 //!   - [`DirectorPlan`]: the Director's teams ([`TeamGoal`]) or `complete` (hierarchy mode).
 //!   - [`TaskPlan`]: an EM's (or the flat Coordinator's) [`TaskSpec`]s or `complete`.
 //!   - [`ReviewDecision`]: `approve` or `revise` a finished task.
+//! - `json_schema`: [`PlanKind::json_schema`], the JSON Schema of each document for the CLI's
+//!   `--json-schema` (structured output), derived from the serde types with `schemars`.
 //! - [`parse`]: [`parse_director_plan`], [`parse_task_plan`], [`parse_review`]: find the JSON
 //!   in an agent's free-form answer, check it, normalise it. Failures are [`PlanError`]s whose
 //!   [`PlanError::repair_prompt`] is the message to resume the same session with.
-//! - [`prompt`]: one Markdown template per role in `prompts/` (compiled in), [`render`] and the
-//!   `*_prompt` helpers ([`task_prompt`], [`review_prompt`], ...).
+//! - [`prompt`]: every prompt cco sends, one Markdown template each in `prompts/` (compiled
+//!   in), rendered by a typed builder per prompt ([`WorkerTaskPrompt`], [`ReviewPrompt`],
+//!   [`ResumePrompt`], ...) whose text fits the agent's [`Role`] and [`Duty`].
 //!
 //! # Rules
 //!
@@ -47,17 +50,22 @@
 //! The full protocol (schemas, parsing and validation rules, markers) is in `docs/protocol.md`.
 
 mod extract;
+mod json_schema;
 pub mod parse;
 pub mod prompt;
 pub mod schema;
 
 pub use parse::{
-    parse_director_plan, parse_review, parse_task_plan, sanitize_path, slugify, Parsed, PlanError,
-    MAX_ID_LEN, MAX_TASKS, MAX_TEAMS,
+    parse_answer, parse_director_answer, parse_director_plan, parse_review, parse_review_answer,
+    parse_task_answer, parse_task_plan, sanitize_path, slugify, Answer, Parsed, PlanError,
+    PlanFailure, Rejections, MAX_ID_LEN, MAX_TASKS, MAX_TEAMS,
 };
 pub use prompt::{
     conflict_prompt, coordinator_prompt, director_prompt, em_plan_prompt, feedback_prompt, render,
-    render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext, Planner,
-    Prompt, PromptVars, RoundReport,
+    render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext,
+    AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
+    EmPlanPrompt, FeedbackPrompt, Identity, MergeParent, Planner, Prompt, PromptVars, RepairPrompt,
+    ReplanPrompt, ResolutionReviewPrompt, ResumeCause, ResumePrompt, ReviewPrompt, Role,
+    RoundReport, TimeoutPrompt, VerifyFailedPrompt, WorkerTaskPrompt, NO_DIRECTION,
 };
 pub use schema::{DirectorPlan, PlanKind, ReviewDecision, TaskPlan, TaskSpec, TeamGoal};

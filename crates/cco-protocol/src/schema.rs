@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -16,35 +17,42 @@ use serde_json::Value;
 /// {"status":"continue","summary":"...","teams":[{"name":"parser","goal":"..."}]}
 /// {"status":"complete","reason":"..."}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum DirectorPlan {
     /// More work: one goal per team.
+    #[schemars(transform = require_teams)]
     Continue {
-        /// The Director's view of the project and the plan (free text, may be empty).
+        /// The state of the project and the plan, one paragraph.
         #[serde(default, deserialize_with = "lenient_text")]
         summary: String,
-        /// Non-empty after validation.
+        /// One goal per team (non-empty after validation).
         #[serde(default, deserialize_with = "lenient_list")]
+        #[schemars(length(min = 1, max = 50))]
         teams: Vec<TeamGoal>,
     },
     /// The direction is met.
     #[serde(alias = "completed", alias = "done")]
     Complete {
-        /// Why the planner thinks so (may be empty).
+        /// Why the direction is met.
         #[serde(default, deserialize_with = "lenient_text")]
         reason: String,
     },
 }
 
 /// One team of a [`DirectorPlan`]: its name (a slug after validation) and its goal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = require_name_goal)]
+#[schemars(description = "One team: its name and its goal.")]
 pub struct TeamGoal {
-    /// `[a-z0-9-]{1,64}` after validation, unique in the plan.
+    /// A short team slug, e.g. `parser`: lowercase ASCII letters, digits and '-', unique, at
+    /// most 64 characters (`[a-z0-9-]{1,64}` after validation).
     #[serde(default, deserialize_with = "scalar_text")]
+    #[schemars(length(min = 1))]
     pub name: String,
-    /// What the team must achieve; non-empty after validation.
+    /// What the team must achieve and how to verify it (non-empty after validation).
     #[serde(default, deserialize_with = "lenient_text")]
+    #[schemars(length(min = 1))]
     pub goal: String,
 }
 
@@ -55,17 +63,21 @@ pub struct TeamGoal {
 ///   "files":["src/a.rs"],"acceptance":"...","depends_on":["t0"]}]}
 /// {"status":"complete","reason":"..."}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TaskPlan {
-    /// Tasks to run; non-empty after validation.
+    /// Tasks to run.
+    #[schemars(transform = require_tasks)]
     Continue {
+        /// The tasks (non-empty after validation).
         #[serde(default, deserialize_with = "lenient_list")]
+        #[schemars(length(min = 1, max = 200))]
         tasks: Vec<TaskSpec>,
     },
     /// The goal (or the whole direction) is met.
     #[serde(alias = "completed", alias = "done")]
     Complete {
+        /// Why the goal is met.
         #[serde(default, deserialize_with = "lenient_text")]
         reason: String,
     },
@@ -77,8 +89,9 @@ pub enum TaskPlan {
 /// `acceptance` and `depends_on` to empty. After validation `id` and every `depends_on` entry
 /// are slugs (`[a-z0-9-]{1,64}`), `depends_on` names tasks of the same plan without a cycle, and
 /// `files` holds only relative paths inside the repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(from = "TaskSpecWire")]
+#[schemars(description = "One worker task: only id and title are required.")]
 pub struct TaskSpec {
     pub id: String,
     pub title: String,
@@ -103,19 +116,29 @@ impl TaskSpec {
     }
 }
 
-/// What agents may send for a [`TaskSpec`].
-#[derive(Deserialize)]
+/// What agents may send for a [`TaskSpec`] (its schema is the task's schema).
+#[derive(Deserialize, JsonSchema)]
+#[schemars(transform = require_id_title)]
 struct TaskSpecWire {
+    /// A short task slug, e.g. `t1` or `lexer-tokens`: lowercase ASCII letters, digits and
+    /// '-', unique in the plan, at most 64 characters.
     #[serde(default, deserialize_with = "scalar_text")]
+    #[schemars(length(min = 1))]
     id: String,
+    /// A short title.
     #[serde(default, deserialize_with = "lenient_text")]
+    #[schemars(length(min = 1))]
     title: String,
+    /// What to do, precisely.
     #[serde(default, deserialize_with = "lenient_text")]
     description: String,
+    /// Paths relative to the repository root that the task will likely touch.
     #[serde(default, deserialize_with = "lenient_list")]
     files: Vec<String>,
+    /// How to verify that it is done.
     #[serde(default, deserialize_with = "lenient_text")]
     acceptance: String,
+    /// Ids of tasks of this plan that must be merged first (no cycles).
     #[serde(default, deserialize_with = "lenient_id_list")]
     depends_on: Vec<String>,
 }
@@ -144,23 +167,27 @@ impl From<TaskSpecWire> for TaskSpec {
 /// {"decision":"approve","notes":"..."}
 /// {"decision":"revise","feedback":"..."}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "decision", rename_all = "lowercase")]
 pub enum ReviewDecision {
-    /// Merge it. `notes` may be empty.
+    /// Merge it.
     #[serde(alias = "approved", alias = "accept", alias = "accepted")]
     Approve {
+        /// Optional remarks.
         #[serde(default, deserialize_with = "lenient_text")]
         notes: String,
     },
-    /// Send it back to the worker; `feedback` is non-empty after validation.
+    /// Send it back to the worker.
     #[serde(
         alias = "revision",
         alias = "request_changes",
         alias = "changes_requested"
     )]
+    #[schemars(transform = require_feedback)]
     Revise {
+        /// What must change, concretely (non-empty).
         #[serde(default, deserialize_with = "lenient_text")]
+        #[schemars(length(min = 1))]
         feedback: String,
     },
 }
@@ -226,6 +253,42 @@ or, to send the work back to the worker:
 {"decision":"revise","feedback":"<what must change, concretely>"}
 Rules: "feedback" must not be empty when revising."#;
 
+/// Makes `names` required properties of an object schema. The lenient deserialisers give
+/// every field a default, so the derive alone marks none required; the schema sent to the CLI
+/// asks for what the validation needs.
+fn require(schema: &mut schemars::Schema, names: &[&str]) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    let required = obj
+        .entry("required")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = required {
+        for name in names {
+            if !list.iter().any(|v| v == name) {
+                list.push(Value::from(*name));
+            }
+        }
+    }
+}
+
+/// Schemars transforms (plain paths: attribute expressions need syn's "full" feature).
+macro_rules! requirements {
+    ($($name:ident: [$($field:literal),+];)+) => {$(
+        fn $name(schema: &mut schemars::Schema) {
+            require(schema, &[$($field),+]);
+        }
+    )+};
+}
+
+requirements! {
+    require_teams: ["teams"];
+    require_name_goal: ["name", "goal"];
+    require_tasks: ["tasks"];
+    require_id_title: ["id", "title"];
+    require_feedback: ["feedback"];
+}
+
 // ---- lenient field deserialisers (all go through serde_json::Value) ----
 
 /// String, or number/bool (stringified), or null (empty). Anything else is an error.
@@ -285,7 +348,7 @@ fn lenient_id_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Er
         .collect()
 }
 
-fn type_name(v: &Value) -> &'static str {
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

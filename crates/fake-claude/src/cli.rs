@@ -30,6 +30,8 @@ pub struct Args {
     pub system_prompt: Option<String>,
     pub max_turns: Option<u32>,
     pub max_budget_usd: Option<f64>,
+    /// `--json-schema <schema>` (the JSON text).
+    pub json_schema: Option<String>,
     pub fork_session: bool,
     pub version: bool,
     pub help: bool,
@@ -55,6 +57,7 @@ impl Default for Args {
             system_prompt: None,
             max_turns: None,
             max_budget_usd: None,
+            json_schema: None,
             fork_session: false,
             version: false,
             help: false,
@@ -115,6 +118,7 @@ const FLAGS: &[(&[&str], Kind)] = &[
     (&["--system-prompt"], Kind::Value("<prompt>")),
     (&["--max-turns"], Kind::Value("<turns>")),
     (&["--max-budget-usd"], Kind::Value("<amount>")),
+    (&["--json-schema"], Kind::Value("<schema>")),
     (&["--mcp-config"], Kind::Variadic("<configs...>")),
     (&["--strict-mcp-config"], Kind::Bool),
     (&["--settings"], Kind::Value("<file-or-json>")),
@@ -246,6 +250,7 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
                     )
                 })?)
             }
+            "--json-schema" => a.json_schema = Some(value),
             "--version" => a.version = true,
             "--help" => a.help = true,
             // Accepted for compatibility, no effect on the fake.

@@ -74,6 +74,20 @@ pub const ALL_TOOLS: &[&str] = &[
     "Write",
 ];
 
+/// The init event's tools: [`ALL_TOOLS`], with `StructuredOutput` after `Skill` (where the
+/// `--json-schema` fixtures list it) when the run has a schema.
+pub fn tools(structured_output: bool) -> Vec<&'static str> {
+    let mut tools = ALL_TOOLS.to_vec();
+    if structured_output {
+        let at = tools
+            .iter()
+            .position(|t| *t == "Skill")
+            .map_or(tools.len(), |i| i + 1);
+        tools.insert(at, "StructuredOutput");
+    }
+    tools
+}
+
 pub fn init(c: &Ctx) -> String {
     let commands = json!([
         "code-review",
@@ -237,41 +251,83 @@ pub fn vcs_commit(c: &Ctx, branch: &str) -> String {
 }
 
 /// Which API failure is being simulated.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    pub status: u16,
-    /// `error` of api_retry events ("rate_limit" / "overloaded").
+    /// The HTTP status; `None` for a connection error (no response).
+    pub status: Option<u16>,
+    /// `error` of api_retry events ("rate_limit" / "overloaded" / ...).
     pub retry_error: &'static str,
-    /// `error` of the synthetic assistant message ("rate_limit" / "server_error").
+    /// `error` of the synthetic assistant message ("rate_limit" / "server_error" / ...).
     pub message_error: &'static str,
-    /// `api_error_type` ("rate_limit_error" / "overloaded_error").
-    pub error_type: &'static str,
-    pub text: &'static str,
+    /// `api_error_type` ("rate_limit_error" / "overloaded_error" / ...).
+    pub error_type: Option<&'static str>,
+    pub text: String,
+    /// Unix seconds of the reset, for a usage limit.
+    pub resets_at: Option<u64>,
+    /// A subscription usage limit (`rejected` rate_limit_event): the result also carries
+    /// `api_error: "usage_limit_reached"`, as `rate_limit_event_oauth_warning_then_rejected.jsonl`.
+    pub usage_limit: bool,
 }
 
-pub const RATE_LIMITED: ApiError = ApiError {
-    status: 429,
-    retry_error: "rate_limit",
-    message_error: "rate_limit",
-    error_type: "rate_limit_error",
-    text: "API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit (fake-claude)",
-};
+/// The failure the real CLI reports for `status` (`None`: connection error). 429 and 529 are
+/// measured (fixtures); other 5xx and connection errors follow the same shape (assumed).
+pub fn api_error(status: Option<u16>) -> ApiError {
+    let (retry_error, message_error, error_type, text) = match status {
+        Some(429) => (
+            "rate_limit",
+            "rate_limit",
+            Some("rate_limit_error"),
+            "API Error: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit (fake-claude)".to_string(),
+        ),
+        Some(529) => (
+            "overloaded",
+            "server_error",
+            Some("overloaded_error"),
+            "API Error: 529 Overloaded (fake-claude). This is a server-side issue, usually temporary — try again in a moment.".to_string(),
+        ),
+        Some(s @ 500..=599) => (
+            "server_error",
+            "server_error",
+            Some("api_error"),
+            format!("API Error: {s} Internal server error (fake-claude). This is a server-side issue, usually temporary — try again in a moment."),
+        ),
+        Some(s) => (
+            "unknown",
+            "unknown",
+            Some("invalid_request_error"),
+            format!("API Error: {s} (fake-claude)"),
+        ),
+        None => (
+            "connection_error",
+            "unknown",
+            None,
+            "API Error: Connection error. (fake-claude)".to_string(),
+        ),
+    };
+    ApiError {
+        status,
+        retry_error,
+        message_error,
+        error_type,
+        text,
+        resets_at: None,
+        usage_limit: false,
+    }
+}
 
-pub const OVERLOADED: ApiError = ApiError {
-    status: 529,
-    retry_error: "overloaded",
-    message_error: "server_error",
-    error_type: "overloaded_error",
-    text: "API Error: 529 Overloaded (fake-claude). This is a server-side issue, usually temporary — try again in a moment.",
-};
+/// `retry_delay_ms` of attempt `attempt` when the script gives none: the CLI's backoff
+/// (0.5 s doubling, capped).
+pub fn default_retry_delay_ms(attempt: u32) -> u64 {
+    500 * (1u64 << attempt.min(6))
+}
 
-pub fn api_retry(c: &Ctx, e: &ApiError, attempt: u32, max_retries: u32) -> String {
+pub fn api_retry(c: &Ctx, e: &ApiError, attempt: u32, max_retries: u32, delay_ms: u64) -> String {
     ordered(&[
         ("type", json!("system")),
         ("subtype", json!("api_retry")),
         ("attempt", json!(attempt)),
         ("max_retries", json!(max_retries)),
-        ("retry_delay_ms", json!(500 * (1u64 << attempt.min(6)))),
+        ("retry_delay_ms", json!(delay_ms)),
         ("error_status", json!(e.status)),
         ("error", json!(e.retry_error)),
         ("session_id", json!(c.session_id)),
@@ -291,6 +347,16 @@ pub fn rate_limit_rejected(c: &Ctx, resets_at: u64) -> String {
     ])
 }
 
+/// A `rate_limit_event` shaped like the OAuth fixtures.
+pub fn rate_limit_event(c: &Ctx, info: Value) -> String {
+    ordered(&[
+        ("type", json!("rate_limit_event")),
+        ("rate_limit_info", info),
+        ("uuid", json!(uuid())),
+        ("session_id", json!(c.session_id)),
+    ])
+}
+
 /// The `"model":"<synthetic>"` assistant message the CLI emits after giving up on the API.
 pub fn api_error_message(c: &Ctx, e: &ApiError) -> String {
     let message = json!({
@@ -304,7 +370,7 @@ pub fn api_error_message(c: &Ctx, e: &ApiError) -> String {
         "content": [{"type": "text", "text": e.text}],
         "context_management": null
     });
-    ordered(&[
+    let mut fields = vec![
         ("type", json!("assistant")),
         ("message", message),
         ("parent_tool_use_id", Value::Null),
@@ -315,21 +381,39 @@ pub fn api_error_message(c: &Ctx, e: &ApiError) -> String {
         ("request_id", json!(prefixed_id("req_fake_", 20))),
         ("is_api_error_message", json!(true)),
         ("api_error_status", json!(e.status)),
-        ("api_error_type", json!(e.error_type)),
-    ])
+    ];
+    if e.usage_limit {
+        fields.push(("api_error", json!("usage_limit_reached")));
+        fields.push((
+            "api_error_params",
+            json!({"rate_limit_info": {"status": "rejected", "resetsAt": e.resets_at,
+                   "rateLimitType": "five_hour", "isUsingOverage": false}}),
+        ));
+    }
+    fields.push(("api_error_type", json!(e.error_type)));
+    ordered(&fields)
 }
 
 /// How a turn ended: selects the `result` event's shape.
 #[derive(Debug, Clone)]
 pub enum Ending {
-    /// `subtype:"success"`; `is_error` from the rule.
-    Success { text: String, is_error: bool },
+    /// `subtype:"success"`; `is_error` from the rule. With `--json-schema`, `structured` is
+    /// the validated `StructuredOutput` input: `result` is its JSON text and the result
+    /// carries `structured_output` (as `json_schema_structured_output.jsonl`).
+    Success {
+        text: String,
+        is_error: bool,
+        structured: Option<Value>,
+    },
     /// API failure after retries: `subtype:"success"`, `is_error:true`, `terminal_reason:"api_error"`.
     Api { error: ApiError },
     /// `error_max_turns`.
     MaxTurns { limit: u32 },
     /// SIGINT: `error_during_execution`, `terminal_reason:"aborted_streaming"`.
     Aborted,
+    /// `--json-schema`, but no valid `StructuredOutput` call even after the enforce message:
+    /// `error_max_structured_output_retries` (the Agent SDK's subtype; not measured).
+    NoStructuredOutput { attempts: u32 },
 }
 
 impl Ending {
@@ -344,9 +428,12 @@ impl Ending {
     pub fn text(&self) -> String {
         match self {
             Ending::Success { text, .. } => text.clone(),
-            Ending::Api { error } => error.text.to_string(),
+            Ending::Api { error } => error.text.clone(),
             Ending::MaxTurns { limit } => format!("Error: Reached max turns ({limit})"),
             Ending::Aborted => String::new(),
+            Ending::NoStructuredOutput { .. } => {
+                "Error: Failed to provide valid structured output".to_string()
+            }
         }
     }
 }
@@ -359,7 +446,10 @@ pub fn result(c: &Ctx, ending: &Ending, num_turns: u32, cost: f64, duration_ms: 
         "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0}, "service_tier": "standard",
         "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
         "inference_geo": "", "iterations": [], "speed": "standard", "fallback_credit": null});
-    let spent = matches!(ending, Ending::Success { .. } | Ending::MaxTurns { .. });
+    let spent = matches!(
+        ending,
+        Ending::Success { .. } | Ending::MaxTurns { .. } | Ending::NoStructuredOutput { .. }
+    );
     let (input, output) = if spent {
         (2200 * num_turns as u64, 40 * num_turns as u64)
     } else {
@@ -378,7 +468,16 @@ pub fn result(c: &Ctx, ending: &Ending, num_turns: u32, cost: f64, duration_ms: 
         json!({})
     };
     let (stop_reason, terminal_reason, subtype) = match ending {
+        Ending::Success {
+            structured: Some(_),
+            ..
+        } => (json!("tool_use"), "completed", "success"),
         Ending::Success { .. } => (json!("end_turn"), "completed", "success"),
+        Ending::NoStructuredOutput { .. } => (
+            json!("end_turn"),
+            "completed",
+            "error_max_structured_output_retries",
+        ),
         Ending::Api { .. } => (json!("stop_sequence"), "api_error", "success"),
         Ending::MaxTurns { .. } => (json!("tool_use"), "max_turns", "error_max_turns"),
         Ending::Aborted => (Value::Null, "aborted_streaming", "error_during_execution"),
@@ -410,12 +509,28 @@ pub fn result(c: &Ctx, ending: &Ending, num_turns: u32, cost: f64, duration_ms: 
     // Field presence follows the fixtures: success/api results carry `api_error_status` and
     // `result`; max-turns and aborted results carry `errors` instead.
     match ending {
-        Ending::Success { text, .. } => {
+        Ending::Success {
+            text, structured, ..
+        } => {
             f.push(("api_error_status", Value::Null));
             f.push(("result", json!(text)));
+            if let Some(v) = structured {
+                f.push(("structured_output", v.clone()));
+            }
             f.push(("ttft_ms", json!(25)));
         }
+        Ending::NoStructuredOutput { attempts } => {
+            f.push((
+                "errors",
+                json!([format!(
+                    "Failed to provide valid structured output after {attempts} attempts"
+                )]),
+            ));
+        }
         Ending::Api { error } => {
+            if error.usage_limit {
+                f.push(("api_error", json!("usage_limit_reached")));
+            }
             f.push(("api_error_status", json!(error.status)));
             f.push(("api_error_type", json!(error.error_type)));
             f.push(("result", json!(error.text)));

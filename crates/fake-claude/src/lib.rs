@@ -13,18 +13,24 @@
 //!   rate_limit_event, result, ...), fields in the fixtures' order.
 //! - [`out`]: the stdout sink (line-atomic; output formats).
 //! - [`signals`]: SIGTERM/SIGINT via a `sigwait` thread; the Bash tool child registry.
-//! - [`play`]: plays a turn's steps; templates.
+//! - [`play`]: plays a turn's steps; templates. `tools`: the tool steps (files, Bash, git);
+//!   `api`: API failures with the CLI's retries, `rate_limit_event`s, the `StructuredOutput`
+//!   tool.
+//! - [`schema_check`]: the `--json-schema` check (ajv's messages, the keywords cco uses).
 //!
 //! No async runtime and no arg-parsing crate: benchmarks spawn hundreds of these, so start-up
 //! must stay cheap.
 
+mod api;
 pub mod cli;
 pub mod events;
 pub mod out;
 pub mod play;
+pub mod schema_check;
 pub mod script;
 pub mod session;
 pub mod signals;
+mod tools;
 
 use cli::{Args, OutputFormat};
 use session::Session;
@@ -58,8 +64,20 @@ Options:
   --append-system-prompt <prompt>
   --max-turns <turns>
   --max-budget-usd <amount>
-  -v, --version
+{{json_schema}}  -v, --version
   -h, --help";
+
+/// The `--help` line of `--json-schema` (absent when playing an older CLI).
+const JSON_SCHEMA_HELP: &str =
+    "  --json-schema <schema>           JSON Schema for structured output validation\n";
+
+/// Set to `1` to play a CLI older than `--json-schema` (2.0.x): `--help` does not list it
+/// and the flag is an unknown option.
+pub const NO_JSON_SCHEMA_ENV: &str = "FAKE_CLAUDE_NO_JSON_SCHEMA";
+
+fn legacy_cli() -> bool {
+    std::env::var(NO_JSON_SCHEMA_ENV).is_ok_and(|v| v == "1")
+}
 
 fn fail(msg: &str) -> i32 {
     eprintln!("{msg}");
@@ -90,9 +108,28 @@ pub fn run() -> i32 {
         Err(msg) => return fail(&msg),
     };
     if args.help {
-        println!("{HELP}");
+        let schema_line = if legacy_cli() { "" } else { JSON_SCHEMA_HELP };
+        println!("{}", HELP.replace("{{json_schema}}", schema_line));
         return 0;
     }
+    if args.json_schema.is_some() && legacy_cli() {
+        return fail("error: unknown option '--json-schema'");
+    }
+    let schema = match args
+        .json_schema
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        None => None,
+        Some(Ok(schema)) => {
+            if let Err(e) = schema_check::check_supported(&schema) {
+                eprintln!("fake-claude: --json-schema: {e}");
+                return 2;
+            }
+            Some(schema)
+        }
+        Some(Err(e)) => return fail(&format!("Error: Invalid JSON schema: {e}")),
+    };
     if args.version {
         println!("{} (Claude Code)", events::VERSION);
         return 0;
@@ -167,10 +204,10 @@ pub fn run() -> i32 {
                 .clone()
                 .unwrap_or_else(|| "default".into())
         },
-        tools: events::ALL_TOOLS
-            .iter()
+        tools: events::tools(schema.is_some())
+            .into_iter()
             .filter(|t| !args.tool_disallowed(t))
-            .map(|t| t.to_string())
+            .map(str::to_string)
             .collect(),
         api_key_source: if std::env::var_os("ANTHROPIC_API_KEY").is_some() {
             "ANTHROPIC_API_KEY"
@@ -185,6 +222,7 @@ pub fn run() -> i32 {
         state_dir,
         cwd,
         ctx,
+        schema,
     };
     out::init(args.output_format, args.verbose);
     signals::start();

@@ -7,8 +7,7 @@ use crate::script::{Facts, Rule, Script, Step};
 use crate::session::Session;
 use crate::signals;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Values for `{{name}}` templates.
@@ -72,6 +71,8 @@ pub struct Env<'a> {
     pub state_dir: PathBuf,
     pub cwd: PathBuf,
     pub ctx: Ctx,
+    /// `--json-schema`, parsed and checked: the `StructuredOutput` tool's schema.
+    pub schema: Option<Value>,
 }
 
 fn env_opt(name: &str) -> Option<String> {
@@ -120,12 +121,14 @@ pub fn turn(env: &Env, session: &mut Session, prompt: &str, cost_total: &mut f64
         request_id: String::new(),
         input_tokens: 2100 + 40 * history_len as u64,
         tool_steps: 0,
+        structured: None,
+        structured_calls: 0,
     };
     p.next_message();
     let ending = p.play(rule);
 
     let (num_turns, cost) = match &ending {
-        Ending::Success { .. } => (
+        Ending::Success { .. } | Ending::NoStructuredOutput { .. } => (
             rule.num_turns.unwrap_or(p.tool_steps + 1),
             rule.cost_usd.unwrap_or(0.001),
         ),
@@ -152,50 +155,35 @@ pub fn turn(env: &Env, session: &mut Session, prompt: &str, cost_total: &mut f64
     ending
 }
 
-struct Player<'a> {
-    env: &'a Env<'a>,
-    vars: Vars,
-    msg_id: String,
-    request_id: String,
-    input_tokens: u64,
-    tool_steps: u32,
-}
-
-/// A tool call's outcome: (content, is_error field, tool_use_result, extra event before it).
-struct ToolOutcome {
-    content: String,
-    is_error: Option<bool>,
-    tool_use_result: Value,
-    before: Option<String>,
-}
-
-impl ToolOutcome {
-    fn error(msg: String) -> ToolOutcome {
-        ToolOutcome {
-            content: format!("<tool_use_error>{msg}</tool_use_error>"),
-            is_error: Some(true),
-            tool_use_result: json!(msg),
-            before: None,
-        }
-    }
+pub(crate) struct Player<'a> {
+    pub(crate) env: &'a Env<'a>,
+    pub(crate) vars: Vars,
+    pub(crate) msg_id: String,
+    pub(crate) request_id: String,
+    pub(crate) input_tokens: u64,
+    pub(crate) tool_steps: u32,
+    /// The last valid `StructuredOutput` input (`--json-schema` runs).
+    pub(crate) structured: Option<Value>,
+    /// `StructuredOutput` calls so far.
+    pub(crate) structured_calls: u32,
 }
 
 impl Player<'_> {
     /// A new API response: blocks until the next tool result share this message id.
-    fn next_message(&mut self) {
+    pub(crate) fn next_message(&mut self) {
         self.msg_id = events::prefixed_id("msg_fake_", 24);
         self.request_id = events::prefixed_id("req_fake_", 20);
     }
 
-    fn ctx(&self) -> &Ctx {
+    pub(crate) fn ctx(&self) -> &Ctx {
         &self.env.ctx
     }
 
-    fn r(&self, t: &str) -> String {
+    pub(crate) fn r(&self, t: &str) -> String {
         render(t, &self.vars)
     }
 
-    fn emit_block(&self, block: Value) {
+    pub(crate) fn emit_block(&self, block: Value) {
         let line = events::assistant(
             self.ctx(),
             &self.msg_id,
@@ -206,23 +194,73 @@ impl Player<'_> {
         out::lock().event(line);
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.env.cwd.join(self.r(p))
     }
 
+    /// One more API round trip (a tool call): counted in `num_turns`, bounded by `--max-turns`.
+    fn count_round_trip(&mut self) -> Option<Ending> {
+        self.tool_steps += 1;
+        signals::set_num_turns(self.tool_steps);
+        (self.env.args.max_turns == Some(self.tool_steps)).then_some(Ending::MaxTurns {
+            limit: self.tool_steps,
+        })
+    }
+
     fn play(&mut self, rule: &Rule) -> Ending {
+        if let Some(ending) = self.play_steps(&rule.steps) {
+            return ending;
+        }
+        let text = self.r(rule.result.as_deref().unwrap_or("ok"));
+        if self.env.schema.is_some() {
+            if self.structured.is_none() {
+                // The model ended with text: the CLI insists once.
+                if !text.is_empty() {
+                    self.emit_block(events::text_block(&text));
+                }
+                out::lock().event(events::user_text(self.ctx(), STRUCTURED_OUTPUT_ENFORCE));
+                self.next_message();
+                if let Some(ending) = self.play_steps(&rule.enforce_steps) {
+                    return ending;
+                }
+            }
+            return match self.structured.take() {
+                Some(value) => Ending::Success {
+                    text: value.to_string(),
+                    is_error: rule.is_error.unwrap_or(false),
+                    structured: Some(value),
+                },
+                None => Ending::NoStructuredOutput {
+                    attempts: self.structured_calls + 1,
+                },
+            };
+        }
+        if !text.is_empty() {
+            self.emit_block(events::text_block(&text));
+        }
+        Ending::Success {
+            text,
+            is_error: rule.is_error.unwrap_or(false),
+            structured: None,
+        }
+    }
+
+    /// Plays `steps`; `Some` when one of them ended the turn.
+    fn play_steps(&mut self, steps: &[Step]) -> Option<Ending> {
         let args = self.env.args;
-        for step in &rule.steps {
+        for step in steps {
             match step {
                 Step::Text(t) => self.emit_block(events::text_block(&self.r(t))),
                 Step::Write(_) | Step::Append(_) | Step::Bash(_) | Step::Commit(_) => {
                     self.tool(step);
-                    self.tool_steps += 1;
-                    signals::set_num_turns(self.tool_steps);
-                    if args.max_turns == Some(self.tool_steps) {
-                        return Ending::MaxTurns {
-                            limit: self.tool_steps,
-                        };
+                    if let Some(end) = self.count_round_trip() {
+                        return Some(end);
+                    }
+                }
+                Step::StructuredOutput(input) => {
+                    self.structured_output(input);
+                    if let Some(end) = self.count_round_trip() {
+                        return Some(end);
                     }
                 }
                 Step::SleepMs(ms) => std::thread::sleep(Duration::from_millis(*ms)),
@@ -232,13 +270,27 @@ impl Player<'_> {
                 Step::Hang(false) => {}
                 Step::IgnoreSigterm(on) => signals::ignore_sigterm(*on),
                 Step::SpawnGrandchild { pid_file } => self.spawn_grandchild(&self.path(pid_file)),
-                Step::RateLimit(rl) => {
-                    let resets_at =
-                        chrono::Utc::now().timestamp().max(0) as u64 + rl.resets_in_secs;
-                    return self.api_failure(events::RATE_LIMITED, rl.retries, Some(resets_at));
+                Step::RateLimit(f) => {
+                    let resets_at = chrono::Utc::now().timestamp().max(0) as u64 + f.resets_in_secs;
+                    let ending = self.api_failure(events::api_error(Some(429)), f, Some(resets_at));
+                    if ending.is_some() {
+                        return ending;
+                    }
                 }
-                Step::Overloaded(o) => {
-                    return self.api_failure(events::OVERLOADED, o.retries, None)
+                Step::Overloaded(f) => {
+                    if let Some(end) = self.api_failure(events::api_error(Some(529)), f, None) {
+                        return Some(end);
+                    }
+                }
+                Step::ApiError(f) => {
+                    if let Some(end) = self.api_failure(events::api_error(f.status), f, None) {
+                        return Some(end);
+                    }
+                }
+                Step::RateLimitEvent(e) => {
+                    if let Some(end) = self.rate_limit_event(e) {
+                        return Some(end);
+                    }
                 }
                 Step::Raw(line) => out::lock().raw(line),
                 Step::BigLine(n) => {
@@ -249,272 +301,20 @@ impl Player<'_> {
                 }
                 Step::Crash { exit_code } => std::process::exit(*exit_code),
                 Step::MaxTurns(true) => {
-                    return Ending::MaxTurns {
+                    return Some(Ending::MaxTurns {
                         limit: args.max_turns.unwrap_or(self.tool_steps.max(1)),
-                    }
+                    })
                 }
                 Step::MaxTurns(false) => {}
             }
         }
-        let text = self.r(rule.result.as_deref().unwrap_or("ok"));
-        if !text.is_empty() {
-            self.emit_block(events::text_block(&text));
-        }
-        Ending::Success {
-            text,
-            is_error: rule.is_error.unwrap_or(false),
-        }
-    }
-
-    fn api_failure(&self, e: events::ApiError, retries: u32, resets_at: Option<u64>) -> Ending {
-        let mut o = out::lock();
-        for attempt in 1..=retries {
-            o.event(events::api_retry(self.ctx(), &e, attempt, retries));
-        }
-        if let Some(at) = resets_at {
-            o.event(events::rate_limit_rejected(self.ctx(), at));
-        }
-        o.event(events::api_error_message(self.ctx(), &e));
-        Ending::Api { error: e }
-    }
-
-    fn tool(&mut self, step: &Step) {
-        let (name, input) = match step {
-            Step::Write(f) => (
-                "Write",
-                json!({"file_path": self.path(&f.path), "content": self.r(&f.content)}),
-            ),
-            Step::Append(f) => (
-                "Edit",
-                json!({"file_path": self.path(&f.path), "old_string": "", "new_string": self.r(&f.content), "replace_all": false}),
-            ),
-            Step::Bash(c) => (
-                "Bash",
-                json!({"command": self.r(c), "description": "Run a command"}),
-            ),
-            Step::Commit(m) => (
-                "Bash",
-                json!({"command": format!("git add -A && git commit -q -m {}", shell_quote(&self.r(m))),
-                       "description": "Commit the changes"}),
-            ),
-            _ => unreachable!("tool() only gets tool steps"),
-        };
-        let id = events::prefixed_id("toolu_fake_", 20);
-        self.emit_block(events::tool_use_block(&id, name, input.clone()));
-
-        let outcome = if self.env.args.tool_disallowed(name) {
-            // What the real CLI answers when --disallowedTools removed the tool.
-            ToolOutcome::error(format!(
-                "Error: No such tool available: {name}. {name} is disabled for this session, in subagents as well as here."
-            ))
-        } else {
-            match step {
-                Step::Write(_) | Step::Append(_) => {
-                    let path = PathBuf::from(input["file_path"].as_str().unwrap_or_default());
-                    let text = if name == "Write" {
-                        &input["content"]
-                    } else {
-                        &input["new_string"]
-                    };
-                    file_tool(&path, text.as_str().unwrap_or_default(), name == "Edit")
-                }
-                _ => self.bash(
-                    input["command"].as_str().unwrap_or_default(),
-                    matches!(step, Step::Commit(_)),
-                ),
-            }
-        };
-        let mut o = out::lock();
-        if let Some(before) = outcome.before {
-            o.event(before);
-        }
-        o.event(events::tool_result(
-            self.ctx(),
-            &id,
-            &outcome.content,
-            outcome.is_error,
-            outcome.tool_use_result,
-        ));
-        drop(o);
-        self.next_message();
-        self.input_tokens += 150;
-    }
-
-    fn bash(&self, command: &str, is_commit: bool) -> ToolOutcome {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(command).current_dir(&self.env.cwd);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Commits must work on machines without a git identity.
-        for (var, val) in [
-            ("GIT_AUTHOR_NAME", "fake-claude"),
-            ("GIT_AUTHOR_EMAIL", "fake-claude@localhost"),
-            ("GIT_COMMITTER_NAME", "fake-claude"),
-            ("GIT_COMMITTER_EMAIL", "fake-claude@localhost"),
-        ] {
-            if std::env::var_os(var).is_none() {
-                cmd.env(var, val);
-            }
-        }
-        let output = signals::spawn_tool(&mut cmd).and_then(|c| c.wait_with_output());
-        signals::tool_done();
-        let output = match output {
-            Ok(o) => o,
-            Err(e) => return ToolOutcome::error(format!("Error: cannot run sh: {e}")),
-        };
-        let code = output.status.code().unwrap_or_else(|| {
-            use std::os::unix::process::ExitStatusExt;
-            128 + output.status.signal().unwrap_or(0)
-        });
-        let stdout = String::from_utf8_lossy(&output.stdout)
-            .trim_end_matches('\n')
-            .to_string();
-        let stderr = String::from_utf8_lossy(&output.stderr)
-            .trim_end_matches('\n')
-            .to_string();
-        let joined = [stdout.as_str(), stderr.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join("\n");
-        if code != 0 {
-            let content = if joined.is_empty() {
-                format!("Exit code {code}")
-            } else {
-                format!("Exit code {code}\n{joined}")
-            };
-            return ToolOutcome {
-                tool_use_result: json!(format!("Error: {content}")),
-                content,
-                is_error: Some(true),
-                before: None,
-            };
-        }
-        let mut result = json!({"stdout": stdout, "stderr": stderr, "interrupted": false, "isImage": false, "noOutputExpected": false});
-        let mut before = None;
-        if is_commit {
-            if let Some((sha, branch)) = head_commit(&self.env.cwd) {
-                result["gitOperation"] =
-                    json!({"commit": {"sha": sha, "kind": "committed", "branch": branch}});
-                before = Some(events::vcs_commit(self.ctx(), &branch));
-            }
-        }
-        ToolOutcome {
-            content: if joined.is_empty() {
-                "(Bash completed with no output)".into()
-            } else {
-                joined
-            },
-            is_error: Some(false),
-            tool_use_result: result,
-            before,
-        }
-    }
-
-    fn spawn_grandchild(&self, pid_file: &Path) {
-        let mut cmd = Command::new("sleep");
-        // Null stdio: a leftover grandchild must not hold the orchestrator's stdout pipe open
-        // (the real CLI's tools never inherit its stdout either).
-        cmd.arg("3600")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        match signals::unblock_in_child(&mut cmd).spawn() {
-            Ok(child) => {
-                // Write then rename: a poller never sees an empty pid file.
-                let tmp = pid_file.with_extension("fake-claude-tmp");
-                let res = std::fs::write(&tmp, child.id().to_string())
-                    .and_then(|_| std::fs::rename(&tmp, pid_file));
-                if let Err(e) = res {
-                    eprintln!(
-                        "fake-claude: cannot write pid file {}: {e}",
-                        pid_file.display()
-                    );
-                }
-                // Not waited for: it must outlive us unless the process group is killed.
-                drop(child);
-            }
-            Err(e) => eprintln!("fake-claude: cannot spawn grandchild: {e}"),
-        }
+        None
     }
 }
 
-/// Write (create/overwrite) or Edit (append) a file, answering like the real tools.
-fn file_tool(path: &Path, content: &str, append: bool) -> ToolOutcome {
-    let existed = path.exists();
-    let res = (|| {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if append {
-            use std::io::Write;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?
-                .write_all(content.as_bytes())
-        } else {
-            std::fs::write(path, content)
-        }
-    })();
-    if let Err(e) = res {
-        return ToolOutcome::error(format!("Error writing file: {e}"));
-    }
-    let p = path.display().to_string();
-    let (content_msg, result) = if append {
-        (
-            format!("The file {p} has been updated successfully."),
-            json!({"filePath": p, "oldString": "", "newString": content, "originalFile": null,
-                   "structuredPatch": [], "userModified": false, "replaceAll": false}),
-        )
-    } else if existed {
-        (
-            format!("The file {p} has been updated successfully."),
-            json!({"type": "update", "filePath": p, "content": content, "structuredPatch": [],
-                   "originalFile": null, "userModified": false}),
-        )
-    } else {
-        (
-            format!("File created successfully at: {p} (file state is current in your context — no need to Read it back)"),
-            json!({"type": "create", "filePath": p, "content": content, "structuredPatch": [],
-                   "originalFile": null, "userModified": false}),
-        )
-    };
-    ToolOutcome {
-        content: content_msg,
-        is_error: None,
-        tool_use_result: result,
-        before: None,
-    }
-}
-
-/// (short sha, branch) of HEAD, for the commit's `vcs_state_changed` event.
-fn head_commit(cwd: &Path) -> Option<(String, String)> {
-    let mut cmd = Command::new("git");
-    cmd.args(["log", "-1", "--format=%h%x00%D"])
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null());
-    let out = signals::unblock_in_child(&mut cmd).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (sha, refs) = text.trim_end().split_once('\0')?;
-    let branch = refs
-        .split(", ")
-        .find_map(|r| r.strip_prefix("HEAD -> "))
-        .unwrap_or("HEAD")
-        .to_string();
-    Some((sha.to_string(), branch))
-}
-
-/// Single-quotes `s` for `sh`.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+/// The user message the real CLI adds when a `--json-schema` run ends with plain text.
+pub const STRUCTURED_OUTPUT_ENFORCE: &str =
+    "[structured-output-enforce] You MUST call the StructuredOutput tool to complete this request.";
 
 #[cfg(test)]
 mod tests {
@@ -548,6 +348,6 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(crate::tools::shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -43,6 +43,10 @@ pub struct Rule {
     pub cost_usd: Option<f64>,
     #[serde(default)]
     pub num_turns: Option<u32>,
+    /// With `--json-schema`: played after the CLI's `[structured-output-enforce]` message when
+    /// `steps` ended without a valid `structured_output` call.
+    #[serde(default)]
+    pub enforce_steps: Vec<Step>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,20 +67,53 @@ pub struct FileOp {
     pub content: String,
 }
 
+/// `rate_limit` (429s), `overloaded` (529s) and `api_error` (any `status`; `null` or absent:
+/// a connection error): a failing request and the CLI's own retries of it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimit {
+pub struct ApiFailure {
+    /// `api_error` only: the HTTP status (`null`: no response).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `rate_limit` only: `resetsAt` of the `rejected` rate_limit_event = now + this.
     #[serde(default = "default_resets")]
     pub resets_in_secs: u64,
+    /// `system/api_retry` events before giving up (or recovering).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// `retry_delay_ms` of every retry (default: the CLI's backoff, 1 s, 2 s, 4 s ...).
+    #[serde(default)]
+    pub retry_delay_ms: Option<u64>,
+    /// Really wait `retry_delay_ms` after each `api_retry` event, as the CLI does.
+    #[serde(default)]
+    pub wait: bool,
+    /// After the retries the API answers again and the turn goes on; otherwise the CLI gives
+    /// up with the error result (exit 1).
+    #[serde(default)]
+    pub recover: bool,
 }
 
+/// `rate_limit_event`: a subscription's rate-limit status (OAuth logins).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Overloaded {
-    #[serde(default = "default_retries")]
-    pub retries: u32,
+pub struct RateLimitEventStep {
+    /// `allowed`, `allowed_warning` or `rejected` (ends the turn: error result, exit 1, no retries).
+    pub status: String,
+    #[serde(default)]
+    pub utilization: Option<f64>,
+    #[serde(default)]
+    pub surpassed_threshold: Option<f64>,
+    #[serde(default = "default_resets")]
+    pub resets_in_secs: u64,
+    #[serde(default = "default_window")]
+    pub rate_limit_type: String,
+    /// Utilization of the `seven_day` window (listed in `unifiedWindows` when given).
+    #[serde(default)]
+    pub seven_day_utilization: Option<f64>,
+}
+
+fn default_window() -> String {
+    "five_hour".into()
 }
 
 fn default_resets() -> u64 {
@@ -103,8 +140,12 @@ pub enum Step {
     SpawnGrandchild {
         pid_file: String,
     },
-    RateLimit(RateLimit),
-    Overloaded(Overloaded),
+    RateLimit(ApiFailure),
+    Overloaded(ApiFailure),
+    ApiError(ApiFailure),
+    RateLimitEvent(RateLimitEventStep),
+    /// A `StructuredOutput` tool call with this input (`--json-schema` runs).
+    StructuredOutput(serde_json::Value),
     Raw(String),
     BigLine(usize),
     Crash {
@@ -237,7 +278,7 @@ mod tests {
               {"match":{"prompt_contains":"Task t1"},
                "steps":[{"write":{"path":"a","content":"b"}},{"commit":"Add"},{"sleep_ms":5},
                         {"hang":true},{"ignore_sigterm":true},{"spawn_grandchild":{"pid_file":"p"}},
-                        {"rate_limit":{"resets_in_secs":60,"retries":2}},{"overloaded":{"retries":1}},
+                        {"rate_limit":{"resets_in_secs":60,"retries":2}},{"overloaded":{"retries":1,"retry_delay_ms":5,"wait":true,"recover":true}},
                         {"raw":"{"},{"big_line":100},{"max_turns":true},{"append":{"path":"a","content":"c"}},
                         {"bash":"true"}],
                "result":"r","cost_usd":0.01}],
