@@ -203,7 +203,7 @@ fn a_config_with_every_original_key_runs() {
     let text = cco_testkit::git(&repo, &["show", &format!("{run_branch}:t1.txt")]);
     assert_eq!(text.trim(), "hello from env", "env reached the worker");
     // The value is a secret in every log of the run.
-    let run_dir = cco_actors::journal::latest_run_dir(&project.config_dir.join("runs")).unwrap();
+    let run_dir = cco::Orchestrator::latest_run(&project.config_dir.join("runs")).unwrap();
     let log = std::fs::read_to_string(run_dir.join("combined.log")).unwrap();
     assert!(!log.contains("hello from env"), "{log}");
 }

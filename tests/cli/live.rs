@@ -30,7 +30,12 @@ fn combined_log_holds_every_agent_and_cco_logs_selects_one() {
         || combined_log(&project).contains("cco run finished: complete"),
     );
     let log = combined_log(&project);
-    for agent in ["director", "coordinator", "worker-1", "worker-2"] {
+    // Flat mode: no agent is called director.
+    assert!(
+        !log.lines().any(|l| l.split(' ').nth(1) == Some("director")),
+        "{log}"
+    );
+    for agent in ["coordinator", "worker-1", "worker-2"] {
         assert!(
             log.lines().any(|l| l.split(' ').nth(1) == Some(agent)),
             "{agent} missing:\n{log}"

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 fn journal(project: &CliProject) -> Option<Value> {
-    let run_dir = cco_actors::journal::latest_run_dir(&project.logs_dir())?;
+    let run_dir = cco::Orchestrator::latest_run(&project.logs_dir())?;
     let bytes = std::fs::read(run_dir.join("journal.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
@@ -80,9 +80,11 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     // `cco status` while running lists every agent.
     let status = project.cco(&["status"]).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
-    for id in ["director", "coordinator", "worker-1", "worker-2"] {
+    // Flat mode: the coordinator is the root of the tree (no agent is called director).
+    for id in ["coordinator", "worker-1", "worker-2"] {
         assert!(text.contains(id), "{id} missing from status:\n{text}");
     }
+    assert!(!text.contains("director"), "{text}");
 
     let orphan = journal(&project).unwrap()["snapshot"]["agents"]
         .as_array()
@@ -144,7 +146,7 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     assert!(t3_session.is_string(), "t3 kept its session id");
 
     // A damaged journal: `cco status` says so and shows the previous good state.
-    let run_dir = cco_actors::journal::latest_run_dir(&project.logs_dir()).unwrap();
+    let run_dir = cco::Orchestrator::latest_run(&project.logs_dir()).unwrap();
     let journal_path = run_dir.join("journal.json");
     let bytes = std::fs::read(&journal_path).unwrap();
     std::fs::write(&journal_path, &bytes[..bytes.len() / 3]).unwrap();

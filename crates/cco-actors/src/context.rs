@@ -9,57 +9,58 @@ use cco_claude::SessionSpec;
 use cco_config::{LoadedConfig, Redactor};
 
 use crate::board::{Board, Role};
+use crate::error::AgentSetupError;
 use crate::keys::{Credential, KeyPool};
 use crate::session::{AgentIdentity, TurnRequest};
 
 /// Shared, read-mostly state of one run.
-pub struct RunContext {
-    pub config: Arc<LoadedConfig>,
-    pub board: Board,
-    pub keys: KeyPool,
-    pub redactor: Arc<Redactor>,
-    pub git: cco_git::GitHandle,
+pub(crate) struct RunContext {
+    pub(crate) config: Arc<LoadedConfig>,
+    pub(crate) board: Board,
+    pub(crate) keys: KeyPool,
+    pub(crate) redactor: Arc<Redactor>,
+    pub(crate) git: cco_git::GitHandle,
     /// `<logDirectory>/run-<timestamp>`.
-    pub run_dir: PathBuf,
+    pub(crate) run_dir: PathBuf,
     /// `<workspaceDirectory>`: repo clone, worktrees, agent config dirs.
-    pub workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     /// Branch the Director merges into (the configured branch or the run branch).
-    pub base_branch: String,
+    pub(crate) base_branch: String,
     /// This run continues a journaled run (`cco resume`).
-    pub resumed: bool,
+    pub(crate) resumed: bool,
     /// Set once shutdown starts: nobody takes new work.
-    pub stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
     /// Set by a forced shutdown: running processes get SIGKILL without a grace period.
-    pub forced: AtomicBool,
-    pub force_notify: tokio::sync::Notify,
+    pub(crate) forced: AtomicBool,
+    pub(crate) force_notify: tokio::sync::Notify,
     /// Actor cells by agent id (fault injection and diagnostics; never used for routing).
-    pub cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
+    pub(crate) cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
 }
 
 impl RunContext {
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    pub fn begin_stop(&self) {
+    pub(crate) fn begin_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Escalates a shutdown: every turn that is still waiting for its process SIGKILLs it.
-    pub fn force_stop(&self) {
+    pub(crate) fn force_stop(&self) {
         self.begin_stop();
         self.forced.store(true, Ordering::SeqCst);
         self.force_notify.notify_waiters();
     }
 
-    pub fn register_cell(&self, agent: &str, cell: ractor::ActorCell) {
+    pub(crate) fn register_cell(&self, agent: &str, cell: ractor::ActorCell) {
         self.cells
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(agent.to_string(), cell);
     }
 
-    pub fn cell(&self, agent: &str) -> Option<ractor::ActorCell> {
+    pub(crate) fn cell(&self, agent: &str) -> Option<ractor::ActorCell> {
         self.cells
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -67,11 +68,11 @@ impl RunContext {
             .cloned()
     }
 
-    pub fn is_forced(&self) -> bool {
+    pub(crate) fn is_forced(&self) -> bool {
         self.forced.load(Ordering::SeqCst)
     }
 
-    pub fn model_for(&self, role: Role) -> String {
+    pub(crate) fn model_for(&self, role: Role) -> String {
         let models = &self.config.config.models;
         match role {
             Role::Director | Role::Coordinator => models.director.clone(),
@@ -81,14 +82,20 @@ impl RunContext {
     }
 
     /// The agent's own `CLAUDE_CONFIG_DIR` (kept outside every worktree).
-    pub fn agent_config_dir(&self, agent_id: &str) -> PathBuf {
+    pub(crate) fn agent_config_dir(&self, agent_id: &str) -> PathBuf {
         self.workspace
             .join("agents")
             .join(agent_id)
             .join("claude-config")
     }
 
-    pub fn identity(&self, id: &str, role: Role, team: Option<&str>, cwd: &Path) -> AgentIdentity {
+    pub(crate) fn identity(
+        &self,
+        id: &str,
+        role: Role,
+        team: Option<&str>,
+        cwd: &Path,
+    ) -> AgentIdentity {
         AgentIdentity {
             id: id.to_string(),
             role,
@@ -101,21 +108,27 @@ impl RunContext {
 
     /// Gives an agent its worktree (created, or re-attached after a restart or resume) on a
     /// branch from `from`, and its own `CLAUDE_CONFIG_DIR`; returns who it is and its branch.
-    pub async fn prepare_agent(
+    pub(crate) async fn prepare_agent(
         &self,
         id: &str,
         role: Role,
         team: &str,
         from: &str,
-    ) -> Result<(AgentIdentity, cco_git::WorktreeInfo), String> {
+    ) -> Result<(AgentIdentity, cco_git::WorktreeInfo), AgentSetupError> {
         let worktree = self
             .git
             .create_worktree(team, id, from)
             .await
-            .map_err(|e| format!("{id}: worktree: {e}"))?;
+            .map_err(|source| AgentSetupError::Worktree {
+                agent: id.to_string(),
+                source,
+            })?;
         let config_dir = self.agent_config_dir(id);
-        std::fs::create_dir_all(&config_dir)
-            .map_err(|e| format!("{id}: config dir {}: {e}", config_dir.display()))?;
+        std::fs::create_dir_all(&config_dir).map_err(|source| AgentSetupError::ConfigDir {
+            agent: id.to_string(),
+            path: config_dir.clone(),
+            source,
+        })?;
         crate::auth::prepare_config_dir(self, &config_dir);
         // The Director belongs to no team; its worktree's "team" is only a folder name.
         let team = (role != Role::Director).then_some(team);
@@ -123,7 +136,7 @@ impl RunContext {
     }
 
     /// The claude command for one process of a turn.
-    pub fn session_spec(
+    pub(crate) fn session_spec(
         &self,
         who: &AgentIdentity,
         request: &TurnRequest,
@@ -192,7 +205,7 @@ impl RunContext {
         spec
     }
 
-    pub fn task_timeout(&self) -> Duration {
+    pub(crate) fn task_timeout(&self) -> Duration {
         self.config.config.task_timeout()
     }
 }

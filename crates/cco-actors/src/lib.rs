@@ -1,49 +1,69 @@
-//! cco-actors: the embeddable supervision tree that runs a team of claude agents.
+//! cco-actors: the supervision tree that runs a team of claude agents. Embedders use it
+//! through the facade crate `cco`, which re-exports this crate's public items.
 //!
 //! ```text
 //! Director (root; hierarchy mode: plans team goals, merges teams into the base branch)
-//! ├── EM team-1 … EM team-N   (hierarchy)   or   Coordinator (flat: workerCount <= group size)
-//! │   └── Worker … (one git worktree, one claude process at a time)
-//! GitActor (singleton; every git operation, one at a time)
+//! ├── EM em-1 … EM em-N   (hierarchy)   or   Coordinator (flat: workerCount <= group size)
+//! │   └── Worker … (two git worktrees, one claude process at a time)
+//! GitActor (singleton; every shared ref)
 //! ```
 //!
-//! Layout:
-//! - [`orchestrator`]: the public API ([`Orchestrator::builder`], [`OrchestratorHandle`]).
-//! - [`director`], [`lead`] (EM / Coordinator), [`worker`]: the actors.
-//! - [`session`]: a claude "turn" with restarts, resume, key rotation and timeouts, run by a
-//!   process-owner task that kills the process group when its owning actor goes away.
-//! - [`board`]: tasks, agents and totals, kept outside the actors (survives restarts);
-//!   [`events`]: the broadcast of [`RunEvent`]s.
-//! - [`restart`]: restart policies (ractor has none); [`keys`]: credential rotation.
-//! - [`prompts`], [`auth`], [`gitmap`], [`persist`]: glue.
+//! Layout (every module is private; the public items are re-exported below):
+//! - `orchestrator`: the API ([`Orchestrator::builder`], [`OrchestratorHandle`],
+//!   [`RunSummary`], [`SavedRun`]); `outcome`: how a run ended ([`RunOutcome`]).
+//! - `lifecycle`: a task's life as a type ([`TaskPhase`]) and the table that is its only
+//!   writer; `board`: the run's shared state (tasks, agents, totals) outside every actor;
+//!   `journal`: its crash-safe copy on disk, the durability barrier, resume of old journals.
+//! - `director`, `lead` (EM / Coordinator), `worker`: the actors. Each lead is a shell around
+//!   a pure core (`lead/core.rs`: decisions as effects; unit-tested without IO).
+//! - `supervise`: child slots and restarts shared by the Director and the leads (`restart`:
+//!   the policies); `planning`: the plan / repair loop shared by every planner.
+//! - `session`: a claude "turn" with restarts, resume, key rotation and timeouts (the next step
+//!   after each process is a pure decision, `session/policy.rs`); `keys`: credential rotation.
+//! - `events`: the broadcast of [`RunEvent`]s and their text; `runlog`: `combined.log`.
+//! - `context`, `prompts`, `auth`, `gitmap`, `persist`, `unix`: glue.
 //!
 //! Rules: no global actor names, no signal handlers, no tracing subscriber, no
 //! `process::exit` — embedding applications own those. Handlers stay short; long work runs
-//! in tasks that message their actor back. Stopping is ordered (workers, then leads, then the
-//! Director, then git) because ractor stops children without running their `post_stop`.
+//! in tasks that message their actor back with typed results. Stopping is ordered (workers,
+//! then leads, then the Director, then git) because ractor stops children without running
+//! their `post_stop`.
 
-pub mod auth;
-pub mod board;
-pub mod context;
-pub mod director;
-pub mod error;
-pub mod events;
-pub mod gitmap;
-pub mod journal;
-pub mod keys;
-pub mod lead;
-pub mod orchestrator;
-pub mod persist;
-pub mod prompts;
-pub mod restart;
-pub mod runlog;
-pub mod session;
+mod auth;
+mod board;
+mod context;
+mod director;
+mod error;
+mod events;
+mod gitmap;
+mod journal;
+mod keys;
+mod lead;
+mod lifecycle;
+mod orchestrator;
+mod outcome;
+mod persist;
+mod planning;
+mod prompts;
+mod restart;
+mod runlog;
+mod session;
+mod supervise;
 mod unix;
-pub mod worker;
+mod worker;
 
 pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
+pub use cco_git::{GitError, GitStatus};
 pub use error::StartError;
-pub use events::RunEvent;
+pub use events::{EventSubject, EventText, RunEvent};
+pub use journal::JournalError;
+pub use lifecycle::{MergeCause, TaskKind, TaskPhase, Turn};
 pub use orchestrator::{
-    Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, ShutdownMode,
+    Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, SavedRun, ShutdownMode,
 };
+pub use outcome::{RunLimit, RunOutcome};
+
+/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
+pub mod log {
+    pub use crate::runlog::{parse_line, LogLine, FILE_NAME, RUN_AGENT};
+}

@@ -1,14 +1,21 @@
 //! Crash-safe file writes: write a temporary file, fsync it, rename it over the target,
 //! fsync the folder. A reader sees the old or the new content, never a mix.
+//!
+//! Each write has a temporary file of its own (process id and a counter), so two writers of
+//! one file (the journal's periodic writer and the final write) never share one.
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let n = NEXT_TMP.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.tmp-{}-{n}", std::process::id()));
     {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

@@ -1,17 +1,19 @@
-//! Restart policies for supervised actors and for crashed claude processes.
+//! Restart policies for supervised actors, and the backoff of crashed claude processes.
 //!
 //! ractor has no restart strategies of its own: a supervisor receives `ActorFailed` /
-//! `ActorTerminated` and decides. [`RestartPolicy`] is that decision, kept per stable slot
-//! (the slot outlives the actor instances that fill it), in the style of ractor's factory:
-//! a restart is a message scheduled after [`RestartTracker::next_delay`], and a slot that
-//! restarts too often within a window gives up (and escalates to its own supervisor).
+//! `ActorTerminated` and decides. [`RestartPolicy`] is that decision, kept per stable slot by
+//! [`crate::supervise::ChildSlots`] (the slot outlives the actor instances that fill it): a
+//! restart is a message scheduled after the backoff, and a slot that restarts too often within
+//! a window gives up (and escalates to its own supervisor).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// When a stopped child is restarted.
+/// When a stopped child is restarted. (Every supervised child of cco is permanent today; the
+/// other kinds complete the vocabulary for children that may end by themselves.)
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
+pub(crate) enum Restart {
     /// Always restarted, whether it failed or stopped by itself (workers, leads).
     Permanent,
     /// Restarted only when it failed (panic or error), not on a clean stop.
@@ -22,14 +24,14 @@ pub enum Restart {
 
 /// Restart intensity and backoff of one supervised slot.
 #[derive(Debug, Clone, Copy)]
-pub struct RestartPolicy {
-    pub restart: Restart,
+pub(crate) struct RestartPolicy {
+    pub(crate) restart: Restart,
     /// At most this many restarts within `window`; one more and the slot gives up.
-    pub max_restarts: u32,
-    pub window: Duration,
+    pub(crate) max_restarts: u32,
+    pub(crate) window: Duration,
     /// First delay; doubled per restart inside the window, capped at `max_backoff`.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
 }
 
 impl Default for RestartPolicy {
@@ -46,7 +48,7 @@ impl Default for RestartPolicy {
 
 /// What the supervisor does with a child that stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartDecision {
+pub(crate) enum RestartDecision {
     /// Schedule a restart after this delay.
     RestartAfter(Duration),
     /// Leave the slot empty (clean stop of a transient/temporary child).
@@ -57,14 +59,14 @@ pub enum RestartDecision {
 
 /// Restart history of one slot.
 #[derive(Debug, Clone)]
-pub struct RestartTracker {
+pub(crate) struct RestartTracker {
     policy: RestartPolicy,
     recent: VecDeque<Instant>,
     total: u32,
 }
 
 impl RestartTracker {
-    pub fn new(policy: RestartPolicy) -> Self {
+    pub(crate) fn new(policy: RestartPolicy) -> Self {
         Self {
             policy,
             recent: VecDeque::new(),
@@ -73,12 +75,12 @@ impl RestartTracker {
     }
 
     /// Restarts performed so far (for status output).
-    pub fn total(&self) -> u32 {
+    pub(crate) fn total(&self) -> u32 {
         self.total
     }
 
     /// Decides for a child that stopped at `now`; `failed` is true for a panic/error.
-    pub fn on_stop(&mut self, failed: bool, now: Instant) -> RestartDecision {
+    pub(crate) fn on_stop(&mut self, failed: bool, now: Instant) -> RestartDecision {
         let wanted = match self.policy.restart {
             Restart::Permanent => true,
             Restart::Transient => failed,
@@ -108,48 +110,8 @@ impl RestartTracker {
     }
 }
 
-/// The child a supervision event says has stopped: its cell, whether it failed (panic or
-/// error) rather than stopped, and why. `None` for other events.
-pub fn stopped_child(
-    event: &ractor::SupervisionEvent,
-) -> Option<(ractor::ActorCell, bool, String)> {
-    match event {
-        ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
-            Some((cell.clone(), false, reason.clone().unwrap_or_default()))
-        }
-        ractor::SupervisionEvent::ActorFailed(cell, error) => {
-            Some((cell.clone(), true, error.to_string()))
-        }
-        _ => None,
-    }
-}
-
-/// Ordered stop of a set of children: all are asked to shut down at once (each reply comes
-/// when the child's own processes and children are gone), then the actors are stopped. ractor
-/// would otherwise stop them without running their `post_stop`.
-pub async fn shutdown_all<M: ractor::Message>(
-    children: Vec<ractor::ActorRef<M>>,
-    shutdown: fn(ractor::RpcReplyPort<()>) -> M,
-    timeout: Duration,
-) {
-    let timeout_ms = timeout.as_millis() as u64;
-    let stops: Vec<_> = children
-        .iter()
-        .cloned()
-        .map(|child| tokio::spawn(async move { ractor::call_t!(child, shutdown, timeout_ms) }))
-        .collect();
-    for stop in stops {
-        let _ = stop.await;
-    }
-    for child in children {
-        let _ = child
-            .stop_and_wait(None, Some(Duration::from_secs(5)))
-            .await;
-    }
-}
-
 /// `initial * 2^attempt`, capped at `max`.
-pub fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
     initial.saturating_mul(factor).min(max)
 }

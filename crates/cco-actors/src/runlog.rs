@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::board::Board;
-use crate::events::RunEvent;
+use crate::events::{EventSubject, RunEvent};
 
 /// File name of the combined log inside the run folder.
 pub const FILE_NAME: &str = "combined.log";
@@ -37,7 +37,7 @@ pub const RUN_AGENT: &str = "cco";
 /// missed) and writes `<run_dir>/combined.log` until the event channel closes.
 ///
 /// The task holds only a receiver, never the board, so it ends when the run's board goes away.
-pub fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
     let events = board.events().subscribe();
     let path = run_dir.join(FILE_NAME);
     tokio::spawn(async move {
@@ -57,7 +57,7 @@ pub fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
 }
 
 /// Writes events to `out` until the channel closes or a write fails. `path` is for the warning.
-pub async fn write_events<W: Write>(
+pub(crate) async fn write_events<W: Write>(
     mut events: broadcast::Receiver<RunEvent>,
     mut out: W,
     path: &Path,
@@ -103,13 +103,13 @@ fn warn_write_failed(path: &Path, error: &std::io::Error) {
 /// Turns events into log lines. Keeps which worker holds which task, so a task's failure or
 /// revision lands in that worker's lines.
 #[derive(Debug, Default)]
-pub struct RunLog {
+pub(crate) struct RunLog {
     task_workers: HashMap<String, String>,
 }
 
 impl RunLog {
     /// One line (no newline): timestamp, agent, message. Newlines in `message` are not split.
-    pub fn line(&self, at: DateTime<Utc>, agent: &str, message: &str) -> String {
+    pub(crate) fn line(&self, at: DateTime<Utc>, agent: &str, message: &str) -> String {
         format!(
             "{} {} {}",
             at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
@@ -118,102 +118,22 @@ impl RunLog {
         )
     }
 
-    /// The lines of one event (none for events not worth a line).
-    pub fn event_lines(&mut self, at: DateTime<Utc>, event: &RunEvent) -> Vec<String> {
-        let (agent, message): (String, String) = match event {
-            RunEvent::RunStarted {
-                run_id,
-                base_branch,
-                mode,
-            } => (
-                RUN_AGENT.into(),
-                format!("run {run_id} started ({mode} mode) on {base_branch}"),
-            ),
-            RunEvent::Phase { phase } => (RUN_AGENT.into(), format!("phase: {phase}")),
-            RunEvent::AgentState { agent, state } => (agent.clone(), format!("state: {state}")),
-            RunEvent::ProcessStarted { agent, pid, resume } => (
-                agent.clone(),
-                format!(
-                    "claude started, pid {pid}{}",
-                    if *resume { " (resumed session)" } else { "" }
-                ),
-            ),
-            RunEvent::ProcessExited { agent, outcome } => {
-                (agent.clone(), format!("claude exited: {outcome}"))
-            }
-            RunEvent::ToolUsed { agent, tool } => (agent.clone(), format!("tool: {tool}")),
-            RunEvent::AgentOutput { agent, text } => {
-                let text = text.trim_end();
-                let lines = text
-                    .lines()
-                    .map(|l| self.line(at, agent, format!("> {l}").trim_end()))
-                    .collect();
-                return lines;
-            }
-            RunEvent::Planned { agent, items } => {
-                (agent.clone(), format!("planned {items} item(s)"))
-            }
-            RunEvent::TaskAssigned { task, worker } => {
-                self.task_workers.insert(task.clone(), worker.clone());
-                (worker.clone(), format!("assigned task {task}"))
-            }
-            RunEvent::TaskFinished { task, worker } => {
-                (worker.clone(), format!("finished task {task}, in review"))
-            }
-            RunEvent::TaskRevised { task, feedback } => (
-                self.owner(task),
-                format!("task {task} sent back: {feedback}"),
-            ),
-            RunEvent::TaskFailed { task, reason } => {
-                (self.owner(task), format!("task {task} FAILED: {reason}"))
-            }
-            RunEvent::Merged {
-                source,
-                target,
-                commit,
-            } => (
-                RUN_AGENT.into(),
-                format!(
-                    "merged {source} into {target} ({})",
-                    &commit[..commit.len().min(10)]
-                ),
-            ),
-            RunEvent::Conflict {
-                source,
-                target,
-                files,
-            } => (
-                RUN_AGENT.into(),
-                format!(
-                    "conflict merging {source} into {target}: {}",
-                    files.join(", ")
-                ),
-            ),
-            RunEvent::KeyBenched { key, until } => (
-                RUN_AGENT.into(),
-                format!("key {key} rate limited until {until}"),
-            ),
-            RunEvent::Paused { agent, until } => {
-                (agent.clone(), format!("paused: rate limited until {until}"))
-            }
-            RunEvent::Cost { agent, total_usd } => (
-                agent.clone(),
-                format!("cost: run total now ${total_usd:.4}"),
-            ),
-            RunEvent::ActorRestarted { agent, restarts } => {
-                (agent.clone(), format!("actor restarted ({restarts})"))
-            }
-            RunEvent::Warning { message } => (RUN_AGENT.into(), format!("warning: {message}")),
-            RunEvent::RunFinished { reason } => {
-                (RUN_AGENT.into(), format!("run finished: {reason}"))
-            }
+    /// The lines of one event ([`RunEvent::text`]), attributed to its agent; a task's
+    /// events go to the worker that holds it.
+    pub(crate) fn event_lines(&mut self, at: DateTime<Utc>, event: &RunEvent) -> Vec<String> {
+        if let RunEvent::TaskAssigned { task, worker } = event {
+            self.task_workers.insert(task.clone(), worker.clone());
+        }
+        let text = event.text();
+        let agent = match &text.subject {
+            EventSubject::Run => RUN_AGENT.to_string(),
+            EventSubject::Agent(agent) => agent.clone(),
+            EventSubject::Task(task) => self.owner(task),
         };
-        // Continuation lines of a multi-line message keep the timestamp and the agent.
-        let mut lines = message.trim_end().lines();
-        let first = lines.next().unwrap_or("");
-        let mut out = vec![self.line(at, &agent, first)];
-        out.extend(lines.map(|l| self.line(at, &agent, format!("  {l}").trim_end())));
-        out
+        text.lines
+            .iter()
+            .map(|line| self.line(at, &agent, line))
+            .collect()
     }
 
     fn owner(&self, task: &str) -> String {

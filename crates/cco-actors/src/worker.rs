@@ -1,75 +1,50 @@
-//! The Worker actor: one git worktree, at most one claude process at a time.
+//! The Worker actor: one git worktree at a time, at most one claude process.
 //!
-//! A Worker takes a [`Job`] from its lead, runs it as a turn (see [`crate::session`]) and
-//! reports the result back with [`LeadMsg::WorkerReport`]. It keeps no task state that matters
-//! beyond its current job: the lead owns the queue and the assignment, so when a Worker actor
-//! dies the lead re-queues its task and respawns the slot.
+//! A Worker takes a [`Job`] (a [`Turn`] of a task) from its lead, runs it as a turn (see
+//! [`crate::session`]) and reports the result back with [`LeadMsg::WorkerReport`]. It keeps no
+//! task state that matters beyond its current job: the lead owns the queue and the task
+//! lifecycle, so when a Worker actor dies the lead re-queues its task and respawns the slot.
 //!
 //! A worker has two worktrees (its own, created here, and a spare the lead creates): each job
 //! names the one it runs in, so a new task can start in one while the previous turn in the
 //! other is still being captured. Before a job's turn the worker puts that worktree where the
 //! lead says ([`Start`]): as it is (parked at the target tip by the capture of its previous
-//! turn), synced to the target, or switched to the task ref of a task it revises. The lead
-//! captures the turn afterwards.
+//! turn), synced to the target, or switched to the task ref of a task it revises. A conflict
+//! resolution first merges the other branch into the worktree and, after the turn, concludes
+//! the merge. The lead captures the turn afterwards.
 //!
 //! Handlers stay short: claude runs and git calls happen in spawned tasks that message the
-//! actor back.
+//! actor back, with typed errors.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cco_git::GitError;
 use cco_protocol::TaskSpec;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
 use crate::board::Role;
 use crate::context::RunContext;
-use crate::lead::LeadMsg;
+use crate::error::JobFailure;
+use crate::lead::{Input, LeadMsg};
+use crate::lifecycle::Turn;
 use crate::prompts;
-use crate::session::{spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate};
+use crate::session::{
+    apply_turn_update, spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
+};
 
-/// Work a lead gives to a worker.
+/// Work a lead gives to a worker: one turn of a task.
 #[derive(Debug, Clone)]
-pub enum Job {
-    /// A new task: a fresh claude session.
-    Task { key: String, spec: TaskSpec },
-    /// The lead's review asked for changes: resume the task's session with the feedback.
-    Revise {
-        key: String,
-        spec: TaskSpec,
-        feedback: String,
-        session_id: Option<String>,
-    },
-    /// A task that was in flight when the previous cco process died: resume its session.
-    Resume {
-        key: String,
-        spec: TaskSpec,
-        session_id: String,
-    },
-    /// Merging into the target conflicted: merge the target into this worktree and let the
-    /// task's session resolve the conflict, then commit.
-    ResolveConflict {
-        key: String,
-        spec: TaskSpec,
-        target_branch: String,
-        session_id: Option<String>,
-    },
-}
-
-impl Job {
-    pub fn key(&self) -> &str {
-        match self {
-            Job::Task { key, .. }
-            | Job::Revise { key, .. }
-            | Job::Resume { key, .. }
-            | Job::ResolveConflict { key, .. } => key,
-        }
-    }
+pub(crate) struct Job {
+    pub(crate) key: String,
+    pub(crate) spec: TaskSpec,
+    pub(crate) turn: Turn,
 }
 
 /// Where the worktree must be before a job's turn starts (one urgent GitActor op, or none).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Start {
+pub(crate) enum Start {
     /// As it is: parked at the target tip after the previous capture, or holding the
     /// interrupted work a resumed session continues.
     InPlace,
@@ -82,14 +57,14 @@ pub enum Start {
 
 /// One of a worker's worktrees and the branch checked out there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Workplace {
-    pub path: PathBuf,
-    pub branch: String,
+pub(crate) struct Workplace {
+    pub(crate) path: PathBuf,
+    pub(crate) branch: String,
 }
 
 /// What a worker tells its lead.
-#[derive(Debug, Clone)]
-pub enum WorkerReport {
+#[derive(Debug)]
+pub(crate) enum WorkerReport {
     Finished {
         key: String,
         result_text: String,
@@ -97,37 +72,38 @@ pub enum WorkerReport {
     },
     Failed {
         key: String,
-        reason: String,
+        failure: JobFailure,
         session_id: Option<String>,
     },
 }
 
-pub enum WorkerMsg {
+pub(crate) enum WorkerMsg {
     /// A job, where its worktree must be first, and which worktree it runs in.
     Assign(Box<Job>, Start, Workplace),
     /// The worktree is where the job needs it (or could not be put there).
-    Prepared(Result<(), String>),
+    Prepared(Result<(), GitError>),
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
-    /// The target was merged into the worktree: `None` = clean, `Some(files)` = conflicts.
-    ConflictPrepared(Result<Option<Vec<String>>, String>),
-    ConflictConcluded(Result<(), String>),
+    /// The other branch was merged into the worktree: `None` = clean, `Some(files)` =
+    /// conflicts for the turn to resolve.
+    ConflictPrepared(Result<Option<Vec<String>>, GitError>),
+    ConflictConcluded(Result<(), GitError>),
     /// Stop the current process (SIGTERM, grace, SIGKILL) and reply when it is gone.
     Shutdown(RpcReplyPort<()>),
 }
 
 /// Start-up arguments of a worker slot.
-pub struct WorkerArgs {
-    pub ctx: Arc<RunContext>,
-    pub id: String,
-    pub team: String,
-    pub lead: ActorRef<LeadMsg>,
-    pub slot: usize,
+pub(crate) struct WorkerArgs {
+    pub(crate) ctx: Arc<RunContext>,
+    pub(crate) id: String,
+    pub(crate) team: String,
+    pub(crate) lead: ActorRef<LeadMsg>,
+    pub(crate) slot: usize,
     /// Branch the worker's branch starts from and merges into.
-    pub target_branch: String,
+    pub(crate) target_branch: String,
 }
 
-pub struct WorkerState {
+pub(crate) struct WorkerState {
     ctx: Arc<RunContext>,
     who: AgentIdentity,
     lead: ActorRef<LeadMsg>,
@@ -143,7 +119,7 @@ pub struct WorkerState {
     shutting_down: bool,
 }
 
-pub struct WorkerActor;
+pub(crate) struct WorkerActor;
 
 impl Actor for WorkerActor {
     type Msg = WorkerMsg;
@@ -191,12 +167,12 @@ impl Actor for WorkerActor {
         _myself: ActorRef<WorkerMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _ = state.lead.send_message(LeadMsg::WorkerReady {
+        let _ = state.lead.send_message(LeadMsg::Input(Input::WorkerReady {
             slot: state.slot,
             worktree: state.worktree.clone(),
             branch: state.branch.clone(),
             fresh: state.fresh,
-        });
+        }));
         Ok(())
     }
 
@@ -216,21 +192,21 @@ impl Actor for WorkerActor {
                 let key = state
                     .job
                     .as_ref()
-                    .map(|j| j.key().to_string())
+                    .map(|j| j.key.clone())
                     .unwrap_or_default();
-                let report = match result {
+                let session_id = state.session_id.clone();
+                state.report(match result {
                     Ok(()) => WorkerReport::Finished {
                         key,
                         result_text: "conflict resolved".into(),
-                        session_id: state.session_id.clone(),
+                        session_id,
                     },
-                    Err(reason) => WorkerReport::Failed {
+                    Err(error) => WorkerReport::Failed {
                         key,
-                        reason,
-                        session_id: state.session_id.clone(),
+                        failure: JobFailure::Conclude(error),
+                        session_id,
                     },
-                };
-                state.report(report);
+                });
             }
             WorkerMsg::Shutdown(reply) => {
                 state.shutting_down = true;
@@ -260,23 +236,21 @@ impl WorkerState {
     ) {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
-            warn!(worker = %self.who.id, job = job.key(), "busy or stopping: job refused");
-            let _ = self.lead.send_message(LeadMsg::WorkerReport {
+            warn!(worker = %self.who.id, job = %job.key, "busy or stopping: job refused");
+            let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
                 slot: self.slot,
-                worker: self.who.id.clone(),
                 report: WorkerReport::Failed {
-                    key: job.key().to_string(),
-                    reason: "worker busy".into(),
+                    key: job.key,
+                    failure: JobFailure::Busy,
                     session_id: None,
                 },
-                requeue: true,
-            });
+            }));
             return;
         }
-        let key = job.key().to_string();
+        let key = job.key.clone();
         self.ctx
             .board
-            .update_agent(&self.who.id, |a| a.current_task = Some(key.clone()));
+            .update_agent(&self.who.id, |a| a.current_task = Some(key));
         self.job = Some(job.clone());
         // The claude process, its session and the job's git steps all use this worktree.
         self.worktree = place.path.clone();
@@ -295,13 +269,12 @@ impl WorkerState {
             let result = git
                 .switch_worktree(&worktree, &to, kept_in.as_deref())
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+                .map(|_| ());
             let _ = me.send_message(WorkerMsg::Prepared(result));
         });
     }
 
-    fn on_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<(), String>) {
+    fn on_prepared(&mut self, myself: &ActorRef<WorkerMsg>, result: Result<(), GitError>) {
         if self.shutting_down || self.turn.is_some() {
             return;
         }
@@ -309,49 +282,42 @@ impl WorkerState {
         match result {
             Ok(()) => self.run_job(myself, job),
             Err(error) => self.report(WorkerReport::Failed {
-                key: job.key().to_string(),
-                reason: format!("could not prepare the worktree: {error}"),
+                key: job.key,
+                failure: JobFailure::Prepare(error),
                 session_id: self.session_id.clone(),
             }),
         }
     }
 
+    fn task_prompt(&self, spec: &TaskSpec) -> String {
+        prompts::worker_task(
+            &self.ctx,
+            &self.who,
+            &self.branch,
+            &self.target_branch,
+            spec,
+        )
+    }
+
     /// Starts the job's turn (or, for a conflict, the merge that precedes it).
     fn run_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
-        match job {
-            Job::Task { key, spec } => {
+        let Job { key, spec, turn } = job;
+        match turn {
+            Turn::Fresh => {
                 self.session_id = None;
-                let prompt = prompts::worker_task(
-                    &self.ctx,
-                    &self.who,
-                    &self.branch,
-                    &self.target_branch,
-                    &spec,
-                );
-                self.run_turn(myself, key, prompt, None);
+                let prompt = self.task_prompt(&spec);
+                self.run_turn(myself, key, prompt, None, None);
             }
-            Job::Resume {
-                key,
-                spec,
-                session_id,
-            } => {
+            Turn::Resume { session_id, .. } => {
                 self.session_id = Some(session_id.clone());
-                let prompt = prompts::worker_task(
-                    &self.ctx,
-                    &self.who,
-                    &self.branch,
-                    &self.target_branch,
-                    &spec,
-                );
+                let prompt = self.task_prompt(&spec);
                 let resume = crate::session::resume_prompt(
                     "cco was restarted while you worked on this task.",
                     &spec.id,
                 );
-                self.run_turn_with(myself, key, prompt, Some(session_id), Some(resume));
+                self.run_turn(myself, key, prompt, Some(session_id), Some(resume));
             }
-            Job::Revise {
-                key,
-                spec,
+            Turn::Revise {
                 feedback,
                 session_id,
             } => {
@@ -361,24 +327,13 @@ impl WorkerState {
                 let prompt = if session_id.is_some() {
                     prompt
                 } else {
-                    format!(
-                        "{}\n\n{}",
-                        prompts::worker_task(
-                            &self.ctx,
-                            &self.who,
-                            &self.branch,
-                            &self.target_branch,
-                            &spec
-                        ),
-                        prompt
-                    )
+                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
                 };
-                self.run_turn(myself, key, prompt, session_id);
+                self.run_turn(myself, key, prompt, session_id, None);
             }
-            Job::ResolveConflict {
-                target_branch,
+            Turn::ResolveConflict {
+                against,
                 session_id,
-                ..
             } => {
                 self.session_id = session_id;
                 self.ctx.board.set_agent_state(&self.who.id, "merging");
@@ -387,14 +342,13 @@ impl WorkerState {
                 let me = myself.clone();
                 tokio::spawn(async move {
                     let result = git
-                        .merge_into_worktree(&worktree, &target_branch)
+                        .merge_into_worktree(&worktree, &against)
                         .await
                         .map(|merge| match merge {
                             cco_git::WorktreeMerge::Conflicted { files } => Some(files),
                             cco_git::WorktreeMerge::UpToDate
                             | cco_git::WorktreeMerge::Clean { .. } => None,
-                        })
-                        .map_err(|e| e.to_string());
+                        });
                     let _ = me.send_message(WorkerMsg::ConflictPrepared(result));
                 });
             }
@@ -402,16 +356,6 @@ impl WorkerState {
     }
 
     fn run_turn(
-        &mut self,
-        myself: &ActorRef<WorkerMsg>,
-        key: String,
-        prompt: String,
-        resume: Option<String>,
-    ) {
-        self.run_turn_with(myself, key, prompt, resume, None);
-    }
-
-    fn run_turn_with(
         &mut self,
         myself: &ActorRef<WorkerMsg>,
         key: String,
@@ -445,43 +389,23 @@ impl WorkerState {
         ));
     }
 
+    /// The agent's bookkeeping (shared with the planners), plus the task's: its session
+    /// (journaled at once) and its process starts.
     fn on_turn_update(&mut self, update: TurnUpdate) {
         let board = &self.ctx.board;
-        let id = &self.who.id;
-        match update {
-            TurnUpdate::Started { pid, .. } => {
-                board.update_agent(id, |a| a.pid = Some(pid));
-                board.set_agent_state(id, "working");
-            }
-            TurnUpdate::Session(session) => {
-                self.session_id = Some(session.clone());
-                let key = self.job.as_ref().map(|j| j.key().to_string());
-                board.update_agent(id, |a| a.session_id = Some(session.clone()));
-                if let Some(key) = key {
-                    board.update_task(&key, |t| t.session_id = Some(session));
-                }
-            }
-            TurnUpdate::Tool(tool) => board.update_agent(id, |a| a.last_tool = Some(tool)),
-            TurnUpdate::Paused { until } => board.set_agent_state(
-                id,
-                format!(
-                    "paused: rate limited until {}",
-                    until.format("%H:%M:%S UTC")
-                ),
-            ),
-            TurnUpdate::Exited { .. } => {
-                board.update_agent(id, |a| a.pid = None);
-                if let Some(key) = self.job.as_ref().map(|j| j.key().to_string()) {
-                    board.update_task(&key, |t| t.attempts += 1);
-                }
-            }
+        let key = self.job.as_ref().map(|job| job.key.as_str());
+        match (&update, key) {
+            (TurnUpdate::Started { .. }, _) => board.set_agent_state(&self.who.id, "working"),
+            (TurnUpdate::Session(session), Some(key)) => board.note_session(key, session),
+            (TurnUpdate::Exited, Some(key)) => board.note_attempt(key),
+            _ => {}
         }
+        apply_turn_update(&self.ctx, &self.who.id, update, &mut self.session_id);
     }
 
     fn on_turn_end(&mut self, myself: &ActorRef<WorkerMsg>, end: TurnEnd) {
         self.turn = None;
         let Some(job) = self.job.clone() else { return };
-        let key = job.key().to_string();
         match end {
             TurnEnd::Cancelled => {
                 self.job = None;
@@ -493,8 +417,8 @@ impl WorkerState {
                     self.session_id = session_id;
                 }
                 self.report(WorkerReport::Failed {
-                    key,
-                    reason,
+                    key: job.key,
+                    failure: JobFailure::Turn(reason),
                     session_id: self.session_id.clone(),
                 });
             }
@@ -506,21 +430,19 @@ impl WorkerState {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
-                if let Job::ResolveConflict { .. } = job {
+                if job.turn.resolving().is_some() {
+                    // The turn resolved a conflict: the merge must be concluded, with no
+                    // marker left, before the work is captured and merged.
                     let git = self.ctx.git.clone();
                     let worktree = self.worktree.clone();
                     let me = myself.clone();
                     tokio::spawn(async move {
-                        let result = git
-                            .conclude_worktree_merge(&worktree)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string());
+                        let result = git.conclude_worktree_merge(&worktree).await.map(|_| ());
                         let _ = me.send_message(WorkerMsg::ConflictConcluded(result));
                     });
                 } else {
                     self.report(WorkerReport::Finished {
-                        key,
+                        key: job.key,
                         result_text,
                         session_id: self.session_id.clone(),
                     });
@@ -532,21 +454,20 @@ impl WorkerState {
     fn on_conflict_prepared(
         &mut self,
         myself: &ActorRef<WorkerMsg>,
-        result: Result<Option<Vec<String>>, String>,
+        result: Result<Option<Vec<String>>, GitError>,
     ) {
-        let Some(Job::ResolveConflict {
+        let Some(Job {
             key,
             spec,
-            target_branch,
-            ..
+            turn: Turn::ResolveConflict { against, .. },
         }) = self.job.clone()
         else {
             return;
         };
         match result {
-            Err(reason) => self.report(WorkerReport::Failed {
+            Err(error) => self.report(WorkerReport::Failed {
                 key,
-                reason,
+                failure: JobFailure::MergeTarget(error),
                 session_id: self.session_id.clone(),
             }),
             Ok(None) => self.report(WorkerReport::Finished {
@@ -555,9 +476,9 @@ impl WorkerState {
                 session_id: self.session_id.clone(),
             }),
             Ok(Some(files)) => {
-                let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &target_branch, &files);
+                let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &against, &files);
                 let resume = self.session_id.clone();
-                self.run_turn(myself, key, prompt, resume);
+                self.run_turn(myself, key, prompt, resume, None);
             }
         }
     }
@@ -569,11 +490,9 @@ impl WorkerState {
             a.pid = None;
         });
         self.ctx.board.set_agent_state(&self.who.id, "idle");
-        let _ = self.lead.send_message(LeadMsg::WorkerReport {
+        let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
             slot: self.slot,
-            worker: self.who.id.clone(),
             report,
-            requeue: false,
-        });
+        }));
     }
 }

@@ -1,10 +1,12 @@
 //! End-to-end runs of the supervision tree against fake-claude.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with a message
+
 mod harness;
 
 use std::time::Duration;
 
-use cco_actors::{RunEvent, TaskState};
+use cco_actors::{RunEvent, RunLimit, RunOutcome, TaskState};
 use harness::*;
 use serde_json::json;
 
@@ -28,6 +30,7 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "run should complete: {}", summary.reason);
+    assert_eq!(summary.outcome, RunOutcome::Completed);
     assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
     let files = project.files_on("main");
     for f in ["src/add.txt", "src/sub.txt", "src/mul.txt", "README.md"] {
@@ -60,39 +63,6 @@ async fn flat_mode_completes_a_small_project_with_every_workers_files_on_main() 
     assert_eq!(git.by_op["merge"].count, 3, "{git:?}");
     assert_eq!(written["git"]["by_op"]["merge"]["count"], 3);
     assert_no_live_processes(&pids_of(&handle));
-}
-
-/// Collects every event of a run (for assertions after it ended).
-fn record(handle: &cco_actors::OrchestratorHandle) -> tokio::task::JoinHandle<Vec<RunEvent>> {
-    let mut events = handle.subscribe();
-    tokio::spawn(async move {
-        let mut seen = Vec::new();
-        loop {
-            match events.recv().await {
-                Ok(event) => {
-                    let last = matches!(event, RunEvent::RunFinished { .. });
-                    seen.push(event);
-                    if last {
-                        return seen;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return seen,
-            }
-        }
-    })
-}
-
-async fn recorded(
-    recorder: tokio::task::JoinHandle<Vec<RunEvent>>,
-    handle: cco_actors::OrchestratorHandle,
-) -> Vec<RunEvent> {
-    drop(handle);
-    // The recorder ends at RunFinished; the run has ended, so a deadline only guards bugs.
-    match tokio::time::timeout(Duration::from_secs(5), recorder).await {
-        Ok(events) => events.unwrap(),
-        Err(_) => panic!("event recorder did not finish"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -159,6 +129,16 @@ async fn a_complete_plan_ends_the_run_cleanly() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed);
     assert_eq!(summary.reason, "complete: already done");
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: false
+        }
+    );
+    assert_eq!(
+        handle.status().phase,
+        "finished: complete without any task (already done)"
+    );
     assert!(summary.tasks.is_empty());
     assert_no_live_processes(&pids_of(&handle));
 }
@@ -206,6 +186,32 @@ async fn a_plan_that_stays_invalid_stops_the_run_with_a_clear_reason() {
         "{}",
         summary.reason
     );
+    assert_eq!(summary.outcome, RunOutcome::PlanningFailed);
+}
+
+/// The Director's plan never parses: the run failed to plan (it used to end with a reason an
+/// exit code could not be told from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_director_plan_that_stays_invalid_is_a_planning_failure() {
+    let script = json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "result": "no json"}]});
+    let project = Project::new(
+        json!({"workerCount": 4, "engineerManagerGroupSize": 2, "maxPlanRetries": 0}),
+        script,
+    );
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert_eq!(summary.outcome, RunOutcome::PlanningFailed);
+    assert!(
+        summary
+            .reason
+            .starts_with("the director gave no valid plan after 1 attempts"),
+        "{}",
+        summary.reason
+    );
+    assert!(handle
+        .status()
+        .phase
+        .starts_with("finished: planning failed ("));
 }
 
 fn write_keys(project: &Project) {
@@ -379,6 +385,12 @@ async fn reaching_the_budget_stops_the_run_cleanly() {
         "{}",
         summary.reason
     );
+    assert!(matches!(
+        summary.outcome,
+        RunOutcome::LimitReached {
+            limit: RunLimit::Budget { budget_usd, .. }
+        } if budget_usd == 1.0
+    ));
     assert!(summary.totals.cost_usd >= 1.0);
     assert!(
         summary.totals.tasks_done < 6,
@@ -396,70 +408,6 @@ async fn reaching_the_budget_stops_the_run_cleanly() {
             "{log}"
         );
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_merge_conflict_goes_back_to_the_workers_session_and_both_sides_land() {
-    let shared_by = |id: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
-            {"write": {"path": format!("{id}.txt"), "content": "own\n"}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","shared.txt"), task("t2","shared.txt")]})),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-        // The conflict turn: keep both sides, as a careful engineer would.
-        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
-            {"write": {"path": "shared.txt", "content": "line from t1\nline from t2\n"}},
-            {"commit": "Resolve conflict in shared.txt"}
-        ], "result": "resolved"},
-        shared_by("t1"),
-        shared_by("t2"),
-    ]});
-    let project = Project::new(json!({"workerCount": 2}), script);
-    let handle = project.start().await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
-    assert_eq!(summary.totals.conflicts, 1);
-    assert_eq!(
-        project.file_on("main", "shared.txt"),
-        "line from t1\nline from t2\n"
-    );
-    let files = project.files_on("main");
-    assert!(files.contains(&"t1.txt".to_string()) && files.contains(&"t2.txt".to_string()));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn review_feedback_is_resumed_into_the_same_worker_session() {
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt")]})),
-        complete_rule("[cco:replan]"),
-        {"match": {"prompt_contains": "[cco:review]"}, "times": 1, "result": "{\"decision\":\"revise\",\"feedback\":\"Add a trailing line\"}"},
-        approve_rule(),
-        {"match": {"role": "worker", "prompt_contains": "[cco:feedback]", "resume": true}, "steps": [
-            {"append": {"path": "t1.txt", "content": "trailing line\n"}}, {"commit": "Address review"}], "result": "revised"},
-        worker_rule("t1", "t1.txt", "t1\n"),
-    ]});
-    let project = Project::new(json!({"workerCount": 1}), script);
-    let handle = project.start().await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    let task = &summary.tasks[0];
-    assert_eq!(
-        (task.state, task.review_rounds),
-        (TaskState::Done, 1),
-        "{task:?}"
-    );
-    assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
-    let worker_sessions = transcripts_of(&handle, "worker-1").len();
-    assert_eq!(
-        worker_sessions, 1,
-        "the feedback resumed the task's session"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -509,133 +457,10 @@ async fn a_silent_process_is_killed_by_the_idle_timeout_and_resumed() {
     assert_eq!(summary.tasks[0].attempts, 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn reviews_run_in_parallel_forks_of_the_leads_planning_session() {
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt"), task("t3","t3.txt")]})),
-        complete_rule("[cco:replan]"),
-        // A slow reviewer: the three reviews overlap only if they run in parallel.
-        {"match": {"prompt_contains": "[cco:review]"}, "steps": [{"sleep_ms": 1500}], "result": "{\"decision\":\"approve\"}"},
-        worker_rule("t1", "t1.txt", "1\n"),
-        worker_rule("t2", "t2.txt", "2\n"),
-        worker_rule("t3", "t3.txt", "3\n"),
-    ]});
-    let project = Project::new(json!({"workerCount": 3}), script);
-    let handle = project.start().await;
-    let mut most_parallel = 0;
-    cco_testkit::wait_until_async(Duration::from_secs(60), "three reviews at once", || {
-        let reviewing = handle
-            .status()
-            .agents
-            .iter()
-            .find(|a| a.id == "coordinator")
-            .map(|a| a.state.clone())
-            .unwrap_or_default();
-        if let Some(n) = reviewing
-            .strip_prefix("reviewing ")
-            .and_then(|r| r.split(' ').next())
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            most_parallel = most_parallel.max(n);
-        }
-        std::future::ready(most_parallel == 3 || handle.is_finished())
-    })
-    .await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert_eq!(most_parallel, 3, "reviews did not overlap");
-    assert!(
-        summary.completed && summary.totals.tasks_done == 3,
-        "{}",
-        summary.reason
-    );
-    // The planning session plus one fork per review, each with its own transcript.
-    let coordinator_sessions = transcripts_of(&handle, "coordinator").len();
-    assert_eq!(coordinator_sessions, 4);
-}
-
-/// A worker is free as soon as its turn is captured in the task ref: with one worker, t2 is
-/// assigned (and done) while t1 is still in review. The review of t1 waits until t2's turn
-/// has run, so the old order (merge t1, then assign t2) could not finish this run in time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_worker_takes_its_next_task_while_the_previous_one_is_reviewed_and_merged() {
-    let marker_dir = cco_testkit::temp_dir();
-    let marker = marker_dir.path().join("t2-ran");
-    let marker = path_str(&marker);
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
-        complete_rule("[cco:replan]"),
-        {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "steps": [
-            wait_for_file_step(&marker)
-        ], "result": "{\"decision\":\"approve\"}"},
-        approve_rule(),
-        {"match": {"role": "worker", "prompt_contains": "Task ID: t2"}, "steps": [
-            {"write": {"path": "t2.txt", "content": "2\n"}},
-            {"commit": "Implement t2"},
-            {"bash": format!("touch '{marker}'")}
-        ], "result": "Implemented t2"},
-        worker_rule("t1", "t1.txt", "1\n"),
-    ]});
-    let project = Project::new(json!({"workerCount": 1}), script);
-    let handle = project.start().await;
-    let recorder = record(&handle);
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
-    let events = recorded(recorder, handle.clone()).await;
-    let position = |want: &dyn Fn(&RunEvent) -> bool| {
-        events
-            .iter()
-            .position(want)
-            .unwrap_or_else(|| panic!("event missing: {events:#?}"))
-    };
-    let t2_assigned =
-        position(&|e| matches!(e, RunEvent::TaskAssigned { task, .. } if task == "flat/t2"));
-    let t1_merged =
-        position(&|e| matches!(e, RunEvent::Merged { source, .. } if source.ends_with("/flat/t1")));
-    assert!(
-        t2_assigned < t1_merged,
-        "t2 waited for t1's merge: {events:#?}"
-    );
-    // Both merged from their frozen task refs; the worker's worktree ended parked, clean.
-    assert_eq!(project.file_on("main", "t1.txt"), "1\n");
-    assert_eq!(project.file_on("main", "t2.txt"), "2\n");
-    let refs = project.git(&["for-each-ref", "--format=%(refname)", "refs/cco/tasks"]);
-    assert_eq!(refs.lines().count(), 2, "{refs}");
-}
-
-/// A task starts from a target that holds the tasks it depends on, even when its worker was
-/// parked before they merged: t3 depends on t1, and the worker that gets t3 finished t2
-/// before t1 landed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dependent_task_starts_from_a_target_holding_its_dependencies() {
-    let mut t3 = task("t3", "seen.txt");
-    t3["depends_on"] = json!(["t1"]);
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt"), t3]})),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "steps": [
-            {"sleep_ms": 300},
-            {"write": {"path": "t1.txt", "content": "from t1\n"}},
-            {"commit": "Implement t1"}
-        ], "result": "Implemented t1"},
-        {"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "steps": [
-            {"bash": "cat t1.txt > seen.txt 2>&1 || echo 't1.txt missing' > seen.txt"},
-            {"commit": "Implement t3"}
-        ], "result": "Implemented t3"},
-        worker_rule("t2", "t2.txt", "2\n"),
-    ]});
-    let project = Project::new(json!({"workerCount": 2}), script);
-    let handle = project.start().await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    assert_eq!(summary.totals.tasks_done, 3, "{summary:#?}");
-    assert_eq!(project.file_on("main", "seen.txt"), "from t1\n");
-}
-
+/// Resumes a run from the journal of a cco that crashed after running it for its whole minute,
+/// in the format today's main writes (version 1): the clock goes on from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
-    use cco_actors::journal::{Journal, RunClock};
     // Planning never ends: only the time limit can stop this run.
     let script =
         json!({"rules": [{"match": {"prompt_contains": "[cco:"}, "steps": [{"hang": true}]}]});
@@ -644,15 +469,22 @@ async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
         script,
     );
     let config = project.load();
-    // The journal of a cco that crashed after running this run for its whole minute.
     let run_dir = config.config.log_directory.join("run-crashed");
     std::fs::create_dir_all(run_dir.join("sessions")).unwrap();
-    let board = cco_actors::board::Board::new("run-crashed", cco_actors::events::EventBus::new(16));
-    let keys = cco_actors::keys::KeyPool::new(cco_config::AuthMode::Oauth, vec![]);
-    let used = RunClock::resumed(Duration::from_secs(60));
-    Journal::capture(&board, &keys, "main", &used, None)
-        .write(&run_dir)
-        .unwrap();
+    let now = chrono::Utc::now();
+    let journal = json!({
+        "version": 1, "run_id": "run-crashed", "base_branch": "main", "finished": false,
+        "end_reason": null, "written_at": now,
+        "snapshot": {
+            "run_id": "run-crashed", "taken_at": now, "started_at": now,
+            "phase": "planning", "agents": [], "tasks": [],
+            "totals": {"tasks_done": 0, "tasks_failed": 0, "commits": 0, "merges": 0,
+                       "conflicts": 0, "cost_usd": 0.0}
+        },
+        "specs": {}, "plan": {"pending_goals": [], "team_goals": {}, "history": []},
+        "benched_keys": [], "active_ms": 60_000
+    });
+    std::fs::write(run_dir.join("journal.json"), journal.to_string()).unwrap();
 
     let handle = cco_actors::Orchestrator::builder(config)
         .resume(&run_dir)
@@ -663,102 +495,21 @@ async fn a_resumed_run_counts_the_time_its_earlier_processes_ran() {
     let summary = finish(&handle, Duration::from_secs(30)).await;
     assert!(!summary.completed);
     assert_eq!(summary.reason, "maximum run duration of 1 minutes reached");
+    assert!(matches!(
+        summary.outcome,
+        RunOutcome::LimitReached {
+            limit: RunLimit::Duration { minutes: 1 }
+        }
+    ));
     // The summary and the status both count the earlier minute.
     assert!(summary.duration_secs >= 60.0, "{}", summary.duration_secs);
     assert!(handle.status().active_elapsed() >= Duration::from_secs(60));
-    let (journal, _) = cco_actors::journal::load(&run_dir).unwrap();
-    assert!(journal.finished);
+    let saved = cco_actors::Orchestrator::read_run(&run_dir).unwrap();
+    assert!(saved.finished);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("journal.json")).unwrap()).unwrap();
     assert!(
-        journal.active_elapsed() >= Duration::from_secs(60),
-        "{journal:?}"
-    );
-}
-
-/// A worker has two worktrees: while t1 is in review the worker runs t2 in its spare; the
-/// revision of t1 goes back to the worktree t1's session lives in and resumes that session.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_revision_resumes_the_session_in_the_worktree_it_lives_in() {
-    let marker_dir = cco_testkit::temp_dir();
-    let marker = path_str(&marker_dir.path().join("t2-ran"));
-    let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
-        complete_rule("[cco:replan]"),
-        // t1's first review waits for t2's turn, then asks for a change.
-        {"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [
-            wait_for_file_step(&marker)
-        ], "result": "{\"decision\":\"revise\",\"feedback\":\"Add a trailing line\"}"},
-        approve_rule(),
-        {"match": {"role": "worker", "prompt_contains": "[cco:feedback]", "resume": true}, "steps": [
-            {"append": {"path": "t1.txt", "content": "trailing line\n"}}, {"commit": "Address review"}], "result": "revised"},
-        {"match": {"role": "worker", "prompt_contains": "Task ID: t2"}, "steps": [
-            {"write": {"path": "t2.txt", "content": "2\n"}},
-            {"commit": "Implement t2"},
-            {"bash": format!("touch '{marker}'")}
-        ], "result": "Implemented t2"},
-        worker_rule("t1", "t1.txt", "t1\n"),
-    ]});
-    let project = Project::new(json!({"workerCount": 1}), script);
-    let handle = project.start().await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    let task = |id: &str| summary.tasks.iter().find(|t| t.id == id).unwrap().clone();
-    let (t1, t2) = (task("t1"), task("t2"));
-    assert_eq!((t1.state, t1.review_rounds), (TaskState::Done, 1), "{t1:?}");
-    assert_eq!(t2.state, TaskState::Done, "{t2:?}");
-    assert_ne!(t1.lane, t2.lane, "t2 ran in the other worktree");
-    assert_eq!(project.file_on("main", "t1.txt"), "t1\ntrailing line\n");
-    // One session per task: the revision resumed t1's (its worktree and config dir).
-    let worker_sessions = transcripts_of(&handle, "worker-1").len();
-    assert_eq!(worker_sessions, 2);
-}
-
-/// Two teams change the same line: the second team branch conflicts with main, becomes a
-/// `merge-main` task for one of its workers (who merges main into the team's work and
-/// resolves the conflict), and then lands; main keeps both sides.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_team_branch_that_conflicts_with_the_base_is_resolved_by_one_of_its_workers() {
-    let edit = |id: &str, line: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("{line}\n")}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
-    let script = json!({"rules": [
-        {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
-            {"name":"alpha","goal":"alpha line"}, {"name":"beta","goal":"beta line"}]}).to_string()},
-        {"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
-        plan_rule("Goal: alpha", json!({"status":"continue","tasks":[task("a1","shared.txt")]})),
-        plan_rule("Goal: beta", json!({"status":"continue","tasks":[task("b1","shared.txt")]})),
-        approve_rule(),
-        // The team-vs-main conflict: keep both lines.
-        {"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": [
-            {"write": {"path": "shared.txt", "content": "alpha\nbeta\n"}},
-            {"commit": "Merge main, keeping both lines"}
-        ], "result": "resolved"},
-        edit("a1", "alpha"),
-        edit("b1", "beta"),
-    ]});
-    let project = Project::new(
-        json!({"workerCount": 2, "engineerManagerGroupSize": 1}),
-        script,
-    );
-    let handle = project.start().await;
-    let summary = finish(&handle, RUN_TIMEOUT).await;
-    assert!(summary.completed, "{}", summary.reason);
-    assert!(summary.totals.conflicts >= 1, "{summary:#?}");
-    assert_eq!(project.file_on("main", "shared.txt"), "alpha\nbeta\n");
-    let merge_task = summary
-        .tasks
-        .iter()
-        .find(|t| t.id.starts_with("merge-main"))
-        .expect("a merge-main task");
-    assert_eq!(merge_task.state, TaskState::Done, "{merge_task:?}");
-    assert_eq!(
-        summary
-            .tasks
-            .iter()
-            .filter(|t| t.state == TaskState::Done)
-            .count(),
-        3
+        written["active_ms"].as_u64().unwrap() >= 60_000,
+        "{written}"
     );
 }

@@ -1,11 +1,13 @@
 //! Supervision behaviour: process restarts with resume, restart limits, actor respawn,
 //! status dumps, graceful and forced shutdown, two orchestrators in one process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with a message
+
 mod harness;
 
 use std::time::Duration;
 
-use cco_actors::{ShutdownMode, TaskState};
+use cco_actors::{RunOutcome, ShutdownMode, TaskState};
 use harness::*;
 use serde_json::{json, Value};
 
@@ -145,20 +147,33 @@ async fn graceful_shutdown_leaves_no_claude_process_and_writes_the_summary() {
     let project = Project::new(json!({"workerCount": 2}), hanging_workers_script(2, vec![]));
     let handle = project.start().await;
     let pids = wait_for_busy_workers(&handle, 2).await;
-    // The status dump (SIGUSR1 in the binary) lists every actor of the tree.
+    // The status dump (SIGUSR1 in the binary) lists every actor of the tree; in flat mode
+    // its root is the coordinator (no agent is called director).
     let (dump, file) = handle.dump_status().unwrap();
-    for id in ["director", "coordinator", "worker-1", "worker-2"] {
+    for id in ["coordinator", "worker-1", "worker-2"] {
         assert!(dump.contains(id), "{id} missing from dump:\n{dump}");
     }
+    let root = dump.lines().nth(1).unwrap_or_default();
+    assert!(root.starts_with("  coordinator coordinator "), "{dump}");
+    assert!(!dump.contains("director"), "{dump}");
     assert!(dump.contains(&format!("pid={}", pids[0])));
     assert_eq!(std::fs::read_to_string(file).unwrap(), dump);
     handle.shutdown(ShutdownMode::Graceful);
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(!summary.completed);
     assert!(summary.reason.contains("shutdown"), "{}", summary.reason);
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::Stopped {
+            signal: None,
+            forced: false
+        }
+    );
     assert_no_live_processes(&pids);
     assert!(handle.run_dir().join("summary.json").is_file());
-    assert!(handle.status().agents.iter().all(|a| a.pid.is_none()));
+    let status = handle.status();
+    assert!(status.agents.iter().all(|a| a.pid.is_none()));
+    assert_eq!(status.phase, "finished: stopped (shutdown requested)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -169,11 +184,20 @@ async fn forced_shutdown_kills_processes_that_ignore_sigterm() {
     );
     let handle = project.start().await;
     let pids = wait_for_busy_workers(&handle, 2).await;
-    assert_eq!(handle.request_stop(), ShutdownMode::Graceful);
+    // An application passes the signals it got on (SIGTERM, then SIGINT).
+    assert_eq!(handle.request_stop_for_signal(15), ShutdownMode::Graceful);
     // The grace period is a minute; the second request must not wait for it.
-    assert_eq!(handle.request_stop(), ShutdownMode::Force);
+    assert_eq!(handle.request_stop_for_signal(2), ShutdownMode::Force);
     let summary = finish(&handle, Duration::from_secs(20)).await;
     assert!(!summary.completed);
+    assert_eq!(summary.reason, "shutdown requested (SIGTERM)");
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::Stopped {
+            signal: Some(15),
+            forced: true
+        }
+    );
     assert_no_live_processes(&pids);
 }
 

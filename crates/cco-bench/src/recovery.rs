@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cco_actors::{Orchestrator, RunEvent, ShutdownMode};
+use cco::{Orchestrator, RunEvent, ShutdownMode};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Serialize;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cco_actors::{Orchestrator, RunEvent, ShutdownMode};
+use cco::{Orchestrator, RunEvent, ShutdownMode};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;

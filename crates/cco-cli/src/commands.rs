@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cco_actors::Orchestrator;
+use cco::Orchestrator;
 use cco_config::LoadedConfig;
 use clap::CommandFactory;
 
@@ -159,7 +159,7 @@ async fn start(mut args: StartArgs) -> ExitCode {
         term::warn(warning);
     }
     let mode = output_mode(&args.output);
-    let unfinished = cco_actors::journal::unfinished_run(&config.config.log_directory);
+    let unfinished = Orchestrator::unfinished_run(&config.config.log_directory);
     if let Some(run_dir) = unfinished.as_ref().filter(|_| args.resume) {
         if let Err(code) = resume_workspace(&mut config, run_dir, &args.workspace) {
             return code;
@@ -258,7 +258,7 @@ fn resume_workspace(
 
 /// The newest run folder under the config's log directory.
 pub(crate) fn latest_run_dir(log_directory: &Path) -> Option<PathBuf> {
-    cco_actors::journal::latest_run_dir(log_directory)
+    Orchestrator::latest_run(log_directory)
 }
 
 fn status(args: StatusArgs) -> ExitCode {
@@ -274,15 +274,15 @@ fn status(args: StatusArgs) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     };
     // The journal is rewritten on every change: it is the live state of a running run too.
-    let (journal, warnings) = match cco_actors::journal::load(&run_dir) {
+    let journal = match Orchestrator::read_run(&run_dir) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("cco: {error}");
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    for warning in warnings {
-        term::warn(&warning);
+    for warning in &journal.warnings {
+        term::warn(warning);
     }
     if args.json {
         match serde_json::to_string_pretty(&journal.snapshot) {

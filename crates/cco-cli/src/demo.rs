@@ -1,6 +1,6 @@
 //! `cco demo`: the offline demo. A sample repository, a config and a scripted fake claude in
 //! one folder, then a full run of the supervision tree on it, in this process, through the
-//! library (`cco_actors::Orchestrator`) exactly as `cco start` does.
+//! library (`cco::Orchestrator`) exactly as `cco start` does.
 //!
 //! The fake claude is this very binary: `cco __fake-claude <claude args>` runs the
 //! `fake-claude` crate (see [`fake_claude_entry`]), so a user who only installed `cco` needs
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-use cco_actors::{Orchestrator, RunEvent, RunSummary};
+use cco::{Orchestrator, RunEvent, RunSummary};
 
 use crate::cli::{DemoArgs, OutputArgs};
 use crate::output::{self, Mode};

@@ -1,7 +1,7 @@
 //! `cco logs <agent> [-f]`: one agent's lines of the newest run's `combined.log`.
 //!
 //! The newest run folder under the config's `logDirectory` is the running or the last run.
-//! Lines are selected by their agent column (see `cco_actors::runlog`). `-f` keeps polling
+//! Lines are selected by their agent column (see `cco::log`). `-f` keeps polling
 //! the file for growth (a few times a second, no busy loop) until the run has finished (its
 //! journal records an end), so `-f` on a finished run prints the log and exits.
 
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cco_actors::runlog;
+use cco::log as runlog;
 
 use crate::cli::LogsArgs;
 
@@ -95,7 +95,7 @@ fn print_agent_lines(out: &mut impl Write, text: &str, agent: &str) -> std::io::
 
 /// True when the run of `run_dir` has ended (its journal says why).
 fn run_finished(run_dir: &Path) -> bool {
-    cco_actors::journal::load(run_dir).is_ok_and(|(journal, _)| journal.finished)
+    cco::Orchestrator::read_run(run_dir).is_ok_and(|run| run.finished)
 }
 
 /// Polls the run's log for growth from `offset` and prints the agent's new lines, until the

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use std::time::Duration;
 
-use cco_actors::{OrchestratorHandle, RunEvent, RunSummary};
+use cco::{OrchestratorHandle, RunEvent, RunSummary};
 use tokio::sync::{broadcast, watch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +140,8 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
         }
         RunEvent::Warning { message } => format!("warning: {message}"),
         RunEvent::RunFinished { reason } => format!("run finished: {reason}"),
+        // Events this version does not know (`RunEvent` is non-exhaustive): the library's words.
+        other => other.text().lines.join(" "),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Signals of the `cco` binary: SIGINT/SIGTERM stop the run (first gracefully, then by
 //! force), SIGUSR1 dumps the supervision tree to stderr and into the run folder.
 
-use cco_actors::{OrchestratorHandle, ShutdownMode};
+use cco::{OrchestratorHandle, ShutdownMode};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Handles signals for `handle` until the run ends (the task is aborted by the caller).

@@ -160,3 +160,74 @@ pub fn wait_for_file_step(marker: &str) -> Value {
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
+
+/// Collects every event of a run (for assertions after it ended).
+pub fn record(
+    handle: &cco_actors::OrchestratorHandle,
+) -> tokio::task::JoinHandle<Vec<cco_actors::RunEvent>> {
+    let mut events = handle.subscribe();
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        loop {
+            match events.recv().await {
+                Ok(event) => {
+                    let last = matches!(event, cco_actors::RunEvent::RunFinished { .. });
+                    seen.push(event);
+                    if last {
+                        return seen;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return seen,
+            }
+        }
+    })
+}
+
+pub async fn recorded(
+    recorder: tokio::task::JoinHandle<Vec<cco_actors::RunEvent>>,
+    handle: cco_actors::OrchestratorHandle,
+) -> Vec<cco_actors::RunEvent> {
+    drop(handle);
+    // The recorder ends at RunFinished; the run has ended, so a deadline only guards bugs.
+    match tokio::time::timeout(Duration::from_secs(5), recorder).await {
+        Ok(events) => events.unwrap(),
+        Err(_) => panic!("event recorder did not finish"),
+    }
+}
+
+/// The planning rules of a hierarchy run with two teams, alpha (task a1) and beta (task b1),
+/// whose tasks write different lines to the same file (`shared_line_rule`): the second team
+/// branch to reach main conflicts with it.
+pub fn two_teams_on_one_line() -> Vec<Value> {
+    vec![
+        json!({"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
+            {"name":"alpha","goal":"alpha line"}, {"name":"beta","goal":"beta line"}]}).to_string()}),
+        json!({"match": {"role": "director", "prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
+        plan_rule(
+            "Goal: alpha",
+            json!({"status":"continue","tasks":[task("a1","shared.txt")]}),
+        ),
+        plan_rule(
+            "Goal: beta",
+            json!({"status":"continue","tasks":[task("b1","shared.txt")]}),
+        ),
+    ]
+}
+
+/// A worker rule: task `id` writes `line` (alone) to `shared.txt` and commits.
+pub fn shared_line_rule(id: &str, line: &str) -> Value {
+    json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+        {"write": {"path": "shared.txt", "content": format!("{line}\n")}},
+        {"commit": format!("{id} edits shared.txt")}
+    ], "result": format!("{id} done")})
+}
+
+/// The team-vs-main conflict turn of [`two_teams_on_one_line`]: keep both lines (after
+/// `first`, extra steps of the caller).
+pub fn keep_both_lines_rule(first: Vec<Value>) -> Value {
+    let mut steps = first;
+    steps.push(json!({"write": {"path": "shared.txt", "content": "alpha\nbeta\n"}}));
+    steps.push(json!({"commit": "Merge main, keeping both lines"}));
+    json!({"match": {"role": "worker", "prompt_contains": "[cco:conflict]"}, "steps": steps, "result": "resolved"})
+}

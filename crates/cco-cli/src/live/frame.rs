@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use cco_actors::{AgentRecord, StatusSnapshot, TaskState};
+use cco::{AgentRecord, StatusSnapshot, TaskState};
 use unicode_width::UnicodeWidthStr;
 
 /// Column titles of the agent rows.
@@ -235,7 +235,7 @@ pub(super) fn fit_height(mut frame: Vec<String>, height: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cco_actors::{Role, TaskRecord, Totals};
+    use cco::{Role, TaskRecord};
     use chrono::Utc;
 
     /// Terminal columns, measured independently of the code under test.
@@ -249,57 +249,35 @@ mod tests {
         parent: Option<&str>,
         state_since: Option<Instant>,
     ) -> AgentRecord {
-        AgentRecord {
-            id: id.into(),
-            role,
-            team: None,
-            parent: parent.map(str::to_string),
-            state: "working".into(),
-            pid: Some(42),
-            session_id: None,
-            current_task: Some(format!("flat/{id}-task")),
-            last_tool: Some("Bash".into()),
-            restarts: 0,
-            cost_usd: 0.125,
-            model: None,
-            state_since,
-        }
+        let mut agent = AgentRecord::new(id, role);
+        agent.parent = parent.map(str::to_string);
+        agent.state = "working".into();
+        agent.pid = Some(42);
+        agent.current_task = Some(format!("flat/{id}-task"));
+        agent.last_tool = Some("Bash".into());
+        agent.cost_usd = 0.125;
+        agent.state_since = state_since;
+        agent
     }
 
     fn snapshot(agents: Vec<AgentRecord>) -> StatusSnapshot {
         let now = Utc::now();
-        StatusSnapshot {
-            run_id: "run-1".into(),
-            taken_at: now,
-            started_at: now - chrono::Duration::seconds(125),
-            active_before_secs: 0.0,
-            phase: "running".into(),
-            agents,
-            tasks: vec![TaskRecord {
-                key: "flat/t1".into(),
-                team: "flat".into(),
-                id: "t1".into(),
-                title: "t".into(),
-                state: TaskState::Running,
-                worker: None,
-                session_id: None,
-                attempts: 1,
-                review_rounds: 0,
-                failure: None,
-                merged_commit: None,
-                captured_round: None,
-                lane: None,
-                cost_usd: 0.0,
-            }],
-            totals: Totals {
-                tasks_done: 3,
-                tasks_failed: 1,
-                commits: 4,
-                merges: 3,
-                conflicts: 1,
-                cost_usd: 1.5,
-            },
-        }
+        let mut snapshot = StatusSnapshot::new("run-1", now - chrono::Duration::seconds(125));
+        snapshot.taken_at = now;
+        snapshot.phase = "running".into();
+        snapshot.agents = agents;
+        let mut task = TaskRecord::new("flat", "t1", "t");
+        task.state = TaskState::Running;
+        task.attempts = 1;
+        snapshot.tasks = vec![task];
+        let totals = &mut snapshot.totals;
+        totals.tasks_done = 3;
+        totals.tasks_failed = 1;
+        totals.commits = 4;
+        totals.merges = 3;
+        totals.conflicts = 1;
+        totals.cost_usd = 1.5;
+        snapshot
     }
 
     fn team() -> Vec<AgentRecord> {

@@ -20,7 +20,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use cco_actors::{OrchestratorHandle, RunEvent};
+use cco::{OrchestratorHandle, RunEvent};
 use crossterm::{cursor, queue, style::Print, terminal};
 use tokio::sync::{broadcast, watch};
 

@@ -1,12 +1,12 @@
 //! Embedding cco: run a team of claude agents on a repository from your own program.
 //!
 //! ```text
-//! cargo run -p cco-actors --example embed -- <config dir>
+//! cargo run -p cco --example embed -- <config dir>
 //! ```
 //!
 //! The config directory is the same one `cco start --config` takes (orchestrator.json,
 //! optional api-keys.json). Try it offline on the demo: `cco demo --dir /tmp/d --setup-only`,
-//! then `cargo run -p cco-actors --example embed -- /tmp/d`.
+//! then `cargo run -p cco --example embed -- /tmp/d`.
 //!
 //! The library installs nothing global: no signal handlers, no tracing subscriber, no
 //! `process::exit`, no actor names. This program owns all of those, as any embedder must.
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cco_actors::{Orchestrator, RunEvent, ShutdownMode};
+use cco::{Orchestrator, RunEvent, RunOutcome, ShutdownMode};
 use tokio::sync::broadcast::error::RecvError;
 
 #[tokio::main]
@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
 
     // 2. Load and validate the config directory: every error names the file and the field.
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
-    let config = match cco_config::load(&dir) {
+    let config = match cco::config::load(&dir) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("config: {error}");
@@ -81,7 +81,15 @@ async fn main() -> ExitCode {
                     println!("finished: {reason}");
                     return;
                 }
-                Ok(_) => {}
+                // Anything else, in the library's words.
+                Ok(event) => {
+                    let text = event.text();
+                    if text.progress {
+                        for line in text.lines {
+                            println!("  {line}");
+                        }
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => eprintln!("({missed} events missed)"),
                 Err(RecvError::Closed) => return,
             }
@@ -89,10 +97,11 @@ async fn main() -> ExitCode {
     });
 
     // 5. Stopping is the application's job: Ctrl-C stops gracefully, a second one forces.
+    //    Passing the signal on (SIGINT is 2) makes the outcome say so.
     let stopper = handle.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
-            match stopper.request_stop() {
+            match stopper.request_stop_for_signal(2) {
                 ShutdownMode::Graceful => eprintln!("stopping gracefully (Ctrl-C again to force)"),
                 ShutdownMode::Force => eprintln!("forcing"),
             }
@@ -127,11 +136,19 @@ async fn main() -> ExitCode {
         summary.totals.cost_usd
     );
     for task in &summary.tasks {
-        println!("  {} [{:?}] {}", task.key, task.state, task.title);
+        println!("  {} [{}] {}", task.key, task.phase.name(), task.title);
     }
-    if summary.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    // The outcome is typed: map it to what your program needs (here: an exit code).
+    match summary.outcome {
+        RunOutcome::Completed
+        | RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: false,
+        } => ExitCode::SUCCESS,
+        RunOutcome::CompletedWithFailures { .. } => ExitCode::from(5),
+        RunOutcome::Stopped {
+            signal: Some(signal),
+            ..
+        } => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+        _ => ExitCode::from(1),
     }
 }

@@ -1,7 +1,12 @@
-//! Run events for subscribers (live view, logs, embedding applications).
+//! Run events for subscribers (live view, logs, embedding applications), and their text.
 //!
 //! A `tokio::sync::broadcast` channel: a slow subscriber lags (and is told how many events it
-//! missed) instead of slowing the run down.
+//! missed) instead of slowing the run down. [`RunEvent::text`] (in `text.rs`) is the one place
+//! an event becomes words for people: `combined.log` and embedders' output use it.
+
+mod text;
+
+pub use text::{EventSubject, EventText};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,6 +15,7 @@ use tokio::sync::broadcast;
 /// Something that happened in the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunEvent {
     RunStarted {
         run_id: String,
@@ -97,23 +103,23 @@ pub enum RunEvent {
 
 /// Sending side of the run's event channel; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct EventBus {
+pub(crate) struct EventBus {
     sender: broadcast::Sender<RunEvent>,
 }
 
 impl EventBus {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(16));
         Self { sender }
     }
 
-    pub fn emit(&self, event: RunEvent) {
+    pub(crate) fn emit(&self, event: RunEvent) {
         tracing::debug!(?event, "run event");
         // No subscriber is fine.
         let _ = self.sender.send(event);
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.sender.subscribe()
     }
 }

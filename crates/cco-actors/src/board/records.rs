@@ -1,0 +1,266 @@
+//! The records a run is made of, as status snapshots, the journal and the summary show them:
+//! agents ([`AgentRecord`]), tasks ([`TaskRecord`]), totals, and the whole tree at one instant
+//! ([`StatusSnapshot`]). Plain data: the [`Board`](super::Board) keeps the live copies.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{TaskKind, TaskPhase};
+
+/// Role of an agent in the supervision tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Role {
+    Director,
+    Coordinator,
+    Em,
+    Worker,
+    Git,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Director => "director",
+            Role::Coordinator => "coordinator",
+            Role::Em => "em",
+            Role::Worker => "worker",
+            Role::Git => "git",
+        }
+    }
+}
+
+/// The coarse state of a task, derived from its [`TaskPhase`] (what status lines show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TaskState {
+    /// Queued, or waiting for the worker whose session did it.
+    Pending,
+    Running,
+    /// Its turn ended: captured, summarised, reviewed.
+    Review,
+    Merging,
+    Done,
+    Failed,
+}
+
+/// One task as the run knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TaskRecord {
+    /// `<team>/<task id>`: unique in the run.
+    pub key: String,
+    pub team: String,
+    pub id: String,
+    pub title: String,
+    /// Planned, a base merge, a verify fix. Absent in journals of older versions of cco.
+    #[serde(default)]
+    pub kind: TaskKind,
+    /// Where the task is in its life (the source of `state`, `failure` and `merged_commit`).
+    /// Absent in journals of older versions of cco (derived from `state` when they are read).
+    #[serde(default)]
+    pub phase: TaskPhase,
+    /// The coarse state of `phase`.
+    pub state: TaskState,
+    /// The worker whose session did the task (the last to run a turn of it).
+    pub worker: Option<String>,
+    pub session_id: Option<String>,
+    /// Claude process starts for this task (first start plus restarts/resumes).
+    pub attempts: u32,
+    /// Rounds of changes asked of the worker: review feedback, a red verify gate, no commit.
+    pub review_rounds: u32,
+    /// Merge conflicts the worker's session was asked to resolve. (Journals of older versions
+    /// of cco counted these in `review_rounds`.)
+    #[serde(default)]
+    pub conflict_rounds: u32,
+    pub failure: Option<String>,
+    pub merged_commit: Option<String>,
+    pub cost_usd: f64,
+    /// [`rounds`](Self::rounds) when the task's work was last frozen in its task ref
+    /// (`cco_git::task_ref`).
+    #[serde(default)]
+    pub captured_round: Option<u32>,
+    /// Which of its worker's two worktrees the task's session lives in (0: the worker's own,
+    /// 1: its spare): revisions and resumes run there, where `--resume` finds the session.
+    #[serde(default)]
+    pub lane: Option<usize>,
+}
+
+impl TaskRecord {
+    /// A new planned task `<team>/<id>`, queued.
+    pub fn new(team: &str, id: &str, title: &str) -> TaskRecord {
+        TaskRecord {
+            key: format!("{team}/{id}"),
+            team: team.to_string(),
+            id: id.to_string(),
+            title: title.to_string(),
+            kind: TaskKind::Planned,
+            phase: TaskPhase::Queued,
+            state: TaskState::Pending,
+            worker: None,
+            session_id: None,
+            attempts: 0,
+            review_rounds: 0,
+            conflict_rounds: 0,
+            failure: None,
+            merged_commit: None,
+            cost_usd: 0.0,
+            captured_round: None,
+            lane: None,
+        }
+    }
+
+    /// The same task, of `kind`.
+    pub fn with_kind(mut self, kind: TaskKind) -> TaskRecord {
+        self.kind = kind;
+        self
+    }
+
+    /// Every round of work asked of the task's session after its first turn.
+    pub fn rounds(&self) -> u32 {
+        self.review_rounds + self.conflict_rounds
+    }
+}
+
+/// One agent (actor) as the run knows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AgentRecord {
+    pub id: String,
+    pub role: Role,
+    pub team: Option<String>,
+    /// Parent in the supervision tree (`None` for the root: the Director, or the Coordinator
+    /// in flat mode).
+    pub parent: Option<String>,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub session_id: Option<String>,
+    pub current_task: Option<String>,
+    pub last_tool: Option<String>,
+    pub restarts: u32,
+    pub cost_usd: f64,
+    pub model: Option<String>,
+    #[serde(skip)]
+    pub state_since: Option<Instant>,
+}
+
+impl AgentRecord {
+    /// An agent `id` of `role`, starting, at the root of the tree.
+    pub fn new(id: &str, role: Role) -> AgentRecord {
+        AgentRecord {
+            id: id.to_string(),
+            role,
+            team: None,
+            parent: None,
+            state: "starting".into(),
+            pid: None,
+            session_id: None,
+            current_task: None,
+            last_tool: None,
+            restarts: 0,
+            cost_usd: 0.0,
+            model: None,
+            state_since: Some(Instant::now()),
+        }
+    }
+}
+
+/// Totals of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Totals {
+    pub tasks_done: u32,
+    pub tasks_failed: u32,
+    pub commits: u32,
+    pub merges: u32,
+    pub conflicts: u32,
+    pub cost_usd: f64,
+}
+
+/// A point-in-time copy of the whole tree, for SIGUSR1 dumps and `status()`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct StatusSnapshot {
+    pub run_id: String,
+    pub taken_at: DateTime<Utc>,
+    /// When this cco process started the run (or resumed it).
+    pub started_at: DateTime<Utc>,
+    /// How long earlier cco processes had the run active before a resume (0 otherwise).
+    #[serde(default)]
+    pub active_before_secs: f64,
+    pub phase: String,
+    pub agents: Vec<AgentRecord>,
+    pub tasks: Vec<TaskRecord>,
+    pub totals: Totals,
+}
+
+impl StatusSnapshot {
+    /// An empty snapshot of run `run_id`, taken now, of a run started at `started_at`.
+    pub fn new(run_id: &str, started_at: DateTime<Utc>) -> StatusSnapshot {
+        StatusSnapshot {
+            run_id: run_id.to_string(),
+            taken_at: Utc::now(),
+            started_at,
+            active_before_secs: 0.0,
+            phase: "starting".into(),
+            agents: Vec::new(),
+            tasks: Vec::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    /// How long the run has been active when the snapshot was taken, over every cco process
+    /// that ran it.
+    pub fn active_elapsed(&self) -> std::time::Duration {
+        (self.taken_at - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+            + std::time::Duration::from_secs_f64(self.active_before_secs.max(0.0))
+    }
+
+    /// The supervision tree as indented text, one line per agent.
+    pub fn render_tree(&self) -> String {
+        let mut out = format!(
+            "cco run {} — phase: {} — tasks done {} failed {} — merges {} conflicts {} — cost ${:.4}\n",
+            self.run_id,
+            self.phase,
+            self.totals.tasks_done,
+            self.totals.tasks_failed,
+            self.totals.merges,
+            self.totals.conflicts,
+            self.totals.cost_usd
+        );
+        let roots: Vec<&AgentRecord> = self.agents.iter().filter(|a| a.parent.is_none()).collect();
+        for root in roots {
+            self.render_node(root, 0, &mut out);
+        }
+        out
+    }
+
+    fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {
+        let dash = "-".to_string();
+        out.push_str(&format!(
+            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} restarts={restarts} cost=${cost:.4}\n",
+            indent = "  ".repeat(depth + 1),
+            role = agent.role.as_str(),
+            id = agent.id,
+            state = agent.state,
+            pid = agent.pid.map(|p| p.to_string()).unwrap_or_else(|| dash.clone()),
+            session = agent.session_id.clone().unwrap_or_else(|| dash.clone()),
+            task = agent.current_task.clone().unwrap_or_else(|| dash.clone()),
+            restarts = agent.restarts,
+            cost = agent.cost_usd,
+        ));
+        for child in self
+            .agents
+            .iter()
+            .filter(|a| a.parent.as_deref() == Some(agent.id.as_str()))
+        {
+            self.render_node(child, depth + 1, out);
+        }
+    }
+}

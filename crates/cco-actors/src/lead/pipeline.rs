@@ -1,0 +1,452 @@
+//! The pipeline every finished turn goes through: capture → (diff → review) → merge.
+//!
+//! A worker reports; the task becomes `Finished` and the worker is free at once (for a job in
+//! its other lane). The capture freezes the turn's work in the task ref, after the journal
+//! shows the turn finished (see `journal::Barrier`). Then a conflict resolution is merged; any
+//! other turn is summarised and reviewed in a fork of the lead's session. A review approves
+//! (merge), asks for changes (a pinned revision, at most [`MAX_REVIEW_ROUNDS`]), or gives no
+//! usable answer (merged as it is). A merge lands (done), conflicts (a pinned conflict turn,
+//! at most [`MAX_CONFLICT_ROUNDS`]), or fails the verify gate (a revision). Nothing committed
+//! is sent back, then fails.
+
+use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest};
+use cco_protocol::ReviewDecision;
+use tracing::{info, warn};
+
+use super::core::{CaptureOrder, Effect, LeadCore, ReviewPrompt};
+use super::slots::Parked;
+use crate::error::JobFailure;
+use crate::events::RunEvent;
+use crate::lifecycle::{MergeCause, TaskPhase, Turn};
+use crate::planning::{plan_step, PlanStep};
+use crate::session::TurnEnd;
+use crate::worker::WorkerReport;
+
+/// Review rounds (changes asked of the worker) before a task is merged as is or failed.
+pub(crate) const MAX_REVIEW_ROUNDS: u32 = 2;
+/// Conflict resolutions a task gets before it fails.
+pub(crate) const MAX_CONFLICT_ROUNDS: u32 = 5;
+/// The result text of a turn that finished before cco was restarted (it is not journaled).
+pub(crate) const RESTORED: &str = "(restored after a restart)";
+
+const NOTHING_COMMITTED: &str =
+    "No changes were committed on your branch. Implement the task and commit your work with git.";
+
+impl LeadCore {
+    pub(crate) fn on_worker_report(&mut self, slot: usize, report: WorkerReport) {
+        let (key, session_id, turn) = match report {
+            WorkerReport::Failed {
+                key,
+                failure: JobFailure::Busy,
+                ..
+            } => {
+                // Refused (the worker had a job): back to the queue.
+                if let Some(s) = self.slots.get_mut(slot) {
+                    if let Some((_, lane)) = s.job.take_if(|(k, _)| *k == key) {
+                        s.lanes[lane].busy = None;
+                    }
+                }
+                self.requeue(&key);
+                self.schedule();
+                return;
+            }
+            WorkerReport::Failed {
+                key,
+                failure,
+                session_id,
+            } => (key, session_id, Err(failure)),
+            WorkerReport::Finished {
+                key,
+                result_text,
+                session_id,
+            } => {
+                let worker = self
+                    .slots
+                    .get(slot)
+                    .map(|s| s.id.clone())
+                    .unwrap_or_default();
+                info!(task = %key, %worker, "task finished by worker");
+                self.board.events().emit(RunEvent::TaskFinished {
+                    task: key.clone(),
+                    worker,
+                });
+                (key, session_id, Ok(result_text))
+            }
+        };
+        self.board.keep_session(&key, session_id);
+        // The worker is free at once (for a job in its other lane); this lane stays busy
+        // until the turn is captured.
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        let Some((_, lane)) = s.job.take_if(|(k, _)| *k == key) else {
+            return;
+        };
+        let worker = s.id.clone();
+        let Some(TaskPhase::Running { turn: ran, .. }) = self.board.task(&key).map(|t| t.phase)
+        else {
+            return;
+        };
+        let finished = TaskPhase::Finished {
+            worker,
+            lane,
+            turn: ran,
+            failure: turn.as_ref().err().map(ToString::to_string),
+        };
+        let _ = self.board.advance(&key, finished);
+        self.schedule();
+        self.capture((slot, lane), key, turn);
+    }
+
+    /// Orders the capture of the turn that ran in `lane` (whatever it left, even when it
+    /// failed: nothing is lost); the lane stays busy until `Captured`.
+    pub(crate) fn capture(
+        &mut self,
+        (slot, lane): (usize, usize),
+        key: String,
+        turn: Result<String, JobFailure>,
+    ) {
+        let Some(worktree) = self.slots[slot].lanes[lane].path.clone() else {
+            return;
+        };
+        let title = self
+            .specs
+            .get(&key)
+            .map(|s| s.title.clone())
+            .unwrap_or_default();
+        let order = CaptureOrder {
+            slot,
+            lane,
+            epoch: self.target_epoch,
+            worktree,
+            task_ref: self.task_ref(&key),
+            message: format!("{key}: {title}"),
+            key,
+            turn,
+        };
+        self.emit(Effect::Capture(order));
+    }
+
+    /// Captures the restored turns whose worktree is known by now.
+    pub(crate) fn start_recaptures(&mut self) {
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.recaptures)
+            .into_iter()
+            .partition(|(slot, lane, _)| self.slots[*slot].lanes[*lane].path.is_some());
+        self.recaptures = waiting;
+        for (slot, lane, key) in ready {
+            info!(task = %key, "capturing the work of a turn that finished before the restart");
+            let turn = match self.board.task(&key).map(|t| t.phase) {
+                Some(TaskPhase::Finished {
+                    failure: Some(reason),
+                    ..
+                }) => Err(JobFailure::Turn(reason)),
+                _ => Ok(RESTORED.to_string()),
+            };
+            self.capture((slot, lane), key, turn);
+        }
+    }
+
+    pub(crate) fn on_captured(
+        &mut self,
+        (slot, lane): (usize, usize),
+        key: String,
+        epoch: u64,
+        outcome: Result<CaptureOutcome, GitError>,
+        turn: Result<String, JobFailure>,
+    ) {
+        let now = self.now;
+        match self.slots.get_mut(slot).and_then(|s| s.lanes.get_mut(lane)) {
+            Some(l) if l.busy.as_deref() == Some(key.as_str()) => {
+                l.busy = None;
+                l.parked = outcome.as_ref().ok().map(|_| Parked { epoch, at: now });
+            }
+            // The worktree was handed to something else meanwhile: that decides.
+            _ => return,
+        }
+        let frozen = outcome
+            .as_ref()
+            .ok()
+            .is_some_and(|o| o.task_commit.is_some());
+        let merges = matches!(
+            self.board.task(&key).map(|t| t.phase),
+            Some(TaskPhase::Finished { turn, .. }) if turn.merges_when_captured()
+        );
+        match (turn, outcome) {
+            (Err(failure), _) => self.fail_task(&key, &failure.to_string()),
+            (Ok(_), Err(error)) => {
+                self.fail_task(&key, &format!("could not commit the work: {error}"))
+            }
+            (Ok(_), Ok(_)) if frozen && merges => {
+                self.start_merge(&key, MergeCause::ConflictResolved)
+            }
+            (Ok(result_text), Ok(_)) if frozen => {
+                if self.board.advance(&key, TaskPhase::Captured).is_ok() {
+                    self.start_diff(key, result_text);
+                }
+            }
+            // Nothing was ever committed for this task: decided before the worker goes on, so
+            // a journal never shows the task in review on a worker that has moved on.
+            (Ok(_), Ok(_)) => self.nothing_committed(&key),
+        }
+        self.settled();
+    }
+
+    fn nothing_committed(&mut self, key: &str) {
+        let rounds = self.board.task(key).map(|t| t.review_rounds).unwrap_or(0);
+        if rounds < MAX_REVIEW_ROUNDS {
+            self.send_back(key, NOTHING_COMMITTED);
+        } else {
+            self.fail_task(key, "the worker committed nothing");
+        }
+    }
+
+    /// Orders the summary of the task ref for the review.
+    pub(crate) fn start_diff(&mut self, key: String, result_text: String) {
+        let task_ref = self.task_ref(&key);
+        self.emit(Effect::Diff {
+            key,
+            task_ref,
+            result_text,
+        });
+    }
+
+    pub(crate) fn on_diffed(
+        &mut self,
+        key: String,
+        diff: Result<DiffSummary, GitError>,
+        result_text: String,
+    ) {
+        let diff = match diff {
+            Ok(diff) => diff,
+            Err(error) => {
+                self.fail_task(&key, &format!("could not diff the work: {error}"));
+                self.settled();
+                return;
+            }
+        };
+        self.commits_in_review
+            .insert(key.clone(), diff.commits.len());
+        if diff.commits.is_empty() {
+            // Everything in the task ref is already in the target.
+            self.nothing_committed(&key);
+            self.settled();
+            return;
+        }
+        let Some(spec) = self.specs.get(&key).cloned() else {
+            return;
+        };
+        let round = self.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+        if self
+            .board
+            .advance(&key, TaskPhase::Reviewing { round })
+            .is_err()
+        {
+            return;
+        }
+        let prompt = ReviewPrompt::First {
+            spec: Box::new(spec),
+            result_text,
+            diff: Box::new(diff),
+        };
+        self.start_review(key, prompt, 0, None);
+    }
+
+    /// A review turn, in a fork of the lead's session (its planning context) so reviews of
+    /// several workers run at once; a re-ask resumes the review's own fork.
+    fn start_review(
+        &mut self,
+        key: String,
+        prompt: ReviewPrompt,
+        attempt: u32,
+        review_session: Option<String>,
+    ) {
+        let (resume, fork) = match review_session {
+            Some(session) => (Some(session), false),
+            None => (self.session_id.clone(), self.session_id.is_some()),
+        };
+        self.reviews.insert(key.clone());
+        self.emit(Effect::Review {
+            key,
+            prompt,
+            attempt,
+            resume,
+            fork,
+        });
+        self.show_activity();
+    }
+
+    pub(crate) fn on_review_end(&mut self, key: String, attempt: u32, end: TurnEnd) {
+        self.reviews.remove(&key);
+        self.show_activity();
+        let mut review_session = None;
+        let max_retries = self.cfg.max_plan_retries;
+        match plan_step(
+            end,
+            attempt,
+            max_retries,
+            &mut review_session,
+            cco_protocol::parse_review,
+        ) {
+            PlanStep::Cancelled => return,
+            PlanStep::Plan(parsed) => match parsed.value {
+                ReviewDecision::Approve { .. } => self.start_merge(&key, MergeCause::Approved),
+                ReviewDecision::Revise { feedback } => {
+                    let rounds = self.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+                    if rounds < MAX_REVIEW_ROUNDS {
+                        self.send_back(&key, &feedback);
+                    } else {
+                        // Enough rounds: the work is committed and reviewed; merge what is there.
+                        self.start_merge(&key, MergeCause::RoundsUsed);
+                    }
+                }
+            },
+            PlanStep::Repair { attempt, prompt } => {
+                self.start_review(key, ReviewPrompt::Repair(prompt), attempt, review_session);
+            }
+            // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
+            PlanStep::Invalid { .. } | PlanStep::SessionFailed(_) => {
+                warn!(task = %key, "review gave no usable decision: merging the committed work");
+                self.start_merge(&key, MergeCause::NoDecision);
+            }
+        }
+        self.check_idle();
+    }
+
+    /// Revise: the task's session gets `feedback` (a turn pinned to its worker).
+    pub(crate) fn send_back(&mut self, key: &str, feedback: &str) {
+        let Some(task) = self.board.task(key) else {
+            return;
+        };
+        let revise = TaskPhase::Pinned {
+            worker: task.worker.unwrap_or_default(),
+            turn: Turn::Revise {
+                feedback: feedback.to_string(),
+                session_id: task.session_id,
+            },
+        };
+        if self.board.advance(key, revise).is_err() {
+            return;
+        }
+        self.board.events().emit(RunEvent::TaskRevised {
+            task: key.to_string(),
+            feedback: feedback.to_string(),
+        });
+        self.schedule();
+    }
+
+    pub(crate) fn start_merge(&mut self, key: &str, cause: MergeCause) {
+        if self
+            .board
+            .advance(key, TaskPhase::Merging { cause })
+            .is_ok()
+        {
+            self.order_merge(key);
+        }
+    }
+
+    /// Orders the merge of the task ref into the target (the verify gate guards the base
+    /// branch only).
+    pub(crate) fn order_merge(&mut self, key: &str) {
+        let mut request = MergeRequest::new(
+            self.task_ref(key),
+            self.cfg.target_branch.clone(),
+            self.cfg.merge_strategy,
+        );
+        request.message = Some(format!("Merge {key}"));
+        request.verify = self.cfg.target_branch == self.cfg.base_branch;
+        self.emit(Effect::Merge {
+            key: key.to_string(),
+            request,
+        });
+    }
+
+    pub(crate) fn on_merged(&mut self, key: String, outcome: Result<MergeOutcome, GitError>) {
+        let source = self.task_ref(&key);
+        let target = self.cfg.target_branch.clone();
+        match outcome {
+            Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
+                let done = TaskPhase::Done {
+                    commit: commit.clone(),
+                };
+                if self.board.advance(&key, done).is_ok() {
+                    self.target_epoch += 1;
+                    self.merged_epoch.insert(key.clone(), self.target_epoch);
+                    let commits = self.commits_in_review.remove(&key).unwrap_or(0);
+                    let commits = u32::try_from(commits).unwrap_or(u32::MAX);
+                    self.board.count(|t| {
+                        t.tasks_done += 1;
+                        t.merges += 1;
+                        t.commits += commits;
+                    });
+                    self.board.events().emit(RunEvent::Merged {
+                        source,
+                        target,
+                        commit,
+                    });
+                }
+            }
+            Ok(MergeOutcome::Conflict { files }) => {
+                self.board.count(|t| t.conflicts += 1);
+                self.board.events().emit(RunEvent::Conflict {
+                    source,
+                    target: target.clone(),
+                    files: files.clone(),
+                });
+                let task = self.board.task(&key);
+                let rounds = task.as_ref().map_or(0, |t| t.conflict_rounds);
+                match task {
+                    Some(task) if rounds < MAX_CONFLICT_ROUNDS => {
+                        let resolve = TaskPhase::Pinned {
+                            worker: task.worker.unwrap_or_default(),
+                            turn: Turn::ResolveConflict {
+                                against: target,
+                                session_id: task.session_id,
+                            },
+                        };
+                        let _ = self.board.advance(&key, resolve);
+                    }
+                    _ => self.fail_task(
+                        &key,
+                        &format!(
+                            "merge conflicts could not be resolved: {}",
+                            files.join(", ")
+                        ),
+                    ),
+                }
+            }
+            Ok(MergeOutcome::Skipped { files }) => {
+                self.board.count(|t| t.conflicts += 1);
+                self.fail_task(
+                    &key,
+                    &format!("merge skipped (conflicts in {})", files.join(", ")),
+                );
+            }
+            Ok(MergeOutcome::VerifyFailed { output_tail }) => {
+                let rounds = self.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
+                if rounds < MAX_REVIEW_ROUNDS {
+                    self.send_back(&key, &format!("The verify command failed on the merged result. Fix it and commit.\n{output_tail}"));
+                } else {
+                    self.fail_task(&key, "verify command kept failing");
+                }
+            }
+            Err(error) => self.fail_task(&key, &format!("merge failed: {error}")),
+        }
+        self.settled();
+    }
+
+    /// Gives a task up (counted once: a task already done or failed stays as it is).
+    pub(crate) fn fail_task(&mut self, key: &str, reason: &str) {
+        let failed = TaskPhase::Failed {
+            reason: reason.to_string(),
+        };
+        if self.board.advance(key, failed).is_err() {
+            return;
+        }
+        warn!(task = key, reason, "task failed");
+        self.board.count(|t| t.tasks_failed += 1);
+        self.board.events().emit(RunEvent::TaskFailed {
+            task: key.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+}

@@ -1,0 +1,53 @@
+//! cco: run a team of Claude Code agents on one repository, hands-off, from your own program.
+//!
+//! This crate is the stable face of cco's crates (as ripgrep's `grep` is of its own): load a
+//! config directory ([`config::load`]), start an [`Orchestrator`], watch its [`RunEvent`]s and
+//! [`status`](OrchestratorHandle::status), stop it, and read its [`RunSummary`] and
+//! [`RunOutcome`]. Runs on disk are found and read with [`Orchestrator::latest_run`],
+//! [`Orchestrator::unfinished_run`] and [`Orchestrator::read_run`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = cco::config::load(std::path::Path::new("my-config"))?;
+//! let handle = cco::Orchestrator::builder(config).start().await?;
+//! let mut events = handle.subscribe();
+//! tokio::spawn(async move {
+//!     while let Ok(event) = events.recv().await {
+//!         for line in event.text().lines {
+//!             println!("{line}");
+//!         }
+//!     }
+//! });
+//! let summary = handle.wait().await;
+//! match summary.outcome {
+//!     cco::RunOutcome::Completed => println!("done: {}", summary.reason),
+//!     other => println!("{}: {}", other.label(), summary.reason),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The library owns nothing global: no signal handlers, no tracing subscriber, no
+//! `process::exit`, no actor names. The application owns those (see `docs/embedding.md` and
+//! `examples/embed.rs`). Data types are `#[non_exhaustive]`: new fields and variants are not
+//! breaking changes; match them with a wildcard arm and build them with their constructors.
+
+pub use cco_actors::{
+    AgentRecord, EventSubject, EventText, GitError, GitStatus, JournalError, MergeCause,
+    Orchestrator, OrchestratorBuilder, OrchestratorHandle, Role, RunEvent, RunLimit, RunOutcome,
+    RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind, TaskPhase,
+    TaskRecord, TaskState, Totals, Turn,
+};
+
+/// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
+pub mod config {
+    pub use cco_config::{
+        load, ApiKey, AuthMode, Config, ConfigError, LoadedConfig, MergeStrategy, Models,
+        PermissionMode, RepositoryLocation, API_KEYS_FILE_NAME, CONFIG_FILE_NAME,
+    };
+}
+
+/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
+pub mod log {
+    pub use cco_actors::log::{parse_line, LogLine, FILE_NAME, RUN_AGENT};
+}
