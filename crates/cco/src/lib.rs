@@ -36,7 +36,7 @@ pub use cco_actors::{
     AgentRecord, EventSubject, EventText, GitError, GitStatus, JournalError, MergeCause,
     Orchestrator, OrchestratorBuilder, OrchestratorHandle, Role, RunEvent, RunLimit, RunOutcome,
     RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind, TaskPhase,
-    TaskRecord, TaskState, Totals, Turn,
+    TaskRecord, TaskSpec, TaskState, Totals, Turn,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
@@ -47,7 +47,8 @@ pub mod config {
     };
 }
 
-/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
+/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`; and
+/// `<run dir>/events.jsonl`: one JSON object per event (its fields and `at`).
 pub mod log {
-    pub use cco_actors::log::{parse_line, LogLine, FILE_NAME, RUN_AGENT};
+    pub use cco_actors::log::{parse_line, LogLine, EVENTS_FILE_NAME, FILE_NAME, RUN_AGENT};
 }

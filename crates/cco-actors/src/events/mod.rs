@@ -12,6 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::lifecycle::TaskPhase;
+
 /// Something that happened in the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -95,6 +97,15 @@ pub enum RunEvent {
     },
     Warning {
         message: String,
+    },
+    /// A task was added (its phase is then `queued`) or moved to its next phase; `cost_usd`
+    /// is the task's cost so far. The record of every transition (`events.jsonl`), from which
+    /// turns, reviews and merges of a task can be told after the run; the CLI's event lines and
+    /// `combined.log` leave it out (the other events say the same in words).
+    TaskMoved {
+        task: String,
+        phase: TaskPhase,
+        cost_usd: f64,
     },
     RunFinished {
         reason: String,

@@ -137,6 +137,11 @@ impl RunEvent {
                 true,
             ),
             RunEvent::Warning { message } => (Run, format!("warning: {message}"), true),
+            RunEvent::TaskMoved { task, phase, .. } => (
+                Task(task.clone()),
+                format!("task {task}: {}", phase.name()),
+                false,
+            ),
             RunEvent::RunFinished { reason } => (Run, format!("run finished: {reason}"), true),
         };
         // Continuation lines of a multi-line message are indented.
