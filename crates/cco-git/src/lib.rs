@@ -15,6 +15,9 @@
 //!   group; on timeout — or when an op future is dropped — the whole group gets SIGKILL,
 //!   hooks included. A failure caused by a stale `*.lock` (old enough, no git process running
 //!   in that directory) removes the lock and retries once.
+//! - [`RepoReader`] (`read.rs`): read-only views for people (a task ref's patch and file
+//!   list), run beside the actor: they move and write nothing, and run nothing the
+//!   repository's configuration names.
 //! - `sanitize.rs`: untrusted branch names ([`sanitize_branch_component`]) and paths
 //!   ([`validate_relative_path`]) from agents; the secret-file rule ([`is_secret_path`]).
 //!
@@ -53,12 +56,14 @@
 mod actor;
 mod cmd;
 mod error;
+mod read;
 mod repo;
 mod sanitize;
 mod types;
 
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Priority};
 pub use error::GitError;
+pub use read::{FileChange, Patch, RepoReader};
 pub use repo::{task_ref, team_branch, worker_branch, GitRepo};
 pub use sanitize::{
     branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
