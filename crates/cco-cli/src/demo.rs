@@ -117,7 +117,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_demo(&dir, &args.output).await
+    run_demo(&dir, &args.output, args.ui.ui).await
 }
 
 /// Creates (or re-creates) the demo folder; returns it absolute.
@@ -240,7 +240,11 @@ struct Tally {
     conflicts: usize,
 }
 
-async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
+async fn run_demo(
+    dir: &Path,
+    output_args: &OutputArgs,
+    ui: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let mode = crate::commands::output_mode(output_args);
     let started = Instant::now();
     let config = match cco_config::load(dir) {
@@ -260,6 +264,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
     }
+    let ui_config = ui.map(|addr| (addr, config.clone()));
     let builder = Orchestrator::builder(config);
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
@@ -280,9 +285,14 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
             handle.run_dir().display()
         );
     }
+    let dashboard = match &ui_config {
+        Some((addr, config)) => crate::ui::serve_live(&handle, config, *addr).await,
+        None => None,
+    };
     // The same view as `cco start`: live view on a terminal, else event lines; then the summary.
     let summary = output::show_run_from(&handle, display_events, mode).await;
     signals.abort();
+    crate::ui::write_timeline(handle.run_dir());
     // The tally ends by itself at `RunFinished`, which comes before the summary.
     let tally = match tokio::time::timeout(std::time::Duration::from_secs(2), tally).await {
         Ok(Ok(tally)) => tally,
@@ -290,6 +300,17 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     };
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
+    }
+    if let Some(dashboard) = dashboard {
+        // A newcomer gets to look around: the dashboard stays until Ctrl-C.
+        println!();
+        println!(
+            "The dashboard of this run stays open at {} — Ctrl-C to quit.",
+            dashboard.login_url()
+        );
+        let _ = std::io::stdout().flush();
+        crate::ui::wait_for_stop().await;
+        dashboard.stop().await;
     }
     if summary.completed {
         ExitCode::SUCCESS

@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn numstat_records_with_renames_and_binaries_parse() {
-        let out = "3\t1\ta.txt\0-\t-\timg.png\00\t0\t\0old.txt\0new.txt\0";
+        let out = "3\t1\ta.txt\0-\t-\timg.png\0\x30\t0\t\0old.txt\0new.txt\0";
         let files = parse_numstat(out);
         assert_eq!(
             files,
