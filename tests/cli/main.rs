@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
+mod browser;
 mod check;
 mod compat;
 mod demo;
@@ -8,6 +9,7 @@ mod init;
 mod live;
 mod pty;
 mod resume;
+mod ui;
 
 use std::time::Duration;
 
