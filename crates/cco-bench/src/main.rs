@@ -336,7 +336,7 @@ fn render(r: &Report) -> String {
         out += "\n";
         let mut t = Table::new(
             "Orchestrator overhead (this process only: getrusage RUSAGE_SELF, VmHWM; children excluded)",
-            &["run", "events", "CPU ms", "CPU ms/worker", "CPU ms/1k events", "peak RSS MiB", "RSS KiB/worker", "RSS KiB/1k events", "board updates"],
+            &["run", "events", "CPU ms", "CPU ms/worker", "CPU ms/1k events", "peak RSS MiB", "RSS KiB/worker", "RSS KiB/1k events", "board updates x CPU ms"],
         );
         for o in &r.overhead {
             t.row(vec![
@@ -348,9 +348,10 @@ fn render(r: &Report) -> String {
                 f(o.peak_rss_mib, 1),
                 f(o.rss_growth_kib_per_worker, 1),
                 f(o.rss_growth_kib_per_1000_events, 1),
-                o.dashboard_updates
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| "-".into()),
+                match (o.dashboard_updates, o.dashboard_board_cpu_ms) {
+                    (Some(n), Some(ms)) => format!("{n} x {}", f(ms, 2)),
+                    _ => "-".into(),
+                },
             ]);
         }
         out += &t.render();

@@ -77,6 +77,8 @@ pub struct SchedResult {
     /// The dashboard was served and watched; the board updates its client received.
     pub ui: bool,
     pub ui_updates: u64,
+    /// CPU ms of one board page, measured after the run (see `ui::Watched::board_cpu_ms`).
+    pub ui_board_cpu_ms: f64,
 }
 
 #[derive(Default)]
@@ -237,11 +239,14 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     };
     let end = Instant::now();
     let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
-    let ui_updates = match watched {
-        Some(watched) => watched.stop().await,
-        None => 0,
-    };
     let usage = meter.stop();
+    let (ui_updates, ui_board_cpu_ms) = match watched {
+        Some(watched) => {
+            let each = watched.board_cpu_ms(20).await;
+            (watched.stop().await, each)
+        }
+        None => (0, 0.0),
+    };
     if let Some(dir) = &case.timeline_dir {
         write_chart(handle.run_dir(), dir, &label)?;
     }
@@ -318,6 +323,7 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         reason: summary.reason,
         ui: case.ui,
         ui_updates,
+        ui_board_cpu_ms,
     })
 }
 

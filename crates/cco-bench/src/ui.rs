@@ -58,6 +58,28 @@ impl Watched {
         })
     }
 
+    /// CPU time (this process) of one whole board page, measured over `n` requests made one
+    /// after the other once the run has ended (nothing else runs then): what each update the
+    /// client received cost, without the noise of the run around it.
+    pub async fn board_cpu_ms(&self, n: u32) -> f64 {
+        let addr = self.serving.addr();
+        let before = crate::overhead::cpu_time();
+        for _ in 0..n {
+            let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+                return 0.0;
+            };
+            let request =
+                format!("GET /board HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            if stream.write_all(request.as_bytes()).await.is_err() {
+                return 0.0;
+            }
+            let mut body = Vec::new();
+            let _ = stream.read_to_end(&mut body).await;
+        }
+        (crate::overhead::cpu_time().saturating_sub(before)).as_secs_f64() * 1000.0
+            / f64::from(n.max(1))
+    }
+
     /// Stops the client and the dashboard; the number of board updates received.
     pub async fn stop(self) -> u64 {
         self.client.abort();

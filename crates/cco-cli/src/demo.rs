@@ -400,6 +400,10 @@ fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, starte
     let _ = writeln!(out, "  {cco} logs --config {dir_word} worker-1");
     let _ = writeln!(
         out,
+        "  {cco} ui --config {dir_word}       # the run in a browser: team, board, diffs, timeline"
+    );
+    let _ = writeln!(
+        out,
         "  ls {}/sessions      # every claude transcript",
         crate::term::shell_word(&run_dir.display().to_string())
     );

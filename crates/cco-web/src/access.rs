@@ -1,8 +1,9 @@
 //! Who may read the dashboard.
 //!
 //! - Bound to a loopback address (the default): anyone on this machine, and only with a
-//!   `Host` header naming the loopback address (so a web page elsewhere cannot reach it through
-//!   a DNS name that resolves to 127.0.0.1).
+//!   `Host` header naming a loopback address (`localhost`, `127.0.0.1`, `[::1]`, any port: an
+//!   SSH tunnel may use another), so a web page elsewhere cannot reach it through a DNS name
+//!   that resolves to 127.0.0.1.
 //! - Bound to any other address: every request needs the access token generated at start
 //!   (printed once). It is accepted as `Authorization: Bearer <token>`, as the cookie
 //!   `cco_token_<port>`, or as `?token=<token>` in the URL: that answers with a redirect to the
@@ -24,8 +25,8 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone)]
 pub(crate) struct Access {
     token: Option<String>,
-    /// `Host` values accepted (loopback binds only).
-    hosts: Option<Vec<String>>,
+    /// Only loopback `Host` values are accepted (loopback binds).
+    loopback_hosts: bool,
     cookie: String,
 }
 
@@ -38,24 +39,11 @@ fn new_token() -> String {
 
 impl Access {
     pub(crate) fn for_addr(addr: SocketAddr) -> Access {
-        let port = addr.port();
-        if addr.ip().is_loopback() {
-            let hosts = ["127.0.0.1", "localhost", "[::1]"]
-                .iter()
-                .map(|h| format!("{h}:{port}"))
-                .chain([addr.to_string()])
-                .collect();
-            Access {
-                token: None,
-                hosts: Some(hosts),
-                cookie: format!("cco_token_{port}"),
-            }
-        } else {
-            Access {
-                token: Some(new_token()),
-                hosts: None,
-                cookie: format!("cco_token_{port}"),
-            }
+        let loopback = addr.ip().is_loopback();
+        Access {
+            token: (!loopback).then(new_token),
+            loopback_hosts: loopback,
+            cookie: format!("cco_token_{}", addr.port()),
         }
     }
 
@@ -64,13 +52,25 @@ impl Access {
     }
 
     fn host_ok(&self, headers: &HeaderMap) -> bool {
-        let Some(hosts) = &self.hosts else {
+        if !self.loopback_hosts {
             return true;
+        }
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
         };
-        headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|h| hosts.iter().any(|ok| ok.eq_ignore_ascii_case(h)))
+        // The name without its port (`[::1]:80` → `[::1]`).
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+                name
+            }
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        name == "localhost"
+            || name == "[::1]"
+            || name
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback())
     }
 
     fn cookie_token<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -206,10 +206,25 @@ mod tests {
         let local = Access::for_addr("127.0.0.1:8080".parse().unwrap());
         assert!(local.token().is_none());
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("localhost:8080"));
-        assert!(local.host_ok(&headers));
-        headers.insert(header::HOST, HeaderValue::from_static("evil.example:8080"));
-        assert!(!local.host_ok(&headers));
+        assert!(!local.host_ok(&headers), "no Host");
+        for ok in [
+            "localhost:8080",
+            "127.0.0.1:9000",
+            "[::1]:8080",
+            "LOCALHOST",
+            "127.0.0.2:1",
+        ] {
+            headers.insert(header::HOST, HeaderValue::from_static(ok));
+            assert!(local.host_ok(&headers), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:8080",
+        ] {
+            headers.insert(header::HOST, HeaderValue::from_static(bad));
+            assert!(!local.host_ok(&headers), "{bad}");
+        }
         let open = Access::for_addr("0.0.0.0:8080".parse().unwrap());
         assert!(open.token().is_some());
         assert!(open.host_ok(&headers));

@@ -561,8 +561,10 @@ impl HistoryFile {
         }
     }
 
-    /// Reads the lines appended since the last refresh (a file that shrank is read anew).
+    /// Reads the lines appended since the last refresh (a file that shrank is read anew), a
+    /// few MiB at a time.
     pub(crate) fn refresh(&mut self) {
+        const CHUNK: u64 = 4 << 20;
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return;
         };
@@ -572,22 +574,24 @@ impl HistoryFile {
             *self = HistoryFile::new(self.path.parent().unwrap_or(Path::new(".")));
             self.present = true;
         }
-        if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }
-        let mut bytes = Vec::new();
-        if file.read_to_end(&mut bytes).is_err() {
-            return;
-        }
-        self.offset += bytes.len() as u64;
-        self.partial.extend_from_slice(&bytes);
-        // Only whole lines: the writer may be half-way through one.
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-            return;
-        };
-        let whole: Vec<u8> = self.partial.drain(..=end).collect();
-        for line in String::from_utf8_lossy(&whole).lines() {
-            self.history.apply_line(line);
+        while self.offset < len {
+            let mut bytes = Vec::new();
+            match file.by_ref().take(CHUNK).read_to_end(&mut bytes) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => self.offset += n as u64,
+            }
+            self.partial.extend_from_slice(&bytes);
+            // Only whole lines: the writer may be half-way through one.
+            let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            let whole: Vec<u8> = self.partial.drain(..=end).collect();
+            for line in String::from_utf8_lossy(&whole).lines() {
+                self.history.apply_line(line);
+            }
         }
     }
 }

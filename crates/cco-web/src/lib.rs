@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use cco::config::LoadedConfig;
 use cco::OrchestratorHandle;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use timeline::{write_svg as write_timeline, FILE_NAME as TIMELINE_FILE_NAME};
@@ -124,14 +124,15 @@ impl Dashboard {
             .map_err(|source| WebError::Bind { addr, source })?;
         let access = Arc::new(access::Access::for_addr(local));
         let token = access.token().map(str::to_string);
+        let (stop, mut stopped) = watch::channel(false);
         let app = server::App {
             run: Arc::new(self.run),
+            stopping: stop.subscribe(),
         };
         let router = server::router(app, access);
-        let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
             };
             if let Err(error) = axum::serve(listener, router)
                 .with_graceful_shutdown(shutdown)
@@ -154,7 +155,7 @@ impl Dashboard {
 pub struct Serving {
     addr: SocketAddr,
     token: Option<String>,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
     record: Option<PathBuf>,
 }
@@ -203,10 +204,10 @@ impl Serving {
     pub async fn stop(mut self) {
         self.forget_record();
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(task) = self.task.take() {
-            // Live-update streams never end by themselves: give the rest a moment, then go.
+            // Live-update streams end at the signal; a client slow to hang up gets a moment.
             let abort = task.abort_handle();
             if tokio::time::timeout(std::time::Duration::from_secs(2), task)
                 .await
@@ -228,7 +229,7 @@ impl Drop for Serving {
     fn drop(&mut self) {
         self.forget_record();
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
         if let Some(task) = self.task.take() {
             task.abort();

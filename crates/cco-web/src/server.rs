@@ -6,7 +6,8 @@
 //! - `/sse?page=<path>`: live updates of that page (`event: main`, the page's new `<main>`;
 //!   for an agent's log `event: append`, its new lines, from `&from=<offset>` of
 //!   `combined.log`). Updates are rendered only while someone is connected, at most every
-//!   [`DEBOUNCE`] (a burst of events is one update), and sent only when they differ;
+//!   [`DEBOUNCE`] (a burst of events is one update; a page slow to render waits ten times its
+//!   render time), and sent only when they differ;
 //! - `/timeline.svg`, `/assets/style.css`, `/assets/live.js` (embedded in the binary).
 //!
 //! Every HTML answer is passed through the run's redactor once more before it leaves.
@@ -31,8 +32,8 @@ use crate::view::{self, Ctx, Extra, Page};
 
 /// Changed lines of a patch shown at most (files beyond are listed only).
 const PATCH_LINES: u64 = 20_000;
-/// A burst of changes within this is one update.
-const DEBOUNCE: Duration = Duration::from_millis(300);
+/// A burst of changes within this is one update (at least; see [`follow`]).
+const DEBOUNCE: Duration = Duration::from_millis(1000);
 /// Pages are rendered again this often even when nothing happened (times, time left).
 const REFRESH: Duration = Duration::from_secs(10);
 /// Patches kept in memory.
@@ -44,6 +45,8 @@ const SCRIPT: &str = include_str!("../assets/live.js");
 #[derive(Clone)]
 pub(crate) struct App {
     pub(crate) run: Arc<Run>,
+    /// Turns true when the server stops: live-update streams end, so it stops at once.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(crate) fn router(app: App, access: Arc<Access>) -> Router {
@@ -70,6 +73,22 @@ fn html(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// Runs `work` (a render: file reads and CPU) where it fits. A run of this process is read
+/// from its handle and the few lines appended to `events.jsonl` since the last render: short
+/// work, done on the calling task (a blocking thread would grow the process by an allocator
+/// arena of its own, which the benchmark sees). A run folder is parsed from disk (the journal):
+/// on a blocking thread.
+async fn off_async<R: Send + 'static>(
+    run: &Arc<Run>,
+    work: impl FnOnce(&Run) -> R + Send + 'static,
+) -> Option<R> {
+    if run.handle().is_some() {
+        return Some(work(run));
+    }
+    let run = Arc::clone(run);
+    tokio::task::spawn_blocking(move || work(&run)).await.ok()
+}
+
 /// Reads what `page` needs from git or the GitActor.
 async fn prepare(app: &App, page: &Page) -> Extra {
     let mut extra = Extra::default();
@@ -89,15 +108,13 @@ async fn prepare(app: &App, page: &Page) -> Extra {
 }
 
 async fn patch(app: &App, key: &str) -> Option<Arc<Result<cco_git::Patch, String>>> {
-    let run = Arc::clone(&app.run);
     let task = {
         let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
+        off_async(&app.run, move |run| {
             let task = run.snapshot()?.tasks.into_iter().find(|t| t.key == key)?;
             Some((task, run.base_branch()))
         })
         .await
-        .ok()
         .flatten()
     };
     let (task, base_branch) = task?;
@@ -135,11 +152,10 @@ async fn patch(app: &App, key: &str) -> Option<Arc<Result<cco_git::Patch, String
 /// thing in the run.
 async fn render(app: &App, page: &Page, whole: bool) -> Option<String> {
     let extra = prepare(app, page).await;
-    let run = Arc::clone(&app.run);
     let page = page.clone();
-    tokio::task::spawn_blocking(move || {
+    off_async(&app.run, move |run| {
         let ctx = Ctx {
-            run: &run,
+            run,
             now: Utc::now(),
         };
         let main = view::render_main(&ctx, &page, &extra)?;
@@ -151,7 +167,6 @@ async fn render(app: &App, page: &Page, whole: bool) -> Option<String> {
         Some(run.info.redactor.redact(&markup.into_string()).into_owned())
     })
     .await
-    .ok()
     .flatten()
 }
 
@@ -169,10 +184,9 @@ async fn page(State(app): State<App>, method: Method, uri: Uri) -> Response {
 }
 
 async fn not_found(app: &App, what: &'static str) -> Response {
-    let run = Arc::clone(&app.run);
-    let body = tokio::task::spawn_blocking(move || {
+    let body = off_async(&app.run, move |run| {
         let ctx = Ctx {
-            run: &run,
+            run,
             now: Utc::now(),
         };
         let page = view::render_page(&ctx, &Page::Team, view::not_found(what));
@@ -184,8 +198,7 @@ async fn not_found(app: &App, what: &'static str) -> Response {
 }
 
 async fn timeline_svg(State(app): State<App>) -> Response {
-    let run = Arc::clone(&app.run);
-    let svg = tokio::task::spawn_blocking(move || {
+    let svg = off_async(&app.run, move |run| {
         let snapshot = run.snapshot();
         let svg = run.history(|h, _| {
             crate::timeline::render(snapshot.as_ref(), h, Utc::now(), false).into_string()
@@ -222,21 +235,31 @@ async fn sse(State(app): State<App>, Query(query): Query<SseQuery>) -> Response 
 
 /// Sends the updates of one page until its client goes away.
 async fn feed(app: App, page: Page, from: Option<u64>, tx: mpsc::Sender<Event>) {
+    let mut stopping = app.stopping.clone();
+    tokio::select! {
+        _ = stopping.wait_for(|stop| *stop) => {}
+        _ = follow(&app, &page, from, &tx) => {}
+    }
+}
+
+async fn follow(app: &App, page: &Page, from: Option<u64>, tx: &mpsc::Sender<Event>) {
     let mut changes = app.run.changes();
-    let mut last: Option<String> = None;
+    // What was sent last, as a hash: a changed page is sent, an unchanged one is not.
+    let mut last: Option<u64> = None;
     let mut offset = from;
     loop {
+        let started = std::time::Instant::now();
         let event = match page.appends() {
-            Some(agent) => append(&app, agent, &mut offset).await,
-            None => match render(&app, &page, false).await {
-                Some(main) if last.as_deref() != Some(main.as_str()) => {
-                    let event = Event::default().event("main").data(&main);
-                    last = Some(main);
-                    Some(event)
+            Some(agent) => append(app, agent, &mut offset).await,
+            None => match render(app, page, false).await {
+                Some(main) if last != Some(hash(&main)) => {
+                    last = Some(hash(&main));
+                    Some(Event::default().event("main").data(main))
                 }
                 _ => None,
             },
         };
+        let took = started.elapsed();
         if let Some(event) = event {
             if tx.send(event).await.is_err() {
                 return;
@@ -247,21 +270,30 @@ async fn feed(app: App, page: Page, from: Option<u64>, tx: mpsc::Sender<Event>) 
             _ = tokio::time::sleep(REFRESH) => {}
             _ = tx.closed() => return,
         }
+        // A page that takes long to render is rendered less often: at most a tenth of the
+        // time goes to it.
+        let pause = DEBOUNCE.max(took * 10);
         tokio::select! {
-            _ = tokio::time::sleep(DEBOUNCE) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = tx.closed() => return,
         }
         changes.drain();
     }
 }
 
+fn hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// New lines of an agent's log since `offset` (from the end of the file on the first call
 /// without one), as an `append` event.
 async fn append(app: &App, agent: &str, offset: &mut Option<u64>) -> Option<Event> {
-    let run = Arc::clone(&app.run);
     let agent = agent.to_string();
     let from = *offset;
-    let (body, next) = tokio::task::spawn_blocking(move || {
+    let (body, next) = off_async(&app.run, move |run| {
         let (lines, next) = match from {
             Some(from) => run.log_since(&agent, from),
             None => {
@@ -270,7 +302,7 @@ async fn append(app: &App, agent: &str, offset: &mut Option<u64>) -> Option<Even
             }
         };
         let ctx = Ctx {
-            run: &run,
+            run,
             now: Utc::now(),
         };
         let body = (!lines.is_empty()).then(|| {
@@ -279,8 +311,7 @@ async fn append(app: &App, agent: &str, offset: &mut Option<u64>) -> Option<Even
         });
         (body, next)
     })
-    .await
-    .ok()?;
+    .await?;
     *offset = Some(next);
     body.map(|html| Event::default().event("append").data(html))
 }

@@ -19,6 +19,10 @@ use crate::history::{History, HistoryFile};
 
 /// Bytes of `combined.log` or a transcript read from its end for a page.
 const TAIL_BYTES: u64 = 4 << 20;
+/// A run whose journal has not been written for this long has no cco running it.
+const STALE_JOURNAL_SECS: i64 = 60;
+/// What [`Run::ended`] says of such a run.
+pub(crate) const INTERRUPTED: &str = "interrupted: no cco is running it (cco resume continues it)";
 /// How often a run folder is looked at for changes while someone watches a page.
 const FOLDER_POLL: Duration = Duration::from_millis(400);
 
@@ -193,6 +197,13 @@ impl Run {
             return Some(summary.outcome.label());
         }
         let journal = self.journal()?;
+        if !journal.finished && self.live.is_none() {
+            // A running cco rewrites its journal at least every 15 s.
+            let silent = chrono::Utc::now() - journal.written_at;
+            if silent > chrono::Duration::seconds(STALE_JOURNAL_SECS) {
+                return Some(INTERRUPTED.into());
+            }
+        }
         journal.finished.then(|| match &journal.outcome {
             Some(outcome) => outcome.label(),
             None => "finished".into(),

@@ -18,7 +18,7 @@ const LABEL_W: f64 = 150.0;
 const CHART_W: f64 = 1000.0;
 const ROW_H: f64 = 20.0;
 const TOP: f64 = 34.0;
-const LEGEND_H: f64 = 44.0;
+const LEGEND_H: f64 = 60.0;
 
 /// Colours of a turn, by what became of it (also the legend).
 pub(crate) const LEGEND: [(&str, &str); 7] = [
@@ -250,24 +250,52 @@ pub(crate) fn render(
                     }
                 }
             }
-            // Legend.
+            // Legend: the turn colours, then the marks of the leads' rows.
             @let ly = y(rows.len().max(1)) + 16.0;
-            @for (i, (label, fill)) in LEGEND.iter().enumerate() {
+            @for (i, item) in legend_items().iter().enumerate() {
                 @let lx = 4.0 + (i % 4) as f64 * 260.0;
                 @let row_y = ly + (i / 4) as f64 * 16.0;
-                rect x=(lx) y=(row_y - 9.0) width="12" height="10" rx="2" fill=(fill) {}
-                text x=(lx + 16.0) y=(row_y) { "turn: " (label) }
+                @match item {
+                    Legend::Turn(label, fill) => {
+                        rect x=(lx) y=(row_y - 9.0) width="12" height="10" rx="2" fill=(fill) {}
+                        text x=(lx + 16.0) y=(row_y) { "turn: " (label) }
+                    },
+                    Legend::Span(label, fill) => {
+                        rect x=(lx) y=(row_y - 6.0) width="12" height="7" fill=(fill) {}
+                        text x=(lx + 16.0) y=(row_y) { (label) }
+                    },
+                    Legend::Tick(label, stroke) => {
+                        line x1=(lx + 6.0) x2=(lx + 6.0) y1=(row_y - 10.0) y2=(row_y + 1.0) stroke=(stroke) stroke-width="2" {}
+                        text x=(lx + 16.0) y=(row_y) { (label) }
+                    },
+                    Legend::Diamond(label) => {
+                        path d=(format!("M{} {} L{} {} L{} {} L{} {} Z", lx + 6.0, row_y - 10.0, lx + 11.0, row_y - 4.0, lx + 6.0, row_y + 2.0, lx + 1.0, row_y - 4.0)) fill="#7c3aed" {}
+                        text x=(lx + 16.0) y=(row_y) { (label) }
+                    },
+                }
             }
-            @let lx = 4.0 + 3.0 * 260.0;
-            @let row_y = ly + 16.0;
-            rect x=(lx) y=(row_y - 9.0) width="12" height="10" fill=(PLANNING) {}
-            text x=(lx + 16.0) y=(row_y) { "planning · " }
-            rect x=(lx + 76.0) y=(row_y - 5.0) width="12" height="6" fill=(REVIEW) {}
-            text x=(lx + 92.0) y=(row_y) { "review · " }
-            line x1=(lx + 146.0) x2=(lx + 146.0) y1=(row_y - 10.0) y2=(row_y + 1.0) stroke=(MERGE_OK) stroke-width="2" {}
-            text x=(lx + 152.0) y=(row_y) { "merge" }
         }
     }
+}
+
+/// One entry of the legend.
+enum Legend {
+    Turn(&'static str, &'static str),
+    Span(&'static str, &'static str),
+    Tick(&'static str, &'static str),
+    Diamond(&'static str),
+}
+
+fn legend_items() -> Vec<Legend> {
+    let mut items: Vec<Legend> = LEGEND.iter().map(|(l, c)| Legend::Turn(l, c)).collect();
+    items.extend([
+        Legend::Span("lead: planning", PLANNING),
+        Legend::Span("lead: reviewing a task", REVIEW),
+        Legend::Diamond("lead: plan made"),
+        Legend::Tick("merged", MERGE_OK),
+        Legend::Tick("merge conflict", MERGE_CONFLICT),
+    ]);
+    items
 }
 
 fn turn_title(turn: &TurnRec, end: DateTime<Utc>) -> String {

@@ -161,6 +161,7 @@ pub(crate) fn render_page(ctx: &Ctx<'_>, page: &Page, main: Markup) -> Markup {
                             span.phase { (ctx.clean(&s.phase)) }
                         }
                         @match &ended {
+                            Some(outcome) if outcome == crate::source::INTERRUPTED => span.badge.ended { (outcome) },
                             Some(outcome) => span.badge.ended { "finished: " (ctx.clean(outcome)) },
                             None => span.badge.live #live { "live" },
                         }
