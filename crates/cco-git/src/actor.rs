@@ -6,7 +6,9 @@
 //! answered with [`GitError::Stopped`].
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,91 +21,7 @@ use crate::types::*;
 use crate::{GitError, GitRepo};
 
 type Reply<T> = RpcReplyPort<Result<T, GitError>>;
-
-/// One queued git operation; each carries the port its result is sent to.
-pub enum GitOp {
-    Setup {
-        reply: Reply<RepoInfo>,
-    },
-    EnsureTeamBranch {
-        team: String,
-        from: Option<String>,
-        reply: Reply<String>,
-    },
-    CreateWorktree {
-        team: String,
-        worker_id: String,
-        from: String,
-        reply: Reply<WorktreeInfo>,
-    },
-    CommitAll {
-        worktree: PathBuf,
-        message: String,
-        reply: Reply<Option<String>>,
-    },
-    Snapshot {
-        worktree: PathBuf,
-        worker_id: String,
-        reply: Reply<Option<String>>,
-    },
-    RemoveWorktree {
-        worker_id: String,
-        delete_branch: bool,
-        reply: Reply<RemoveOutcome>,
-    },
-    SyncWorktree {
-        worktree: PathBuf,
-        onto: String,
-        kept_in: Option<String>,
-        reply: Reply<SyncOutcome>,
-    },
-    CaptureTask {
-        worktree: PathBuf,
-        message: String,
-        task_ref: String,
-        target: String,
-        reply: Reply<CaptureOutcome>,
-    },
-    Merge {
-        req: MergeRequest,
-        reply: Reply<MergeOutcome>,
-    },
-    MergeIntoWorktree {
-        worktree: PathBuf,
-        from: String,
-        reply: Reply<WorktreeMerge>,
-    },
-    ConcludeWorktreeMerge {
-        worktree: PathBuf,
-        reply: Reply<String>,
-    },
-    DiffSummary {
-        base: String,
-        head: String,
-        reply: Reply<DiffSummary>,
-    },
-    Head {
-        branch: String,
-        reply: Reply<String>,
-    },
-    BranchExists {
-        branch: String,
-        reply: Reply<bool>,
-    },
-    LogGraph {
-        branch: String,
-        max: usize,
-        reply: Reply<String>,
-    },
-    Fetch {
-        branch: String,
-        reply: Reply<String>,
-    },
-    Push {
-        branch: String,
-        reply: Reply<PushStatus>,
-    },
-}
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Order in which queued ops run (FIFO within one priority).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -113,55 +31,118 @@ pub enum Priority {
     Low,
 }
 
-/// Messages of the [`GitActor`]. Callers normally use [`GitHandle`] instead.
-pub enum GitMsg {
-    Op(GitOp, Priority),
-    Status(RpcReplyPort<GitStatus>),
-    /// Internal: the in-flight op finished after running this long.
-    OpDone(&'static str, Duration),
+/// What an op is, for the queue, status and tracing: its kind, what it works on, its default
+/// [`Priority`] and whether its budget includes the verify command.
+#[derive(Debug, Clone)]
+pub struct OpDesc {
+    pub name: &'static str,
+    pub target: String,
+    pub source: String,
+    pub priority: Priority,
+    pub verifies: bool,
 }
 
-fn wt(p: &std::path::Path) -> String {
-    p.display().to_string()
+impl OpDesc {
+    fn new(name: &'static str, priority: Priority) -> Self {
+        OpDesc {
+            name,
+            target: String::new(),
+            source: String::new(),
+            priority,
+            verifies: false,
+        }
+    }
+    /// Ops an agent waits on before its next claude turn.
+    fn high(name: &'static str) -> Self {
+        Self::new(name, Priority::High)
+    }
+    /// Captures and commits of finished turns.
+    fn normal(name: &'static str) -> Self {
+        Self::new(name, Priority::Normal)
+    }
+    /// Merges, diffs and everything else.
+    fn low(name: &'static str) -> Self {
+        Self::new(name, Priority::Low)
+    }
+    fn on(mut self, target: impl std::fmt::Display) -> Self {
+        self.target = target.to_string();
+        self
+    }
+    fn from(mut self, source: impl std::fmt::Display) -> Self {
+        self.source = source.to_string();
+        self
+    }
+    fn verifying(mut self) -> Self {
+        self.verifies = true;
+        self
+    }
+    fn label(&self) -> String {
+        match (self.target.is_empty(), self.source.is_empty()) {
+            (true, _) => self.name.to_string(),
+            (false, true) => format!("{} {}", self.name, self.target),
+            (false, false) => format!("{} {} -> {}", self.name, self.source, self.target),
+        }
+    }
+    fn budget(&self, cfg: &GitConfig) -> Duration {
+        if self.verifies {
+            cfg.op_timeout + cfg.verify_timeout
+        } else {
+            cfg.op_timeout
+        }
+    }
+}
+
+/// A typed op with the port its result goes to, erased so every op shares one queue.
+trait Job: Send {
+    fn run(self: Box<Self>, repo: Arc<GitRepo>, budget: Duration, name: &'static str) -> BoxFuture;
+    fn fail(self: Box<Self>, err: GitError);
+}
+
+struct TypedJob<T, F> {
+    reply: Reply<T>,
+    f: F,
+}
+
+impl<T, F, Fut> Job for TypedJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(Arc<GitRepo>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, GitError>> + Send + 'static,
+{
+    /// Runs the op within `budget` and sends the result. Dropping a timed-out op future kills
+    /// its running git process group (see `cmd`).
+    fn run(self: Box<Self>, repo: Arc<GitRepo>, budget: Duration, name: &'static str) -> BoxFuture {
+        let TypedJob { reply, f } = *self;
+        Box::pin(async move {
+            let res = tokio::time::timeout(budget, f(repo))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(GitError::OpTimeout {
+                        op: name.to_string(),
+                        timeout: budget,
+                    })
+                });
+            if let Err(e) = &res {
+                tracing::warn!(error = %e, "git op failed");
+            }
+            let _ = reply.send(res);
+        })
+    }
+
+    fn fail(self: Box<Self>, err: GitError) {
+        let _ = self.reply.send(Err(err));
+    }
+}
+
+/// One queued git operation: its description and the typed job that runs it.
+pub struct GitOp {
+    desc: OpDesc,
+    job: Box<dyn Job>,
 }
 
 impl GitOp {
-    /// `(op, target, source)` for status and tracing.
-    fn describe(&self) -> (&'static str, String, String) {
-        use GitOp::*;
-        match self {
-            Setup { .. } => ("setup", String::new(), String::new()),
-            EnsureTeamBranch { team, from, .. } => (
-                "ensure_team_branch",
-                team.clone(),
-                from.clone().unwrap_or_default(),
-            ),
-            CreateWorktree {
-                worker_id, from, ..
-            } => ("create_worktree", worker_id.clone(), from.clone()),
-            CommitAll { worktree, .. } => ("commit_all", wt(worktree), String::new()),
-            Snapshot { worktree, .. } => ("snapshot", wt(worktree), String::new()),
-            RemoveWorktree { worker_id, .. } => {
-                ("remove_worktree", worker_id.clone(), String::new())
-            }
-            SyncWorktree { worktree, onto, .. } => ("sync_worktree", wt(worktree), onto.clone()),
-            CaptureTask {
-                worktree, task_ref, ..
-            } => ("capture_task", task_ref.clone(), wt(worktree)),
-            Merge { req, .. } => ("merge", req.target.clone(), req.source.clone()),
-            MergeIntoWorktree { worktree, from, .. } => {
-                ("merge_into_worktree", wt(worktree), from.clone())
-            }
-            ConcludeWorktreeMerge { worktree, .. } => {
-                ("conclude_worktree_merge", wt(worktree), String::new())
-            }
-            DiffSummary { base, head, .. } => ("diff_summary", base.clone(), head.clone()),
-            Head { branch, .. } => ("head", branch.clone(), String::new()),
-            BranchExists { branch, .. } => ("branch_exists", branch.clone(), String::new()),
-            LogGraph { branch, .. } => ("log_graph", branch.clone(), String::new()),
-            Fetch { branch, .. } => ("fetch", branch.clone(), String::new()),
-            Push { branch, .. } => ("push", branch.clone(), String::new()),
-        }
+    pub fn desc(&self) -> &OpDesc {
+        &self.desc
     }
 
     /// The priority an op gets unless the caller says otherwise
@@ -170,136 +151,16 @@ impl GitOp {
     /// [`Priority::Low`]. At most one High or Normal op per agent is queued at a time, so the
     /// ops behind them cannot starve.
     pub fn default_priority(&self) -> Priority {
-        use GitOp::*;
-        match self {
-            CreateWorktree { .. }
-            | SyncWorktree { .. }
-            | MergeIntoWorktree { .. }
-            | ConcludeWorktreeMerge { .. } => Priority::High,
-            CommitAll { .. } | CaptureTask { .. } => Priority::Normal,
-            _ => Priority::Low,
-        }
+        self.desc.priority
     }
+}
 
-    fn budget(&self, cfg: &GitConfig) -> Duration {
-        match self {
-            GitOp::Merge { .. } => cfg.op_timeout + cfg.verify_timeout,
-            _ => cfg.op_timeout,
-        }
-    }
-
-    /// Answers the op with an error without running it.
-    fn fail(self, err: impl Fn() -> GitError) {
-        use GitOp::*;
-        match self {
-            Setup { reply } => drop(reply.send(Err(err()))),
-            EnsureTeamBranch { reply, .. } => drop(reply.send(Err(err()))),
-            CreateWorktree { reply, .. } => drop(reply.send(Err(err()))),
-            CommitAll { reply, .. } => drop(reply.send(Err(err()))),
-            Snapshot { reply, .. } => drop(reply.send(Err(err()))),
-            RemoveWorktree { reply, .. } => drop(reply.send(Err(err()))),
-            SyncWorktree { reply, .. } => drop(reply.send(Err(err()))),
-            CaptureTask { reply, .. } => drop(reply.send(Err(err()))),
-            Merge { reply, .. } => drop(reply.send(Err(err()))),
-            MergeIntoWorktree { reply, .. } => drop(reply.send(Err(err()))),
-            ConcludeWorktreeMerge { reply, .. } => drop(reply.send(Err(err()))),
-            DiffSummary { reply, .. } => drop(reply.send(Err(err()))),
-            Head { reply, .. } => drop(reply.send(Err(err()))),
-            BranchExists { reply, .. } => drop(reply.send(Err(err()))),
-            LogGraph { reply, .. } => drop(reply.send(Err(err()))),
-            Fetch { reply, .. } => drop(reply.send(Err(err()))),
-            Push { reply, .. } => drop(reply.send(Err(err()))),
-        }
-    }
-
-    /// Runs the op within `budget` and sends the result. Dropping a timed-out op future kills
-    /// its running git process group (see `cmd`).
-    async fn run(self, repo: Arc<GitRepo>, budget: Duration, name: &'static str) {
-        async fn bounded<T>(
-            budget: Duration,
-            name: &str,
-            fut: impl std::future::Future<Output = Result<T, GitError>>,
-        ) -> Result<T, GitError> {
-            tokio::time::timeout(budget, fut).await.unwrap_or_else(|_| {
-                Err(GitError::OpTimeout {
-                    op: name.to_string(),
-                    timeout: budget,
-                })
-            })
-        }
-        use GitOp::*;
-        let r = &repo;
-        macro_rules! go {
-            ($reply:expr, $fut:expr) => {{
-                let res = bounded(budget, name, $fut).await;
-                if let Err(e) = &res {
-                    tracing::warn!(error = %e, "git op failed");
-                }
-                let _ = $reply.send(res);
-            }};
-        }
-        match self {
-            Setup { reply } => go!(reply, r.setup()),
-            EnsureTeamBranch { team, from, reply } => {
-                go!(reply, r.ensure_team_branch(&team, from.as_deref()))
-            }
-            CreateWorktree {
-                team,
-                worker_id,
-                from,
-                reply,
-            } => go!(reply, r.create_worktree(&team, &worker_id, &from)),
-            CommitAll {
-                worktree,
-                message,
-                reply,
-            } => go!(reply, r.commit_all(&worktree, &message)),
-            Snapshot {
-                worktree,
-                worker_id,
-                reply,
-            } => go!(reply, r.snapshot(&worktree, &worker_id, false)),
-            RemoveWorktree {
-                worker_id,
-                delete_branch,
-                reply,
-            } => go!(reply, r.remove_worktree(&worker_id, delete_branch)),
-            SyncWorktree {
-                worktree,
-                onto,
-                kept_in,
-                reply,
-            } => go!(
-                reply,
-                r.switch_worktree(&worktree, &onto, kept_in.as_deref())
-            ),
-            CaptureTask {
-                worktree,
-                message,
-                task_ref,
-                target,
-                reply,
-            } => go!(
-                reply,
-                r.capture_task(&worktree, &message, &task_ref, &target)
-            ),
-            Merge { req, reply } => go!(reply, r.merge(&req)),
-            MergeIntoWorktree {
-                worktree,
-                from,
-                reply,
-            } => go!(reply, r.merge_into_worktree(&worktree, &from)),
-            ConcludeWorktreeMerge { worktree, reply } => {
-                go!(reply, r.conclude_worktree_merge(&worktree))
-            }
-            DiffSummary { base, head, reply } => go!(reply, r.diff_summary(&base, &head)),
-            Head { branch, reply } => go!(reply, r.head(&branch)),
-            BranchExists { branch, reply } => go!(reply, r.branch_exists(&branch)),
-            LogGraph { branch, max, reply } => go!(reply, r.log_graph(&branch, max)),
-            Fetch { branch, reply } => go!(reply, r.fetch(&branch)),
-            Push { branch, reply } => go!(reply, r.push(&branch)),
-        }
-    }
+/// Messages of the [`GitActor`]. Callers normally use [`GitHandle`] instead.
+pub enum GitMsg {
+    Op(GitOp, Priority),
+    Status(RpcReplyPort<GitStatus>),
+    /// Internal: the in-flight op finished after running this long.
+    OpDone(&'static str, Duration),
 }
 
 pub struct GitActor;
@@ -321,20 +182,18 @@ impl GitActorState {
         let Some(op) = self.queues.iter_mut().find_map(VecDeque::pop_front) else {
             return;
         };
-        let (name, target, source) = op.describe();
-        let budget = op.budget(self.repo.config());
-        let label = match (target.is_empty(), source.is_empty()) {
-            (true, _) => name.to_string(),
-            (false, true) => format!("{name} {target}"),
-            (false, false) => format!("{name} {source} -> {target}"),
-        };
-        let span = tracing::info_span!("git_op", op = name, target = %target, source = %source);
+        let GitOp { desc, job } = op;
+        let name = desc.name;
+        let budget = desc.budget(self.repo.config());
+        let label = desc.label();
+        let span =
+            tracing::info_span!("git_op", op = name, target = %desc.target, source = %desc.source);
         let repo = self.repo.clone();
         let me = myself.clone();
         let task = tokio::spawn(async move {
             let started = std::time::Instant::now();
             // Inner task: a panic in the op must still release the queue.
-            let inner = tokio::spawn(op.run(repo, budget, name).instrument(span));
+            let inner = tokio::spawn(job.run(repo, budget, name).instrument(span));
             if let Err(e) = inner.await {
                 tracing::error!(op = name, error = %e, "git op task panicked");
             }
@@ -401,9 +260,8 @@ impl Actor for GitActor {
     ) -> Result<(), ActorProcessingErr> {
         let queued: Vec<GitOp> = state.queues.iter_mut().flat_map(|q| q.drain(..)).collect();
         for op in queued {
-            let name = op.describe().0;
-            op.fail(|| GitError::Stopped {
-                op: name.to_string(),
+            op.job.fail(GitError::Stopped {
+                op: op.desc.name.to_string(),
             });
         }
         if let Some((label, budget, task)) = state.in_flight.take() {
@@ -487,121 +345,118 @@ impl GitHandle {
         }
     }
 
-    async fn op<T: Send + 'static>(
-        &self,
-        name: &str,
-        build: impl FnOnce(Reply<T>) -> GitOp,
-    ) -> Result<T, GitError> {
-        match self
+    /// Queues `f` as one op described by `desc` and waits for its result.
+    async fn call<T, F, Fut>(&self, desc: OpDesc, f: F) -> Result<T, GitError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<GitRepo>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, GitError>> + Send + 'static,
+    {
+        let name = desc.name;
+        let priority = self.priority.unwrap_or(desc.priority);
+        let res = self
             .actor
             .call(
                 |reply| {
-                    let op = build(reply);
-                    let priority = self.priority.unwrap_or_else(|| op.default_priority());
-                    GitMsg::Op(op, priority)
+                    let job = Box::new(TypedJob { reply, f });
+                    GitMsg::Op(GitOp { desc, job }, priority)
                 },
                 Some(self.rpc_timeout),
             )
-            .await
-        {
+            .await;
+        match res {
             Ok(CallResult::Success(r)) => r,
             Ok(CallResult::Timeout) => Err(GitError::OpTimeout {
                 op: name.to_string(),
                 timeout: self.rpc_timeout,
             }),
-            Ok(CallResult::SenderError) => Err(GitError::Stopped {
-                op: name.to_string(),
-            }),
-            Err(_) => Err(GitError::Stopped {
+            Ok(CallResult::SenderError) | Err(_) => Err(GitError::Stopped {
                 op: name.to_string(),
             }),
         }
     }
 
     pub async fn setup(&self) -> Result<RepoInfo, GitError> {
-        self.op("setup", |reply| GitOp::Setup { reply }).await
+        self.call(OpDesc::low("setup"), |r| async move { r.setup().await })
+            .await
     }
+
     pub async fn ensure_team_branch(
         &self,
         team: &str,
         from: Option<&str>,
     ) -> Result<String, GitError> {
         let (team, from) = (team.to_string(), from.map(str::to_string));
-        self.op("ensure_team_branch", |reply| GitOp::EnsureTeamBranch {
-            team,
-            from,
-            reply,
+        let desc = OpDesc::low("ensure_team_branch")
+            .on(&team)
+            .from(from.as_deref().unwrap_or_default());
+        self.call(desc, move |r| async move {
+            r.ensure_team_branch(&team, from.as_deref()).await
         })
         .await
     }
+
     pub async fn create_worktree(
         &self,
         team: &str,
         worker_id: &str,
         from: &str,
     ) -> Result<WorktreeInfo, GitError> {
-        let (team, worker_id, from) = (team.to_string(), worker_id.to_string(), from.to_string());
-        self.op("create_worktree", |reply| GitOp::CreateWorktree {
-            team,
-            worker_id,
-            from,
-            reply,
+        let (team, id, from) = (team.to_string(), worker_id.to_string(), from.to_string());
+        let desc = OpDesc::high("create_worktree").on(&id).from(&from);
+        self.call(desc, move |r| async move {
+            r.create_worktree(&team, &id, &from).await
         })
         .await
     }
+
     pub async fn commit_all(
         &self,
         worktree: impl Into<PathBuf>,
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let (worktree, message) = (worktree.into(), message.to_string());
-        self.op("commit_all", |reply| GitOp::CommitAll {
-            worktree,
-            message,
-            reply,
+        let desc = OpDesc::normal("commit_all").on(worktree.display());
+        self.call(desc, move |r| async move {
+            r.commit_all(&worktree, &message).await
         })
         .await
     }
+
     pub async fn snapshot(
         &self,
         worktree: impl Into<PathBuf>,
         worker_id: &str,
     ) -> Result<Option<String>, GitError> {
-        let (worktree, worker_id) = (worktree.into(), worker_id.to_string());
-        self.op("snapshot", |reply| GitOp::Snapshot {
-            worktree,
-            worker_id,
-            reply,
+        let (worktree, id) = (worktree.into(), worker_id.to_string());
+        let desc = OpDesc::low("snapshot").on(worktree.display());
+        self.call(desc, move |r| async move {
+            r.snapshot(&worktree, &id, false).await
         })
         .await
     }
+
     pub async fn remove_worktree(
         &self,
         worker_id: &str,
         delete_branch: bool,
     ) -> Result<RemoveOutcome, GitError> {
-        let worker_id = worker_id.to_string();
-        self.op("remove_worktree", |reply| GitOp::RemoveWorktree {
-            worker_id,
-            delete_branch,
-            reply,
+        let id = worker_id.to_string();
+        let desc = OpDesc::low("remove_worktree").on(&id);
+        self.call(desc, move |r| async move {
+            r.remove_worktree(&id, delete_branch).await
         })
         .await
     }
+
     pub async fn sync_worktree(
         &self,
         worktree: impl Into<PathBuf>,
         onto: &str,
     ) -> Result<SyncOutcome, GitError> {
-        let (worktree, onto) = (worktree.into(), onto.to_string());
-        self.op("sync_worktree", |reply| GitOp::SyncWorktree {
-            worktree,
-            onto,
-            kept_in: None,
-            reply,
-        })
-        .await
+        self.switch_worktree(worktree, onto, None).await
     }
+
     /// See [`GitRepo::switch_worktree`].
     pub async fn switch_worktree(
         &self,
@@ -609,16 +464,17 @@ impl GitHandle {
         to: &str,
         kept_in: Option<&str>,
     ) -> Result<SyncOutcome, GitError> {
-        let (worktree, onto, kept_in) =
+        let (worktree, to, kept_in) =
             (worktree.into(), to.to_string(), kept_in.map(str::to_string));
-        self.op("sync_worktree", |reply| GitOp::SyncWorktree {
-            worktree,
-            onto,
-            kept_in,
-            reply,
+        let desc = OpDesc::high("sync_worktree")
+            .on(worktree.display())
+            .from(&to);
+        self.call(desc, move |r| async move {
+            r.switch_worktree(&worktree, &to, kept_in.as_deref()).await
         })
         .await
     }
+
     /// See [`GitRepo::capture_task`].
     pub async fn capture_task(
         &self,
@@ -633,74 +489,97 @@ impl GitHandle {
             task_ref.to_string(),
             target.to_string(),
         );
-        self.op("capture_task", |reply| GitOp::CaptureTask {
-            worktree,
-            message,
-            task_ref,
-            target,
-            reply,
+        let desc = OpDesc::normal("capture_task")
+            .on(&task_ref)
+            .from(worktree.display());
+        self.call(desc, move |r| async move {
+            r.capture_task(&worktree, &message, &task_ref, &target)
+                .await
         })
         .await
     }
+
     pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
-        self.op("merge", |reply| GitOp::Merge { req, reply }).await
+        let desc = OpDesc::low("merge")
+            .on(&req.target)
+            .from(&req.source)
+            .verifying();
+        self.call(desc, move |r| async move { r.merge(&req).await })
+            .await
     }
+
     pub async fn merge_into_worktree(
         &self,
         worktree: impl Into<PathBuf>,
         from: &str,
     ) -> Result<WorktreeMerge, GitError> {
         let (worktree, from) = (worktree.into(), from.to_string());
-        self.op("merge_into_worktree", |reply| GitOp::MergeIntoWorktree {
-            worktree,
-            from,
-            reply,
+        let desc = OpDesc::high("merge_into_worktree")
+            .on(worktree.display())
+            .from(&from);
+        self.call(desc, move |r| async move {
+            r.merge_into_worktree(&worktree, &from).await
         })
         .await
     }
+
     pub async fn conclude_worktree_merge(
         &self,
         worktree: impl Into<PathBuf>,
     ) -> Result<String, GitError> {
         let worktree = worktree.into();
-        self.op("conclude_worktree_merge", |reply| {
-            GitOp::ConcludeWorktreeMerge { worktree, reply }
+        let desc = OpDesc::high("conclude_worktree_merge").on(worktree.display());
+        self.call(desc, move |r| async move {
+            r.conclude_worktree_merge(&worktree).await
         })
         .await
     }
+
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let (base, head) = (base.to_string(), head.to_string());
-        self.op("diff_summary", |reply| GitOp::DiffSummary {
-            base,
-            head,
-            reply,
-        })
+        let desc = OpDesc::low("diff_summary").on(&base).from(&head);
+        self.call(
+            desc,
+            move |r| async move { r.diff_summary(&base, &head).await },
+        )
         .await
     }
+
     pub async fn head(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
-        self.op("head", |reply| GitOp::Head { branch, reply }).await
+        let desc = OpDesc::low("head").on(&branch);
+        self.call(desc, move |r| async move { r.head(&branch).await })
+            .await
     }
+
     pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
         let branch = branch.to_string();
-        self.op("branch_exists", |reply| GitOp::BranchExists {
-            branch,
-            reply,
-        })
-        .await
+        let desc = OpDesc::low("branch_exists").on(&branch);
+        self.call(desc, move |r| async move { r.branch_exists(&branch).await })
+            .await
     }
+
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {
         let branch = branch.to_string();
-        self.op("log_graph", |reply| GitOp::LogGraph { branch, max, reply })
-            .await
+        let desc = OpDesc::low("log_graph").on(&branch);
+        self.call(
+            desc,
+            move |r| async move { r.log_graph(&branch, max).await },
+        )
+        .await
     }
+
     pub async fn fetch(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
-        self.op("fetch", |reply| GitOp::Fetch { branch, reply })
+        let desc = OpDesc::low("fetch").on(&branch);
+        self.call(desc, move |r| async move { r.fetch(&branch).await })
             .await
     }
+
     pub async fn push(&self, branch: &str) -> Result<PushStatus, GitError> {
         let branch = branch.to_string();
-        self.op("push", |reply| GitOp::Push { branch, reply }).await
+        let desc = OpDesc::low("push").on(&branch);
+        self.call(desc, move |r| async move { r.push(&branch).await })
+            .await
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git {op} failed (exit {code:?}) in {path}: `git {args}`: {stderr_tail}")]
@@ -84,9 +86,117 @@ pub enum GitError {
 
     #[error("git actor stopped before running {op}")]
     Stopped { op: String },
+
+    /// The machine, not the task: disk full, read-only file system, quota exceeded, git
+    /// missing. The caller pauses the run instead of failing tasks
+    /// ([`GitError::environment`]).
+    #[error("{kind} in {path}: {detail}")]
+    Environment {
+        kind: EnvFailure,
+        path: PathBuf,
+        detail: String,
+    },
+}
+
+/// An environmental failure: nothing a task or an agent can fix, everything the operator can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvFailure {
+    /// ENOSPC.
+    DiskFull,
+    /// EROFS.
+    ReadOnly,
+    /// EDQUOT.
+    QuotaExceeded,
+    /// The git program could not be found.
+    GitMissing,
+}
+
+impl std::fmt::Display for EnvFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnvFailure::DiskFull => "disk full",
+            EnvFailure::ReadOnly => "read-only file system",
+            EnvFailure::QuotaExceeded => "disk quota exceeded",
+            EnvFailure::GitMissing => "git is not installed",
+        })
+    }
+}
+
+impl EnvFailure {
+    /// The failure an I/O error stands for, if it is environmental.
+    pub fn from_io(e: &std::io::Error) -> Option<EnvFailure> {
+        match e.raw_os_error()? {
+            libc_codes::ENOSPC => Some(EnvFailure::DiskFull),
+            libc_codes::EROFS => Some(EnvFailure::ReadOnly),
+            libc_codes::EDQUOT => Some(EnvFailure::QuotaExceeded),
+            _ => None,
+        }
+    }
+
+    /// The failure git reports in `stderr` (its `strerror` text, run with `LC_ALL=C`).
+    pub(crate) fn from_git_stderr(stderr: &str) -> Option<EnvFailure> {
+        if stderr.contains("No space left on device") {
+            Some(EnvFailure::DiskFull)
+        } else if stderr.contains("Read-only file system") {
+            Some(EnvFailure::ReadOnly)
+        } else if stderr.contains("Disk quota exceeded") {
+            Some(EnvFailure::QuotaExceeded)
+        } else {
+            None
+        }
+    }
+}
+
+mod libc_codes {
+    use nix::errno::Errno;
+    pub const ENOSPC: i32 = Errno::ENOSPC as i32;
+    pub const EROFS: i32 = Errno::EROFS as i32;
+    pub const EDQUOT: i32 = Errno::EDQUOT as i32;
 }
 
 impl GitError {
+    /// `Some` when the failure is the machine's (disk full, read-only, quota, git missing):
+    /// pause the run, do not fail the task.
+    pub fn environment(&self) -> Option<EnvFailure> {
+        match self {
+            GitError::Environment { kind, .. } => Some(*kind),
+            GitError::Io { source, .. } | GitError::Spawn { source, .. } => {
+                EnvFailure::from_io(source)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn spawn(
+        op: &str,
+        program: &str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound && program_is_git(program) {
+            return GitError::Environment {
+                kind: EnvFailure::GitMissing,
+                path,
+                detail: format!("{op}: could not run `{program}`: {source}"),
+            };
+        }
+        if let Some(kind) = EnvFailure::from_io(&source) {
+            return GitError::Environment {
+                kind,
+                path,
+                detail: format!("{op}: could not run `{program}`: {source}"),
+            };
+        }
+        GitError::Spawn {
+            op: op.to_string(),
+            program: program.to_string(),
+            path,
+            source,
+        }
+    }
+
     pub(crate) fn invalid(op: &str, reason: impl Into<String>) -> Self {
         GitError::Invalid {
             op: op.to_string(),
@@ -94,12 +204,25 @@ impl GitError {
         }
     }
     pub(crate) fn io(op: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if let Some(kind) = EnvFailure::from_io(&source) {
+            return GitError::Environment {
+                kind,
+                path: path.into(),
+                detail: format!("{op}: {source}"),
+            };
+        }
         GitError::Io {
             op: op.to_string(),
             path: path.into(),
             source,
         }
     }
+}
+
+fn program_is_git(program: &str) -> bool {
+    std::path::Path::new(program)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("git"))
 }
 
 /// Last `max` characters of `s` (on a char boundary), for error messages and verify output.

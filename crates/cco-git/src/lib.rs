@@ -1,11 +1,16 @@
 //! cco-git: every git operation of a cco run, serialised through one GitActor.
 //!
 //! # Layout
-//! - [`GitRepo`] (`repo.rs`): the plain async layer — functions that run git processes.
-//!   Testable without the actor; not safe to call concurrently on one repository.
+//! - [`GitRepo`] (`repo/`): the plain async layer — functions that run git processes, one
+//!   file per concern (see its module docs). Testable without the actor; not safe to call
+//!   concurrently on one repository.
+//! - `git.rs`: the one command builder. Every git process cco runs is built there, so what
+//!   applies to all of them (identity, timeout, process group, stale-lock retry) is written
+//!   once.
 //! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
 //!   time (the in-flight op runs in a spawned task, so [`GitHandle::status`] answers
-//!   meanwhile), and its cloneable async front door. Ops a worker waits on before its next
+//!   meanwhile), and its cloneable async front door. An op is one [`GitHandle`] method: its
+//!   description ([`OpDesc`]) and a closure over [`GitRepo`]. Ops a worker waits on before its next
 //!   turn go first, captures of finished turns next, merges and diffs last ([`Priority`]).
 //! - Hot ops keep their process count low: revisions are resolved in batches
 //!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
@@ -53,13 +58,16 @@
 mod actor;
 mod cmd;
 mod error;
+mod git;
+mod names;
 mod repo;
 mod sanitize;
 mod types;
 
-pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Priority};
-pub use error::GitError;
-pub use repo::{task_ref, team_branch, worker_branch, GitRepo};
+pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, OpDesc, Priority};
+pub use error::{EnvFailure, GitError};
+pub use names::{task_ref, team_branch, worker_branch};
+pub use repo::GitRepo;
 pub use sanitize::{
     branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
     validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT,

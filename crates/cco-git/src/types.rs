@@ -86,6 +86,8 @@ pub struct GitConfig {
     /// Author/committer of commits made by cco (`None` = git's configured identity, falling
     /// back to `cco <cco@localhost>` when none is configured).
     pub identity: Option<(String, String)>,
+    /// The git program (default `git`, found on `PATH`).
+    pub git_program: PathBuf,
 }
 
 impl GitConfig {
@@ -104,6 +106,7 @@ impl GitConfig {
             push: false,
             stale_lock_age: Duration::from_secs(5),
             identity: None,
+            git_program: PathBuf::from("git"),
         }
     }
 }

@@ -1,0 +1,124 @@
+//! [`GitRepo`]: the plain async git layer. Every method runs git processes (built by the one
+//! command builder in `git.rs`, each bounded by [`GitConfig::git_timeout`]) and can be used
+//! without the actor (tests do). It is NOT safe to call concurrently on one repository: the
+//! [`crate::GitActor`] serialises it.
+//!
+//! One file per concern:
+//! - `refs.rs`: resolving names (batched), ancestry, state of a checkout; branches.
+//! - `setup.rs`: the clone (fresh or reused), excludes, env files.
+//! - `worktrees.rs`: listing and recognising the checkouts of the clone.
+//! - `agents.rs`: agents' checkouts: create, switch/sync, remove.
+//! - `capture.rs`: committing an agent's leftovers, freezing a task's work, snapshots.
+//! - `merge.rs`: merging into a shared branch (in memory when possible) and landing it;
+//!   `integration.rs`: the integration-worktree path, union resolution, the verify gate.
+//! - `conflicts.rs`: merges an agent resolves in its own checkout.
+//! - `remote.rs`: fetch and push. `diff.rs`: summaries and logs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::sanitize::{single_component, slugify, validate_relative_path};
+use crate::types::*;
+use crate::GitError;
+
+mod agents;
+mod capture;
+mod conflicts;
+mod diff;
+mod integration;
+mod merge;
+mod refs;
+mod remote;
+mod setup;
+mod worktrees;
+
+pub(crate) use refs::nul_list;
+use worktrees::WorktreeEntry;
+
+pub struct GitRepo {
+    cfg: GitConfig,
+    repo_dir: PathBuf,
+    env_rel: Vec<PathBuf>,
+    info: Mutex<Option<RepoInfo>>,
+    /// In-memory merges allowed (tests turn them off to compare with the worktree path).
+    fast_merge: std::sync::atomic::AtomicBool,
+    /// `Some(None)`: in-memory merges impossible; `Some(Some(hooks dir))`: possible.
+    merge_tree_env: Mutex<Option<Option<PathBuf>>>,
+}
+
+impl std::fmt::Debug for GitRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRepo")
+            .field("repo_dir", &self.repo_dir)
+            .finish()
+    }
+}
+
+impl GitRepo {
+    /// Validates the configuration (env file paths); runs no git.
+    pub fn new(cfg: GitConfig) -> Result<GitRepo, GitError> {
+        let mut env_rel = Vec::new();
+        for e in &cfg.env_files {
+            let rel = validate_relative_path(&e.relative.to_string_lossy())?;
+            if !e.source.is_absolute() {
+                return Err(GitError::InvalidPath {
+                    path: e.source.display().to_string(),
+                    reason: "env file source must be absolute".into(),
+                });
+            }
+            env_rel.push(rel);
+        }
+        let repo_dir = cfg.workspace.join("repo");
+        Ok(GitRepo {
+            cfg,
+            repo_dir,
+            env_rel,
+            info: Mutex::new(None),
+            fast_merge: std::sync::atomic::AtomicBool::new(true),
+            merge_tree_env: Mutex::new(None),
+        })
+    }
+
+    /// Testing aid: `false` makes every merge go through the integration worktree.
+    #[doc(hidden)]
+    pub fn set_in_memory_merges(&self, enabled: bool) {
+        self.fast_merge
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn config(&self) -> &GitConfig {
+        &self.cfg
+    }
+
+    /// `<workspace>/repo`.
+    pub fn repo_dir(&self) -> &Path {
+        &self.repo_dir
+    }
+
+    /// Set by [`GitRepo::setup`].
+    pub fn info(&self) -> Option<RepoInfo> {
+        self.info.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// Author and committer of the commits cco makes (see [`GitConfig::identity`]).
+    pub(crate) fn identity(&self) -> Option<&(String, String)> {
+        self.cfg.identity.as_ref()
+    }
+
+    fn base(&self) -> Result<String, GitError> {
+        self.info()
+            .map(|i| i.base_branch)
+            .ok_or_else(|| GitError::invalid("git", "repository not set up (call setup first)"))
+    }
+
+    pub fn worktree_path(&self, worker_id: &str) -> PathBuf {
+        self.cfg
+            .workspace
+            .join("worktrees")
+            .join(single_component(worker_id))
+    }
+
+    fn integration_path(&self, target: &str) -> PathBuf {
+        self.cfg.workspace.join("integration").join(slugify(target))
+    }
+}
