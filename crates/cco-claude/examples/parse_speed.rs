@@ -3,11 +3,13 @@
 use std::time::Instant;
 
 fn main() {
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/claude-stream-json").into()
-        });
+    let dir = std::env::args().nth(1).unwrap_or_else(|| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/claude-stream-json"
+        )
+        .into()
+    });
     let mut lines = Vec::new();
     for entry in std::fs::read_dir(&dir).expect("fixtures dir") {
         let path = entry.expect("entry").path();

@@ -255,7 +255,10 @@ fn a_bare_clone_has_every_fixture() {
         // Not a git checkout (an exported source tree): copy the tree without build output.
         copy_tree(&root, &clone);
     }
-    assert!(!tmp.path().join("shared").exists(), "no shared/ beside the clone");
+    assert!(
+        !tmp.path().join("shared").exists(),
+        "no shared/ beside the clone"
+    );
     let here = parse_every_fixture(&cco_testkit::fixtures_dir());
     let there = parse_every_fixture(&cco_testkit::fixtures_dir_in(&clone));
     assert_eq!(here, there, "the clone has every fixture of this checkout");

@@ -283,6 +283,8 @@ pub struct GitHandle {
     actor: ActorRef<GitMsg>,
     rpc_timeout: Duration,
     priority: Option<Priority>,
+    /// The expected tips of the shared branches (see [`GitHandle::expected_tips`]).
+    tips: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl GitHandle {
@@ -292,6 +294,7 @@ impl GitHandle {
         // Calls wait for queued ops too; this is a safety net, not a deadline.
         let rpc_timeout = (cfg.op_timeout + cfg.verify_timeout) * 4;
         let repo = Arc::new(GitRepo::new(cfg)?);
+        let tips = repo.tips_handle();
         let (actor, join) = Actor::spawn(None, GitActor, repo)
             .await
             .map_err(|e| GitError::Actor(format!("spawn: {e}")))?;
@@ -300,6 +303,7 @@ impl GitHandle {
                 actor,
                 rpc_timeout,
                 priority: None,
+                tips,
             },
             join,
         ))
@@ -573,6 +577,65 @@ impl GitHandle {
         let branch = branch.to_string();
         let desc = OpDesc::low("fetch").on(&branch);
         self.call(desc, move |r| async move { r.fetch(&branch).await })
+            .await
+    }
+
+    /// The commit cco last wrote to each shared branch (base, run, team branches), read
+    /// without a round trip to the actor: for the journal to persist. See
+    /// [`GitRepo::expected_tips`].
+    pub fn expected_tips(&self) -> std::collections::BTreeMap<String, String> {
+        self.tips.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Restores the expected tips a journal kept (before the first merge of a resumed run).
+    pub async fn restore_expected_tips(
+        &self,
+        tips: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), GitError> {
+        let desc = OpDesc::high("restore_expected_tips");
+        self.call(desc, move |r| async move {
+            r.restore_expected_tips(tips);
+            Ok(())
+        })
+        .await
+    }
+
+    /// See [`GitRepo::check_commits`]: the content checks (paths, symlinks, submodules,
+    /// conflict markers, secrets) of what `head` adds over `base`.
+    pub async fn check_commits(&self, base: &str, head: &str) -> Result<(), GitError> {
+        let (base, head) = (base.to_string(), head.to_string());
+        let desc = OpDesc::normal("check_commits").on(&base).from(&head);
+        self.call(desc, move |r| async move {
+            let base = r.head(&base).await?;
+            let head = r.head(&head).await?;
+            r.check_commits(&base, &head).await
+        })
+        .await
+    }
+
+    /// See [`GitRepo::fetch_task_result`].
+    pub async fn fetch_task_result(
+        &self,
+        worktree: impl Into<PathBuf>,
+        commit: &str,
+        task_ref: &str,
+    ) -> Result<(), GitError> {
+        let (worktree, commit, task_ref) =
+            (worktree.into(), commit.to_string(), task_ref.to_string());
+        let desc = OpDesc::normal("fetch_task_result")
+            .on(&task_ref)
+            .from(worktree.display());
+        self.call(desc, move |r| async move {
+            r.fetch_task_result(&worktree, &commit, &task_ref).await
+        })
+        .await
+    }
+
+    /// See [`GitRepo::remove_stale_locks`]: call once the run's lock is held, before any
+    /// agent runs.
+    pub async fn remove_stale_locks(&self) -> Result<Vec<PathBuf>, GitError> {
+        let desc = OpDesc::high("remove_stale_locks");
+        self.call(desc, |r| async move { Ok(r.remove_stale_locks()) })
             .await
     }
 

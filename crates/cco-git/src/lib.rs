@@ -56,20 +56,24 @@
 //!   [`GitRepo::conclude_worktree_merge`].
 
 mod actor;
+mod checks;
 mod cmd;
 mod error;
 mod git;
+mod harden;
 mod names;
 mod repo;
 mod sanitize;
+mod secrets;
 mod types;
 
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, OpDesc, Priority};
-pub use error::{EnvFailure, GitError};
+pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
 pub use names::{task_ref, team_branch, worker_branch};
 pub use repo::GitRepo;
 pub use sanitize::{
-    branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
-    validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT,
+    branch_name_problem, is_secret_path, ref_name_problem, sanitize_branch_component, slugify,
+    validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT, MAX_NAME_COMPONENT, MAX_REF_COMPONENT,
 };
+pub use secrets::MIN_SECRET_LEN;
 pub use types::*;

@@ -1,6 +1,6 @@
 //! Names cco gives branches and refs: team and worker branches, task refs.
 
-use crate::sanitize::{branch_name_problem, single_component};
+use crate::sanitize::{ref_name_problem, single_component};
 
 /// Branch of team `team` (hierarchy mode). Not `cco/<team>`: git cannot hold both the ref
 /// `cco/<team>` and the worker refs `cco/<team>/<worker>` (file/directory conflict).
@@ -39,7 +39,7 @@ pub fn task_ref(run: &str, team: &str, task_id: &str) -> String {
 /// `main~1`): resolve those. Only for ops that run one at a time (the GitActor's): nothing can
 /// move the ref between two commands of the op.
 pub(crate) fn direct_ref(name: &str) -> Option<String> {
-    if branch_name_problem(name).is_some() {
+    if ref_name_problem(name).is_some() {
         None
     } else if name.starts_with("refs/") {
         Some(name.to_string())

@@ -88,6 +88,44 @@ pub struct GitConfig {
     pub identity: Option<(String, String)>,
     /// The git program (default `git`, found on `PATH`).
     pub git_program: PathBuf,
+    /// Secret values the run knows (API keys, env values of key entries, an OAuth token):
+    /// commits adding one never reach a shared ref.
+    pub secrets: SecretValues,
+}
+
+/// Secret values, never printed (`Debug` shows how many).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(Vec<String>);
+
+impl SecretValues {
+    pub fn new(values: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut v: Vec<String> = values
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| s.len() >= crate::secrets::MIN_SECRET_LEN)
+            .collect();
+        v.sort();
+        v.dedup();
+        SecretValues(v)
+    }
+
+    pub(crate) fn values(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValues({} redacted)", self.0.len())
+    }
 }
 
 impl GitConfig {
@@ -107,6 +145,7 @@ impl GitConfig {
             stale_lock_age: Duration::from_secs(5),
             identity: None,
             git_program: PathBuf::from("git"),
+            secrets: SecretValues::default(),
         }
     }
 }
@@ -268,5 +307,27 @@ impl GitStatus {
     /// Total time the GitActor spent running ops.
     pub fn busy_ms(&self) -> f64 {
         self.by_op.values().map(|s| s.busy_ms).sum()
+    }
+}
+
+/// A place in a file of a commit: path (in the commit's tree) and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FileLine {
+    pub path: String,
+    pub line: u64,
+}
+
+impl FileLine {
+    pub fn new(path: impl Into<String>, line: u64) -> Self {
+        FileLine {
+            path: path.into(),
+            line,
+        }
+    }
+}
+
+impl std::fmt::Display for FileLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path, self.line)
     }
 }

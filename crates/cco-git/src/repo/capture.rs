@@ -4,32 +4,27 @@
 use std::path::Path;
 
 use super::*;
-use crate::names::*;
-use crate::sanitize::{branch_name_problem, is_secret_path, single_component};
+use crate::sanitize::{is_secret_path, ref_name_problem, single_component};
 use crate::GitError;
-
-fn timestamp() -> String {
-    chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string()
-}
 
 impl GitRepo {
     /// `git add -A` into the current index of `dir` (or `index` if given), then unstages every
     /// secret file the add (or an agent's `git add -f`) staged.
     pub(super) async fn stage_all(
         &self,
-        dir: &Path,
+        agent: &AgentRepo,
         index: Option<&str>,
     ) -> Result<Vec<String>, GitError> {
         let envs: Vec<(&str, &str)> = index
             .map(|i| vec![("GIT_INDEX_FILE", i)])
             .unwrap_or_default();
-        self.git("add", dir)
+        self.agent_git("add", agent)
             .args(["add", "-A"])
             .envs(&envs)
             .run()
             .await?;
         let added = self
-            .git("diff", dir)
+            .agent_git("diff", agent)
             .args([
                 "diff",
                 "--cached",
@@ -47,68 +42,81 @@ impl GitRepo {
             .filter(|p| is_secret_path(p, &self.env_rel))
             .collect();
         if !secrets.is_empty() {
-            tracing::warn!(dir = %dir.display(), files = ?secrets, "unstaging secret files");
+            tracing::warn!(dir = %agent.path.display(), files = ?secrets, "unstaging secret files");
             let mut args = vec!["rm", "--cached", "-q", "--ignore-unmatch", "--"];
             args.extend(secrets.iter().map(String::as_str));
-            self.git("rm", dir).args(&args).envs(&envs).run().await?;
+            self.agent_git("rm", agent)
+                .args(&args)
+                .envs(&envs)
+                .run()
+                .await?;
         }
         Ok(secrets)
     }
 
     /// Commits everything the agent left uncommitted (secret files excluded). `None` when
-    /// there was nothing to commit.
+    /// there was nothing to commit. cco's clone keeps a copy of the agent's branch (fetched)
+    /// so the commit outlives the agent's repository.
     pub async fn commit_all(
         &self,
         worktree: &Path,
         message: &str,
     ) -> Result<Option<String>, GitError> {
-        let entry = self.our_worktree(worktree).await?;
-        Ok(self.commit_worktree(worktree, &entry, message).await?.0)
+        let agent = self.our_agent(worktree)?;
+        let committed = self.commit_agent(&agent, message).await?.0;
+        if let (Some(commit), Some(branch)) = (&committed, &agent.branch) {
+            self.fetch_from_agent(&agent, commit, Some(&format!("refs/heads/{branch}")))
+                .await?;
+        }
+        Ok(committed)
     }
 
-    /// [`GitRepo::commit_all`] of a checked worktree; also says whether the worktree was
-    /// dirty (anything staged, changed or untracked, or a merge in progress).
-    pub(super) async fn commit_worktree(
+    /// [`GitRepo::commit_all`] in a checked agent repository, without the copy; also says
+    /// whether it was dirty (anything staged, changed or untracked, or a merge in progress).
+    pub(super) async fn commit_agent(
         &self,
-        worktree: &Path,
-        entry: &WorktreeEntry,
+        agent: &AgentRepo,
         message: &str,
     ) -> Result<(Option<String>, bool), GitError> {
         // Common case (agents commit their own work): nothing staged, changed or untracked
         // and no merge in progress — one `status` answers it. Anything else takes the full
         // path below.
-        if let Some(git_dir) = &entry.git_dir {
-            let status = self
-                .git("status", worktree)
-                .args([
-                    "status",
-                    "--porcelain",
-                    "-z",
-                    "--untracked-files=normal",
-                    "--ignore-submodules=none",
-                ])
-                .run()
-                .await?;
-            if status.is_empty() && !git_dir.join("MERGE_HEAD").exists() {
-                return Ok((None, false));
-            }
+        let status = self
+            .agent_git("status", agent)
+            .args([
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=normal",
+                "--ignore-submodules=none",
+            ])
+            .run()
+            .await?;
+        if status.is_empty() && !agent.git_dir.join("MERGE_HEAD").exists() {
+            return Ok((None, false));
         }
         // `add -A` would mark conflicted files resolved, markers and all.
-        let unmerged = self.unmerged_files(worktree).await?;
+        let unmerged = self.unmerged_files(agent).await?;
         if !unmerged.is_empty() {
             return Err(GitError::UnresolvedConflicts {
-                path: worktree.to_path_buf(),
+                path: agent.path.clone(),
                 files: unmerged,
             });
         }
-        self.stage_all(worktree, None).await?;
+        self.stage_all(agent, None).await?;
         let nothing = self
-            .git("diff", worktree)
-            .args(["diff", "--cached", "--quiet"])
+            .agent_git("diff", agent)
+            .args([
+                "diff",
+                "--cached",
+                "--quiet",
+                "--no-ext-diff",
+                "--no-textconv",
+            ])
             .output()
             .await?
             .success();
-        if nothing && !self.merging(worktree).await? {
+        if nothing && !self.merging(agent).await? {
             return Ok((None, true));
         }
         let msg = if message.trim().is_empty() {
@@ -116,21 +124,22 @@ impl GitRepo {
         } else {
             message
         };
-        self.git("commit", worktree)
-            .args(["commit", "-q", "-m", msg])
+        self.agent_git("commit", agent)
+            .args(["commit", "-q", "--no-verify", "-m", msg])
             .run()
             .await?;
-        Ok((Some(self.resolve_required(worktree, "HEAD").await?), true))
+        Ok((Some(self.resolve_required(agent, "HEAD").await?), true))
     }
 
-    /// Freezes a worker's finished turn and frees its worktree for the next task, in one op:
-    /// commits what the agent left uncommitted (as [`GitRepo::commit_all`]), points `task_ref`
-    /// (see [`task_ref`]) at the worktree's HEAD, then resets the worktree to the tip of
-    /// `target` ("parks" it). The work stays reachable from `task_ref` for review and merge.
+    /// Freezes a worker's finished turn and frees its repository for the next task, in one
+    /// op: commits what the agent left uncommitted (as [`GitRepo::commit_all`]), fetches the
+    /// agent's HEAD into `task_ref` ([`GitRepo::fetch_task_result`]), then resets the agent's
+    /// repository to the tip of `target` ("parks" it). The work stays reachable from
+    /// `task_ref` for review and merge.
     ///
-    /// A worktree whose HEAD is already in `target` (nothing done, or already parked: a
+    /// A repository whose HEAD is already in `target` (nothing done, or already parked: a
     /// capture repeated after a restart) leaves `task_ref` as it was. Unresolved conflicts are
-    /// an error and leave the worktree untouched (use [`GitRepo::sync_worktree`], which
+    /// an error and leave the repository untouched (use [`GitRepo::sync_worktree`], which
     /// snapshots).
     pub async fn capture_task(
         &self,
@@ -139,40 +148,26 @@ impl GitRepo {
         task_ref: &str,
         target: &str,
     ) -> Result<CaptureOutcome, GitError> {
-        if !task_ref.starts_with("refs/cco/tasks/") || branch_name_problem(task_ref).is_some() {
-            return Err(GitError::invalid(
-                "capture_task",
-                format!("not a task ref: {task_ref:?}"),
-            ));
-        }
-        let entry = self.our_worktree(worktree).await?;
-        let (committed, was_dirty) = self.commit_worktree(worktree, &entry, message).await?;
+        check_task_ref(task_ref)?;
+        let agent = self.our_agent(worktree)?;
+        let (committed, was_dirty) = self.commit_agent(&agent, message).await?;
+        let tip = self.resolve_branchish(target).await?;
         // HEAD when it holds commits the target does not (in topological order the first
-        // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it. The
-        // target is named by its ref without resolving it first ([`direct_ref`]); a name
-        // that is not one is resolved.
-        let not_in = |tip: String| async move {
-            let args = ["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip];
-            let out = self.git("rev-list", worktree).args(args).output().await?;
-            Ok::<_, GitError>(out.success().then(|| (tip.clone(), out.stdout)))
-        };
-        let found = match direct_ref(target) {
-            Some(tip) => not_in(tip).await?,
-            None => None,
-        };
-        let (tip, not_in_target) = match found {
-            Some(found) => found,
-            None => {
-                let tip = self.resolve_required(&self.repo_dir, target).await?;
-                let args = ["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip];
-                let out = self.git("rev-list", worktree).args(args).run().await?;
-                (tip, out)
-            }
-        };
+        // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it.
+        let not_in_target = self
+            .agent_git("rev-list", &agent)
+            .args(["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip])
+            .run()
+            .await?;
         let new_head = Some(not_in_target.trim().to_string()).filter(|h| !h.is_empty());
         let new_work = new_head.is_some();
         let task_commit = match new_head {
             Some(head) => {
+                // Fetched without a ref, checked, then frozen: refused work never gets a
+                // ref in cco's clone, and the agent's repository keeps it for a revision.
+                self.fetch_from_agent(&agent, &head, None).await?;
+                self.check_commits(&tip, &head).await?;
+                self.vet(&head);
                 self.git("update-ref", &self.repo_dir)
                     .args(["update-ref", "-m", "cco: capture task", task_ref, &head])
                     .run()
@@ -182,13 +177,13 @@ impl GitRepo {
             None => self.resolve(&self.repo_dir, task_ref).await?,
         };
         // Everything not in `target` is now in `task_ref` (or was already in `target`).
-        self.git("reset", worktree)
+        self.agent_git("reset", &agent)
             .args(["reset", "-q", "--hard", &tip])
             .run()
             .await?;
         if was_dirty {
             // Untracked files that were not committed (secret files): nothing else is left.
-            self.git("clean", worktree)
+            self.agent_git("clean", &agent)
                 .args(["clean", "-fdq"])
                 .run()
                 .await?;
@@ -197,6 +192,71 @@ impl GitRepo {
             committed,
             task_commit,
             moved: new_work,
+        })
+    }
+
+    /// The one way an agent's work reaches cco's clone: fetches `commit` (and the objects it
+    /// needs that cco lacks) from the agent repository at `worktree` and points `task_ref`
+    /// at it. cco's clone runs the fetch; what runs in the agent's repository is a pinned
+    /// `upload-pack` that runs no hook and reads no agent-named driver, and every object
+    /// received is checked (`fsck`) before the ref moves. A remote host's repository will be
+    /// fetched through the same seam.
+    pub async fn fetch_task_result(
+        &self,
+        worktree: &Path,
+        commit: &str,
+        task_ref: &str,
+    ) -> Result<(), GitError> {
+        check_task_ref(task_ref)?;
+        let agent = self.our_agent(worktree)?;
+        self.fetch_from_agent(&agent, commit, Some(task_ref)).await
+    }
+
+    /// `git fetch <agent> +<commit>:<into>` run by cco's clone (see
+    /// [`GitRepo::fetch_task_result`]); without `into`, only the objects.
+    pub(super) async fn fetch_from_agent(
+        &self,
+        agent: &AgentRepo,
+        commit: &str,
+        into: Option<&str>,
+    ) -> Result<(), GitError> {
+        if !(matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(GitError::invalid(
+                "fetch_task_result",
+                format!("not a commit id: {commit:?}"),
+            ));
+        }
+        let upload_pack = crate::harden::upload_pack_command(
+            &self.config().git_program.to_string_lossy(),
+            self.hardening(),
+        );
+        let spec = match into {
+            Some(into) => format!("+{commit}:{into}"),
+            None => commit.to_string(),
+        };
+        let from = agent.git_dir.to_string_lossy().into_owned();
+        let out = self
+            .git("fetch", &self.repo_dir)
+            .pre(crate::harden::agent_fetch_overrides())
+            .args([
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--no-recurse-submodules",
+                &format!("--upload-pack={upload_pack}"),
+                "--",
+                &from,
+                &spec,
+            ])
+            .output()
+            .await?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(match fsck_refusal(&out.stderr, commit) {
+            Some(refusal) => GitError::Refused(refusal),
+            None => out.error(),
         })
     }
 
@@ -209,26 +269,21 @@ impl GitRepo {
         worker_id: &str,
         force: bool,
     ) -> Result<Option<String>, GitError> {
-        let head = self.resolve_required(worktree, "HEAD").await?;
-        let git_dir = self
-            .git("rev-parse", worktree)
-            .args(["rev-parse", "--absolute-git-dir"])
-            .run()
-            .await?
-            .trim()
-            .to_string();
-        let index = format!("{git_dir}/cco-snapshot.index");
+        let agent = self.our_agent(worktree)?;
+        let agent = &agent;
+        let head = self.resolve_required(agent, "HEAD").await?;
+        let index = format!("{}/cco-snapshot.index", agent.git_dir.display());
         let _ = std::fs::remove_file(&index);
         let env = [("GIT_INDEX_FILE", index.as_str())];
         let tree = async {
-            self.git("read-tree", worktree)
+            self.agent_git("read-tree", agent)
                 .args(["read-tree", "HEAD"])
                 .envs(&env)
                 .run()
                 .await?;
-            self.stage_all(worktree, Some(&index)).await?;
+            self.stage_all(agent, Some(&index)).await?;
             Ok::<_, GitError>(
-                self.git("write-tree", worktree)
+                self.agent_git("write-tree", agent)
                     .args(["write-tree"])
                     .envs(&env)
                     .run()
@@ -241,7 +296,7 @@ impl GitRepo {
         let _ = std::fs::remove_file(&index);
         let tree = tree?;
         let head_tree = self
-            .git("rev-parse", worktree)
+            .agent_git("rev-parse", agent)
             .args(["rev-parse", "HEAD^{tree}"])
             .run()
             .await?
@@ -254,7 +309,7 @@ impl GitRepo {
         let ts = timestamp();
         let msg = format!("cco snapshot of {id} at {ts}");
         let commit = self
-            .git("commit-tree", worktree)
+            .agent_git("commit-tree", agent)
             .args(["commit-tree", &tree, "-p", &head, "-m", &msg])
             .run()
             .await?
@@ -266,11 +321,39 @@ impl GitRepo {
             name = format!("refs/cco/snapshots/{id}/{ts}-{n}");
             n += 1;
         }
-        self.git("update-ref", &self.repo_dir)
-            .args(["update-ref", &name, &commit])
-            .run()
-            .await?;
+        self.fetch_from_agent(agent, &commit, Some(&name)).await?;
         tracing::info!(worktree = %worktree.display(), snapshot = %name, "worktree state snapshotted");
         Ok(Some(name))
     }
+}
+
+/// Task refs live under `refs/cco/tasks/` and are valid ref names.
+fn check_task_ref(task_ref: &str) -> Result<(), GitError> {
+    if !task_ref.starts_with("refs/cco/tasks/") || ref_name_problem(task_ref).is_some() {
+        return Err(GitError::invalid(
+            "capture_task",
+            format!("not a task ref: {task_ref:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal an `fsck` failure of a fetch from an agent stands for (objects git itself
+/// calls malformed: a `.git` tree entry, a dangerous `.gitmodules`, ...).
+fn fsck_refusal(stderr: &str, commit: &str) -> Option<crate::error::Refusal> {
+    use crate::error::Refusal;
+    let line = stderr.lines().find(|l| l.starts_with("error: object "))?;
+    let rest = line.strip_prefix("error: object ")?;
+    let (_, rest) = rest.split_once(": ")?;
+    let (id, text) = rest.split_once(": ").unwrap_or((rest, ""));
+    Some(match id {
+        "hasDotgit" | "hasDotdot" | "fullPathname" => Refusal::GitPath {
+            commit: commit.to_string(),
+            path: format!("a tree entry git refuses ({id}: {text})"),
+        },
+        _ => Refusal::Malformed {
+            commit: commit.to_string(),
+            problem: format!("{id}: {text}"),
+        },
+    })
 }

@@ -40,6 +40,8 @@ fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String
 impl GitRepo {
     /// What `head` adds over `base` (commits `base..head`, changes since their merge base).
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
+        self.refresh_agent_branch(base).await?;
+        self.refresh_agent_branch(head).await?;
         let repo = &self.repo_dir;
         // Local branches and full ref names are used as they are ([`direct_ref`]); anything
         // else, or a name that does not resolve so, is resolved first.
@@ -93,6 +95,7 @@ impl GitRepo {
     }
 
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {
+        self.refresh_agent_branch(branch).await?;
         let sha = self.resolve_branchish(branch).await?;
         let n = format!("-n{}", max.max(1));
         self.git("log", &self.repo_dir)

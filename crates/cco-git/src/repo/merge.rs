@@ -2,12 +2,11 @@
 //! (`merge-tree --write-tree` + `commit-tree`), else in the integration worktree
 //! (`integration.rs`); then the compare-and-swap that lands it.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::*;
 use crate::error::tail;
-use crate::sanitize::{branch_name_problem, is_secret_path};
+use crate::sanitize::{is_secret_path, ref_name_problem};
 use crate::GitError;
 
 /// git's whitespace clean-up of a commit message (`git stripspace`, no comment stripping):
@@ -47,15 +46,16 @@ impl GitRepo {
     /// `git merge --no-ff`.
     pub async fn merge(&self, req: &MergeRequest) -> Result<MergeOutcome, GitError> {
         let repo = self.repo_dir.clone();
-        if let Some(problem) = branch_name_problem(&req.target) {
+        if let Some(problem) = ref_name_problem(&req.target) {
             return Err(GitError::InvalidBranchName {
                 name: req.target.clone(),
                 reason: problem,
             });
         }
+        self.refresh_agent_branch(&req.source).await?;
         let target_ref = format!("refs/heads/{}", req.target);
         // Target tip and source in one process (the source: a local branch wins).
-        let source_local = branch_name_problem(&req.source)
+        let source_local = ref_name_problem(&req.source)
             .is_none()
             .then(|| format!("refs/heads/{}", req.source));
         let mut revs = vec![target_ref.clone()];
@@ -74,6 +74,16 @@ impl GitRepo {
                 .ok_or_else(|| GitError::NotFound {
                     what: format!("revision {}", req.source),
                 })?;
+        // Shared branches must still hold what cco last wrote (the target, and the source
+        // when it is one: a team branch merged into the base).
+        self.guard_shared(&req.target, &old).await?;
+        let source_branch = req
+            .source
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&req.source);
+        if source_branch != req.target && self.is_shared(source_branch) {
+            self.guard_shared(source_branch, &src).await?;
+        }
         let mut mb = self
             .git("merge-base", &repo)
             .args(["merge-base", &old, &src])
@@ -88,6 +98,7 @@ impl GitRepo {
             if shallow.trim() == "true" {
                 tracing::info!("no merge base in a shallow clone; unshallowing");
                 self.git("fetch", &repo)
+                    .remote()
                     .args(["fetch", "-q", "--unshallow", "origin"])
                     .run()
                     .await?;
@@ -125,6 +136,11 @@ impl GitRepo {
                 branch: req.source.clone(),
                 path: secret,
             });
+        }
+        // What reaches the target must pass the content checks (done at capture for task
+        // refs cco captured in this process).
+        if !self.is_vetted(&src) {
+            self.check_commits(&mb, &src).await?;
         }
         let msg = req
             .message
@@ -198,44 +214,22 @@ impl GitRepo {
     }
 
     /// Whether [`GitRepo::merge_in_memory`] may be used: the installed git has
-    /// `merge-tree --write-tree` with `-X` and `--attr-source` (probed once), no
-    /// configuration makes `git merge` commit something else than `commit-tree` would
-    /// (`merge.log`, `merge.renormalize`, `merge.verifySignatures`, `commit.cleanup`, a
-    /// relative `core.hooksPath`; read once per repository), and no hook `git merge` runs
-    /// is installed (checked every time).
+    /// `merge-tree --write-tree` with `-X` and `--attr-source`, and no configuration makes
+    /// `git merge` commit something else than `commit-tree` would (`merge.log`,
+    /// `merge.renormalize`, `commit.cleanup`). Probed once per repository. (Hooks never run
+    /// in cco's git, so none can make the two differ.)
     pub(super) async fn merge_tree_usable(&self) -> Result<bool, GitError> {
-        let cached = self.merge_tree_env.lock().ok().and_then(|g| g.clone());
-        let env = match cached {
-            Some(env) => env,
-            None => {
-                let env = self.probe_merge_tree_env().await?;
-                if let Ok(mut g) = self.merge_tree_env.lock() {
-                    *g = Some(env.clone());
-                }
-                env
-            }
-        };
-        let Some(hooks) = env else {
-            return Ok(false);
-        };
-        for hook in [
-            "pre-merge-commit",
-            "prepare-commit-msg",
-            "commit-msg",
-            "post-merge",
-        ] {
-            let p = hooks.join(hook);
-            if std::fs::metadata(&p)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            {
-                return Ok(false);
-            }
+        if let Some(known) = self.merge_tree_env.lock().ok().and_then(|g| *g) {
+            return Ok(known);
         }
-        Ok(true)
+        let usable = self.probe_merge_tree_env().await?;
+        if let Ok(mut g) = self.merge_tree_env.lock() {
+            *g = Some(usable);
+        }
+        Ok(usable)
     }
 
-    /// `Some(hooks dir)` when in-memory merges are possible (see `merge_tree_usable`).
-    pub(super) async fn probe_merge_tree_env(&self) -> Result<Option<PathBuf>, GitError> {
+    async fn probe_merge_tree_env(&self) -> Result<bool, GitError> {
         let repo = &self.repo_dir;
         let probe = self
             .git("merge-tree", repo)
@@ -256,7 +250,7 @@ impl GitRepo {
             .await?;
         if !probe.success() {
             tracing::info!(stderr = %tail(&probe.stderr, 300), "git merge-tree --write-tree unusable; merges use the integration worktree");
-            return Ok(None);
+            return Ok(false);
         }
         let out = self
             .git("config", repo)
@@ -264,35 +258,25 @@ impl GitRepo {
                 "config",
                 "-z",
                 "--get-regexp",
-                r"^(merge\.(log|renormalize|verifysignatures)|commit\.cleanup|core\.hookspath)$",
+                r"^(merge\.(log|renormalize)|commit\.cleanup)$",
             ])
             .output()
             .await?;
-        let mut hooks = repo.join(".git").join("hooks");
         for item in nul_list(&out.stdout) {
             let (key, value) = item.split_once('\n').unwrap_or((item.as_str(), ""));
             let v = value.trim().to_ascii_lowercase();
             let off = matches!(v.as_str(), "false" | "no" | "off" | "0" | "");
             let blocks = match key {
-                "merge.log" | "merge.renormalize" | "merge.verifysignatures" => !off,
+                "merge.log" | "merge.renormalize" => !off,
                 "commit.cleanup" => !matches!(v.as_str(), "default" | "whitespace"),
-                "core.hookspath" => {
-                    let p = PathBuf::from(value);
-                    if p.is_absolute() {
-                        hooks = p;
-                        false
-                    } else {
-                        true
-                    }
-                }
                 _ => true,
             };
             if blocks {
                 tracing::info!(%key, %value, "configuration changes what git merge commits; merges use the integration worktree");
-                return Ok(None);
+                return Ok(false);
             }
         }
-        Ok(Some(hooks))
+        Ok(true)
     }
 
     /// Moves the target from `old` to `new` (compare-and-swap), keeps checkouts of the target
@@ -319,6 +303,9 @@ impl GitRepo {
                 expected: old.to_string(),
                 actual,
             });
+        }
+        if self.is_shared(&req.target) {
+            self.expect(&req.target, &new);
         }
         self.refresh_checkouts(&req.target, old, &new, integration)
             .await?;

@@ -14,9 +14,12 @@
 //! - `conflicts.rs`: merges an agent resolves in its own checkout.
 //! - `remote.rs`: fetch and push. `diff.rs`: summaries and logs.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::git::At;
+use crate::harden::{DriverCache, Hardening};
 use crate::sanitize::{single_component, slugify, validate_relative_path};
 use crate::types::*;
 use crate::GitError;
@@ -26,14 +29,19 @@ mod capture;
 mod conflicts;
 mod diff;
 mod integration;
+mod integrity;
 mod merge;
 mod refs;
 mod remote;
 mod setup;
 mod worktrees;
 
+pub(crate) use agents::AgentRepo;
 pub(crate) use refs::nul_list;
-use worktrees::WorktreeEntry;
+
+fn timestamp() -> String {
+    chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string()
+}
 
 pub struct GitRepo {
     cfg: GitConfig,
@@ -42,8 +50,22 @@ pub struct GitRepo {
     info: Mutex<Option<RepoInfo>>,
     /// In-memory merges allowed (tests turn them off to compare with the worktree path).
     fast_merge: std::sync::atomic::AtomicBool,
-    /// `Some(None)`: in-memory merges impossible; `Some(Some(hooks dir))`: possible.
-    merge_tree_env: Mutex<Option<Option<PathBuf>>>,
+    /// `Some(false)`: in-memory merges impossible; `Some(true)`: possible.
+    merge_tree_env: Mutex<Option<bool>>,
+    hardening: Hardening,
+    drivers: DriverCache,
+    /// Author/committer of cco's commits, resolved by `setup`; `true` when it is cco's
+    /// fallback (the user has none).
+    identity: Mutex<Option<((String, String), bool)>>,
+    /// Worker branch -> the agent repository on it (registered by `create_worktree`).
+    agent_paths: Mutex<BTreeMap<String, PathBuf>>,
+    /// Agent repository -> (its HEAD, the merged commit) of the merge cco started there and
+    /// the agent resolves (see `conflicts.rs`).
+    resolutions: Mutex<BTreeMap<PathBuf, (String, String)>>,
+    /// Shared branch -> the commit cco last wrote to it (see `integrity.rs`).
+    tips: Arc<Mutex<BTreeMap<String, String>>>,
+    /// Task commits whose content passed [`GitRepo::check_commits`] at capture.
+    vetted: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -69,13 +91,25 @@ impl GitRepo {
             env_rel.push(rel);
         }
         let repo_dir = cfg.workspace.join("repo");
+        // Paths no one can put a file into.
+        let hardening = Hardening {
+            no_hooks: PathBuf::from("/dev/null"),
+            empty: PathBuf::from("/dev/null"),
+        };
         Ok(GitRepo {
+            identity: Mutex::new(cfg.identity.clone().map(|i| (i, false))),
             cfg,
             repo_dir,
             env_rel,
             info: Mutex::new(None),
             fast_merge: std::sync::atomic::AtomicBool::new(true),
             merge_tree_env: Mutex::new(None),
+            hardening,
+            drivers: DriverCache::default(),
+            agent_paths: Mutex::new(BTreeMap::new()),
+            resolutions: Mutex::new(BTreeMap::new()),
+            tips: Arc::new(Mutex::new(BTreeMap::new())),
+            vetted: Mutex::new(Default::default()),
         })
     }
 
@@ -101,8 +135,44 @@ impl GitRepo {
     }
 
     /// Author and committer of the commits cco makes (see [`GitConfig::identity`]).
-    pub(crate) fn identity(&self) -> Option<&(String, String)> {
-        self.cfg.identity.as_ref()
+    pub(crate) fn identity(&self) -> Option<(String, String)> {
+        self.identity
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|(i, _)| i.clone()))
+    }
+
+    fn identity_is_fallback(&self) -> bool {
+        self.identity
+            .lock()
+            .ok()
+            .is_some_and(|g| g.as_ref().is_some_and(|(_, f)| *f))
+    }
+
+    /// The expected tips, shared (the [`crate::GitHandle`] reads them without a round trip).
+    pub(crate) fn tips_handle(&self) -> Arc<Mutex<BTreeMap<String, String>>> {
+        self.tips.clone()
+    }
+
+    pub(crate) fn hardening(&self) -> &Hardening {
+        &self.hardening
+    }
+
+    pub(crate) fn drivers(&self) -> &DriverCache {
+        &self.drivers
+    }
+
+    fn agent_paths(&self) -> BTreeMap<String, PathBuf> {
+        self.agent_paths
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
+    fn agent_paths_mut(&self) -> Result<MutexGuard<'_, BTreeMap<String, PathBuf>>, GitError> {
+        self.agent_paths
+            .lock()
+            .map_err(|_| GitError::Actor("poisoned".into()))
     }
 
     fn base(&self) -> Result<String, GitError> {

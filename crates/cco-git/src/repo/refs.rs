@@ -2,11 +2,10 @@
 //! (merging, unmerged, dirty), and the branches of the clone.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use super::*;
 use crate::names::*;
-use crate::sanitize::branch_name_problem;
+use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
 pub(crate) fn nul_list(s: &str) -> Vec<String> {
@@ -18,7 +17,11 @@ pub(crate) fn nul_list(s: &str) -> Vec<String> {
 
 impl GitRepo {
     /// `rev-parse --verify` of a commit-ish; `None` when it does not resolve.
-    pub(super) async fn resolve(&self, dir: &Path, rev: &str) -> Result<Option<String>, GitError> {
+    pub(super) async fn resolve(
+        &self,
+        at: impl Into<At<'_>>,
+        rev: &str,
+    ) -> Result<Option<String>, GitError> {
         if rev.starts_with('-') || rev.is_empty() {
             return Err(GitError::invalid(
                 "resolve",
@@ -27,15 +30,19 @@ impl GitRepo {
         }
         let spec = format!("{rev}^{{commit}}");
         let out = self
-            .git("rev-parse", dir)
+            .git_at("rev-parse", at.into())
             .args(["rev-parse", "-q", "--verify", "--end-of-options", &spec])
             .output()
             .await?;
         Ok(out.success().then(|| out.stdout.trim().to_string()))
     }
 
-    pub(super) async fn resolve_required(&self, dir: &Path, rev: &str) -> Result<String, GitError> {
-        self.resolve(dir, rev)
+    pub(super) async fn resolve_required(
+        &self,
+        at: impl Into<At<'_>>,
+        rev: &str,
+    ) -> Result<String, GitError> {
+        self.resolve(at, rev)
             .await?
             .ok_or_else(|| GitError::NotFound {
                 what: format!("revision {rev}"),
@@ -44,7 +51,7 @@ impl GitRepo {
 
     /// A local branch name or any commit-ish; local branches win.
     pub(super) async fn resolve_branchish(&self, rev: &str) -> Result<String, GitError> {
-        if branch_name_problem(rev).is_none() {
+        if ref_name_problem(rev).is_none() {
             if let Some(s) = self
                 .resolve(&self.repo_dir, &format!("refs/heads/{rev}"))
                 .await?
@@ -60,9 +67,10 @@ impl GitRepo {
     /// `rev-parse` per revision when a name cannot be sent on a line.
     pub(super) async fn resolve_many(
         &self,
-        dir: &Path,
+        at: impl Into<At<'_>>,
         revs: &[String],
     ) -> Result<Vec<Option<String>>, GitError> {
+        let at: At<'_> = at.into();
         for rev in revs {
             if rev.starts_with('-') || rev.is_empty() {
                 return Err(GitError::invalid(
@@ -78,7 +86,7 @@ impl GitRepo {
         if !batchable {
             let mut out = Vec::with_capacity(revs.len());
             for rev in revs {
-                out.push(self.resolve(dir, rev).await?);
+                out.push(self.resolve(at, rev).await?);
             }
             return Ok(out);
         }
@@ -89,7 +97,7 @@ impl GitRepo {
         }
         let args = ["cat-file", "--batch-check=%(objectname)"];
         let out = self
-            .git("rev-parse", dir)
+            .git_at("rev-parse", at)
             .args(args)
             .stdin(input.as_bytes())
             .output()
@@ -117,13 +125,13 @@ impl GitRepo {
     /// only give names that resolve the same in every worktree).
     pub(super) async fn resolve_branchish_many(
         &self,
-        dir: &Path,
+        at: impl Into<At<'_>>,
         names: &[&str],
     ) -> Result<Vec<String>, GitError> {
         let mut revs = Vec::new();
         let mut idx = Vec::new();
         for name in names {
-            let local = branch_name_problem(name)
+            let local = ref_name_problem(name)
                 .is_none()
                 .then(|| format!("refs/heads/{name}"));
             idx.push((
@@ -135,7 +143,7 @@ impl GitRepo {
             }
             revs.push(name.to_string());
         }
-        let found = self.resolve_many(dir, &revs).await?;
+        let found = self.resolve_many(at, &revs).await?;
         names
             .iter()
             .zip(idx)
@@ -150,9 +158,14 @@ impl GitRepo {
             .collect()
     }
 
-    pub(super) async fn is_ancestor(&self, dir: &Path, a: &str, b: &str) -> Result<bool, GitError> {
+    pub(super) async fn is_ancestor(
+        &self,
+        at: impl Into<At<'_>>,
+        a: &str,
+        b: &str,
+    ) -> Result<bool, GitError> {
         let out = self
-            .git("merge-base", dir)
+            .git_at("merge-base", at.into())
             .args(["merge-base", "--is-ancestor", a, b])
             .output()
             .await?;
@@ -163,18 +176,21 @@ impl GitRepo {
         }
     }
 
-    pub(super) async fn merging(&self, dir: &Path) -> Result<bool, GitError> {
+    pub(super) async fn merging(&self, at: impl Into<At<'_>>) -> Result<bool, GitError> {
         Ok(self
-            .git("rev-parse", dir)
+            .git_at("rev-parse", at.into())
             .args(["rev-parse", "-q", "--verify", "MERGE_HEAD"])
             .output()
             .await?
             .success())
     }
 
-    pub(super) async fn unmerged_files(&self, dir: &Path) -> Result<Vec<String>, GitError> {
+    pub(super) async fn unmerged_files(
+        &self,
+        at: impl Into<At<'_>>,
+    ) -> Result<Vec<String>, GitError> {
         let out = self
-            .git("diff", dir)
+            .git_at("diff", at.into())
             .args(["diff", "--name-only", "--diff-filter=U", "-z"])
             .run()
             .await?;
@@ -183,9 +199,9 @@ impl GitRepo {
     }
 
     /// Tracked changes or untracked (non-ignored) files.
-    pub(super) async fn is_dirty(&self, dir: &Path) -> Result<bool, GitError> {
+    pub(super) async fn is_dirty(&self, at: impl Into<At<'_>>) -> Result<bool, GitError> {
         let out = self
-            .git("status", dir)
+            .git_at("status", at.into())
             .args(["status", "--porcelain", "-z"])
             .run()
             .await?;
@@ -193,11 +209,12 @@ impl GitRepo {
     }
 
     pub async fn head(&self, branch: &str) -> Result<String, GitError> {
+        self.refresh_agent_branch(branch).await?;
         self.resolve_branchish(branch).await
     }
 
     pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
-        if branch_name_problem(branch).is_some() {
+        if ref_name_problem(branch).is_some() {
             return Ok(false);
         }
         Ok(self
@@ -213,16 +230,22 @@ impl GitRepo {
         from: Option<&str>,
     ) -> Result<String, GitError> {
         let name = team_branch(team);
-        if !self.branch_exists(&name).await? {
-            let from = match from {
-                Some(f) => f.to_string(),
-                None => self.base()?,
-            };
-            let sha = self.resolve_branchish(&from).await?;
-            self.git("branch", &self.repo_dir)
-                .args(["branch", "--no-track", &name, &sha])
-                .run()
-                .await?;
+        let full = format!("refs/heads/{name}");
+        match self.resolve(&self.repo_dir, &full).await? {
+            Some(tip) => self.adopt(&name, &tip),
+            None => {
+                let from = match from {
+                    Some(f) => f.to_string(),
+                    None => self.base()?,
+                };
+                let sha = self.resolve_branchish(&from).await?;
+                // Create only (the empty old value): never overwrite a branch.
+                self.git("update-ref", &self.repo_dir)
+                    .args(["update-ref", "-m", "cco: team branch", &full, &sha, ""])
+                    .run()
+                    .await?;
+                self.expect(&name, &sha);
+            }
         }
         Ok(name)
     }

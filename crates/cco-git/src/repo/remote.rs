@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::error::tail;
-use crate::sanitize::branch_name_problem;
+use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
 impl GitRepo {
@@ -18,19 +18,32 @@ impl GitRepo {
 
     /// Pushes `branch` to the run's push remote (same name there).
     pub async fn push(&self, branch: &str) -> Result<PushStatus, GitError> {
-        let Some(remote) = self.info().and_then(|i| i.push_remote) else {
-            return Ok(PushStatus::NotPushed);
-        };
-        if let Some(problem) = branch_name_problem(branch) {
+        if let Some(problem) = ref_name_problem(branch) {
             return Err(GitError::InvalidBranchName {
                 name: branch.into(),
                 reason: problem,
             });
         }
-        let spec = format!("refs/heads/{branch}:refs/heads/{branch}");
+        // Only a branch cco wrote, only the commit cco wrote (pushed by id: nothing can
+        // move the branch between the check and the push).
+        let Some(expected) = self.expected_tips().get(branch).cloned() else {
+            return Err(GitError::invalid(
+                "push",
+                format!("cco did not write {branch}; not pushed"),
+            ));
+        };
+        let tip = self
+            .resolve_required(&self.repo_dir, &format!("refs/heads/{branch}"))
+            .await?;
+        self.guard_shared(branch, &tip).await?;
+        let Some(remote) = self.info().and_then(|i| i.push_remote) else {
+            return Ok(PushStatus::NotPushed);
+        };
+        let spec = format!("{expected}:refs/heads/{branch}");
         let out = self
             .git("push", &self.repo_dir)
-            .args(["push", "-q", &remote, &spec])
+            .remote()
+            .args(["push", "-q", "--no-verify", &remote, &spec])
             .output()
             .await?;
         if out.success() {
@@ -46,7 +59,7 @@ impl GitRepo {
 
     /// Fetches `branch` from origin into `refs/remotes/origin/<branch>`; returns its tip.
     pub async fn fetch(&self, branch: &str) -> Result<String, GitError> {
-        if let Some(problem) = branch_name_problem(branch) {
+        if let Some(problem) = ref_name_problem(branch) {
             return Err(GitError::InvalidBranchName {
                 name: branch.into(),
                 reason: problem,
@@ -54,6 +67,7 @@ impl GitRepo {
         }
         let spec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
         self.git("fetch", &self.repo_dir)
+            .remote()
             .args(["fetch", "-q", "origin", &spec])
             .run()
             .await?;

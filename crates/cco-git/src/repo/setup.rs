@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::error::tail;
-use crate::sanitize::branch_name_problem;
+use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
 fn is_url(source: &str) -> bool {
@@ -19,6 +19,38 @@ fn is_url(source: &str) -> bool {
 
 /// Lines appended to `$GIT_COMMON_DIR/info/exclude` so secrets never show up as untracked.
 const SECRET_EXCLUDES: &[&str] = &[".claude/", "api-keys.json", ".env*"];
+
+/// A gitignore pattern matching `pattern` in any letter case (`.env*` -> `.[eE][nN][vV]*`).
+fn any_case(pattern: &str) -> String {
+    pattern
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphabetic() {
+                format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Hooks in cco's clone that refuse every push into it: cco's own git never runs hooks
+/// (`core.hooksPath=/dev/null`), so these only stop a foreign `git push <clone>`.
+fn refuse_pushes(git_dir: &Path) -> Result<(), GitError> {
+    let hooks = git_dir.join("hooks");
+    std::fs::create_dir_all(&hooks).map_err(|e| GitError::io("setup", &hooks, e))?;
+    for name in ["pre-receive", "update"] {
+        let p = hooks.join(name);
+        std::fs::write(
+            &p,
+            "#!/bin/sh\necho 'cco: this repository belongs to cco; it accepts no pushes' >&2\nexit 1\n",
+        )
+        .map_err(|e| GitError::io("setup", &p, e))?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| GitError::io("setup", &p, e))?;
+    }
+    Ok(())
+}
 
 impl GitRepo {
     /// Clones the source into `<workspace>/repo` (or reuses an existing clone on resume),
@@ -34,7 +66,18 @@ impl GitRepo {
         } else {
             self.fresh_clone().await?
         };
-        self.write_excludes()?;
+        let tip = self
+            .resolve_required(&repo, &format!("refs/heads/{}", info.base_branch))
+            .await?;
+        if info.reused {
+            self.adopt(&info.base_branch, &tip);
+        } else {
+            self.expect(&info.base_branch, &tip);
+        }
+        let git_dir = repo.join(".git");
+        self.write_excludes(&git_dir)?;
+        refuse_pushes(&git_dir)?;
+        self.resolve_identity().await?;
         *self
             .info
             .lock()
@@ -77,6 +120,7 @@ impl GitRepo {
         {
             let out = self
                 .git("fetch", repo)
+                .remote()
                 .args(["fetch", "-q", "origin"])
                 .output()
                 .await?;
@@ -108,7 +152,7 @@ impl GitRepo {
             p.to_string_lossy().into_owned()
         };
         if let Some(b) = &self.cfg.base_branch {
-            if let Some(problem) = branch_name_problem(b) {
+            if let Some(problem) = ref_name_problem(b) {
                 return Err(GitError::InvalidBranchName {
                     name: b.clone(),
                     reason: problem,
@@ -132,7 +176,7 @@ impl GitRepo {
         }
         let repo_s = repo.to_string_lossy().into_owned();
         args.extend(["--", &source, &repo_s]);
-        self.git("clone", &ws).args(&args).run().await?;
+        self.git("clone", &ws).remote().args(&args).run().await?;
 
         let head = self
             .git("symbolic-ref", &repo)
@@ -159,7 +203,7 @@ impl GitRepo {
             fetch.push(d);
         }
         fetch.extend(["origin", &refspec]);
-        self.git("fetch", &repo).args(&fetch).run().await?;
+        self.git("fetch", &repo).remote().args(&fetch).run().await?;
         if self
             .resolve(&repo, &format!("refs/heads/{upstream}"))
             .await?
@@ -180,24 +224,6 @@ impl GitRepo {
             .args(["update-ref", "--no-deref", "HEAD", &tip])
             .run()
             .await?;
-
-        if self.cfg.identity.is_none()
-            && !self
-                .git("config", &repo)
-                .args(["config", "user.email"])
-                .output()
-                .await?
-                .success()
-        {
-            self.git("config", &repo)
-                .args(["config", "user.name", "cco"])
-                .run()
-                .await?;
-            self.git("config", &repo)
-                .args(["config", "user.email", "cco@localhost"])
-                .run()
-                .await?;
-        }
 
         let push_remote = if url {
             Some("origin".to_string())
@@ -272,12 +298,42 @@ impl GitRepo {
         })
     }
 
-    pub(super) fn write_excludes(&self) -> Result<(), GitError> {
-        let info = self.repo_dir.join(".git").join("info");
+    /// The identity of cco's commits: the configured one, else the user's (read with the
+    /// user's config, once), else `cco <cco@localhost>` (also written into each agent
+    /// repository so agents can commit).
+    async fn resolve_identity(&self) -> Result<(), GitError> {
+        if self.identity().is_some() {
+            return Ok(());
+        }
+        let get = |key: &'static str| async move {
+            let out = self
+                .git("config", &self.repo_dir)
+                .remote()
+                .args(["config", "--get", key])
+                .output()
+                .await?;
+            Ok::<_, GitError>(Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty()))
+        };
+        let (name, email) = (get("user.name").await?, get("user.email").await?);
+        let found = match (name, email) {
+            (Some(n), Some(e)) if !(n == "cco" && e == "cco@localhost") => ((n, e), false),
+            _ => (("cco".to_string(), "cco@localhost".to_string()), true),
+        };
+        *self
+            .identity
+            .lock()
+            .map_err(|_| GitError::Actor("poisoned".into()))? = Some(found);
+        Ok(())
+    }
+
+    /// Appends the secret excludes (and env files) to `<git_dir>/info/exclude`.
+    pub(super) fn write_excludes(&self, git_dir: &Path) -> Result<(), GitError> {
+        let info = git_dir.join("info");
         std::fs::create_dir_all(&info).map_err(|e| GitError::io("exclude", &info, e))?;
         let path = info.join("exclude");
         let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        let mut wanted: Vec<String> = SECRET_EXCLUDES.iter().map(|s| s.to_string()).collect();
+        // Case-insensitive patterns (`.ENV`, `.Env.local` are secret files too).
+        let mut wanted: Vec<String> = SECRET_EXCLUDES.iter().map(|s| any_case(s)).collect();
         wanted.extend(self.env_rel.iter().map(|p| format!("/{}", p.display())));
         let mut changed = false;
         for line in wanted {

@@ -8,7 +8,7 @@ use crate::GitError;
 
 /// The branch a worktree's `HEAD` file names: `Some(None)` when detached, `None` when git
 /// should be asked (a symbolic ref to something else than a branch, an unknown format).
-fn branch_of(head: &Path) -> Option<Option<String>> {
+pub(super) fn branch_of(head: &Path) -> Option<Option<String>> {
     let text = std::fs::read_to_string(head).ok()?;
     let text = text.trim_end_matches('\n');
     if let Some(r) = text.strip_prefix("ref: ") {
@@ -26,8 +26,6 @@ fn branch_of(head: &Path) -> Option<Option<String>> {
 pub(super) struct WorktreeEntry {
     pub path: PathBuf,
     pub branch: Option<String>,
-    /// The worktree's private git dir (`$GIT_COMMON_DIR/worktrees/<id>`), when known.
-    pub git_dir: Option<PathBuf>,
 }
 
 impl GitRepo {
@@ -51,7 +49,6 @@ impl GitRepo {
         let mut list = vec![WorktreeEntry {
             path: main_path,
             branch: branch_of(&common.join("HEAD"))?,
-            git_dir: Some(common.clone()),
         }];
         let dir = common.join("worktrees");
         let entries = match std::fs::read_dir(&dir) {
@@ -73,7 +70,6 @@ impl GitRepo {
             linked.push(WorktreeEntry {
                 path: dotgit.parent()?.to_path_buf(),
                 branch: branch_of(&git_dir.join("HEAD"))?,
-                git_dir: Some(git_dir),
             });
         }
         linked.sort_by(|a, b| a.path.cmp(&b.path));
@@ -150,7 +146,6 @@ impl GitRepo {
         Some(WorktreeEntry {
             path: want.to_path_buf(),
             branch: branch_of(&git_dir.join("HEAD"))?,
-            git_dir: Some(git_dir),
         })
     }
 
@@ -172,11 +167,7 @@ impl GitRepo {
                 }
             }
             if let Some(path) = path {
-                list.push(WorktreeEntry {
-                    path,
-                    branch,
-                    git_dir: None,
-                });
+                list.push(WorktreeEntry { path, branch });
             }
         }
         Ok(list)
@@ -221,10 +212,19 @@ mod tests {
         let repo =
             GitRepo::new(GitConfig::new(tmp.path().join("ws"), src.to_string_lossy())).unwrap();
         repo.setup().await.unwrap();
-        repo.create_worktree("flat", "w1", "main").await.unwrap();
-        let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
-        // A detached one and one on the base branch.
-        cco_testkit::git(&w2.path, &["checkout", "-q", "--detach"]);
+        // Linked worktrees of the clone (what integration worktrees are): one on a branch,
+        // one detached, one on the base branch.
+        let wt = |name: &str, extra: &[&str]| {
+            let p = tmp.path().join(name);
+            let mut args = vec!["worktree", "add", "-q"];
+            args.extend(extra);
+            let ps = p.to_string_lossy().into_owned();
+            args.push(&ps);
+            args.push("main");
+            cco_testkit::git(repo.repo_dir(), &args);
+        };
+        wt("w1", &["-b", "cco/flat/w1"]);
+        wt("w2", &["--detach"]);
         let on_main = tmp.path().join("on main");
         cco_testkit::git(
             repo.repo_dir(),
@@ -239,7 +239,6 @@ mod tests {
             v
         };
         let files = repo.worktrees_from_files().expect("plain layout");
-        assert!(files.iter().skip(1).all(|e| e.git_dir.is_some()));
         let files = canon(files);
         assert_eq!(files.len(), 4);
         assert_eq!(files, canon(repo.worktrees_from_git().await.unwrap()));
