@@ -21,10 +21,12 @@ pub fn worker_branch(team: &str, worker_id: &str) -> String {
 }
 
 /// The frozen ref of a task's work: `refs/cco/tasks/<run>/<team>/<task-id>`. A worker's
-/// finished turn is captured here (see [`GitRepo::capture_task`]) so the worker can take its
+/// finished turn is captured here (see [`crate::GitRepo::capture_task`]) so the worker can take its
 /// next task while this one is reviewed and merged. Per run, so a task id reused by a later
 /// run in the same workspace never sees an earlier run's work. Outside `refs/heads/`: not a
-/// branch anyone checks out, but kept (and fetchable) like one.
+/// branch anyone checks out, but kept (and fetchable) like one. Every component is at most
+/// 64 bytes (the protocol's longest id and team name fit as they are; longer ones, e.g. a
+/// deduplicated `<id>-2`, keep a prefix and get a hash suffix).
 pub fn task_ref(run: &str, team: &str, task_id: &str) -> String {
     format!(
         "refs/cco/tasks/{}/{}/{}",

@@ -25,11 +25,16 @@ pub enum MergeStrategy {
     Fail,
 }
 
-/// Clone options (mirrors `cco_config::GitCloneOptions`).
+/// Clone options (mirrors `cco_config::GitCloneOptions`; `cloneDepth` is `depth`). cco
+/// repairs shallow and single-branch clones itself before it needs other history or
+/// branches (the fetch refspec is widened, a merge without a merge base unshallows).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloneOptions {
+    /// `--depth` (also for a local source: it is then cloned through `file://`).
     pub depth: Option<u32>,
+    /// `--single-branch`.
     pub single_branch: bool,
+    /// No `git submodule update` in agents' repositories.
     pub no_submodules: bool,
 }
 
@@ -66,6 +71,9 @@ pub struct GitConfig {
     pub workspace: PathBuf,
     /// `repositoryUrl` (any git URL incl. `file://`) or a local path (cloned too).
     pub source: String,
+    /// A local repository to clone instead of `source` (`localRepoPath`): no network at
+    /// clone time; `source`, when it is a URL, stays the remote pushed to.
+    pub local_source: Option<PathBuf>,
     /// Base branch; `None` = the source's default branch.
     pub base_branch: Option<String>,
     pub clone: CloneOptions,
@@ -133,6 +141,7 @@ impl GitConfig {
         GitConfig {
             workspace: workspace.into(),
             source: source.into(),
+            local_source: None,
             base_branch: None,
             clone: CloneOptions::default(),
             use_run_branch: false,

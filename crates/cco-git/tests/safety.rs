@@ -446,3 +446,60 @@ async fn actor_answers_status_while_an_op_runs_and_finishes_it_on_stop() {
     join.await.unwrap();
     assert!(h.head("main").await.is_err());
 }
+
+/// `localRepoPath` with `cloneDepth`: the clone comes from the local repository (shallow,
+/// through `file://`), pushes go to the configured repository URL.
+#[tokio::test]
+async fn a_local_source_is_cloned_shallow_and_pushes_go_to_the_configured_url() {
+    let tmp = temp_dir();
+    let src = init_repo(&tmp.path().join("src"));
+    for i in 0..3 {
+        write(&src, &format!("f{i}.txt"), "x\n");
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", &format!("c{i}")]);
+    }
+    let remote = tmp.path().join("remote.git");
+    git(
+        tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &src.to_string_lossy(),
+            &remote.to_string_lossy(),
+        ],
+    );
+    let mut cfg = GitConfig::new(
+        tmp.path().join("ws"),
+        format!("file://{}", remote.display()),
+    );
+    cfg.local_source = Some(src.clone());
+    cfg.clone.depth = Some(1);
+    cfg.push = true;
+    let repo = GitRepo::new(cfg).unwrap();
+    let info = repo.setup().await.unwrap();
+    let clone = tmp.path().join("ws/repo");
+    assert_eq!(
+        git(&clone, &["rev-parse", "--is-shallow-repository"]).trim(),
+        "true"
+    );
+    assert_eq!(git(&clone, &["rev-list", "--count", "main"]).trim(), "1");
+    assert_eq!(info.push_remote.as_deref(), Some("upstream"));
+    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    write(&wt.path, "new.txt", "new\n");
+    repo.commit_all(&wt.path, "new").await.unwrap();
+    let out = repo
+        .merge(&MergeRequest::new(&wt.branch, "main", MergeStrategy::Fail))
+        .await
+        .unwrap();
+    let MergeOutcome::Merged { commit, pushed, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        pushed,
+        PushStatus::Pushed {
+            remote: "upstream".into()
+        }
+    );
+    assert_eq!(git(&remote, &["rev-parse", "main"]).trim(), commit);
+}

@@ -143,13 +143,23 @@ impl GitRepo {
     pub(super) async fn fresh_clone(&self) -> Result<RepoInfo, GitError> {
         let ws = self.cfg.workspace.clone();
         let repo = self.repo_dir.clone();
-        let url = is_url(&self.cfg.source);
+        // `localRepoPath`: clone that instead of the configured source.
+        let (url, source) = match &self.cfg.local_source {
+            Some(local) => (false, local.to_string_lossy().into_owned()),
+            None => (is_url(&self.cfg.source), self.cfg.source.clone()),
+        };
         let source = if url {
-            self.cfg.source.clone()
+            source
         } else {
-            let p = std::fs::canonicalize(&self.cfg.source)
-                .map_err(|e| GitError::io("clone", &self.cfg.source, e))?;
+            let p =
+                std::fs::canonicalize(&source).map_err(|e| GitError::io("clone", &source, e))?;
             p.to_string_lossy().into_owned()
+        };
+        // git ignores --depth for a plain local path; through file:// it is honoured.
+        let clone_from = if !url && self.cfg.clone.depth.is_some() {
+            format!("file://{source}")
+        } else {
+            source.clone()
         };
         if let Some(b) = &self.cfg.base_branch {
             if let Some(problem) = ref_name_problem(b) {
@@ -175,7 +185,7 @@ impl GitRepo {
             args.extend(["--branch", b]);
         }
         let repo_s = repo.to_string_lossy().into_owned();
-        args.extend(["--", &source, &repo_s]);
+        args.extend(["--", &clone_from, &repo_s]);
         self.git("clone", &ws).remote().args(&args).run().await?;
 
         let head = self
@@ -227,6 +237,13 @@ impl GitRepo {
 
         let push_remote = if url {
             Some("origin".to_string())
+        } else if self.cfg.local_source.is_some() && is_url(&self.cfg.source) {
+            // Cloned from a local copy: pushes go to the configured repository.
+            self.git("remote", &repo)
+                .args(["remote", "add", "upstream", &self.cfg.source])
+                .run()
+                .await?;
+            Some("upstream".to_string())
         } else {
             let src = PathBuf::from(&source);
             let bare = self
