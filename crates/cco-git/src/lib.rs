@@ -84,7 +84,7 @@ mod sanitize;
 mod secrets;
 mod types;
 
-pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, OpDesc, Priority};
+pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Lane, OpDesc, Priority};
 pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
 pub use names::{task_ref, team_branch, worker_branch};
 pub use repo::GitRepo;

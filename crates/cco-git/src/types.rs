@@ -96,6 +96,9 @@ pub struct GitConfig {
     pub identity: Option<(String, String)>,
     /// The git program (default `git`, found on `PATH`).
     pub git_program: PathBuf,
+    /// At most this many git ops run at once (ops on shared refs one at a time, ops of one
+    /// agent's repository one at a time; see `GitActor`). 1 = one op at a time.
+    pub parallel_ops: usize,
     /// Secret values the run knows (API keys, env values of key entries, an OAuth token):
     /// commits adding one never reach a shared ref.
     pub secrets: SecretValues,
@@ -155,6 +158,7 @@ impl GitConfig {
             identity: None,
             git_program: PathBuf::from("git"),
             secrets: SecretValues::default(),
+            parallel_ops: 4,
         }
     }
 }
@@ -294,10 +298,14 @@ pub struct DiffSummary {
     pub stat: String,
 }
 
-/// Answer of `GitMsg::Status`; served while an op runs.
+/// Answer of `GitMsg::Status`; served while ops run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GitStatus {
+    /// The op in flight on shared refs, else any op in flight.
     pub in_flight: Option<String>,
+    /// Every op in flight.
+    #[serde(default)]
+    pub running: Vec<String>,
     pub queued: usize,
     pub ops_done: u64,
     /// Finished ops by kind (`capture_task`, `merge`, ...): how many and how long they ran.

@@ -1,7 +1,9 @@
 //! [`GitRepo`]: the plain async git layer. Every method runs git processes (built by the one
 //! command builder in `git.rs`, each bounded by [`GitConfig::git_timeout`]) and can be used
-//! without the actor (tests do). It is NOT safe to call concurrently on one repository: the
-//! [`crate::GitActor`] serialises it.
+//! without the actor (tests do). Calls may run concurrently only as the GitActor's lanes
+//! allow ([`crate::Lane`]): one op on shared refs at a time, one op per agent repository at
+//! a time; ops on different agents' repositories touch only their own refs in cco's clone
+//! (task refs, snapshots, branch copies), which git updates atomically.
 //!
 //! One file per concern:
 //! - `refs.rs`: resolving names (batched), ancestry, state of a checkout; branches.

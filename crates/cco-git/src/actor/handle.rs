@@ -1,281 +1,19 @@
-//! The singleton GitActor: a queue of git ops, one in flight at a time, served by
-//! [`Priority`]: ops a worker waits on before its next turn first, then captures of finished
-//! turns, then merges, diffs and everything else. The in-flight op
-//! runs in a spawned task that messages the actor when done, so `Status` is answered while
-//! an op runs. On stop the in-flight op is awaited (bounded by its budget); queued ops are
-//! answered with [`GitError::Stopped`].
+//! [`GitHandle`]: the cloneable async front door of the GitActor. Each op is one method: an
+//! [`OpDesc`] and a closure over [`GitRepo`].
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorRef};
 use tokio::task::JoinHandle;
-use tracing::Instrument;
 
+use super::job::{GitOp, Lane, OpDesc, Priority, TypedJob};
+use super::{GitActor, GitMsg};
 use crate::types::*;
 use crate::{GitError, GitRepo};
-
-type Reply<T> = RpcReplyPort<Result<T, GitError>>;
-type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// Order in which queued ops run (FIFO within one priority).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Priority {
-    High,
-    Normal,
-    Low,
-}
-
-/// What an op is, for the queue, status and tracing: its kind, what it works on, its default
-/// [`Priority`] and whether its budget includes the verify command.
-#[derive(Debug, Clone)]
-pub struct OpDesc {
-    pub name: &'static str,
-    pub target: String,
-    pub source: String,
-    pub priority: Priority,
-    pub verifies: bool,
-}
-
-impl OpDesc {
-    fn new(name: &'static str, priority: Priority) -> Self {
-        OpDesc {
-            name,
-            target: String::new(),
-            source: String::new(),
-            priority,
-            verifies: false,
-        }
-    }
-    /// Ops an agent waits on before its next claude turn.
-    fn high(name: &'static str) -> Self {
-        Self::new(name, Priority::High)
-    }
-    /// Captures and commits of finished turns.
-    fn normal(name: &'static str) -> Self {
-        Self::new(name, Priority::Normal)
-    }
-    /// Merges, diffs and everything else.
-    fn low(name: &'static str) -> Self {
-        Self::new(name, Priority::Low)
-    }
-    fn on(mut self, target: impl std::fmt::Display) -> Self {
-        self.target = target.to_string();
-        self
-    }
-    fn from(mut self, source: impl std::fmt::Display) -> Self {
-        self.source = source.to_string();
-        self
-    }
-    fn verifying(mut self) -> Self {
-        self.verifies = true;
-        self
-    }
-    fn label(&self) -> String {
-        match (self.target.is_empty(), self.source.is_empty()) {
-            (true, _) => self.name.to_string(),
-            (false, true) => format!("{} {}", self.name, self.target),
-            (false, false) => format!("{} {} -> {}", self.name, self.source, self.target),
-        }
-    }
-    fn budget(&self, cfg: &GitConfig) -> Duration {
-        if self.verifies {
-            cfg.op_timeout + cfg.verify_timeout
-        } else {
-            cfg.op_timeout
-        }
-    }
-}
-
-/// A typed op with the port its result goes to, erased so every op shares one queue.
-trait Job: Send {
-    fn run(self: Box<Self>, repo: Arc<GitRepo>, budget: Duration, name: &'static str) -> BoxFuture;
-    fn fail(self: Box<Self>, err: GitError);
-}
-
-struct TypedJob<T, F> {
-    reply: Reply<T>,
-    f: F,
-}
-
-impl<T, F, Fut> Job for TypedJob<T, F>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<GitRepo>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, GitError>> + Send + 'static,
-{
-    /// Runs the op within `budget` and sends the result. Dropping a timed-out op future kills
-    /// its running git process group (see `cmd`).
-    fn run(self: Box<Self>, repo: Arc<GitRepo>, budget: Duration, name: &'static str) -> BoxFuture {
-        let TypedJob { reply, f } = *self;
-        Box::pin(async move {
-            let res = tokio::time::timeout(budget, f(repo))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(GitError::OpTimeout {
-                        op: name.to_string(),
-                        timeout: budget,
-                    })
-                });
-            if let Err(e) = &res {
-                tracing::warn!(error = %e, "git op failed");
-            }
-            let _ = reply.send(res);
-        })
-    }
-
-    fn fail(self: Box<Self>, err: GitError) {
-        let _ = self.reply.send(Err(err));
-    }
-}
-
-/// One queued git operation: its description and the typed job that runs it.
-pub struct GitOp {
-    desc: OpDesc,
-    job: Box<dyn Job>,
-}
-
-impl GitOp {
-    pub fn desc(&self) -> &OpDesc {
-        &self.desc
-    }
-
-    /// The priority an op gets unless the caller says otherwise
-    /// ([`GitHandle::with_priority`]): ops an agent waits on before its next claude turn are
-    /// [`Priority::High`], captures and commits [`Priority::Normal`], the rest
-    /// [`Priority::Low`]. At most one High or Normal op per agent is queued at a time, so the
-    /// ops behind them cannot starve.
-    pub fn default_priority(&self) -> Priority {
-        self.desc.priority
-    }
-}
-
-/// Messages of the [`GitActor`]. Callers normally use [`GitHandle`] instead.
-pub enum GitMsg {
-    Op(GitOp, Priority),
-    Status(RpcReplyPort<GitStatus>),
-    /// Internal: the in-flight op finished after running this long.
-    OpDone(&'static str, Duration),
-}
-
-pub struct GitActor;
-
-pub struct GitActorState {
-    repo: Arc<GitRepo>,
-    /// One FIFO per [`Priority`], highest first.
-    queues: [VecDeque<GitOp>; 3],
-    in_flight: Option<(String, Duration, JoinHandle<()>)>,
-    ops_done: u64,
-    by_op: std::collections::BTreeMap<String, OpStats>,
-}
-
-impl GitActorState {
-    fn start_next(&mut self, myself: &ActorRef<GitMsg>) {
-        if self.in_flight.is_some() {
-            return;
-        }
-        let Some(op) = self.queues.iter_mut().find_map(VecDeque::pop_front) else {
-            return;
-        };
-        let GitOp { desc, job } = op;
-        let name = desc.name;
-        let budget = desc.budget(self.repo.config());
-        let label = desc.label();
-        let span =
-            tracing::info_span!("git_op", op = name, target = %desc.target, source = %desc.source);
-        let repo = self.repo.clone();
-        let me = myself.clone();
-        let task = tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            // Inner task: a panic in the op must still release the queue.
-            let inner = tokio::spawn(job.run(repo, budget, name).instrument(span));
-            if let Err(e) = inner.await {
-                tracing::error!(op = name, error = %e, "git op task panicked");
-            }
-            let _ = me.send_message(GitMsg::OpDone(name, started.elapsed()));
-        });
-        self.in_flight = Some((label, budget, task));
-    }
-}
-
-impl Actor for GitActor {
-    type Msg = GitMsg;
-    type State = GitActorState;
-    type Arguments = Arc<GitRepo>;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<GitMsg>,
-        repo: Arc<GitRepo>,
-    ) -> Result<GitActorState, ActorProcessingErr> {
-        Ok(GitActorState {
-            repo,
-            queues: Default::default(),
-            in_flight: None,
-            ops_done: 0,
-            by_op: Default::default(),
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<GitMsg>,
-        msg: GitMsg,
-        state: &mut GitActorState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            GitMsg::Op(op, priority) => {
-                state.queues[priority as usize].push_back(op);
-                state.start_next(&myself);
-            }
-            GitMsg::Status(reply) => {
-                let _ = reply.send(GitStatus {
-                    in_flight: state.in_flight.as_ref().map(|(l, _, _)| l.clone()),
-                    queued: state.queues.iter().map(VecDeque::len).sum(),
-                    ops_done: state.ops_done,
-                    by_op: state.by_op.clone(),
-                });
-            }
-            GitMsg::OpDone(name, took) => {
-                state.in_flight = None;
-                state.ops_done += 1;
-                let stats = state.by_op.entry(name.to_string()).or_default();
-                stats.count += 1;
-                stats.busy_ms += took.as_secs_f64() * 1000.0;
-                state.start_next(&myself);
-            }
-        }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<GitMsg>,
-        state: &mut GitActorState,
-    ) -> Result<(), ActorProcessingErr> {
-        let queued: Vec<GitOp> = state.queues.iter_mut().flat_map(|q| q.drain(..)).collect();
-        for op in queued {
-            op.job.fail(GitError::Stopped {
-                op: op.desc.name.to_string(),
-            });
-        }
-        if let Some((label, budget, task)) = state.in_flight.take() {
-            tracing::info!(op = %label, "git actor stopping; waiting for the in-flight op");
-            if tokio::time::timeout(budget + Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
-                tracing::error!(op = %label, "in-flight git op did not finish within its budget");
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Cloneable front door to the GitActor: async methods, no ractor plumbing for callers.
 #[derive(Clone)]
@@ -285,6 +23,8 @@ pub struct GitHandle {
     priority: Option<Priority>,
     /// The expected tips of the shared branches (see [`GitHandle::expected_tips`]).
     tips: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// `<workspace>/worktrees`: where agents' repositories are (their ops' lanes).
+    agents_root: PathBuf,
 }
 
 impl GitHandle {
@@ -293,6 +33,7 @@ impl GitHandle {
     pub async fn spawn(cfg: GitConfig) -> Result<(GitHandle, JoinHandle<()>), GitError> {
         // Calls wait for queued ops too; this is a safety net, not a deadline.
         let rpc_timeout = (cfg.op_timeout + cfg.verify_timeout) * 4;
+        let agents_root = cfg.workspace.join("worktrees");
         let repo = Arc::new(GitRepo::new(cfg)?);
         let tips = repo.tips_handle();
         let (actor, join) = Actor::spawn(None, GitActor, repo)
@@ -304,6 +45,7 @@ impl GitHandle {
                 rpc_timeout,
                 priority: None,
                 tips,
+                agents_root,
             },
             join,
         ))
@@ -349,6 +91,14 @@ impl GitHandle {
         }
     }
 
+    /// The lane of ops on agent `worker_id`'s repository.
+    fn agent_lane(&self, worker_id: &str) -> Lane {
+        Lane::Agent(
+            self.agents_root
+                .join(crate::sanitize::single_component(worker_id)),
+        )
+    }
+
     /// Queues `f` as one op described by `desc` and waits for its result.
     async fn call<T, F, Fut>(&self, desc: OpDesc, f: F) -> Result<T, GitError>
     where
@@ -381,8 +131,10 @@ impl GitHandle {
     }
 
     pub async fn setup(&self) -> Result<RepoInfo, GitError> {
-        self.call(OpDesc::low("setup"), |r| async move { r.setup().await })
-            .await
+        self.call(OpDesc::low("setup").lane(Lane::Exclusive), |r| async move {
+            r.setup().await
+        })
+        .await
     }
 
     pub async fn ensure_team_branch(
@@ -407,7 +159,10 @@ impl GitHandle {
         from: &str,
     ) -> Result<WorktreeInfo, GitError> {
         let (team, id, from) = (team.to_string(), worker_id.to_string(), from.to_string());
-        let desc = OpDesc::high("create_worktree").on(&id).from(&from);
+        let desc = OpDesc::high("create_worktree")
+            .on(&id)
+            .from(&from)
+            .lane(self.agent_lane(&id));
         self.call(desc, move |r| async move {
             r.create_worktree(&team, &id, &from).await
         })
@@ -420,7 +175,9 @@ impl GitHandle {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let (worktree, message) = (worktree.into(), message.to_string());
-        let desc = OpDesc::normal("commit_all").on(worktree.display());
+        let desc = OpDesc::normal("commit_all")
+            .on(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.commit_all(&worktree, &message).await
         })
@@ -433,7 +190,9 @@ impl GitHandle {
         worker_id: &str,
     ) -> Result<Option<String>, GitError> {
         let (worktree, id) = (worktree.into(), worker_id.to_string());
-        let desc = OpDesc::low("snapshot").on(worktree.display());
+        let desc = OpDesc::low("snapshot")
+            .on(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.snapshot(&worktree, &id, false).await
         })
@@ -446,7 +205,9 @@ impl GitHandle {
         delete_branch: bool,
     ) -> Result<RemoveOutcome, GitError> {
         let id = worker_id.to_string();
-        let desc = OpDesc::low("remove_worktree").on(&id);
+        let desc = OpDesc::low("remove_worktree")
+            .on(&id)
+            .lane(self.agent_lane(&id));
         self.call(desc, move |r| async move {
             r.remove_worktree(&id, delete_branch).await
         })
@@ -472,7 +233,8 @@ impl GitHandle {
             (worktree.into(), to.to_string(), kept_in.map(str::to_string));
         let desc = OpDesc::high("sync_worktree")
             .on(worktree.display())
-            .from(&to);
+            .from(&to)
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.switch_worktree(&worktree, &to, kept_in.as_deref()).await
         })
@@ -495,7 +257,8 @@ impl GitHandle {
         );
         let desc = OpDesc::normal("capture_task")
             .on(&task_ref)
-            .from(worktree.display());
+            .from(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.capture_task(&worktree, &message, &task_ref, &target)
                 .await
@@ -520,7 +283,8 @@ impl GitHandle {
         let (worktree, from) = (worktree.into(), from.to_string());
         let desc = OpDesc::high("merge_into_worktree")
             .on(worktree.display())
-            .from(&from);
+            .from(&from)
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.merge_into_worktree(&worktree, &from).await
         })
@@ -532,7 +296,9 @@ impl GitHandle {
         worktree: impl Into<PathBuf>,
     ) -> Result<String, GitError> {
         let worktree = worktree.into();
-        let desc = OpDesc::high("conclude_worktree_merge").on(worktree.display());
+        let desc = OpDesc::high("conclude_worktree_merge")
+            .on(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.conclude_worktree_merge(&worktree).await
         })
@@ -541,7 +307,10 @@ impl GitHandle {
 
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
         let (base, head) = (base.to_string(), head.to_string());
-        let desc = OpDesc::low("diff_summary").on(&base).from(&head);
+        let desc = OpDesc::low("diff_summary")
+            .on(&base)
+            .from(&head)
+            .lane(Lane::Read);
         self.call(
             desc,
             move |r| async move { r.diff_summary(&base, &head).await },
@@ -592,7 +361,7 @@ impl GitHandle {
         &self,
         tips: std::collections::BTreeMap<String, String>,
     ) -> Result<(), GitError> {
-        let desc = OpDesc::high("restore_expected_tips");
+        let desc = OpDesc::high("restore_expected_tips").lane(Lane::Exclusive);
         self.call(desc, move |r| async move {
             r.restore_expected_tips(tips);
             Ok(())
@@ -624,7 +393,8 @@ impl GitHandle {
             (worktree.into(), commit.to_string(), task_ref.to_string());
         let desc = OpDesc::normal("fetch_task_result")
             .on(&task_ref)
-            .from(worktree.display());
+            .from(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.fetch_task_result(&worktree, &commit, &task_ref).await
         })
@@ -634,7 +404,7 @@ impl GitHandle {
     /// See [`GitRepo::remove_stale_locks`]: call once the run's lock is held, before any
     /// agent runs.
     pub async fn remove_stale_locks(&self) -> Result<Vec<PathBuf>, GitError> {
-        let desc = OpDesc::high("remove_stale_locks");
+        let desc = OpDesc::high("remove_stale_locks").lane(Lane::Exclusive);
         self.call(desc, |r| async move { Ok(r.remove_stale_locks()) })
             .await
     }
