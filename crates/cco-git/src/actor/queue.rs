@@ -46,6 +46,7 @@ impl<T> Queue<T> {
         self.queues.iter().map(VecDeque::len).sum()
     }
 
+    #[cfg(test)]
     pub fn running(&self) -> usize {
         self.running.total
     }
