@@ -3,30 +3,11 @@
 //! environmental failures.
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use cco_git::*;
 use cco_testkit::git;
 use common::*;
-
-fn agent(dir: &Path, script: &str) -> String {
-    let out = std::process::Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "agent")
-        .env("GIT_AUTHOR_EMAIL", "agent@localhost")
-        .env("GIT_COMMITTER_NAME", "agent")
-        .env("GIT_COMMITTER_EMAIL", "agent@localhost")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A commit on top of `main` made in the clone behind cco's back.
 fn foreign_commit(fx: &Fx) -> String {
@@ -134,7 +115,7 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
     let main = repo.head("main").await.unwrap();
 
     let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w1.path,
         "ln -s /etc/passwd leak && ln -s ../../.. up && git add leak up && git commit -qm links",
     );
@@ -149,7 +130,7 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
     assert!(w1.path.join("leak").exists());
     // A link inside the repository is fine.
     let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w2.path,
         "mkdir d && ln -s ../shared.txt d/link && git add d && git commit -qm ok",
     );
@@ -157,7 +138,7 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
 
     // A tree entry named `.GIT`, crafted with plumbing.
     let w3 = repo.create_worktree("flat", "w3", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w3.path,
         "b=$(echo x | git hash-object -w --stdin) && t=$(printf \"100644 blob $b\\t.GIT\\n\" | git mktree) \
          && git update-ref HEAD $(git commit-tree -m evil -p HEAD $t)",
@@ -170,7 +151,7 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
 
     // A submodule pointing to a local path.
     let w4 = repo.create_worktree("flat", "w4", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w4.path,
         &format!(
             "printf '[submodule \"s\"]\\n\\tpath = s\\n\\turl = /srv/private.git\\n' > .gitmodules \
@@ -202,7 +183,7 @@ async fn committed_conflict_markers_never_reach_a_shared_branch() {
     let conflicted = repo.merge_into_worktree(&w2.path, "main").await.unwrap();
     assert!(matches!(conflicted, WorktreeMerge::Conflicted { .. }));
     // A careless "resolution": everything added and committed, markers and all.
-    agent(&w2.path, "git add -A && git commit -q --no-edit");
+    agent_ok(&w2.path, "git add -A && git commit -q --no-edit");
     let err = repo.conclude_worktree_merge(&w2.path).await.unwrap_err();
     let GitError::ConflictMarkers { markers, .. } = &err else {
         panic!("expected ConflictMarkers, got {err}");
@@ -214,7 +195,7 @@ async fn committed_conflict_markers_never_reach_a_shared_branch() {
     );
     // The same session fixes it on top: concluded.
     write(&w2.path, "shared.txt", &lines(&[(5, "five by both")]));
-    agent(&w2.path, "git commit -qam fixed");
+    agent_ok(&w2.path, "git commit -qam fixed");
     repo.conclude_worktree_merge(&w2.path).await.unwrap();
 
     // Independently of conflict turns: a branch adding a complete marker block is refused
@@ -279,7 +260,7 @@ async fn secrets_in_added_lines_or_messages_are_refused_without_naming_the_value
     // A key shape in a commit message; a commit that adds and a later one that removes the
     // secret (history reaches the branch too).
     let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w2.path,
         "echo ok > ok.txt && git add ok.txt && git commit -qm 'key sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA'",
     );
@@ -293,7 +274,7 @@ async fn secrets_in_added_lines_or_messages_are_refused_without_naming_the_value
     }
     assert!(!err.to_string().contains("AAAAAAAA"), "{err}");
     let w3 = repo.create_worktree("flat", "w3", "main").await.unwrap();
-    agent(
+    agent_ok(
         &w3.path,
         &format!(
             "echo '{value}' > k.txt && git add k.txt && git commit -qm add && git rm -q k.txt && git commit -qm remove"

@@ -10,29 +10,6 @@ use cco_git::*;
 use cco_testkit::git;
 use common::*;
 
-/// `sh -c` as the agent would run it, in its repository.
-fn agent_sh(dir: &Path, script: &str) -> std::process::Output {
-    std::process::Command::new("sh")
-        .args(["-c", script])
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "agent")
-        .env("GIT_AUTHOR_EMAIL", "agent@localhost")
-        .env("GIT_COMMITTER_NAME", "agent")
-        .env("GIT_COMMITTER_EMAIL", "agent@localhost")
-        .output()
-        .unwrap()
-}
-
-fn agent_ok(dir: &Path, script: &str) -> String {
-    let out = agent_sh(dir, script);
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A script that appends its name to `log` (and fails, so a hook that runs also breaks
 /// whatever ran it).
 fn trap(dir: &Path, name: &str, log: &Path) -> PathBuf {

@@ -281,22 +281,9 @@ async fn shallow_single_branch_clone_can_fetch_merge_and_push() {
     git(&src, &["add", "-A"]);
     git(&src, &["commit", "-q", "-m", "feature work"]);
     git(&src, &["checkout", "-q", "main"]);
-    let remote = tmp.path().join("remote.git");
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &src.to_string_lossy(),
-            &remote.to_string_lossy(),
-        ],
-    );
+    let remote = bare_clone(&src, &tmp.path().join("remote.git"));
 
-    let mut cfg = GitConfig::new(
-        tmp.path().join("ws"),
-        format!("file://{}", remote.display()),
-    );
+    let mut cfg = GitConfig::new(tmp.path().join("ws"), file_url(&remote));
     cfg.clone = CloneOptions {
         depth: Some(1),
         single_branch: true,
@@ -458,21 +445,8 @@ async fn a_local_source_is_cloned_shallow_and_pushes_go_to_the_configured_url() 
         git(&src, &["add", "-A"]);
         git(&src, &["commit", "-q", "-m", &format!("c{i}")]);
     }
-    let remote = tmp.path().join("remote.git");
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &src.to_string_lossy(),
-            &remote.to_string_lossy(),
-        ],
-    );
-    let mut cfg = GitConfig::new(
-        tmp.path().join("ws"),
-        format!("file://{}", remote.display()),
-    );
+    let remote = bare_clone(&src, &tmp.path().join("remote.git"));
+    let mut cfg = GitConfig::new(tmp.path().join("ws"), file_url(&remote));
     cfg.local_source = Some(src.clone());
     cfg.clone.depth = Some(1);
     cfg.push = true;
@@ -502,4 +476,24 @@ async fn a_local_source_is_cloned_shallow_and_pushes_go_to_the_configured_url() 
         }
     );
     assert_eq!(git(&remote, &["rev-parse", "main"]).trim(), commit);
+}
+
+/// A bare clone of `src` at `at` (a remote to push to).
+fn bare_clone(src: &std::path::Path, at: &std::path::Path) -> std::path::PathBuf {
+    let parent = at.parent().unwrap();
+    git(
+        parent,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &src.to_string_lossy(),
+            &at.to_string_lossy(),
+        ],
+    );
+    at.to_path_buf()
+}
+
+fn file_url(p: &std::path::Path) -> String {
+    format!("file://{}", p.display())
 }
