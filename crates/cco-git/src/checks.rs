@@ -18,6 +18,8 @@ pub(crate) struct AddedLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Message {
     pub commit: String,
+    /// How many parents the commit has.
+    pub parents: usize,
     pub text: String,
 }
 
@@ -27,7 +29,7 @@ const MESSAGE_END: &str = "\u{1}cco-end";
 
 /// The `--format` that makes [`parse_patch`] see each commit's id and message.
 pub(crate) fn log_format() -> String {
-    "--format=%x01cco-commit %H%n%B%n%x01cco-end".to_string()
+    "--format=%x01cco-commit %H %P%n%B%n%x01cco-end".to_string()
 }
 
 /// Undoes git's C-style quoting of a path in a diff header (`"a/\303\251 b"`).
@@ -80,6 +82,7 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
     let mut added = Vec::new();
     let mut messages = Vec::new();
     let mut commit = String::new();
+    let mut parents = 0usize;
     let mut path: Option<String> = None;
     let mut line = 0u64;
     let mut columns = 1usize;
@@ -89,6 +92,7 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
             if raw == MESSAGE_END {
                 messages.push(Message {
                     commit: commit.clone(),
+                    parents,
                     text: std::mem::take(msg),
                 });
                 in_message = None;
@@ -98,8 +102,10 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
             }
             continue;
         }
-        if let Some(id) = raw.strip_prefix(COMMIT_MARK) {
-            commit = id.trim().to_string();
+        if let Some(ids) = raw.strip_prefix(COMMIT_MARK) {
+            let mut ids = ids.split_whitespace();
+            commit = ids.next().unwrap_or_default().to_string();
+            parents = ids.count();
             in_message = Some(String::new());
             path = None;
             continue;
@@ -144,6 +150,24 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
         }
     }
     (added, messages)
+}
+
+/// `git log` output without its commit headers and messages (what is left: raw and patch
+/// lines), so nothing an agent writes in a message reads as a raw or diff line.
+pub(crate) fn without_messages(out: &str) -> String {
+    let mut keep = String::with_capacity(out.len());
+    let mut in_message = false;
+    for line in out.split('\n') {
+        if line.starts_with(COMMIT_MARK) {
+            in_message = true;
+        } else if in_message {
+            in_message = line != MESSAGE_END;
+        } else {
+            keep.push_str(line);
+            keep.push('\n');
+        }
+    }
+    keep
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -304,11 +328,11 @@ mod tests {
 
     #[test]
     fn added_lines_of_plain_and_combined_patches() {
-        let out = "\u{1}cco-commit abc\nsubject\n\nbody\n\n\u{1}cco-end\n\
+        let out = "\u{1}cco-commit abc p1\nsubject\n\nbody\n\n\u{1}cco-end\n\
 diff --git a/x.txt b/x.txt\n--- a/x.txt\n+++ b/x.txt\n@@ -2,0 +3,2 @@\n+one\n+two\n@@ -9 +11 @@ ctx\n-old\n+new\n\
 diff --git \"a/\\303\\251 t\" \"b/\\303\\251 t\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/\\303\\251 t\"\n@@ -0,0 +1 @@\n+hé\n\
 diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n\
-\u{1}cco-commit def\nmerge\n\u{1}cco-end\n\
+\u{1}cco-commit def p1 p2\nmerge\n\u{1}cco-end\n\
 diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\n++<<<<<<< HEAD\n +ours\n+ theirs\n++=======\n";
         let (added, messages) = parse_patch(out);
         assert_eq!(
@@ -326,6 +350,9 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
         assert_eq!(added[4].commit, "def");
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].text, "subject\n\nbody\n\n");
+        assert_eq!((messages[0].parents, messages[1].parents), (1, 2));
+        let rest = without_messages(out);
+        assert!(!rest.contains("subject") && rest.contains("+one"));
     }
 
     fn add(path: &str, line: u64, text: &str) -> AddedLine {

@@ -157,29 +157,59 @@ impl GitRepo {
     pub async fn check_commits(&self, base: &str, head: &str) -> Result<(), GitError> {
         let repo = &self.repo_dir;
         let range = format!("{base}..{head}");
-        // The cumulative change: paths, modes, blobs, and its added lines.
-        let out = self
-            .git("diff", repo)
+        // Every commit's own additions, message, paths and modes (history reaches the
+        // branch, not only the final tree).
+        let log = self
+            .git("log", repo)
             .args([
-                "diff",
+                "log",
                 "--raw",
                 "--no-abbrev",
                 "-p",
                 "-U0",
+                "--cc",
                 "--no-color",
                 "--no-ext-diff",
                 "--no-textconv",
                 "--no-renames",
                 "--submodule=short",
-                base,
-                head,
+                &checks::log_format(),
+                "--end-of-options",
+                &range,
             ])
             .run()
             .await?;
-        let entries = parse_raw(&out);
+        let (added, messages) = checks::parse_patch(&log);
+        self.check_secrets(&added, &messages)?;
+        // The change as a whole (from the merge base): paths, modes and blobs, and the
+        // conflict-marker blocks it adds. One ordinary commit on the merge base (the usual
+        // task) is its own whole change.
+        let single = messages.len() == 1 && messages[0].parents == 1;
+        let whole = if single {
+            checks::without_messages(&log)
+        } else {
+            let three = format!("{base}...{head}");
+            self.git("diff", repo)
+                .args([
+                    "diff",
+                    "--raw",
+                    "--no-abbrev",
+                    "-p",
+                    "-U0",
+                    "--no-color",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "--no-renames",
+                    "--submodule=short",
+                    "--end-of-options",
+                    &three,
+                ])
+                .run()
+                .await?
+        };
         let mut symlinks = Vec::new();
         let mut submodules = false;
-        for e in entries.iter().filter(|e| e.status != 'D') {
+        for e in parse_raw(&whole).iter().filter(|e| e.status != 'D') {
             if checks::git_path_problem(&e.path).is_some() {
                 return Err(GitError::Refused(Refusal::GitPath {
                     commit: head.to_string(),
@@ -201,33 +231,27 @@ impl GitRepo {
         if submodules {
             self.check_submodules(head).await?;
         }
-        let (added, _) = checks::parse_patch(&out);
-        let blocks = checks::marker_blocks(&added);
+        let (whole_added, _) = if single {
+            (added, Vec::new())
+        } else {
+            checks::parse_patch(&whole)
+        };
+        let blocks = checks::marker_blocks(&whole_added);
         if !blocks.is_empty() {
             return Err(GitError::Refused(Refusal::ConflictMarkers { at: blocks }));
         }
-        // Secrets: every commit's own additions and message (history reaches the branch).
-        let log = self
-            .git("log", repo)
-            .args([
-                "log",
-                "-p",
-                "-U0",
-                "--cc",
-                "--no-color",
-                "--no-ext-diff",
-                "--no-textconv",
-                "--no-renames",
-                &checks::log_format(),
-                "--end-of-options",
-                &range,
-            ])
-            .run()
-            .await?;
-        let (added, messages) = checks::parse_patch(&log);
+        Ok(())
+    }
+
+    /// Secret values and key shapes in added lines and commit messages.
+    fn check_secrets(
+        &self,
+        added: &[checks::AddedLine],
+        messages: &[checks::Message],
+    ) -> Result<(), GitError> {
         let known = self.config().secrets.values();
         let mut findings = Vec::new();
-        for m in &messages {
+        for m in messages {
             if let Some(what) = crate::secrets::find(&m.text, known) {
                 findings.push(SecretFinding {
                     commit: m.commit.clone(),
@@ -236,7 +260,7 @@ impl GitRepo {
                 });
             }
         }
-        for a in &added {
+        for a in added {
             if findings.len() >= MAX_FINDINGS {
                 break;
             }
@@ -248,11 +272,11 @@ impl GitRepo {
                 });
             }
         }
-        if !findings.is_empty() {
-            findings.truncate(MAX_FINDINGS);
-            return Err(GitError::Refused(Refusal::Secret { findings }));
+        if findings.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        findings.truncate(MAX_FINDINGS);
+        Err(GitError::Refused(Refusal::Secret { findings }))
     }
 
     async fn check_symlinks(&self, links: &[(String, String)]) -> Result<(), GitError> {
