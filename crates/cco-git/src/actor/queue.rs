@@ -5,6 +5,9 @@
 //! Admission by [`Lane`], with at most `limit` ops running:
 //! - `Exclusive`: only when nothing runs; while one is queued nothing new starts.
 //! - `Shared`: one at a time (the single owner of shared refs), beside agent and read ops.
+//!   One slot is kept for it (when `limit` > 1): merges never wait behind a crowd of
+//!   captures, so the shared lane, the one thing that cannot run side by side, never idles
+//!   while there is work for it.
 //! - `Agent(path)`: one at a time per agent repository.
 //! - `Read`: beside anything.
 
@@ -56,11 +59,14 @@ impl<T> Queue<T> {
         if r.exclusive || r.total >= self.limit {
             return false;
         }
+        // Slots agent and read ops may take: all but the one kept for the shared lane.
+        let others = r.total - usize::from(r.shared);
+        let room = others < self.limit.saturating_sub(1).max(1);
         match lane {
             Lane::Exclusive => r.total == 0,
             Lane::Shared => !r.shared,
-            Lane::Agent(path) => !r.agents.contains(path),
-            Lane::Read => true,
+            Lane::Agent(path) => room && !r.agents.contains(path),
+            Lane::Read => room,
         }
     }
 
@@ -159,11 +165,27 @@ mod tests {
         assert_eq!(started(&mut q), vec!["merge"]);
         q.done(&Lane::Shared);
         assert_eq!(started(&mut q), vec!["diff"]);
+        // Two slots: one for agents, one kept for the shared lane.
         let mut q = Queue::new(2);
         for a in ["a", "b", "c"] {
             q.push(Priority::Normal, agent(a), a);
         }
-        assert_eq!(started(&mut q), vec!["a", "b"]);
+        assert_eq!(started(&mut q), vec!["a"]);
+        q.push(Priority::Low, Lane::Shared, "merge");
+        assert_eq!(started(&mut q), vec!["merge"]);
+    }
+
+    #[test]
+    fn a_merge_never_waits_behind_a_crowd_of_captures() {
+        let mut q = Queue::new(4);
+        for a in ["a", "b", "c", "d", "e"] {
+            q.push(Priority::Normal, agent(a), a);
+        }
+        assert_eq!(started(&mut q), vec!["a", "b", "c"]);
+        q.push(Priority::Low, Lane::Shared, "merge");
+        assert_eq!(started(&mut q), vec!["merge"]);
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["d"]);
     }
 
     #[test]
