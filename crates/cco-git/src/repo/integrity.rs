@@ -6,7 +6,7 @@
 //!   [`GitError::BranchMoved`]. The tips are exposed for the journal
 //!   ([`GitRepo::expected_tips`], [`GitRepo::restore_expected_tips`]).
 //! - Content checks ([`GitRepo::check_commits`]): what a range of agents' commits adds must
-//!   hold no path inside a `.git` directory, no symlink leaving the repository, no submodule
+//!   hold no secret file, no path inside a `.git` directory, no symlink leaving the repository, no submodule
 //!   pointing to a local path, no complete conflict-marker block, and no secret (known values
 //!   and key shapes, in added lines and commit messages). Run at capture and before every
 //!   merge of commits not already checked.
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::checks;
+use crate::sanitize::is_secret_path;
 use crate::error::{Refusal, SecretFinding};
 use crate::GitError;
 
@@ -210,6 +211,13 @@ impl GitRepo {
         let mut symlinks = Vec::new();
         let mut submodules = false;
         for e in parse_raw(&whole).iter().filter(|e| e.status != 'D') {
+            if e.status == 'A' && is_secret_path(&e.path, &self.env_rel) {
+                return Err(GitError::SecretFile {
+                    op: "merge".into(),
+                    branch: head.to_string(),
+                    path: e.path.clone(),
+                });
+            }
             if checks::git_path_problem(&e.path).is_some() {
                 return Err(GitError::Refused(Refusal::GitPath {
                     commit: head.to_string(),

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::error::tail;
-use crate::sanitize::{is_secret_path, ref_name_problem};
+use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
 /// git's whitespace clean-up of a commit message (`git stripspace`, no comment stripping):
@@ -114,31 +114,8 @@ impl GitRepo {
         if mb == src {
             return Ok(MergeOutcome::UpToDate { commit: old });
         }
-        let added = self
-            .git("diff", &repo)
-            .args([
-                "diff",
-                "--name-only",
-                "--no-renames",
-                "--diff-filter=A",
-                "-z",
-                &mb,
-                &src,
-            ])
-            .run()
-            .await?;
-        if let Some(secret) = nul_list(&added)
-            .into_iter()
-            .find(|p| is_secret_path(p, &self.env_rel))
-        {
-            return Err(GitError::SecretFile {
-                op: "merge".into(),
-                branch: req.source.clone(),
-                path: secret,
-            });
-        }
-        // What reaches the target must pass the content checks (done at capture for task
-        // refs cco captured in this process).
+        // What reaches the target must pass the content checks, secret files included (done
+        // at capture for task refs cco captured in this process).
         if !self.is_vetted(&src) {
             self.check_commits(&mb, &src).await?;
         }
