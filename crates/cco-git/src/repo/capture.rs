@@ -78,57 +78,88 @@ impl GitRepo {
         agent: &AgentRepo,
         message: &str,
     ) -> Result<(Option<String>, bool), GitError> {
-        // Common case (agents commit their own work): nothing staged, changed or untracked
-        // and no merge in progress — one `status` answers it. Anything else takes the full
-        // path below.
+        let (committed, dirty, _) = self.commit_agent_leaving(agent, message).await?;
+        Ok((committed, dirty))
+    }
+
+    /// [`GitRepo::commit_agent`]; also says whether untracked files are left behind (secret
+    /// files it did not commit).
+    async fn commit_agent_leaving(
+        &self,
+        agent: &AgentRepo,
+        message: &str,
+    ) -> Result<(Option<String>, bool, bool), GitError> {
+        // One `status` (every untracked file listed) tells whether there is anything to
+        // commit, whether conflicts are unresolved and which secret files `add -A` would
+        // stage; then `add -A`, unstaging those, and `commit`.
         let status = self
             .agent_git("status", agent)
             .args([
                 "status",
-                "--porcelain",
+                "--porcelain=v1",
                 "-z",
-                "--untracked-files=normal",
+                "--untracked-files=all",
                 "--ignore-submodules=none",
             ])
             .run()
             .await?;
-        if status.is_empty() && !agent.git_dir.join("MERGE_HEAD").exists() {
-            return Ok((None, false));
+        let merging = agent.git_dir.join("MERGE_HEAD").exists();
+        let entries = parse_status(&status);
+        if entries.is_empty() && !merging {
+            return Ok((None, false, false));
         }
         // `add -A` would mark conflicted files resolved, markers and all.
-        let unmerged = self.unmerged_files(agent).await?;
+        let unmerged: Vec<String> = entries
+            .iter()
+            .filter(|e| e.unmerged())
+            .map(|e| e.path.clone())
+            .collect();
         if !unmerged.is_empty() {
             return Err(GitError::UnresolvedConflicts {
                 path: agent.path.clone(),
                 files: unmerged,
             });
         }
-        self.stage_all(agent, None).await?;
-        let nothing = self
-            .agent_git("diff", agent)
-            .args([
-                "diff",
-                "--cached",
-                "--quiet",
-                "--no-ext-diff",
-                "--no-textconv",
-            ])
-            .output()
-            .await?
-            .success();
-        if nothing && !self.merging(agent).await? {
-            return Ok((None, true));
+        let (secrets, work): (Vec<&StatusEntry>, Vec<&StatusEntry>) = entries
+            .iter()
+            .partition(|e| e.adds() && is_secret_path(&e.path, &self.env_rel));
+        self.agent_git("add", agent)
+            .args(["add", "-A"])
+            .run()
+            .await?;
+        if !secrets.is_empty() {
+            let paths: Vec<&str> = secrets.iter().map(|e| e.path.as_str()).collect();
+            tracing::warn!(dir = %agent.path.display(), files = ?paths, "unstaging secret files");
+            let mut args = vec!["rm", "--cached", "-q", "--ignore-unmatch", "--"];
+            args.extend(paths);
+            self.agent_git("rm", agent).args(&args).run().await?;
+        }
+        let left = !secrets.is_empty();
+        if work.is_empty() && !merging {
+            return Ok((None, true, left));
         }
         let msg = if message.trim().is_empty() {
             "cco: commit work"
         } else {
             message
         };
-        self.agent_git("commit", agent)
+        let out = self
+            .agent_git("commit", agent)
             .args(["commit", "-q", "--no-verify", "-m", msg])
-            .run()
+            .output()
             .await?;
-        Ok((Some(self.resolve_required(agent, "HEAD").await?), true))
+        if !out.success() {
+            // Changes `add` does not stage (a submodule's own work tree): nothing to commit.
+            if out.stdout.contains("nothing to commit") || out.stdout.contains("nothing added") {
+                return Ok((None, true, true));
+            }
+            return Err(out.error());
+        }
+        let head = match read_head(&agent.git_dir) {
+            Some(head) => head,
+            None => self.resolve_required(agent, "HEAD").await?,
+        };
+        Ok((Some(head), true, left))
     }
 
     /// Freezes a worker's finished turn and frees its repository for the next task, in one
@@ -150,7 +181,7 @@ impl GitRepo {
     ) -> Result<CaptureOutcome, GitError> {
         check_task_ref(task_ref)?;
         let agent = self.our_agent(worktree)?;
-        let (committed, was_dirty) = self.commit_agent(&agent, message).await?;
+        let (committed, _, leftovers) = self.commit_agent_leaving(&agent, message).await?;
         let tip = self.resolve_branchish(target).await?;
         // HEAD when it holds commits the target does not (in topological order the first
         // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it.
@@ -181,7 +212,7 @@ impl GitRepo {
             .args(["reset", "-q", "--hard", &tip])
             .run()
             .await?;
-        if was_dirty {
+        if leftovers {
             // Untracked files that were not committed (secret files): nothing else is left.
             self.agent_git("clean", &agent)
                 .args(["clean", "-fdq"])
@@ -356,4 +387,87 @@ fn fsck_refusal(stderr: &str, commit: &str) -> Option<crate::error::Refusal> {
             problem: format!("{id}: {text}"),
         },
     })
+}
+
+/// One entry of `git status --porcelain=v1 -z`.
+#[derive(Debug)]
+pub(super) struct StatusEntry {
+    pub xy: [u8; 2],
+    pub path: String,
+}
+
+impl StatusEntry {
+    /// An unmerged path (`DD AU UD UA DU AA UU`).
+    fn unmerged(&self) -> bool {
+        matches!(
+            &self.xy,
+            b"DD" | b"AU" | b"UD" | b"UA" | b"DU" | b"AA" | b"UU"
+        )
+    }
+
+    /// `add -A` (or the agent's own `git add`) makes it a new file in the commit.
+    fn adds(&self) -> bool {
+        &self.xy == b"??" || self.xy[0] == b'A'
+    }
+}
+
+/// Parses `git status --porcelain=v1 -z` (`XY path`, renames and copies followed by their
+/// old path as a field of its own).
+pub(super) fn parse_status(out: &str) -> Vec<StatusEntry> {
+    let mut entries = Vec::new();
+    let mut fields = out.split('\0').filter(|f| !f.is_empty());
+    while let Some(f) = fields.next() {
+        let b = f.as_bytes();
+        if b.len() < 4 {
+            continue;
+        }
+        let xy = [b[0], b[1]];
+        if matches!(xy[0], b'R' | b'C') {
+            fields.next();
+        }
+        entries.push(StatusEntry {
+            xy,
+            path: f[3..].to_string(),
+        });
+    }
+    entries
+}
+
+/// The commit `HEAD` names, read from the files of `git_dir` (`HEAD` naming a loose ref);
+/// `None` when that is not the layout (ask git).
+fn read_head(git_dir: &Path) -> Option<String> {
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let name = head.trim_end().strip_prefix("ref: ")?;
+    if !name.starts_with("refs/heads/") || name.contains("..") {
+        return None;
+    }
+    let id = std::fs::read_to_string(git_dir.join(name)).ok()?;
+    let id = id.trim_end();
+    (matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_entries() {
+        let out = "?? new file\0R  b.txt\0a.txt\0UU c.txt\0A  .env\0 M d\0";
+        let e = parse_status(out);
+        let got: Vec<(&[u8], &str, bool, bool)> = e
+            .iter()
+            .map(|e| (&e.xy[..], e.path.as_str(), e.unmerged(), e.adds()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"??"[..], "new file", false, true),
+                (&b"R "[..], "b.txt", false, false),
+                (&b"UU"[..], "c.txt", true, false),
+                (&b"A "[..], ".env", false, true),
+                (&b" M"[..], "d", false, false),
+            ]
+        );
+    }
 }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::checks;
-use crate::sanitize::is_secret_path;
 use crate::error::{Refusal, SecretFinding};
+use crate::sanitize::is_secret_path;
 use crate::GitError;
 
 /// At most this many secret findings are reported (the rest are the same mistake).

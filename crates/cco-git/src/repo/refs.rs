@@ -52,6 +52,16 @@ impl GitRepo {
     /// A local branch name or any commit-ish; local branches win.
     pub(super) async fn resolve_branchish(&self, rev: &str) -> Result<String, GitError> {
         if ref_name_problem(rev).is_none() {
+            // cco writes its refs loose: read them without a process when they are.
+            let local = format!("refs/heads/{rev}");
+            if let Some(id) = self.read_loose_ref(&local) {
+                return Ok(id);
+            }
+            if rev.starts_with("refs/") && !self.ref_is_file(&local) {
+                if let Some(id) = self.read_loose_ref(rev) {
+                    return Ok(id);
+                }
+            }
             if let Some(s) = self
                 .resolve(&self.repo_dir, &format!("refs/heads/{rev}"))
                 .await?
@@ -60,6 +70,34 @@ impl GitRepo {
             }
         }
         self.resolve_required(&self.repo_dir, rev).await
+    }
+
+    /// The commit id in cco's clone's loose ref file `name` (a full ref name), if there is
+    /// one. `None` whenever git must be asked: no such file, packed, another ref backend.
+    fn read_loose_ref(&self, name: &str) -> Option<String> {
+        let git_dir = self.repo_dir.join(".git");
+        if name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+            || git_dir.join("reftable").exists()
+        {
+            return None;
+        }
+        let text = std::fs::read_to_string(git_dir.join(name)).ok()?;
+        let id = text.trim_end();
+        (matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| id.to_string())
+    }
+
+    /// Whether cco's clone may hold ref `name` somewhere git would find it before the loose
+    /// file of another name (only a loose file or a packed entry can be it).
+    fn ref_is_file(&self, name: &str) -> bool {
+        let git_dir = self.repo_dir.join(".git");
+        git_dir.join(name).exists()
+            || std::fs::read_to_string(git_dir.join("packed-refs")).is_ok_and(|p| {
+                p.lines()
+                    .any(|l| l.split_once(' ').is_some_and(|(_, n)| n == name))
+            })
     }
 
     /// [`GitRepo::resolve`] of several revisions with one `cat-file --batch-check` (same
