@@ -1,4 +1,5 @@
-//! cco-git: every git operation of a cco run, serialised through one GitActor.
+//! cco-git: every git operation of a cco run, through one GitActor (the single owner of the
+//! shared refs).
 //!
 //! # Layout
 //! - [`GitRepo`] (`repo/`): the plain async layer — functions that run git processes, one
@@ -11,11 +12,14 @@
 //! - `checks.rs` (pure): added lines of patches, conflict markers, `.git` paths, symlink
 //!   targets; `secrets.rs` (pure): the secret scanner. `repo/integrity.rs` runs them and keeps
 //!   the expected tips of shared branches.
-//! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
-//!   time (the in-flight op runs in a spawned task, so [`GitHandle::status`] answers
-//!   meanwhile), and its cloneable async front door. An op is one [`GitHandle`] method: its
-//!   description ([`OpDesc`]) and a closure over [`GitRepo`]. Ops a worker waits on before its next
-//!   turn go first, captures of finished turns next, merges and diffs last ([`Priority`]).
+//! - [`GitActor`] / [`GitHandle`] (`actor/`): the singleton ractor actor and its cloneable
+//!   async front door. An op is one [`GitHandle`] method: its description ([`OpDesc`]) and a
+//!   closure over [`GitRepo`]. Ops run in spawned tasks (so [`GitHandle::status`] answers
+//!   meanwhile), side by side as their [`Lane`]s allow: one at a time on shared refs (base and
+//!   team branches, the integration worktree, fetch and push), one at a time per agent
+//!   repository, agents side by side, at most [`GitConfig::parallel_ops`]. Ops a worker waits
+//!   on before its next turn go first, captures of finished turns next, merges and diffs last
+//!   ([`Priority`]).
 //! - Hot ops keep their process count low: revisions are resolved in batches
 //!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
 //!   (git itself is asked when the layout is not the plain files one), `commit_all` with
