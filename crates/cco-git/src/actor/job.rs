@@ -160,7 +160,7 @@ impl GitOp {
     }
 
     /// The priority an op gets unless the caller says otherwise
-    /// ([`GitHandle::with_priority`]): ops an agent waits on before its next claude turn are
+    /// ([`crate::GitHandle::with_priority`]): ops an agent waits on before its next claude turn are
     /// [`Priority::High`], captures and commits [`Priority::Normal`], the rest
     /// [`Priority::Low`]. At most one High or Normal op per agent is queued at a time, so the
     /// ops behind them cannot starve.
