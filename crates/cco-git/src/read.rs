@@ -2,20 +2,18 @@
 //! task ref adds over its target, as a file list and a patch.
 //!
 //! A [`RepoReader`] moves nothing and writes nothing (`--no-optional-locks`: not even the
-//! index's stat cache), so it runs beside the GitActor, outside its queue: a person looking at
+//! index's stat cache), so it runs beside the GitActor, outside its lanes: a person looking at
 //! a diff never delays a merge, and a finished run's repository can be read when no GitActor
-//! exists. It uses the crate's process runner (own process group, timeout) and runs nothing
-//! the repository's configuration could name — agents can write that configuration from their
-//! worktrees: no hooks (`core.hooksPath=/dev/null`), no fsmonitor, no external diff drivers or
-//! textconv filters, no signature checks (which would run `gpg.program`), no pager, no colour.
+//! exists. Its commands are built by the crate's one command builder (`git.rs`), with its
+//! hardening (`harden.rs`: no hooks, no agent-writable global or system config, agent-named
+//! drivers neutralised), plus what a read for people needs: no external diff program, no
+//! textconv, no signature checks, no colour.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cmd::{self, Spec};
-use crate::GitError;
+use crate::{GitConfig, GitError, GitRepo};
 
 /// One file a patch changes: lines added and deleted (`None` for a binary file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,22 +36,16 @@ pub struct Patch {
     pub omitted: Vec<String>,
 }
 
-/// Read-only git commands on one repository.
-#[derive(Debug, Clone)]
+/// Read-only git commands on a run's clone.
+#[derive(Debug)]
 pub struct RepoReader {
-    repo_dir: PathBuf,
-    timeout: Duration,
+    repo: GitRepo,
 }
 
-/// Options that keep git from running anything the repository's configuration names.
-const HARDENED: &[&str] = &[
-    "--no-pager",
+/// Global options of every read, on top of the builder's hardening.
+const READ_ONLY: &[&str] = &[
     "--no-optional-locks",
     "--literal-pathspecs",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "core.fsmonitor=false",
     "-c",
     "diff.external=",
     "-c",
@@ -62,42 +54,34 @@ const HARDENED: &[&str] = &[
     "color.ui=false",
 ];
 
+/// Options of every diff: no program runs, no colour, renames found.
+const DIFF: &[&str] = &["--no-ext-diff", "--no-textconv", "--no-color", "-M"];
+
 impl RepoReader {
     /// The clone of the run whose workspace is `workspace` (`<workspace>/repo`).
-    pub fn for_workspace(workspace: &Path) -> RepoReader {
-        RepoReader::new(workspace.join("repo"))
-    }
-
-    /// The repository at `repo_dir`.
-    pub fn new(repo_dir: impl Into<PathBuf>) -> RepoReader {
-        RepoReader {
-            repo_dir: repo_dir.into(),
-            timeout: Duration::from_secs(30),
-        }
+    pub fn for_workspace(workspace: &Path) -> Result<RepoReader, GitError> {
+        let repo = GitRepo::new(GitConfig::new(workspace, String::new()))?;
+        Ok(RepoReader { repo })
     }
 
     pub fn repo_dir(&self) -> &Path {
-        &self.repo_dir
+        self.repo.repo_dir()
     }
 
     /// Whether a repository is there (a finished run's workspace may have been removed).
     pub fn exists(&self) -> bool {
-        self.repo_dir.join("HEAD").is_file() || self.repo_dir.join(".git").exists()
+        let dir = self.repo_dir();
+        dir.join("HEAD").is_file() || dir.join(".git").exists()
     }
 
     async fn git(&self, op: &str, args: &[&str]) -> Result<String, GitError> {
-        let args: Vec<String> = HARDENED.iter().chain(args).map(|s| s.to_string()).collect();
-        let out = cmd::run(Spec {
-            op,
-            program: "git",
-            args: args.clone(),
-            dir: &self.repo_dir,
-            envs: vec![("GIT_OPTIONAL_LOCKS".into(), "0".into())],
-            timeout: self.timeout,
-            stdin: None,
-        })
-        .await?;
-        Ok(cmd::check(op, &args, &self.repo_dir, out)?.stdout)
+        self.repo
+            .git(op, self.repo.repo_dir())
+            .pre(READ_ONLY)
+            .args(args)
+            .envs(&[("GIT_OPTIONAL_LOCKS", "0")])
+            .run()
+            .await
     }
 
     /// The commit `rev` names (`None` when it names none). `rev` is a ref or an expression
@@ -110,22 +94,23 @@ impl RepoReader {
             ));
         }
         let spec = format!("{rev}^{{commit}}");
-        match self
-            .git(
+        let out = self
+            .repo
+            .git("rev-parse", self.repo.repo_dir())
+            .pre(READ_ONLY)
+            .args([
                 "rev-parse",
-                &[
-                    "rev-parse",
-                    "--verify",
-                    "--quiet",
-                    "--end-of-options",
-                    &spec,
-                ],
-            )
-            .await
-        {
-            Ok(sha) => Ok(Some(sha.trim().to_string()).filter(|s| !s.is_empty())),
-            Err(GitError::Command { code: Some(1), .. }) => Ok(None),
-            Err(error) => Err(error),
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ])
+            .output()
+            .await?;
+        match out.code {
+            Some(0) => Ok(Some(out.stdout.trim().to_string()).filter(|s| !s.is_empty())),
+            Some(1) => Ok(None),
+            _ => Err(out.error()),
         }
     }
 
@@ -154,9 +139,8 @@ impl RepoReader {
             .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
             .collect();
         let three = format!("{b}...{h}");
-        let diff_args = ["--no-ext-diff", "--no-textconv", "--no-color", "-M"];
         let mut numstat = vec!["diff", "--numstat", "-z"];
-        numstat.extend(diff_args);
+        numstat.extend(DIFF);
         numstat.push(&three);
         let files = parse_numstat(&self.git("diff", &numstat).await?);
         let mut budget = max_lines;
@@ -175,7 +159,7 @@ impl RepoReader {
             String::new()
         } else {
             let mut args = vec!["diff"];
-            args.extend(diff_args);
+            args.extend(DIFF);
             args.extend([three.as_str(), "--"]);
             args.extend(shown);
             self.git("diff", &args).await?

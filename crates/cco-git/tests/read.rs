@@ -7,7 +7,9 @@ use cco_testkit::git;
 #[tokio::test]
 async fn a_patch_lists_files_and_commits_and_runs_no_configured_program() {
     let dir = cco_testkit::temp_dir();
-    let repo = cco_testkit::init_repo(&dir.path().join("repo"));
+    // A run's workspace: its clone is `<workspace>/repo`.
+    let workspace = dir.path().join("workspace");
+    let repo = cco_testkit::init_repo(&workspace.join("repo"));
     git(&repo, &["checkout", "-q", "-b", "work"]);
     std::fs::write(repo.join("a.txt"), "one\ntwo\n").unwrap();
     std::fs::write(repo.join("big.txt"), "x\n".repeat(50)).unwrap();
@@ -30,7 +32,7 @@ async fn a_patch_lists_files_and_commits_and_runs_no_configured_program() {
         git(&repo, &["config", key, value]);
     }
 
-    let reader = RepoReader::new(&repo);
+    let reader = RepoReader::for_workspace(&workspace).unwrap();
     assert!(reader.exists());
     let patch = reader
         .patch("main", "refs/cco/tasks/run/flat/t1", 10)

@@ -125,18 +125,19 @@ async fn patch(app: &App, key: &str) -> Option<Arc<Result<cco_git::Patch, String
     if let Some(hit) = app.run.patches.lock().ok()?.get(&cache_key) {
         return Some(Arc::clone(hit));
     }
-    let reader = cco_git::RepoReader::for_workspace(&app.run.info.workspace);
-    let result = if reader.exists() {
-        let (base, head) = view::patch_revs(&app.run.run_name, &base_branch, &task);
-        reader
-            .patch(&base, &head, PATCH_LINES)
-            .await
-            .map_err(|e| e.to_string())
-    } else {
-        Err(format!(
+    let result = match cco_git::RepoReader::for_workspace(&app.run.info.workspace) {
+        Ok(reader) if reader.exists() => {
+            let (base, head) = view::patch_revs(&app.run.run_name, &base_branch, &task);
+            reader
+                .patch(&base, &head, PATCH_LINES)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Ok(reader) => Err(format!(
             "the run's repository ({}) is gone",
             reader.repo_dir().display()
-        ))
+        )),
+        Err(error) => Err(error.to_string()),
     };
     let result = Arc::new(result);
     if let Ok(mut cache) = app.run.patches.lock() {

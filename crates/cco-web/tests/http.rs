@@ -2,6 +2,8 @@
 //! live updates over server-sent events, the same pages from the run folder alone (`cco ui`),
 //! the access token of a non-loopback bind, and no secret in any answer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with a message
+
 mod common;
 
 use std::net::SocketAddr;
