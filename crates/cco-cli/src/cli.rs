@@ -61,7 +61,7 @@ pub struct DemoArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Agent id (e.g. worker-1, em-2, coordinator, director).
+    /// Agent id (e.g. worker-1, em-parser, coordinator, director).
     pub agent: String,
     /// Keep printing new lines as they arrive, until the run ends.
     #[arg(long, short = 'f')]

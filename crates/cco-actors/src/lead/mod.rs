@@ -23,6 +23,7 @@
 
 mod core;
 mod pipeline;
+mod plans;
 mod restore;
 mod slots;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cco_protocol::{Duty, PlanKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
@@ -138,6 +140,9 @@ impl Actor for LeadActor {
                 .unwrap_or_else(|| "run".into()),
             max_plan_retries: config.max_plan_retries,
             merge_strategy: crate::gitmap::strategy(config.merge_strategy),
+            answer: ctx.answer_format(),
+            verify_command: config.verify_command.clone(),
+            max_auto_resolve: config.max_auto_resolve_conflicts,
         };
         let workers = ChildSlots::new(worker_ids.iter().cloned(), policy);
         let core = LeadCore::new(cfg, ctx.board.clone(), worker_ids);
@@ -266,6 +271,7 @@ impl LeadState {
             lead: myself.clone(),
             slot,
             target_branch: self.core.cfg.target_branch.clone(),
+            reviewer: self.core.cfg.role,
         };
         match WorkerActor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -354,12 +360,26 @@ impl LeadState {
                 let prompt = match prompt {
                     ReviewPrompt::First {
                         spec,
+                        worker,
+                        task_ref,
                         result_text,
                         diff,
-                    } => prompts::review(&self.ctx, &self.who, &spec, &result_text, &diff),
+                    } => {
+                        let facts = prompts::ReviewFacts {
+                            task: &spec,
+                            worker: &worker,
+                            task_ref: &task_ref,
+                            result: &result_text,
+                            diff: &diff,
+                        };
+                        prompts::review(&self.ctx, &self.who, facts)
+                    }
                     ReviewPrompt::Repair(prompt) => prompt,
                 };
-                let request = self.turn_request(prompt, resume, fork, None);
+                let mut request = self.turn_request(prompt, resume, fork, None);
+                request.duty = Duty::Review;
+                request.document = Some(PlanKind::Review);
+                request.task = self.core.specs.get(&key).cloned();
                 let review_key = key.clone();
                 let guard = spawn_turn(
                     Arc::clone(&self.ctx),
@@ -384,11 +404,9 @@ impl LeadState {
             }
             Effect::Plan { prompt, resume } => {
                 let prompt = match prompt {
-                    PlanPrompt::Coordinator => {
-                        prompts::coordinator_plan(&self.ctx, &self.who, &target)
-                    }
-                    PlanPrompt::Em(goal) => prompts::em_plan(&self.ctx, &self.who, &target, &goal),
-                    PlanPrompt::Replan(tasks) => prompts::replan(&self.ctx, &self.who, &tasks),
+                    PlanPrompt::Coordinator => prompts::coordinator_plan(&self.ctx, &self.who),
+                    PlanPrompt::Em(goal) => prompts::em_plan(&self.ctx, &self.who, &goal),
+                    PlanPrompt::Replan(tasks) => prompts::replan(&self.ctx, &self.who, &tasks, &[]),
                     PlanPrompt::Repair(prompt) => prompt,
                 };
                 // Planners read the code as merged so far.
@@ -412,7 +430,13 @@ impl LeadState {
                 let _ = self.director.send_message(match report {
                     Report::TeamIdle => DirectorMsg::TeamIdle { team },
                     Report::TeamFailed { reason } => DirectorMsg::TeamFailed { team, reason },
-                    Report::RunComplete { reason } => DirectorMsg::RunComplete { reason },
+                    Report::RunComplete {
+                        reason,
+                        planning_failure,
+                    } => DirectorMsg::RunComplete {
+                        reason,
+                        planning_failure,
+                    },
                 });
             }
             Effect::Fail(error) => return Err(error.into()),
@@ -428,14 +452,12 @@ impl LeadState {
         sync_before: Option<(PathBuf, String)>,
     ) -> TurnRequest {
         TurnRequest {
-            prompt,
             resume,
-            task_key: None,
             wall_timeout: Some(self.ctx.task_timeout()),
-            timeout_prompt: None,
-            resume_prompt: None,
             fork,
             sync_before,
+            document: Some(PlanKind::Task),
+            ..TurnRequest::new(prompt, Duty::Plan)
         }
     }
 

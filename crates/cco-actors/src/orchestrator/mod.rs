@@ -108,7 +108,12 @@ impl OrchestratorBuilder {
             let board = Board::new(&run_id, events);
             let run_log = crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
-            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
+            let keys = KeyPool::new(
+                cfg.auth_mode,
+                config.api_keys.clone(),
+                crate::auth::login_available(),
+                cfg.quota_warning_threshold,
+            );
             let mut warnings = Vec::new();
             let resumed_base = match &journal {
                 Some((journal, journal_warnings)) => {
@@ -132,7 +137,15 @@ impl OrchestratorBuilder {
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
             let redactor = Arc::new(config.redactor());
             let workspace = cfg.workspace_directory.clone();
+            // Every agent with a claude session: workers, their leads, the Director.
+            let agents = cfg.worker_count + cfg.team_count() + usize::from(!cfg.is_flat());
+            let breaker = crate::breaker::Breaker::new(
+                agents,
+                cfg.api_retry_backoff(),
+                cfg.max_api_retry_backoff(),
+            );
             let ctx = Arc::new(RunContext {
+                breaker,
                 workspace,
                 config: Arc::new(config),
                 board,
@@ -145,8 +158,10 @@ impl OrchestratorBuilder {
                 stopping: AtomicBool::new(false),
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
+                answer: cco_protocol::AnswerFormat::Text,
                 cells: Mutex::new(Default::default()),
             });
+            ctx.show_credentials();
             for warning in &warnings {
                 warn!("{warning}");
                 ctx.board.events().emit(RunEvent::Warning {
