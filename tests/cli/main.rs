@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
+mod auth;
 mod check;
 mod compat;
 mod demo;

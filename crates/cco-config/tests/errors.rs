@@ -611,7 +611,11 @@ fn agents_under_real_conditions_keys_are_checked() {
     ));
     assert_contains(
         &e,
-        &["maxApiRetryBackoffMs", "at least apiRetryBackoffMs", "60000"],
+        &[
+            "maxApiRetryBackoffMs",
+            "at least apiRetryBackoffMs",
+            "60000",
+        ],
     );
     let e = config_err(&with(r#""maxApiRetries": 20000"#));
     assert_contains(&e, &["maxApiRetries", "10000"]);

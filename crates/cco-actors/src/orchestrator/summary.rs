@@ -93,6 +93,7 @@ pub(crate) async fn finish_run(
     started_at: DateTime<Utc>,
     clock: &RunClock,
 ) -> RunSummary {
+    ctx.show_credentials();
     let snapshot = ctx.board.snapshot();
     let git = ctx.git.status().await.ok();
     if let Err(error) = ctx.git.stop().await {

@@ -255,6 +255,8 @@ async fn admit(
             None => match ctx.keys.acquire(now) {
                 Ok(credential) => {
                     ctx.board.end_pause(now);
+                    // Benches and warnings that ended are shown as such.
+                    ctx.show_credentials();
                     return Some(credential);
                 }
                 Err(all) => (PauseCause::RateLimited, all.until),
