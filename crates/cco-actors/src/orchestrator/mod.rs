@@ -135,6 +135,8 @@ impl OrchestratorBuilder {
                 }
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
+            let (answer, answer_warning) = answer_format(&config).await;
+            warnings.extend(answer_warning);
             let redactor = Arc::new(config.redactor());
             let workspace = cfg.workspace_directory.clone();
             // Every agent with a claude session: workers, their leads, the Director.
@@ -158,7 +160,7 @@ impl OrchestratorBuilder {
                 stopping: AtomicBool::new(false),
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
-                answer: cco_protocol::AnswerFormat::Text,
+                answer,
                 cells: Mutex::new(Default::default()),
             });
             ctx.show_credentials();
@@ -228,6 +230,38 @@ impl OrchestratorBuilder {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// How long `claude --help` may take when the run asks the CLI what it supports.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How planners and reviewers answer in this run (`structuredOutput`): through the CLI's
+/// `StructuredOutput` tool when the CLI has `--json-schema` (asked once, `auto`), or as text;
+/// with a warning when the CLI could not be asked.
+async fn answer_format(config: &LoadedConfig) -> (cco_protocol::AnswerFormat, Option<String>) {
+    use cco_protocol::AnswerFormat;
+    match config.config.structured_output {
+        cco_config::StructuredOutput::On => (AnswerFormat::StructuredOutput, None),
+        cco_config::StructuredOutput::Off => (AnswerFormat::Text, None),
+        cco_config::StructuredOutput::Auto => {
+            match cco_claude::probe_cli(&config.claude_binary, PROBE_TIMEOUT).await {
+                Ok(features) if features.structured_output.is_supported() => {
+                    info!("the claude CLI has --json-schema: planners and reviewers answer through structured output");
+                    (AnswerFormat::StructuredOutput, None)
+                }
+                Ok(_) => {
+                    info!("the claude CLI has no --json-schema: planners and reviewers answer as text");
+                    (AnswerFormat::Text, None)
+                }
+                Err(error) => (
+                    AnswerFormat::Text,
+                    Some(format!(
+                        "could not ask the claude CLI what it supports ({error}): planners and reviewers answer as text"
+                    )),
+                ),
+            }
+        }
     }
 }
 

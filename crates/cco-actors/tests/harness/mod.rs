@@ -26,7 +26,9 @@ impl Project {
             "killGraceMs": 500,
             "taskTimeoutMs": 60000,
             "idleTimeoutMs": 30000,
-            "maxRunDurationMinutes": 5
+            "maxRunDurationMinutes": 5,
+            // Scripts answer with result texts; tests of structured output say "auto".
+            "structuredOutput": "off"
         });
         let (source, config_dir) =
             cco_testkit::scripted_project(dir.path(), defaults, &config, &script);
@@ -103,16 +105,28 @@ pub fn worker_rule(task_id: &str, file: &str, content: &str) -> Value {
     })
 }
 
+/// A planner's answer `plan` when its prompt contains `marker` (as structured output or as
+/// text, whichever the run uses).
 pub fn plan_rule(marker: &str, plan: Value) -> Value {
-    json!({"match": {"prompt_contains": marker}, "result": plan.to_string(), "cost_usd": 0.02})
+    let mut rule = cco_testkit::answer_rule(json!({"prompt_contains": marker}), plan);
+    rule["cost_usd"] = json!(0.02);
+    rule
 }
 
 pub fn approve_rule() -> Value {
-    json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005})
+    let mut rule = cco_testkit::answer_rule(
+        json!({"prompt_contains": "[cco:review]"}),
+        json!({"decision": "approve"}),
+    );
+    rule["cost_usd"] = json!(0.005);
+    rule
 }
 
 pub fn complete_rule(marker: &str) -> Value {
-    json!({"match": {"prompt_contains": marker}, "result": "{\"status\":\"complete\",\"reason\":\"direction met\"}"})
+    cco_testkit::answer_rule(
+        json!({"prompt_contains": marker}),
+        json!({"status": "complete", "reason": "direction met"}),
+    )
 }
 
 pub fn task(id: &str, file: &str) -> Value {
