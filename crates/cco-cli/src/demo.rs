@@ -291,11 +291,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
     }
-    if summary.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(crate::commands::exit_code(&summary.outcome))
 }
 
 async fn count_events(mut events: tokio::sync::broadcast::Receiver<RunEvent>) -> Tally {
