@@ -8,6 +8,7 @@ mod exits;
 mod harness;
 mod init;
 mod live;
+mod orphans;
 mod pty;
 mod resume;
 

@@ -38,6 +38,8 @@ pub(crate) struct RunContext {
     /// How planners and reviewers answer: through the CLI's `StructuredOutput` tool (a CLI
     /// with `--json-schema`, decided once per run) or as text.
     pub(crate) answer: cco_protocol::AnswerFormat,
+    /// Every claude process runs under this guard (agents stop when cco dies), if set.
+    pub(crate) guard: Option<cco_claude::GuardSpec>,
     /// Actor cells by agent id (fault injection and diagnostics; never used for routing).
     pub(crate) cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
 }
@@ -185,6 +187,7 @@ impl RunContext {
         spec.wall_timeout = request.wall_timeout;
         spec.idle_timeout = Some(config.idle_timeout());
         spec.kill_grace = config.kill_grace();
+        spec.guard = self.guard.clone();
         if self.answer == cco_protocol::AnswerFormat::StructuredOutput {
             spec.json_schema = request
                 .document

@@ -63,6 +63,14 @@ pub use board::{
     AgentRecord, CredentialState, CredentialStatus, PauseCause, Role, RunPause, StatusSnapshot,
     TaskRecord, TaskState, Totals,
 };
+pub use cco_claude::{GuardSpec, OrphanPolicy};
+
+/// The guard process that stops a claude process when the orchestrator's process dies (see
+/// [`OrchestratorBuilder::guard`]): call [`guard::main`] first thing in a binary started as
+/// the guard program.
+pub mod guard {
+    pub use cco_claude::guard::{main, GUARD_ARG};
+}
 pub use cco_git::{GitError, GitStatus};
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};

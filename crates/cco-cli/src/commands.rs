@@ -212,7 +212,7 @@ async fn start(mut args: StartArgs) -> ExitCode {
             return code;
         }
     }
-    let mut builder = Orchestrator::builder(config);
+    let mut builder = with_guard(Orchestrator::builder(config));
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
             eprintln!("cco: resuming {}", run_dir.display());
@@ -266,6 +266,20 @@ async fn start(mut args: StartArgs) -> ExitCode {
     let summary = output::show_run_from(&handle, events, mode).await;
     signals.abort();
     ExitCode::from(exit_code(&summary.outcome))
+}
+
+/// Agents stop when cco dies (`orphanPolicy` "stop"): every claude process runs under this
+/// binary's hidden guard mode (`cco __guard`).
+pub(crate) fn with_guard(builder: cco::OrchestratorBuilder) -> cco::OrchestratorBuilder {
+    match std::env::current_exe() {
+        Ok(exe) => builder.guard(cco::GuardSpec::cco(exe, cco_claude::OrphanPolicy::Stop)),
+        Err(error) => {
+            term::warn(&format!(
+                "cannot find the cco binary ({error}): agents would outlive a killed cco"
+            ));
+            builder
+        }
+    }
 }
 
 /// A resumed run works in the workspace it started in: the one recorded for a `-w` start

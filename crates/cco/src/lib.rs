@@ -34,10 +34,10 @@
 
 pub use cco_actors::{
     AgentRecord, CredentialState, CredentialStatus, EventSubject, EventText, GateFailure, GitError,
-    GitStatus, Interruption, JournalError, MergeCause, Orchestrator, OrchestratorBuilder,
-    OrchestratorHandle, PauseCause, Role, RunEvent, RunLimit, RunOutcome, RunPause, RunSummary,
-    SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind, TaskPhase, TaskRecord, TaskState,
-    Totals, Turn,
+    GitStatus, GuardSpec, Interruption, JournalError, MergeCause, Orchestrator,
+    OrchestratorBuilder, OrchestratorHandle, OrphanPolicy, PauseCause, Role, RunEvent, RunLimit,
+    RunOutcome, RunPause, RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind,
+    TaskPhase, TaskRecord, TaskState, Totals, Turn,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
@@ -47,6 +47,13 @@ pub mod config {
         OrphanPolicy, PermissionMode, RepositoryLocation, StructuredOutput, API_KEYS_FILE_NAME,
         CONFIG_FILE_NAME,
     };
+}
+
+/// The guard process that stops claude processes when your process dies (see
+/// `OrchestratorBuilder::guard` and docs/embedding.md): call `guard::main` first thing in
+/// `main` when the binary is started as the guard.
+pub mod guard {
+    pub use cco_actors::guard::{main, GUARD_ARG};
 }
 
 /// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
+use cco_claude::GuardSpec;
 use cco_config::{LoadedConfig, RepositoryLocation};
 use cco_git::{EnvFile, GitConfig, GitHandle};
 use chrono::Utc;
@@ -45,6 +46,7 @@ impl Orchestrator {
             run_id: None,
             events: EventBus::new(4096),
             resume: None,
+            guard: None,
         }
     }
 }
@@ -55,6 +57,7 @@ pub struct OrchestratorBuilder {
     run_id: Option<String>,
     events: EventBus,
     resume: Option<PathBuf>,
+    guard: Option<GuardSpec>,
 }
 
 impl OrchestratorBuilder {
@@ -69,6 +72,18 @@ impl OrchestratorBuilder {
     /// that were in flight are re-queued, merged work is never redone.
     pub fn resume(mut self, run_dir: impl Into<PathBuf>) -> Self {
         self.resume = Some(run_dir.into());
+        self
+    }
+
+    /// Runs every claude process under this guard program, so agents stop when the process
+    /// running the orchestrator dies (`kill -9`, a crash): see `cco_claude::guard`. The `cco`
+    /// binary passes itself (`GuardSpec::cco(current_exe, ..)`, its hidden `cco __guard`
+    /// mode); an embedder passes its own program that calls `cco_claude::guard::main`, or
+    /// nothing (the default): then claude processes outlive a dead orchestrator until
+    /// `resume` ends them. The config's `orphanPolicy` decides: `stop` (default) uses the
+    /// guard, `continue` runs claude without it (the guard's own policy field is ignored).
+    pub fn guard(mut self, guard: GuardSpec) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -91,7 +106,15 @@ impl OrchestratorBuilder {
             run_id,
             events,
             resume,
+            guard,
         } = self;
+        let guard = match config.config.orphan_policy {
+            cco_config::OrphanPolicy::Stop => guard.map(|guard| GuardSpec {
+                policy: cco_claude::OrphanPolicy::Stop,
+                ..guard
+            }),
+            cco_config::OrphanPolicy::Continue => None,
+        };
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
                 let (journal, warnings) =
@@ -161,6 +184,7 @@ impl OrchestratorBuilder {
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
                 answer,
+                guard,
                 cells: Mutex::new(Default::default()),
             });
             ctx.show_credentials();
