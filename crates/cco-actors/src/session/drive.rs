@@ -198,7 +198,8 @@ pub(super) async fn drive_turn(
             }
         };
         if !wait.is_zero() {
-            warn!(failures = retries.failures, api_failures = retries.api_failures, ?wait, outcome = %outcome.kind, "claude process failed: resuming after backoff");
+            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            warn!(failures = retries.failures, api_failures = retries.api_failures, wait_ms, outcome = %outcome.kind, "claude process failed: resuming after backoff");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = &mut cancel => return TurnEnd::Cancelled,
@@ -219,7 +220,8 @@ pub(super) async fn drive_turn(
             }
             Restart::Fresh => {
                 if retries.failures > 0 && session_id.is_some() {
-                    warn!(session = ?resume, "session not found: starting the task afresh");
+                    let session = resume.as_deref().unwrap_or("-");
+                    warn!(session, "session not found: starting the task afresh");
                 }
                 resume = None;
                 session_id = None;
