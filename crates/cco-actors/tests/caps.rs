@@ -72,17 +72,7 @@ async fn the_tool_cap_of_a_process_ends_its_turn_like_a_timeout() {
 /// ends with that reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_run_wide_tool_cap_ends_the_run_as_a_limit() {
-    let tasks: Vec<_> = (1..=6)
-        .map(|n| task(&format!("t{n}"), &format!("t{n}.txt")))
-        .collect();
-    let mut rules = vec![
-        plan_rule(
-            "[cco:coordinator-plan]",
-            json!({"status":"continue","tasks": tasks}),
-        ),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-    ];
+    let mut rules = flat_plan_rules(6);
     for n in 1..=6 {
         rules.push(worker_rule(&format!("t{n}"), &format!("t{n}.txt"), "x\n"));
     }
@@ -118,12 +108,6 @@ async fn the_run_wide_tool_cap_ends_the_run_as_a_limit() {
 /// has used them up, the merge strategy is `fail` for the rest (logged once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conflicts_beyond_max_auto_resolve_fail_their_task() {
-    let shared_by = |id: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
     let script = json!({"rules": [
         plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[
             task("t1","shared.txt"), task("t2","shared.txt"), task("t3","shared.txt")]})),
@@ -133,9 +117,9 @@ async fn conflicts_beyond_max_auto_resolve_fail_their_task() {
             {"write": {"path": "shared.txt", "content": "resolved\n"}},
             {"commit": "Resolve conflict in shared.txt"}
         ], "result": "resolved"},
-        shared_by("t1"),
-        shared_by("t2"),
-        shared_by("t3"),
+        line_from_rule("t1"),
+        line_from_rule("t2"),
+        line_from_rule("t3"),
     ]});
     let project = Project::new(
         json!({"workerCount": 3, "maxAutoResolveConflicts": 1}),

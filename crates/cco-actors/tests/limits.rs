@@ -184,17 +184,7 @@ async fn an_unavailable_api_never_benches_a_key_and_never_fails_the_task() {
 /// a back-off period, shown as a pause, and the run goes on after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_529_storm_opens_the_circuit_breaker_and_the_run_goes_on_after_it() {
-    let tasks: Vec<Value> = (1..=3)
-        .map(|n| task(&format!("t{n}"), &format!("t{n}.txt")))
-        .collect();
-    let mut rules = vec![
-        plan_rule(
-            "[cco:coordinator-plan]",
-            json!({"status":"continue","tasks": tasks}),
-        ),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-    ];
+    let mut rules = flat_plan_rules(3);
     for n in 1..=3 {
         let id = format!("t{n}");
         let mut steps =

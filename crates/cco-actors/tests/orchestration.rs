@@ -386,17 +386,7 @@ async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reaching_the_budget_stops_the_run_cleanly() {
-    let tasks: Vec<_> = (1..=6)
-        .map(|n| task(&format!("t{n}"), &format!("t{n}.txt")))
-        .collect();
-    let mut rules = vec![
-        plan_rule(
-            "[cco:coordinator-plan]",
-            json!({"status":"continue","tasks": tasks}),
-        ),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-    ];
+    let mut rules = flat_plan_rules(6);
     for n in 1..=6 {
         let mut rule = worker_rule(&format!("t{n}"), &format!("t{n}.txt"), "x\n");
         rule["cost_usd"] = json!(0.5);

@@ -105,12 +105,6 @@ async fn a_conflict_and_a_revision_name_the_real_branch_and_worktree() {
     let records = cco_testkit::temp_dir();
     let conflict_prompts = records.path().join("conflict.txt");
     let feedback_prompts = records.path().join("feedback.txt");
-    let shared_by = |id: &str| {
-        json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
-            {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
-            {"commit": format!("{id} edits shared.txt")}
-        ], "result": format!("{id} done")})
-    };
     let script = json!({"rules": [
         plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","shared.txt"), task("t2","shared.txt")]})),
         complete_rule("[cco:replan]"),
@@ -127,8 +121,8 @@ async fn a_conflict_and_a_revision_name_the_real_branch_and_worktree() {
             {"write": {"path": "shared.txt", "content": "line from t1\nline from t2 (task t2)\n"}},
             {"commit": "Resolve conflict in shared.txt"}
         ], "result": "resolved"},
-        shared_by("t1"),
-        shared_by("t2"),
+        line_from_rule("t1"),
+        line_from_rule("t2"),
     ]});
     let project = Project::new(json!({"workerCount": 2}), script);
     let handle = project.start().await;

@@ -21,6 +21,7 @@ use super::slots::WorkerSlot;
 use crate::board::{Board, Role, TaskRecord};
 use crate::error::{JobFailure, LeadError};
 use crate::lifecycle::TaskKind;
+use crate::planning::Asking;
 use crate::session::TurnEnd;
 use crate::worker::{Job, Start, WorkerReport, Workplace};
 
@@ -392,6 +393,16 @@ impl LeadCore {
             }
         }
         std::mem::take(&mut self.effects)
+    }
+
+    /// How a planning or review turn of this lead at `attempt` is asked again.
+    pub(crate) fn asking(&self, attempt: u32) -> Asking {
+        Asking {
+            attempt,
+            max_retries: self.cfg.max_plan_retries,
+            role: self.cfg.role,
+            answer: self.cfg.answer,
+        }
     }
 
     pub(crate) fn emit(&mut self, effect: Effect) {

@@ -18,7 +18,7 @@ use super::slots::Parked;
 use crate::error::JobFailure;
 use crate::events::RunEvent;
 use crate::lifecycle::{GateFailure, Interruption, MergeCause, TaskPhase, Turn};
-use crate::planning::{plan_step, Asking, PlanStep};
+use crate::planning::{plan_step, PlanStep};
 use crate::session::{FailCause, TurnEnd};
 use crate::worker::WorkerReport;
 
@@ -339,12 +339,7 @@ impl LeadCore {
         self.show_activity();
         let result_text = self.review_results.remove(&key).unwrap_or_default();
         let mut review_session = None;
-        let asking = Asking {
-            attempt,
-            max_retries: self.cfg.max_plan_retries,
-            role: self.cfg.role,
-            answer: self.cfg.answer,
-        };
+        let asking = self.asking(attempt);
         match plan_step(
             end,
             asking,

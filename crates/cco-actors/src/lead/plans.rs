@@ -8,7 +8,7 @@ use super::core::{Effect, LeadCore, PlanPrompt, Report};
 use crate::board::Role;
 use crate::events::RunEvent;
 use crate::lifecycle::TaskKind;
-use crate::planning::{plan_step, Asking, PlanStep};
+use crate::planning::{plan_step, PlanStep};
 use crate::session::{FailCause, TurnEnd};
 
 impl LeadCore {
@@ -41,12 +41,7 @@ impl LeadCore {
             a.pid = None;
             a.current_task = None;
         });
-        let asking = Asking {
-            attempt,
-            max_retries: self.cfg.max_plan_retries,
-            role: self.cfg.role,
-            answer: self.cfg.answer,
-        };
+        let asking = self.asking(attempt);
         match plan_step(
             end,
             asking,

@@ -129,6 +129,31 @@ pub fn complete_rule(marker: &str) -> Value {
     )
 }
 
+/// The rules of a flat run of tasks `t1..=tn` (each writing `t<k>.txt`): the Coordinator's
+/// plan, `complete` on the re-plan, approving reviews. Add the workers' rules.
+pub fn flat_plan_rules(n: usize) -> Vec<Value> {
+    let tasks: Vec<Value> = (1..=n)
+        .map(|k| task(&format!("t{k}"), &format!("t{k}.txt")))
+        .collect();
+    vec![
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks": tasks}),
+        ),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+    ]
+}
+
+/// A worker rule: task `id` writes `line from <id>` (alone) to `shared.txt` and commits, so
+/// that tasks of this kind conflict with each other.
+pub fn line_from_rule(id: &str) -> Value {
+    json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+        {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
+        {"commit": format!("{id} edits shared.txt")}
+    ], "result": format!("{id} done")})
+}
+
 pub fn task(id: &str, file: &str) -> Value {
     json!({"id": id, "title": format!("Write {file}"), "description": format!("Create {file}"), "files": [file]})
 }
