@@ -263,25 +263,34 @@ fn a_turn_finished_before_a_crash_is_captured_on_resume_not_run_again() {
     ];
     let project = CliProject::new(json!({"workerCount": 1}), json!({"rules": rules}));
     // cco's own commit (agents' processes carry CCO_AGENT_ROLE) waits until the journal has
-    // the task in review, then kills cco once.
-    let hook = hooks.join("pre-commit");
+    // the task in review, then kills cco once. cco's git runs no hooks, so the trap is a
+    // `git` first on cco's PATH that runs the real one otherwise.
+    let real_git = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("git"))
+        .find(|p| p.is_file())
+        .expect("git on PATH");
+    let hook = hooks.join("git");
     std::fs::write(
         &hook,
         format!(
-            "#!/bin/sh\n[ -n \"$CCO_AGENT_ROLE\" ] && exit 0\n[ -e '{mark}' ] && exit 0\ntouch '{mark}'\n\
+            "#!/bin/sh\nif [ -z \"$CCO_AGENT_ROLE\" ] && [ ! -e '{mark}' ]; then for a in \"$@\"; do if [ \"$a\" = commit ]; then\ntouch '{mark}'\n\
              i=0; until grep -qs '\"review\"' $(find '{logs}' -name journal.json) || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done\n\
-             kill -9 \"$(cat '{pid}')\"\nexit 1\n",
+             kill -9 \"$(cat '{pid}')\"\nexit 1\nfi; done; fi\nexec '{git}' \"$@\"\n",
             mark = mark.display(),
             logs = project.logs_dir().display(),
             pid = pid_file.display(),
+            git = real_git.display(),
         ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        hooks.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let with_hook = |mut cmd: std::process::Command| {
-        cmd.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "core.hooksPath")
-            .env("GIT_CONFIG_VALUE_0", &hooks);
+        cmd.env("PATH", &path);
         cmd
     };
     let mut child = with_hook(project.cco(&["start", "--plain"]))

@@ -247,12 +247,14 @@ fn stale_git_locks_left_behind_are_removed_and_the_run_completes() {
     // (so the worker's own commit fails and cco's commit meets it), and an old lock on main
     // (so the merge's ref update meets it).
     let git_dir = project.workspace_repo().join(".git");
-    // Not the worker's spare worktree (`worker-1-b`): this one-task run never touches it.
-    let worktrees: Vec<_> = std::fs::read_dir(git_dir.join("worktrees"))
+    // Each agent works in a repository of its own (`<workspace>/worktrees/<id>/.git`); not
+    // the worker's spare one (`worker-1-b`): this one-task run never touches it.
+    let agents = project.workspace_repo().parent().unwrap().join("worktrees");
+    let worktrees: Vec<_> = std::fs::read_dir(&agents)
         .unwrap()
         .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| !p.to_string_lossy().ends_with("-b"))
+        .map(|e| e.path().join(".git"))
+        .filter(|p| p.is_dir() && !p.parent().unwrap().to_string_lossy().ends_with("-b"))
         .collect();
     assert!(!worktrees.is_empty());
     let mut locks = vec![

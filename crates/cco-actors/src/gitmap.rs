@@ -1,6 +1,6 @@
 //! Maps configuration types onto cco-git's own input types.
 
-use cco_config::{Config, MergeStrategy};
+use cco_config::{Config, LoadedConfig, MergeStrategy};
 
 pub fn strategy(strategy: MergeStrategy) -> cco_git::MergeStrategy {
     match strategy {
@@ -19,4 +19,20 @@ pub fn clone_options(config: &Config) -> cco_git::CloneOptions {
         single_branch: config.git_clone_options.single_branch,
         no_submodules: config.git_clone_options.no_submodules,
     }
+}
+
+/// The secret values cco-git's scanner refuses in commits: every API key, and the values of
+/// key entries' variables except the ones that name where to connect (`*_URL`, `*_HOST`,
+/// `*_PORT`), which are not secret and may well appear in code.
+pub fn secret_values(config: &LoadedConfig) -> cco_git::SecretValues {
+    let not_secret = |name: &str| {
+        let n = name.to_ascii_uppercase();
+        n.ends_with("_URL") || n.ends_with("_HOST") || n.ends_with("_PORT")
+    };
+    cco_git::SecretValues::new(config.api_keys.iter().flat_map(|key| {
+        key.env_vars()
+            .into_iter()
+            .filter(|(name, _)| !not_secret(name))
+            .map(|(_, value)| value)
+    }))
 }

@@ -177,6 +177,8 @@ pub(crate) struct ReviewFacts<'a> {
     pub(crate) worker: &'a str,
     /// The ref holding it.
     pub(crate) task_ref: &'a str,
+    /// The commits of the task ref and of the target.
+    pub(crate) revs: Option<(&'a str, &'a str)>,
     pub(crate) result: &'a str,
     pub(crate) diff: &'a cco_git::DiffSummary,
 }
@@ -204,6 +206,7 @@ pub(crate) fn review(ctx: &RunContext, who: &AgentIdentity, facts: ReviewFacts<'
         task_ref: facts.task_ref,
         // A lead's branch is the target its workers' tasks merge into.
         target: &who.branch,
+        revs: facts.revs,
         result: facts.result,
         diff: &diff_text,
         answer: ctx.answer_format(),

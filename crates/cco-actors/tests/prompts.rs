@@ -91,10 +91,27 @@ async fn the_verify_gate_has_its_own_prompt_and_the_reviewer_is_told_the_refs() 
     let reviews = prompts(&review_prompts);
     assert!(!reviews.is_empty());
     for review in &reviews {
+        // Named by ref, inspected by commit (the coordinator's repository shares cco's
+        // objects, not its refs).
         assert!(
-            review.contains("`git diff main...refs/cco/tasks/"),
+            review.contains("The work is at `refs/cco/tasks/"),
             "{review}"
         );
+        assert!(
+            review.contains("would be merged into `main` (now at "),
+            "{review}"
+        );
+        let diff_line = review
+            .lines()
+            .find(|l| l.starts_with("- `git diff "))
+            .unwrap();
+        let range = diff_line
+            .trim_start_matches("- `git diff ")
+            .split('`')
+            .next()
+            .unwrap();
+        let (tip, task) = range.split_once("...").unwrap();
+        assert!(tip.len() == 40 && task.len() == 40, "{diff_line}");
         assert!(review.contains("The worker worker-1 finished"), "{review}");
         assert_no_placeholder(review);
     }

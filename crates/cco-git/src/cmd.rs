@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::error::tail;
 use crate::GitError;
 
-/// Output of a finished process (whatever its exit status).
+/// Output of a finished process (whatever its exit status), with what ran where (for errors).
 #[derive(Debug)]
 pub(crate) struct Output {
     pub code: Option<i32>,
@@ -20,11 +20,48 @@ pub(crate) struct Output {
     pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+    op: String,
+    args: String,
+    dir: PathBuf,
 }
 
 impl Output {
     pub fn success(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// `self` when the process exited 0, else [`GitError::Command`].
+    pub fn check(self) -> Result<Output, GitError> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// The [`GitError::Command`] (or a more precise environmental variant) describing this
+    /// output as a failure.
+    pub fn error(self) -> GitError {
+        let msg = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let stderr_tail = tail(msg, 1500);
+        if let Some(kind) = crate::error::EnvFailure::from_git_stderr(&stderr_tail) {
+            return GitError::Environment {
+                kind,
+                path: self.dir,
+                detail: stderr_tail,
+            };
+        }
+        GitError::Command {
+            op: self.op,
+            args: self.args,
+            path: self.dir,
+            code: self.code,
+            stderr_tail,
+        }
     }
 }
 
@@ -77,6 +114,14 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_COMMON_DIR")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+        .env_remove("GIT_NAMESPACE")
+        .env_remove("GIT_CONFIG")
+        .env_remove("GIT_CONFIG_PARAMETERS")
+        .env_remove("GIT_CONFIG_COUNT")
+        .env_remove("GIT_EXTERNAL_DIFF")
+        .env_remove("GIT_DIFF_OPTS")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_EDITOR", "true")
         .env("GIT_MERGE_AUTOEDIT", "no")
@@ -85,12 +130,9 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
     for (k, v) in &spec.envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().map_err(|source| GitError::Spawn {
-        op: spec.op.to_string(),
-        program: spec.program.to_string(),
-        path: spec.dir.to_path_buf(),
-        source,
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|source| GitError::spawn(spec.op, spec.program, spec.dir, source))?;
     let mut guard = GroupGuard {
         pgid: child.id().map(|p| p as i32),
     };
@@ -131,6 +173,9 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
                 signal: std::os::unix::process::ExitStatusExt::signal(&status),
                 stdout: String::from_utf8_lossy(&out).into_owned(),
                 stderr: String::from_utf8_lossy(&err).into_owned(),
+                op: spec.op.to_string(),
+                args: spec.args.join(" "),
+                dir: spec.dir.to_path_buf(),
             })
         }
         Err(_) => {
@@ -145,31 +190,6 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
                 timeout: spec.timeout,
             })
         }
-    }
-}
-
-/// Turns a non-zero exit into [`GitError::Command`].
-pub(crate) fn check(
-    op: &str,
-    args: &[String],
-    dir: &Path,
-    out: Output,
-) -> Result<Output, GitError> {
-    if out.success() {
-        Ok(out)
-    } else {
-        let msg = if out.stderr.trim().is_empty() {
-            &out.stdout
-        } else {
-            &out.stderr
-        };
-        Err(GitError::Command {
-            op: op.to_string(),
-            args: args.join(" "),
-            path: dir.to_path_buf(),
-            code: out.code,
-            stderr_tail: tail(msg, 1500),
-        })
     }
 }
 

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git {op} failed (exit {code:?}) in {path}: `git {args}`: {stderr_tail}")]
@@ -61,6 +63,34 @@ pub enum GitError {
     #[error("merge in {path} not concluded: unresolved conflicts in {files:?}")]
     UnresolvedConflicts { path: PathBuf, files: Vec<String> },
 
+    /// A conflict resolution that adds conflict markers neither parent had.
+    #[error(
+        "the conflict resolution in {path} leaves conflict markers at {}",
+        list(markers)
+    )]
+    ConflictMarkers {
+        path: PathBuf,
+        markers: Vec<crate::types::FileLine>,
+    },
+
+    /// Commits refused before they reach a ref cco owns (see [`Refusal`]); the message is
+    /// meant for the agent that made them.
+    #[error("{0}")]
+    Refused(Refusal),
+
+    /// A shared branch (base or team) no longer held the commit cco last wrote: someone else
+    /// moved it. Its commits are kept in `kept_in`, the branch was put back (`restored`).
+    #[error("{branch} was moved behind cco's back: expected {expected}, found {found}; {}{}", kept_in.as_deref().map(|k| format!("foreign commits kept in {k}; ")).unwrap_or_default(), if *restored { "branch restored" } else { "restoring it FAILED" })]
+    BranchMoved {
+        branch: String,
+        expected: String,
+        found: String,
+        /// The foreign commits (newest first, at most 20).
+        commits: Vec<String>,
+        kept_in: Option<String>,
+        restored: bool,
+    },
+
     #[error(
         "branch {branch} moved concurrently (expected {expected}, now {actual}); not overwritten"
     )]
@@ -84,9 +114,209 @@ pub enum GitError {
 
     #[error("git actor stopped before running {op}")]
     Stopped { op: String },
+
+    /// The machine, not the task: disk full, read-only file system, quota exceeded, git
+    /// missing. The caller pauses the run instead of failing tasks
+    /// ([`GitError::environment`]).
+    #[error("{kind} in {path}: {detail}")]
+    Environment {
+        kind: EnvFailure,
+        path: PathBuf,
+        detail: String,
+    },
+}
+
+/// Why commits are refused: each names where (commit, file, line) but never a secret value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// A path git treats as its own directory (`.git` in any case or spelling).
+    GitPath { commit: String, path: String },
+    /// A symlink whose target leaves the repository.
+    Symlink { path: String, reason: String },
+    /// A submodule (gitlink or `.gitmodules` URL) pointing to a local path.
+    LocalSubmodule { path: String },
+    /// A complete conflict-marker block in added lines.
+    ConflictMarkers { at: Vec<crate::types::FileLine> },
+    /// A secret value or key shape in added lines or a commit message.
+    Secret { findings: Vec<SecretFinding> },
+    /// Objects git's own checks (`fsck`) reject.
+    Malformed { commit: String, problem: String },
+}
+
+/// Where a secret was found: a file and line, or a commit message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretFinding {
+    pub commit: String,
+    /// `None`: in the commit message.
+    pub at: Option<crate::types::FileLine>,
+    /// What kind of secret (`a configured API key`, `an Anthropic API key`, ...), never the value.
+    pub what: String,
+}
+
+impl std::fmt::Display for SecretFinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let commit = &self.commit[..self.commit.len().min(10)];
+        match &self.at {
+            Some(at) => write!(f, "{} at {at} (commit {commit})", self.what),
+            None => write!(f, "{} in the message of commit {commit}", self.what),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::GitPath { commit, path } => write!(
+                f,
+                "commit {} adds {path}, a path inside a `.git` directory; remove it",
+                &commit[..commit.len().min(10)]
+            ),
+            Refusal::Symlink { path, reason } => {
+                write!(f, "symlink {path} {reason}; symlinks must stay inside the repository")
+            }
+            Refusal::LocalSubmodule { path } => write!(
+                f,
+                "submodule {path} points to a local path; use a remote URL or no submodule"
+            ),
+            Refusal::ConflictMarkers { at } => write!(
+                f,
+                "conflict markers (<<<<<<< ... ======= ... >>>>>>>) are committed at {}; resolve them",
+                list(at)
+            ),
+            Refusal::Malformed { commit, problem } => write!(
+                f,
+                "commit {} holds objects git rejects ({problem}); recreate the commits with plain git commands",
+                &commit[..commit.len().min(10)]
+            ),
+            Refusal::Secret { findings } => write!(
+                f,
+                "a secret is committed: {}; remove it from the files and from history (amend or rewrite the commits), never commit credentials",
+                list(findings)
+            ),
+        }
+    }
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An environmental failure: nothing a task or an agent can fix, everything the operator can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvFailure {
+    /// ENOSPC.
+    DiskFull,
+    /// EROFS.
+    ReadOnly,
+    /// EDQUOT.
+    QuotaExceeded,
+    /// The git program could not be found.
+    GitMissing,
+}
+
+impl std::fmt::Display for EnvFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EnvFailure::DiskFull => "disk full",
+            EnvFailure::ReadOnly => "read-only file system",
+            EnvFailure::QuotaExceeded => "disk quota exceeded",
+            EnvFailure::GitMissing => "git is not installed",
+        })
+    }
+}
+
+impl EnvFailure {
+    /// The failure an I/O error stands for, if it is environmental.
+    pub fn from_io(e: &std::io::Error) -> Option<EnvFailure> {
+        match e.raw_os_error()? {
+            libc_codes::ENOSPC => Some(EnvFailure::DiskFull),
+            libc_codes::EROFS => Some(EnvFailure::ReadOnly),
+            libc_codes::EDQUOT => Some(EnvFailure::QuotaExceeded),
+            _ => None,
+        }
+    }
+
+    /// The failure git reports in `stderr` (its `strerror` text, run with `LC_ALL=C`).
+    pub(crate) fn from_git_stderr(stderr: &str) -> Option<EnvFailure> {
+        if stderr.contains("No space left on device") {
+            Some(EnvFailure::DiskFull)
+        } else if stderr.contains("Read-only file system") {
+            Some(EnvFailure::ReadOnly)
+        } else if stderr.contains("Disk quota exceeded") {
+            Some(EnvFailure::QuotaExceeded)
+        } else {
+            None
+        }
+    }
+}
+
+mod libc_codes {
+    use nix::errno::Errno;
+    pub const ENOSPC: i32 = Errno::ENOSPC as i32;
+    pub const EROFS: i32 = Errno::EROFS as i32;
+    pub const EDQUOT: i32 = Errno::EDQUOT as i32;
 }
 
 impl GitError {
+    /// `Some` when the failure is the machine's (disk full, read-only, quota, git missing):
+    /// pause the run, do not fail the task.
+    pub fn environment(&self) -> Option<EnvFailure> {
+        match self {
+            GitError::Environment { kind, .. } => Some(*kind),
+            GitError::Io { source, .. } | GitError::Spawn { source, .. } => {
+                EnvFailure::from_io(source)
+            }
+            _ => None,
+        }
+    }
+
+    /// True when the run's integrity is at stake and cco could not restore it (a shared
+    /// branch moved and could not be put back): the caller stops the run.
+    pub fn is_integrity_failure(&self) -> bool {
+        matches!(
+            self,
+            GitError::BranchMoved {
+                restored: false,
+                ..
+            }
+        )
+    }
+
+    pub(crate) fn spawn(
+        op: &str,
+        program: &str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound && program_is_git(program) {
+            return GitError::Environment {
+                kind: EnvFailure::GitMissing,
+                path,
+                detail: format!("{op}: could not run `{program}`: {source}"),
+            };
+        }
+        if let Some(kind) = EnvFailure::from_io(&source) {
+            return GitError::Environment {
+                kind,
+                path,
+                detail: format!("{op}: could not run `{program}`: {source}"),
+            };
+        }
+        GitError::Spawn {
+            op: op.to_string(),
+            program: program.to_string(),
+            path,
+            source,
+        }
+    }
+
     pub(crate) fn invalid(op: &str, reason: impl Into<String>) -> Self {
         GitError::Invalid {
             op: op.to_string(),
@@ -94,12 +324,25 @@ impl GitError {
         }
     }
     pub(crate) fn io(op: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if let Some(kind) = EnvFailure::from_io(&source) {
+            return GitError::Environment {
+                kind,
+                path: path.into(),
+                detail: format!("{op}: {source}"),
+            };
+        }
         GitError::Io {
             op: op.to_string(),
             path: path.into(),
             source,
         }
     }
+}
+
+fn program_is_git(program: &str) -> bool {
+    std::path::Path::new(program)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("git"))
 }
 
 /// Last `max` characters of `s` (on a char boundary), for error messages and verify output.

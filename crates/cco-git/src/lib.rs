@@ -1,12 +1,25 @@
-//! cco-git: every git operation of a cco run, serialised through one GitActor.
+//! cco-git: every git operation of a cco run, through one GitActor (the single owner of the
+//! shared refs).
 //!
 //! # Layout
-//! - [`GitRepo`] (`repo.rs`): the plain async layer — functions that run git processes.
-//!   Testable without the actor; not safe to call concurrently on one repository.
-//! - [`GitActor`] / [`GitHandle`] (`actor.rs`): the singleton ractor actor that runs ONE op at a
-//!   time (the in-flight op runs in a spawned task, so [`GitHandle::status`] answers
-//!   meanwhile), and its cloneable async front door. Ops a worker waits on before its next
-//!   turn go first, captures of finished turns next, merges and diffs last ([`Priority`]).
+//! - [`GitRepo`] (`repo/`): the plain async layer — functions that run git processes, one
+//!   file per concern (see its module docs). Testable without the actor; not safe to call
+//!   concurrently on one repository.
+//! - `git.rs`: the one command builder. Every git process cco runs is built there, so what
+//!   applies to all of them (identity, timeout, process group, stale-lock retry, hardening)
+//!   is written once. `harden.rs`: the hardening — no hooks, no agent-writable config, agent-
+//!   named drivers neutralised (see its module docs).
+//! - `checks.rs` (pure): added lines of patches, conflict markers, `.git` paths, symlink
+//!   targets; `secrets.rs` (pure): the secret scanner. `repo/integrity.rs` runs them and keeps
+//!   the expected tips of shared branches.
+//! - [`GitActor`] / [`GitHandle`] (`actor/`): the singleton ractor actor and its cloneable
+//!   async front door. An op is one [`GitHandle`] method: its description ([`OpDesc`]) and a
+//!   closure over [`GitRepo`]. Ops run in spawned tasks (so [`GitHandle::status`] answers
+//!   meanwhile), side by side as their [`Lane`]s allow: one at a time on shared refs (base and
+//!   team branches, the integration worktree, fetch and push), one at a time per agent
+//!   repository, agents side by side, at most [`GitConfig::parallel_ops`]. Ops a worker waits
+//!   on before its next turn go first, captures of finished turns next, merges and diffs last
+//!   ([`Priority`]).
 //! - Hot ops keep their process count low: revisions are resolved in batches
 //!   (`cat-file --batch-check`), the worktree list is read from `$GIT_COMMON_DIR/worktrees`
 //!   (git itself is asked when the layout is not the plain files one), `commit_all` with
@@ -24,44 +37,64 @@
 //!   working directory stays empty, and branches only move via `update-ref` compare-and-swap.
 //!   The fetch refspec is widened to all branches even after `--single-branch`/`--depth`.
 //!   `cco.*` git config keys record the base/run branch so `setup` on resume reuses it.
-//! - `worktrees/<worker-id>/`: one worktree per worker on `cco/<team>/<worker-id>` (flat mode:
-//!   team `flat`). Env files are copied in with mode 0600.
+//! - `worktrees/<agent-id>/`: one **repository of its own** per agent (worker, lead, Director)
+//!   on `cco/<team>/<agent-id>` (flat mode: team `flat`): `git init` without templates, objects
+//!   borrowed from `repo/` through `objects/info/alternates`, its own refs, hooks and config.
+//!   It holds no ref cco integrates into; work comes back only through
+//!   [`GitRepo::fetch_task_result`] (cco's clone fetches the commit, checks it, then sets the
+//!   task ref). cco's clone keeps a copy of a worker branch (`refs/heads/cco/<team>/<id>`) when
+//!   cco commits there or a caller names the branch. Env files are copied in with mode 0600.
 //! - `integration/<target-slug>/`: private worktrees with a detached HEAD where merges are
 //!   made and verified before the target ref moves. A clean merge with nothing to verify
 //!   needs no checkout: it is made in memory (`git merge-tree --write-tree` + `commit-tree`,
-//!   the same result as `git merge --no-ff`); conflicts, verify runs, merge hooks and
-//!   configuration that changes what `git merge` commits use the integration worktree.
+//!   the same result as `git merge --no-ff`); conflicts, verify runs and configuration that
+//!   changes what `git merge` commits use the integration worktree.
 //! - Team branches are `cco/<team>/team` ([`team_branch`]): git cannot hold `cco/<team>` next to
 //!   `cco/<team>/<worker>` (a ref cannot be both a file and a directory).
 //! - Task refs: `refs/cco/tasks/<run>/<team>/<task-id>` ([`task_ref`]): a worker's finished turn,
-//!   frozen by [`GitRepo::capture_task`] (which also resets the worktree to the target) so the
-//!   worker can start its next task while this one is reviewed and merged from the ref.
+//!   frozen by [`GitRepo::capture_task`] (which also resets the agent's repository to the
+//!   target) so the worker can start its next task while this one is reviewed and merged
+//!   from the ref. Components longer than 64 bytes keep a prefix and get a hash suffix.
+//! - `refs/cco/foreign/<branch>/<time>`: commits found on a shared branch that cco did not
+//!   write (the branch itself is put back).
 //! - Snapshots: `refs/cco/snapshots/<worker-id>/<timestamp>` (a commit whose parent is the
 //!   worker's HEAD and whose tree is its working tree incl. untracked, non-excluded files).
 //!
 //! # Rules
+//! - Shared branches (base, run, team) move only by cco's compare-and-swap, only onto
+//!   commits that passed [`GitRepo::check_commits`], and only from the tip cco last wrote
+//!   ([`GitRepo::expected_tips`]).
+//! - No git process of cco runs a hook or a program an agent configured.
 //! - Nothing holding unmerged commits or uncommitted changes is deleted or reset without a
 //!   snapshot first.
-//! - Secret files (`api-keys.json`, `.env*`, `.claude/`, configured env files) are listed in
-//!   `$GIT_COMMON_DIR/info/exclude`, unstaged by every commit cco makes, and a merge refuses a
-//!   source branch that adds one.
+//! - Secret files (`api-keys.json`, `.env*`, `.claude/`, configured env files; any letter
+//!   case) are listed in every repository's `info/exclude`, unstaged by every commit cco
+//!   makes, and a merge refuses a source branch that adds one; secret values are refused by
+//!   the content checks.
 //! - Conflicts are never resolved by overwriting whole files: `Ours`/`Theirs` pick a side per
 //!   conflicting hunk (`-X`), `Union` keeps both sides' lines, `Agent` hands the conflict to
 //!   the worker's session via [`GitRepo::merge_into_worktree`] /
 //!   [`GitRepo::conclude_worktree_merge`].
 
 mod actor;
+mod checks;
 mod cmd;
 mod error;
+mod git;
+mod harden;
+mod names;
 mod repo;
 mod sanitize;
+mod secrets;
 mod types;
 
-pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Priority};
-pub use error::GitError;
-pub use repo::{task_ref, team_branch, worker_branch, GitRepo};
+pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Lane, OpDesc, Priority};
+pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
+pub use names::{task_ref, team_branch, worker_branch};
+pub use repo::GitRepo;
 pub use sanitize::{
-    branch_name_problem, is_secret_path, sanitize_branch_component, slugify,
-    validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT,
+    branch_name_problem, is_secret_path, ref_name_problem, sanitize_branch_component, slugify,
+    validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT, MAX_NAME_COMPONENT, MAX_REF_COMPONENT,
 };
+pub use secrets::MIN_SECRET_LEN;
 pub use types::*;

@@ -22,11 +22,31 @@ pub struct Sanitized {
 /// Why `name` is not a valid (part of a) branch name, following `git check-ref-format`
 /// plus a length cap and ASCII-only (names end up in paths and shell commands).
 pub fn branch_name_problem(name: &str) -> Option<String> {
+    if name.len() > MAX_BRANCH_COMPONENT {
+        return Some(format!("longer than {MAX_BRANCH_COMPONENT} bytes"));
+    }
+    ref_name_problem(name)
+}
+
+/// Longest component of a ref name cco uses (file systems allow 255 bytes per name; git
+/// appends `.lock`).
+pub const MAX_REF_COMPONENT: usize = 200;
+
+/// Why `name` is not a valid ref or branch name cco can use: the rules of
+/// [`branch_name_problem`] without its cap on the whole name (full refs such as task refs
+/// are longer); each `/`-separated component at most [`MAX_REF_COMPONENT`] bytes.
+pub fn ref_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
         return Some("empty".into());
     }
-    if name.len() > MAX_BRANCH_COMPONENT {
-        return Some(format!("longer than {MAX_BRANCH_COMPONENT} bytes"));
+    if name.len() > 1000 {
+        return Some("longer than 1000 bytes".into());
+    }
+    if let Some(long) = name.split('/').find(|c| c.len() > MAX_REF_COMPONENT) {
+        return Some(format!(
+            "component of {} bytes (at most {MAX_REF_COMPONENT})",
+            long.len()
+        ));
     }
     if name == "@" {
         return Some("is `@`".into());
@@ -66,6 +86,13 @@ pub fn branch_name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// FNV-1a: stable, dependency-free, distinct inputs rarely collide.
+pub(crate) fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 /// Lowercase ASCII alphanumerics and single dashes; never empty (falls back to a hash).
 pub fn slugify(s: &str) -> String {
     let mut out = String::new();
@@ -81,11 +108,7 @@ pub fn slugify(s: &str) -> String {
     }
     let out = out.trim_matches('-').to_string();
     if out.is_empty() {
-        // FNV-1a: stable, dependency-free, distinct inputs rarely collide.
-        let h = s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-        });
-        format!("branch-{:08x}", h as u32)
+        format!("branch-{:08x}", fnv(s) as u32)
     } else {
         out
     }
@@ -112,14 +135,29 @@ pub fn sanitize_branch_component(proposed: &str) -> Sanitized {
     }
 }
 
-/// A single path/ref component (worker id, team name): sanitized and without `/`.
+/// Longest component cco puts in a branch or ref name it derives (team, worker, task id,
+/// run id): the protocol's ids and team names (64 characters) fit as they are.
+pub const MAX_NAME_COMPONENT: usize = 64;
+
+/// A single path/ref component (worker id, team name, task id): sanitized, without `/`, at
+/// most [`MAX_NAME_COMPONENT`] bytes (longer ones keep a prefix and get a hash suffix, so
+/// distinct names stay distinct).
 pub(crate) fn single_component(proposed: &str) -> String {
     let s = sanitize_branch_component(proposed).name;
-    if s.contains('/') {
+    let s = if s.contains('/') {
         s.replace('/', "-")
     } else {
         s
+    };
+    if s.len() <= MAX_NAME_COMPONENT {
+        return s;
     }
+    let mut cut = MAX_NAME_COMPONENT - 9;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let prefix = s[..cut].trim_end_matches(['.', '-']);
+    format!("{prefix}-{:08x}", fnv(proposed) as u32)
 }
 
 /// Validates a path proposed by an agent: relative, no `..` escaping the root, no `.git`
@@ -161,13 +199,18 @@ pub fn validate_relative_path(p: &str) -> Result<PathBuf, GitError> {
 }
 
 /// True for files that must never be committed: `api-keys.json`, `.env*`, anything under
-/// `.claude/`, and the configured env files.
+/// `.claude/`, and the configured env files. Case-insensitive (`.ENV`, `.Env.local`): on
+/// case-insensitive file systems these are the same files.
 pub fn is_secret_path(path: &str, env_files: &[PathBuf]) -> bool {
     let p = Path::new(path);
-    if env_files.iter().any(|e| e == p) {
+    let lower = path.to_ascii_lowercase();
+    if env_files
+        .iter()
+        .any(|e| e == p || e.to_string_lossy().to_ascii_lowercase() == lower)
+    {
         return true;
     }
-    let mut comps = p.components().peekable();
+    let mut comps = Path::new(&lower).components().peekable();
     while let Some(c) = comps.next() {
         let name = c.as_os_str().to_string_lossy();
         let last = comps.peek().is_none();
@@ -195,6 +238,11 @@ mod tests {
             "x/.env.local",
             ".claude/settings.json",
             "config/local.secrets",
+            ".ENV",
+            "x/.Env.local",
+            "API-KEYS.json",
+            ".Claude/settings.json",
+            "Config/Local.Secrets",
         ] {
             assert!(is_secret_path(p, &env), "{p}");
         }

@@ -25,11 +25,16 @@ pub enum MergeStrategy {
     Fail,
 }
 
-/// Clone options (mirrors `cco_config::GitCloneOptions`).
+/// Clone options (mirrors `cco_config::GitCloneOptions`; `cloneDepth` is `depth`). cco
+/// repairs shallow and single-branch clones itself before it needs other history or
+/// branches (the fetch refspec is widened, a merge without a merge base unshallows).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CloneOptions {
+    /// `--depth` (also for a local source: it is then cloned through `file://`).
     pub depth: Option<u32>,
+    /// `--single-branch`.
     pub single_branch: bool,
+    /// No `git submodule update` in agents' repositories.
     pub no_submodules: bool,
 }
 
@@ -66,6 +71,9 @@ pub struct GitConfig {
     pub workspace: PathBuf,
     /// `repositoryUrl` (any git URL incl. `file://`) or a local path (cloned too).
     pub source: String,
+    /// A local repository to clone instead of `source` (`localRepoPath`): no network at
+    /// clone time; `source`, when it is a URL, stays the remote pushed to.
+    pub local_source: Option<PathBuf>,
     /// Base branch; `None` = the source's default branch.
     pub base_branch: Option<String>,
     pub clone: CloneOptions,
@@ -86,6 +94,49 @@ pub struct GitConfig {
     /// Author/committer of commits made by cco (`None` = git's configured identity, falling
     /// back to `cco <cco@localhost>` when none is configured).
     pub identity: Option<(String, String)>,
+    /// The git program (default `git`, found on `PATH`).
+    pub git_program: PathBuf,
+    /// At most this many git ops run at once (ops on shared refs one at a time, ops of one
+    /// agent's repository one at a time; see `GitActor`). 1 = one op at a time.
+    pub parallel_ops: usize,
+    /// Secret values the run knows (API keys, env values of key entries, an OAuth token):
+    /// commits adding one never reach a shared ref.
+    pub secrets: SecretValues,
+}
+
+/// Secret values, never printed (`Debug` shows how many).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(Vec<String>);
+
+impl SecretValues {
+    pub fn new(values: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let mut v: Vec<String> = values
+            .into_iter()
+            .map(Into::into)
+            .filter(|s: &String| s.len() >= crate::secrets::MIN_SECRET_LEN)
+            .collect();
+        v.sort();
+        v.dedup();
+        SecretValues(v)
+    }
+
+    pub(crate) fn values(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretValues({} redacted)", self.0.len())
+    }
 }
 
 impl GitConfig {
@@ -93,6 +144,7 @@ impl GitConfig {
         GitConfig {
             workspace: workspace.into(),
             source: source.into(),
+            local_source: None,
             base_branch: None,
             clone: CloneOptions::default(),
             use_run_branch: false,
@@ -104,6 +156,9 @@ impl GitConfig {
             push: false,
             stale_lock_age: Duration::from_secs(5),
             identity: None,
+            git_program: PathBuf::from("git"),
+            secrets: SecretValues::default(),
+            parallel_ops: 4,
         }
     }
 }
@@ -269,10 +324,14 @@ pub struct DiffSummary {
     pub stat: String,
 }
 
-/// Answer of `GitMsg::Status`; served while an op runs.
+/// Answer of `GitMsg::Status`; served while ops run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GitStatus {
+    /// The op in flight on shared refs, else any op in flight.
     pub in_flight: Option<String>,
+    /// Every op in flight.
+    #[serde(default)]
+    pub running: Vec<String>,
     pub queued: usize,
     pub ops_done: u64,
     /// Finished ops by kind (`capture_task`, `merge`, ...): how many and how long they ran.
@@ -291,5 +350,27 @@ impl GitStatus {
     /// Total time the GitActor spent running ops.
     pub fn busy_ms(&self) -> f64 {
         self.by_op.values().map(|s| s.busy_ms).sum()
+    }
+}
+
+/// A place in a file of a commit: path (in the commit's tree) and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FileLine {
+    pub path: String,
+    pub line: u64,
+}
+
+impl FileLine {
+    pub fn new(path: impl Into<String>, line: u64) -> Self {
+        FileLine {
+            path: path.into(),
+            line,
+        }
+    }
+}
+
+impl std::fmt::Display for FileLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path, self.line)
     }
 }

@@ -216,30 +216,45 @@ async fn clean_merges_without_verify_need_no_checkout() {
     assert!(used);
 }
 
+/// Hooks in cco's clone never run in cco's git (issue: agents wrote hooks that ran inside
+/// cco's merges): neither in memory nor in the integration worktree.
 #[tokio::test]
-async fn hooks_git_merge_runs_are_honoured() {
+async fn hooks_in_the_clone_never_run_in_ccos_merges() {
     let fx = Fx::new();
     let repo = fx.repo(fx.config()).await;
-    let hook = fx.repo_dir().join(".git/hooks/pre-merge-commit");
-    write(
-        &fx.repo_dir(),
-        ".git/hooks/pre-merge-commit",
-        "#!/bin/sh\necho no merges today >&2\nexit 1\n",
+    let ran = fx.tmp.path().join("hook ran");
+    for hook in [
+        "pre-merge-commit",
+        "post-merge",
+        "reference-transaction",
+        "commit-msg",
+    ] {
+        let p = fx.repo_dir().join(".git/hooks").join(hook);
+        write(
+            &fx.repo_dir(),
+            &format!(".git/hooks/{hook}"),
+            &format!("#!/bin/sh\necho {hook} >> '{}'\nexit 1\n", ran.display()),
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for in_memory in [true, false] {
+        repo.set_in_memory_merges(in_memory);
+        let id = format!("w{in_memory}");
+        let wt = repo.create_worktree("flat", &id, "main").await.unwrap();
+        write(&wt.path, &format!("{id}.txt"), "a\n");
+        repo.commit_all(&wt.path, "a").await.unwrap().unwrap();
+        let req = MergeRequest::new(&wt.branch, "main", MergeStrategy::Theirs);
+        assert!(
+            matches!(repo.merge(&req).await.unwrap(), MergeOutcome::Merged { .. }),
+            "in memory: {in_memory}"
+        );
+        assert!(fx.has_file("main", &format!("{id}.txt")));
+    }
+    assert!(
+        !ran.exists(),
+        "a hook ran: {:?}",
+        std::fs::read_to_string(&ran)
     );
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
-    write(&wt.path, "a.txt", "a\n");
-    repo.commit_all(&wt.path, "a").await.unwrap().unwrap();
-    let before = repo.head("main").await.unwrap();
-    let req = MergeRequest::new(&wt.branch, "main", MergeStrategy::Theirs);
-    let err = repo.merge(&req).await.unwrap_err();
-    assert!(err.to_string().contains("no merges today"), "{err}");
-    assert_eq!(repo.head("main").await.unwrap(), before);
-    std::fs::remove_file(&hook).unwrap();
-    assert!(matches!(
-        repo.merge(&req).await.unwrap(),
-        MergeOutcome::Merged { .. }
-    ));
 }
 
 #[tokio::test]
@@ -310,13 +325,15 @@ async fn commit_all_with_nothing_to_commit_and_with_a_pending_merge() {
     // A merge whose result equals HEAD: nothing shows in status, but the merge is committed.
     let other = repo.create_worktree("flat", "w2", "main").await.unwrap();
     write(&other.path, "o.txt", "o\n");
-    repo.commit_all(&other.path, "other")
+    let other_commit = repo
+        .commit_all(&other.path, "other")
         .await
         .unwrap()
         .unwrap();
+    // Agents' repositories are separate: w1 sees w2's commit through cco's object store.
     git(
         &wt.path,
-        &["merge", "-q", "-s", "ours", "--no-commit", &other.branch],
+        &["merge", "-q", "-s", "ours", "--no-commit", &other_commit],
     );
     assert_eq!(git(&wt.path, &["status", "--porcelain"]), "");
     let m = repo.commit_all(&wt.path, "merge").await.unwrap().unwrap();

@@ -96,25 +96,36 @@ fn relative_paths_cannot_escape() {
     }
 }
 
-#[tokio::test]
-async fn timed_out_git_is_killed_with_its_group_and_stale_lock_is_handled() {
-    let fx = Fx::new();
-    let mut cfg = fx.config();
-    cfg.git_timeout = Duration::from_millis(1500);
-    cfg.stale_lock_age = Duration::ZERO;
-    let repo = fx.repo(cfg).await;
-    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
-    let pgid_file = fx.tmp.path().join("hook.pgid");
-    let hook = fx.repo_dir().join(".git/hooks/pre-commit");
+/// A `git` that hangs in `git commit` (with a child process, as a hook would) while `hang`
+/// exists, and is the real git otherwise. cco's git runs no hooks, so the hang is the
+/// program's own.
+fn hanging_git(fx: &Fx, hang: &std::path::Path, pgid_file: &std::path::Path) -> std::path::PathBuf {
+    let path = fx.tmp.path().join("slow-git");
     std::fs::write(
-        &hook,
+        &path,
         format!(
-            "#!/bin/sh\ncut -d' ' -f5 /proc/$$/stat > '{}'\nsleep 30\n",
+            "#!/bin/sh\nif [ -e '{}' ]; then for a in \"$@\"; do if [ \"$a\" = commit ]; then cut -d' ' -f5 /proc/$$/stat > '{}'; sleep 30 & wait; exit 1; fi; done; fi\nexec git \"$@\"\n",
+            hang.display(),
             pgid_file.display()
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn timed_out_git_is_killed_with_its_group_and_stale_lock_is_handled() {
+    let fx = Fx::new();
+    let pgid_file = fx.tmp.path().join("git.pgid");
+    let hang = fx.tmp.path().join("hang");
+    let mut cfg = fx.config();
+    cfg.git_timeout = Duration::from_millis(1500);
+    cfg.stale_lock_age = Duration::ZERO;
+    cfg.git_program = hanging_git(&fx, &hang, &pgid_file);
+    let repo = fx.repo(cfg).await;
+    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    std::fs::write(&hang, "").unwrap();
 
     write(&wt.path, "a.txt", "a\n");
     let err = repo.commit_all(&wt.path, "hangs").await.unwrap_err();
@@ -131,18 +142,18 @@ async fn timed_out_git_is_killed_with_its_group_and_stale_lock_is_handled() {
     );
     wait_until_async(
         Duration::from_secs(5),
-        "hook process group gone",
+        "git's process group gone",
         || async { !process_group_alive(pgid) },
     )
     .await;
     let git_dir = git(&wt.path, &["rev-parse", "--absolute-git-dir"]);
     let lock = std::path::Path::new(git_dir.trim()).join("index.lock");
-    // git 2.47 takes no index.lock around pre-commit; leave one as a killed `git add` would.
+    // Leave a lock as a killed `git add` would.
     if !lock.exists() {
         std::fs::write(&lock, "").unwrap();
     }
 
-    std::fs::remove_file(&hook).unwrap();
+    std::fs::remove_file(&hang).unwrap();
     let c = repo.commit_all(&wt.path, "works again").await.unwrap();
     assert!(c.is_some());
     assert!(!lock.exists());
@@ -270,22 +281,9 @@ async fn shallow_single_branch_clone_can_fetch_merge_and_push() {
     git(&src, &["add", "-A"]);
     git(&src, &["commit", "-q", "-m", "feature work"]);
     git(&src, &["checkout", "-q", "main"]);
-    let remote = tmp.path().join("remote.git");
-    git(
-        tmp.path(),
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            &src.to_string_lossy(),
-            &remote.to_string_lossy(),
-        ],
-    );
+    let remote = bare_clone(&src, &tmp.path().join("remote.git"));
 
-    let mut cfg = GitConfig::new(
-        tmp.path().join("ws"),
-        format!("file://{}", remote.display()),
-    );
+    let mut cfg = GitConfig::new(tmp.path().join("ws"), file_url(&remote));
     cfg.clone = CloneOptions {
         depth: Some(1),
         single_branch: true,
@@ -434,4 +432,68 @@ async fn actor_answers_status_while_an_op_runs_and_finishes_it_on_stop() {
     stopper.await.unwrap().unwrap();
     join.await.unwrap();
     assert!(h.head("main").await.is_err());
+}
+
+/// `localRepoPath` with `cloneDepth`: the clone comes from the local repository (shallow,
+/// through `file://`), pushes go to the configured repository URL.
+#[tokio::test]
+async fn a_local_source_is_cloned_shallow_and_pushes_go_to_the_configured_url() {
+    let tmp = temp_dir();
+    let src = init_repo(&tmp.path().join("src"));
+    for i in 0..3 {
+        write(&src, &format!("f{i}.txt"), "x\n");
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", &format!("c{i}")]);
+    }
+    let remote = bare_clone(&src, &tmp.path().join("remote.git"));
+    let mut cfg = GitConfig::new(tmp.path().join("ws"), file_url(&remote));
+    cfg.local_source = Some(src.clone());
+    cfg.clone.depth = Some(1);
+    cfg.push = true;
+    let repo = GitRepo::new(cfg).unwrap();
+    let info = repo.setup().await.unwrap();
+    let clone = tmp.path().join("ws/repo");
+    assert_eq!(
+        git(&clone, &["rev-parse", "--is-shallow-repository"]).trim(),
+        "true"
+    );
+    assert_eq!(git(&clone, &["rev-list", "--count", "main"]).trim(), "1");
+    assert_eq!(info.push_remote.as_deref(), Some("upstream"));
+    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    write(&wt.path, "new.txt", "new\n");
+    repo.commit_all(&wt.path, "new").await.unwrap();
+    let out = repo
+        .merge(&MergeRequest::new(&wt.branch, "main", MergeStrategy::Fail))
+        .await
+        .unwrap();
+    let MergeOutcome::Merged { commit, pushed, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        pushed,
+        PushStatus::Pushed {
+            remote: "upstream".into()
+        }
+    );
+    assert_eq!(git(&remote, &["rev-parse", "main"]).trim(), commit);
+}
+
+/// A bare clone of `src` at `at` (a remote to push to).
+fn bare_clone(src: &std::path::Path, at: &std::path::Path) -> std::path::PathBuf {
+    let parent = at.parent().unwrap();
+    git(
+        parent,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &src.to_string_lossy(),
+            &at.to_string_lossy(),
+        ],
+    );
+    at.to_path_buf()
+}
+
+fn file_url(p: &std::path::Path) -> String {
+    format!("file://{}", p.display())
 }

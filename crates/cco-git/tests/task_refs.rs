@@ -196,12 +196,14 @@ async fn capture_refuses_bad_refs_and_unresolved_conflicts_without_touching_the_
 
 /// Ops a worker waits on go before queued merges and diffs: with a merge in flight (its
 /// verify command waits for a file), a diff is queued, then a sync; the sync is answered
-/// first.
+/// first. (One op at a time here, so everything queues; with more, see
+/// `agents_ops_run_beside_a_merge_in_flight`.)
 #[tokio::test]
 async fn urgent_ops_jump_the_queue_of_merges_and_diffs() {
     let fx = Fx::new();
     let gate = fx.tmp.path().join("go");
     let mut cfg = fx.config();
+    cfg.parallel_ops = 1;
     cfg.verify_command = Some(format!(
         "while [ ! -e '{}' ]; do sleep 0.01; done",
         gate.display()
@@ -301,4 +303,72 @@ async fn worktrees_say_whether_they_start_at_the_start_point() {
         std::fs::read_to_string(recreated.path.join("a.txt")).unwrap(),
         "a\n"
     );
+}
+
+/// The GitActor stays the single owner of shared refs, but ops on agents' repositories do
+/// not wait behind it: with a merge in flight (its verify command waits for a file), every
+/// agent's capture, sync and diff completes; a second merge waits for the first.
+#[tokio::test]
+async fn agents_ops_run_beside_a_merge_in_flight() {
+    let fx = Fx::new();
+    let gate = fx.tmp.path().join("go");
+    let mut cfg = fx.config();
+    cfg.parallel_ops = 4;
+    cfg.verify_command = Some(format!(
+        "while [ ! -e '{}' ]; do sleep 0.01; done",
+        gate.display()
+    ));
+    let (h, join) = GitHandle::spawn(cfg).await.unwrap();
+    h.setup().await.unwrap();
+    let mut wts = Vec::new();
+    for id in ["w1", "w2", "w3", "w4"] {
+        wts.push(h.create_worktree("flat", id, "main").await.unwrap());
+    }
+    write(&wts[0].path, "a.txt", "a\n");
+    h.commit_all(&wts[0].path, "a").await.unwrap();
+    let first = {
+        let h = h.clone();
+        let req = MergeRequest::new(&wts[0].branch, "main", MergeStrategy::Fail);
+        tokio::spawn(async move { h.merge(req).await })
+    };
+    wait_until_async(Duration::from_secs(20), "the merge in flight", || async {
+        h.status()
+            .await
+            .unwrap()
+            .in_flight
+            .is_some_and(|op| op.starts_with("merge"))
+    })
+    .await;
+    let second = {
+        let h = h.clone();
+        let req = MergeRequest::new(&wts[1].branch, "main", MergeStrategy::Fail);
+        tokio::spawn(async move { h.merge(req).await })
+    };
+    // Captures of three agents, a sync and a diff: all done while the merge waits.
+    let mut jobs = Vec::new();
+    for (i, wt) in wts.iter().enumerate().skip(1) {
+        write(&wt.path, &format!("f{i}.txt"), "x\n");
+        let (h, path) = (h.clone(), wt.path.clone());
+        jobs.push(tokio::spawn(async move {
+            let tref = task_ref("run", "flat", &format!("t{i}"));
+            let out = h.capture_task(&path, "t", &tref, "main").await.unwrap();
+            assert!(out.moved);
+            h.sync_worktree(&path, "main").await.unwrap();
+            h.diff_summary("main", &tref).await.unwrap()
+        }));
+    }
+    for j in jobs {
+        assert_eq!(j.await.unwrap().files.len(), 1);
+    }
+    let status = h.status().await.unwrap();
+    assert!(status.in_flight.unwrap().starts_with("merge"));
+    assert_eq!(status.queued, 1, "the second merge waits for the first");
+    std::fs::write(&gate, "").unwrap();
+    assert!(matches!(
+        first.await.unwrap().unwrap(),
+        MergeOutcome::Merged { .. }
+    ));
+    second.await.unwrap().unwrap();
+    h.stop().await.unwrap();
+    let _ = join.await;
 }

@@ -102,10 +102,12 @@ pub(crate) enum Input {
         /// The worker's report: its result text, or why the turn failed.
         turn: Result<String, JobFailure>,
     },
-    /// The task ref was summarised for a review.
+    /// The task ref was summarised for a review (`revs`: the commits the task ref and the
+    /// target point at, when they could be read).
     Diffed {
         key: String,
         diff: Result<DiffSummary, GitError>,
+        revs: Option<(String, String)>,
         result_text: String,
     },
     ReviewEnded {
@@ -195,6 +197,8 @@ pub(crate) enum ReviewPrompt {
         worker: String,
         /// The ref holding it.
         task_ref: String,
+        /// The commits of the task ref and of the target (for the reviewer's git commands).
+        revs: Option<(String, String)>,
         result_text: String,
         diff: Box<DiffSummary>,
     },
@@ -378,8 +382,9 @@ impl LeadCore {
             Input::Diffed {
                 key,
                 diff,
+                revs,
                 result_text,
-            } => self.on_diffed(key, diff, result_text),
+            } => self.on_diffed(key, diff, revs, result_text),
             Input::ReviewEnded { key, attempt, end } => self.on_review_end(key, attempt, end),
             Input::Merged { key, outcome } => self.on_merged(key, outcome),
             Input::LaneReady {

@@ -343,9 +343,16 @@ impl LeadState {
             } => {
                 tokio::spawn(async move {
                     let diff = git.diff_summary(&target, &task_ref).await;
+                    // The reviewer's repository shares cco's objects, not its refs: its git
+                    // commands name the commits.
+                    let revs = match (git.head(&task_ref).await, git.head(&target).await) {
+                        (Ok(task), Ok(tip)) => Some((task, tip)),
+                        _ => None,
+                    };
                     let _ = me.send_message(LeadMsg::Input(Input::Diffed {
                         key,
                         diff,
+                        revs,
                         result_text,
                     }));
                 });
@@ -362,6 +369,7 @@ impl LeadState {
                         spec,
                         worker,
                         task_ref,
+                        revs,
                         result_text,
                         diff,
                     } => {
@@ -369,6 +377,7 @@ impl LeadState {
                             task: &spec,
                             worker: &worker,
                             task_ref: &task_ref,
+                            revs: revs.as_ref().map(|(t, b)| (t.as_str(), b.as_str())),
                             result: &result_text,
                             diff: &diff,
                         };

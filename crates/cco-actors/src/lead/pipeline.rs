@@ -265,6 +265,7 @@ impl LeadCore {
         &mut self,
         key: String,
         diff: Result<DiffSummary, GitError>,
+        revs: Option<(String, String)>,
         result_text: String,
     ) {
         let diff = match diff {
@@ -304,6 +305,7 @@ impl LeadCore {
             spec: Box::new(spec),
             worker,
             task_ref: self.task_ref(&key),
+            revs,
             result_text,
             diff: Box::new(diff),
         };

@@ -378,6 +378,7 @@ async fn spawn_git(
     };
     let mut git = GitConfig::new(&cfg.workspace_directory, source);
     git.clone = crate::gitmap::clone_options(cfg);
+    git.secrets = crate::gitmap::secret_values(config);
     // A resumed run keeps its base (possibly a run branch created by the first start).
     git.use_run_branch = cfg.use_run_branch && resumed_base.is_none();
     git.base_branch = Some(resumed_base.unwrap_or_else(|| cfg.branch.clone()));

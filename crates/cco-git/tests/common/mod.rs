@@ -72,3 +72,27 @@ pub fn write(dir: &Path, rel: &str, content: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, content).unwrap();
 }
+
+/// Runs `script` with `sh -c` in `dir` as an agent would (its own identity, its own git).
+pub fn agent_sh(dir: &Path, script: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "agent")
+        .env("GIT_AUTHOR_EMAIL", "agent@localhost")
+        .env("GIT_COMMITTER_NAME", "agent")
+        .env("GIT_COMMITTER_EMAIL", "agent@localhost")
+        .output()
+        .unwrap()
+}
+
+/// [`agent_sh`] that must succeed; its stdout.
+pub fn agent_ok(dir: &Path, script: &str) -> String {
+    let out = agent_sh(dir, script);
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

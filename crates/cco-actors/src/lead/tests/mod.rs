@@ -173,6 +173,7 @@ impl Lead {
         self.input(Input::Diffed {
             key: self.key(id),
             diff: Ok(diff(commits)),
+            revs: Some(("task-commit".into(), "target-tip".into())),
             result_text: format!("{id} done"),
         })
     }

@@ -1,0 +1,208 @@
+//! The GitActor's queue, sans IO: which queued op may start now. One FIFO per [`Priority`],
+//! served highest first; an op whose lane is busy is skipped (the ones behind it may start),
+//! so one agent's op never waits behind another agent's.
+//!
+//! Admission by [`Lane`], with at most `limit` ops running:
+//! - `Exclusive`: only when nothing runs; while one is queued nothing new starts.
+//! - `Shared`: one at a time (the single owner of shared refs), beside agent and read ops.
+//!   One slot is kept for it (when `limit` > 1): merges never wait behind a crowd of
+//!   captures, so the shared lane, the one thing that cannot run side by side, never idles
+//!   while there is work for it.
+//! - `Agent(path)`: one at a time per agent repository.
+//! - `Read`: beside anything.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+
+use super::job::{Lane, Priority};
+
+/// What runs now.
+#[derive(Debug, Default)]
+struct Running {
+    total: usize,
+    exclusive: bool,
+    shared: bool,
+    agents: HashSet<PathBuf>,
+}
+
+/// Queued items (`T`: the op) with their lanes.
+pub(super) struct Queue<T> {
+    queues: [VecDeque<(Lane, T)>; 3],
+    running: Running,
+    limit: usize,
+}
+
+impl<T> Queue<T> {
+    pub fn new(limit: usize) -> Self {
+        Queue {
+            queues: Default::default(),
+            running: Running::default(),
+            limit: limit.max(1),
+        }
+    }
+
+    pub fn push(&mut self, priority: Priority, lane: Lane, item: T) {
+        self.queues[priority as usize].push_back((lane, item));
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    #[cfg(test)]
+    pub fn running(&self) -> usize {
+        self.running.total
+    }
+
+    fn admits(&self, lane: &Lane) -> bool {
+        let r = &self.running;
+        if r.exclusive || r.total >= self.limit {
+            return false;
+        }
+        // Slots agent and read ops may take: all but the one kept for the shared lane.
+        let others = r.total - usize::from(r.shared);
+        let room = others < self.limit.saturating_sub(1).max(1);
+        match lane {
+            Lane::Exclusive => r.total == 0,
+            Lane::Shared => !r.shared,
+            Lane::Agent(path) => room && !r.agents.contains(path),
+            Lane::Read => room,
+        }
+    }
+
+    /// The next op that may start now (marked running), if any.
+    pub fn next(&mut self) -> Option<(Lane, T)> {
+        let exclusive_waiting = self
+            .queues
+            .iter()
+            .flatten()
+            .any(|(lane, _)| *lane == Lane::Exclusive);
+        let (p, i) = self.queues.iter().enumerate().find_map(|(p, q)| {
+            q.iter()
+                .position(|(lane, _)| {
+                    (!exclusive_waiting || *lane == Lane::Exclusive) && self.admits(lane)
+                })
+                .map(|i| (p, i))
+        })?;
+        let (lane, item) = self.queues[p].remove(i)?;
+        let r = &mut self.running;
+        r.total += 1;
+        match &lane {
+            Lane::Exclusive => r.exclusive = true,
+            Lane::Shared => r.shared = true,
+            Lane::Agent(path) => {
+                r.agents.insert(path.clone());
+            }
+            Lane::Read => {}
+        }
+        Some((lane, item))
+    }
+
+    /// An op of `lane` finished.
+    pub fn done(&mut self, lane: &Lane) {
+        let r = &mut self.running;
+        r.total = r.total.saturating_sub(1);
+        match lane {
+            Lane::Exclusive => r.exclusive = false,
+            Lane::Shared => r.shared = false,
+            Lane::Agent(path) => {
+                r.agents.remove(path);
+            }
+            Lane::Read => {}
+        }
+    }
+
+    /// Everything still queued (the actor stops).
+    pub fn drain(&mut self) -> Vec<T> {
+        self.queues
+            .iter_mut()
+            .flat_map(|q| q.drain(..))
+            .map(|(_, t)| t)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(n: &str) -> Lane {
+        Lane::Agent(PathBuf::from(n))
+    }
+
+    fn started(q: &mut Queue<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| q.next().map(|(_, t)| t)).collect()
+    }
+
+    #[test]
+    fn agents_run_side_by_side_with_one_shared_op_and_one_op_per_agent() {
+        let mut q = Queue::new(8);
+        q.push(Priority::Low, Lane::Shared, "merge 1");
+        q.push(Priority::Low, Lane::Shared, "merge 2");
+        q.push(Priority::Normal, agent("a"), "capture a");
+        q.push(Priority::High, agent("a"), "sync a");
+        q.push(Priority::Normal, agent("b"), "capture b");
+        q.push(Priority::Low, Lane::Read, "diff");
+        assert_eq!(
+            started(&mut q),
+            vec!["sync a", "capture b", "merge 1", "diff"]
+        );
+        assert_eq!((q.running(), q.queued()), (4, 2));
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["capture a"]);
+        q.done(&Lane::Shared);
+        assert_eq!(started(&mut q), vec!["merge 2"]);
+    }
+
+    #[test]
+    fn the_limit_bounds_what_runs_and_one_is_the_old_serial_queue() {
+        let mut q = Queue::new(1);
+        q.push(Priority::Low, Lane::Shared, "merge");
+        q.push(Priority::Low, Lane::Read, "diff");
+        q.push(Priority::High, agent("a"), "sync");
+        assert_eq!(started(&mut q), vec!["sync"]);
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["merge"]);
+        q.done(&Lane::Shared);
+        assert_eq!(started(&mut q), vec!["diff"]);
+        // Two slots: one for agents, one kept for the shared lane.
+        let mut q = Queue::new(2);
+        for a in ["a", "b", "c"] {
+            q.push(Priority::Normal, agent(a), a);
+        }
+        assert_eq!(started(&mut q), vec!["a"]);
+        q.push(Priority::Low, Lane::Shared, "merge");
+        assert_eq!(started(&mut q), vec!["merge"]);
+    }
+
+    #[test]
+    fn a_merge_never_waits_behind_a_crowd_of_captures() {
+        let mut q = Queue::new(4);
+        for a in ["a", "b", "c", "d", "e"] {
+            q.push(Priority::Normal, agent(a), a);
+        }
+        assert_eq!(started(&mut q), vec!["a", "b", "c"]);
+        q.push(Priority::Low, Lane::Shared, "merge");
+        assert_eq!(started(&mut q), vec!["merge"]);
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["d"]);
+    }
+
+    #[test]
+    fn an_exclusive_op_waits_for_everything_and_holds_everything_back() {
+        let mut q = Queue::new(8);
+        q.push(Priority::Normal, agent("a"), "capture");
+        assert_eq!(started(&mut q), vec!["capture"]);
+        q.push(Priority::Low, Lane::Exclusive, "setup");
+        q.push(Priority::High, agent("b"), "sync");
+        assert!(
+            started(&mut q).is_empty(),
+            "setup waits, sync waits for setup"
+        );
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["setup"]);
+        q.done(&Lane::Exclusive);
+        assert_eq!(started(&mut q), vec!["sync"]);
+        assert_eq!(q.drain().len(), 0);
+    }
+}

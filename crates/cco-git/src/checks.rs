@@ -1,0 +1,423 @@
+//! Pure checks of what agents' commits add (no IO): added lines parsed from `git diff -U0`
+//! / `git log -p -U0 --cc` output, conflict markers, secret values and key shapes, paths
+//! git must never let into a tree, and symlink targets that leave the repository.
+
+use crate::types::FileLine;
+
+/// One line a diff adds: its file (path in the new tree), line number there, text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AddedLine {
+    pub path: String,
+    pub line: u64,
+    pub text: String,
+    /// The commit whose diff added it (`log -p` input), empty for a plain diff.
+    pub commit: String,
+}
+
+/// A commit message found in `log` output, with its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub commit: String,
+    /// How many parents the commit has.
+    pub parents: usize,
+    pub text: String,
+}
+
+/// The separator `log_format()` puts before every commit in `git log` output.
+pub(crate) const COMMIT_MARK: &str = "\u{1}cco-commit ";
+const MESSAGE_END: &str = "\u{1}cco-end";
+
+/// The `--format` that makes [`parse_patch`] see each commit's id and message.
+pub(crate) fn log_format() -> String {
+    "--format=%x01cco-commit %H %P%n%B%n%x01cco-end".to_string()
+}
+
+/// Undoes git's C-style quoting of a path in a diff header (`"a/\303\251 b"`).
+pub(crate) fn unquote(s: &str) -> String {
+    let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
+        return s.to_string();
+    };
+    let mut bytes = Vec::new();
+    let mut it = inner.bytes().peekable();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            bytes.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(b'n') => bytes.push(b'\n'),
+            Some(b't') => bytes.push(b'\t'),
+            Some(b'a') => bytes.push(7),
+            Some(b'b') => bytes.push(8),
+            Some(b'f') => bytes.push(12),
+            Some(b'r') => bytes.push(b'\r'),
+            Some(b'v') => bytes.push(11),
+            Some(d @ b'0'..=b'7') => {
+                let mut v = u32::from(d - b'0');
+                for _ in 0..2 {
+                    if let Some(&n @ b'0'..=b'7') = it.peek() {
+                        v = v * 8 + u32::from(n - b'0');
+                        it.next();
+                    }
+                }
+                bytes.push(v as u8);
+            }
+            Some(other) => bytes.push(other),
+            None => {}
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The new-side start line of a hunk header (`@@ -a,b +c,d @@`, `@@@ -a -b +c @@@`).
+fn hunk_start(header: &str) -> Option<u64> {
+    let plus = header.split_whitespace().find(|w| w.starts_with('+'))?;
+    plus[1..].split(',').next()?.parse().ok()
+}
+
+/// Added lines (and commit messages, for `log` output made with [`log_format`]) of a
+/// `-U0` patch. Combined diffs (`--cc`) count a line as added only when it is new against
+/// every parent (all its columns are `+`).
+pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
+    let mut added = Vec::new();
+    let mut messages = Vec::new();
+    let mut commit = String::new();
+    let mut parents = 0usize;
+    let mut path: Option<String> = None;
+    let mut line = 0u64;
+    let mut columns = 1usize;
+    let mut in_message: Option<String> = None;
+    for raw in out.split('\n') {
+        if let Some(msg) = in_message.as_mut() {
+            if raw == MESSAGE_END {
+                messages.push(Message {
+                    commit: commit.clone(),
+                    parents,
+                    text: std::mem::take(msg),
+                });
+                in_message = None;
+            } else {
+                msg.push_str(raw);
+                msg.push('\n');
+            }
+            continue;
+        }
+        if let Some(ids) = raw.strip_prefix(COMMIT_MARK) {
+            let mut ids = ids.split_whitespace();
+            commit = ids.next().unwrap_or_default().to_string();
+            parents = ids.count();
+            in_message = Some(String::new());
+            path = None;
+            continue;
+        }
+        if raw.starts_with("diff --git ") || raw.starts_with("diff --cc ") {
+            path = None;
+            columns = if raw.starts_with("diff --cc ") { 2 } else { 1 };
+            continue;
+        }
+        if let Some(p) = raw.strip_prefix("+++ ") {
+            path = if p == "/dev/null" {
+                None
+            } else {
+                let p = unquote(p);
+                Some(p.strip_prefix("b/").map(str::to_string).unwrap_or(p))
+            };
+            continue;
+        }
+        if raw.starts_with("@@") {
+            let ats = raw.chars().take_while(|c| *c == '@').count();
+            columns = ats.saturating_sub(1).max(1);
+            line = hunk_start(raw).unwrap_or(0);
+            continue;
+        }
+        let Some(p) = &path else {
+            continue;
+        };
+        if raw.len() < columns {
+            continue;
+        }
+        let (cols, text) = raw.split_at(columns);
+        if cols.chars().all(|c| c == '+') {
+            added.push(AddedLine {
+                path: p.clone(),
+                line,
+                text: text.to_string(),
+                commit: commit.clone(),
+            });
+            line += 1;
+        } else if !cols.contains('-') {
+            line += 1;
+        }
+    }
+    (added, messages)
+}
+
+/// `git log` output without its commit headers and messages (what is left: raw and patch
+/// lines), so nothing an agent writes in a message reads as a raw or diff line.
+pub(crate) fn without_messages(out: &str) -> String {
+    let mut keep = String::with_capacity(out.len());
+    let mut in_message = false;
+    for line in out.split('\n') {
+        if line.starts_with(COMMIT_MARK) {
+            in_message = true;
+        } else if in_message {
+            in_message = line != MESSAGE_END;
+        } else {
+            keep.push_str(line);
+            keep.push('\n');
+        }
+    }
+    keep
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    Start,
+    Base,
+    Middle,
+    End,
+}
+
+/// The conflict marker `line` is (7 characters, then a space or the end of the line; the
+/// middle one alone on its line).
+fn marker(line: &str) -> Option<Marker> {
+    let line = line.trim_end_matches('\r');
+    let is = |c: char| {
+        line.len() >= 7
+            && line[..7].chars().all(|x| x == c)
+            && (line.len() == 7 || line[7..].starts_with(' '))
+    };
+    if is('<') {
+        Some(Marker::Start)
+    } else if is('>') {
+        Some(Marker::End)
+    } else if is('|') {
+        Some(Marker::Base)
+    } else if line == "=======" {
+        Some(Marker::Middle)
+    } else {
+        None
+    }
+}
+
+/// Leftover markers among `added`: start, base and end markers, and middle markers in a file
+/// that also has one of those (a lone `=======` is a Markdown underline).
+pub(crate) fn leftover_markers(added: &[AddedLine]) -> Vec<FileLine> {
+    let strong: std::collections::BTreeSet<&str> = added
+        .iter()
+        .filter(|a| {
+            matches!(
+                marker(&a.text),
+                Some(Marker::Start | Marker::Base | Marker::End)
+            )
+        })
+        .map(|a| a.path.as_str())
+        .collect();
+    let mut out: Vec<FileLine> = added
+        .iter()
+        .filter(|a| match marker(&a.text) {
+            Some(Marker::Middle) => strong.contains(a.path.as_str()),
+            Some(_) => true,
+            None => false,
+        })
+        .map(|a| FileLine::new(&a.path, a.line))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Complete conflict blocks (`<<<<<<< ` … `=======` … `>>>>>>> ` in this order, in one file)
+/// among `added`; each reported at its start line.
+pub(crate) fn marker_blocks(added: &[AddedLine]) -> Vec<FileLine> {
+    let mut out = Vec::new();
+    let mut state: Option<(&str, u64, bool)> = None;
+    for a in added {
+        if state.is_some_and(|(p, _, _)| p != a.path) {
+            state = None;
+        }
+        match marker(&a.text) {
+            Some(Marker::Start) => state = Some((&a.path, a.line, false)),
+            Some(Marker::Middle) => {
+                if let Some((_, _, mid)) = state.as_mut() {
+                    *mid = true;
+                }
+            }
+            Some(Marker::End) => {
+                if let Some((p, start, true)) = state {
+                    out.push(FileLine::new(p, start));
+                }
+                state = None;
+            }
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Where `(path, line)` is in `a` and in `b` (lines new against both parents of a merge).
+pub(crate) fn in_both(a: &[AddedLine], b: &[AddedLine]) -> Vec<AddedLine> {
+    let keys: std::collections::BTreeSet<(&str, u64)> =
+        b.iter().map(|l| (l.path.as_str(), l.line)).collect();
+    a.iter()
+        .filter(|l| keys.contains(&(l.path.as_str(), l.line)))
+        .cloned()
+        .collect()
+}
+
+/// Why a path may never enter a tree cco integrates: a component git itself treats as its
+/// own directory (`.git` in any case, with the trailing dots or spaces NTFS drops, or its
+/// 8.3 short name `git~1`).
+pub(crate) fn git_path_problem(path: &str) -> Option<&'static str> {
+    for comp in path.split('/') {
+        let trimmed = comp.trim_end_matches(['.', ' ']);
+        if trimmed.eq_ignore_ascii_case(".git") || comp.eq_ignore_ascii_case("git~1") {
+            return Some("has a `.git` component");
+        }
+    }
+    None
+}
+
+/// Why symlink `path` -> `target` leaves the repository (absolute, or more `..` than its
+/// depth), or points into a `.git` directory.
+pub(crate) fn symlink_problem(path: &str, target: &str) -> Option<&'static str> {
+    if target.starts_with('/') || target.starts_with('~') {
+        return Some("points to an absolute path");
+    }
+    if git_path_problem(target).is_some() {
+        return Some("points into a `.git` directory");
+    }
+    let mut depth: i64 = path.split('/').count() as i64 - 1;
+    for comp in target.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return Some("points outside the repository");
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    None
+}
+
+/// Whether a submodule URL names a path on this machine (absolute, `file:`, `~`) or could
+/// be read as an option.
+pub(crate) fn local_submodule_url(url: &str) -> bool {
+    let u = url.trim();
+    u.starts_with('/')
+        || u.starts_with('~')
+        || u.starts_with('-')
+        || u.to_ascii_lowercase().starts_with("file:")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(added: &[AddedLine]) -> Vec<(String, u64, String)> {
+        added
+            .iter()
+            .map(|a| (a.path.clone(), a.line, a.text.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn added_lines_of_plain_and_combined_patches() {
+        let out = "\u{1}cco-commit abc p1\nsubject\n\nbody\n\n\u{1}cco-end\n\
+diff --git a/x.txt b/x.txt\n--- a/x.txt\n+++ b/x.txt\n@@ -2,0 +3,2 @@\n+one\n+two\n@@ -9 +11 @@ ctx\n-old\n+new\n\
+diff --git \"a/\\303\\251 t\" \"b/\\303\\251 t\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/\\303\\251 t\"\n@@ -0,0 +1 @@\n+hé\n\
+diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n\
+\u{1}cco-commit def p1 p2\nmerge\n\u{1}cco-end\n\
+diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\n++<<<<<<< HEAD\n +ours\n+ theirs\n++=======\n";
+        let (added, messages) = parse_patch(out);
+        assert_eq!(
+            lines(&added),
+            vec![
+                ("x.txt".into(), 3, "one".into()),
+                ("x.txt".into(), 4, "two".into()),
+                ("x.txt".into(), 11, "new".into()),
+                ("é t".into(), 1, "hé".into()),
+                ("m.txt".into(), 1, "<<<<<<< HEAD".into()),
+                ("m.txt".into(), 4, "=======".into()),
+            ]
+        );
+        assert_eq!(added[0].commit, "abc");
+        assert_eq!(added[4].commit, "def");
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].text, "subject\n\nbody\n\n");
+        assert_eq!((messages[0].parents, messages[1].parents), (1, 2));
+        let rest = without_messages(out);
+        assert!(!rest.contains("subject") && rest.contains("+one"));
+    }
+
+    fn add(path: &str, line: u64, text: &str) -> AddedLine {
+        AddedLine {
+            path: path.into(),
+            line,
+            text: text.into(),
+            commit: String::new(),
+        }
+    }
+
+    #[test]
+    fn markers_and_blocks() {
+        let a = vec![
+            add("a", 1, "<<<<<<< HEAD"),
+            add("a", 2, "x"),
+            add("a", 3, "======="),
+            add("a", 4, ">>>>>>> 1234"),
+            add("README.md", 2, "======="),
+            add("b", 1, "<<<<<<<<<< not a marker"),
+            add("c", 5, ">>>>>>> only an end"),
+        ];
+        assert_eq!(marker_blocks(&a), vec![FileLine::new("a", 1)]);
+        assert_eq!(
+            leftover_markers(&a),
+            vec![
+                FileLine::new("a", 1),
+                FileLine::new("a", 3),
+                FileLine::new("a", 4),
+                FileLine::new("c", 5),
+            ]
+        );
+        // A block split over two files is no block.
+        let split = vec![
+            add("a", 1, "<<<<<<< HEAD"),
+            add("b", 1, "======="),
+            add("b", 2, ">>>>>>> x"),
+        ];
+        assert!(marker_blocks(&split).is_empty());
+    }
+
+    #[test]
+    fn paths_and_symlinks() {
+        for bad in [
+            ".git/config",
+            "a/.GIT/hooks/x",
+            ".git./x",
+            "x/.git /y",
+            "GIT~1/x",
+        ] {
+            assert!(git_path_problem(bad).is_some(), "{bad}");
+        }
+        for ok in [".gitignore", "a/.github/x", "git/x", ".gitmodules"] {
+            assert!(git_path_problem(ok).is_none(), "{ok}");
+        }
+        assert!(symlink_problem("a/link", "/etc/passwd").is_some());
+        assert!(symlink_problem("a/link", "../../x").is_some());
+        assert!(symlink_problem("link", "../x").is_some());
+        assert!(symlink_problem("a/link", "../.git/hooks").is_some());
+        assert!(symlink_problem("a/b/link", "../../x").is_none());
+        assert!(symlink_problem("link", "a/./b").is_none());
+        assert!(local_submodule_url("/srv/x.git"));
+        assert!(local_submodule_url("file:///srv/x"));
+        assert!(local_submodule_url("--upload-pack=x"));
+        assert!(!local_submodule_url("https://example.invalid/x.git"));
+        assert!(!local_submodule_url("../sibling.git"));
+    }
+}

@@ -1,0 +1,393 @@
+//! Integrity gates: shared branches (base and team) only move onto checked commits.
+//!
+//! - Expected tips: the commit cco last wrote to each shared branch. Before every merge and
+//!   push the branch must still hold it; a branch moved behind cco's back has its foreign
+//!   commits kept in `refs/cco/foreign/<branch>/<time>`, is put back, and the op fails with
+//!   [`GitError::BranchMoved`]. The tips are exposed for the journal
+//!   ([`GitRepo::expected_tips`], [`GitRepo::restore_expected_tips`]).
+//! - Content checks ([`GitRepo::check_commits`]): what a range of agents' commits adds must
+//!   hold no secret file, no path inside a `.git` directory, no symlink leaving the repository, no submodule
+//!   pointing to a local path, no complete conflict-marker block, and no secret (known values
+//!   and key shapes, in added lines and commit messages). Run at capture and before every
+//!   merge of commits not already checked.
+//! - Stale `*.lock` files in cco's repositories ([`GitRepo::remove_stale_locks`]).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::checks;
+use crate::error::{Refusal, SecretFinding};
+use crate::sanitize::is_secret_path;
+use crate::GitError;
+
+/// At most this many secret findings are reported (the rest are the same mistake).
+const MAX_FINDINGS: usize = 20;
+
+/// One entry of `git diff --raw` (no renames): modes, new blob, status, path.
+#[derive(Debug)]
+struct RawEntry {
+    new_mode: String,
+    new_sha: String,
+    status: char,
+    path: String,
+}
+
+fn parse_raw(out: &str) -> Vec<RawEntry> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(':')?;
+            let (meta, path) = rest.split_once('\t')?;
+            let f: Vec<&str> = meta.split(' ').collect();
+            if f.len() < 5 {
+                return None;
+            }
+            Some(RawEntry {
+                new_mode: f[1].to_string(),
+                new_sha: f[3].to_string(),
+                status: f[4].chars().next()?,
+                path: checks::unquote(path),
+            })
+        })
+        .collect()
+}
+
+impl GitRepo {
+    /// The commit cco last wrote to each shared branch (base, run and team branches).
+    pub fn expected_tips(&self) -> BTreeMap<String, String> {
+        self.tips.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// Restores the expected tips a journal kept (call before the first merge of a resumed
+    /// run; setup adopts only branches not known here).
+    pub fn restore_expected_tips(&self, tips: BTreeMap<String, String>) {
+        if let Ok(mut t) = self.tips.lock() {
+            t.extend(tips);
+        }
+    }
+
+    /// Records that cco wrote `sha` to shared branch `branch`.
+    pub(super) fn expect(&self, branch: &str, sha: &str) {
+        if let Ok(mut t) = self.tips.lock() {
+            t.insert(branch.to_string(), sha.to_string());
+        }
+    }
+
+    /// Adopts the current tip of a shared branch cco has no record of (a resumed run whose
+    /// journal kept none).
+    pub(super) fn adopt(&self, branch: &str, sha: &str) {
+        if let Ok(mut t) = self.tips.lock() {
+            t.entry(branch.to_string()).or_insert_with(|| {
+                tracing::info!(%branch, %sha, "shared branch adopted at its current tip");
+                sha.to_string()
+            });
+        }
+    }
+
+    /// Commits of `head` not in the target were checked at capture (and `head` has not
+    /// changed since: commit ids name their whole history).
+    pub(super) fn is_vetted(&self, head: &str) -> bool {
+        self.vetted.lock().is_ok_and(|v| v.contains(head))
+    }
+
+    pub(super) fn vet(&self, head: &str) {
+        if let Ok(mut v) = self.vetted.lock() {
+            v.insert(head.to_string());
+        }
+    }
+
+    pub(super) fn is_shared(&self, branch: &str) -> bool {
+        self.tips.lock().is_ok_and(|t| t.contains_key(branch))
+    }
+
+    /// Fails when shared branch `branch` (now at `actual`) no longer holds the commit cco last
+    /// wrote: its foreign commits are kept in a snapshot ref and the branch is put back.
+    pub(super) async fn guard_shared(&self, branch: &str, actual: &str) -> Result<(), GitError> {
+        let Some(expected) = self.tips.lock().ok().and_then(|t| t.get(branch).cloned()) else {
+            return Ok(());
+        };
+        if expected == actual {
+            return Ok(());
+        }
+        let repo = &self.repo_dir;
+        let foreign = self
+            .git("rev-list", repo)
+            .args(["rev-list", "-n20", actual, "--not", &expected])
+            .output()
+            .await?;
+        let commits: Vec<String> = foreign.stdout.lines().map(str::to_string).collect();
+        let kept = format!(
+            "refs/cco/foreign/{}/{}",
+            crate::sanitize::slugify(branch),
+            timestamp()
+        );
+        let kept_in = self
+            .git("update-ref", repo)
+            .args(["update-ref", &kept, actual])
+            .output()
+            .await?
+            .success()
+            .then_some(kept);
+        let full = format!("refs/heads/{branch}");
+        let restored = self
+            .git("update-ref", repo)
+            .args([
+                "update-ref",
+                "-m",
+                "cco: restore a branch moved behind cco's back",
+                &full,
+                &expected,
+                actual,
+            ])
+            .output()
+            .await?
+            .success();
+        tracing::error!(%branch, %expected, found = %actual, ?commits, ?kept_in, restored, "shared branch moved behind cco's back");
+        Err(GitError::BranchMoved {
+            branch: branch.to_string(),
+            expected,
+            found: actual.to_string(),
+            commits,
+            kept_in,
+            restored,
+        })
+    }
+
+    /// Checks what the commits of `head` not in `base` add (see the module docs). `Ok` when
+    /// nothing is wrong; [`GitError::Refused`] naming where (never a secret value).
+    pub async fn check_commits(&self, base: &str, head: &str) -> Result<(), GitError> {
+        let repo = &self.repo_dir;
+        let range = format!("{base}..{head}");
+        // Every commit's own additions, message, paths and modes (history reaches the
+        // branch, not only the final tree).
+        let log = self
+            .git("log", repo)
+            .args([
+                "log",
+                "--raw",
+                "--no-abbrev",
+                "-p",
+                "-U0",
+                "--cc",
+                "--no-color",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--no-renames",
+                "--submodule=short",
+                &checks::log_format(),
+                "--end-of-options",
+                &range,
+            ])
+            .run()
+            .await?;
+        let (added, messages) = checks::parse_patch(&log);
+        self.check_secrets(&added, &messages)?;
+        // The change as a whole (from the merge base): paths, modes and blobs, and the
+        // conflict-marker blocks it adds. One ordinary commit on the merge base (the usual
+        // task) is its own whole change.
+        let single = messages.len() == 1 && messages[0].parents == 1;
+        let whole = if single {
+            checks::without_messages(&log)
+        } else {
+            let three = format!("{base}...{head}");
+            self.git("diff", repo)
+                .args([
+                    "diff",
+                    "--raw",
+                    "--no-abbrev",
+                    "-p",
+                    "-U0",
+                    "--no-color",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "--no-renames",
+                    "--submodule=short",
+                    "--end-of-options",
+                    &three,
+                ])
+                .run()
+                .await?
+        };
+        let mut symlinks = Vec::new();
+        let mut submodules = false;
+        for e in parse_raw(&whole).iter().filter(|e| e.status != 'D') {
+            if e.status == 'A' && is_secret_path(&e.path, &self.env_rel) {
+                return Err(GitError::SecretFile {
+                    op: "merge".into(),
+                    branch: head.to_string(),
+                    path: e.path.clone(),
+                });
+            }
+            if checks::git_path_problem(&e.path).is_some() {
+                return Err(GitError::Refused(Refusal::GitPath {
+                    commit: head.to_string(),
+                    path: e.path.clone(),
+                }));
+            }
+            match e.new_mode.as_str() {
+                "120000" => symlinks.push((e.path.clone(), e.new_sha.clone())),
+                "160000" => submodules = true,
+                _ => {}
+            }
+            if e.path == ".gitmodules" || e.path.ends_with("/.gitmodules") {
+                submodules = true;
+            }
+        }
+        if !symlinks.is_empty() {
+            self.check_symlinks(&symlinks).await?;
+        }
+        if submodules {
+            self.check_submodules(head).await?;
+        }
+        let (whole_added, _) = if single {
+            (added, Vec::new())
+        } else {
+            checks::parse_patch(&whole)
+        };
+        let blocks = checks::marker_blocks(&whole_added);
+        if !blocks.is_empty() {
+            return Err(GitError::Refused(Refusal::ConflictMarkers { at: blocks }));
+        }
+        Ok(())
+    }
+
+    /// Secret values and key shapes in added lines and commit messages.
+    fn check_secrets(
+        &self,
+        added: &[checks::AddedLine],
+        messages: &[checks::Message],
+    ) -> Result<(), GitError> {
+        let known = self.config().secrets.values();
+        let mut findings = Vec::new();
+        for m in messages {
+            if let Some(what) = crate::secrets::find(&m.text, known) {
+                findings.push(SecretFinding {
+                    commit: m.commit.clone(),
+                    at: None,
+                    what: what.to_string(),
+                });
+            }
+        }
+        for a in added {
+            if findings.len() >= MAX_FINDINGS {
+                break;
+            }
+            if let Some(what) = crate::secrets::find(&a.text, known) {
+                findings.push(SecretFinding {
+                    commit: a.commit.clone(),
+                    at: Some(FileLine::new(&a.path, a.line)),
+                    what: what.to_string(),
+                });
+            }
+        }
+        if findings.is_empty() {
+            return Ok(());
+        }
+        findings.truncate(MAX_FINDINGS);
+        Err(GitError::Refused(Refusal::Secret { findings }))
+    }
+
+    async fn check_symlinks(&self, links: &[(String, String)]) -> Result<(), GitError> {
+        let mut input = String::new();
+        for (_, sha) in links {
+            input.push_str(sha);
+            input.push('\n');
+        }
+        let out = self
+            .git("cat-file", &self.repo_dir)
+            .args(["cat-file", "--batch"])
+            .stdin(input.as_bytes())
+            .run()
+            .await?;
+        // "<sha> blob <size>\n<content>\n" per link.
+        let mut rest = out.as_str();
+        for (path, _) in links {
+            let Some((header, body)) = rest.split_once('\n') else {
+                break;
+            };
+            let size: usize = header
+                .rsplit(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let target = body.get(..size).unwrap_or(body);
+            if let Some(reason) = checks::symlink_problem(path, target) {
+                return Err(GitError::Refused(Refusal::Symlink {
+                    path: path.clone(),
+                    reason: reason.to_string(),
+                }));
+            }
+            rest = body.get(size + 1..).unwrap_or("");
+        }
+        Ok(())
+    }
+
+    async fn check_submodules(&self, head: &str) -> Result<(), GitError> {
+        let blob = format!("{head}:.gitmodules");
+        let out = self
+            .git("config", &self.repo_dir)
+            .args(["config", "-z", "--blob", &blob, "--list"])
+            .output()
+            .await?;
+        if !out.success() {
+            return Ok(());
+        }
+        for item in nul_list(&out.stdout) {
+            let (key, value) = item.split_once('\n').unwrap_or((item.as_str(), ""));
+            if key.starts_with("submodule.")
+                && key.ends_with(".url")
+                && checks::local_submodule_url(value)
+            {
+                let name = &key["submodule.".len()..key.len() - ".url".len()];
+                return Err(GitError::Refused(Refusal::LocalSubmodule {
+                    path: name.to_string(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every `*.lock` file in cco's repositories (the clone, its integration
+    /// worktrees and the agents' repositories), logging each. Call only while holding the
+    /// run's lock with no agent running: then every such lock is stale.
+    pub fn remove_stale_locks(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.repo_dir.join(".git")];
+        if let Ok(entries) = std::fs::read_dir(self.config().workspace.join("worktrees")) {
+            dirs.extend(entries.flatten().map(|e| e.path().join(".git")));
+        }
+        let mut removed = Vec::new();
+        for d in dirs {
+            if std::fs::symlink_metadata(&d).is_ok_and(|m| m.is_dir()) {
+                remove_locks_in(&d, &mut removed);
+            }
+        }
+        removed
+    }
+}
+
+fn remove_locks_in(dir: &Path, removed: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else {
+            continue;
+        };
+        if ft.is_dir() {
+            if e.file_name() != "objects" {
+                remove_locks_in(&p, removed);
+            }
+        } else if p.extension().is_some_and(|x| x == "lock") {
+            match std::fs::remove_file(&p) {
+                Ok(()) => {
+                    tracing::warn!(lock = %p.display(), "removed stale git lock");
+                    removed.push(p);
+                }
+                Err(error) => {
+                    tracing::warn!(lock = %p.display(), %error, "could not remove stale git lock")
+                }
+            }
+        }
+    }
+}
