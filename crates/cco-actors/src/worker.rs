@@ -170,7 +170,7 @@ impl Actor for WorkerActor {
         _myself: ActorRef<WorkerMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _ = state.lead.send_message(LeadMsg::Input(Input::WorkerReady {
+        let _ = state.lead.send_message(LeadMsg::input(Input::WorkerReady {
             slot: state.slot,
             worktree: state.worktree.clone(),
             branch: state.branch.clone(),
@@ -240,7 +240,7 @@ impl WorkerState {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
             warn!(worker = %self.who.id, job = %job.key, "busy or stopping: job refused");
-            let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
+            let _ = self.lead.send_message(LeadMsg::input(Input::WorkerReport {
                 slot: self.slot,
                 report: WorkerReport::Failed {
                     key: job.key,
@@ -506,7 +506,7 @@ impl WorkerState {
             a.pid = None;
         });
         self.ctx.board.set_agent_state(&self.who.id, "idle");
-        let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
+        let _ = self.lead.send_message(LeadMsg::input(Input::WorkerReport {
             slot: self.slot,
             report,
         }));

@@ -122,7 +122,7 @@ impl DirectorState {
                     self.teams.free(team);
                     self.dispatch(myself).await;
                 } else if let Some(actor) = lead {
-                    let _ = actor.send_message(LeadMsg::Input(Input::ResolveWithBase { files }));
+                    let _ = actor.send_message(LeadMsg::input(Input::ResolveWithBase { files }));
                 }
             }
             Ok(MergeOutcome::VerifyFailed {
@@ -134,7 +134,7 @@ impl DirectorState {
                     .push(format!("{branch} failed verification ({status})"));
                 if let Some(actor) = lead {
                     let output = format!("{status}\n{output_tail}");
-                    let _ = actor.send_message(LeadMsg::Input(Input::FixVerification { output }));
+                    let _ = actor.send_message(LeadMsg::input(Input::FixVerification { output }));
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {

@@ -341,7 +341,7 @@ impl DirectorState {
             for (slot, team) in self.teams.teams.iter().enumerate() {
                 if let (Some(goal), Some(actor)) = (&team.goal, self.leads.get(slot)) {
                     if self.ctx.board.tasks_of_team(&team.name).is_empty() {
-                        let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal.clone())));
+                        let _ = actor.send_message(LeadMsg::input(Input::Goal(goal.clone())));
                     }
                 }
             }
@@ -573,7 +573,7 @@ impl DirectorState {
                 continue;
             };
             info!(%team, goal = %goal.name, "goal assigned");
-            let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal)));
+            let _ = actor.send_message(LeadMsg::input(Input::Goal(goal)));
         }
         if self.teams.all_idle() && self.turn.is_none() {
             if let Some(who) = self.who.clone() {

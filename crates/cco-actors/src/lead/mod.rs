@@ -57,8 +57,9 @@ pub(crate) enum LeadMsg {
     /// Spawn workers; the Coordinator also starts planning.
     Start,
     /// Something for the core to decide on: a Director's request, a worker's report, the
-    /// result of an effect (a capture, a diff, a merge, a spare worktree).
-    Input(Input),
+    /// result of an effect (a capture, a diff, a merge, a spare worktree). Boxed: some inputs
+    /// carry git results, and every message is as large as the largest.
+    Input(Box<Input>),
     /// Progress of the lead's planning turn.
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
@@ -71,6 +72,13 @@ pub(crate) enum LeadMsg {
         slot: usize,
     },
     Shutdown(RpcReplyPort<()>),
+}
+
+impl LeadMsg {
+    /// `input` for the core, as a message.
+    pub(crate) fn input(input: Input) -> LeadMsg {
+        LeadMsg::Input(Box::new(input))
+    }
 }
 
 pub(crate) struct LeadArgs {
@@ -176,7 +184,7 @@ impl Actor for LeadActor {
                     resumed: state.ctx.resumed,
                 }
             }
-            LeadMsg::Input(input) => input,
+            LeadMsg::Input(input) => *input,
             LeadMsg::Turn(update) => {
                 apply_turn_update(
                     &state.ctx,
@@ -310,10 +318,13 @@ impl LeadState {
                 place,
             } => {
                 let (key, worker) = (job.key.clone(), self.workers.id(slot).to_string());
-                let sent = self.workers.get(slot).map(|actor| {
-                    actor.send_message(WorkerMsg::Assign(Box::new(job), start, place))
-                });
-                if !matches!(sent, Some(Ok(()))) {
+                let sent = match self.workers.get(slot) {
+                    Some(actor) => actor
+                        .send_message(WorkerMsg::Assign(Box::new(job), start, place))
+                        .is_ok(),
+                    None => false,
+                };
+                if !sent {
                     // The supervision event for the dead worker re-queues the task.
                     warn!(%worker, task = %key, "worker gone before assignment");
                 }
@@ -328,7 +339,7 @@ impl LeadState {
                 let team = self.core.cfg.team.clone();
                 tokio::spawn(async move {
                     let result = git.create_worktree(&team, &worktree_id, &target).await;
-                    let _ = me.send_message(LeadMsg::Input(Input::LaneReady {
+                    let _ = me.send_message(LeadMsg::input(Input::LaneReady {
                         slot,
                         epoch,
                         result,
@@ -349,7 +360,7 @@ impl LeadState {
                         (Ok(task), Ok(tip)) => Some((task, tip)),
                         _ => None,
                     };
-                    let _ = me.send_message(LeadMsg::Input(Input::Diffed {
+                    let _ = me.send_message(LeadMsg::input(Input::Diffed {
                         key,
                         diff,
                         revs,
@@ -408,7 +419,7 @@ impl LeadState {
             Effect::Merge { key, request } => {
                 tokio::spawn(async move {
                     let outcome = git.merge(request).await;
-                    let _ = me.send_message(LeadMsg::Input(Input::Merged { key, outcome }));
+                    let _ = me.send_message(LeadMsg::input(Input::Merged { key, outcome }));
                 });
             }
             Effect::Plan { prompt, resume } => {
@@ -501,7 +512,7 @@ impl LeadState {
                     warn!(%error, "could not reset the worker's worktree");
                 }
             }
-            let _ = me.send_message(LeadMsg::Input(Input::Captured {
+            let _ = me.send_message(LeadMsg::input(Input::Captured {
                 slot,
                 lane,
                 key,
