@@ -135,6 +135,11 @@ pub fn flat_plan_rules(n: usize) -> Vec<Value> {
     let tasks: Vec<Value> = (1..=n)
         .map(|k| task(&format!("t{k}"), &format!("t{k}.txt")))
         .collect();
+    base_rules(json!(tasks))
+}
+
+/// The Coordinator's plan of `tasks`, `complete` on the re-plan, approving reviews.
+pub fn base_rules(tasks: Value) -> Vec<Value> {
     vec![
         plan_rule(
             "[cco:coordinator-plan]",
