@@ -260,7 +260,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
     }
-    let builder = Orchestrator::builder(config);
+    let builder = crate::commands::with_guard(Orchestrator::builder(config));
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
     let display_events = builder.subscribe();
@@ -291,11 +291,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
     }
-    if summary.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(crate::commands::exit_code(&summary.outcome))
 }
 
 async fn count_events(mut events: tokio::sync::broadcast::Receiver<RunEvent>) -> Tally {
