@@ -265,7 +265,7 @@ async fn run_demo(
         println!();
     }
     let ui_config = ui.map(|addr| (addr, config.clone()));
-    let builder = Orchestrator::builder(config);
+    let builder = crate::commands::with_guard(Orchestrator::builder(config));
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
     let display_events = builder.subscribe();
@@ -312,11 +312,7 @@ async fn run_demo(
         crate::ui::wait_for_stop().await;
         dashboard.stop().await;
     }
-    if summary.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(crate::commands::exit_code(&summary.outcome))
 }
 
 async fn count_events(mut events: tokio::sync::broadcast::Receiver<RunEvent>) -> Tally {

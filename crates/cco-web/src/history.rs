@@ -256,14 +256,23 @@ impl History {
                     turn.text = Some(text.clone());
                 }
             }
-            RunEvent::ProcessStarted { agent, pid, resume } => {
+            RunEvent::ProcessStarted {
+                agent,
+                pid,
+                resume,
+                credential,
+            } => {
                 if let Some(turn) = self.current_turn(agent) {
                     turn.processes += 1;
                 }
                 self.end_process(agent, at, "ended unreported");
                 let label = format!(
-                    "claude pid {pid}{}",
-                    if *resume { " (resumed session)" } else { "" }
+                    "claude pid {pid}{}{}",
+                    if *resume { " (resumed session)" } else { "" },
+                    credential
+                        .as_deref()
+                        .map(|c| format!(" on {c}"))
+                        .unwrap_or_default()
                 );
                 self.open_process
                     .insert(agent.clone(), self.processes.len());
@@ -332,7 +341,15 @@ impl History {
             RunEvent::ActorRestarted { agent, restarts } => {
                 push_capped(&mut self.restarts, (at, agent.clone(), *restarts))
             }
+            RunEvent::ApiOverloaded { agents, until } => self.pauses.push(Limit {
+                who: format!("new processes ({agents} agents saw the API unavailable)"),
+                at,
+                until: *until,
+            }),
             RunEvent::Warning { message } => push_capped(&mut self.warnings, (at, message.clone())),
+            RunEvent::AgentWarning { agent, message } => {
+                push_capped(&mut self.warnings, (at, format!("{agent}: {message}")))
+            }
             _ => {}
         }
     }
@@ -467,8 +484,16 @@ impl History {
                         self.end_review(task, at, Decision::Revise(feedback.clone()));
                         self.settle_turns(task, Fate::SentBack("review"));
                     }
-                    ("merging", Turn::Revise { feedback, .. }) => {
-                        self.end_merge(task, at, MergeEnd::VerifyFailed(feedback.clone()));
+                    ("merging", Turn::Revise { feedback, gate, .. }) => {
+                        // The gate's command, status and output tail when cco recorded them
+                        // (older runs put the output in the feedback).
+                        let output = match gate {
+                            Some(gate) => {
+                                format!("{} ({}):\n{}", gate.command, gate.status, gate.output)
+                            }
+                            None => feedback.clone(),
+                        };
+                        self.end_merge(task, at, MergeEnd::VerifyFailed(output));
                         self.settle_turns(task, Fate::SentBack("verify"));
                     }
                     ("merging", Turn::ResolveConflict { .. }) => {

@@ -37,6 +37,7 @@ fn a_task_reviewed_revised_conflicted_and_merged_tells_every_turn_review_and_mer
     let revise = Turn::Revise {
         feedback: "add a test".into(),
         session_id: Some("s1".into()),
+        gate: None,
     };
     let resolve = Turn::ResolveConflict {
         against: "main".into(),
@@ -201,8 +202,18 @@ fn a_red_verify_gate_and_a_failure_are_told_and_open_things_close_at_the_end() {
         ),
     );
     let red = Turn::Revise {
-        feedback: "The verify command failed\nFAIL test_add".into(),
+        feedback: "the verify command failed on the merge (exit 1)".into(),
         session_id: None,
+        // What the lead records: the command, what was merged, its status and output tail.
+        gate: Some(
+            serde_json::from_value::<cco::GateFailure>(serde_json::json!({
+                "command": "cargo test",
+                "source": "refs/cco/tasks/r/flat/t1",
+                "status": {"status": "exited", "value": 1},
+                "output": "FAIL test_add",
+            }))
+            .unwrap(),
+        ),
     };
     h.apply(
         t(4),
@@ -217,7 +228,7 @@ fn a_red_verify_gate_and_a_failure_are_told_and_open_things_close_at_the_end() {
     );
     assert_eq!(
         h.tasks[key].merges[0].outcome,
-        MergeEnd::VerifyFailed("The verify command failed\nFAIL test_add".into())
+        MergeEnd::VerifyFailed("cargo test (exit 1):\nFAIL test_add".into())
     );
     assert_eq!(h.turns[0].fate, Fate::SentBack("verify"));
     // Another task is running when the run stops: its turn is interrupted.
@@ -232,6 +243,7 @@ fn a_red_verify_gate_and_a_failure_are_told_and_open_things_close_at_the_end() {
             agent: "worker-3".into(),
             pid: 42,
             resume: false,
+            credential: Some("key-a".into()),
         },
     );
     h.apply(

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
+use cco_claude::GuardSpec;
 use cco_config::{LoadedConfig, RepositoryLocation};
 use cco_git::{EnvFile, GitConfig, GitHandle};
 use chrono::Utc;
@@ -45,6 +46,7 @@ impl Orchestrator {
             run_id: None,
             events: EventBus::new(4096),
             resume: None,
+            guard: None,
         }
     }
 }
@@ -55,6 +57,7 @@ pub struct OrchestratorBuilder {
     run_id: Option<String>,
     events: EventBus,
     resume: Option<PathBuf>,
+    guard: Option<GuardSpec>,
 }
 
 impl OrchestratorBuilder {
@@ -69,6 +72,18 @@ impl OrchestratorBuilder {
     /// that were in flight are re-queued, merged work is never redone.
     pub fn resume(mut self, run_dir: impl Into<PathBuf>) -> Self {
         self.resume = Some(run_dir.into());
+        self
+    }
+
+    /// Runs every claude process under this guard program, so agents stop when the process
+    /// running the orchestrator dies (`kill -9`, a crash): see `cco_claude::guard`. The `cco`
+    /// binary passes itself (`GuardSpec::cco(current_exe, ..)`, its hidden `cco __guard`
+    /// mode); an embedder passes its own program that calls `cco_claude::guard::main`, or
+    /// nothing (the default): then claude processes outlive a dead orchestrator until
+    /// `resume` ends them. The config's `orphanPolicy` decides: `stop` (default) uses the
+    /// guard, `continue` runs claude without it (the guard's own policy field is ignored).
+    pub fn guard(mut self, guard: GuardSpec) -> Self {
+        self.guard = Some(guard);
         self
     }
 
@@ -91,7 +106,15 @@ impl OrchestratorBuilder {
             run_id,
             events,
             resume,
+            guard,
         } = self;
+        let guard = match config.config.orphan_policy {
+            cco_config::OrphanPolicy::Stop => guard.map(|guard| GuardSpec {
+                policy: cco_claude::OrphanPolicy::Stop,
+                ..guard
+            }),
+            cco_config::OrphanPolicy::Continue => None,
+        };
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
                 let (journal, warnings) =
@@ -108,7 +131,12 @@ impl OrchestratorBuilder {
             let board = Board::new(&run_id, events);
             let run_log = crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
-            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
+            let keys = KeyPool::new(
+                cfg.auth_mode,
+                config.api_keys.clone(),
+                crate::auth::login_available(),
+                cfg.quota_warning_threshold,
+            );
             let mut warnings = Vec::new();
             let resumed_base = match &journal {
                 Some((journal, journal_warnings)) => {
@@ -130,9 +158,19 @@ impl OrchestratorBuilder {
                 }
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
+            let (answer, answer_warning) = answer_format(&config).await;
+            warnings.extend(answer_warning);
             let redactor = Arc::new(config.redactor());
             let workspace = cfg.workspace_directory.clone();
+            // Every agent with a claude session: workers, their leads, the Director.
+            let agents = cfg.worker_count + cfg.team_count() + usize::from(!cfg.is_flat());
+            let breaker = crate::breaker::Breaker::new(
+                agents,
+                cfg.api_retry_backoff(),
+                cfg.max_api_retry_backoff(),
+            );
             let ctx = Arc::new(RunContext {
+                breaker,
                 workspace,
                 config: Arc::new(config),
                 board,
@@ -145,8 +183,11 @@ impl OrchestratorBuilder {
                 stopping: AtomicBool::new(false),
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
+                answer,
+                guard,
                 cells: Mutex::new(Default::default()),
             });
+            ctx.show_credentials();
             for warning in &warnings {
                 warn!("{warning}");
                 ctx.board.events().emit(RunEvent::Warning {
@@ -213,6 +254,38 @@ impl OrchestratorBuilder {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// How long `claude --help` may take when the run asks the CLI what it supports.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How planners and reviewers answer in this run (`structuredOutput`): through the CLI's
+/// `StructuredOutput` tool when the CLI has `--json-schema` (asked once, `auto`), or as text;
+/// with a warning when the CLI could not be asked.
+async fn answer_format(config: &LoadedConfig) -> (cco_protocol::AnswerFormat, Option<String>) {
+    use cco_protocol::AnswerFormat;
+    match config.config.structured_output {
+        cco_config::StructuredOutput::On => (AnswerFormat::StructuredOutput, None),
+        cco_config::StructuredOutput::Off => (AnswerFormat::Text, None),
+        cco_config::StructuredOutput::Auto => {
+            match cco_claude::probe_cli(&config.claude_binary, PROBE_TIMEOUT).await {
+                Ok(features) if features.structured_output.is_supported() => {
+                    info!("the claude CLI has --json-schema: planners and reviewers answer through structured output");
+                    (AnswerFormat::StructuredOutput, None)
+                }
+                Ok(_) => {
+                    info!("the claude CLI has no --json-schema: planners and reviewers answer as text");
+                    (AnswerFormat::Text, None)
+                }
+                Err(error) => (
+                    AnswerFormat::Text,
+                    Some(format!(
+                        "could not ask the claude CLI what it supports ({error}): planners and reviewers answer as text"
+                    )),
+                ),
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::board::{AgentRecord, StatusSnapshot, TaskRecord, Totals};
+use crate::board::{AgentRecord, CredentialStatus, RunPause, StatusSnapshot, TaskRecord, Totals};
 use crate::context::RunContext;
 use crate::director::RunEnd;
 use crate::journal::{Ending, Journal, RunClock};
@@ -39,6 +39,13 @@ pub struct RunSummary {
     /// What the GitActor did: ops by kind, how many and how long (`None`: it did not answer).
     #[serde(default)]
     pub git: Option<cco_git::GitStatus>,
+    /// Every credential as the run ended (the login, each key: ready, warning, limited).
+    #[serde(default)]
+    pub credentials: Vec<CredentialStatus>,
+    /// Every time new claude processes were held back: every credential rate limited (until
+    /// the earliest reset), or the API overloaded (the circuit breaker).
+    #[serde(default)]
+    pub pauses: Vec<RunPause>,
 }
 
 impl RunSummary {
@@ -72,6 +79,8 @@ impl RunSummary {
             tasks: snapshot.tasks,
             agents: snapshot.agents,
             git: None,
+            credentials: snapshot.credentials,
+            pauses: Vec::new(),
         }
     }
 }
@@ -84,6 +93,7 @@ pub(crate) async fn finish_run(
     started_at: DateTime<Utc>,
     clock: &RunClock,
 ) -> RunSummary {
+    ctx.show_credentials();
     let snapshot = ctx.board.snapshot();
     let git = ctx.git.status().await.ok();
     if let Err(error) = ctx.git.stop().await {
@@ -97,6 +107,7 @@ pub(crate) async fn finish_run(
         started_at,
     );
     summary.git = git;
+    summary.pauses = ctx.board.pauses();
     // Active time over every cco process of the run (a resumed run counts the earlier ones).
     summary.duration_secs = clock.elapsed().as_secs_f64();
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.

@@ -34,10 +34,16 @@ pub fn project() -> Project {
         {"id": "t1", "title": format!("Write t1.txt for {KEY_TWO}"), "description": "Create t1.txt", "files": ["t1.txt"], "acceptance": "t1.txt exists"},
         {"id": "t2", "title": "Write t2.txt", "description": "Create t2.txt", "files": ["t2.txt"]}
     ]);
+    // Planners and reviewers answer through structured output (the run asks for it).
+    let answer = |marker: &str, document: Value, cost: f64| {
+        let mut rule = cco_testkit::answer_rule(json!({"prompt_contains": marker}), document);
+        rule["cost_usd"] = json!(cost);
+        rule
+    };
     let rules = json!([
-        {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status": "continue", "tasks": tasks}).to_string(), "cost_usd": 0.02},
-        {"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"direction met\"}"},
-        {"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005},
+        answer("[cco:coordinator-plan]", json!({"status": "continue", "tasks": tasks}), 0.02),
+        answer("[cco:replan]", json!({"status": "complete", "reason": "direction met"}), 0.0),
+        answer("[cco:review]", json!({"decision": "approve"}), 0.005),
         {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1,
          "steps": [{"text": "starting t1"}, {"rate_limit": {"resets_in_secs": 600, "retries": 1}}]},
         {"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [
