@@ -45,6 +45,11 @@ async fn check_every_page(addr: SocketAddr, run_dir: &Path) {
         );
     }
     assert!(team.body.contains("every shared ref"), "the GitActor's row");
+    assert!(
+        team.body.contains("<td>k1</td>") || team.body.contains("<td>k2</td>"),
+        "the credential a worker ran on: {}",
+        team.body
+    );
     let csp = team.header("content-security-policy").unwrap_or_default();
     assert!(csp.contains("script-src 'self'"), "{}", team.head);
 

@@ -6,24 +6,49 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 
+use cco::{CredentialState, CredentialStatus};
+
 use super::{agent_link, clock, duration, money, Ctx};
 use crate::history::Limit;
 
 /// A bench longer than this is a usage limit (hours or days), not a short rate limit.
 const LIMITED_AFTER: chrono::Duration = chrono::Duration::hours(1);
 
-/// A credential's state now.
+/// A credential's state now, and a CSS class: from the run's key pool as its snapshot
+/// records it (ready, quota nearly used, rate limited until T), else told from the record's
+/// benches (a run of a cco that did not record its credentials). A bench that has run out is
+/// over even when the snapshot is older than its end.
 pub(crate) fn credential_state(
     name: &str,
+    pool: &[CredentialStatus],
     benched: &[Limit],
     now: DateTime<Utc>,
 ) -> (String, &'static str) {
-    match benched.iter().rev().find(|b| b.who == name) {
-        Some(b) if b.until > now && b.until - b.at > LIMITED_AFTER => (
-            format!("limited until {}", b.until.format("%Y-%m-%d %H:%M UTC")),
+    let limited = |since: Option<DateTime<Utc>>, until: DateTime<Utc>| match since {
+        Some(since) if until - since > LIMITED_AFTER => (
+            format!("limited until {}", until.format("%Y-%m-%d %H:%M UTC")),
             "bad",
         ),
-        Some(b) if b.until > now => (format!("benched until {} UTC", clock(b.until)), "warn"),
+        _ => (format!("benched until {} UTC", clock(until)), "warn"),
+    };
+    let last_bench = benched.iter().rev().find(|b| b.who == name);
+    if let Some(status) = pool.iter().find(|c| c.name == name) {
+        return match (status.state, status.until) {
+            (CredentialState::Limited, Some(until)) if until > now => {
+                limited(last_bench.map(|b| b.at), until)
+            }
+            (CredentialState::Warning, _) => {
+                let used = status
+                    .utilization
+                    .map(|u| format!(" ({:.0} % used)", u * 100.0))
+                    .unwrap_or_default();
+                (format!("active · quota nearly used{used}"), "warn")
+            }
+            _ => ("active".into(), "ok"),
+        };
+    }
+    match last_bench {
+        Some(b) if b.until > now => limited(Some(b.at), b.until),
         _ => ("active".into(), "ok"),
     }
 }
@@ -53,6 +78,11 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Markup {
         (h.benched.clone(), h.pauses.clone(), counts)
     });
     let mut credentials = info.credentials.clone();
+    for c in &snapshot.credentials {
+        if !credentials.contains(&c.name) {
+            credentials.push(c.name.clone());
+        }
+    }
     for b in &benched {
         if !credentials.contains(&b.who) {
             credentials.push(b.who.clone());
@@ -119,9 +149,14 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Markup {
                 thead { tr { th { "credential" } th { "state" } th.num { "rate limits" } } }
                 tbody {
                     @for name in &credentials {
-                        @let (state, class) = credential_state(name, &benched, ctx.now);
+                        @let (state, class) = credential_state(name, &snapshot.credentials, &benched, ctx.now);
+                        @let fallback = snapshot.credentials.iter().any(|c| &c.name == name && c.fallback);
                         tr data-credential=(name) {
-                            td { (ctx.clean(name)) }
+                            td {
+                                (ctx.clean(name))
+                                @if name == "oauth" { " " span.note { "(the CLI's login)" } }
+                                @if fallback { " " span.note { "(fallback)" } }
+                            }
                             td { span class=(format!("state {class}")) { (state) } }
                             td.num { (rate_limits.get(name).copied().unwrap_or(0)) }
                         }
@@ -132,23 +167,97 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Markup {
         }
         section {
             h2 { "Pauses" }
+            @if let Some(pause) = snapshot.pause.as_ref().filter(|p| live && p.until > ctx.now) {
+                p.banner.warn data-paused-now="" { (pause.describe()) }
+            }
             @if pauses.is_empty() {
-                p.empty { "No agent had to pause." }
+                p.empty { "No new process had to wait." }
             } @else {
-                table {
-                    thead { tr { th { "agent" } th { "paused at" } th { "until" } th { "why" } } }
+                table.pauses {
+                    thead { tr { th { "who" } th { "paused at" } th { "until" } th { "why" } } }
                     tbody {
-                        @for p in pauses.iter().rev().take(200) {
+                        @for p in pauses.iter().rev() {
                             tr {
-                                td { (agent_link(&p.who)) }
+                                td { @match &p.agent { Some(agent) => (agent_link(agent)), None => "every new process" } }
                                 td.mono { (clock(p.at)) }
                                 td.mono { (clock(p.until)) }
-                                td { "every credential was rate limited" }
+                                td { (ctx.clean(&p.why)) }
                             }
                         }
                     }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 31, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    /// A credential as the run's snapshot records it.
+    fn status(name: &str, state: &str, until: Option<i64>, used: Option<f64>) -> CredentialStatus {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "login": false, "fallback": false, "state": state,
+            "until": until.map(t), "utilization": used,
+        }))
+        .unwrap()
+    }
+
+    fn bench(who: &str, at: i64, until: i64) -> Limit {
+        Limit {
+            who: who.into(),
+            at: t(at),
+            until: t(until),
+        }
+    }
+
+    #[test]
+    fn credential_states_come_from_the_pool_and_a_bench_that_ran_out_is_over() {
+        let pool = [
+            status("k1", "limited", Some(600), None),
+            status("k2", "warning", None, Some(0.95)),
+            status("k3", "ready", None, None),
+            status("k4", "limited", Some(7 * 3600), None),
+        ];
+        let benched = [bench("k1", 0, 600), bench("k4", 0, 7 * 3600)];
+        let state = |name: &str, now: i64| credential_state(name, &pool, &benched, t(now));
+        assert_eq!(
+            state("k1", 10),
+            ("benched until 12:10:00 UTC".into(), "warn")
+        );
+        assert_eq!(
+            state("k1", 601),
+            ("active".into(), "ok"),
+            "the bench ran out"
+        );
+        assert_eq!(
+            state("k2", 10),
+            ("active · quota nearly used (95 % used)".into(), "warn")
+        );
+        assert_eq!(state("k3", 10), ("active".into(), "ok"));
+        assert_eq!(
+            state("k4", 10),
+            ("limited until 2025-01-31 19:00 UTC".into(), "bad"),
+            "a usage limit: hours away"
+        );
+    }
+
+    #[test]
+    fn without_a_recorded_pool_the_benches_tell_the_state() {
+        let benched = [bench("k1", 0, 600), bench("k1", 700, 800)];
+        let state = |now: i64| credential_state("k1", &[], &benched, t(now));
+        assert_eq!(
+            state(750),
+            ("benched until 12:13:20 UTC".into(), "warn"),
+            "the last bench counts"
+        );
+        assert_eq!(state(900).0, "active");
+        assert_eq!(credential_state("k9", &[], &benched, t(750)).0, "active");
     }
 }

@@ -1,5 +1,5 @@
 //! Team: the supervision tree, one row per agent (state, task, session, pid, restarts, cost,
-//! model, node), and the GitActor.
+//! model, credential, node), and the GitActor.
 
 use cco::{AgentRecord, StatusSnapshot};
 use maud::{html, Markup};
@@ -36,7 +36,7 @@ pub(super) fn render(ctx: &Ctx<'_>, extra: &Extra) -> Markup {
         table.tree {
             thead { tr {
                 th { "agent" } th { "role" } th { "state" } th { "task" } th { "session" }
-                th { "pid" } th { "restarts" } th.num { "cost" } th { "model" } th { "node" }
+                th { "pid" } th { "restarts" } th.num { "cost" } th { "model" } th { "credential" } th { "node" }
             } }
             tbody {
                 @for (depth, agent) in &rows {
@@ -57,6 +57,7 @@ pub(super) fn render(ctx: &Ctx<'_>, extra: &Extra) -> Markup {
                         td.num { (agent.restarts) }
                         td.num { (money(agent.cost_usd)) }
                         td { (agent.model.as_deref().unwrap_or("—")) }
+                        td { (ctx.clean(agent.credential.as_deref().unwrap_or("—"))) }
                         td { "local" }
                     }
                 }
@@ -65,7 +66,7 @@ pub(super) fn render(ctx: &Ctx<'_>, extra: &Extra) -> Markup {
                     td { "git" }
                     td { (git_state(ctx, extra)) }
                     td { "every shared ref" }
-                    td { "—" } td { "—" } td.num { "0" } td.num { "—" } td { "—" } td { "local" }
+                    td { "—" } td { "—" } td.num { "0" } td.num { "—" } td { "—" } td { "—" } td { "local" }
                 }
             }
         }

@@ -6,9 +6,11 @@
 //! so the same record gives the same history live, after the run, and in tests.
 //! [`HistoryFile`] reads the record incrementally as it grows.
 
+mod file;
+
+pub(crate) use file::HistoryFile;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
 
 use cco::{MergeCause, RunEvent, TaskPhase, Turn};
 use chrono::{DateTime, Utc};
@@ -158,12 +160,23 @@ pub(crate) struct TaskHist {
     pub(crate) merges: Vec<MergeRec>,
 }
 
-/// A credential benched by a rate limit, or an agent paused because all were.
+/// A credential benched by a rate limit.
 #[derive(Debug, Clone)]
 pub(crate) struct Limit {
     pub(crate) who: String,
     pub(crate) at: DateTime<Utc>,
     pub(crate) until: DateTime<Utc>,
+}
+
+/// New claude processes held back: one agent's (every credential was rate limited), or every
+/// agent's (the circuit breaker: the API was overloaded).
+#[derive(Debug, Clone)]
+pub(crate) struct Pause {
+    /// `None`: every new process of the run.
+    pub(crate) agent: Option<String>,
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) until: DateTime<Utc>,
+    pub(crate) why: String,
 }
 
 #[derive(Debug, Default)]
@@ -179,7 +192,7 @@ pub(crate) struct History {
     pub(crate) processes: Vec<Span>,
     pub(crate) plans: Vec<Mark>,
     pub(crate) benched: Vec<Limit>,
-    pub(crate) pauses: Vec<Limit>,
+    pub(crate) pauses: Vec<Pause>,
     /// `(at, agent, restarts)`.
     pub(crate) restarts: Vec<(DateTime<Utc>, String, u32)>,
     pub(crate) warnings: Vec<(DateTime<Utc>, String)>,
@@ -333,19 +346,27 @@ impl History {
                 at,
                 until: *until,
             }),
-            RunEvent::Paused { agent, until } => self.pauses.push(Limit {
-                who: agent.clone(),
-                at,
-                until: *until,
-            }),
+            RunEvent::Paused { agent, until } => push_capped(
+                &mut self.pauses,
+                Pause {
+                    agent: Some(agent.clone()),
+                    at,
+                    until: *until,
+                    why: "every credential was rate limited".into(),
+                },
+            ),
             RunEvent::ActorRestarted { agent, restarts } => {
                 push_capped(&mut self.restarts, (at, agent.clone(), *restarts))
             }
-            RunEvent::ApiOverloaded { agents, until } => self.pauses.push(Limit {
-                who: format!("new processes ({agents} agents saw the API unavailable)"),
-                at,
-                until: *until,
-            }),
+            RunEvent::ApiOverloaded { agents, until } => push_capped(
+                &mut self.pauses,
+                Pause {
+                    agent: None,
+                    at,
+                    until: *until,
+                    why: format!("the API was overloaded ({agents} agents saw it unavailable)"),
+                },
+            ),
             RunEvent::Warning { message } => push_capped(&mut self.warnings, (at, message.clone())),
             RunEvent::AgentWarning { agent, message } => {
                 push_capped(&mut self.warnings, (at, format!("{agent}: {message}")))
@@ -564,63 +585,5 @@ fn push_capped<T>(list: &mut Vec<T>, item: T) {
     list.push(item);
 }
 
-/// `events.jsonl` read as it grows: each refresh reads what was appended since the last one.
-#[derive(Debug)]
-pub(crate) struct HistoryFile {
-    path: PathBuf,
-    offset: u64,
-    partial: Vec<u8>,
-    pub(crate) history: History,
-    /// The file exists (a run of an older cco has none).
-    pub(crate) present: bool,
-}
-
-impl HistoryFile {
-    pub(crate) fn new(run_dir: &Path) -> HistoryFile {
-        HistoryFile {
-            path: run_dir.join(cco::log::EVENTS_FILE_NAME),
-            offset: 0,
-            partial: Vec::new(),
-            history: History::default(),
-            present: false,
-        }
-    }
-
-    /// Reads the lines appended since the last refresh (a file that shrank is read anew), a
-    /// few MiB at a time.
-    pub(crate) fn refresh(&mut self) {
-        const CHUNK: u64 = 4 << 20;
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return;
-        };
-        self.present = true;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        if len < self.offset {
-            *self = HistoryFile::new(self.path.parent().unwrap_or(Path::new(".")));
-            self.present = true;
-        }
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        while self.offset < len {
-            let mut bytes = Vec::new();
-            match file.by_ref().take(CHUNK).read_to_end(&mut bytes) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => self.offset += n as u64,
-            }
-            self.partial.extend_from_slice(&bytes);
-            // Only whole lines: the writer may be half-way through one.
-            let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
-                continue;
-            };
-            let whole: Vec<u8> = self.partial.drain(..=end).collect();
-            for line in String::from_utf8_lossy(&whole).lines() {
-                self.history.apply_line(line);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-#[path = "history_tests.rs"]
 mod tests;

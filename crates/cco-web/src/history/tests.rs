@@ -312,3 +312,40 @@ fn task_refs_name_their_task() {
     assert_eq!(task_of_ref("cco/team-2/team"), None);
     assert_eq!(task_of_ref("refs/cco/tasks/t3"), None);
 }
+
+#[test]
+fn pauses_say_whose_and_why() {
+    let mut h = History::default();
+    h.apply(
+        t(1),
+        &RunEvent::Paused {
+            agent: "worker-1".into(),
+            until: t(61),
+        },
+    );
+    h.apply(
+        t(2),
+        &RunEvent::ApiOverloaded {
+            agents: 3,
+            until: t(32),
+        },
+    );
+    h.apply(
+        t(3),
+        &RunEvent::KeyBenched {
+            key: "k1".into(),
+            until: t(603),
+        },
+    );
+    assert_eq!(h.pauses.len(), 2);
+    assert_eq!(h.pauses[0].agent.as_deref(), Some("worker-1"));
+    assert_eq!(h.pauses[0].why, "every credential was rate limited");
+    assert_eq!(
+        h.pauses[1].agent, None,
+        "the breaker holds every new process"
+    );
+    assert_eq!(h.pauses[1].until, t(32));
+    assert!(h.pauses[1].why.contains("3 agents"), "{}", h.pauses[1].why);
+    assert_eq!(h.benched.len(), 1);
+    assert_eq!(h.benched[0].who, "k1");
+}
