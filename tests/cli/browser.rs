@@ -1,16 +1,18 @@
-//! A real browser on the dashboard: `cco demo --ui` runs the demo and keeps its dashboard
-//! open; headless Chromium renders the board and the timeline (screenshots under the test's
-//! temp dir) and its DOM must show the run's tasks and workers.
+//! `cco demo --ui` runs the demo, writes its timeline.svg and keeps its dashboard open until
+//! SIGINT, printing the URL; a real browser on it: headless Chromium renders the board and the
+//! timeline (screenshots under the test's temp dir) and its DOM must show the run's tasks and
+//! workers.
 //!
 //! Chromium is needed: `.ci/run` installs Debian's `chromium`. On a machine without it the
-//! test fails and says so, unless `CCO_SKIP_BROWSER_TESTS=1` asks to skip it.
+//! test fails and says so, unless `CCO_SKIP_BROWSER_TESTS=1` asks to skip the browser part
+//! (the demo, its dashboard over HTTP and the stop on SIGINT are checked either way).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::ui::url_after;
+use crate::ui::{http_get, url_after};
 
 /// Chromium's binary, or why there is none (`None` + skip when asked to).
 fn chromium() -> Option<PathBuf> {
@@ -84,10 +86,7 @@ fn is_png(path: &Path) -> bool {
 }
 
 #[test]
-fn headless_chromium_shows_the_demo_runs_board_and_timeline() {
-    let Some(chromium) = chromium() else {
-        return;
-    };
+fn demo_with_ui_stays_open_until_sigint_and_headless_chromium_shows_its_board_and_timeline() {
     let dir = cco_testkit::temp_dir();
     let demo = dir.path().join("demo");
     let stdout_path = dir.path().join("demo.out");
@@ -110,17 +109,20 @@ fn headless_chromium_shows_the_demo_runs_board_and_timeline() {
             addr.is_some()
         },
     );
-    let base = format!("http://{}", addr.unwrap());
-    let summary: serde_json::Value = {
+    let addr = addr.unwrap();
+    assert!(addr.starts_with("127.0.0.1:"), "loopback: {addr}");
+    let base = format!("http://{addr}");
+    let run = {
         let logs = demo.join("logs");
-        let run = std::fs::read_dir(&logs)
+        std::fs::read_dir(&logs)
             .unwrap()
             .next()
             .unwrap()
             .unwrap()
-            .path();
-        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+            .path()
     };
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
     let tasks: Vec<String> = summary["tasks"]
         .as_array()
         .unwrap()
@@ -138,60 +140,32 @@ fn headless_chromium_shows_the_demo_runs_board_and_timeline() {
         tasks.len() >= 6 && workers.len() == 6,
         "{tasks:?} {workers:?}"
     );
-
-    let shots = dir.path().join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    for (page, name) in [("/board", "board.png"), ("/timeline", "timeline.png")] {
-        let path = shots.join(name);
-        chromium_run(
-            &chromium,
-            dir.path(),
-            &format!("{base}{page}"),
-            &[format!("--screenshot={}", path.display())],
-        );
+    let svg = std::fs::read_to_string(run.join(cco_web::TIMELINE_FILE_NAME))
+        .expect("the demo's timeline.svg");
+    for task in &tasks {
         assert!(
-            is_png(&path),
-            "a screenshot of {page} at {}",
-            path.display()
+            svg.contains(&format!("data-task=\"{task}\"")),
+            "{task} in the svg"
         );
     }
 
-    let board = chromium_run(
-        &chromium,
-        dir.path(),
-        &format!("{base}/board"),
-        &["--dump-dom".into()],
-    );
-    let done = crate::browser::between(&board, "data-column=\"done\"", "data-column=\"failed\"");
+    // The dashboard still answers after the demo, for every page.
+    let (status, board) = http_get(&addr, "/board");
+    assert_eq!(status, 200, "{board}");
     for task in &tasks {
         assert!(
-            done.contains(&format!("data-task=\"{task}\"")),
-            "{task} done on the board:\n{board}"
+            between(&board, "data-column=\"done\"", "data-column=\"failed\"")
+                .contains(&format!("data-task=\"{task}\"")),
+            "{task} done on the board"
         );
     }
-    for worker in &workers {
-        assert!(
-            board.contains(&format!("href=\"/agent/{worker}\"")),
-            "{worker} on the board"
-        );
+    for page in ["/", "/timeline", "/costs", &format!("/task/{}", tasks[0])] {
+        let (status, body) = http_get(&addr, page);
+        assert_eq!(status, 200, "{page}: {body}");
     }
-    let timeline = chromium_run(
-        &chromium,
-        dir.path(),
-        &format!("{base}/timeline"),
-        &["--dump-dom".into()],
-    );
-    for worker in &workers {
-        assert!(
-            timeline.contains(&format!("data-row=\"{worker}\"")),
-            "a row for {worker}:\n{timeline}"
-        );
-    }
-    for task in &tasks {
-        assert!(
-            timeline.contains(&format!("data-task=\"{task}\"")),
-            "a bar for {task}"
-        );
+
+    if let Some(chromium) = chromium() {
+        in_chromium(&chromium, dir.path(), &base, &tasks, &workers);
     }
 
     nix::sys::signal::kill(
@@ -208,6 +182,69 @@ fn headless_chromium_shows_the_demo_runs_board_and_timeline() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the dashboard is gone with the demo"
+    );
+}
+
+/// The board and the timeline in headless Chromium: a screenshot of each (under `dir`), and
+/// the rendered DOM shows every task and worker.
+fn in_chromium(chromium: &Path, dir: &Path, base: &str, tasks: &[String], workers: &[String]) {
+    let shots = dir.join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for (page, name) in [("/board", "board.png"), ("/timeline", "timeline.png")] {
+        let path = shots.join(name);
+        chromium_run(
+            chromium,
+            dir,
+            &format!("{base}{page}"),
+            &[format!("--screenshot={}", path.display())],
+        );
+        assert!(
+            is_png(&path),
+            "a screenshot of {page} at {}",
+            path.display()
+        );
+    }
+
+    let board = chromium_run(
+        chromium,
+        dir,
+        &format!("{base}/board"),
+        &["--dump-dom".into()],
+    );
+    let done = between(&board, "data-column=\"done\"", "data-column=\"failed\"");
+    for task in tasks {
+        assert!(
+            done.contains(&format!("data-task=\"{task}\"")),
+            "{task} done on the board:\n{board}"
+        );
+    }
+    for worker in workers {
+        assert!(
+            board.contains(&format!("href=\"/agent/{worker}\"")),
+            "{worker} on the board"
+        );
+    }
+    let timeline = chromium_run(
+        chromium,
+        dir,
+        &format!("{base}/timeline"),
+        &["--dump-dom".into()],
+    );
+    for worker in workers {
+        assert!(
+            timeline.contains(&format!("data-row=\"{worker}\"")),
+            "a row for {worker}:\n{timeline}"
+        );
+    }
+    for task in tasks {
+        assert!(
+            timeline.contains(&format!("data-task=\"{task}\"")),
+            "a bar for {task}"
+        );
+    }
 }
 
 /// The part of `text` between `from` and `to`.

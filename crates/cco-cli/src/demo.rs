@@ -301,15 +301,26 @@ async fn run_demo(
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
     }
+    // A newcomer gets to look around: the dashboard stays until Ctrl-C (unless Ctrl-C, or
+    // another signal, already stopped the demo).
+    let stopped_by_signal = matches!(
+        summary.outcome,
+        cco::RunOutcome::Stopped {
+            signal: Some(_),
+            ..
+        }
+    );
     if let Some(dashboard) = dashboard {
-        // A newcomer gets to look around: the dashboard stays until Ctrl-C.
-        println!();
-        println!(
-            "The dashboard of this run stays open at {} — Ctrl-C to quit.",
-            dashboard.login_url()
-        );
-        let _ = std::io::stdout().flush();
-        crate::ui::wait_for_stop().await;
+        if !stopped_by_signal {
+            let stop = crate::ui::stop_signal();
+            println!();
+            println!(
+                "The dashboard of this run stays open at {} — Ctrl-C to quit.",
+                dashboard.login_url()
+            );
+            let _ = std::io::stdout().flush();
+            stop.await;
+        }
         dashboard.stop().await;
     }
     ExitCode::from(crate::commands::exit_code(&summary.outcome))

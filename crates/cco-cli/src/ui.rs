@@ -64,18 +64,23 @@ pub fn write_timeline(run_dir: &Path) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn wait_for_stop() {
+/// SIGINT or SIGTERM, listened for from this call on (a signal that arrives between this call
+/// and the await is not lost: take it before printing the URL a user or a test answers with
+/// Ctrl-C).
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
+    let listeners = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    );
+    async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = listeners else {
+            return;
+        };
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
     }
 }
 
@@ -120,9 +125,10 @@ pub async fn run(args: UiArgs) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    let stop = stop_signal();
     eprintln!("cco: serving {} (Ctrl-C stops)", run_dir.display());
     announce(&serving);
-    wait_for_stop().await;
+    stop.await;
     serving.stop().await;
     ExitCode::SUCCESS
 }
