@@ -269,24 +269,13 @@ impl History {
                     turn.text = Some(text.clone());
                 }
             }
-            RunEvent::ProcessStarted {
-                agent,
-                pid,
-                resume,
-                credential,
-            } => {
+            RunEvent::ProcessStarted { agent, .. } => {
                 if let Some(turn) = self.current_turn(agent) {
                     turn.processes += 1;
                 }
                 self.end_process(agent, at, "ended unreported");
-                let label = format!(
-                    "claude pid {pid}{}{}",
-                    if *resume { " (resumed session)" } else { "" },
-                    credential
-                        .as_deref()
-                        .map(|c| format!(" on {c}"))
-                        .unwrap_or_default()
-                );
+                // The library's words: `claude started, pid 42 on k1 (resumed session)`.
+                let label = event.text().lines.join(" ");
                 self.open_process
                     .insert(agent.clone(), self.processes.len());
                 self.processes.push(Span {

@@ -267,6 +267,11 @@ fn a_red_verify_gate_and_a_failure_are_told_and_open_things_close_at_the_end() {
     assert_eq!(t3.processes, 1);
     assert_eq!(t3.end, Some(t(9)));
     assert!(h.processes.iter().all(|p| p.end.is_some()));
+    assert!(
+        h.processes[0].label.contains("pid 42 on key-a"),
+        "{}",
+        h.processes[0].label
+    );
     assert_eq!(h.finished.as_ref().map(|f| f.1.as_str()), Some("stopped"));
 }
 
