@@ -5,6 +5,7 @@ mod compat;
 mod demo;
 mod harness;
 mod init;
+mod integrity;
 mod live;
 mod pty;
 mod resume;

@@ -317,9 +317,15 @@ impl WorkerState {
                 );
                 self.run_turn(myself, key, prompt, Some(session_id), Some(resume));
             }
+            // Refused work, fixed where it is (a conflict turn's fix is concluded after).
             Turn::Revise {
                 feedback,
                 session_id,
+            }
+            | Turn::Fix {
+                problem: feedback,
+                session_id,
+                ..
             } => {
                 self.session_id = session_id.clone();
                 let prompt = prompts::feedback(&self.ctx, &self.who, &spec, &feedback);

@@ -16,7 +16,7 @@ use crate::term;
 pub(crate) use crate::term::init_tracing;
 
 /// Exit codes: 0 the run ended (complete, limit or requested stop), 1 the run failed,
-/// 2 bad configuration or usage.
+/// 2 bad configuration or usage, or another cco runs the config.
 pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
@@ -159,6 +159,11 @@ async fn start(mut args: StartArgs) -> ExitCode {
         term::warn(warning);
     }
     let mode = output_mode(&args.output);
+    // One cco per run: said before anything else (which run to resume, what to start over).
+    if let Err(error) = Orchestrator::check_lock(&config.config.workspace_directory) {
+        eprintln!("cco: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let unfinished = Orchestrator::unfinished_run(&config.config.log_directory);
     if let Some(run_dir) = unfinished.as_ref().filter(|_| args.resume) {
         if let Err(code) = resume_workspace(&mut config, run_dir, &args.workspace) {
@@ -189,6 +194,10 @@ async fn start(mut args: StartArgs) -> ExitCode {
     let events = builder.subscribe();
     let handle = match builder.start().await {
         Ok(handle) => handle,
+        Err(error @ cco::StartError::Locked(_)) => {
+            eprintln!("cco: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         Err(error) => {
             eprintln!("cco: {error}");
             return ExitCode::from(EXIT_FAILED);

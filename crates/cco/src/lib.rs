@@ -33,10 +33,10 @@
 //! breaking changes; match them with a wildcard arm and build them with their constructors.
 
 pub use cco_actors::{
-    AgentRecord, EventSubject, EventText, GitError, GitStatus, JournalError, MergeCause,
-    Orchestrator, OrchestratorBuilder, OrchestratorHandle, Role, RunEvent, RunLimit, RunOutcome,
-    RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind, TaskPhase,
-    TaskRecord, TaskState, Totals, Turn,
+    AgentRecord, EventSubject, EventText, GitError, GitStatus, JournalError, LockError, LockHolder,
+    MergeCause, Orchestrator, OrchestratorBuilder, OrchestratorHandle, Role, RunEvent, RunLimit,
+    RunOutcome, RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind,
+    TaskPhase, TaskRecord, TaskState, Totals, Turn, LOCK_FILE,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).

@@ -4,11 +4,11 @@
 
 use cco_git::{GitError, MergeOutcome, MergeRequest};
 use ractor::ActorRef;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{DirectorMsg, DirectorState, DIRECTOR_ID};
 use crate::events::RunEvent;
-use crate::lead::{Input, LeadMsg};
+use crate::lead::{Halt, Input, LeadMsg};
 use crate::lifecycle::TaskPhase;
 
 impl DirectorState {
@@ -73,13 +73,19 @@ impl DirectorState {
         let board = &self.ctx.board;
         let lead = self.leads.get(slot);
         match outcome {
-            Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
-                board.count(|t| t.merges += 1);
-                board.events().emit(RunEvent::Merged {
-                    source: branch.clone(),
-                    target: base.clone(),
-                    commit,
-                });
+            Ok(outcome @ (MergeOutcome::Merged { .. } | MergeOutcome::UpToDate { .. })) => {
+                match outcome {
+                    MergeOutcome::Merged { commit, .. } => {
+                        board.count(|t| t.merges += 1);
+                        board.events().emit(RunEvent::Merged {
+                            source: branch.clone(),
+                            target: base.clone(),
+                            commit,
+                        });
+                    }
+                    // Merged before a restart (or nothing new): counted and told then.
+                    _ => info!(%branch, "team branch already in the base branch"),
+                }
                 self.teams
                     .history
                     .push(format!("merged {branch} (goal {goal}) into {base}"));
@@ -127,13 +133,73 @@ impl DirectorState {
                 self.teams.free(team);
                 self.dispatch(myself);
             }
-            Err(error) => {
-                self.teams
-                    .history
-                    .push(format!("merging {branch} failed: {error}"));
-                self.teams.free(team);
-                self.dispatch(myself);
-            }
+            Err(error) => self.team_merge_failed(myself, team, &branch, error),
         }
+    }
+
+    /// A team merge failed: a moved base branch (put back) is logged and the merge retried;
+    /// one that could not be put back, or the machine failing, stops the run; anything else
+    /// (refused commits included: they never reach the base) goes into the history.
+    fn team_merge_failed(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        team: &str,
+        branch: &str,
+        error: GitError,
+    ) {
+        if error.is_integrity_failure() {
+            let reason = format!("integrity stop: {error}; inspect the branch and run cco resume");
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Integrity,
+                reason,
+            });
+            return;
+        }
+        if let Some(reason) = crate::lead::environment_pause(&error) {
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Environment,
+                reason,
+            });
+            return;
+        }
+        if let GitError::BranchMoved {
+            branch: moved,
+            commits,
+            kept_in,
+            restored: true,
+            ..
+        } = &error
+        {
+            let tries = self.moved_retries.entry(team.to_string()).or_default();
+            *tries += 1;
+            if *tries <= crate::lead::MAX_MOVED_RETRIES {
+                let message = format!(
+                    "{moved} was moved behind cco's back by {} foreign commit(s) ({}); they are kept in {} and the branch was put back; merging {branch} again",
+                    commits.len(),
+                    commits.iter().map(|c| &c[..c.len().min(10)]).collect::<Vec<_>>().join(", "),
+                    kept_in.as_deref().unwrap_or("(no snapshot ref)"),
+                );
+                tracing::error!(branch = %moved, ?commits, "{message}");
+                self.ctx.board.events().emit(RunEvent::Warning { message });
+                self.merge_team(myself, team);
+                return;
+            }
+            let reason =
+                format!("integrity stop: {moved} keeps being moved behind cco's back ({error})");
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Integrity,
+                reason,
+            });
+            return;
+        }
+        warn!(%branch, %error, "team merge failed");
+        self.ctx.board.events().emit(RunEvent::Warning {
+            message: format!("merging {branch} failed: {error}"),
+        });
+        self.teams
+            .history
+            .push(format!("merging {branch} failed: {error}"));
+        self.teams.free(team);
+        self.dispatch(myself);
     }
 }

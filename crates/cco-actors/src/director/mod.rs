@@ -31,7 +31,7 @@ use crate::context::RunContext;
 use crate::error::DirectorError;
 use crate::events::RunEvent;
 use crate::journal::RunClock;
-use crate::lead::{Input, LeadActor, LeadArgs, LeadMsg};
+use crate::lead::{Halt, Input, LeadActor, LeadArgs, LeadMsg};
 use crate::outcome::{EndCause, RunOutcome};
 use crate::planning::{plan_step, PlanStep};
 use crate::prompts;
@@ -75,6 +75,11 @@ pub(crate) enum DirectorMsg {
     RespawnLead {
         slot: usize,
     },
+    /// A lead found the run cannot go on safely (see [`Halt`]).
+    Halt {
+        cause: Halt,
+        reason: String,
+    },
 }
 
 /// Why and how the run ended.
@@ -106,6 +111,8 @@ pub(crate) struct DirectorState {
     stopping: bool,
     /// Teams that could not plan their goal (a completion after that did not do the work).
     planning_failures: u32,
+    /// Team merges retried because the base branch had been moved behind cco's back.
+    moved_retries: std::collections::HashMap<String, u32>,
 }
 
 pub(crate) struct DirectorActor;
@@ -162,6 +169,7 @@ impl Actor for DirectorActor {
             clock,
             stopping: false,
             planning_failures: 0,
+            moved_retries: Default::default(),
         })
     }
 
@@ -220,6 +228,7 @@ impl Actor for DirectorActor {
                 };
                 state.stop(&myself, reason, cause, force).await
             }
+            DirectorMsg::Halt { cause, reason } => state.halt(&myself, cause, reason).await,
             DirectorMsg::RespawnLead { slot } => {
                 state.spawn_lead(&myself, slot).await;
                 if let Some(actor) = state.leads.get(slot) {

@@ -8,7 +8,7 @@ use tracing::info;
 
 use super::{DirectorMsg, DirectorState, RunEnd, DIRECTOR_ID};
 use crate::events::RunEvent;
-use crate::lead::LeadMsg;
+use crate::lead::{Halt, LeadMsg};
 use crate::outcome::{finished_phase, EndCause, RunLimit, RunOutcome};
 use crate::supervise::shutdown_all;
 
@@ -36,6 +36,21 @@ impl DirectorState {
             self.stop(myself, reason, EndCause::Limit(limit), false)
                 .await;
         }
+    }
+
+    /// The run cannot go on safely (a lead's or a team merge's finding): stop, with the
+    /// outcome that says so. Tasks keep their phases: `cco resume` continues them.
+    pub(super) async fn halt(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        cause: Halt,
+        reason: String,
+    ) {
+        let cause = match cause {
+            Halt::Integrity => EndCause::Integrity,
+            Halt::Environment => EndCause::Environment,
+        };
+        self.stop(myself, reason, cause, false).await
     }
 
     /// A planner answered `complete`.

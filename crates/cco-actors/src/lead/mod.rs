@@ -22,6 +22,7 @@
 //! from the task ref. Workers are restarted by this lead; their task is re-queued.
 
 mod core;
+mod gates;
 mod pipeline;
 mod restore;
 mod slots;
@@ -36,8 +37,9 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
-pub(crate) use self::core::Input;
 use self::core::{CaptureOrder, Effect, LeadConfig, LeadCore, PlanPrompt, Report, ReviewPrompt};
+pub(crate) use self::core::{Halt, Input};
+pub(crate) use self::gates::{environment as environment_pause, MAX_MOVED_RETRIES};
 use crate::board::Role;
 use crate::context::RunContext;
 use crate::director::DirectorMsg;
@@ -334,13 +336,25 @@ impl LeadState {
                 key,
                 task_ref,
                 result_text,
+                resolution,
             } => {
                 tokio::spawn(async move {
                     let diff = git.diff_summary(&target, &task_ref).await;
+                    let resolution = match (&diff, resolution) {
+                        (Ok(_), true) => match git.resolution_diff(&target, &task_ref).await {
+                            Ok(found) => found.map(Box::new),
+                            Err(error) => {
+                                warn!(task = %key, %error, "could not diff the resolution against its parents: reviewing it as a task");
+                                None
+                            }
+                        },
+                        _ => None,
+                    };
                     let _ = me.send_message(LeadMsg::Input(Input::Diffed {
                         key,
                         diff,
                         result_text,
+                        resolution,
                     }));
                 });
             }
@@ -357,6 +371,24 @@ impl LeadState {
                         result_text,
                         diff,
                     } => prompts::review(&self.ctx, &self.who, &spec, &result_text, &diff),
+                    ReviewPrompt::Resolution {
+                        spec,
+                        result_text,
+                        worker,
+                        against,
+                        diff,
+                    } => prompts::review_resolution(
+                        &self.ctx,
+                        &self.who,
+                        &spec,
+                        &prompts::Resolved {
+                            worker: &worker,
+                            against: &against,
+                            target: &target,
+                            result: &result_text,
+                            diff: &diff,
+                        },
+                    ),
                     ReviewPrompt::Repair(prompt) => prompt,
                 };
                 let request = self.turn_request(prompt, resume, fork, None);
@@ -413,6 +445,7 @@ impl LeadState {
                     Report::TeamIdle => DirectorMsg::TeamIdle { team },
                     Report::TeamFailed { reason } => DirectorMsg::TeamFailed { team, reason },
                     Report::RunComplete { reason } => DirectorMsg::RunComplete { reason },
+                    Report::Halt { cause, reason } => DirectorMsg::Halt { cause, reason },
                 });
             }
             Effect::Fail(error) => return Err(error.into()),
@@ -463,9 +496,13 @@ impl LeadState {
             let outcome = git
                 .capture_task(&worktree, &message, &task_ref, &target)
                 .await;
-            if outcome.is_err() {
-                // Unresolved conflicts or a broken worktree: snapshot what is there and reset
-                // it, so the worker can go on.
+            // Unresolved conflicts or a broken worktree: snapshot what is there and reset it,
+            // so the worker can go on. Not refused work (its session fixes it there) and not
+            // when the machine failed (the run pauses; nothing is touched).
+            let keep = outcome.as_ref().err().is_some_and(|error| {
+                gates::refusal(error).is_some() || gates::environment(error).is_some()
+            });
+            if outcome.is_err() && !keep {
                 if let Err(error) = git.sync_worktree(&worktree, &target).await {
                     warn!(%error, "could not reset the worker's worktree");
                 }

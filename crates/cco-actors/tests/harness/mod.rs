@@ -18,7 +18,12 @@ impl Project {
     /// A source repo with PROJECT_DIRECTION.md and a config dir whose claude binary is
     /// fake-claude playing `script`.
     pub fn new(config: Value, script: Value) -> Project {
-        let dir = cco_testkit::temp_dir();
+        Project::in_dir(cco_testkit::temp_dir(), config, script)
+    }
+
+    /// [`Project::new`] in `dir` (a script may then name paths of the project: the config
+    /// is `<dir>/config`, the run's clone `<dir>/config/workspace/repo`).
+    pub fn in_dir(dir: tempfile::TempDir, config: Value, script: Value) -> Project {
         let defaults = json!({
             "workerCount": 2,
             "pollIntervalMs": 50,
@@ -108,7 +113,7 @@ pub fn plan_rule(marker: &str, plan: Value) -> Value {
 }
 
 pub fn approve_rule() -> Value {
-    json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005})
+    json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005})
 }
 
 pub fn complete_rule(marker: &str) -> Value {
