@@ -268,6 +268,16 @@ fn a_base_branch_moved_while_no_cco_ran_is_found_and_put_back_on_resume() {
     .trim()
     .to_string();
     cco_testkit::git(&clone, &["update-ref", "refs/heads/main", &foreign]);
+    // The crash also left git locks behind, in cco's clone and in an agent's repository.
+    let stale = [
+        clone.join(".git/index.lock"),
+        project
+            .config_dir
+            .join("workspace/worktrees/worker-1/.git/index.lock"),
+    ];
+    for lock in &stale {
+        std::fs::write(lock, "").unwrap();
+    }
 
     let out = project.cco(&["resume", "--plain"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -290,6 +300,13 @@ fn a_base_branch_moved_while_no_cco_ran_is_found_and_put_back_on_resume() {
         format!("{stdout}{stderr}").contains("behind cco's back"),
         "the move is reported:\n{stdout}\n{stderr}"
     );
+    for lock in &stale {
+        assert!(!lock.exists(), "{} was left", lock.display());
+        assert!(
+            stderr.contains(&format!("removed the stale git lock {}", lock.display())),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -133,6 +133,21 @@ async fn wait_done(handle: &cco_actors::OrchestratorHandle, id: &str) {
     .await;
 }
 
+/// Once t1 is merged and t2's turn runs (`ready`), main moves behind cco's back.
+async fn move_main_once_t1_merged_and_t2_runs(
+    project: &Project,
+    handle: &cco_actors::OrchestratorHandle,
+    ready: &Path,
+) -> String {
+    wait_done(handle, "t1").await;
+    cco_testkit::wait_until_async(Duration::from_secs(60), "t2 to start", || {
+        let ready = ready.exists();
+        async move { ready }
+    })
+    .await;
+    move_main_behind_ccos_back(project)
+}
+
 /// A commit on `main` of cco's clone that cco did not write (someone else moved it).
 fn move_main_behind_ccos_back(project: &Project) -> String {
     let foreign = project
@@ -167,13 +182,7 @@ async fn a_base_branch_moved_behind_ccos_back_is_put_back_logged_and_the_merge_r
     let project = two_tasks_second_waits(&ready, &go);
     let handle = project.start().await;
     let recorder = record(&handle);
-    wait_done(&handle, "t1").await;
-    cco_testkit::wait_until_async(Duration::from_secs(60), "t2 to start", || {
-        let ready = ready.exists();
-        async move { ready }
-    })
-    .await;
-    let foreign = move_main_behind_ccos_back(&project);
+    let foreign = move_main_once_t1_merged_and_t2_runs(&project, &handle, &ready).await;
     std::fs::write(&go, "").unwrap();
     let summary = finish(&handle, RUN_TIMEOUT).await;
     let events = recorded(recorder, handle.clone()).await;
@@ -212,13 +221,7 @@ async fn a_base_branch_that_cannot_be_put_back_stops_the_run_with_an_integrity_s
     let (ready, go) = (marks.path().join("ready"), marks.path().join("go"));
     let project = two_tasks_second_waits(&ready, &go);
     let handle = project.start().await;
-    wait_done(&handle, "t1").await;
-    cco_testkit::wait_until_async(Duration::from_secs(60), "t2 to start", || {
-        let ready = ready.exists();
-        async move { ready }
-    })
-    .await;
-    let foreign = move_main_behind_ccos_back(&project);
+    let foreign = move_main_once_t1_merged_and_t2_runs(&project, &handle, &ready).await;
     // Whoever moved it holds its lock: cco cannot put it back.
     let lock = project.workspace_repo().join(".git/refs/heads/main.lock");
     std::fs::create_dir_all(&lock).unwrap();

@@ -173,12 +173,8 @@ impl DirectorState {
             let tries = self.moved_retries.entry(team.to_string()).or_default();
             *tries += 1;
             if *tries <= crate::lead::MAX_MOVED_RETRIES {
-                let message = format!(
-                    "{moved} was moved behind cco's back by {} foreign commit(s) ({}); they are kept in {} and the branch was put back; merging {branch} again",
-                    commits.len(),
-                    commits.iter().map(|c| &c[..c.len().min(10)]).collect::<Vec<_>>().join(", "),
-                    kept_in.as_deref().unwrap_or("(no snapshot ref)"),
-                );
+                let message =
+                    crate::lead::moved_message(moved, commits, kept_in.as_deref(), branch);
                 tracing::error!(branch = %moved, ?commits, "{message}");
                 self.ctx.board.events().emit(RunEvent::Warning { message });
                 self.merge_team(myself, team);

@@ -83,6 +83,23 @@ pub(crate) fn environment(error: &GitError) -> Option<String> {
     })
 }
 
+/// What a shared branch moved behind cco's back (and put back) is logged as: the branch, the
+/// foreign commits and where they are kept; `merging` is merged again.
+pub(crate) fn moved_message(
+    branch: &str,
+    commits: &[String],
+    kept_in: Option<&str>,
+    merging: &str,
+) -> String {
+    let short: Vec<&str> = commits.iter().map(|c| &c[..c.len().min(10)]).collect();
+    format!(
+        "{branch} was moved behind cco's back by {} foreign commit(s) ({}); they are kept in {} and the branch was put back; merging {merging} again",
+        commits.len(),
+        short.join(", "),
+        kept_in.unwrap_or("(no snapshot ref)"),
+    )
+}
+
 impl JobFailure {
     /// The git error behind a worker's failed job, if any.
     pub(crate) fn git_error(&self) -> Option<&GitError> {
@@ -259,13 +276,7 @@ impl LeadCore {
                 );
                 return;
             }
-            let short: Vec<&str> = commits.iter().map(|c| &c[..c.len().min(10)]).collect();
-            let message = format!(
-                "{branch} was moved behind cco's back by {} foreign commit(s) ({}); they are kept in {} and the branch was put back; merging {key} again",
-                commits.len(),
-                short.join(", "),
-                kept_in.as_deref().unwrap_or("(no snapshot ref)"),
-            );
+            let message = moved_message(branch, commits, kept_in.as_deref(), key);
             error!(%branch, commits = ?commits, "{message}");
             self.board.events().emit(RunEvent::Warning { message });
             self.order_merge(key);

@@ -39,7 +39,7 @@ use tracing::warn;
 
 use self::core::{CaptureOrder, Effect, LeadConfig, LeadCore, PlanPrompt, Report, ReviewPrompt};
 pub(crate) use self::core::{Halt, Input};
-pub(crate) use self::gates::{environment as environment_pause, MAX_MOVED_RETRIES};
+pub(crate) use self::gates::{environment as environment_pause, moved_message, MAX_MOVED_RETRIES};
 use crate::board::Role;
 use crate::context::RunContext;
 use crate::director::DirectorMsg;
