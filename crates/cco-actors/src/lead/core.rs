@@ -19,6 +19,7 @@ use cco_git::{
 use cco_protocol::{TaskPlan, TaskSpec, TeamGoal};
 use tracing::{info, warn};
 
+pub(crate) use super::gates::Halt;
 use super::slots::WorkerSlot;
 use crate::board::{Board, Role, TaskRecord};
 use crate::error::{JobFailure, LeadError};
@@ -228,16 +229,6 @@ pub(crate) enum Report {
     RunComplete { reason: String },
     /// The run cannot go on safely: stop it (see [`Halt`]); `reason` says why and what to do.
     Halt { cause: Halt, reason: String },
-}
-
-/// Why a lead stops the whole run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Halt {
-    /// A shared branch no longer held what cco wrote there and could not be put back.
-    Integrity,
-    /// The machine, not a task: disk full, read-only, quota, git missing, or the same git
-    /// error on several tasks in a row. `cco resume` continues once it is fixed.
-    Environment,
 }
 
 /// The planning turns of the lead's own session: one at a time, in order.

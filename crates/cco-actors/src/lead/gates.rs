@@ -19,10 +19,20 @@
 use cco_git::{EnvFailure, GitError};
 use tracing::{error, warn};
 
-use super::core::{Effect, Halt, LeadCore, Report};
+use super::core::{Effect, LeadCore, Report};
 use crate::error::JobFailure;
 use crate::events::RunEvent;
 use crate::lifecycle::{TaskPhase, Turn};
+
+/// Why a lead stops the whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Halt {
+    /// A shared branch no longer held what cco wrote there and could not be put back.
+    Integrity,
+    /// The machine, not a task: disk full, read-only, quota, git missing, or the same git
+    /// error on several tasks in a row. `cco resume` continues once it is fixed.
+    Environment,
+}
 
 /// Times a task's refused work is sent back to be fixed before the task fails.
 pub(crate) const MAX_FIX_ROUNDS: u32 = 3;
