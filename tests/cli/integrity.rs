@@ -527,6 +527,12 @@ fn a_full_disk_pauses_the_run_with_a_clear_message_and_resume_finishes_it() {
         "no task failed: {summary:#}"
     );
     assert_eq!(journal_of(&project)["finished"], false);
+    let status = project.cco(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&format!("paused: {reason} (`cco resume` continues it)")),
+        "{status}"
+    );
 
     let out = project.cco(&["resume", "--plain"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

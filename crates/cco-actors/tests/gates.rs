@@ -275,3 +275,53 @@ async fn a_finished_runs_journal_always_says_finished() {
         cco_actors::Orchestrator::check_lock(&project.config_dir.join("workspace")).unwrap();
     }
 }
+
+/// A stop requested while a team merge runs its verify command: the merge completes and the
+/// summary counts it (hierarchy: the Director's merge into the base branch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_merge_that_lands_while_the_run_stops_is_counted() {
+    let marks = cco_testkit::temp_dir();
+    let (verifying, go) = (marks.path().join("verifying"), marks.path().join("go"));
+    let verify = format!(
+        "touch '{}'; i=0; while [ ! -e '{}' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+        verifying.display(),
+        go.display()
+    );
+    let script = json!({"rules": [
+        {"match": {"role": "director", "prompt_contains": "[cco:director-plan]"}, "result": json!({"status":"continue","teams":[
+            {"name": "alpha", "goal": "alpha goal"}]}).to_string()},
+        complete_rule("[cco:replan]"),
+        plan_rule("alpha goal", json!({"status":"continue","tasks":[task("a1", "a1.txt")]})),
+        approve_rule(),
+        worker_rule("a1", "a1.txt", "a1\n"),
+    ]});
+    let project = Project::new(
+        json!({"workerCount": 2, "engineerManagerGroupSize": 1, "verifyCommand": verify}),
+        script,
+    );
+    let handle = project.start().await;
+    let started = std::time::Instant::now();
+    while !verifying.exists() {
+        assert!(
+            started.elapsed() < RUN_TIMEOUT,
+            "no team merge verify; status:\n{}",
+            handle.status().render_tree()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.request_stop_for_signal(15);
+    std::fs::write(&go, "").unwrap();
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert!(
+        matches!(summary.outcome, RunOutcome::Stopped { .. }),
+        "{:?}",
+        summary.outcome
+    );
+    let team_merges = project
+        .git(&["log", "--merges", "--first-parent", "--format=%s", "main"])
+        .lines()
+        .count();
+    assert_eq!(team_merges, 1, "the team merge landed");
+    // One task merge into the team branch, one team merge into main.
+    assert_eq!(summary.totals.merges, 2, "{:?}", summary.totals);
+}

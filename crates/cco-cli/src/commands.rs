@@ -300,7 +300,9 @@ fn status(args: StatusArgs) -> ExitCode {
         }
     } else {
         let state = match &journal.end_reason {
-            Some(reason) => format!("finished: {reason}"),
+            Some(reason) if journal.finished => format!("finished: {reason}"),
+            // An integrity stop or an environmental pause.
+            Some(reason) => format!("paused: {reason} (`cco resume` continues it)"),
             None => "running (or interrupted: `cco resume` continues it)".to_string(),
         };
         println!("{} — {state}", run_dir.display());

@@ -47,11 +47,34 @@ impl DirectorState {
         request.verify = true;
         let git = self.ctx.git.clone();
         let me = myself.clone();
-        let team = team.to_string();
-        tokio::spawn(async move {
+        let name = team.to_string();
+        let merging = tokio::spawn(async move {
             let outcome = git.merge(request).await;
-            let _ = me.send_message(DirectorMsg::TeamMerged { team, outcome });
+            let merged = match &outcome {
+                Ok(MergeOutcome::Merged { commit, .. }) => Some(commit.clone()),
+                _ => None,
+            };
+            let _ = me.send_message(DirectorMsg::TeamMerged {
+                team: name,
+                outcome,
+            });
+            merged
         });
+        self.team_merges.insert(team.to_string(), merging);
+    }
+
+    /// The run stops: team merges still in flight complete (the GitActor finishes its op in
+    /// flight), and one that lands is counted, as its message is no longer handled.
+    pub(super) async fn finish_team_merges(&mut self) {
+        for (team, merging) in std::mem::take(&mut self.team_merges) {
+            if let Ok(Some(commit)) = merging.await {
+                info!(%team, %commit, "team merged while the run stopped");
+                self.ctx.board.count(|t| t.merges += 1);
+                self.teams
+                    .history
+                    .push(format!("merged team {team} while the run stopped"));
+            }
+        }
     }
 
     pub(super) fn on_team_merged(
@@ -60,6 +83,8 @@ impl DirectorState {
         team: &str,
         outcome: Result<MergeOutcome, GitError>,
     ) {
+        // Handled here: no longer in flight.
+        self.team_merges.remove(team);
         let Some(slot) = self.teams.slot_of(team) else {
             return;
         };

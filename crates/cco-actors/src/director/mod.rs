@@ -113,6 +113,8 @@ pub(crate) struct DirectorState {
     planning_failures: u32,
     /// Team merges retried because the base branch had been moved behind cco's back.
     moved_retries: std::collections::HashMap<String, u32>,
+    /// Team merges in flight, by team (the commit, when one lands).
+    team_merges: std::collections::HashMap<String, tokio::task::JoinHandle<Option<String>>>,
 }
 
 pub(crate) struct DirectorActor;
@@ -170,6 +172,7 @@ impl Actor for DirectorActor {
             stopping: false,
             planning_failures: 0,
             moved_retries: Default::default(),
+            team_merges: Default::default(),
         })
     }
 

@@ -83,7 +83,8 @@ impl DirectorState {
         self.stopping = true;
         self.ctx.begin_stop();
         info!(%reason, force, "stopping the run");
-        let board = &self.ctx.board;
+        let ctx = std::sync::Arc::clone(&self.ctx);
+        let board = &ctx.board;
         board.set_phase(format!("stopping: {reason}"));
         board.set_agent_state(DIRECTOR_ID, "stopping");
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(30);
@@ -92,6 +93,9 @@ impl DirectorState {
         if let Some((_, guard)) = self.turn.take() {
             guard.shutdown().await;
         }
+        // A team merge in flight (its verify command running) lands or not: either way the
+        // totals say what git holds.
+        self.finish_team_merges().await;
         board.update_agent(DIRECTOR_ID, |a| a.pid = None);
         board.set_agent_state(DIRECTOR_ID, "stopped");
         // A graceful stop may have been forced while it waited for the processes.
