@@ -265,8 +265,19 @@ impl LeadCore {
         self.commits_in_review
             .insert(key.clone(), diff.commits.len());
         if diff.commits.is_empty() {
-            // Everything in the task ref is already in the target.
-            self.nothing_committed(&key);
+            // Everything in the task ref is already in the target. Work that was frozen there
+            // got in only by its merge (one a restart redid the review of, the journal not
+            // having recorded it yet): merged again, which records it once with the commit
+            // that merged it. Otherwise nothing was ever committed.
+            let frozen = self
+                .board
+                .task(&key)
+                .is_some_and(|t| t.captured_round.is_some());
+            if frozen {
+                self.start_merge(&key, MergeCause::AlreadyMerged);
+            } else {
+                self.nothing_committed(&key);
+            }
             self.settled();
             return;
         }

@@ -7,6 +7,7 @@
 //!  Queued ──assign──▶ Running ──turn ended──▶ Finished ──capture──▶ Captured ──diff──▶ Reviewing
 //!    ▲                 │  ▲                       │                                      │
 //!    │ worker lost     │  │ assign (same worker)  │ refused: fix in place   Merging ◀──approve
+//!    │                 │  │                       │        (already in the target: Captured ──▶ Merging)
 //!    └─────────────────┤  │                       ▼                          │  │
 //!                      └▶ Pinned ◀── revise / nothing committed ─────────────┼──┘ conflict, verify failed
 //!                                                                    ▼
@@ -193,6 +194,9 @@ pub enum MergeCause {
     /// A conflict resolution (or a base merge) was captured: the merge is retried. (Journals
     /// of older versions of cco: resolutions are reviewed now, and merged as `Approved`.)
     ConflictResolved,
+    /// The task's work was found in the target already (merged before a restart the journal
+    /// had not recorded): merged again to record it once.
+    AlreadyMerged,
 }
 
 /// Where a task is in its life. Journaled; `cco resume` continues every task from its phase.
@@ -285,7 +289,8 @@ impl TaskPhase {
             // Nothing was committed (sent back), the work was refused (fixed in place), or the
             // worktree of the work is gone.
             (Finished { .. }, Pinned { .. }) => true,
-            (Captured, Reviewing { .. } | Pinned { .. }) => true,
+            // Reviewed; sent back; or found merged already (a restart redid its review).
+            (Captured, Reviewing { .. } | Pinned { .. } | Merging { .. }) => true,
             // A review ended (merge or revise), or was lost with a restart (review again).
             (Reviewing { .. }, Merging { .. } | Pinned { .. } | Captured) => true,
             // Merged; or a conflict or a red verify gate goes back to the task's session.

@@ -99,6 +99,7 @@ const LEGAL: &[(&str, &str)] = &[
     ("finished-resolve", "captured"),
     ("captured", "pinned-revise"),
     ("captured", "reviewing"),
+    ("captured", "merging"),
     ("reviewing", "pinned-revise"),
     ("reviewing", "captured"),
     ("reviewing", "merging"),

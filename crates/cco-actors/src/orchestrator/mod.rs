@@ -355,8 +355,9 @@ pub(crate) fn run_name(run_dir: &Path) -> String {
 
 /// A resumed run: merges the dead cco made but did not journal (it died between moving a
 /// shared branch and writing the journal) are cco's own, not foreign commits: each shared
-/// branch adopts them when they are exactly merges of the task refs the journal shows merging
-/// into it, or of the other shared branches (team merges, base syncs).
+/// branch adopts them when they are exactly merges of the task refs of its unfinished tasks
+/// (work frozen for review or merge), or of the other shared branches (team merges, base
+/// syncs).
 async fn adopt_unrecorded_merges(
     git: &GitHandle,
     journal: &crate::journal::Journal,
@@ -369,7 +370,9 @@ async fn adopt_unrecorded_merges(
             .snapshot
             .tasks
             .iter()
-            .filter(|t| matches!(t.phase, crate::lifecycle::TaskPhase::Merging { .. }))
+            // Work frozen in a task ref: only cco merges those (the journal may still show the
+            // task in review when its write lagged behind the merge).
+            .filter(|t| t.captured_round.is_some() && !t.phase.is_terminal())
             .filter(|t| merge_target(flat, &journal.base_branch, &t.team) == *branch)
             .map(|t| cco_git::task_ref(&run, &t.team, &t.id))
             .collect();

@@ -70,7 +70,7 @@ impl GitRepo {
     /// journal last recorded its tip (cco died between the move and the journal write) are
     /// adopted, so they are not taken for foreign commits. Adopted only when every commit
     /// between the expected tip and the branch is, on the first-parent chain, a merge whose
-    /// second parent is one of `sources` (the task refs the journal shows merging into it,
+    /// second parent is one of `sources` (the task refs of the journal's unfinished tasks,
     /// the team or base branches it merges): exactly what cco was doing. Anything else is
     /// left for the guard of the next merge. Returns whether the branch was adopted.
     pub async fn adopt_unrecorded_merges(

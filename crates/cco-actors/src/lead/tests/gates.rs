@@ -312,3 +312,31 @@ fn a_merge_redone_after_a_restart_is_recorded_once_with_the_commit_that_merged_i
     let totals = lead.core.board.snapshot().totals;
     assert_eq!((totals.tasks_done, totals.merges), (1, 1));
 }
+
+/// The journal lagged behind the merge: the task was restored in review. Its review finds
+/// nothing of the task ref left outside the target: it was merged, so it is merged again
+/// (recorded once, up to date), never sent back as "nothing committed".
+#[test]
+fn work_found_merged_already_is_recorded_as_merged_not_sent_back() {
+    let mut lead = finished_t1();
+    lead.captured(0, 0, "t1", true);
+    let effects = lead.diffed("t1", 0);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Merge { .. })),
+        "{effects:?}"
+    );
+    assert!(assigns(&effects).is_empty(), "not sent back: {effects:?}");
+    lead.merged(
+        "t1",
+        MergeOutcome::UpToDate {
+            commit: "the-merge".into(),
+        },
+    );
+    assert_eq!(
+        lead.phase("t1"),
+        TaskPhase::Done {
+            commit: "the-merge".into()
+        }
+    );
+    assert_eq!(lead.task("t1").review_rounds, 0);
+}
