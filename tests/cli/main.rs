@@ -8,6 +8,7 @@ mod demo;
 mod exits;
 mod harness;
 mod init;
+mod integrity;
 mod live;
 mod orphans;
 mod pty;

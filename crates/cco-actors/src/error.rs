@@ -22,6 +22,9 @@ pub enum StartError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
+    /// Another cco runs this config (or its lock file cannot be used).
+    #[error(transparent)]
+    Locked(#[from] crate::runlock::LockError),
 }
 
 /// An agent could not be given its worktree or its claude config dir.

@@ -45,7 +45,7 @@ pub(crate) enum Fate {
     /// Not decided yet (running, or waiting for its capture, review or merge).
     Open,
     Merged,
-    /// Changes were asked (`review`, `verify`, `conflict`, `nothing committed`).
+    /// Changes were asked (`review`, `verify`, `conflict`, `nothing committed`, `refused`).
     SentBack(&'static str),
     Failed,
 }
@@ -55,9 +55,10 @@ pub(crate) enum Fate {
 pub(crate) struct TurnRec {
     pub(crate) task: String,
     pub(crate) worker: String,
-    /// `task`, `revision`, `conflict resolution`, `resume` ([`Turn::name`]).
+    /// `task`, `revision`, `conflict resolution`, `resume`, `fix` ([`Turn::name`]).
     pub(crate) kind: &'static str,
-    /// The feedback of a revision, the branch a conflict resolution merges.
+    /// The feedback of a revision, the branch a conflict resolution merges, what a fix is
+    /// to fix.
     pub(crate) detail: Option<String>,
     pub(crate) start: DateTime<Utc>,
     pub(crate) end: Option<DateTime<Utc>>,
@@ -108,8 +109,10 @@ pub(crate) enum MergeEnd {
     Open,
     Merged(String),
     Conflict(Vec<String>),
-    /// The verify command failed on the merged result (its output, as sent to the worker).
+    /// The verify command failed on the merged result (its command, status and output).
     VerifyFailed(String),
+    /// cco refused to merge the work (why: a secret, conflict markers, ...): sent back.
+    Refused(String),
     Failed(String),
 }
 
@@ -455,6 +458,7 @@ impl History {
                 let detail = match turn {
                     Turn::Revise { feedback, .. } => Some(feedback.clone()),
                     Turn::ResolveConflict { against, .. } => Some(against.clone()),
+                    Turn::Fix { problem, .. } => Some(problem.clone()),
                     _ => None,
                 };
                 let i = self.turns.len();
@@ -494,17 +498,21 @@ impl History {
                         self.end_review(task, at, Decision::Revise(feedback.clone()));
                         self.settle_turns(task, Fate::SentBack("review"));
                     }
-                    ("merging", Turn::Revise { feedback, gate, .. }) => {
-                        // The gate's command, status and output tail when cco recorded them
-                        // (older runs put the output in the feedback).
-                        let output = match gate {
-                            Some(gate) => {
-                                format!("{} ({}):\n{}", gate.command, gate.status, gate.output)
-                            }
-                            None => feedback.clone(),
-                        };
+                    (
+                        "merging",
+                        Turn::Revise {
+                            gate: Some(gate), ..
+                        },
+                    ) => {
+                        let output =
+                            format!("{} ({}):\n{}", gate.command, gate.status, gate.output);
                         self.end_merge(task, at, MergeEnd::VerifyFailed(output));
                         self.settle_turns(task, Fate::SentBack("verify"));
+                    }
+                    // cco refused the merge of the work (a secret, conflict markers, ...).
+                    ("merging", Turn::Revise { feedback, .. }) => {
+                        self.end_merge(task, at, MergeEnd::Refused(feedback.clone()));
+                        self.settle_turns(task, Fate::SentBack("refused"));
                     }
                     ("merging", Turn::ResolveConflict { .. }) => {
                         let files = self.conflict_files.remove(task).unwrap_or_default();
@@ -513,6 +521,10 @@ impl History {
                     }
                     ("finished" | "captured", Turn::Revise { .. }) => {
                         self.settle_turns(task, Fate::SentBack("nothing committed"))
+                    }
+                    // cco refused what the turn left in its worktree: fixed in place.
+                    ("finished", Turn::Fix { .. }) => {
+                        self.settle_turns(task, Fate::SentBack("refused"))
                     }
                     _ => {}
                 }

@@ -354,3 +354,51 @@ fn pauses_say_whose_and_why() {
     assert_eq!(h.benched.len(), 1);
     assert_eq!(h.benched[0].who, "k1");
 }
+
+#[test]
+fn work_refused_in_the_worktree_or_at_the_merge_is_told_as_refused() {
+    let mut h = History::default();
+    let key = "flat/t4";
+    let fix = Turn::Fix {
+        problem: "a secret in t4.txt line 1".into(),
+        session_id: Some("s4".into()),
+        resolving: None,
+    };
+    let pinned = |turn: Turn| TaskPhase::Pinned {
+        worker: "worker-1".into(),
+        turn,
+    };
+    let merging = TaskPhase::Merging {
+        cause: MergeCause::Approved,
+    };
+    let sent_back = Turn::Revise {
+        feedback: "conflict markers committed in t4.txt".into(),
+        session_id: Some("s4".into()),
+        gate: None,
+    };
+    for (s, phase) in [
+        (0, TaskPhase::Queued),
+        (1, running("worker-1", Turn::Fresh)),
+        (2, finished("worker-1", Turn::Fresh)),
+        (3, pinned(fix.clone())),
+        (4, running("worker-1", fix.clone())),
+        (5, finished("worker-1", fix)),
+        (6, TaskPhase::Captured),
+        (7, merging),
+        (8, pinned(sent_back)),
+    ] {
+        h.apply(t(s), &moved(key, phase, 0.1));
+    }
+    assert_eq!(h.turns.len(), 2);
+    assert_eq!(h.turns[0].fate, Fate::SentBack("refused"));
+    assert_eq!(h.turns[1].kind, "fix");
+    assert_eq!(
+        h.turns[1].detail.as_deref(),
+        Some("a secret in t4.txt line 1")
+    );
+    assert_eq!(h.turns[1].fate, Fate::SentBack("refused"));
+    assert_eq!(
+        h.tasks[key].merges[0].outcome,
+        MergeEnd::Refused("conflict markers committed in t4.txt".into())
+    );
+}

@@ -17,7 +17,7 @@ pub(crate) fn column(phase: &TaskPhase) -> &'static str {
         TaskPhase::Running { .. } => "running",
         TaskPhase::Finished { .. } | TaskPhase::Captured | TaskPhase::Reviewing { .. } => "review",
         TaskPhase::Pinned {
-            turn: Turn::Revise { .. } | Turn::ResolveConflict { .. },
+            turn: Turn::Revise { .. } | Turn::ResolveConflict { .. } | Turn::Fix { .. },
             ..
         } => "revise",
         TaskPhase::Merging { .. } => "merging",
@@ -49,6 +49,7 @@ pub(crate) fn cause_words(cause: cco::MergeCause) -> &'static str {
         cco::MergeCause::RoundsUsed => "review rounds used up",
         cco::MergeCause::NoDecision => "no review decision",
         cco::MergeCause::ConflictResolved => "conflict resolved",
+        cco::MergeCause::AlreadyMerged => "already in its target",
         _ => "merge",
     }
 }
@@ -112,5 +113,35 @@ pub(super) fn render(ctx: &Ctx<'_>) -> Markup {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_sent_back_to_its_session_is_in_the_revise_column() {
+        let pinned = |turn: Turn| TaskPhase::Pinned {
+            worker: "worker-1".into(),
+            turn,
+        };
+        let fix = Turn::Fix {
+            problem: "a secret".into(),
+            session_id: None,
+            resolving: None,
+        };
+        assert_eq!(column(&pinned(fix)), "revise");
+        let conflict = Turn::ResolveConflict {
+            against: "main".into(),
+            session_id: None,
+        };
+        assert_eq!(column(&pinned(conflict)), "revise");
+        assert_eq!(
+            column(&pinned(Turn::Fresh)),
+            "queued",
+            "waits for its worker"
+        );
+        assert_eq!(column(&TaskPhase::Captured), "review");
     }
 }

@@ -273,6 +273,9 @@ fn merges(ctx: &Ctx<'_>, history: &History, key: &str, task: &TaskRecord) -> Mar
                                     span.decision.changes { "verify command failed: sent back" }
                                     pre.output { (ctx.clean(output)) }
                                 },
+                                MergeEnd::Refused(why) => span.decision.changes {
+                                    "refused by cco: " (ctx.clean(why)) " — sent back"
+                                },
                                 MergeEnd::Failed(reason) => span.decision.task { (ctx.clean(reason)) },
                             } }
                         }
