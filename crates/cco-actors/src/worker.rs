@@ -356,7 +356,7 @@ impl WorkerState {
                 ..
             } => {
                 self.session_id = session_id.clone();
-                let prompt = prompts::feedback(&self.who, &spec, self.reviewer, &problem);
+                let prompt = prompts::refused(&self.who, &spec, &problem);
                 let prompt = if session_id.is_some() {
                     prompt
                 } else {
