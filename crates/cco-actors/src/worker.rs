@@ -297,6 +297,27 @@ impl WorkerState {
         prompts::worker_task(&self.who, spec)
     }
 
+    /// A turn on work sent back (`prompt`), in its session; without a session to resume, a
+    /// new one starts with the task and then the prompt.
+    fn run_sent_back(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        key: &str,
+        spec: &TaskSpec,
+        prompt: String,
+        session_id: Option<String>,
+    ) {
+        self.session_id = session_id.clone();
+        let prompt = if session_id.is_some() {
+            prompt
+        } else {
+            format!("{}\n\n{prompt}", self.task_prompt(spec))
+        };
+        let mut request = self.request(key, spec, prompt, Duty::Implement);
+        request.resume = session_id;
+        self.run_turn(myself, request);
+    }
+
     /// Starts the job's turn (or, for a conflict, the merge that precedes it).
     fn run_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
         let Job { key, spec, turn } = job;
@@ -327,44 +348,27 @@ impl WorkerState {
                 });
                 self.run_turn(myself, request);
             }
-            // Refused work, fixed where it is (a conflict turn's fix is concluded after).
+            // Work sent back to its session: the reviewer's feedback, the verify gate's
+            // failure, or work cco refused (a secret, a path inside .git, committed markers...)
+            // fixed where it is (a conflict turn's fix is concluded after).
             Turn::Revise {
                 feedback,
                 session_id,
                 gate,
             } => {
-                self.session_id = session_id.clone();
                 let prompt = match &gate {
                     Some(gate) => prompts::verify_failed(&self.who, &spec, gate),
                     None => prompts::feedback(&self.who, &spec, self.reviewer, &feedback),
                 };
-                // Without a session to resume, start over with the task and the feedback.
-                let prompt = if session_id.is_some() {
-                    prompt
-                } else {
-                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
-                };
-                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
-                request.resume = session_id;
-                self.run_turn(myself, request);
+                self.run_sent_back(myself, &key, &spec, prompt, session_id);
             }
-            // Work cco refused (a secret, a path inside .git, committed markers...): the same
-            // session fixes it where it is.
             Turn::Fix {
                 problem,
                 session_id,
                 ..
             } => {
-                self.session_id = session_id.clone();
                 let prompt = prompts::refused(&self.who, &spec, &problem);
-                let prompt = if session_id.is_some() {
-                    prompt
-                } else {
-                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
-                };
-                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
-                request.resume = session_id;
-                self.run_turn(myself, request);
+                self.run_sent_back(myself, &key, &spec, prompt, session_id);
             }
             Turn::ResolveConflict {
                 against,
