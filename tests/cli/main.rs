@@ -1,6 +1,7 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
 mod auth;
+mod browser;
 mod check;
 mod compat;
 mod demo;
@@ -12,6 +13,7 @@ mod live;
 mod orphans;
 mod pty;
 mod resume;
+mod ui;
 
 use std::time::Duration;
 

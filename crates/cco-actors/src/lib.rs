@@ -74,6 +74,7 @@ pub mod guard {
     pub use cco_claude::guard::{main, GUARD_ARG};
 }
 pub use cco_git::{GitError, GitStatus};
+pub use cco_protocol::TaskSpec;
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};
 pub use journal::JournalError;
@@ -84,7 +85,8 @@ pub use orchestrator::{
 pub use outcome::{RunLimit, RunOutcome};
 pub use runlock::{LockError, LockHolder, LOCK_FILE};
 
-/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
+/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`; and
+/// `<run dir>/events.jsonl`: one JSON object per event (its fields and `at`).
 pub mod log {
-    pub use crate::runlog::{parse_line, LogLine, FILE_NAME, RUN_AGENT};
+    pub use crate::runlog::{parse_line, LogLine, EVENTS_FILE_NAME, FILE_NAME, RUN_AGENT};
 }

@@ -16,6 +16,13 @@
 //! The writer is a task subscribed to the run's event broadcast. It never slows the run
 //! down: if it falls behind it writes how many events it missed; if a write fails (disk
 //! full) it logs one warning and stops writing, and the run goes on.
+//!
+//! The same task writes `<run dir>/events.jsonl` ([`EVENTS_FILE_NAME`]): every event as one
+//! JSON object, its fields as [`RunEvent`] serialises them plus `at` (the UTC time it was
+//! written), so a run can be told again after it ended (the dashboard's timeline and task
+//! pages read it). Events it fell behind on are a `{"at":…,"missed":N}` line.
+//! `TaskMoved` (a task's phase, for the record) goes there and not into `combined.log`: the
+//! other events say the same in words.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,6 +40,9 @@ pub const FILE_NAME: &str = "combined.log";
 /// Agent column of run-level events (phases, merges, warnings, key rotation).
 pub const RUN_AGENT: &str = "cco";
 
+/// File name of the event record inside the run folder: one JSON object per event.
+pub const EVENTS_FILE_NAME: &str = "events.jsonl";
+
 /// Starts the combined log writer of a run: subscribes now (so no event after this call is
 /// missed) and writes `<run_dir>/combined.log` until the event channel closes.
 ///
@@ -40,46 +50,107 @@ pub const RUN_AGENT: &str = "cco";
 pub(crate) fn spawn(board: &Board, run_dir: &Path) -> tokio::task::JoinHandle<()> {
     let events = board.events().subscribe();
     let path = run_dir.join(FILE_NAME);
+    let record_path = run_dir.join(EVENTS_FILE_NAME);
     tokio::spawn(async move {
-        let file = match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-        {
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        };
+        let file = match open(&path) {
             Ok(file) => file,
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "cannot create the combined log; the run goes on without it");
                 return;
             }
         };
-        write_events(events, std::io::BufWriter::new(file), &path).await;
+        let record = match open(&record_path) {
+            Ok(file) => Some(std::io::BufWriter::new(file)),
+            Err(error) => {
+                tracing::warn!(path = %record_path.display(), %error, "cannot create the event record; the run goes on without it");
+                None
+            }
+        };
+        let sink = Sink {
+            log: std::io::BufWriter::new(file),
+            path,
+            record,
+            record_path,
+        };
+        write_to(events, sink).await;
     })
 }
 
 /// Writes events to `out` until the channel closes or a write fails. `path` is for the warning.
+#[cfg(test)]
 pub(crate) async fn write_events<W: Write>(
-    mut events: broadcast::Receiver<RunEvent>,
-    mut out: W,
+    events: broadcast::Receiver<RunEvent>,
+    out: W,
     path: &Path,
+) {
+    let sink = Sink::<W, W> {
+        log: out,
+        path: path.to_path_buf(),
+        record: None,
+        record_path: path.to_path_buf(),
+    };
+    write_to(events, sink).await;
+}
+
+/// Where the writer writes: `combined.log`, and `events.jsonl` until a write to it fails.
+struct Sink<L, R> {
+    log: L,
+    path: std::path::PathBuf,
+    record: Option<R>,
+    record_path: std::path::PathBuf,
+}
+
+async fn write_to<L: Write, R: Write>(
+    mut events: broadcast::Receiver<RunEvent>,
+    mut sink: Sink<L, R>,
 ) {
     let mut log = RunLog::default();
     loop {
         let mut last = false;
-        let lines = match events.recv().await {
+        let received = events.recv().await;
+        let at = Utc::now();
+        let (lines, recorded) = match received {
             Ok(event) => {
                 // RunFinished is the run's last event: the log is complete after it.
                 last = matches!(event, RunEvent::RunFinished { .. });
-                log.event_lines(Utc::now(), &event)
+                let recorded = sink.record.as_ref().map(|_| record_line(at, &event));
+                let lines = if matches!(event, RunEvent::TaskMoved { .. }) {
+                    Vec::new()
+                } else {
+                    log.event_lines(at, &event)
+                };
+                (lines, recorded)
             }
-            Err(RecvError::Lagged(missed)) => vec![log.line(
-                Utc::now(),
-                RUN_AGENT,
-                &format!("… {missed} events missed (the log fell behind)"),
-            )],
+            Err(RecvError::Lagged(missed)) => (
+                vec![log.line(
+                    at,
+                    RUN_AGENT,
+                    &format!("… {missed} events missed (the log fell behind)"),
+                )],
+                Some(format!(
+                    "{{\"at\":\"{}\",\"missed\":{missed}}}",
+                    at.format(TIME_FORMAT)
+                )),
+            ),
             Err(RecvError::Closed) => return,
         };
-        if let Err(error) = write_lines(&mut out, &lines) {
-            warn_write_failed(path, &error);
+        // Both files are flushed whenever the writer has caught up, so they are readable
+        // while the run goes on, with one write per burst of events rather than per event.
+        let flush = last || events.is_empty();
+        if let (Some(out), Some(line)) = (sink.record.as_mut(), recorded) {
+            if let Err(error) = write_lines(out, &[line], flush) {
+                warn_write_failed(&sink.record_path, &error);
+                sink.record = None;
+            }
+        }
+        if let Err(error) = write_lines(&mut sink.log, &lines, flush) {
+            warn_write_failed(&sink.path, &error);
             return;
         }
         if last {
@@ -88,16 +159,30 @@ pub(crate) async fn write_events<W: Write>(
     }
 }
 
-fn write_lines<W: Write>(out: &mut W, lines: &[String]) -> std::io::Result<()> {
+/// Timestamps of both files: UTC, milliseconds.
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3fZ";
+
+/// One line of `events.jsonl`: `{"at":"<UTC time>",<the event's fields>}`.
+fn record_line(at: DateTime<Utc>, event: &RunEvent) -> String {
+    let fields = serde_json::to_string(event).unwrap_or_else(|_| "{}".into());
+    let rest = fields.strip_prefix('{').unwrap_or("}");
+    let sep = if rest == "}" { "" } else { "," };
+    format!("{{\"at\":\"{}\"{sep}{rest}", at.format(TIME_FORMAT))
+}
+
+fn write_lines<W: Write>(out: &mut W, lines: &[String], flush: bool) -> std::io::Result<()> {
     for line in lines {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
     }
-    out.flush()
+    if flush {
+        out.flush()?;
+    }
+    Ok(())
 }
 
 fn warn_write_failed(path: &Path, error: &std::io::Error) {
-    tracing::warn!(path = %path.display(), %error, "cannot write the combined log (disk full?); it stops here, the run goes on");
+    tracing::warn!(path = %path.display(), %error, "cannot write a run log (disk full?); it stops here, the run goes on");
 }
 
 /// Turns events into log lines. Keeps which worker holds which task, so a task's failure or
@@ -112,7 +197,7 @@ impl RunLog {
     pub(crate) fn line(&self, at: DateTime<Utc>, agent: &str, message: &str) -> String {
         format!(
             "{} {} {}",
-            at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            at.format(TIME_FORMAT),
             agent_column(agent),
             message
         )
@@ -306,6 +391,79 @@ mod tests {
             text.contains("warning: w3") && text.contains("warning: w4"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_record_line_is_the_event_with_its_time_and_reads_back() {
+        let line = record_line(
+            at(),
+            &RunEvent::TaskMoved {
+                task: "flat/t1".into(),
+                phase: crate::lifecycle::TaskPhase::Done {
+                    commit: "abc".into(),
+                },
+                cost_usd: 0.5,
+            },
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["at"], "2025-01-31T12:00:00.123Z");
+        assert_eq!(value["event"], "task_moved");
+        assert_eq!(value["phase"]["name"], "done");
+        let event: RunEvent = serde_json::from_value(value).unwrap();
+        assert!(matches!(event, RunEvent::TaskMoved { cost_usd, .. } if cost_usd == 0.5));
+    }
+
+    #[tokio::test]
+    async fn the_record_gets_every_event_and_the_log_leaves_task_moves_out() {
+        let (tx, rx) = broadcast::channel(16);
+        let (log, record) = (SharedBuf::default(), SharedBuf::default());
+        let sink = Sink {
+            log: log.clone(),
+            path: "log".into(),
+            record: Some(record.clone()),
+            record_path: "record".into(),
+        };
+        tx.send(RunEvent::TaskMoved {
+            task: "flat/t1".into(),
+            phase: crate::lifecycle::TaskPhase::Queued,
+            cost_usd: 0.0,
+        })
+        .unwrap();
+        tx.send(RunEvent::RunFinished {
+            reason: "done".into(),
+        })
+        .unwrap();
+        write_to(rx, sink).await;
+        let log = log.text();
+        let record = record.text();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("run finished: done"), "{log}");
+        let events: Vec<serde_json::Value> = record
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 2, "{record}");
+        assert_eq!(events[0]["event"], "task_moved");
+        assert_eq!(events[1]["event"], "run_finished");
+    }
+
+    #[derive(Clone, Default)]
+    struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl SharedBuf {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for SharedBuf {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[tokio::test]

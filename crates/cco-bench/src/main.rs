@@ -14,6 +14,7 @@ mod ratelimit;
 mod recovery;
 mod sched;
 mod table;
+mod ui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +72,13 @@ struct Args {
     /// A fake-claude binary (default: built with cargo into this binary's target dir).
     #[arg(long)]
     fake_claude: Option<PathBuf>,
+    /// Scheduling runs serve the web dashboard, with one client following the board (to
+    /// measure its cost): `on`, `off`, or `both` (each case twice, without then with).
+    #[arg(long, value_parser = ["on", "off", "both"], default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    ui: String,
+    /// Write each scheduling run's timeline chart (the dashboard's, as timeline.svg) into DIR.
+    #[arg(long, value_name = "DIR")]
+    timeline: Option<PathBuf>,
 }
 
 struct Profile {
@@ -209,26 +217,37 @@ async fn run(args: Args) -> ExitCode {
                 series
             }
         };
-        let cases = series
-            .into_iter()
-            .flat_map(|(t, commits)| profile.workers.iter().map(move |&w| (t, commits, w)));
-        for (task_ms, agent_commits, workers) in cases {
+        let uis: &[bool] = match args.ui.as_str() {
+            "on" => &[true],
+            "both" => &[false, true],
+            _ => &[false],
+        };
+        let cases = series.into_iter().flat_map(|(t, commits)| {
+            profile
+                .workers
+                .iter()
+                .flat_map(move |&w| uis.iter().map(move |&ui| (t, commits, w, ui)))
+        });
+        for (task_ms, agent_commits, workers, ui) in cases {
             let case = sched::SchedCase {
                 workers,
                 group_size: args.group_size,
                 tasks_per_worker: profile.tasks_per_worker,
                 task_ms,
                 agent_commits,
+                ui,
+                timeline_dir: args.timeline.clone(),
             };
             eprintln!(
-                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({}) ...",
+                "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({}{}) ...",
                 case.tasks_per_worker,
                 case.task_ms,
                 if case.agent_commits {
                     "agents commit"
                 } else {
                     "cco commits"
-                }
+                },
+                if case.ui { ", dashboard watched" } else { "" }
             );
             match sched::run(fake, &case).await {
                 Ok(r) => report.sched.push(r),
@@ -336,7 +355,7 @@ fn render(r: &Report) -> String {
         out += "\n";
         let mut t = Table::new(
             "Orchestrator overhead (this process only: getrusage RUSAGE_SELF, VmHWM; children excluded)",
-            &["run", "events", "CPU ms", "CPU ms/worker", "CPU ms/1k events", "peak RSS MiB", "RSS KiB/worker", "RSS KiB/1k events"],
+            &["run", "events", "CPU ms", "CPU ms/worker", "CPU ms/1k events", "peak RSS MiB", "RSS KiB/worker", "RSS KiB/1k events", "board updates x CPU ms"],
         );
         for o in &r.overhead {
             t.row(vec![
@@ -348,6 +367,10 @@ fn render(r: &Report) -> String {
                 f(o.peak_rss_mib, 1),
                 f(o.rss_growth_kib_per_worker, 1),
                 f(o.rss_growth_kib_per_1000_events, 1),
+                match (o.dashboard_updates, o.dashboard_board_cpu_ms) {
+                    (Some(n), Some(ms)) => format!("{n} x {}", f(ms, 2)),
+                    _ => "-".into(),
+                },
             ]);
         }
         out += &t.render();

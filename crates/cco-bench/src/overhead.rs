@@ -97,6 +97,10 @@ pub struct OverheadRow {
     pub rss_growth_kib_per_worker: f64,
     /// (peak - baseline RSS) per 1,000 events.
     pub rss_growth_kib_per_1000_events: f64,
+    /// Board updates the dashboard's client received (`None`: no dashboard).
+    pub dashboard_updates: Option<u64>,
+    /// CPU ms of one board page (measured after the run).
+    pub dashboard_board_cpu_ms: Option<f64>,
 }
 
 pub fn rows(sched: &[SchedResult]) -> Vec<OverheadRow> {
@@ -116,6 +120,8 @@ pub fn rows(sched: &[SchedResult]) -> Vec<OverheadRow> {
                 peak_rss_mib: u.peak_rss_bytes as f64 / (1024.0 * 1024.0),
                 rss_growth_kib_per_worker: growth_kib / r.workers as f64,
                 rss_growth_kib_per_1000_events: growth_kib / events * 1000.0,
+                dashboard_updates: r.ui.then_some(r.ui_updates),
+                dashboard_board_cpu_ms: r.ui.then_some(r.ui_board_cpu_ms),
             }
         })
         .collect()

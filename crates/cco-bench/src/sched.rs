@@ -24,6 +24,10 @@ pub struct SchedCase {
     /// Every agent commits its file itself (`git add` + `git commit` as its last step, as
     /// claude does when told to); otherwise it leaves it and cco's capture commits it.
     pub agent_commits: bool,
+    /// Serve the dashboard, with one client following the board (see `ui`).
+    pub ui: bool,
+    /// Write the run's timeline chart (`timeline.svg`) into this folder.
+    pub timeline_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +74,11 @@ pub struct SchedResult {
     #[serde(skip)]
     pub usage: Usage,
     pub reason: String,
+    /// The dashboard was served and watched; the board updates its client received.
+    pub ui: bool,
+    pub ui_updates: u64,
+    /// CPU ms of one board page, measured after the run (see `ui::Watched::board_cpu_ms`).
+    pub ui_board_cpu_ms: f64,
 }
 
 #[derive(Default)]
@@ -165,7 +174,8 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         ""
     } else {
         ", cco commits"
-    };
+    } + if case.ui { ", dashboard" } else { "" };
+    let ui_config = case.ui.then(|| loaded.clone());
 
     let meter = Meter::start();
     let t0 = Instant::now();
@@ -174,6 +184,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         .start()
         .await
         .map_err(|e| e.to_string())?;
+    let watched = match &ui_config {
+        Some(config) => Some(crate::ui::Watched::start(&handle, config).await?),
+        None => None,
+    };
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let mut rx = handle.subscribe();
     let collector = {
@@ -226,6 +240,16 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     let end = Instant::now();
     let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
     let usage = meter.stop();
+    let (ui_updates, ui_board_cpu_ms) = match watched {
+        Some(watched) => {
+            let each = watched.board_cpu_ms(20).await;
+            (watched.stop().await, each)
+        }
+        None => (0, 0.0),
+    };
+    if let Some(dir) = &case.timeline_dir {
+        write_chart(handle.run_dir(), dir, &label)?;
+    }
     let files_on_main = std::process::Command::new("git")
         .current_dir(project.workspace_repo())
         .args([
@@ -297,5 +321,22 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             .saturating_duration_since(first)),
         usage,
         reason: summary.reason,
+        ui: case.ui,
+        ui_updates,
+        ui_board_cpu_ms,
     })
+}
+
+/// Writes the run's `timeline.svg` and copies it to `<dir>/<label as a file name>.svg`.
+fn write_chart(run_dir: &Path, dir: &Path, label: &str) -> Result<(), String> {
+    let chart = cco_web::write_timeline(run_dir).map_err(|e| format!("timeline: {e}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let name: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let target = dir.join(format!("{}.svg", name.trim_matches('-')));
+    std::fs::copy(&chart, &target).map_err(|e| format!("{}: {e}", target.display()))?;
+    eprintln!("cco-bench: timeline of {label}: {}", target.display());
+    Ok(())
 }

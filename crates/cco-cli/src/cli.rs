@@ -3,6 +3,7 @@
 //! `cco` without a subcommand but with options (`cco --config DIR`) runs `start`, as the
 //! original tool did; `cco` alone prints first steps on a terminal.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -50,6 +51,33 @@ pub enum Command {
     Logs(LogsArgs),
     /// Offline demo: a sample repository and a scripted fake claude team, start to finish.
     Demo(DemoArgs),
+    /// Serve the web dashboard of the running or a finished run of a config directory (from
+    /// its run folder) until Ctrl-C.
+    Ui(UiArgs),
+}
+
+/// `--ui [ADDR]`: the web dashboard of the run, served while it goes on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UiArg {
+    /// Serve the web dashboard of the run at ADDR (PORT, HOST:PORT) [default: 127.0.0.1 and
+    /// a free port]. A non-loopback address needs the access token printed at the start.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0",
+          value_parser = crate::ui::parse_addr)]
+    pub ui: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The run: its id (a folder name under the log directory) or its folder [default: the
+    /// newest run]
+    #[arg(long, value_name = "RUN")]
+    pub run: Option<String>,
+    /// Where to serve (PORT, HOST:PORT). A non-loopback address needs the access token
+    /// printed at the start.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0", value_parser = crate::ui::parse_addr)]
+    pub addr: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +89,10 @@ pub struct DemoArgs {
     /// later with `cco start --config <dir>`.
     #[arg(long)]
     pub setup_only: bool,
+    /// Serve the web dashboard of the demo run at ADDR (default 127.0.0.1 and a free port),
+    /// and keep it open after the run until Ctrl-C.
+    #[command(flatten)]
+    pub ui: UiArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -118,6 +150,8 @@ pub struct StartArgs {
     pub workspace: WorkspaceArg,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub ui: UiArg,
     /// Continue the last run of this config if it did not finish (same as `cco resume`).
     #[arg(long, conflicts_with = "fresh")]
     pub resume: bool,
@@ -134,6 +168,8 @@ pub struct ResumeArgs {
     pub workspace: WorkspaceArg,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub ui: UiArg,
 }
 
 #[derive(Debug, Args)]

@@ -52,7 +52,7 @@ pub(crate) fn exit_code(outcome: &RunOutcome) -> u8 {
 }
 
 /// File in a run folder naming the workspace given with `-w`, so `cco resume` uses it too.
-const WORKSPACE_RECORD: &str = "cli-workspace";
+pub(crate) const WORKSPACE_RECORD: &str = "cli-workspace";
 
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 config: args.config,
                 workspace: args.workspace,
                 output: args.output,
+                ui: args.ui,
                 resume: true,
                 fresh: false,
             })
@@ -73,6 +74,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Status(args)) => status(args),
         Some(Command::Logs(args)) => crate::logs::run(args).await,
         Some(Command::Demo(args)) => crate::demo::run(args).await,
+        Some(Command::Ui(args)) => crate::ui::run(args).await,
     }
 }
 
@@ -217,6 +219,8 @@ async fn start(mut args: StartArgs) -> ExitCode {
             return code;
         }
     }
+    // The dashboard reads the config too (its redactor, limits and credentials).
+    let ui_config = args.ui.ui.map(|addr| (addr, config.clone()));
     let mut builder = with_guard(Orchestrator::builder(config));
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
@@ -272,8 +276,16 @@ async fn start(mut args: StartArgs) -> ExitCode {
             handle.run_dir().display()
         );
     }
+    let dashboard = match &ui_config {
+        Some((addr, config)) => crate::ui::serve_live(&handle, config, *addr).await,
+        None => None,
+    };
     let summary = output::show_run_from(&handle, events, mode).await;
     signals.abort();
+    crate::ui::write_timeline(handle.run_dir());
+    if let Some(dashboard) = dashboard {
+        dashboard.stop().await;
+    }
     ExitCode::from(exit_code(&summary.outcome))
 }
 
@@ -366,6 +378,14 @@ fn status(args: StatusArgs) -> ExitCode {
         };
         println!("{} — {state}", run_dir.display());
         print!("{}", journal.snapshot.render_tree());
+        if let Some((url, token)) = cco_web::recorded_dashboard(&run_dir) {
+            let token = if token {
+                " (access token required)"
+            } else {
+                ""
+            };
+            println!("dashboard: {url}{token}");
+        }
     }
     ExitCode::SUCCESS
 }

@@ -127,7 +127,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_demo(&dir, &args.output).await
+    run_demo(&dir, &args.output, args.ui.ui).await
 }
 
 /// Creates (or re-creates) the demo folder; returns it absolute.
@@ -250,7 +250,11 @@ struct Tally {
     conflicts: usize,
 }
 
-async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
+async fn run_demo(
+    dir: &Path,
+    output_args: &OutputArgs,
+    ui: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let mode = crate::commands::output_mode(output_args);
     let started = Instant::now();
     let config = match cco_config::load(dir) {
@@ -270,6 +274,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
     }
+    let ui_config = ui.map(|addr| (addr, config.clone()));
     let builder = crate::commands::with_guard(Orchestrator::builder(config));
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
@@ -291,9 +296,14 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
             handle.run_dir().display()
         );
     }
+    let dashboard = match &ui_config {
+        Some((addr, config)) => crate::ui::serve_live(&handle, config, *addr).await,
+        None => None,
+    };
     // The same view as `cco start`: live view on a terminal, else event lines; then the summary.
     let summary = output::show_run_from(&handle, display_events, mode).await;
     signals.abort();
+    crate::ui::write_timeline(handle.run_dir());
     // The tally ends by itself at `RunFinished`, which comes before the summary.
     let tally = match tokio::time::timeout(std::time::Duration::from_secs(2), tally).await {
         Ok(Ok(tally)) => tally,
@@ -301,6 +311,28 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     };
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
+    }
+    // A newcomer gets to look around: the dashboard stays until Ctrl-C (unless Ctrl-C, or
+    // another signal, already stopped the demo).
+    let stopped_by_signal = matches!(
+        summary.outcome,
+        cco::RunOutcome::Stopped {
+            signal: Some(_),
+            ..
+        }
+    );
+    if let Some(dashboard) = dashboard {
+        if !stopped_by_signal {
+            let stop = crate::ui::stop_signal();
+            println!();
+            println!(
+                "The dashboard of this run stays open at {} — Ctrl-C to quit.",
+                dashboard.login_url()
+            );
+            let _ = std::io::stdout().flush();
+            stop.await;
+        }
+        dashboard.stop().await;
     }
     ExitCode::from(crate::commands::exit_code(&summary.outcome))
 }
@@ -384,6 +416,10 @@ fn recap(dir: &Path, summary: &RunSummary, tally: &Tally, run_dir: &Path, starte
     );
     let _ = writeln!(out, "  {cco} status --config {dir_word}");
     let _ = writeln!(out, "  {cco} logs --config {dir_word} worker-1");
+    let _ = writeln!(
+        out,
+        "  {cco} ui --config {dir_word}       # the run in a browser: team, board, diffs, timeline"
+    );
     let _ = writeln!(
         out,
         "  ls {}/sessions      # every claude transcript",

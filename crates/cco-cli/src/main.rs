@@ -3,7 +3,8 @@
 //! Layout: [`cli`] (clap definitions), [`commands`] (dispatch, start, status, config
 //! loading), [`check`] (the config summary), [`init`] (the interactive setup), [`logs`],
 //! [`demo`], [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
-//! terminal detection), `unix` (signal handling: the binary, not the library, owns signals).
+//! terminal detection), [`ui`] (the web dashboard: `--ui`, `cco ui`), `unix` (signal
+//! handling: the binary, not the library, owns signals).
 //! `main` maps every outcome to an [`ExitCode`]; nothing calls `process::exit`.
 
 mod check;
@@ -15,6 +16,7 @@ mod live;
 mod logs;
 mod output;
 mod term;
+mod ui;
 mod unix;
 
 use std::process::ExitCode;

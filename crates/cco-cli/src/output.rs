@@ -114,9 +114,10 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
             )
         }
         RunEvent::ProcessExited { agent, outcome } => format!("{agent}: claude exited: {outcome}"),
-        RunEvent::ToolUsed { .. } | RunEvent::Cost { .. } | RunEvent::AgentOutput { .. } => {
-            return None
-        }
+        RunEvent::ToolUsed { .. }
+        | RunEvent::Cost { .. }
+        | RunEvent::AgentOutput { .. }
+        | RunEvent::TaskMoved { .. } => return None,
         RunEvent::Planned { agent, items } => format!("{agent}: planned {items} item(s)"),
         RunEvent::TaskAssigned { task, worker } => format!("{task} → {worker}"),
         RunEvent::TaskFinished { task, worker } => {

@@ -28,6 +28,9 @@
 //!   group; on timeout — or when an op future is dropped — the whole group gets SIGKILL,
 //!   hooks included. A failure caused by a stale `*.lock` (old enough, no git process running
 //!   in that directory) removes the lock and retries once.
+//! - [`RepoReader`] (`read.rs`): read-only views for people (a task ref's patch and file
+//!   list), built by the same command builder, run beside the actor: they move and write
+//!   nothing, and run nothing the repository's configuration names.
 //! - `sanitize.rs`: untrusted branch names ([`sanitize_branch_component`]) and paths
 //!   ([`validate_relative_path`]) from agents; the secret-file rule ([`is_secret_path`]).
 //!
@@ -83,6 +86,7 @@ mod error;
 mod git;
 mod harden;
 mod names;
+mod read;
 mod repo;
 mod sanitize;
 mod secrets;
@@ -91,6 +95,7 @@ mod types;
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Lane, OpDesc, Priority};
 pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
 pub use names::{task_ref, team_branch, worker_branch};
+pub use read::{FileChange, Patch, RepoReader};
 pub use repo::GitRepo;
 pub use sanitize::{
     branch_name_problem, is_secret_path, ref_name_problem, sanitize_branch_component, slugify,

@@ -37,7 +37,7 @@ pub use cco_actors::{
     GitStatus, GuardSpec, Interruption, JournalError, LockError, LockHolder, MergeCause,
     Orchestrator, OrchestratorBuilder, OrchestratorHandle, OrphanPolicy, PauseCause, Role,
     RunEvent, RunLimit, RunOutcome, RunPause, RunSummary, SavedRun, ShutdownMode, StartError,
-    StatusSnapshot, TaskKind, TaskPhase, TaskRecord, TaskState, Totals, Turn, LOCK_FILE,
+    StatusSnapshot, TaskKind, TaskPhase, TaskRecord, TaskSpec, TaskState, Totals, Turn, LOCK_FILE,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
@@ -56,7 +56,8 @@ pub mod guard {
     pub use cco_actors::guard::{main, GUARD_ARG};
 }
 
-/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
+/// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`; and
+/// `<run dir>/events.jsonl`: one JSON object per event (its fields and `at`).
 pub mod log {
-    pub use cco_actors::log::{parse_line, LogLine, FILE_NAME, RUN_AGENT};
+    pub use cco_actors::log::{parse_line, LogLine, EVENTS_FILE_NAME, FILE_NAME, RUN_AGENT};
 }

@@ -305,8 +305,14 @@ impl Board {
 
     /// Adds a new task (queued, unless the record says otherwise).
     pub(crate) fn add_task(&self, record: TaskRecord) {
+        let moved = RunEvent::TaskMoved {
+            task: record.key.clone(),
+            phase: record.phase.clone(),
+            cost_usd: record.cost_usd,
+        };
         self.lock().tasks.insert(record);
         self.touch();
+        self.events.emit(moved);
     }
 
     /// Moves a task to its next phase (see [`TaskTable::advance`]); an illegal transition is
@@ -314,7 +320,14 @@ impl Board {
     pub(crate) fn advance(&self, key: &str, to: TaskPhase) -> Result<TaskRecord, LifecycleError> {
         let result = self.lock().tasks.advance(key, to).cloned();
         match &result {
-            Ok(_) => self.touch(),
+            Ok(record) => {
+                self.touch();
+                self.events.emit(RunEvent::TaskMoved {
+                    task: record.key.clone(),
+                    phase: record.phase.clone(),
+                    cost_usd: record.cost_usd,
+                });
+            }
             Err(error) => tracing::warn!(%error, "task transition refused"),
         }
         result

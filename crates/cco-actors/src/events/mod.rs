@@ -15,6 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::lifecycle::TaskPhase;
+
 /// Something that happened in the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -107,6 +109,15 @@ pub enum RunEvent {
     },
     Warning {
         message: String,
+    },
+    /// A task was added (its phase is then `queued`) or moved to its next phase; `cost_usd`
+    /// is the task's cost so far. The record of every transition (`events.jsonl`), from which
+    /// turns, reviews and merges of a task can be told after the run; the CLI's event lines and
+    /// `combined.log` leave it out (the other events say the same in words).
+    TaskMoved {
+        task: String,
+        phase: TaskPhase,
+        cost_usd: f64,
     },
     /// Something about one agent's process worth a warning in its log (e.g. a stream line
     /// that was too long and was dropped).

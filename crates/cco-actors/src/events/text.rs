@@ -162,6 +162,11 @@ impl RunEvent {
                 true,
             ),
             RunEvent::Warning { message } => (Run, format!("warning: {message}"), true),
+            RunEvent::TaskMoved { task, phase, .. } => (
+                Task(task.clone()),
+                format!("task {task}: {}", phase.name()),
+                false,
+            ),
             RunEvent::AgentWarning { agent, message } => {
                 (Agent(agent.clone()), format!("warning: {message}"), true)
             }

@@ -70,6 +70,12 @@ impl OrchestratorHandle {
         self.inner.ctx.board.snapshot()
     }
 
+    /// What the GitActor is doing: the operation in flight, the queue, the operations done by
+    /// kind (`None` when it does not answer, e.g. once the run has ended).
+    pub async fn git_status(&self) -> Option<cco_git::GitStatus> {
+        self.inner.ctx.git.status().await.ok()
+    }
+
     /// Live events of the run.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.inner.ctx.board.events().subscribe()

@@ -1,7 +1,10 @@
 //! Runs as their journals record them: finding the newest run, the one to resume, and reading
 //! one ([`SavedRun`]) for `cco status` or any embedder's report.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use cco_protocol::TaskSpec;
 
 use chrono::{DateTime, Utc};
 
@@ -28,6 +31,8 @@ pub struct SavedRun {
     pub written_at: DateTime<Utc>,
     /// The tree, the tasks and the totals when the journal was written.
     pub snapshot: StatusSnapshot,
+    /// What each task was planned to be (title, description, files, acceptance), by task key.
+    pub specs: BTreeMap<String, TaskSpec>,
     /// Problems that did not stop the reading (a damaged journal, the previous one used).
     pub warnings: Vec<String>,
 }
@@ -80,6 +85,7 @@ impl Orchestrator {
             outcome: journal.outcome,
             written_at: journal.written_at,
             snapshot: journal.snapshot,
+            specs: journal.specs,
             warnings,
         })
     }
