@@ -92,6 +92,9 @@ pub(crate) enum WorkerMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for WorkerMsg {}
+
 /// Start-up arguments of a worker slot.
 pub(crate) struct WorkerArgs {
     pub(crate) ctx: Arc<RunContext>,

@@ -71,6 +71,9 @@ pub(crate) enum LeadMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for LeadMsg {}
+
 pub(crate) struct LeadArgs {
     pub(crate) ctx: Arc<RunContext>,
     pub(crate) id: String,
