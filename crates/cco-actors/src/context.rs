@@ -33,6 +33,8 @@ pub(crate) struct RunContext {
     /// Set by a forced shutdown: running processes get SIGKILL without a grace period.
     pub(crate) forced: AtomicBool,
     pub(crate) force_notify: tokio::sync::Notify,
+    /// Where workers' turns run when they do not run here (issue 15); `None`: all here.
+    pub(crate) cluster: Option<Arc<dyn crate::cluster::Cluster>>,
     /// Actor cells by agent id (fault injection and diagnostics; never used for routing).
     pub(crate) cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
 }

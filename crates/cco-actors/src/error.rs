@@ -22,6 +22,8 @@ pub enum StartError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
+    #[error("cannot start the cluster: {0}")]
+    Cluster(String),
 }
 
 /// An agent could not be given its worktree or its claude config dir.

@@ -21,6 +21,7 @@
 //! - `session`: a claude "turn" with restarts, resume, key rotation and timeouts (the next step
 //!   after each process is a pure decision, `session/policy.rs`); `keys`: credential rotation.
 //! - `events`: the broadcast of [`RunEvent`]s and their text; `runlog`: `combined.log`.
+//! - `cluster`: where a worker's turns run (this machine, or a node of a [`Cluster`]).
 //! - `context`, `prompts`, `auth`, `gitmap`, `persist`, `unix`: glue.
 //!
 //! Rules: no global actor names, no signal handlers, no tracing subscriber, no
@@ -31,6 +32,7 @@
 
 mod auth;
 mod board;
+mod cluster;
 mod context;
 mod director;
 mod error;
@@ -52,8 +54,13 @@ mod supervise;
 mod unix;
 mod worker;
 
+pub use auth::copy_user_login;
 pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
 pub use cco_git::{GitError, GitStatus};
+pub use cluster::{
+    BoxFuture, Cluster, ClusterReport, NodeRecord, NodeState, PlaceError, PlacedTurn,
+    ProcessControl, RunLink, Spawned, TurnSite,
+};
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};
 pub use journal::JournalError;

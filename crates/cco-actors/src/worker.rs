@@ -31,7 +31,7 @@ use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::Turn;
 use crate::prompts;
 use crate::session::{
-    apply_turn_update, spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
+    apply_turn_update, spawn_turn_at, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
 };
 
 /// Work a lead gives to a worker: one turn of a task.
@@ -379,10 +379,20 @@ impl WorkerState {
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
-        self.turn = Some(spawn_turn(
+        // With a cluster, the turn's processes may run on a node (see `crate::cluster`).
+        let place = self.ctx.cluster.as_ref().map(|cluster| {
+            cluster.turn(crate::cluster::TurnSite {
+                agent: self.who.id.clone(),
+                team: self.who.team.clone(),
+                worktree: self.worktree.clone(),
+                task: request.task_key.clone(),
+            })
+        });
+        self.turn = Some(spawn_turn_at(
             Arc::clone(&self.ctx),
             self.who.clone(),
             request,
+            place,
             move |update| {
                 let _ = notify_ref.send_message(WorkerMsg::Turn(update));
             },

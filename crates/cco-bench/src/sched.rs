@@ -24,6 +24,8 @@ pub struct SchedCase {
     /// Every agent commits its file itself (`git add` + `git commit` as its last step, as
     /// claude does when told to); otherwise it leaves it and cco's capture commits it.
     pub agent_commits: bool,
+    /// Workers run on this many local node processes (0: local claude processes).
+    pub nodes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +72,13 @@ pub struct SchedResult {
     #[serde(skip)]
     pub usage: Usage,
     pub reason: String,
+    /// Node processes the workers ran on (0: local).
+    pub nodes: usize,
+    /// Git bundles head → nodes and nodes → head, per task, in bytes.
+    pub bundle_bytes_sent_per_task: f64,
+    pub bundle_bytes_received_per_task: f64,
+    /// Session files copied to the head, per task, in bytes.
+    pub session_bytes_per_task: f64,
 }
 
 #[derive(Default)]
@@ -151,6 +160,19 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         Project::new(fake_claude, config, &script(case, flat, teams)).map_err(|e| e.to_string())?;
     let mut loaded = project.load()?;
     loaded.config.worker_count = case.workers;
+    // `--nodes`: the workers' claude processes run on node processes.
+    let mut cluster_nodes = None;
+    let mut head = None;
+    if case.nodes > 0 {
+        let dir = project.dir().join("nodes");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let slots = case.workers.div_ceil(case.nodes);
+        let (nodes, cluster) =
+            crate::nodes::start(&dir, case.nodes, slots, &project.config_dir.join("claude"))?;
+        let cluster_head = cco::cluster::ClusterHead::new(&cluster).map_err(|e| e.to_string())?;
+        cluster_nodes = Some(nodes);
+        head = Some(std::sync::Arc::new(cluster_head));
+    }
     let tasks = case.workers * case.tasks_per_worker;
     let label = format!(
         "{} workers ({}), T {} s",
@@ -165,15 +187,19 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         ""
     } else {
         ", cco commits"
+    } + &if case.nodes > 0 {
+        format!(", {} nodes", case.nodes)
+    } else {
+        String::new()
     };
 
     let meter = Meter::start();
     let t0 = Instant::now();
-    let handle = Orchestrator::builder(loaded)
-        .event_capacity(1 << 16)
-        .start()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut builder = Orchestrator::builder(loaded).event_capacity(1 << 16);
+    if let Some(head) = head.clone() {
+        builder = builder.cluster(head);
+    }
+    let handle = builder.start().await.map_err(|e| e.to_string())?;
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let mut rx = handle.subscribe();
     let collector = {
@@ -226,6 +252,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     let end = Instant::now();
     let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
     let usage = meter.stop();
+    drop(cluster_nodes);
+    let per_task = |f: fn(&cco::cluster::NodeRecord) -> u64| {
+        summary.nodes.iter().map(f).sum::<u64>() as f64 / tasks.max(1) as f64
+    };
     let files_on_main = std::process::Command::new("git")
         .current_dir(project.workspace_repo())
         .args([
@@ -296,6 +326,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             .unwrap_or(first)
             .saturating_duration_since(first)),
         usage,
+        nodes: case.nodes,
+        bundle_bytes_sent_per_task: per_task(|n| n.bundle_bytes_sent),
+        bundle_bytes_received_per_task: per_task(|n| n.bundle_bytes_received),
+        session_bytes_per_task: per_task(|n| n.session_bytes_received),
         reason: summary.reason,
     })
 }

@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Status(args)) => status(args),
         Some(Command::Logs(args)) => crate::logs::run(args).await,
         Some(Command::Demo(args)) => crate::demo::run(args).await,
+        Some(Command::Node(args)) => crate::node::run(args).await,
     }
 }
 
@@ -165,7 +166,17 @@ async fn start(mut args: StartArgs) -> ExitCode {
             return code;
         }
     }
+    let cluster = config.config.cluster.clone();
     let mut builder = Orchestrator::builder(config);
+    if let Some(cluster) = cluster {
+        match cco::cluster::ClusterHead::new(&cluster) {
+            Ok(head) => builder = builder.cluster(std::sync::Arc::new(head)),
+            Err(error) => {
+                eprintln!("cco: cluster: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
             eprintln!("cco: resuming {}", run_dir.display());

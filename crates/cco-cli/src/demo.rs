@@ -7,6 +7,7 @@
 //! nothing else. The folder gets a `claude` wrapper script that sets the script path and
 //! execs it. What the scripted team does is described in [`project`].
 
+mod nodes;
 mod project;
 
 use std::ffi::OsStr;
@@ -117,7 +118,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_demo(&dir, &args.output).await
+    run_demo(&dir, &args.output, args.nodes).await
 }
 
 /// Creates (or re-creates) the demo folder; returns it absolute.
@@ -240,7 +241,7 @@ struct Tally {
     conflicts: usize,
 }
 
-async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
+async fn run_demo(dir: &Path, output_args: &OutputArgs, node_count: u32) -> ExitCode {
     let mode = crate::commands::output_mode(output_args);
     let started = Instant::now();
     let config = match cco_config::load(dir) {
@@ -260,7 +261,31 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
         println!("  watch for one merge conflict resolved by a worker and one crashed claude process resumed.");
         println!();
     }
-    let builder = Orchestrator::builder(config);
+    // `--nodes N`: the workers run on N local `cco node` processes.
+    let mut cluster_nodes = None;
+    let mut builder_cluster = None;
+    if node_count > 0 {
+        match nodes::start(dir, node_count, config.config.worker_count) {
+            Ok((started, cluster)) => match cco::cluster::ClusterHead::new(&cluster) {
+                Ok(head) => {
+                    cluster_nodes = Some(started);
+                    builder_cluster = Some(std::sync::Arc::new(head));
+                }
+                Err(error) => {
+                    eprintln!("cco demo: cluster: {error}");
+                    return ExitCode::from(1);
+                }
+            },
+            Err(error) => {
+                eprintln!("cco demo: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let mut builder = Orchestrator::builder(config);
+    if let Some(head) = builder_cluster {
+        builder = builder.cluster(head);
+    }
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
     let display_events = builder.subscribe();
@@ -290,7 +315,11 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs) -> ExitCode {
     };
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
+        if cluster_nodes.is_some() {
+            nodes::recap(&mut std::io::stdout().lock(), &summary);
+        }
     }
+    drop(cluster_nodes);
     if summary.completed {
         ExitCode::SUCCESS
     } else {

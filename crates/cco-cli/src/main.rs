@@ -2,7 +2,7 @@
 //!
 //! Layout: [`cli`] (clap definitions), [`commands`] (dispatch, start, status, config
 //! loading), [`check`] (the config summary), [`init`] (the interactive setup), [`logs`],
-//! [`demo`], [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
+//! [`demo`], [`node`] (`cco node`), [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
 //! terminal detection), `unix` (signal handling: the binary, not the library, owns signals).
 //! `main` maps every outcome to an [`ExitCode`]; nothing calls `process::exit`.
 
@@ -13,6 +13,7 @@ mod demo;
 mod init;
 mod live;
 mod logs;
+mod node;
 mod output;
 mod term;
 mod unix;

@@ -64,6 +64,7 @@ pub const TOP_KEYS: &[&str] = &[
     "permissionMode",
     "gitTimeoutMs",
     "push",
+    "cluster",
 ];
 const CLONE_KEYS: &[&str] = &["depth", "singleBranch", "noSubmodules"];
 const MODEL_KEYS: &[&str] = &["director", "em", "worker"];
@@ -90,6 +91,7 @@ impl Config {
         top.check_keys_accepting(TOP_KEYS, &original)?;
         // Nested key checks first, so a typo anywhere is reported before value errors.
         let clone = top.object("gitCloneOptions", CLONE_KEYS)?;
+        let cluster = crate::cluster::parse_cluster(&top, &config_dir_of(source))?;
         let models = top.object("models", MODEL_KEYS)?;
         legacy::check_comment(&top)?;
         let dir = config_dir_of(source);
@@ -260,6 +262,7 @@ impl Config {
                 .map(to_u32),
             max_total_tool_uses: top.int("maxTotalToolUses", 1, MAX_TOTAL_TOOL_USES, true)?,
             original_keys: notes,
+            cluster,
         })
     }
 }

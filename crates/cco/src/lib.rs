@@ -47,6 +47,20 @@ pub mod config {
     };
 }
 
+/// Workers on many hosts (issue 15): the node daemon and the run's [`Cluster`] (give a
+/// [`cluster::ClusterHead`] to [`OrchestratorBuilder::cluster`]). See `docs/cluster.md`.
+pub mod cluster {
+    pub use cco_actors::{
+        Cluster, ClusterReport, NodeRecord, NodeState, PlaceError, PlacedTurn, ProcessControl,
+        RunLink, Spawned, TurnSite,
+    };
+    pub use cco_cluster::{
+        acceptor, claude_version, connector, read_cookie, start_node, ClusterError, ClusterHead,
+        NodeHandle, NodeOptions, MIN_COOKIE_LEN,
+    };
+    pub use cco_config::{ClusterConfig, ClusterTls, NodeAddress};
+}
+
 /// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
 pub mod log {
     pub use cco_actors::log::{parse_line, LogLine, FILE_NAME, RUN_AGENT};

@@ -32,6 +32,7 @@ struct BoardInner {
     /// Task specs by task key (what a restarted lead or a resumed run needs to re-assign).
     specs: BTreeMap<String, TaskSpec>,
     plan: PlanState,
+    nodes: Vec<crate::cluster::NodeRecord>,
 }
 
 /// The Director's planning state, kept here so a resumed run continues it.
@@ -345,6 +346,13 @@ impl Board {
             agents: inner.agents.values().cloned().collect(),
             tasks: inner.tasks.records().cloned().collect(),
             totals: inner.totals.clone(),
+            nodes: inner.nodes.clone(),
         }
+    }
+
+    /// The cluster's nodes as they are now.
+    pub(crate) fn set_nodes(&self, nodes: Vec<crate::cluster::NodeRecord>) {
+        self.lock().nodes = nodes;
+        self.touch();
     }
 }

@@ -144,6 +144,9 @@ pub struct AgentRecord {
     pub restarts: u32,
     pub cost_usd: f64,
     pub model: Option<String>,
+    /// The cluster node a worker's turns run on (`None`: this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     #[serde(skip)]
     pub state_since: Option<Instant>,
 }
@@ -164,6 +167,7 @@ impl AgentRecord {
             restarts: 0,
             cost_usd: 0.0,
             model: None,
+            node: None,
             state_since: Some(Instant::now()),
         }
     }
@@ -196,6 +200,9 @@ pub struct StatusSnapshot {
     pub agents: Vec<AgentRecord>,
     pub tasks: Vec<TaskRecord>,
     pub totals: Totals,
+    /// The cluster's nodes (empty without a cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::cluster::NodeRecord>,
 }
 
 impl StatusSnapshot {
@@ -210,6 +217,7 @@ impl StatusSnapshot {
             agents: Vec::new(),
             tasks: Vec::new(),
             totals: Totals::default(),
+            nodes: Vec::new(),
         }
     }
 
@@ -238,6 +246,19 @@ impl StatusSnapshot {
         for root in roots {
             self.render_node(root, 0, &mut out);
         }
+        for node in &self.nodes {
+            out.push_str(&format!(
+                "  node {name} ({address}) [{state}] slots {used}/{slots} bundles sent {sent} B received {received} B sessions {sessions} B\n",
+                name = node.name,
+                address = node.address,
+                state = node.state.as_str(),
+                used = node.workers.len(),
+                slots = node.slots,
+                sent = node.bundle_bytes_sent,
+                received = node.bundle_bytes_received,
+                sessions = node.session_bytes_received,
+            ));
+        }
         out
     }
 
@@ -255,6 +276,11 @@ impl StatusSnapshot {
             restarts = agent.restarts,
             cost = agent.cost_usd,
         ));
+        if let Some(node) = &agent.node {
+            // The node goes on the agent's line, before its newline.
+            out.pop();
+            out.push_str(&format!(" node={node}\n"));
+        }
         for child in self
             .agents
             .iter()

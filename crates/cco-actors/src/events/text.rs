@@ -137,6 +137,33 @@ impl RunEvent {
                 true,
             ),
             RunEvent::Warning { message } => (Run, format!("warning: {message}"), true),
+            RunEvent::NodeJoined {
+                node,
+                address,
+                slots,
+                rejoined,
+            } => (
+                Run,
+                format!(
+                    "node {node} ({address}) {} with {slots} slots",
+                    if *rejoined { "rejoined" } else { "joined" }
+                ),
+                true,
+            ),
+            RunEvent::NodeLost { node, reason } => {
+                (Run, format!("node {node} lost: {reason}"), true)
+            }
+            RunEvent::NodeRefused { address, reason } => {
+                (Run, format!("node {address} refused: {reason}"), true)
+            }
+            RunEvent::WorkerPlaced { agent, node } => (
+                Agent(agent.clone()),
+                match node {
+                    Some(node) => format!("runs on node {node}"),
+                    None => "runs on this machine".to_string(),
+                },
+                true,
+            ),
             RunEvent::RunFinished { reason } => (Run, format!("run finished: {reason}"), true),
         };
         // Continuation lines of a multi-line message are indented.

@@ -45,6 +45,7 @@ impl Orchestrator {
             run_id: None,
             events: EventBus::new(4096),
             resume: None,
+            cluster: None,
         }
     }
 }
@@ -55,6 +56,7 @@ pub struct OrchestratorBuilder {
     run_id: Option<String>,
     events: EventBus,
     resume: Option<PathBuf>,
+    cluster: Option<Arc<dyn crate::cluster::Cluster>>,
 }
 
 impl OrchestratorBuilder {
@@ -69,6 +71,13 @@ impl OrchestratorBuilder {
     /// that were in flight are re-queued, merged work is never redone.
     pub fn resume(mut self, run_dir: impl Into<PathBuf>) -> Self {
         self.resume = Some(run_dir.into());
+        self
+    }
+
+    /// Runs workers' turns on the nodes of `cluster` (issue 15; the `cco-cluster` crate).
+    /// Directors, leads, reviews, git and the journal stay in this process.
+    pub fn cluster(mut self, cluster: Arc<dyn crate::cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -91,6 +100,7 @@ impl OrchestratorBuilder {
             run_id,
             events,
             resume,
+            cluster,
         } = self;
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
@@ -145,8 +155,13 @@ impl OrchestratorBuilder {
                 stopping: AtomicBool::new(false),
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
+                cluster,
                 cells: Mutex::new(Default::default()),
             });
+            if let Err(error) = attach_cluster(&ctx).await {
+                let _ = git.stop().await;
+                return Err(error);
+            }
             for warning in &warnings {
                 warn!("{warning}");
                 ctx.board.events().emit(RunEvent::Warning {
@@ -192,6 +207,9 @@ impl OrchestratorBuilder {
                         reason: "the director stopped unexpectedly".into(),
                         outcome: RunOutcome::Failed,
                     });
+                    if let Some(cluster) = &finisher_ctx.cluster {
+                        cluster.detach().await;
+                    }
                     // No periodic write may land after (or race with) the final one.
                     journal_writer.stop().await;
                     // combined.log ends with RunFinished: let it catch up before the summary.
@@ -214,6 +232,49 @@ impl OrchestratorBuilder {
         .instrument(span)
         .await
     }
+}
+
+/// Connects the run's cluster: its reports become board state and events.
+async fn attach_cluster(ctx: &Arc<RunContext>) -> Result<(), StartError> {
+    let Some(cluster) = &ctx.cluster else {
+        return Ok(());
+    };
+    let board = ctx.board.clone();
+    let report = move |report: crate::cluster::ClusterReport| {
+        use crate::cluster::ClusterReport as R;
+        let event = match report {
+            R::Nodes(nodes) => {
+                board.set_nodes(nodes);
+                return;
+            }
+            R::Placed { agent, node } => {
+                board.update_agent(&agent, |a| a.node = node.clone());
+                RunEvent::WorkerPlaced { agent, node }
+            }
+            R::Joined {
+                node,
+                address,
+                slots,
+                rejoined,
+            } => RunEvent::NodeJoined {
+                node,
+                address,
+                slots,
+                rejoined,
+            },
+            R::Lost { node, reason } => RunEvent::NodeLost { node, reason },
+            R::Refused { address, reason } => RunEvent::NodeRefused { address, reason },
+        };
+        board.events().emit(event);
+    };
+    let link = crate::cluster::RunLink {
+        run_id: ctx.board.run_id().to_string(),
+        run_dir: ctx.run_dir.clone(),
+        git: ctx.git.clone(),
+        resumed: ctx.resumed,
+        report: Arc::new(report),
+    };
+    cluster.attach(link).await.map_err(StartError::Cluster)
 }
 
 fn redact_url(url: &str) -> String {
@@ -277,7 +338,10 @@ fn create_run_dir(
 fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
     let mut snapshot = journal.snapshot.clone();
     for agent in &mut snapshot.agents {
-        if let Some(pid) = agent.pid.take() {
+        let pid = agent.pid.take();
+        // A process on a cluster node has a pid of that host: the node ended it when this
+        // head disconnected.
+        if let Some(pid) = pid.filter(|_| agent.node.is_none()) {
             if crate::unix::kill_leftover_agent_process(pid, &agent.id) {
                 warn!(agent = %agent.id, pid, "killed a claude process left by the previous cco");
             }

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use super::policy::{self, Next, Restart, Retries, TurnPolicy, Why};
 use super::{describe, resume_prompt, AgentIdentity, TurnEnd, TurnRequest, TurnUpdate};
+use crate::cluster::{PlaceError, PlacedTurn, ProcessControl, Spawned};
 use crate::context::RunContext;
 use crate::events::RunEvent;
 
@@ -32,6 +33,7 @@ pub(super) async fn drive_turn(
     ctx: &RunContext,
     who: &AgentIdentity,
     request: TurnRequest,
+    mut place: Option<Box<dyn PlacedTurn>>,
     notify: &(impl Fn(TurnUpdate) + Send + Sync),
     mut cancel: oneshot::Receiver<()>,
 ) -> TurnEnd {
@@ -92,39 +94,56 @@ pub(super) async fn drive_turn(
             new_session.as_deref(),
             &credential,
         );
-        let (handle, mut updates) = match ClaudeSession::spawn(spec) {
-            Ok(spawned) => spawned,
-            Err(error) => {
-                return TurnEnd::Failed {
-                    reason: format!("could not start claude: {error}"),
-                    session_id,
+        let spawned = match place.as_mut() {
+            None => ClaudeSession::spawn(spec)
+                .map(|(handle, updates)| Spawned {
+                    control: Box::new(handle),
+                    updates,
+                })
+                .map_err(|error| PlaceError::Failed(format!("could not start claude: {error}"))),
+            // A cluster's place (see `crate::cluster`): possibly on another host.
+            Some(place) => tokio::select! {
+                spawned = place.spawn(spec) => spawned,
+                _ = &mut cancel => return TurnEnd::Cancelled,
+            },
+        };
+        let outcome = match spawned {
+            Err(PlaceError::Failed(reason)) => return TurnEnd::Failed { reason, session_id },
+            // The host was lost or is full: judged as a crashed process (resumed elsewhere).
+            Err(PlaceError::Lost(why)) => {
+                SessionOutcome::without_result(format!("node lost: {why}"))
+            }
+            Ok(Spawned {
+                control: handle,
+                mut updates,
+            }) => {
+                if let Some(id) = new_session.clone() {
+                    // Known before the first event (we chose it): journaled at once, so a crash
+                    // of cco right now still resumes this session.
+                    notify(TurnUpdate::Session(id.clone()));
+                    session_id = Some(id);
+                }
+                let outcome = loop {
+                    tokio::select! {
+                        update = updates.recv() => match update {
+                            Some(SessionUpdate::Finished(outcome)) => break outcome,
+                            Some(update) => forward(ctx, who, update, resume.is_some(), notify),
+                            None => break crashed_without_outcome(),
+                        },
+                        _ = &mut cancel => {
+                            stop_process(ctx, &*handle, &mut updates).await;
+                            return TurnEnd::Cancelled;
+                        }
+                        _ = ctx.force_notify.notified() => {
+                            stop_process(ctx, &*handle, &mut updates).await;
+                            return TurnEnd::Cancelled;
+                        }
+                    }
                 };
+                drop(handle);
+                outcome
             }
         };
-        if let Some(id) = new_session.clone() {
-            // Known before the first event (we chose it): journaled at once, so a crash of cco
-            // right now still resumes this session.
-            notify(TurnUpdate::Session(id.clone()));
-            session_id = Some(id);
-        }
-        let outcome = loop {
-            tokio::select! {
-                update = updates.recv() => match update {
-                    Some(SessionUpdate::Finished(outcome)) => break outcome,
-                    Some(update) => forward(ctx, who, update, resume.is_some(), notify),
-                    None => break crashed_without_outcome(),
-                },
-                _ = &mut cancel => {
-                    stop_process(ctx, &handle, &mut updates).await;
-                    return TurnEnd::Cancelled;
-                }
-                _ = ctx.force_notify.notified() => {
-                    stop_process(ctx, &handle, &mut updates).await;
-                    return TurnEnd::Cancelled;
-                }
-            }
-        };
-        drop(handle);
         ctx.board
             .add_cost(&who.id, request.task_key.as_deref(), outcome.total_cost_usd);
         if let Some(id) = outcome.session_id.clone() {
@@ -136,14 +155,38 @@ pub(super) async fn drive_turn(
             outcome: describe(&outcome),
         });
 
-        // 3. What next.
-        let (wait, restart) = match policy::next(
-            &policy,
-            &mut retries,
-            &outcome,
-            session_id.is_some(),
-            Utc::now(),
-        ) {
+        // 3. What next. A turn that ran on another host brings its work back first; losing
+        // the host then counts as a crash of the process.
+        let mut outcome = outcome;
+        let next = loop {
+            let next = policy::next(
+                &policy,
+                &mut retries,
+                &outcome,
+                session_id.is_some(),
+                Utc::now(),
+            );
+            let collected = match (&next, place.as_mut()) {
+                (Next::Done | Next::Fail(_), Some(place)) => tokio::select! {
+                    collected = place.collect() => collected,
+                    _ = &mut cancel => return TurnEnd::Cancelled,
+                },
+                _ => Ok(()),
+            };
+            match (next, collected) {
+                (Next::Done, Err(PlaceError::Lost(why))) => {
+                    warn!(%why, "the turn's work could not be brought back: resuming elsewhere");
+                    outcome = SessionOutcome::without_result(format!(
+                        "node lost before the turn's work came back: {why}"
+                    ));
+                }
+                (Next::Done, Err(PlaceError::Failed(reason))) => {
+                    return TurnEnd::Failed { reason, session_id };
+                }
+                (next, _) => break next,
+            }
+        };
+        let (wait, restart) = match next {
             Next::Done => {
                 return TurnEnd::Done {
                     result_text: outcome.result_text.unwrap_or_default(),
@@ -207,7 +250,7 @@ pub(super) async fn drive_turn(
 /// driver reports it gone; a force arriving during the grace period escalates to SIGKILL.
 async fn stop_process(
     ctx: &RunContext,
-    handle: &cco_claude::SessionHandle,
+    handle: &dyn ProcessControl,
     updates: &mut tokio::sync::mpsc::UnboundedReceiver<SessionUpdate>,
 ) {
     if ctx.is_forced() {

@@ -37,7 +37,11 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .chain(agents.iter().map(|(depth, a)| {
             [
                 format!("{}{}", "  ".repeat(*depth), a.role.as_str()),
-                a.id.clone(),
+                // A worker on a cluster node: `worker-3@node-a`.
+                match &a.node {
+                    Some(node) => format!("{}@{node}", a.id),
+                    None => a.id.clone(),
+                },
                 a.state.clone(),
                 a.current_task.clone().unwrap_or_else(|| dash.into()),
                 a.last_tool.clone().unwrap_or_else(|| dash.into()),
@@ -50,7 +54,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .collect();
     // Column widths from the content, capped so one long state or task does not push the
     // rest off the line.
-    const CAPS: [usize; 7] = [17, 16, 28, 24, 14, 7, 10];
+    const CAPS: [usize; 7] = [17, 24, 28, 24, 14, 7, 10];
     let mut widths = [0usize; 7];
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -101,6 +105,22 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         t.cost_usd,
         format_duration(run_elapsed)
     ));
+    if !snapshot.nodes.is_empty() {
+        let nodes: Vec<String> = snapshot
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {} {}/{}",
+                    n.name,
+                    n.state.as_str(),
+                    n.workers.len(),
+                    n.slots
+                )
+            })
+            .collect();
+        lines.push(format!("nodes: {}", nodes.join(" · ")));
+    }
     lines.into_iter().map(|l| truncate(&l, width)).collect()
 }
 

@@ -1,0 +1,190 @@
+//! Losing hosts: a node killed mid-turn (its task finishes elsewhere, in the same session), a
+//! node that restarts (it rejoins and gets work), the head killed mid-turn (`cco resume`
+//! finishes the run).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::cluster::*;
+
+/// Waits until task `id` runs on a node in a process whose session the head has a copy of;
+/// returns (worker, node, session id, node-side pid).
+fn running_on_a_node(
+    project: &CliProject,
+    child: &mut std::process::Child,
+    id: &str,
+) -> (String, String, String, u32) {
+    let key = format!("flat/{id}");
+    let j = wait_for_journal(
+        project,
+        child,
+        "the task running on a node, its session copied",
+        |j| {
+            let a = agent_on(j, &key);
+            let session = a["session_id"].as_str().unwrap_or_default();
+            task(j, id)["state"] == "running"
+                && a["pid"].is_u64()
+                && a["node"].is_string()
+                && !session.is_empty()
+                && a["id"]
+                    .as_str()
+                    .is_some_and(|w| session_copy(project, w, session).is_file())
+        },
+    );
+    let a = agent_on(&j, &key);
+    (
+        a["id"].as_str().unwrap().to_string(),
+        a["node"].as_str().unwrap().to_string(),
+        a["session_id"].as_str().unwrap().to_string(),
+        a["pid"].as_u64().unwrap() as u32,
+    )
+}
+
+fn files_land_once(project: &CliProject, ids: &[&str], stdout: &str) {
+    for id in ids {
+        assert_eq!(
+            commits_adding(project, &format!("{id}.txt")),
+            1,
+            "{id}\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
+    let ports = [free_port(), free_port()];
+    let ids = ["t1", "t2", "t3"];
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 2, "maxTaskRestarts": 5}),
+        hang_once_script(&ids, "t1"),
+        &ports,
+        json!({}),
+    );
+    let claude = claude_of(&project);
+    let mut nodes = vec![
+        NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
+        NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
+    ];
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    let (worker, node, session, pid) = running_on_a_node(&project, &mut child, "t1");
+    let victim = nodes.iter_mut().find(|n| n.name == node).unwrap();
+    victim.kill();
+    let out = wait_output(child, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    assert!(stdout.contains(&format!("node {node} lost")), "{stdout}");
+    files_land_once(&project, &ids, &stdout);
+    // The killed node's claude did not outlive it (its guard stopped it).
+    cco_testkit::wait_until(
+        Duration::from_secs(10),
+        "the killed node's claude gone",
+        || !cco_testkit::process_group_alive(pid),
+    );
+    let summary = summary(&project);
+    let t1 = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t1")
+        .cloned()
+        .unwrap_or_default();
+    // The same session, resumed on the other node from its migrated file.
+    assert_eq!(t1["session_id"], Value::String(session.clone()), "{t1}");
+    assert_eq!(t1["state"], "done", "{t1}");
+    let other = if node == "n1" { "n2" } else { "n1" };
+    let moved = summary["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == worker.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(moved["node"], other, "{moved}");
+    assert!(
+        stdout.contains(&format!("{worker}: runs on node {other}")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_node_that_restarts_rejoins_and_gets_work() {
+    let port = free_port();
+    let ids = ["t1", "t2"];
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 1, "maxTaskRestarts": 5}),
+        hang_once_script(&ids, "t1"),
+        &[port],
+        json!({}),
+    );
+    let claude = claude_of(&project);
+    let mut node = NodeProc::start(project.dir.path(), "n1", port, 1, &cookie, &claude);
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    let (_, name, session, _) = running_on_a_node(&project, &mut child, "t1");
+    assert_eq!(name, "n1");
+    node.kill();
+    wait_for_journal(&project, &mut child, "the node lost", |j| {
+        j["snapshot"]["nodes"][0]["state"] == "lost"
+    });
+    let _node = NodeProc::start(project.dir.path(), "n1", port, 1, &cookie, &claude);
+    let out = wait_output(child, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    assert!(stdout.contains("node n1 (127.0.0.1"), "{stdout}");
+    assert!(stdout.contains("rejoined with 1 slots"), "{stdout}");
+    files_land_once(&project, &ids, &stdout);
+    let summary = summary(&project);
+    assert_eq!(summary["nodes"][0]["joins"], 2, "{summary}");
+    assert_eq!(summary["nodes"][0]["state"], "rejoined", "{summary}");
+    let t1 = &summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t1")
+        .cloned()
+        .unwrap();
+    assert_eq!(t1["session_id"], Value::String(session), "{t1}");
+}
+
+#[test]
+fn kill_9_of_the_head_then_resume_finishes_the_run() {
+    let ports = [free_port(), free_port()];
+    let ids = ["t1", "t2", "t3"];
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 2}),
+        hang_once_script(&ids, "t1"),
+        &ports,
+        json!({}),
+    );
+    let claude = claude_of(&project);
+    let _nodes = [
+        NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
+        NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
+    ];
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    let (_, _, session, pid) = running_on_a_node(&project, &mut child, "t1");
+    signal(&child, nix::sys::signal::Signal::SIGKILL);
+    child.wait().unwrap();
+    // The node ends the dead head's turn by itself.
+    cco_testkit::wait_until(
+        Duration::from_secs(30),
+        "the node ends the dead head's claude",
+        || !cco_testkit::process_group_alive(pid),
+    );
+    let out = project.cco(&["resume", "--plain"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    files_land_once(&project, &ids, &stdout);
+    let summary = summary(&project);
+    let t1 = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "t1")
+        .cloned()
+        .unwrap();
+    assert_eq!(t1["session_id"], Value::String(session), "{t1}");
+}

@@ -1,0 +1,112 @@
+//! Nodes alone: authentication (the cookie), refusals with clear messages.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cluster::*;
+
+#[test]
+fn a_node_with_another_cookie_is_refused_with_a_clear_message() {
+    let port = free_port();
+    let (project, _cookie) = cluster_project(
+        json!({"workerCount": 1}),
+        simple_script(&["t1"], None),
+        &[port],
+        json!({"placementWaitMs": 60000}),
+    );
+    let other = cookie_file(
+        project.dir.path(),
+        "other-cookie",
+        "another-cookie-987654321",
+    );
+    let _node = NodeProc::start(
+        project.dir.path(),
+        "n1",
+        port,
+        2,
+        &other,
+        &claude_of(&project),
+    );
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    let mut log = String::new();
+    cco_testkit::wait_until(Duration::from_secs(60), "the refusal in the log", || {
+        assert!(child.try_wait().unwrap().is_none(), "{}", project.stderr());
+        let run = cco::Orchestrator::latest_run(&project.logs_dir());
+        log = run
+            .and_then(|r| std::fs::read_to_string(r.join("combined.log")).ok())
+            .unwrap_or_default();
+        log.contains("refused")
+    });
+    assert!(
+        log.contains(&format!("node 127.0.0.1:{port} refused")) && log.contains("cookie"),
+        "{log}"
+    );
+    // `cco status` shows the node refused (the journal follows the board shortly).
+    cco_testkit::wait_until(Duration::from_secs(30), "status shows the refusal", || {
+        let status = project.cco(&["status", "--json"]).output().unwrap();
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&status.stdout).unwrap_or_default();
+        snapshot["nodes"][0]["state"] == "refused"
+            && snapshot["nodes"][0]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cookie"))
+    });
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let out = wait_output(child, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("finished: stopped"), "{stdout}");
+}
+
+#[test]
+fn a_cookie_file_others_can_read_is_refused() {
+    let sandbox = cco_testkit::temp_dir();
+    let cookie = cookie_file(sandbox.path(), "cookie", COOKIE);
+    std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
+        .args([
+            "node",
+            "--listen",
+            "127.0.0.1:1",
+            "--claude",
+            "/bin/true",
+            "--dir",
+        ])
+        .arg(sandbox.path())
+        .arg("--cookie-file")
+        .arg(&cookie)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mode 644") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_node_refuses_plain_tcp_on_a_non_loopback_address() {
+    let sandbox = cco_testkit::temp_dir();
+    let cookie = cookie_file(sandbox.path(), "cookie", COOKIE);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
+        .args([
+            "node",
+            "--listen",
+            "0.0.0.0:1",
+            "--claude",
+            "/bin/true",
+            "--dir",
+        ])
+        .arg(sandbox.path())
+        .arg("--cookie-file")
+        .arg(&cookie)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--tls-cert") && err.contains("--insecure-transport"),
+        "{err}"
+    );
+}
