@@ -57,3 +57,30 @@ fn a_hierarchy_run_completes_with_workers_on_both_nodes() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_demo_runs_its_workers_on_two_local_nodes_and_says_where() {
+    let dir = cco_testkit::temp_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
+        .args(["demo", "--plain", "--nodes", "2", "--dir"])
+        .arg(dir.path().join("demo"))
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("where the workers ran:"), "{stdout}");
+    for node in ["node-1", "node-2"] {
+        assert!(stdout.contains(&format!("on {node}")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("cco node {node} listening on 127.0.0.1:")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("6 tasks done by 2 teams"), "{stdout}");
+}

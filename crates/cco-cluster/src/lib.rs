@@ -19,10 +19,12 @@
 //!   working directory.
 //!
 //! Layout: `wire` (messages and frames), `transfer` (files in parts), `secret` (cookie,
-//! TLS), `node/` (the daemon), `head/` (the run's side).
+//! TLS), `node/` (the daemon), `head/` (the run's side), `local` (nodes as child processes
+//! of this machine, for the demo and the benchmark).
 
 mod error;
 mod head;
+mod local;
 mod node;
 mod secret;
 mod transfer;
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 pub use error::ClusterError;
 pub use head::ClusterHead;
+pub use local::{write_cookie, LocalNodes};
 pub use node::{start_node, NodeHandle, NodeOptions};
 pub use secret::{acceptor, connector, read_cookie, MIN_COOKIE_LEN};
 pub use wire::{NODES_GROUP, PROTOCOL};

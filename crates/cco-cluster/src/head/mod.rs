@@ -94,22 +94,24 @@ impl HeadInner {
         }
     }
 
+    /// The node records as they are now, with the workers placed on each.
+    pub(crate) fn records(&self) -> Vec<NodeRecord> {
+        let state = self.lock();
+        state
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut r = n.record.clone();
+                r.workers = state.placer.workers_on(i);
+                r
+            })
+            .collect()
+    }
+
     /// Publishes the node records (after any change of state or counters).
     pub(crate) fn publish(&self) {
-        let records = {
-            let state = self.lock();
-            state
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    let mut r = n.record.clone();
-                    r.workers = state.placer.workers_on(i);
-                    r
-                })
-                .collect()
-        };
-        self.report(ClusterReport::Nodes(records));
+        self.report(ClusterReport::Nodes(self.records()));
     }
 
     pub(crate) fn update(&self, node: usize, f: impl FnOnce(&mut NodeRecord)) {
@@ -311,17 +313,7 @@ impl ClusterHead {
 
     /// The node records as they are now.
     pub fn nodes(&self) -> Vec<NodeRecord> {
-        let state = self.inner.lock();
-        state
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                let mut r = n.record.clone();
-                r.workers = state.placer.workers_on(i);
-                r
-            })
-            .collect()
+        self.inner.records()
     }
 
     /// Waits until `count` nodes are up (or `timeout` passes); returns how many are.

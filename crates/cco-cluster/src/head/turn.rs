@@ -69,10 +69,11 @@ impl RemoteTurn {
             .unwrap_or_else(|| self.site.agent.clone())
     }
 
-    fn git(&self) -> Result<cco_git::GitHandle, PlaceError> {
+    /// The run this turn belongs to.
+    fn link(&self) -> Result<cco_actors::RunLink, PlaceError> {
         self.inner
             .run()
-            .map(|l| l.git.clone())
+            .cloned()
             .ok_or_else(|| PlaceError::Failed("the cluster is not attached to a run".into()))
     }
 
@@ -155,12 +156,8 @@ impl RemoteTurn {
             .inner
             .node_for(node)
             .ok_or_else(|| PlaceError::Lost("the node went away".into()))?;
-        let git = self.git()?;
-        let link = self
-            .inner
-            .run()
-            .cloned()
-            .ok_or_else(|| PlaceError::Failed("no run".into()))?;
+        let link = self.link()?;
+        let git = link.git.clone();
         let start = git
             .remote_start(&self.site.worktree)
             .await
@@ -356,12 +353,8 @@ impl RemoteTurn {
     }
 
     async fn collect_from(&mut self, on: OnNode) -> Result<(), PlaceError> {
-        let git = self.git()?;
-        let link = self
-            .inner
-            .run()
-            .cloned()
-            .ok_or_else(|| PlaceError::Failed("no run".into()))?;
+        let link = self.link()?;
+        let git = link.git.clone();
         let inbox = self
             .inner
             .inbox

@@ -186,22 +186,8 @@ impl GitRepo {
                 ),
             });
         }
-        let spec = format!("+{name}:{into}");
-        self.git("fetch", &self.repo_dir)
-            .pre(crate::harden::agent_fetch_overrides())
-            .args([
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--no-recurse-submodules",
-                "--",
-                &file,
-                &spec,
-            ])
-            .run()
-            .await?;
-        Ok(())
+        self.checked_fetch(&file, &format!("+{name}:{into}"), None, commit)
+            .await
     }
 
     /// True when cco's clone (the store) has commit `id`.
@@ -223,16 +209,8 @@ impl GitRepo {
             )
             .await?;
         }
-        let found = self
-            .resolve_many(&agent, &["HEAD".to_string(), "MERGE_HEAD".to_string()])
-            .await?;
-        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
-            what: "revision HEAD".into(),
-        })?;
-        Ok(RemoteStart {
-            head,
-            merging: found[1].clone(),
-        })
+        let (head, merging) = self.head_and_merge_head(&agent).await?;
+        Ok(RemoteStart { head, merging })
     }
 
     /// Puts the agent repository at `worktree` at `commit` (fetched from another host's
