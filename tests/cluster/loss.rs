@@ -62,7 +62,7 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
         json!({}),
     );
     let claude = claude_of(&project);
-    let mut nodes = vec![
+    let mut nodes = [
         NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
         NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
     ];

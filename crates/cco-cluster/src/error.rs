@@ -18,13 +18,19 @@ pub enum ClusterError {
     #[error("node {node}: {reason}")]
     Node { node: String, reason: String },
     #[error(transparent)]
-    Git(#[from] cco_git::GitError),
+    Git(Box<cco_git::GitError>),
     #[error("{what} {}: {source}", path.display())]
     Io {
         what: &'static str,
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<cco_git::GitError> for ClusterError {
+    fn from(error: cco_git::GitError) -> Self {
+        ClusterError::Git(Box::new(error))
+    }
 }
 
 impl ClusterError {

@@ -71,11 +71,14 @@ pub struct Inbox {
     state: Mutex<InboxState>,
 }
 
+/// A complete transfer: its file and size, or why it failed.
+pub type Arrival = Result<(PathBuf, u64), String>;
+
 #[derive(Default)]
 struct InboxState {
     open: HashMap<u64, Incoming>,
     done: HashMap<u64, (PathBuf, u64)>,
-    waiters: HashMap<u64, oneshot::Sender<Result<(PathBuf, u64), String>>>,
+    waiters: HashMap<u64, oneshot::Sender<Arrival>>,
 }
 
 impl Inbox {
@@ -92,7 +95,7 @@ impl Inbox {
     }
 
     /// Announces transfer `id`; the receiver gets its file once the last part arrived.
-    pub fn expect(&self, id: u64) -> oneshot::Receiver<Result<(PathBuf, u64), String>> {
+    pub fn expect(&self, id: u64) -> oneshot::Receiver<Arrival> {
         let (tx, rx) = oneshot::channel();
         self.lock().waiters.insert(id, tx);
         rx

@@ -1,6 +1,8 @@
 //! A head and a node in one process over TLS with a private CA: the node joins; a head
 //! without TLS is refused by the same node.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -56,6 +56,16 @@ pub(crate) struct NodeLink {
     pub(crate) known: VecDeque<String>,
 }
 
+/// A node that is up, as a turn needs it.
+pub(crate) struct NodeView {
+    pub(crate) agent: ActorRef<NodeMsg>,
+    /// Changes when the node is lost.
+    pub(crate) generation: watch::Receiver<u64>,
+    pub(crate) name: String,
+    /// Commits it has (a basis for bundles).
+    pub(crate) known: Vec<String>,
+}
+
 pub(crate) struct HeadState {
     pub(crate) nodes: Vec<NodeLink>,
     pub(crate) placer: Placer,
@@ -153,21 +163,18 @@ impl HeadInner {
     }
 
     /// The node's agent, its generation and what it knows, while it is up.
-    pub(crate) fn node_for(
-        &self,
-        node: usize,
-    ) -> Option<(ActorRef<NodeMsg>, watch::Receiver<u64>, String, Vec<String>)> {
+    pub(crate) fn node_for(&self, node: usize) -> Option<NodeView> {
         let state = self.lock();
         let n = state.nodes.get(node)?;
         if !n.record.state.is_up() {
             return None;
         }
-        Some((
-            n.agent.clone()?,
-            n.generation.subscribe(),
-            n.record.name.clone(),
-            n.known.iter().cloned().collect(),
-        ))
+        Some(NodeView {
+            agent: n.agent.clone()?,
+            generation: n.generation.subscribe(),
+            name: n.record.name.clone(),
+            known: n.known.iter().cloned().collect(),
+        })
     }
 
     /// A place for `worker`, waiting (at most `placementWaitMs`) for a free slot.

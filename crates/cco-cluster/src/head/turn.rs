@@ -152,7 +152,12 @@ impl RemoteTurn {
     /// Makes the node ready for this turn: bundle, repository, session file.
     async fn prepare(&mut self, node: usize, spec: &SessionSpec) -> Result<(), PlaceError> {
         self.unbind();
-        let (agent, generation, name, known) = self
+        let super::NodeView {
+            agent,
+            generation,
+            name,
+            known,
+        } = self
             .inner
             .node_for(node)
             .ok_or_else(|| PlaceError::Lost("the node went away".into()))?;
@@ -365,7 +370,7 @@ impl RemoteTurn {
         let mut basis = self
             .inner
             .node_for(on.node)
-            .map(|(_, _, _, known)| known)
+            .map(|view| view.known)
             .unwrap_or_default();
         basis.push(on.start.clone());
         basis.extend(on.merging.clone());
