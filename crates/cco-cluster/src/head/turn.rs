@@ -163,30 +163,28 @@ impl RemoteTurn {
             .ok_or_else(|| PlaceError::Lost("the node went away".into()))?;
         let link = self.link()?;
         let git = link.git.clone();
-        let start = git
-            .remote_start(&self.site.worktree)
-            .await
-            .map_err(|e| PlaceError::Failed(format!("the worker's repository: {e}")))?;
-        let tips: Vec<String> = std::iter::once(start.head.clone())
-            .chain(start.merging.clone())
-            .collect();
         let turn = format!("{node}.{}", uuid::Uuid::new_v4().simple());
         let bundle_path = link
             .run_dir
             .join("cluster")
             .join("transfers")
             .join(format!("{turn}.bundle"));
-        let mut basis = known;
+        // Where the turn starts, and the bundle that brings it to the node: one git op.
+        let (start, mut made) = git
+            .bundle_start(&self.site.worktree, known, &bundle_path)
+            .await
+            .map_err(|e| PlaceError::Failed(format!("the worker's repository: {e}")))?;
+        let tips: Vec<String> = std::iter::once(start.head.clone())
+            .chain(start.merging.clone())
+            .collect();
         for attempt in 0..2 {
-            let made = git
-                .create_bundle(
-                    &self.site.worktree,
-                    tips.clone(),
-                    basis.clone(),
-                    &bundle_path,
-                )
-                .await
-                .map_err(|e| PlaceError::Failed(format!("bundle for the node: {e}")))?;
+            if attempt > 0 {
+                // The node lacked the basis: everything, once.
+                made = git
+                    .create_bundle(&self.site.worktree, tips.clone(), Vec::new(), &bundle_path)
+                    .await
+                    .map_err(|e| PlaceError::Failed(format!("bundle for the node: {e}")))?;
+            }
             let bundle = match made {
                 None => None,
                 Some(_) => {
@@ -228,7 +226,7 @@ impl RemoteTurn {
                     info!(worker = %self.site.agent, node = %name, "turn prepared on the node");
                     return Ok(());
                 }
-                Response::NeedBundle if attempt == 0 => basis = Vec::new(),
+                Response::NeedBundle if attempt == 0 => {}
                 Response::Error { message } => return Err(PlaceError::Failed(message)),
                 other => {
                     return Err(PlaceError::Failed(format!(

@@ -113,14 +113,12 @@ async fn prepare_turn(node: &Arc<Node>, p: Prepare) -> Result<Response, ClusterE
             let _guard = store.lock.lock().await;
             let mut result = Ok(());
             for commit in &wanted {
-                if !store.repo.has_commit(commit).await? {
-                    result = store
-                        .repo
-                        .fetch_bundle(&file, commit, &have_ref(commit))
-                        .await;
-                    if result.is_err() {
-                        break;
-                    }
+                result = store
+                    .repo
+                    .fetch_bundle(&file, commit, &have_ref(commit))
+                    .await;
+                if result.is_err() {
+                    break;
                 }
             }
             result
@@ -128,21 +126,29 @@ async fn prepare_turn(node: &Arc<Node>, p: Prepare) -> Result<Response, ClusterE
         let _ = std::fs::remove_file(&file);
         if let Err(error) = fetched {
             warn!(%error, "bundle refused");
-        }
-    }
-    for commit in &wanted {
-        if !store.repo.has_commit(commit).await? {
             return Ok(Response::NeedBundle);
+        }
+    } else {
+        for commit in &wanted {
+            if !store.repo.has_commit(commit).await? {
+                return Ok(Response::NeedBundle);
+            }
         }
     }
     let path = store.repo.worktree_path(&p.lane);
-    if !path.exists() {
-        store
-            .repo
-            .create_worktree(&p.team, &p.lane, &p.start)
-            .await?;
+    let created = if path.exists() {
+        None
+    } else {
+        Some(
+            store
+                .repo
+                .create_worktree(&p.team, &p.lane, &p.start)
+                .await?,
+        )
+    };
+    if created.is_none_or(|c| c.head != p.start) {
+        store.repo.switch_worktree(&path, &p.start, None).await?;
     }
-    store.repo.switch_worktree(&path, &p.start, None).await?;
     if let Some(merging) = &p.merging {
         // The conflict the head found, made again here for the agent to resolve.
         store.repo.merge_into_worktree(&path, merging).await?;
@@ -314,11 +320,14 @@ async fn finish_turn(
     let result = if conclude {
         store.repo.conclude_worktree_merge(&slot.path).await?
     } else {
-        store
+        match store
             .repo
             .commit_all(&slot.path, "cco: work left uncommitted")
-            .await?;
-        store.repo.remote_start(&slot.path).await?.head
+            .await?
+        {
+            Some(commit) => commit,
+            None => store.repo.remote_start(&slot.path).await?.head,
+        }
     };
     if result == slot.start {
         return Ok(Response::Finished {

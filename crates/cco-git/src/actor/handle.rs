@@ -241,19 +241,27 @@ impl GitHandle {
         .await
     }
 
-    /// See [`GitRepo::remote_start`] (a worker's turn moves to another host).
-    pub async fn remote_start(
+    /// [`GitRepo::remote_start`] then [`GitRepo::create_bundle`] of its commits (HEAD, and
+    /// MERGE_HEAD during a merge) relative to `basis`, in one op: where a turn moving to
+    /// another host starts, and the bundle that brings it there (`None`: nothing to send).
+    pub async fn bundle_start(
         &self,
         worktree: impl Into<PathBuf>,
-    ) -> Result<RemoteStart, GitError> {
-        let worktree = worktree.into();
-        let desc = OpDesc::high("remote_start")
+        basis: Vec<String>,
+        out: impl Into<PathBuf>,
+    ) -> Result<(RemoteStart, Option<u64>), GitError> {
+        let (worktree, out) = (worktree.into(), out.into());
+        let desc = OpDesc::high("bundle_start")
             .on(worktree.display())
             .lane(Lane::Agent(worktree.clone()));
-        self.call(
-            desc,
-            move |r| async move { r.remote_start(&worktree).await },
-        )
+        self.call(desc, move |r| async move {
+            let start = r.remote_start(&worktree).await?;
+            let tips: Vec<String> = std::iter::once(start.head.clone())
+                .chain(start.merging.clone())
+                .collect();
+            let bundle = r.create_bundle(&tips, &basis, &out).await?;
+            Ok((start, bundle))
+        })
         .await
     }
 
@@ -277,7 +285,8 @@ impl GitHandle {
     }
 
     /// A bundle from another host applied to the agent repository at `worktree`: `commit`
-    /// fetched into `into` ([`GitRepo::fetch_bundle`]), then the repository put there
+    /// fetched into `into` ([`GitRepo::fetch_bundle`]) when `bundle` is a file (else the
+    /// commit is in cco's clone already), then the repository put there
     /// ([`GitRepo::adopt_remote_result`]); one op.
     pub async fn adopt_bundle(
         &self,
@@ -293,7 +302,8 @@ impl GitHandle {
             .from(&commit)
             .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
-            if !r.has_commit(&commit).await? {
+            // No bundle: the commit is here already.
+            if bundle.is_file() {
                 r.fetch_bundle(&bundle, &commit, &into).await?;
             }
             r.adopt_remote_result(&worktree, &commit).await

@@ -77,28 +77,29 @@ impl GitRepo {
         if tips.is_empty() {
             return Ok(None);
         }
-        let known: Vec<String> = if basis.is_empty() {
-            Vec::new()
-        } else {
-            let found = self.resolve_many(&self.repo_dir, basis).await?;
-            basis
-                .iter()
-                .zip(found)
-                .filter_map(|(b, f)| f.map(|_| b.clone()))
-                .collect()
+        // Anything new? (One process; a basis commit this repository lacks fails it: then
+        // the bundle is made without a basis.)
+        let new = |basis: &[String]| {
+            let mut range: Vec<String> = vec!["rev-list".into(), "-n1".into()];
+            range.extend(tips.iter().cloned());
+            if !basis.is_empty() {
+                range.push("--not".into());
+                range.extend(basis.iter().cloned());
+            }
+            async move {
+                self.git("rev-list", &self.repo_dir)
+                    .args(&range)
+                    .output()
+                    .await
+            }
         };
-        let mut range: Vec<String> = vec!["rev-list".into(), "-n1".into()];
-        range.extend(tips.iter().cloned());
-        if !known.is_empty() {
-            range.push("--not".into());
-            range.extend(known.iter().cloned());
+        let mut known: Vec<String> = basis.to_vec();
+        let mut out_new = new(&known).await?;
+        if !out_new.success() && !known.is_empty() {
+            known.clear();
+            out_new = new(&known).await?;
         }
-        let new = self
-            .git("rev-list", &self.repo_dir)
-            .args(&range)
-            .run()
-            .await?;
-        if new.trim().is_empty() {
+        if out_new.check()?.stdout.trim().is_empty() {
             return Ok(None);
         }
         // A bundle names its tips by refs: temporary ones, unique to this bundle.
@@ -107,10 +108,8 @@ impl GitRepo {
             .map(|i| format!("refs/cco/bundle/{tag}/{i}"))
             .collect();
         let mut create = String::new();
-        let mut delete = String::new();
         for (name, tip) in names.iter().zip(tips) {
             create.push_str(&format!("create {name} {tip}\n"));
-            delete.push_str(&format!("delete {name}\n"));
         }
         self.git("update-ref", &self.repo_dir)
             .args(["update-ref", "--stdin"])
@@ -125,12 +124,15 @@ impl GitRepo {
             args.extend(known);
         }
         let made = self.git("bundle", &self.repo_dir).args(&args).run().await;
-        let _ = self
-            .git("update-ref", &self.repo_dir)
-            .args(["update-ref", "--stdin"])
-            .stdin(delete.as_bytes())
-            .output()
-            .await;
+        // The temporary refs are loose files cco just wrote: removed without a process.
+        let _ = std::fs::remove_dir_all(
+            self.repo_dir
+                .join(".git")
+                .join("refs")
+                .join("cco")
+                .join("bundle")
+                .join(&tag),
+        );
         made?;
         let size = std::fs::metadata(out)
             .map_err(|e| GitError::io("create_bundle", out, e))?
@@ -173,21 +175,18 @@ impl GitRepo {
                     format!("the bundle does not hold commit {commit} under a ref"),
                 )
             })?;
-        let verify = self
-            .git("bundle", &self.repo_dir)
-            .args(["bundle", "verify", "-q", &file])
-            .output()
-            .await?;
-        if !verify.success() {
-            return Err(GitError::NotFound {
-                what: format!(
-                    "the commits the bundle builds on ({})",
-                    crate::error::tail(&verify.stderr, 300)
-                ),
-            });
-        }
-        self.checked_fetch(&file, &format!("+{name}:{into}"), None, commit)
+        // A bundle whose prerequisites are not here fails the fetch (git checks them).
+        match self
+            .checked_fetch(&file, &format!("+{name}:{into}"), None, commit)
             .await
+        {
+            Err(GitError::Command { stderr_tail, .. }) if stderr_tail.contains("requires") => {
+                Err(GitError::NotFound {
+                    what: format!("the commits the bundle builds on ({stderr_tail})"),
+                })
+            }
+            other => other,
+        }
     }
 
     /// True when cco's clone (the store) has commit `id`.
@@ -201,7 +200,7 @@ impl GitRepo {
     /// with the start commit; a merge under way stays (its other parent is `merging`).
     pub async fn remote_start(&self, worktree: &Path) -> Result<RemoteStart, GitError> {
         let agent = self.our_agent(worktree)?;
-        let merging = self.merging(&agent).await?;
+        let merging = agent.git_dir.join("MERGE_HEAD").exists();
         if !merging && self.is_dirty(&agent).await? {
             self.commit_all(
                 worktree,
@@ -220,18 +219,15 @@ impl GitRepo {
     pub async fn adopt_remote_result(&self, worktree: &Path, commit: &str) -> Result<(), GitError> {
         check_id("adopt_remote_result", commit)?;
         let agent = self.our_agent(worktree)?;
-        if self.merging(&agent).await? {
+        if agent.git_dir.join("MERGE_HEAD").exists() {
             self.agent_git("merge", &agent)
                 .args(["merge", "--abort"])
                 .run()
                 .await?;
         }
+        // No agent works here (its turns run on the other host): nothing untracked to clean.
         self.agent_git("reset", &agent)
             .args(["reset", "-q", "--hard", commit])
-            .run()
-            .await?;
-        self.agent_git("clean", &agent)
-            .args(["clean", "-fdq"])
             .run()
             .await?;
         Ok(())
