@@ -180,7 +180,7 @@ impl GitRepo {
             .checked_fetch(&file, &format!("+{name}:{into}"), None, commit)
             .await
         {
-            Err(GitError::Command { stderr_tail, .. }) if stderr_tail.contains("requires") => {
+            Err(GitError::Command { stderr_tail, .. }) if stderr_tail.contains("prerequisite") => {
                 Err(GitError::NotFound {
                     what: format!("the commits the bundle builds on ({stderr_tail})"),
                 })
