@@ -56,7 +56,8 @@ fn check_prints_a_readable_summary_ending_in_config_ok_without_secrets() {
         "api-keys-first: 2 keys",
         "api-key-1 (ANTHROPIC_API_KEY)",
         "gateway (ANTHROPIC_AUTH_TOKEN, ANTHROPIC_BASE_URL)",
-        "then the claude CLI's login",
+        "while every key is rate limited, the claude CLI's login",
+        "then the keys again at their reset",
     ] {
         assert!(auth.contains(part), "{part} missing: {auth}");
     }

@@ -65,11 +65,14 @@ fn start_without_a_config_and_no_terminal_says_to_run_init() {
 #[test]
 fn workspace_override_is_kept_by_resume() {
     let write = |id: &str| json!([{"write": {"path": format!("{id}.txt"), "content": "x\n"}}, {"commit": format!("Add {id}")}]);
+    let records = cco_testkit::temp_dir();
+    let hanging = records.path().join("hanging");
     let script = json!({"rules": [
         {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": [{"id": "t1", "title": "Write t1.txt", "files": ["t1.txt"]}]}).to_string()},
         {"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
         {"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"},
-        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"hang": true}]},
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [
+            {"bash": format!("touch '{}'", hanging.display())}, {"hang": true}]},
         // Whatever the resumed worker is asked, it writes t1.
         {"match": {"role": "worker"}, "steps": write("t1")},
     ]});
@@ -92,6 +95,11 @@ fn workspace_override_is_kept_by_resume() {
     project.wait_for_worker_pids(&mut child, 1);
     cco_testkit::wait_until(Duration::from_secs(30), "the -w record", || {
         run_dir.join("cli-workspace").is_file()
+    });
+    // The worker's turn is under way (its one hanging turn is used up), not just starting:
+    // a claude stopped before that (agents stop with cco) would hang the resumed run instead.
+    cco_testkit::wait_until(Duration::from_secs(30), "the hanging turn", || {
+        hanging.exists()
     });
     assert!(
         ws.join("repo/.git").exists(),

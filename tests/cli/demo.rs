@@ -131,7 +131,7 @@ fn the_demo_runs_a_team_to_completion_with_a_conflict_and_a_resumed_crash() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Merge cco/team-1/team") && stdout.contains("Merge cco/team-2/team"),
+        stdout.contains("Merge cco/arithmetic/team") && stdout.contains("Merge cco/helpers/team"),
         "git log of main:\n{stdout}"
     );
 

@@ -19,10 +19,20 @@ pub struct CliProject {
 /// `worker_steps` instead when given.
 pub fn simple_script(ids: &[&str], worker_steps: Option<Value>) -> Value {
     let tasks: Vec<Value> = ids.iter().map(|id| json!({"id": id, "title": format!("Write {id}.txt"), "files": [format!("{id}.txt")]})).collect();
+    // Planner and reviewer answers work with structured output and without.
     let mut rules = vec![
-        json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
-        json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        cco_testkit::answer_rule(
+            json!({"prompt_contains": "[cco:coordinator-plan]"}),
+            json!({"status":"continue","tasks": tasks}),
+        ),
+        cco_testkit::answer_rule(
+            json!({"prompt_contains": "[cco:replan]"}),
+            json!({"status":"complete","reason":"done"}),
+        ),
+        cco_testkit::answer_rule(
+            json!({"prompt_contains": "[cco:review]"}),
+            json!({"decision":"approve"}),
+        ),
     ];
     for id in ids {
         let steps = worker_steps.clone().unwrap_or_else(|| {
@@ -44,7 +54,9 @@ impl CliProject {
             "projectDirection": "Write the files.",
             "pollIntervalMs": 50,
             "restartBackoffMs": 20,
-            "killGraceMs": 500
+            "killGraceMs": 500,
+            // Scripts of inline rules answer with result texts; `simple_script` works either way.
+            "structuredOutput": "off"
         });
         let (source, config_dir) =
             cco_testkit::scripted_project(dir.path(), defaults, &config, &script);

@@ -126,7 +126,11 @@ fn cco_logs_follow_prints_lines_added_later_and_ends_with_the_run() {
     );
     // The run ends: `cco logs -f` ends too, by itself.
     signal(&run, nix::sys::signal::Signal::SIGTERM);
-    assert!(wait_output(run, Duration::from_secs(30)).status.success());
+    assert_eq!(
+        wait_output(run, Duration::from_secs(30)).status.code(),
+        Some(143),
+        "stopped by SIGTERM"
+    );
     let out = wait_output(child, Duration::from_secs(30));
     assert!(out.status.success());
     reader.join().unwrap();

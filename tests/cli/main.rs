@@ -1,11 +1,14 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
+mod auth;
 mod check;
 mod compat;
 mod demo;
+mod exits;
 mod harness;
 mod init;
 mod live;
+mod orphans;
 mod pty;
 mod resume;
 
@@ -107,7 +110,8 @@ fn sigusr1_dumps_the_tree_and_sigterm_stops_gracefully_leaving_no_process() {
     signal(&child, nix::sys::signal::Signal::SIGTERM);
     let out = wait_output(child, Duration::from_secs(30));
     let stderr = project.stderr();
-    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    // Stopped by SIGTERM: 128 + 15.
+    assert_eq!(out.status.code(), Some(143), "stderr: {stderr}");
     assert!(
         stderr.contains(dump.lines().next().unwrap()),
         "the dump goes to stderr too:\n{stderr}"
@@ -139,7 +143,8 @@ fn a_second_sigint_forces_processes_that_ignore_sigterm() {
     );
     signal(&child, nix::sys::signal::Signal::SIGINT);
     let out = wait_output(child, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(0));
+    // Stopped by SIGINT: 128 + 2.
+    assert_eq!(out.status.code(), Some(130));
     for pid in pids {
         assert!(!cco_testkit::process_group_alive(pid));
     }

@@ -55,7 +55,8 @@ impl FaultProject {
             "killGraceMs": 300,
             "idleTimeoutMs": 20000,
             "taskTimeoutMs": 30000,
-            "maxRunDurationMinutes": 2
+            "maxRunDurationMinutes": 2,
+            "structuredOutput": "off"
         });
         let (source, config_dir) =
             cco_testkit::scripted_project(dir.path(), defaults, &config, &script);

@@ -203,6 +203,21 @@ fn malformed_and_enormous_stream_lines_do_not_exhaust_memory() {
         peak < BIG,
         "cco's peak RSS {peak} reached the size of the line: it was buffered"
     );
+    // The dropped line is a warning in the worker's log, saying how long it was.
+    let logs = project.config_dir.join("logs");
+    let run = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("a run folder");
+    let log = std::fs::read_to_string(run.join("combined.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" worker-1 warning: stream line ")
+                && l.contains(&format!("line of {BIG} bytes"))),
+        "{log}"
+    );
     project.assert_no_leftovers();
 }
 

@@ -22,6 +22,17 @@ fn user_config_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".claude"))
 }
 
+/// Whether this machine has a CLI login to fall back on (`api-keys-first` uses it while every
+/// key is rate limited): the login's credentials file, or a token in the environment. On
+/// macOS the CLI keeps its login in the keychain, which cco cannot see: assumed present.
+pub fn login_available() -> bool {
+    let token = ["CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    let file = user_config_dir().is_some_and(|dir| dir.join(LOGIN_FILES[0]).is_file());
+    token || file || cfg!(target_os = "macos")
+}
+
 pub fn prepare_config_dir(ctx: &RunContext, dir: &Path) {
     if let Err(error) = std::fs::create_dir_all(dir) {
         warn!(dir = %dir.display(), %error, "cannot create agent config dir");

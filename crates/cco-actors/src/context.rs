@@ -18,6 +18,8 @@ pub(crate) struct RunContext {
     pub(crate) config: Arc<LoadedConfig>,
     pub(crate) board: Board,
     pub(crate) keys: KeyPool,
+    /// Holds new claude processes while the API is overloaded (run-wide).
+    pub(crate) breaker: crate::breaker::Breaker,
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) git: cco_git::GitHandle,
     /// `<logDirectory>/run-<timestamp>`.
@@ -35,6 +37,11 @@ pub(crate) struct RunContext {
     pub(crate) force_notify: tokio::sync::Notify,
     /// Where workers' turns run when they do not run here (issue 15); `None`: all here.
     pub(crate) cluster: Option<Arc<dyn crate::cluster::Cluster>>,
+    /// How planners and reviewers answer: through the CLI's `StructuredOutput` tool (a CLI
+    /// with `--json-schema`, decided once per run) or as text.
+    pub(crate) answer: cco_protocol::AnswerFormat,
+    /// Every claude process runs under this guard (agents stop when cco dies), if set.
+    pub(crate) guard: Option<cco_claude::GuardSpec>,
     /// Actor cells by agent id (fault injection and diagnostics; never used for routing).
     pub(crate) cells: std::sync::Mutex<std::collections::HashMap<String, ractor::ActorCell>>,
 }
@@ -70,6 +77,11 @@ impl RunContext {
             .cloned()
     }
 
+    /// How planners and reviewers hand over their JSON document in this run.
+    pub(crate) fn answer_format(&self) -> cco_protocol::AnswerFormat {
+        self.answer
+    }
+
     pub(crate) fn is_forced(&self) -> bool {
         self.forced.load(Ordering::SeqCst)
     }
@@ -79,7 +91,7 @@ impl RunContext {
         match role {
             Role::Director | Role::Coordinator => models.director.clone(),
             Role::Em => models.em.clone(),
-            Role::Worker | Role::Git => models.worker.clone(),
+            Role::Worker => models.worker.clone(),
         }
     }
 
@@ -91,12 +103,15 @@ impl RunContext {
             .join("claude-config")
     }
 
+    /// Who agent `id` is: its role, team, worktree `cwd` holding `branch`, and the `target`
+    /// its work merges into.
     pub(crate) fn identity(
         &self,
         id: &str,
         role: Role,
         team: Option<&str>,
         cwd: &Path,
+        (branch, target): (&str, &str),
     ) -> AgentIdentity {
         AgentIdentity {
             id: id.to_string(),
@@ -105,6 +120,8 @@ impl RunContext {
             model: self.model_for(role),
             cwd: cwd.to_path_buf(),
             config_dir: self.agent_config_dir(id),
+            branch: branch.to_string(),
+            target: target.to_string(),
         }
     }
 
@@ -134,7 +151,14 @@ impl RunContext {
         crate::auth::prepare_config_dir(self, &config_dir);
         // The Director belongs to no team; its worktree's "team" is only a folder name.
         let team = (role != Role::Director).then_some(team);
-        Ok((self.identity(id, role, team, &worktree.path), worktree))
+        // A worker works on its own branch for `from`; a planner reads `from` (its worktree is
+        // brought to it before each planning turn) and its work lands in the base branch.
+        let branches = match role {
+            Role::Worker => (worktree.branch.as_str(), from),
+            _ => (from, self.base_branch.as_str()),
+        };
+        let who = self.identity(id, role, team, &worktree.path, branches);
+        Ok((who, worktree))
     }
 
     /// The claude command for one process of a turn.
@@ -165,6 +189,12 @@ impl RunContext {
         spec.wall_timeout = request.wall_timeout;
         spec.idle_timeout = Some(config.idle_timeout());
         spec.kill_grace = config.kill_grace();
+        spec.guard = self.guard.clone();
+        if self.answer == cco_protocol::AnswerFormat::StructuredOutput {
+            spec.json_schema = request
+                .document
+                .map(cco_protocol::PlanKind::json_schema_arg);
+        }
         let mut env = vec![
             ("CCO_AGENT_ROLE".to_string(), who.role.as_str().to_string()),
             ("CCO_AGENT_ID".to_string(), who.id.clone()),
@@ -205,6 +235,20 @@ impl RunContext {
             redactor.redact(line).into_owned()
         }));
         spec
+    }
+
+    /// Shows every credential's state on the board (after the pool changed).
+    pub(crate) fn show_credentials(&self) {
+        self.board
+            .set_credentials(self.keys.statuses(chrono::Utc::now()));
+    }
+
+    /// `maxTotalToolUses` is reached: no new turn starts (the Director ends the run).
+    pub(crate) fn tool_uses_exhausted(&self) -> bool {
+        self.config
+            .config
+            .max_total_tool_uses
+            .is_some_and(|cap| self.board.snapshot_totals().tool_uses >= cap)
     }
 
     pub(crate) fn task_timeout(&self) -> Duration {

@@ -56,6 +56,10 @@ pub(crate) enum JobFailure {
     /// The worker had a job already (the lead re-queues this one).
     #[error("worker busy")]
     Busy,
+    /// Only the API failed the turn (it stayed unavailable longer than the turn's budget):
+    /// the task goes back to the queue, it does not fail.
+    #[error("{0}")]
+    ApiUnavailable(String),
 }
 
 /// A lead cannot go on (its Director restarts it).

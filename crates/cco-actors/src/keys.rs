@@ -1,19 +1,35 @@
-//! Credential rotation across rate limits.
+//! Credentials: which one a new claude process runs on, and when one must rest.
 //!
 //! Every claude process gets exactly one credential when it starts: the user's own CLI login
-//! (`oauth`: credentials copied into the agent's config dir) or one API key, passed by
-//! environment only (never written into a worktree). A key that hits a rate limit is benched
-//! until its reset time and the same session resumes on the next key; when nothing is left,
+//! (`oauth`: its credentials are copied into the agent's config dir) or one API key, passed by
+//! environment only (never written into a worktree). The session lives in the agent's config
+//! dir, so the same session resumes on any credential.
+//!
+//! The order of preference follows `authMode`:
+//! - `oauth`: the login; while it is rate limited, the keys of api-keys.json (if any); the
+//!   login again once its reset time has passed;
+//! - `api-keys-first`: the keys in rotation; while every key is rate limited, the login (when
+//!   one is available on this machine); the keys again at their reset;
+//! - `api-keys-only`: the keys in rotation.
+//!
+//! A credential is *benched* (not used at all) until a time: the rate limit's reset, the
+//! retry delay, at least `minKeyBenchMs` (see `session::policy`). A credential whose latest
+//! `rate_limit_event` says `allowed_warning`, or whose utilization passed
+//! `quotaWarningThreshold`, has no headroom: new processes prefer any credential that has
+//! some, and use it only when none has (quota-aware admission). With every credential benched,
 //! the caller pauses until the earliest reset.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use cco_claude::{RateLimitState, RateLimitStatus};
 use cco_config::{ApiKey, AuthMode};
 use chrono::{DateTime, Utc};
 
-/// Bench time used when a rate-limited result carries no reset time.
-pub const DEFAULT_BENCH: chrono::Duration = chrono::Duration::seconds(60);
+use crate::board::{CredentialState, CredentialStatus};
+
+/// Name of the CLI login as a credential.
+pub(crate) const LOGIN: &str = "oauth";
 
 /// What a process authenticates with.
 #[derive(Clone, Debug)]
@@ -27,7 +43,7 @@ impl Credential {
     /// The name used for benching and in logs (never the secret).
     pub fn name(&self) -> &str {
         match self {
-            Credential::Oauth => "oauth",
+            Credential::Oauth => LOGIN,
             Credential::Key(key) => &key.name,
         }
     }
@@ -47,29 +63,76 @@ pub struct AllBenched {
     pub until: DateTime<Utc>,
 }
 
+/// The latest quota news of a credential (`rate_limit_event`s; subscription logins only).
+#[derive(Debug, Clone)]
+struct Quota {
+    /// `allowed_warning`, or a utilization above the threshold.
+    warning: bool,
+    utilization: Option<f64>,
+    resets_at: Option<DateTime<Utc>>,
+    seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    credential: Credential,
+    /// The preference group: 0 first, 1 when everything in 0 is benched.
+    tier: u8,
+    benched_until: Option<DateTime<Utc>>,
+    quota: Option<Quota>,
+}
+
 #[derive(Debug)]
 struct PoolState {
-    benched: HashMap<String, DateTime<Utc>>,
+    slots: Vec<Slot>,
+    /// Round robin among the keys of a tier.
     next: usize,
 }
 
 /// Shared, thread-safe credential pool of one run.
 #[derive(Debug, Clone)]
 pub struct KeyPool {
-    mode: AuthMode,
-    keys: Arc<Vec<ApiKey>>,
+    threshold: f64,
+    /// How long a warning without a reset time counts.
+    warning_for: Duration,
     state: Arc<Mutex<PoolState>>,
 }
 
 impl KeyPool {
-    pub fn new(mode: AuthMode, keys: Vec<ApiKey>) -> Self {
+    /// The credentials of `mode`: `keys` from api-keys.json; `login`: the CLI login is
+    /// available on this machine (for `api-keys-first`'s fallback; `oauth` uses it anyway);
+    /// `threshold`: the utilization above which a credential has no headroom.
+    pub fn new(mode: AuthMode, keys: Vec<ApiKey>, login: bool, threshold: f64) -> Self {
+        let key = |k: ApiKey, tier| Slot {
+            credential: Credential::Key(k),
+            tier,
+            benched_until: None,
+            quota: None,
+        };
+        let login_slot = |tier| Slot {
+            credential: Credential::Oauth,
+            tier,
+            benched_until: None,
+            quota: None,
+        };
+        let slots: Vec<Slot> = match mode {
+            AuthMode::Oauth => std::iter::once(login_slot(0))
+                .chain(keys.into_iter().map(|k| key(k, 1)))
+                .collect(),
+            AuthMode::ApiKeysFirst if keys.is_empty() => vec![login_slot(0)],
+            AuthMode::ApiKeysFirst => {
+                let mut slots: Vec<Slot> = keys.into_iter().map(|k| key(k, 0)).collect();
+                if login {
+                    slots.push(login_slot(1));
+                }
+                slots
+            }
+            AuthMode::ApiKeysOnly => keys.into_iter().map(|k| key(k, 0)).collect(),
+        };
         Self {
-            mode,
-            keys: Arc::new(keys),
-            state: Arc::new(Mutex::new(PoolState {
-                benched: HashMap::new(),
-                next: 0,
-            })),
+            threshold,
+            warning_for: Duration::from_secs(60),
+            state: Arc::new(Mutex::new(PoolState { slots, next: 0 })),
         }
     }
 
@@ -80,114 +143,117 @@ impl KeyPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The credential for the next process, round-robin over keys that are not benched.
+    /// Forgets benches and warnings whose time has passed.
+    fn expire(&self, state: &mut PoolState, now: DateTime<Utc>) {
+        let warning_for = chrono::Duration::from_std(self.warning_for).unwrap_or_default();
+        for slot in &mut state.slots {
+            slot.benched_until = slot.benched_until.filter(|until| *until > now);
+            slot.quota = slot.quota.take().filter(|q| match q.resets_at {
+                Some(reset) => reset > now,
+                None => q.seen + warning_for > now,
+            });
+        }
+    }
+
+    /// The credential for the next process: the first tier with a credential that is not
+    /// benched and has headroom (keys in rotation), else one that is not benched at all;
+    /// `Err` with the earliest reset when every credential is benched.
     pub fn acquire(&self, now: DateTime<Utc>) -> Result<Credential, AllBenched> {
         let mut state = self.lock();
-        state.benched.retain(|_, until| *until > now);
-        let use_keys = matches!(self.mode, AuthMode::ApiKeysFirst | AuthMode::ApiKeysOnly);
-        if use_keys && !self.keys.is_empty() {
-            for offset in 0..self.keys.len() {
-                let index = (state.next + offset) % self.keys.len();
-                let key = &self.keys[index];
-                if !state.benched.contains_key(&key.name) {
+        self.expire(&mut state, now);
+        let count = state.slots.len();
+        let usable = |slot: &Slot, headroom: bool| {
+            slot.benched_until.is_none()
+                && (!headroom || !slot.quota.as_ref().is_some_and(|q| q.warning))
+        };
+        for headroom in [true, false] {
+            for tier in 0..=1u8 {
+                let start = state.next;
+                let pick = (0..count)
+                    .map(|offset| (start + offset) % count)
+                    .find(|&i| state.slots[i].tier == tier && usable(&state.slots[i], headroom));
+                if let Some(index) = pick {
                     state.next = index + 1;
-                    return Ok(Credential::Key(key.clone()));
+                    return Ok(state.slots[index].credential.clone());
                 }
             }
         }
-        let oauth_allowed = !matches!(self.mode, AuthMode::ApiKeysOnly);
-        if oauth_allowed && !state.benched.contains_key("oauth") {
-            return Ok(Credential::Oauth);
-        }
         let until = state
-            .benched
-            .values()
+            .slots
+            .iter()
+            .filter_map(|s| s.benched_until)
             .min()
-            .copied()
-            .unwrap_or(now + DEFAULT_BENCH);
+            .unwrap_or(now + chrono::Duration::seconds(60));
         Err(AllBenched { until })
     }
 
     /// Benches a credential until `until` (the rate limit's reset time).
     pub fn bench(&self, name: &str, until: DateTime<Utc>) {
         let mut state = self.lock();
-        let entry = state.benched.entry(name.to_string()).or_insert(until);
-        if *entry < until {
-            *entry = until;
+        if let Some(slot) = state.slots.iter_mut().find(|s| s.credential.name() == name) {
+            slot.benched_until = Some(slot.benched_until.map_or(until, |t| t.max(until)));
         }
     }
 
-    /// Names and reset times of the benched credentials (for status and the journal).
+    /// The latest `rate_limit_event` of a process on credential `name`: its headroom. Returns
+    /// whether the credential has none now (a warning).
+    pub fn observe(&self, name: &str, status: &RateLimitStatus, now: DateTime<Utc>) -> bool {
+        let warning = status.state == RateLimitState::AllowedWarning
+            || status.state == RateLimitState::Rejected
+            || status.max_utilization().is_some_and(|u| u > self.threshold);
+        let mut state = self.lock();
+        if let Some(slot) = state.slots.iter_mut().find(|s| s.credential.name() == name) {
+            slot.quota = Some(Quota {
+                warning,
+                utilization: status.max_utilization(),
+                resets_at: status.resets_at,
+                seen: now,
+            });
+        }
+        warning
+    }
+
+    /// Names and reset times of the benched credentials (for the journal).
     pub fn benched(&self) -> Vec<(String, DateTime<Utc>)> {
         let mut list: Vec<_> = self
             .lock()
-            .benched
+            .slots
             .iter()
-            .map(|(k, v)| (k.clone(), *v))
+            .filter_map(|s| {
+                s.benched_until
+                    .map(|t| (s.credential.name().to_string(), t))
+            })
             .collect();
         list.sort();
         list
     }
+
+    /// Every credential as status lines show it.
+    pub fn statuses(&self, now: DateTime<Utc>) -> Vec<CredentialStatus> {
+        let mut state = self.lock();
+        self.expire(&mut state, now);
+        state
+            .slots
+            .iter()
+            .map(|s| {
+                let warned = s.quota.as_ref().filter(|q| q.warning);
+                let (state, until) = match (s.benched_until, warned) {
+                    (Some(until), _) => (CredentialState::Limited, Some(until)),
+                    (None, Some(q)) => (CredentialState::Warning, q.resets_at),
+                    (None, None) => (CredentialState::Ready, None),
+                };
+                CredentialStatus {
+                    name: s.credential.name().to_string(),
+                    login: matches!(s.credential, Credential::Oauth),
+                    fallback: s.tier > 0,
+                    state,
+                    until,
+                    utilization: s.quota.as_ref().and_then(|q| q.utilization),
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use cco_config::parse_api_keys;
-    use std::path::Path;
-
-    fn keys() -> Vec<ApiKey> {
-        parse_api_keys(
-            r#"[{"name":"a","apiKey":"sk-ant-aaaaaaaaaaaa"},{"name":"b","apiKey":"sk-ant-bbbbbbbbbbbb"}]"#,
-            Path::new("api-keys.json"),
-        )
-        .expect("valid keys")
-    }
-
-    #[test]
-    fn rotates_and_benches_keys_then_falls_back_to_oauth_in_keys_first() {
-        let pool = KeyPool::new(AuthMode::ApiKeysFirst, keys());
-        let now = Utc::now();
-        assert_eq!(pool.acquire(now).unwrap().name(), "a");
-        assert_eq!(pool.acquire(now).unwrap().name(), "b");
-        pool.bench("a", now + chrono::Duration::seconds(30));
-        assert_eq!(pool.acquire(now).unwrap().name(), "b");
-        assert_eq!(pool.acquire(now).unwrap().name(), "b");
-        pool.bench("b", now + chrono::Duration::seconds(10));
-        assert_eq!(pool.acquire(now).unwrap().name(), "oauth");
-    }
-
-    #[test]
-    fn keys_only_pauses_until_the_earliest_reset_and_recovers() {
-        let pool = KeyPool::new(AuthMode::ApiKeysOnly, keys());
-        let now = Utc::now();
-        pool.bench("a", now + chrono::Duration::seconds(30));
-        pool.bench("b", now + chrono::Duration::seconds(10));
-        let err = pool.acquire(now).unwrap_err();
-        assert_eq!(err.until, now + chrono::Duration::seconds(10));
-        let later = now + chrono::Duration::seconds(11);
-        assert_eq!(pool.acquire(later).unwrap().name(), "b");
-    }
-
-    #[test]
-    fn oauth_mode_ignores_keys_and_benches_the_login() {
-        let pool = KeyPool::new(AuthMode::Oauth, keys());
-        let now = Utc::now();
-        assert!(matches!(pool.acquire(now), Ok(Credential::Oauth)));
-        pool.bench("oauth", now + chrono::Duration::seconds(5));
-        assert!(pool.acquire(now).is_err());
-    }
-
-    #[test]
-    fn key_env_carries_the_secret_only_in_the_environment() {
-        let cred = Credential::Key(keys().remove(0));
-        assert_eq!(
-            cred.env(),
-            vec![(
-                "ANTHROPIC_API_KEY".to_string(),
-                "sk-ant-aaaaaaaaaaaa".to_string()
-            )]
-        );
-        assert!(!format!("{cred:?}").contains("sk-ant-aaaa"));
-    }
-}
+mod tests;

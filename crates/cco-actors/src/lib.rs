@@ -19,10 +19,13 @@
 //! - `supervise`: child slots and restarts shared by the Director and the leads (`restart`:
 //!   the policies); `planning`: the plan / repair loop shared by every planner.
 //! - `session`: a claude "turn" with restarts, resume, key rotation and timeouts (the next step
-//!   after each process is a pure decision, `session/policy.rs`); `keys`: credential rotation.
+//!   after each process is a pure decision, `session/policy.rs`); `keys`: credentials, the
+//!   auth modes and quota-aware admission; `breaker`: the run-wide circuit breaker that holds
+//!   new processes while the API is overloaded.
 //! - `events`: the broadcast of [`RunEvent`]s and their text; `runlog`: `combined.log`.
 //! - `cluster`: where a worker's turns run (this machine, or a node of a [`Cluster`]).
-//! - `context`, `prompts`, `auth`, `gitmap`, `persist`, `unix`: glue.
+//! - `prompts`: every prompt, built with cco-protocol's builders from the run's facts.
+//! - `context`, `auth`, `gitmap`, `persist`, `unix`: glue.
 //!
 //! Rules: no global actor names, no signal handlers, no tracing subscriber, no
 //! `process::exit` — embedding applications own those. Handlers stay short; long work runs
@@ -32,6 +35,7 @@
 
 mod auth;
 mod board;
+mod breaker;
 mod cluster;
 mod context;
 mod director;
@@ -55,7 +59,21 @@ mod unix;
 mod worker;
 
 pub use auth::copy_user_login;
-pub use board::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
+/// The one team of flat mode (the Coordinator's).
+pub(crate) const FLAT_TEAM: &str = "flat";
+
+pub use board::{
+    AgentRecord, CredentialState, CredentialStatus, PauseCause, Role, RunPause, StatusSnapshot,
+    TaskRecord, TaskState, Totals,
+};
+pub use cco_claude::{GuardSpec, OrphanPolicy};
+
+/// The guard process that stops a claude process when the orchestrator's process dies (see
+/// [`OrchestratorBuilder::guard`]): call [`guard::main`] first thing in a binary started as
+/// the guard program.
+pub mod guard {
+    pub use cco_claude::guard::{main, GUARD_ARG};
+}
 pub use cco_git::{GitError, GitStatus};
 pub use cluster::{
     BoxFuture, Cluster, ClusterReport, NodeRecord, NodeState, PlaceError, PlacedTurn,
@@ -64,7 +82,7 @@ pub use cluster::{
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};
 pub use journal::JournalError;
-pub use lifecycle::{MergeCause, TaskKind, TaskPhase, Turn};
+pub use lifecycle::{GateFailure, Interruption, MergeCause, TaskKind, TaskPhase, Turn};
 pub use orchestrator::{
     Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, SavedRun, ShutdownMode,
 };

@@ -18,6 +18,8 @@ pub enum RunLimit {
     Budget { spent_usd: f64, budget_usd: f64 },
     /// `maxRunDurationMinutes`.
     Duration { minutes: u64 },
+    /// `maxTotalToolUses`.
+    ToolUses { used: u64, cap: u64 },
 }
 
 /// How a run ended.
@@ -85,10 +87,10 @@ impl RunOutcome {
     pub(crate) fn classify(cause: &EndCause, totals: &Totals) -> RunOutcome {
         match cause {
             EndCause::Complete {
-                planning_failures, ..
+                planning_failure, ..
             } => match (totals.tasks_done, totals.tasks_failed) {
                 (0, 0) => RunOutcome::CompletedWithoutTasks {
-                    after_planning_failure: *planning_failures > 0,
+                    after_planning_failure: planning_failure.is_some(),
                 },
                 (_, 0) => RunOutcome::Completed,
                 (0, failed) => RunOutcome::AllTasksFailed { failed },
@@ -110,11 +112,11 @@ impl RunOutcome {
 /// Why the Director stops the run (before the totals are final).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EndCause {
-    /// A planner answered `complete` (`reason`: its words). `planning_failures`: planners
-    /// that failed to plan before.
+    /// A planner answered `complete` (`reason`: its words). `planning_failure`: the first
+    /// planning failure before it (a team that could not plan, a first plan that never parsed).
     Complete {
         reason: String,
-        planning_failures: u32,
+        planning_failure: Option<String>,
     },
     PlanningFailed,
     Limit(RunLimit),
@@ -133,6 +135,48 @@ impl EndCause {
             EndCause::Complete { reason: words, .. } => words,
             _ => reason,
         }
+    }
+}
+
+/// The run's reason in words once its outcome is known: a completion says what became of the
+/// tasks (`complete, 2 of 16 tasks failed: flat/t3, flat/t9 (direction met)`) or why nothing
+/// ran (`complete without any task: <the planning failure>`); other ends keep `reason`.
+/// `failed`: the keys of the failed tasks.
+pub(crate) fn final_reason(
+    outcome: &RunOutcome,
+    cause: &EndCause,
+    reason: &str,
+    failed: &[String],
+) -> String {
+    let EndCause::Complete {
+        reason: words,
+        planning_failure,
+    } = cause
+    else {
+        return reason.to_string();
+    };
+    let failed_list = || {
+        const SHOWN: usize = 5;
+        let mut list = failed
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if failed.len() > SHOWN {
+            list.push_str(&format!(" and {} more", failed.len() - SHOWN));
+        }
+        list
+    };
+    match outcome {
+        RunOutcome::CompletedWithoutTasks { .. } => match planning_failure {
+            Some(failure) => format!("{}: {failure} (then: {words})", outcome.label()),
+            None => format!("{}: {words}", outcome.label()),
+        },
+        RunOutcome::CompletedWithFailures { .. } | RunOutcome::AllTasksFailed { .. } => {
+            format!("{}: {} ({words})", outcome.label(), failed_list())
+        }
+        _ => format!("{}: {words}", outcome.label()),
     }
 }
 
@@ -156,7 +200,7 @@ mod tests {
     fn complete(planning_failures: u32) -> EndCause {
         EndCause::Complete {
             reason: "direction met".into(),
-            planning_failures,
+            planning_failure: (planning_failures > 0).then(|| "no valid task plan".to_string()),
         }
     }
 
@@ -223,6 +267,34 @@ mod tests {
             assert!(!classified.is_complete());
             assert_eq!(classified, outcome);
         }
+    }
+
+    #[test]
+    fn a_completion_says_what_became_of_the_tasks_in_its_reason() {
+        let failed: Vec<String> = (1..=7).map(|n| format!("flat/t{n}")).collect();
+        let outcome = RunOutcome::classify(&complete(0), &totals(9, 7));
+        assert_eq!(
+            final_reason(&outcome, &complete(0), "complete: direction met", &failed),
+            "complete, 7 of 16 tasks failed: flat/t1, flat/t2, flat/t3, flat/t4, flat/t5 and 2 more (direction met)"
+        );
+        let outcome = RunOutcome::classify(&complete(1), &totals(0, 0));
+        assert_eq!(
+            final_reason(&outcome, &complete(1), "complete: direction met", &[]),
+            "complete without any task: no valid task plan (then: direction met)"
+        );
+        let outcome = RunOutcome::classify(&complete(0), &totals(2, 0));
+        assert_eq!(
+            final_reason(&outcome, &complete(0), "x", &[]),
+            "complete: direction met"
+        );
+        let stopped = EndCause::Stopped {
+            signal: None,
+            forced: false,
+        };
+        assert_eq!(
+            final_reason(&RunOutcome::Failed, &stopped, "shutdown requested", &[]),
+            "shutdown requested"
+        );
     }
 
     #[test]

@@ -11,6 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static NEXT_TMP: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_keeping(path, bytes, None)
+}
+
+/// [`write_atomic`], moving the old content of `path` to `previous` first (when there is
+/// one). The new content is written and synced before anything is moved, so a crash at any
+/// moment leaves the old content at `path`, or (for the instant between the two renames) at
+/// `previous` only, or the new content at `path`.
+pub(crate) fn write_atomic_keeping(
+    path: &Path,
+    bytes: &[u8],
+    previous: Option<&Path>,
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -20,6 +32,12 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
+    }
+    if let Some(previous) = previous.filter(|_| path.exists()) {
+        if let Err(error) = std::fs::rename(path, previous) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(error);
+        }
     }
     std::fs::rename(&tmp, path)?;
     if let Ok(dir) = std::fs::File::open(dir) {

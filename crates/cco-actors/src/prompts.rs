@@ -1,10 +1,19 @@
-//! Builds each role's prompt from the templates in `cco-protocol` and the run's facts.
+//! Every prompt an agent gets, built with cco-protocol's typed builders from the run's facts:
+//! who the agent is ([`AgentIdentity`]: role, team, the branch and worktree it works in), what
+//! the turn is for, and how a planner or reviewer answers ([`AnswerFormat`]). No prompt text is
+//! written here: the words live in cco-protocol's templates.
 
-use cco_protocol::{AgentContext, Planner, RoundReport, TaskSpec, TeamGoal};
+use cco_protocol::{
+    AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
+    EmPlanPrompt, FeedbackPrompt, PlanError, RepairPrompt, ReplanPrompt, ResumeCause, ResumePrompt,
+    ReviewPrompt, Role, RoundReport, TaskSpec, TeamGoal, TimeoutPrompt, VerifyFailedPrompt,
+    WorkerTaskPrompt,
+};
 
 use crate::board::{TaskRecord, TaskState};
 use crate::context::RunContext;
 use crate::events::RunEvent;
+use crate::lifecycle::GateFailure;
 use crate::session::AgentIdentity;
 
 /// Upper bounds asked of planners: enough work for every worker, not a flood.
@@ -16,98 +25,171 @@ fn max_teams(ctx: &RunContext) -> usize {
     (ctx.config.config.team_count() * 2).clamp(1, cco_protocol::MAX_TEAMS)
 }
 
-fn agent(who: &AgentIdentity, branch: &str, base: &str) -> AgentContext {
-    AgentContext {
-        agent_id: who.id.clone(),
-        team: who.team.clone().filter(|t| t != "flat").unwrap_or_default(),
-        branch: branch.to_string(),
-        base_branch: base.to_string(),
-        worktree: who.cwd.display().to_string(),
-    }
-}
-
-/// `projectDirection` from the config, else `PROJECT_DIRECTION.md` in the agent's worktree.
-pub fn direction(ctx: &RunContext, who: &AgentIdentity) -> String {
+/// `projectDirection` from the config, else `PROJECT_DIRECTION.md` in the agent's worktree;
+/// `None` (with a warning): the builders' fallback ([`cco_protocol::NO_DIRECTION`]).
+fn direction(ctx: &RunContext, who: &AgentIdentity) -> Option<String> {
     if let Some(text) = &ctx.config.config.project_direction {
-        return text.clone();
+        return Some(text.clone());
     }
     match std::fs::read_to_string(who.cwd.join("PROJECT_DIRECTION.md")) {
-        Ok(text) if !text.trim().is_empty() => text,
+        Ok(text) if !text.trim().is_empty() => Some(text),
         _ => {
             let message =
                 "no PROJECT_DIRECTION.md in the repository and no projectDirection in the config: \
-                           the planner is asked to improve the project as it sees fit"
+                 the planner is asked to improve the project as it sees fit"
                     .to_string();
             ctx.board.events().emit(RunEvent::Warning { message });
-            "No written direction was given. Read the code and its README, then plan the most \
-             valuable improvements: fix bugs, complete unfinished features, add missing tests."
-                .to_string()
+            None
         }
     }
 }
 
-pub fn director_plan(ctx: &RunContext, who: &AgentIdentity) -> String {
-    let agent = agent(who, &ctx.base_branch, &ctx.base_branch);
-    cco_protocol::director_prompt(&agent, &direction(ctx, who), max_teams(ctx))
+pub(crate) fn director_plan(ctx: &RunContext, who: &AgentIdentity) -> String {
+    let direction = direction(ctx, who);
+    DirectorPlanPrompt {
+        who: &who.prompt_identity(),
+        direction: direction.as_deref(),
+        max_teams: max_teams(ctx),
+        answer: ctx.answer_format(),
+    }
+    .render()
 }
 
-pub fn coordinator_plan(ctx: &RunContext, who: &AgentIdentity, target: &str) -> String {
-    let agent = agent(who, target, &ctx.base_branch);
-    cco_protocol::coordinator_prompt(&agent, &direction(ctx, who), max_tasks(ctx))
+pub(crate) fn coordinator_plan(ctx: &RunContext, who: &AgentIdentity) -> String {
+    let direction = direction(ctx, who);
+    CoordinatorPlanPrompt {
+        who: &who.prompt_identity(),
+        direction: direction.as_deref(),
+        max_tasks: max_tasks(ctx),
+        answer: ctx.answer_format(),
+    }
+    .render()
 }
 
-pub fn em_plan(
+pub(crate) fn em_plan(ctx: &RunContext, who: &AgentIdentity, goal: &TeamGoal) -> String {
+    EmPlanPrompt {
+        who: &who.prompt_identity(),
+        goal,
+        max_tasks: max_tasks(ctx),
+        answer: ctx.answer_format(),
+    }
+    .render()
+}
+
+/// The next planning round of the Coordinator or the Director (`history`: the Director's
+/// notes on the teams so far).
+pub(crate) fn replan(
     ctx: &RunContext,
     who: &AgentIdentity,
-    team_branch: &str,
-    goal: &TeamGoal,
+    tasks: &[TaskRecord],
+    history: &[String],
 ) -> String {
-    let agent = agent(who, team_branch, &ctx.base_branch);
-    let goal_text = format!("{}: {}", goal.name, goal.goal);
-    cco_protocol::em_plan_prompt(&agent, &goal_text, max_tasks(ctx))
+    let max_items = match who.role {
+        Role::Director => max_teams(ctx),
+        _ => max_tasks(ctx),
+    };
+    ReplanPrompt {
+        who: &who.prompt_identity(),
+        report: &round_report(tasks, history),
+        max_items,
+        answer: ctx.answer_format(),
+    }
+    .render()
 }
 
-pub fn worker_task(
-    ctx: &RunContext,
+fn round_report(tasks: &[TaskRecord], history: &[String]) -> RoundReport {
+    let mut report = RoundReport {
+        notes: history.join("\n"),
+        ..RoundReport::default()
+    };
+    for task in tasks {
+        match task.state {
+            TaskState::Done => report.task_merged(&task.key, &task.title),
+            TaskState::Failed => report.task_failed(
+                &task.key,
+                &task.title,
+                task.failure.as_deref().unwrap_or("failed"),
+            ),
+            _ => {}
+        }
+    }
+    report
+}
+
+pub(crate) fn worker_task(who: &AgentIdentity, task: &TaskSpec) -> String {
+    WorkerTaskPrompt {
+        who: &who.prompt_identity(),
+        task,
+    }
+    .render()
+}
+
+/// A reviewer's revise feedback (`reviewer`: the lead's role).
+pub(crate) fn feedback(
     who: &AgentIdentity,
-    branch: &str,
-    target: &str,
     task: &TaskSpec,
+    reviewer: Role,
+    feedback: &str,
 ) -> String {
-    let _ = ctx;
-    cco_protocol::task_prompt(task, &agent(who, branch, target))
+    FeedbackPrompt {
+        who: &who.prompt_identity(),
+        task,
+        reviewer,
+        feedback,
+    }
+    .render()
 }
 
-pub fn feedback(ctx: &RunContext, who: &AgentIdentity, task: &TaskSpec, feedback: &str) -> String {
-    cco_protocol::feedback_prompt(&agent(who, "", &ctx.base_branch), task, feedback)
+/// The verify gate failed on the merge of the task's work into `who.target`.
+pub(crate) fn verify_failed(who: &AgentIdentity, task: &TaskSpec, gate: &GateFailure) -> String {
+    VerifyFailedPrompt {
+        who: &who.prompt_identity(),
+        task,
+        command: &gate.command,
+        source: &gate.source,
+        target: &who.target,
+        status: gate.status.clone(),
+        output_tail: &gate.output,
+    }
+    .render()
 }
 
-pub fn timeout(ctx: &RunContext, who: &AgentIdentity) -> String {
-    cco_protocol::timeout_prompt(&agent(who, "", &ctx.base_branch))
-}
-
-pub fn conflict(
-    ctx: &RunContext,
+/// Merging `merging` into the worker's branch stopped with conflicts in `files`.
+pub(crate) fn conflict(
     who: &AgentIdentity,
     task: &TaskSpec,
-    target: &str,
+    merging: &str,
     files: &[String],
 ) -> String {
-    let _ = task;
-    cco_protocol::conflict_prompt(&agent(who, "", &ctx.base_branch), target, files)
+    ConflictPrompt {
+        who: &who.prompt_identity(),
+        task: Some(task),
+        merging,
+        files,
+    }
+    .render()
 }
 
-pub fn review(
-    ctx: &RunContext,
-    who: &AgentIdentity,
-    task: &TaskSpec,
-    result: &str,
-    diff: &cco_git::DiffSummary,
-) -> String {
+/// What a review turn is about.
+pub(crate) struct ReviewFacts<'a> {
+    pub(crate) task: &'a TaskSpec,
+    /// Who did the work.
+    pub(crate) worker: &'a str,
+    /// The ref holding it.
+    pub(crate) task_ref: &'a str,
+    /// The commits of the task ref and of the target.
+    pub(crate) revs: Option<(&'a str, &'a str)>,
+    pub(crate) result: &'a str,
+    pub(crate) diff: &'a cco_git::DiffSummary,
+}
+
+/// The review of a finished task: the task ref against the lead's target, with a summary.
+pub(crate) fn review(ctx: &RunContext, who: &AgentIdentity, facts: ReviewFacts<'_>) -> String {
+    let diff = facts.diff;
     let commits: Vec<String> = diff
         .commits
         .iter()
-        .map(|(sha, subject)| format!("{} {subject}", &sha[..sha.len().min(10)]))
+        .map(|(sha, subject)| format!("{} {subject}", sha.get(..10).unwrap_or(sha)))
         .collect();
     let diff_text = format!(
         "commits:\n{}\nfiles changed: {} (+{} -{})\n{}",
@@ -117,56 +199,70 @@ pub fn review(
         diff.deletions,
         diff.stat
     );
-    let agent = agent(who, "", &ctx.base_branch);
-    cco_protocol::review_prompt(&agent, task, "", result, &diff_text)
-}
-
-fn round_report(tasks: &[TaskRecord], history: &[String]) -> RoundReport {
-    let merged = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Done)
-        .map(|t| format!("{} \"{}\": merged", t.key, t.title))
-        .collect();
-    let failed = tasks
-        .iter()
-        .filter(|t| t.state == TaskState::Failed)
-        .map(|t| {
-            format!(
-                "{} \"{}\": {}",
-                t.key,
-                t.title,
-                t.failure.clone().unwrap_or_default()
-            )
-        })
-        .collect();
-    RoundReport {
-        merged,
-        failed,
-        notes: history.join("\n"),
+    ReviewPrompt {
+        who: &who.prompt_identity(),
+        task: facts.task,
+        worker: facts.worker,
+        task_ref: facts.task_ref,
+        // A lead's branch is the target its workers' tasks merge into.
+        target: &who.branch,
+        revs: facts.revs,
+        result: facts.result,
+        diff: &diff_text,
+        answer: ctx.answer_format(),
     }
+    .render()
 }
 
-pub fn replan(ctx: &RunContext, who: &AgentIdentity, tasks: &[TaskRecord]) -> String {
-    let agent = agent(who, &ctx.base_branch, &ctx.base_branch);
-    cco_protocol::replan_prompt(
-        &agent,
-        Planner::Coordinator,
-        &round_report(tasks, &[]),
-        max_tasks(ctx),
-    )
-}
-
-pub fn director_replan(
-    ctx: &RunContext,
+/// The first prompt of a resumed session, fit for what it was doing and why it stopped.
+pub(crate) fn resume(
     who: &AgentIdentity,
-    history: &[String],
-    tasks: &[TaskRecord],
+    duty: Duty,
+    cause: ResumeCause,
+    task: Option<&TaskSpec>,
+    answer: AnswerFormat,
 ) -> String {
-    let agent = agent(who, &ctx.base_branch, &ctx.base_branch);
-    cco_protocol::replan_prompt(
-        &agent,
-        Planner::Director,
-        &round_report(tasks, history),
-        max_teams(ctx),
-    )
+    ResumePrompt {
+        who: &who.prompt_identity(),
+        duty,
+        cause,
+        task,
+        answer,
+    }
+    .render()
+}
+
+/// The one resume after a wall-clock timeout (or the tool-use cap).
+pub(crate) fn timeout(
+    who: &AgentIdentity,
+    duty: Duty,
+    task: Option<&TaskSpec>,
+    answer: AnswerFormat,
+) -> String {
+    TimeoutPrompt {
+        who: &who.prompt_identity(),
+        duty,
+        task,
+        answer,
+    }
+    .render()
+}
+
+/// A planner's or reviewer's unusable answer, asked again in the same session.
+pub(crate) fn repair(error: &PlanError, role: Role, answer: AnswerFormat) -> String {
+    RepairPrompt {
+        error,
+        role: Some(role),
+        answer,
+    }
+    .render()
+}
+
+/// How a verify command ended, for the gate's prompt.
+pub(crate) fn command_status(status: &cco_git::VerifyStatus) -> CommandStatus {
+    match status {
+        cco_git::VerifyStatus::Exited(code) => CommandStatus::Exited(*code),
+        cco_git::VerifyStatus::Signaled(signal) => CommandStatus::Signaled(*signal),
+        cco_git::VerifyStatus::TimedOut(d) => CommandStatus::TimedOut(*d),
+    }
 }

@@ -78,6 +78,13 @@ impl<H: Child> ChildSlots<H> {
         &self.slots[slot].id
     }
 
+    /// Names a slot that has had no child yet (a team is named after its first goal).
+    pub(crate) fn set_id(&mut self, slot: usize, id: String) {
+        if let Some(s) = self.slots.get_mut(slot) {
+            s.id = id;
+        }
+    }
+
     /// The child filling `slot` now.
     pub(crate) fn get(&self, slot: usize) -> Option<&H> {
         self.slots.get(slot).and_then(|s| s.child.as_ref())

@@ -20,18 +20,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cco_git::GitError;
-use cco_protocol::TaskSpec;
+use cco_protocol::{Duty, ResumeCause, Role, TaskSpec};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tracing::{info, warn};
 
-use crate::board::Role;
 use crate::context::RunContext;
 use crate::error::JobFailure;
 use crate::lead::{Input, LeadMsg};
-use crate::lifecycle::Turn;
+use crate::lifecycle::{Interruption, Turn};
 use crate::prompts;
 use crate::session::{
-    apply_turn_update, spawn_turn_at, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
+    apply_turn_update, spawn_turn_at, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
+    TurnUpdate,
 };
 
 /// Work a lead gives to a worker: one turn of a task.
@@ -104,6 +104,8 @@ pub(crate) struct WorkerArgs {
     pub(crate) slot: usize,
     /// Branch the worker's branch starts from and merges into.
     pub(crate) target_branch: String,
+    /// Who reviews its work (its lead's role): named in the feedback prompt.
+    pub(crate) reviewer: Role,
 }
 
 pub(crate) struct WorkerState {
@@ -111,7 +113,7 @@ pub(crate) struct WorkerState {
     who: AgentIdentity,
     lead: ActorRef<LeadMsg>,
     slot: usize,
-    target_branch: String,
+    reviewer: Role,
     worktree: PathBuf,
     branch: String,
     /// Its own worktree was created just now at the target tip.
@@ -141,6 +143,7 @@ impl Actor for WorkerActor {
             lead,
             slot,
             target_branch,
+            reviewer,
         } = args;
         let (who, worktree) = ctx
             .prepare_agent(&id, Role::Worker, &team, &target_branch)
@@ -155,7 +158,7 @@ impl Actor for WorkerActor {
             who,
             lead,
             slot,
-            target_branch,
+            reviewer,
             branch,
             fresh,
             job: None,
@@ -170,7 +173,7 @@ impl Actor for WorkerActor {
         _myself: ActorRef<WorkerMsg>,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
-        let _ = state.lead.send_message(LeadMsg::Input(Input::WorkerReady {
+        let _ = state.lead.send_message(LeadMsg::input(Input::WorkerReady {
             slot: state.slot,
             worktree: state.worktree.clone(),
             branch: state.branch.clone(),
@@ -240,7 +243,7 @@ impl WorkerState {
         if self.shutting_down || self.job.is_some() {
             // The lead only assigns to idle workers; refuse rather than lose the running job.
             warn!(worker = %self.who.id, job = %job.key, "busy or stopping: job refused");
-            let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
+            let _ = self.lead.send_message(LeadMsg::input(Input::WorkerReport {
                 slot: self.slot,
                 report: WorkerReport::Failed {
                     key: job.key,
@@ -258,6 +261,7 @@ impl WorkerState {
         // The claude process, its session and the job's git steps all use this worktree.
         self.worktree = place.path.clone();
         self.who.cwd = place.path;
+        self.who.branch = place.branch.clone();
         self.branch = place.branch;
         let (to, kept_in) = match start {
             Start::InPlace => return self.run_job(myself, job),
@@ -293,13 +297,7 @@ impl WorkerState {
     }
 
     fn task_prompt(&self, spec: &TaskSpec) -> String {
-        prompts::worker_task(
-            &self.ctx,
-            &self.who,
-            &self.branch,
-            &self.target_branch,
-            spec,
-        )
+        prompts::worker_task(&self.who, spec)
     }
 
     /// Starts the job's turn (or, for a conflict, the merge that precedes it).
@@ -309,30 +307,48 @@ impl WorkerState {
             Turn::Fresh => {
                 self.session_id = None;
                 let prompt = self.task_prompt(&spec);
-                self.run_turn(myself, key, prompt, None, None);
+                let request = self.request(&key, &spec, prompt, Duty::Implement);
+                self.run_turn(myself, request);
             }
-            Turn::Resume { session_id, .. } => {
+            Turn::Resume {
+                session_id,
+                resolving,
+                why,
+            } => {
                 self.session_id = Some(session_id.clone());
+                let duty = match resolving {
+                    Some(_) => Duty::ResolveConflict,
+                    None => Duty::Implement,
+                };
+                // The fresh start's prompt, should the session be gone.
                 let prompt = self.task_prompt(&spec);
-                let resume = crate::session::resume_prompt(
-                    "cco was restarted while you worked on this task.",
-                    &spec.id,
-                );
-                self.run_turn(myself, key, prompt, Some(session_id), Some(resume));
+                let mut request = self.request(&key, &spec, prompt, duty);
+                request.resume = Some(session_id);
+                request.interrupted = Some(match why {
+                    Interruption::ApiUnavailable => ResumeCause::ApiUnavailable,
+                    _ => ResumeCause::CcoRestarted,
+                });
+                self.run_turn(myself, request);
             }
             Turn::Revise {
                 feedback,
                 session_id,
+                gate,
             } => {
                 self.session_id = session_id.clone();
-                let prompt = prompts::feedback(&self.ctx, &self.who, &spec, &feedback);
+                let prompt = match &gate {
+                    Some(gate) => prompts::verify_failed(&self.who, &spec, gate),
+                    None => prompts::feedback(&self.who, &spec, self.reviewer, &feedback),
+                };
                 // Without a session to resume, start over with the task and the feedback.
                 let prompt = if session_id.is_some() {
                     prompt
                 } else {
                     format!("{}\n\n{prompt}", self.task_prompt(&spec))
                 };
-                self.run_turn(myself, key, prompt, session_id, None);
+                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
+                request.resume = session_id;
+                self.run_turn(myself, request);
             }
             Turn::ResolveConflict {
                 against,
@@ -358,25 +374,18 @@ impl WorkerState {
         }
     }
 
-    fn run_turn(
-        &mut self,
-        myself: &ActorRef<WorkerMsg>,
-        key: String,
-        prompt: String,
-        resume: Option<String>,
-        resume_prompt: Option<String>,
-    ) {
-        self.ctx.board.set_agent_state(&self.who.id, "working");
-        let request = TurnRequest {
-            prompt,
-            resume,
-            task_key: Some(key),
+    /// A turn of task `key` running `prompt` for `duty`, under the task timeout.
+    fn request(&self, key: &str, spec: &TaskSpec, prompt: String, duty: Duty) -> TurnRequest {
+        TurnRequest {
+            task_key: Some(key.to_string()),
             wall_timeout: Some(self.ctx.task_timeout()),
-            timeout_prompt: Some(prompts::timeout(&self.ctx, &self.who)),
-            resume_prompt,
-            fork: false,
-            sync_before: None,
-        };
+            task: Some(spec.clone()),
+            ..TurnRequest::new(prompt, duty)
+        }
+    }
+
+    fn run_turn(&mut self, myself: &ActorRef<WorkerMsg>, request: TurnRequest) {
+        self.ctx.board.set_agent_state(&self.who.id, "working");
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
         // With a cluster, the turn's processes may run on a node (see `crate::cluster`).
@@ -424,14 +433,20 @@ impl WorkerState {
                 self.job = None;
             }
             TurnEnd::Failed {
-                reason, session_id, ..
+                reason,
+                cause,
+                session_id,
             } => {
                 if session_id.is_some() {
                     self.session_id = session_id;
                 }
+                let failure = match cause {
+                    FailCause::ApiUnavailable => JobFailure::ApiUnavailable(reason),
+                    FailCause::Agent | FailCause::Spawn => JobFailure::Turn(reason),
+                };
                 self.report(WorkerReport::Failed {
                     key: job.key,
-                    failure: JobFailure::Turn(reason),
+                    failure,
                     session_id: self.session_id.clone(),
                 });
             }
@@ -489,9 +504,10 @@ impl WorkerState {
                 session_id: self.session_id.clone(),
             }),
             Ok(Some(files)) => {
-                let prompt = prompts::conflict(&self.ctx, &self.who, &spec, &against, &files);
-                let resume = self.session_id.clone();
-                self.run_turn(myself, key, prompt, resume, None);
+                let prompt = prompts::conflict(&self.who, &spec, &against, &files);
+                let mut request = self.request(&key, &spec, prompt, Duty::ResolveConflict);
+                request.resume = self.session_id.clone();
+                self.run_turn(myself, request);
             }
         }
     }
@@ -503,7 +519,7 @@ impl WorkerState {
             a.pid = None;
         });
         self.ctx.board.set_agent_state(&self.who.id, "idle");
-        let _ = self.lead.send_message(LeadMsg::Input(Input::WorkerReport {
+        let _ = self.lead.send_message(LeadMsg::input(Input::WorkerReport {
             slot: self.slot,
             report,
         }));

@@ -1,6 +1,8 @@
 //! End to end (fake claude, real git): what an agent does to refs, hooks and config in its
 //! own repository never reaches the base branch nor runs inside cco's git (issue 12 §1).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure with a message
+
 mod harness;
 
 use std::time::Duration;

@@ -101,11 +101,11 @@ async fn hierarchy_mode_runs_two_teams_and_merges_both_into_main() {
         .map(|a| (a.id.as_str(), a.role, a.parent.clone()))
         .collect();
     assert!(
-        roles.contains(&("em-1", cco_actors::Role::Em, Some("director".into()))),
+        roles.contains(&("em-alpha", cco_actors::Role::Em, Some("director".into()))),
         "{roles:?}"
     );
     assert!(
-        roles.contains(&("worker-3", cco_actors::Role::Worker, Some("em-2".into()))),
+        roles.contains(&("worker-3", cco_actors::Role::Worker, Some("em-beta".into()))),
         "{roles:?}"
     );
     let events = recorded(recorder, handle).await;
@@ -128,7 +128,7 @@ async fn a_complete_plan_ends_the_run_cleanly() {
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed);
-    assert_eq!(summary.reason, "complete: already done");
+    assert_eq!(summary.reason, "complete without any task: already done");
     assert_eq!(
         summary.outcome,
         RunOutcome::CompletedWithoutTasks {
@@ -182,11 +182,40 @@ async fn a_plan_that_stays_invalid_stops_the_run_with_a_clear_reason() {
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(!summary.completed);
     assert!(
-        summary.reason.contains("no valid plan after 2 attempts"),
+        summary
+            .reason
+            .contains("no valid task plan after 2 answers: no JSON object found"),
         "{}",
         summary.reason
     );
     assert_eq!(summary.outcome, RunOutcome::PlanningFailed);
+}
+
+/// A planner that commits and answers prose, then says `complete` when asked to repair: the
+/// first plan never parsed and nothing ran, which is not a completion of the work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn complete_after_a_rejected_first_plan_is_reported_as_such() {
+    let script = json!({"rules": [
+        {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": "I wrote PLAN.md and committed it."},
+        {"match": {"prompt_contains": "[cco:repair]"}, "result": "{\"status\":\"complete\",\"reason\":\"the plan is committed\"}"}
+    ]});
+    let project = Project::new(json!({"workerCount": 1}), script);
+    let handle = project.start().await;
+    let summary = finish(&handle, RUN_TIMEOUT).await;
+    assert_eq!(
+        summary.outcome,
+        RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: true
+        }
+    );
+    assert!(
+        summary.reason.starts_with(
+            "complete without any task: no valid task plan after 1 answer: no JSON object found"
+        ),
+        "{}",
+        summary.reason
+    );
+    assert!(summary.reason.ends_with("(then: the plan is committed)"));
 }
 
 /// The Director's plan never parses: the run failed to plan (it used to end with a reason an
@@ -204,7 +233,7 @@ async fn a_director_plan_that_stays_invalid_is_a_planning_failure() {
     assert!(
         summary
             .reason
-            .starts_with("the director gave no valid plan after 1 attempts"),
+            .starts_with("the director gave no valid plan: no valid director plan after 1 answer"),
         "{}",
         summary.reason
     );
@@ -324,7 +353,7 @@ async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() 
     ];
     rules.extend(key_marking_rules(&marks));
     let project = Project::new(
-        json!({"workerCount": 1, "authMode": "api-keys-only"}),
+        json!({"workerCount": 1, "authMode": "api-keys-only", "minKeyBenchMs": 200}),
         json!({"rules": rules}),
     );
     write_keys(&project);
@@ -357,17 +386,7 @@ async fn when_every_key_is_rate_limited_the_work_pauses_and_resumes_by_itself() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reaching_the_budget_stops_the_run_cleanly() {
-    let tasks: Vec<_> = (1..=6)
-        .map(|n| task(&format!("t{n}"), &format!("t{n}.txt")))
-        .collect();
-    let mut rules = vec![
-        plan_rule(
-            "[cco:coordinator-plan]",
-            json!({"status":"continue","tasks": tasks}),
-        ),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-    ];
+    let mut rules = flat_plan_rules(6);
     for n in 1..=6 {
         let mut rule = worker_rule(&format!("t{n}"), &format!("t{n}.txt"), "x\n");
         rule["cost_usd"] = json!(0.5);

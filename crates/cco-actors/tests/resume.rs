@@ -64,7 +64,7 @@ async fn a_queued_base_merge_task_resumes_as_a_base_merge() {
             assert!(!handle.is_finished(), "the run ended early");
             let alpha_landed = project
                 .git(&["log", "--format=%s", "main"])
-                .contains("Merge cco/team-1/team");
+                .contains("Merge cco/alpha/team");
             std::future::ready(alpha_landed && task_state("b1") == Some(TaskState::Review))
         },
     )
@@ -114,6 +114,6 @@ async fn a_queued_base_merge_task_resumes_as_a_base_merge() {
     // Resolved by one conflict turn of beta's worker, not "implemented" by a fresh session.
     assert_eq!(
         std::fs::read_to_string(&conflict_turns).unwrap(),
-        "worker-2 team-2/merge-main\n"
+        "worker-2 beta/merge-main\n"
     );
 }

@@ -13,17 +13,6 @@ use serde_json::{json, Value};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn base_rules(tasks: Value) -> Vec<Value> {
-    vec![
-        plan_rule(
-            "[cco:coordinator-plan]",
-            json!({"status":"continue","tasks": tasks}),
-        ),
-        complete_rule("[cco:replan]"),
-        approve_rule(),
-    ]
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_claude_that_crashes_twice_is_resumed_and_the_task_ends_done_with_one_session() {
     let mut rules = base_rules(json!([task("t1", "one.txt")]));

@@ -2,14 +2,16 @@
 //!
 //! One module per benchmark: [`sched`] (scheduling efficiency), [`overhead`] (cco's own CPU
 //! and peak RSS, measured around the scheduling runs), [`parse`] (stream parsing),
-//! [`merge`] (GitActor merges), [`recovery`] (kill → resumed session). [`project`] sets up a
-//! fake-claude project, [`table`] prints. Results go to stdout as tables and to a JSON file.
+//! [`merge`] (GitActor merges), [`recovery`] (kill → resumed session), [`ratelimit`] (a key
+//! that keeps answering 429, against no 429 at all). [`project`] sets up a fake-claude
+//! project, [`table`] prints. Results go to stdout as tables and to a JSON file.
 
 mod merge;
 mod nodes;
 mod overhead;
 mod parse;
 mod project;
+mod ratelimit;
 mod recovery;
 mod sched;
 mod table;
@@ -35,9 +37,14 @@ struct Args {
     /// Where to write the JSON results (default: <target dir>/cco-bench/results.json).
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Benchmarks to run, comma separated: sched,parse,merge,recovery (overhead comes with sched).
+    /// Benchmarks to run, comma separated: sched,parse,merge,recovery,ratelimit (overhead
+    /// comes with sched). ratelimit runs only when named (or with --rate-limited-key).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Only the rate-limited key case: a 4-task flat run on two keys, one answering 429 with
+    /// retry-after 30 s, against the same run without any 429 (three runs of each).
+    #[arg(long)]
+    rate_limited_key: bool,
     /// Worker counts for the scheduling runs (overrides the profile).
     #[arg(long, value_delimiter = ',')]
     workers: Vec<usize>,
@@ -130,6 +137,7 @@ struct Report {
     parse: Vec<parse::ParseRow>,
     merge: Vec<merge::MergeRow>,
     recovery: Option<recovery::RecoveryResult>,
+    rate_limited_key: Option<ratelimit::RateLimitResult>,
     errors: Vec<String>,
 }
 
@@ -163,11 +171,14 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> ExitCode {
     let profile = Profile::of(&args);
     let wants = |name: &str| {
-        args.only.is_empty()
-            || args
-                .only
-                .iter()
-                .any(|o| o == name || (name == "sched" && o == "overhead"))
+        let named = args
+            .only
+            .iter()
+            .any(|o| o == name || (name == "sched" && o == "overhead"));
+        match name {
+            "ratelimit" => named || args.rate_limited_key,
+            _ => named || (args.only.is_empty() && !args.rate_limited_key),
+        }
     };
     let mut report = Report {
         profile: profile.name.into(),
@@ -181,7 +192,7 @@ async fn run(args: Args) -> ExitCode {
         profile.name, report.cpus
     );
 
-    let needs_fake = wants("sched") || wants("recovery");
+    let needs_fake = wants("sched") || wants("recovery") || wants("ratelimit");
     let fake = if needs_fake {
         match project::fake_claude(args.fake_claude.as_deref()) {
             Ok(path) => Some(path),
@@ -267,6 +278,14 @@ async fn run(args: Args) -> ExitCode {
         match recovery::run(fake, profile.recovery_samples).await {
             Ok(r) => report.recovery = Some(r),
             Err(e) => report.errors.push(format!("recovery: {e}")),
+        }
+    }
+
+    if let (true, Some(fake)) = (wants("ratelimit"), &fake) {
+        eprintln!("cco-bench: a key that keeps answering 429, against none (3 runs each) ...");
+        match ratelimit::run(fake, 3).await {
+            Ok(r) => report.rate_limited_key = Some(r),
+            Err(e) => report.errors.push(format!("rate-limited key: {e}")),
         }
     }
 
@@ -437,6 +456,36 @@ fn render(r: &Report) -> String {
                 f(m.merges_per_sec, 1),
             ]);
         }
+        out += &t.render();
+        out += "\n";
+    }
+    if let Some(rl) = &r.rate_limited_key {
+        let mut t = Table::new(
+            &format!(
+                "A key answering 429 with retry-after 30 s ({} tasks of {} ms, 2 workers, 2 keys; wall time per run)",
+                rl.tasks, rl.task_ms
+            ),
+            &["run", "seconds per run", "median s"],
+        );
+        let list = |v: &[f64]| v.iter().map(|s| f(*s, 1)).collect::<Vec<_>>().join(", ");
+        t.row(vec![
+            "no 429".into(),
+            list(&rl.baseline_s),
+            f(rl.median_baseline_s, 1),
+        ]);
+        t.row(vec![
+            format!(
+                "one key answers 429 (benched {} times)",
+                rl.benched
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
+            list(&rl.limited_s),
+            f(rl.median_limited_s, 1),
+        ]);
+        t.row(vec!["difference".into(), "".into(), f(rl.extra_s, 1)]);
         out += &t.render();
         out += "\n";
     }

@@ -58,7 +58,9 @@ impl Project {
             "taskTimeoutMs": 600000,
             "idleTimeoutMs": 300000,
             "maxRunDurationMinutes": 60,
-            "push": false
+            "push": false,
+            // Planners answer with result texts: the scheduling runs measure cco, not parsing.
+            "structuredOutput": "off"
         });
         for (k, v) in config.as_object().expect("config object") {
             full[k] = v.clone();

@@ -98,6 +98,7 @@ pub async fn run(fake_claude: &Path, samples: usize) -> Result<RecoveryResult, S
                     agent,
                     pid,
                     resume: true,
+                    ..
                 } if is_worker(agent) => Some(*pid),
                 _ => None,
             })

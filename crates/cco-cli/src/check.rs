@@ -151,12 +151,19 @@ fn auth_text(loaded: &LoadedConfig) -> String {
     };
     let keys = plural(loaded.api_keys.len(), "key", "keys");
     match loaded.config.auth_mode {
-        AuthMode::Oauth => format!("oauth: {login}"),
+        AuthMode::Oauth if loaded.api_keys.is_empty() => {
+            format!("oauth: {login}; while it is rate limited, new agents wait for its reset")
+        }
+        AuthMode::Oauth => format!(
+            "oauth: {login}; while it is rate limited, {keys} from {}: {}, then the login again after its reset",
+            loaded.api_keys_path().display(),
+            key_list(loaded)
+        ),
         AuthMode::ApiKeysFirst if loaded.api_keys.is_empty() => {
             format!("api-keys-first: no keys, so {login}")
         }
         AuthMode::ApiKeysFirst => format!(
-            "api-keys-first: {keys} from {}: {}; then {login}",
+            "api-keys-first: {keys} from {}: {}; while every key is rate limited, {login}, then the keys again at their reset",
             loaded.api_keys_path().display(),
             key_list(loaded)
         ),

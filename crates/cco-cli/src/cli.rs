@@ -14,7 +14,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     about = "Runs a team of Claude Code agents on one repository, hands-off.",
     after_help = "First steps: `cco demo` (offline, a minute), `cco init` (make a config), \
                   `cco check` then `cco start`.\n\
-                  Without a subcommand, `cco --config DIR` is `cco start --config DIR`.",
+                  Without a subcommand, `cco --config DIR` is `cco start --config DIR`.\n\n\
+                  Exit codes of start, resume and demo:\n  \
+                  0    completed (also: a run limit reached, or a stop asked for without a signal)\n  \
+                  1    the run failed: planning failed, every task failed, no valid first plan\n  \
+                  2    usage or configuration error, the run is locked, or its journal is unreadable\n  \
+                  3    integrity stop: a shared branch no longer held what cco wrote\n  \
+                  4    paused on an environmental error (disk full, ...): fix it, then `cco resume`\n  \
+                  5    completed, but some tasks failed\n  \
+                  128+n stopped by signal n (130 SIGINT, 143 SIGTERM, 129 SIGHUP)",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -103,7 +111,7 @@ pub struct DemoArgs {
 pub struct LogsArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Agent id (e.g. worker-1, em-2, coordinator, director).
+    /// Agent id (e.g. worker-1, em-parser, coordinator, director).
     pub agent: String,
     /// Keep printing new lines as they arrive, until the run ends.
     #[arg(long, short = 'f')]

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cco::Orchestrator;
+use cco::{Orchestrator, RunOutcome};
 use cco_config::LoadedConfig;
 use clap::CommandFactory;
 
@@ -15,10 +15,41 @@ use crate::term;
 
 pub(crate) use crate::term::init_tracing;
 
-/// Exit codes: 0 the run ended (complete, limit or requested stop), 1 the run failed,
-/// 2 bad configuration or usage.
+/// Exit codes (see [`exit_code`] for a run's): 1 the run failed, 2 bad configuration or usage
+/// (or a run that cannot be resumed).
 pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 2;
+
+/// The exit code of a run that ended with `outcome` (typed: never read from the reason):
+/// 0 completed (or a limit, or a stop asked for without a signal); 1 the run failed
+/// (planning failed, every task failed, no valid first plan, the tree failed); 3 integrity
+/// stop; 4 paused on an environmental error; 5 completed with failed tasks; 128 + n stopped
+/// by signal n (130 SIGINT, 143 SIGTERM).
+pub(crate) fn exit_code(outcome: &RunOutcome) -> u8 {
+    match outcome {
+        RunOutcome::Completed
+        | RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: false,
+        }
+        | RunOutcome::LimitReached { .. } => 0,
+        RunOutcome::CompletedWithoutTasks {
+            after_planning_failure: true,
+        }
+        | RunOutcome::AllTasksFailed { .. }
+        | RunOutcome::PlanningFailed
+        | RunOutcome::Failed => EXIT_FAILED,
+        RunOutcome::CompletedWithFailures { .. } => 5,
+        RunOutcome::IntegrityStop => 3,
+        RunOutcome::EnvironmentPaused => 4,
+        RunOutcome::Stopped { signal: None, .. } => 0,
+        RunOutcome::Stopped {
+            signal: Some(signal),
+            ..
+        } => u8::try_from(128 + signal).unwrap_or(EXIT_FAILED),
+        // An outcome this binary does not know (the library's list is non-exhaustive).
+        _ => EXIT_FAILED,
+    }
+}
 
 /// File in a run folder naming the workspace given with `-w`, so `cco resume` uses it too.
 const WORKSPACE_RECORD: &str = "cli-workspace";
@@ -160,14 +191,30 @@ async fn start(mut args: StartArgs) -> ExitCode {
         term::warn(warning);
     }
     let mode = output_mode(&args.output);
-    let unfinished = Orchestrator::unfinished_run(&config.config.log_directory);
+    let unfinished = match Orchestrator::resumable_run(&config.config.log_directory) {
+        Ok(unfinished) => unfinished,
+        // The last run may not have finished, and nothing says what it holds.
+        Err((run_dir, error)) if !args.fresh => {
+            eprintln!(
+                "cco: the last run ({}) cannot be read: {error}",
+                run_dir.display()
+            );
+            if args.resume {
+                eprintln!("hint: it cannot be resumed; start over with `cco start --fresh`");
+            } else {
+                eprintln!("hint: start over with `cco start --fresh` (its folder stays as it is)");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(_) => None,
+    };
     if let Some(run_dir) = unfinished.as_ref().filter(|_| args.resume) {
         if let Err(code) = resume_workspace(&mut config, run_dir, &args.workspace) {
             return code;
         }
     }
     let cluster = config.config.cluster.clone();
-    let mut builder = Orchestrator::builder(config);
+    let mut builder = with_guard(Orchestrator::builder(config));
     if let Some(cluster) = cluster {
         match cco::cluster::ClusterHead::new(&cluster) {
             Ok(head) => builder = builder.cluster(std::sync::Arc::new(head)),
@@ -192,7 +239,7 @@ async fn start(mut args: StartArgs) -> ExitCode {
         }
         (None, true, _) => {
             eprintln!("cco: there is no unfinished run to resume");
-            return ExitCode::from(EXIT_FAILED);
+            return ExitCode::from(EXIT_CONFIG);
         }
         _ => {}
     }
@@ -202,7 +249,11 @@ async fn start(mut args: StartArgs) -> ExitCode {
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("cco: {error}");
-            return ExitCode::from(EXIT_FAILED);
+            let code = match error {
+                cco::StartError::Journal(_) => EXIT_CONFIG,
+                _ => EXIT_FAILED,
+            };
+            return ExitCode::from(code);
         }
     };
     for warning in handle.warnings() {
@@ -225,12 +276,20 @@ async fn start(mut args: StartArgs) -> ExitCode {
     }
     let summary = output::show_run_from(&handle, events, mode).await;
     signals.abort();
-    let failed_start =
-        summary.reason.contains("failed") && summary.totals.tasks_done == 0 && !summary.completed;
-    if failed_start {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        ExitCode::SUCCESS
+    ExitCode::from(exit_code(&summary.outcome))
+}
+
+/// Agents stop when cco dies (`orphanPolicy` "stop"): every claude process runs under this
+/// binary's hidden guard mode (`cco __guard`).
+pub(crate) fn with_guard(builder: cco::OrchestratorBuilder) -> cco::OrchestratorBuilder {
+    match std::env::current_exe() {
+        Ok(exe) => builder.guard(cco::GuardSpec::cco(exe, cco_claude::OrphanPolicy::Stop)),
+        Err(error) => {
+            term::warn(&format!(
+                "cannot find the cco binary ({error}): agents would outlive a killed cco"
+            ));
+            builder
+        }
     }
 }
 

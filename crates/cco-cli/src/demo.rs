@@ -282,7 +282,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs, node_count: u32) -> Exit
             }
         }
     }
-    let mut builder = Orchestrator::builder(config);
+    let mut builder = crate::commands::with_guard(Orchestrator::builder(config));
     if let Some(head) = builder_cluster {
         builder = builder.cluster(head);
     }
@@ -320,11 +320,7 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs, node_count: u32) -> Exit
         }
     }
     drop(cluster_nodes);
-    if summary.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
+    ExitCode::from(crate::commands::exit_code(&summary.outcome))
 }
 
 async fn count_events(mut events: tokio::sync::broadcast::Receiver<RunEvent>) -> Tally {

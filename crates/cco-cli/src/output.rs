@@ -98,9 +98,18 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
         } => format!("run {run_id} started ({mode} mode) on {base_branch}"),
         RunEvent::Phase { phase } => format!("phase: {phase}"),
         RunEvent::AgentState { agent, state } => format!("{agent}: {state}"),
-        RunEvent::ProcessStarted { agent, pid, resume } => {
+        RunEvent::ProcessStarted {
+            agent,
+            pid,
+            resume,
+            credential,
+        } => {
             format!(
-                "{agent}: claude pid {pid}{}",
+                "{agent}: claude pid {pid}{}{}",
+                credential
+                    .as_deref()
+                    .map(|c| format!(" on {c}"))
+                    .unwrap_or_default(),
                 if *resume { " (resumed session)" } else { "" }
             )
         }
@@ -133,8 +142,14 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
             "conflict merging {source} into {target}: {}",
             files.join(", ")
         ),
-        RunEvent::KeyBenched { key, until } => format!("key {key} rate limited until {until}"),
-        RunEvent::Paused { agent, until } => format!("{agent}: paused: rate limited until {until}"),
+        RunEvent::KeyBenched { key, until } => format!(
+            "credential {key} rate limited until {}",
+            until.format("%H:%M:%S UTC")
+        ),
+        RunEvent::Paused { agent, until } => format!(
+            "{agent}: paused: every credential is rate limited until {}",
+            until.format("%H:%M:%S UTC")
+        ),
         RunEvent::ActorRestarted { agent, restarts } => {
             format!("{agent}: actor restarted ({restarts})")
         }
@@ -143,6 +158,7 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
             Some(node) => format!("{agent}: runs on node {node}"),
             None => format!("{agent}: runs on this machine"),
         },
+        RunEvent::AgentWarning { agent, message } => format!("{agent}: warning: {message}"),
         RunEvent::RunFinished { reason } => format!("run finished: {reason}"),
         // Events this version does not know (`RunEvent` is non-exhaustive): the library's words.
         other => other.text().lines.join(" "),
@@ -170,6 +186,26 @@ pub fn print_summary(summary: &RunSummary, mode: Mode) {
         "  tasks done {} / failed {} — merges {} — conflicts {} — cost ${:.4}",
         t.tasks_done, t.tasks_failed, t.merges, t.conflicts, t.cost_usd
     );
+    for pause in &summary.pauses {
+        let why = match pause.cause {
+            cco::PauseCause::RateLimited => "every credential was rate limited",
+            cco::PauseCause::ApiOverloaded => "the API was overloaded",
+            _ => "held",
+        };
+        println!(
+            "  paused {} → {} UTC: {why}",
+            pause.since.format("%H:%M:%S"),
+            pause.until.format("%H:%M:%S")
+        );
+    }
+    if summary
+        .credentials
+        .iter()
+        .any(|c| c.state != cco::CredentialState::Ready)
+    {
+        let list: Vec<String> = summary.credentials.iter().map(|c| c.describe()).collect();
+        println!("  credentials: {}", list.join(" · "));
+    }
     for task in summary.tasks.iter().filter(|t| t.failure.is_some()) {
         println!(
             "  failed {}: {}",

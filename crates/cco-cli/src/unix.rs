@@ -1,5 +1,6 @@
-//! Signals of the `cco` binary: SIGINT/SIGTERM stop the run (first gracefully, then by
-//! force), SIGUSR1 dumps the supervision tree to stderr and into the run folder.
+//! Signals of the `cco` binary: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the run (first
+//! gracefully, then by force; the run's outcome names the signal, so cco exits with 128 + its
+//! number), SIGUSR1 dumps the supervision tree to stderr and into the run folder.
 
 use cco::{OrchestratorHandle, ShutdownMode};
 use tokio::signal::unix::{signal, SignalKind};
@@ -8,11 +9,15 @@ use tokio::signal::unix::{signal, SignalKind};
 pub async fn handle_signals(handle: OrchestratorHandle) -> std::io::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
     loop {
-        let name = tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
+        let (name, number) = tokio::select! {
+            _ = interrupt.recv() => ("SIGINT", nix::libc::SIGINT),
+            _ = terminate.recv() => ("SIGTERM", nix::libc::SIGTERM),
+            _ = hangup.recv() => ("SIGHUP", nix::libc::SIGHUP),
+            _ = quit.recv() => ("SIGQUIT", nix::libc::SIGQUIT),
             _ = user1.recv() => {
                 match handle.dump_status() {
                     Ok((text, path)) => eprintln!("{text}(status written to {})", path.display()),
@@ -21,7 +26,7 @@ pub async fn handle_signals(handle: OrchestratorHandle) -> std::io::Result<()> {
                 continue;
             }
         };
-        match handle.request_stop() {
+        match handle.request_stop_for_signal(number) {
             ShutdownMode::Graceful => {
                 eprintln!("cco: {name}: stopping gracefully (signal again to force)");
             }

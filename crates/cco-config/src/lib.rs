@@ -57,11 +57,13 @@ pub use env::{reserved_reason, CREDENTIAL_VARS};
 pub use error::ConfigError;
 pub use keys::{parse_api_keys, ApiKey, KeyAuth};
 pub use model::{
-    AuthMode, Config, GitCloneOptions, KeyNote, MergeStrategy, Models, PermissionMode,
-    RepositoryLocation, MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES, MAX_TURNS,
+    AuthMode, Config, GitCloneOptions, KeyNote, MergeStrategy, Models, OrphanPolicy,
+    PermissionMode, RepositoryLocation, StructuredOutput, MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES,
+    MAX_TURNS,
 };
 pub use parse::{
-    MAX_AUTO_RESOLVE_CONFLICTS, MAX_TOOL_USES_PER_INSTANCE, MAX_TOTAL_TOOL_USES, TOP_KEYS,
+    MAX_API_RETRIES, MAX_AUTO_RESOLVE_CONFLICTS, MAX_TOOL_USES_PER_INSTANCE, MAX_TOTAL_TOOL_USES,
+    TOP_KEYS,
 };
 pub use repository::mask_userinfo;
 pub use secret::{Redactor, Secret, MIN_REDACTED_LEN, REDACTED};
@@ -178,12 +180,6 @@ fn load_file(config_path: &Path) -> Result<LoadedConfig, ConfigError> {
             config_path.display(),
             keys_path.display()
         )),
-        AuthMode::Oauth if !api_keys.is_empty() => warnings.push(format!(
-            "{}: authMode is \"oauth\", so the {} key(s) in {} are not used",
-            config_path.display(),
-            api_keys.len(),
-            keys_path.display()
-        )),
         _ => {}
     }
 
@@ -207,9 +203,7 @@ fn credential_env_conflict(
     api_keys: &[ApiKey],
     keys_path: &Path,
 ) -> Result<(), ConfigError> {
-    if config.auth_mode == AuthMode::Oauth {
-        return Ok(());
-    }
+    // Every mode uses the keys (oauth: while the login is rate limited).
     for name in config.env.keys() {
         if let Some(key) = api_keys
             .iter()

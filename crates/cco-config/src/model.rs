@@ -70,6 +70,63 @@ impl MergeStrategy {
     ];
 }
 
+/// Whether planners and reviewers answer through the CLI's structured output
+/// (`--json-schema`, Claude Code 2.1 and later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StructuredOutput {
+    /// Ask the CLI once per run (`claude --help` lists `--json-schema`).
+    #[default]
+    Auto,
+    /// Always (the CLI refuses the flag if it does not know it).
+    On,
+    /// Never: answers are parsed from the result text, with the repair loop.
+    Off,
+}
+
+impl StructuredOutput {
+    pub(crate) const CHOICES: &'static [(&'static str, StructuredOutput)] = &[
+        ("auto", StructuredOutput::Auto),
+        ("on", StructuredOutput::On),
+        ("off", StructuredOutput::Off),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StructuredOutput::Auto => "auto",
+            StructuredOutput::On => "on",
+            StructuredOutput::Off => "off",
+        }
+    }
+}
+
+/// What happens to the agents' claude processes when cco itself dies (`kill -9`, a crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OrphanPolicy {
+    /// They are stopped (gracefully, then killed) within seconds; their sessions stay
+    /// resumable with `cco resume`.
+    #[default]
+    Stop,
+    /// They run their turn to its end, unsupervised (no timeout, budget or review watches
+    /// them); `cco resume` ends what is left when it starts.
+    Continue,
+}
+
+impl OrphanPolicy {
+    pub(crate) const CHOICES: &'static [(&'static str, OrphanPolicy)] = &[
+        ("stop", OrphanPolicy::Stop),
+        ("continue", OrphanPolicy::Continue),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrphanPolicy::Stop => "stop",
+            OrphanPolicy::Continue => "continue",
+        }
+    }
+}
+
 /// The claude CLI's `--permission-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -201,6 +258,25 @@ pub struct Config {
     /// `maxTotalToolUses` (none): tool uses of the whole run; once reached no new turn
     /// starts and the run ends with that reason (like `maxBudgetUsd`).
     pub max_total_tool_uses: Option<u64>,
+    /// `minKeyBenchMs` (60000): a rate-limited credential rests at least this long, however
+    /// early the server says it resets.
+    pub min_key_bench_ms: u64,
+    /// `quotaWarningThreshold` (0.9): a credential whose reported utilization is above this
+    /// (or whose status is `allowed_warning`) gets no new agents while another has headroom.
+    pub quota_warning_threshold: f64,
+    /// `apiRetryBackoffMs` (10000): the first wait after a claude process gave up on an
+    /// unavailable API (529, 5xx, connection errors); doubled per such process of a turn.
+    pub api_retry_backoff_ms: u64,
+    /// `maxApiRetryBackoffMs` (300000): the longest such wait, and the longest hold of the
+    /// run-wide circuit breaker.
+    pub max_api_retry_backoff_ms: u64,
+    /// `maxApiRetries` (50): processes ended by an unavailable API a turn survives (apart
+    /// from `maxTaskRestarts`); a task whose turn used them up goes back to the queue.
+    pub max_api_retries: u32,
+    /// `structuredOutput` ("auto"): planners and reviewers answer through `--json-schema`.
+    pub structured_output: StructuredOutput,
+    /// `orphanPolicy` ("stop"): what happens to agents' claude processes when cco dies.
+    pub orphan_policy: OrphanPolicy,
     /// How keys of the original tool's schema (`workspaceDir`, `cloneDepth`, `timingBaseMs`,
     /// ...) were read; `cco check` prints these.
     pub original_keys: Vec<KeyNote>,
@@ -275,6 +351,18 @@ impl Config {
     pub fn restart_delay(&self, attempt: u32) -> Duration {
         let factor = 1u64.checked_shl(attempt.min(32)).unwrap_or(u64::MAX);
         Duration::from_millis(self.restart_backoff_ms.saturating_mul(factor).min(MAX_MS))
+    }
+
+    pub fn min_key_bench(&self) -> Duration {
+        Duration::from_millis(self.min_key_bench_ms)
+    }
+
+    pub fn api_retry_backoff(&self) -> Duration {
+        Duration::from_millis(self.api_retry_backoff_ms)
+    }
+
+    pub fn max_api_retry_backoff(&self) -> Duration {
+        Duration::from_millis(self.max_api_retry_backoff_ms)
     }
 
     pub fn git_timeout(&self) -> Duration {

@@ -12,8 +12,9 @@ use crate::env::{env_object, EnvRules};
 use crate::error::ConfigError;
 use crate::legacy::{self, note};
 use crate::model::{
-    AuthMode, Config, GitCloneOptions, KeyNote, MergeStrategy, Models, PermissionMode,
-    RepositoryLocation, MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES, MAX_TURNS,
+    AuthMode, Config, GitCloneOptions, KeyNote, MergeStrategy, Models, OrphanPolicy,
+    PermissionMode, RepositoryLocation, StructuredOutput, MAX_CLONE_DEPTH, MAX_MS, MAX_RUN_MINUTES,
+    MAX_TURNS,
 };
 use crate::repository::{mask_userinfo, parse_repository};
 use crate::validate::{
@@ -25,6 +26,8 @@ use crate::validate::{
 pub const MAX_TOOL_USES_PER_INSTANCE: u64 = 1_000_000;
 /// Upper bound for `maxTotalToolUses`.
 pub const MAX_TOTAL_TOOL_USES: u64 = 100_000_000;
+/// Upper bound for `maxApiRetries`.
+pub const MAX_API_RETRIES: u64 = 10_000;
 /// Upper bound for `maxAutoResolveConflicts`.
 pub const MAX_AUTO_RESOLVE_CONFLICTS: u64 = 100_000;
 
@@ -65,6 +68,13 @@ pub const TOP_KEYS: &[&str] = &[
     "gitTimeoutMs",
     "push",
     "cluster",
+    "minKeyBenchMs",
+    "quotaWarningThreshold",
+    "apiRetryBackoffMs",
+    "maxApiRetryBackoffMs",
+    "maxApiRetries",
+    "structuredOutput",
+    "orphanPolicy",
 ];
 const CLONE_KEYS: &[&str] = &["depth", "singleBranch", "noSubmodules"];
 const MODEL_KEYS: &[&str] = &["director", "em", "worker"];
@@ -212,6 +222,16 @@ impl Config {
             Ok(top.int(key, min, MAX_MS, false)?.unwrap_or(default))
         };
 
+        let api_retry_backoff_ms = ms("apiRetryBackoffMs", 10_000, 0)?;
+        let max_api_retry_backoff_ms = ms("maxApiRetryBackoffMs", 300_000, 0)?;
+        if max_api_retry_backoff_ms < api_retry_backoff_ms {
+            return Err(top.invalid(
+                "maxApiRetryBackoffMs".into(),
+                "at least apiRetryBackoffMs",
+                format!("{max_api_retry_backoff_ms} (apiRetryBackoffMs is {api_retry_backoff_ms})"),
+            ));
+        }
+
         Ok(Config {
             source: source.to_path_buf(),
             repository_url: repository_url.to_string(),
@@ -261,6 +281,20 @@ impl Config {
                 )?
                 .map(to_u32),
             max_total_tool_uses: top.int("maxTotalToolUses", 1, MAX_TOTAL_TOOL_USES, true)?,
+            min_key_bench_ms: ms("minKeyBenchMs", 60_000, 0)?,
+            quota_warning_threshold: top.fraction("quotaWarningThreshold")?.unwrap_or(0.9),
+            api_retry_backoff_ms,
+            max_api_retry_backoff_ms,
+            max_api_retries: to_u32(
+                top.int("maxApiRetries", 0, MAX_API_RETRIES, false)?
+                    .unwrap_or(50),
+            ),
+            structured_output: top
+                .choice("structuredOutput", StructuredOutput::CHOICES)?
+                .unwrap_or_default(),
+            orphan_policy: top
+                .choice("orphanPolicy", OrphanPolicy::CHOICES)?
+                .unwrap_or_default(),
             original_keys: notes,
             cluster,
         })

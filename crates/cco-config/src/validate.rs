@@ -251,6 +251,21 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A fraction in `(0, 1]` (a share of a quota).
+    pub fn fraction(&self, key: &str) -> Result<Option<f64>> {
+        let Some(value) = self.raw(key, false) else {
+            return Ok(None);
+        };
+        let expected = "a number greater than 0 and at most 1";
+        let Value::Number(n) = value else {
+            return Err(self.wrong_type(key, expected, value));
+        };
+        match n.as_f64() {
+            Some(v) if v.is_finite() && v > 0.0 && v <= 1.0 => Ok(Some(v)),
+            _ => Err(self.invalid(self.path(key), expected, n.to_string())),
+        }
+    }
+
     pub fn bool(&self, key: &str) -> Result<Option<bool>> {
         let Some(value) = self.raw(key, false) else {
             return Ok(None);

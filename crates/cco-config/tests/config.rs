@@ -71,6 +71,29 @@ fn defaults() {
     assert_eq!(c.git_timeout(), Duration::from_millis(120_000));
     assert!(c.push);
     assert_eq!(c.source, PathBuf::from(SRC));
+    assert_eq!(c.min_key_bench(), Duration::from_secs(60));
+    assert_eq!(c.quota_warning_threshold, 0.9);
+    assert_eq!(c.api_retry_backoff(), Duration::from_secs(10));
+    assert_eq!(c.max_api_retry_backoff(), Duration::from_secs(300));
+    assert_eq!(c.max_api_retries, 50);
+    assert_eq!(c.structured_output, cco_config::StructuredOutput::Auto);
+    assert_eq!(c.orphan_policy, cco_config::OrphanPolicy::Stop);
+}
+
+#[test]
+fn agents_under_real_conditions_keys() {
+    let c = parse(
+        r#"{"repositoryUrl": "/r", "workerCount": 2, "minKeyBenchMs": 5000,
+            "quotaWarningThreshold": 0.75, "apiRetryBackoffMs": 2000, "maxApiRetryBackoffMs": 2000,
+            "maxApiRetries": 0, "structuredOutput": "off", "orphanPolicy": "continue"}"#,
+    );
+    assert_eq!(c.min_key_bench(), Duration::from_secs(5));
+    assert_eq!(c.quota_warning_threshold, 0.75);
+    assert_eq!(c.api_retry_backoff(), Duration::from_secs(2));
+    assert_eq!(c.max_api_retry_backoff(), Duration::from_secs(2));
+    assert_eq!(c.max_api_retries, 0);
+    assert_eq!(c.structured_output, cco_config::StructuredOutput::Off);
+    assert_eq!(c.orphan_policy, cco_config::OrphanPolicy::Continue);
 }
 
 #[test]

@@ -592,3 +592,39 @@ pub fn fake_binary(dir: &Path, name: &str) -> PathBuf {
     }
     path
 }
+
+#[test]
+fn agents_under_real_conditions_keys_are_checked() {
+    let e = config_err(&with(r#""quotaWarningThreshold": 1.5"#));
+    assert_contains(
+        &e,
+        &[
+            "quotaWarningThreshold",
+            "greater than 0 and at most 1",
+            "1.5",
+        ],
+    );
+    let e = config_err(&with(r#""quotaWarningThreshold": 0"#));
+    assert_contains(&e, &["quotaWarningThreshold"]);
+    let e = config_err(&with(
+        r#""apiRetryBackoffMs": 60000, "maxApiRetryBackoffMs": 1000"#,
+    ));
+    assert_contains(
+        &e,
+        &[
+            "maxApiRetryBackoffMs",
+            "at least apiRetryBackoffMs",
+            "60000",
+        ],
+    );
+    let e = config_err(&with(r#""maxApiRetries": 20000"#));
+    assert_contains(&e, &["maxApiRetries", "10000"]);
+    let e = config_err(&with(r#""minKeyBenchMs": -1"#));
+    assert_contains(&e, &["minKeyBenchMs"]);
+    let e = config_err(&with(r#""structuredOutput": "yes""#));
+    assert_contains(&e, &["structuredOutput", "\"auto\", \"on\", \"off\""]);
+    let e = config_err(&with(r#""orphanPolicy": "kill""#));
+    assert_contains(&e, &["orphanPolicy", "\"stop\", \"continue\""]);
+    let e = config_err(&with(r#""orphanPolicyy": "stop""#));
+    assert_contains(&e, &["did you mean \"orphanPolicy\""]);
+}

@@ -16,6 +16,8 @@ use crate::GitError;
 #[derive(Debug)]
 pub(crate) struct Output {
     pub code: Option<i32>,
+    /// The signal that ended it, when it did not exit.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     op: String,
@@ -168,6 +170,7 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
             let status = status.map_err(|e| GitError::io(spec.op, spec.dir, e))?;
             Ok(Output {
                 code: status.code(),
+                signal: std::os::unix::process::ExitStatusExt::signal(&status),
                 stdout: String::from_utf8_lossy(&out).into_owned(),
                 stderr: String::from_utf8_lossy(&err).into_owned(),
                 op: spec.op.to_string(),

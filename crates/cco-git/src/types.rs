@@ -248,8 +248,34 @@ pub enum MergeOutcome {
     Conflict { files: Vec<String> },
     /// Strategy `Skip`: target untouched.
     Skipped { files: Vec<String> },
-    /// The verify command failed on the merged result: target untouched.
-    VerifyFailed { output_tail: String },
+    /// The verify command failed on the merged result: target untouched. `status`: how it
+    /// ended; `output_tail`: the end of its output (stdout and stderr).
+    VerifyFailed {
+        status: VerifyStatus,
+        output_tail: String,
+    },
+}
+
+/// How a failed verify command ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerifyStatus {
+    /// It exited with this non-zero code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+    /// It ran longer than the verify timeout (its process group was killed).
+    TimedOut(std::time::Duration),
+}
+
+impl std::fmt::Display for VerifyStatus {
+    /// `exit 1`, `killed by signal 9`, `timed out after 600 s`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyStatus::Exited(code) => write!(f, "exit {code}"),
+            VerifyStatus::Signaled(signal) => write!(f, "killed by signal {signal}"),
+            VerifyStatus::TimedOut(d) => write!(f, "timed out after {} s", d.as_secs()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

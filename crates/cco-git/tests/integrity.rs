@@ -132,7 +132,7 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
     let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
     agent_ok(
         &w2.path,
-        "mkdir d && ln -s ../shared.txt d/link && git add d && git commit -qm ok",
+        "mkdir d && ln -s ../inside.txt d/link && git add d && git commit -qm ok",
     );
     assert!(captured(&repo, &w2, "t2").await.unwrap().moved);
 

@@ -300,8 +300,13 @@ async fn red_verify_command_does_not_move_target() {
         .await
         .unwrap()
     {
-        MergeOutcome::VerifyFailed { output_tail } => {
-            assert!(output_tail.contains("bad.txt present"), "{output_tail}")
+        MergeOutcome::VerifyFailed {
+            status,
+            output_tail,
+        } => {
+            assert!(output_tail.contains("bad.txt present"), "{output_tail}");
+            assert_eq!(status, cco_git::VerifyStatus::Exited(3), "{output_tail}");
+            assert!(!output_tail.contains("Some("), "{output_tail}");
         }
         other => panic!("expected VerifyFailed, got {other:?}"),
     }

@@ -182,6 +182,17 @@ pub fn fake_claude_wrapper(
     Ok(wrapper)
 }
 
+/// A fake-claude rule for a planner's or reviewer's turn that answers `document` either way:
+/// through the `StructuredOutput` tool when the run uses `--json-schema`, and as the result
+/// text otherwise (without `--json-schema` the tool call is refused and the text is read).
+pub fn answer_rule(matcher: serde_json::Value, document: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "match": matcher,
+        "steps": [{"structured_output": document.clone()}],
+        "result": document.to_string()
+    })
+}
+
 /// A throwaway project for a run: `<dir>/source` (a git repo), `<dir>/config` holding
 /// `orchestrator.json` (`defaults` with `overrides` applied on top, and `repositoryUrl` and
 /// `claudeBinary` filled in) and a fake-claude wrapper playing `script`. The fake's `times`

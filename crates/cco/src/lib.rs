@@ -33,17 +33,19 @@
 //! breaking changes; match them with a wildcard arm and build them with their constructors.
 
 pub use cco_actors::{
-    AgentRecord, EventSubject, EventText, GitError, GitStatus, JournalError, MergeCause,
-    Orchestrator, OrchestratorBuilder, OrchestratorHandle, Role, RunEvent, RunLimit, RunOutcome,
-    RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind, TaskPhase,
-    TaskRecord, TaskState, Totals, Turn,
+    AgentRecord, CredentialState, CredentialStatus, EventSubject, EventText, GateFailure, GitError,
+    GitStatus, GuardSpec, Interruption, JournalError, MergeCause, Orchestrator,
+    OrchestratorBuilder, OrchestratorHandle, OrphanPolicy, PauseCause, Role, RunEvent, RunLimit,
+    RunOutcome, RunPause, RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind,
+    TaskPhase, TaskRecord, TaskState, Totals, Turn,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
 pub mod config {
     pub use cco_config::{
         load, ApiKey, AuthMode, Config, ConfigError, LoadedConfig, MergeStrategy, Models,
-        PermissionMode, RepositoryLocation, API_KEYS_FILE_NAME, CONFIG_FILE_NAME,
+        OrphanPolicy, PermissionMode, RepositoryLocation, StructuredOutput, API_KEYS_FILE_NAME,
+        CONFIG_FILE_NAME,
     };
 }
 
@@ -59,6 +61,13 @@ pub mod cluster {
         ClusterHead, LocalNodes, NodeHandle, NodeOptions, MIN_COOKIE_LEN,
     };
     pub use cco_config::{ClusterConfig, ClusterTls, NodeAddress};
+}
+
+/// The guard process that stops claude processes when your process dies (see
+/// `OrchestratorBuilder::guard` and docs/embedding.md): call `guard::main` first thing in
+/// `main` when the binary is started as the guard.
+pub mod guard {
+    pub use cco_actors::guard::{main, GUARD_ARG};
 }
 
 /// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.

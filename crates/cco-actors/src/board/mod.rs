@@ -21,7 +21,10 @@ use cco_protocol::{TaskSpec, TeamGoal};
 use crate::events::{EventBus, RunEvent};
 use crate::lifecycle::{LifecycleError, TaskPhase, TaskTable};
 
-pub use records::{AgentRecord, Role, StatusSnapshot, TaskRecord, TaskState, Totals};
+pub use records::{
+    AgentRecord, CredentialState, CredentialStatus, PauseCause, Role, RunPause, StatusSnapshot,
+    TaskRecord, TaskState, Totals,
+};
 
 #[derive(Debug, Default)]
 struct BoardInner {
@@ -33,6 +36,13 @@ struct BoardInner {
     specs: BTreeMap<String, TaskSpec>,
     plan: PlanState,
     nodes: Vec<crate::cluster::NodeRecord>,
+    credentials: Vec<CredentialStatus>,
+    /// New processes are held back now.
+    pause: Option<RunPause>,
+    /// Every pause of the run, in order (for the summary).
+    pauses: Vec<RunPause>,
+    /// `maxAutoResolveConflicts` was used up (logged once).
+    auto_resolve_exhausted: bool,
 }
 
 /// The Director's planning state, kept here so a resumed run continues it.
@@ -44,6 +54,10 @@ pub(crate) struct PlanState {
     pub(crate) team_goals: BTreeMap<String, TeamGoal>,
     /// What happened so far (for re-planning).
     pub(crate) history: Vec<String>,
+    /// The name of each team slot (hierarchy mode; `""`: not named yet). A team is named
+    /// after its first goal.
+    #[serde(default)]
+    pub(crate) team_names: Vec<String>,
 }
 
 /// Shared run state; cheap to clone.
@@ -195,6 +209,7 @@ impl Board {
         if let Some(old) = inner.agents.get(id) {
             agent.restarts = old.restarts;
             agent.cost_usd = old.cost_usd;
+            agent.credential = old.credential.clone();
         }
         agent.team = team.map(str::to_string);
         agent.parent = parent.map(str::to_string);
@@ -332,6 +347,111 @@ impl Board {
         self.touch();
     }
 
+    /// Every credential's state (written by whoever changed the pool).
+    pub(crate) fn set_credentials(&self, credentials: Vec<CredentialStatus>) {
+        let changed = {
+            let mut inner = self.lock();
+            let changed = inner.credentials != credentials;
+            inner.credentials = credentials;
+            changed
+        };
+        if changed {
+            self.touch();
+        }
+    }
+
+    /// New processes are held back until `until` for `cause` (a turn waits at admission).
+    /// Returns whether this starts a new pause (or moves its end).
+    pub(crate) fn set_pause(&self, cause: PauseCause, until: DateTime<Utc>) -> bool {
+        let changed = {
+            let mut inner = self.lock();
+            match &mut inner.pause {
+                Some(pause) if pause.cause == cause && pause.until >= until => false,
+                Some(pause) if pause.cause == cause => {
+                    pause.until = until;
+                    if let Some(last) = inner.pauses.last_mut() {
+                        last.until = until;
+                    }
+                    true
+                }
+                _ => {
+                    let pause = RunPause {
+                        cause,
+                        since: Utc::now(),
+                        until,
+                    };
+                    inner.pauses.push(pause.clone());
+                    inner.pause = Some(pause);
+                    true
+                }
+            }
+        };
+        if changed {
+            self.touch();
+        }
+        changed
+    }
+
+    /// A process was admitted: a pause that is over ends.
+    pub(crate) fn end_pause(&self, now: DateTime<Utc>) {
+        let ended = {
+            let mut inner = self.lock();
+            match &inner.pause {
+                Some(pause) if pause.until <= now => {
+                    inner.pause = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if ended {
+            self.touch();
+        }
+    }
+
+    /// The run's totals now.
+    pub(crate) fn snapshot_totals(&self) -> Totals {
+        self.lock().totals.clone()
+    }
+
+    /// Marks `maxAutoResolveConflicts` used up; true the first time (to log it once).
+    pub(crate) fn note_auto_resolve_exhausted(&self) -> bool {
+        let mut inner = self.lock();
+        !std::mem::replace(&mut inner.auto_resolve_exhausted, true)
+    }
+
+    /// Every pause of the run so far.
+    pub(crate) fn pauses(&self) -> Vec<RunPause> {
+        self.lock().pauses.clone()
+    }
+
+    /// Counts `n` tool uses; returns the run's total.
+    pub(crate) fn add_tool_uses(&self, n: u64) -> u64 {
+        let total = {
+            let mut inner = self.lock();
+            inner.totals.tool_uses += n;
+            inner.totals.tool_uses
+        };
+        self.touch();
+        total
+    }
+
+    /// One more conflict handed to an agent, if `limit` (`maxAutoResolveConflicts`) allows:
+    /// false once the run has used them up.
+    pub(crate) fn take_conflict_resolution(&self, limit: Option<u32>) -> bool {
+        let taken = {
+            let mut inner = self.lock();
+            let used = inner.totals.conflicts_resolving;
+            let allowed = limit.is_none_or(|limit| used < limit);
+            if allowed {
+                inner.totals.conflicts_resolving += 1;
+            }
+            allowed
+        };
+        self.touch();
+        taken
+    }
+
     pub(crate) fn snapshot(&self) -> StatusSnapshot {
         let inner = self.lock();
         StatusSnapshot {
@@ -347,6 +467,9 @@ impl Board {
             tasks: inner.tasks.records().cloned().collect(),
             totals: inner.totals.clone(),
             nodes: inner.nodes.clone(),
+            credentials: inner.credentials.clone(),
+            // A pause whose time is over is not shown (the next start ends it).
+            pause: inner.pause.clone().filter(|p| p.until > Utc::now()),
         }
     }
 

@@ -9,29 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{TaskKind, TaskPhase};
 
-/// Role of an agent in the supervision tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Role {
-    Director,
-    Coordinator,
-    Em,
-    Worker,
-    Git,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Director => "director",
-            Role::Coordinator => "coordinator",
-            Role::Em => "em",
-            Role::Worker => "worker",
-            Role::Git => "git",
-        }
-    }
-}
+/// Role of an agent in the supervision tree: cco-protocol's role, the one type for the tree,
+/// the journal, the status and the prompts.
+pub use cco_protocol::Role;
 
 /// The coarse state of a task, derived from its [`TaskPhase`] (what status lines show).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +127,10 @@ pub struct AgentRecord {
     /// The cluster node a worker's turns run on (`None`: this machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The credential its claude process runs (or last ran) on: `oauth` (the CLI's login) or
+    /// the name of an API key. Never the secret.
+    #[serde(default)]
+    pub credential: Option<String>,
     #[serde(skip)]
     pub state_since: Option<Instant>,
 }
@@ -168,7 +152,104 @@ impl AgentRecord {
             cost_usd: 0.0,
             model: None,
             node: None,
+            credential: None,
             state_since: Some(Instant::now()),
+        }
+    }
+}
+
+/// Whether a credential takes new processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CredentialState {
+    /// Usable, with headroom.
+    Ready,
+    /// Usable, but its quota is nearly used (`allowed_warning`, or a utilization above
+    /// `quotaWarningThreshold`): new processes prefer other credentials.
+    Warning,
+    /// Rate limited: benched until `until`.
+    Limited,
+}
+
+/// One credential (the CLI login or an API key) as status lines show it; never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CredentialStatus {
+    /// `oauth` for the CLI login, else the key's name from api-keys.json.
+    pub name: String,
+    /// The CLI login (not a key).
+    pub login: bool,
+    /// Used only while the preferred credentials are limited (`authMode`'s fallback).
+    pub fallback: bool,
+    pub state: CredentialState,
+    /// Limited: until when; warning: when its quota window resets (if known).
+    pub until: Option<DateTime<Utc>>,
+    /// The latest reported utilization (0..=1), when the API reports one.
+    pub utilization: Option<f64>,
+}
+
+impl CredentialStatus {
+    /// `a ready`, `b limited until 12:03:04 UTC`, `oauth warning (95% used)`.
+    pub fn describe(&self) -> String {
+        let mut text = format!("{} {}", self.name, self.state.as_str());
+        if let Some(u) = self
+            .utilization
+            .filter(|_| self.state != CredentialState::Ready)
+        {
+            text.push_str(&format!(" ({:.0}% used)", u * 100.0));
+        }
+        if let Some(until) = self
+            .until
+            .filter(|_| self.state == CredentialState::Limited)
+        {
+            text.push_str(&format!(" until {}", until.format("%H:%M:%S UTC")));
+        }
+        text
+    }
+}
+
+impl CredentialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialState::Ready => "ready",
+            CredentialState::Warning => "warning",
+            CredentialState::Limited => "limited",
+        }
+    }
+}
+
+/// Why new claude processes are held back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PauseCause {
+    /// Every credential is rate limited: until the earliest reset.
+    RateLimited,
+    /// Several agents saw the API overloaded (529, 5xx): the circuit breaker holds new starts.
+    ApiOverloaded,
+}
+
+/// A pause of new claude processes: why, from when, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RunPause {
+    pub cause: PauseCause,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl RunPause {
+    /// `paused: every credential is rate limited until 12:03:04 UTC (the earliest reset)`.
+    pub fn describe(&self) -> String {
+        let until = self.until.format("%H:%M:%S UTC");
+        match self.cause {
+            PauseCause::RateLimited => format!(
+                "paused: every credential is rate limited until {until} (the earliest reset)"
+            ),
+            PauseCause::ApiOverloaded => {
+                format!("holding new starts: the API is overloaded, until {until}")
+            }
         }
     }
 }
@@ -183,6 +264,12 @@ pub struct Totals {
     pub merges: u32,
     pub conflicts: u32,
     pub cost_usd: f64,
+    /// Tool uses of every claude process of the run (`maxTotalToolUses` counts these).
+    #[serde(default)]
+    pub tool_uses: u64,
+    /// Conflicts handed to agents to resolve (`maxAutoResolveConflicts` counts these).
+    #[serde(default)]
+    pub conflicts_resolving: u32,
 }
 
 /// A point-in-time copy of the whole tree, for SIGUSR1 dumps and `status()`.
@@ -203,6 +290,12 @@ pub struct StatusSnapshot {
     /// The cluster's nodes (empty without a cluster).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<crate::cluster::NodeRecord>,
+    /// Every credential and whether it takes new processes.
+    #[serde(default)]
+    pub credentials: Vec<CredentialStatus>,
+    /// New processes are held back now (every credential limited, or the API overloaded).
+    #[serde(default)]
+    pub pause: Option<RunPause>,
 }
 
 impl StatusSnapshot {
@@ -218,6 +311,8 @@ impl StatusSnapshot {
             tasks: Vec::new(),
             totals: Totals::default(),
             nodes: Vec::new(),
+            credentials: Vec::new(),
+            pause: None,
         }
     }
 
@@ -259,13 +354,20 @@ impl StatusSnapshot {
                 sessions = node.session_bytes_received,
             ));
         }
+        if !self.credentials.is_empty() {
+            let list: Vec<String> = self.credentials.iter().map(|c| c.describe()).collect();
+            out.push_str(&format!("credentials: {}\n", list.join(" · ")));
+        }
+        if let Some(pause) = &self.pause {
+            out.push_str(&format!("{}\n", pause.describe()));
+        }
         out
     }
 
     fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {
         let dash = "-".to_string();
         out.push_str(&format!(
-            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} restarts={restarts} cost=${cost:.4}\n",
+            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} credential={credential} restarts={restarts} cost=${cost:.4}\n",
             indent = "  ".repeat(depth + 1),
             role = agent.role.as_str(),
             id = agent.id,
@@ -273,6 +375,7 @@ impl StatusSnapshot {
             pid = agent.pid.map(|p| p.to_string()).unwrap_or_else(|| dash.clone()),
             session = agent.session_id.clone().unwrap_or_else(|| dash.clone()),
             task = agent.current_task.clone().unwrap_or_else(|| dash.clone()),
+            credential = agent.credential.clone().unwrap_or_else(|| dash.clone()),
             restarts = agent.restarts,
             cost = agent.cost_usd,
         ));

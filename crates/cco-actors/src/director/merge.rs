@@ -12,7 +12,7 @@ use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::TaskPhase;
 
 impl DirectorState {
-    pub(super) fn merge_team(&mut self, myself: &ActorRef<DirectorMsg>, team: &str) {
+    pub(super) async fn merge_team(&mut self, myself: &ActorRef<DirectorMsg>, team: &str) {
         let Some(slot) = self.teams.slot_of(team) else {
             return;
         };
@@ -32,7 +32,7 @@ impl DirectorState {
                 goal.as_deref().unwrap_or("(none)")
             ));
             self.teams.free(team);
-            self.dispatch(myself);
+            self.dispatch(myself).await;
             return;
         }
         self.ctx
@@ -54,7 +54,7 @@ impl DirectorState {
         });
     }
 
-    pub(super) fn on_team_merged(
+    pub(super) async fn on_team_merged(
         &mut self,
         myself: &ActorRef<DirectorMsg>,
         team: &str,
@@ -100,22 +100,41 @@ impl DirectorState {
             Ok(MergeOutcome::Conflict { files }) => {
                 board.count(|t| t.conflicts += 1);
                 board.events().emit(RunEvent::Conflict {
-                    source: branch,
+                    source: branch.clone(),
                     target: base,
                     files: files.clone(),
                 });
-                if let Some(actor) = lead {
-                    let _ = actor.send_message(LeadMsg::Input(Input::ResolveWithBase { files }));
+                let limit = self.ctx.config.config.max_auto_resolve_conflicts;
+                if !board.take_conflict_resolution(limit) {
+                    // `maxAutoResolveConflicts` used up: the strategy is `fail` now.
+                    let limit = limit.unwrap_or(0);
+                    if board.note_auto_resolve_exhausted() {
+                        let message = format!(
+                            "maxAutoResolveConflicts ({limit}) reached: conflicts are no longer given to agents; the merge strategy is \"fail\" for the rest of the run"
+                        );
+                        warn!("{message}");
+                        board.events().emit(RunEvent::Warning { message });
+                    }
+                    self.teams.history.push(format!(
+                        "{branch} left unmerged: conflicts in {} (maxAutoResolveConflicts {limit} reached)",
+                        files.join(", ")
+                    ));
+                    self.teams.free(team);
+                    self.dispatch(myself).await;
+                } else if let Some(actor) = lead {
+                    let _ = actor.send_message(LeadMsg::input(Input::ResolveWithBase { files }));
                 }
             }
-            Ok(MergeOutcome::VerifyFailed { output_tail }) => {
+            Ok(MergeOutcome::VerifyFailed {
+                status,
+                output_tail,
+            }) => {
                 self.teams
                     .history
-                    .push(format!("{branch} failed verification"));
+                    .push(format!("{branch} failed verification ({status})"));
                 if let Some(actor) = lead {
-                    let _ = actor.send_message(LeadMsg::Input(Input::FixVerification {
-                        output: output_tail,
-                    }));
+                    let output = format!("{status}\n{output_tail}");
+                    let _ = actor.send_message(LeadMsg::input(Input::FixVerification { output }));
                 }
             }
             Ok(MergeOutcome::Skipped { files }) => {
@@ -125,14 +144,14 @@ impl DirectorState {
                     files.join(", ")
                 ));
                 self.teams.free(team);
-                self.dispatch(myself);
+                self.dispatch(myself).await;
             }
             Err(error) => {
                 self.teams
                     .history
                     .push(format!("merging {branch} failed: {error}"));
                 self.teams.free(team);
-                self.dispatch(myself);
+                self.dispatch(myself).await;
             }
         }
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use cco_git::{GitError, MergeOutcome};
-use cco_protocol::DirectorPlan;
+use cco_protocol::{DirectorPlan, Duty, PlanKind, Rejections};
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -33,11 +33,12 @@ use crate::events::RunEvent;
 use crate::journal::RunClock;
 use crate::lead::{Input, LeadActor, LeadArgs, LeadMsg};
 use crate::outcome::{EndCause, RunOutcome};
-use crate::planning::{plan_step, PlanStep};
+use crate::planning::{plan_step, Asking, PlanStep};
 use crate::prompts;
 use crate::restart::RestartPolicy;
 use crate::session::{
-    apply_turn_update, spawn_turn, AgentIdentity, TurnEnd, TurnGuard, TurnRequest, TurnUpdate,
+    apply_turn_update, spawn_turn, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
+    TurnUpdate,
 };
 use crate::supervise::{record_exit, stopped_child, ChildSlots, Exit};
 
@@ -60,9 +61,11 @@ pub(crate) enum DirectorMsg {
     TeamSynced {
         team: String,
     },
-    /// The Coordinator (flat mode) says the project is complete.
+    /// The Coordinator (flat mode) says the project is complete (`planning_failure`: after
+    /// its first plan was rejected, with no task run).
     RunComplete {
         reason: String,
+        planning_failure: Option<String>,
     },
     CheckLimits,
     /// Stop the run: graceful, or forceful (SIGKILL at once); `signal`: the signal the
@@ -107,8 +110,11 @@ pub(crate) struct DirectorState {
     ended: watch::Sender<Option<RunEnd>>,
     clock: RunClock,
     stopping: bool,
-    /// Teams that could not plan their goal (a completion after that did not do the work).
-    planning_failures: u32,
+    /// The first planning failure of the run (a team that could not plan its goal, or the
+    /// Director's own first plan that never parsed): a completion after it did not do the work.
+    planning_failure: Option<String>,
+    /// The rejected answers of the Director's planning round under way.
+    rejections: Rejections,
 }
 
 pub(crate) struct DirectorActor;
@@ -164,7 +170,8 @@ impl Actor for DirectorActor {
             ended,
             clock,
             stopping: false,
-            planning_failures: 0,
+            planning_failure: None,
+            rejections: Rejections::new(),
         })
     }
 
@@ -183,13 +190,11 @@ impl Actor for DirectorActor {
                 apply_turn_update(&state.ctx, DIRECTOR_ID, update, &mut state.session_id);
             }
             DirectorMsg::TurnEnded(end) => state.on_turn_end(&myself, end).await,
-            DirectorMsg::TeamIdle { team } => state.merge_team(&myself, &team),
+            DirectorMsg::TeamIdle { team } => state.merge_team(&myself, &team).await,
             DirectorMsg::TeamFailed { team, reason } => {
-                state.planning_failures += 1;
-                state
-                    .teams
-                    .history
-                    .push(format!("team {team} could not work on its goal: {reason}"));
+                let failure = format!("team {team} could not work on its goal: {reason}");
+                state.planning_failure.get_or_insert(failure.clone());
+                state.teams.history.push(failure);
                 state.ctx.board.events().emit(RunEvent::Warning {
                     message: format!("{team}: {reason}"),
                 });
@@ -200,17 +205,25 @@ impl Actor for DirectorActor {
                         .await;
                 } else {
                     state.teams.free(&team);
-                    state.dispatch(&myself);
+                    state.dispatch(&myself).await;
                 }
             }
             DirectorMsg::TeamMerged { team, outcome } => {
-                state.on_team_merged(&myself, &team, outcome)
+                state.on_team_merged(&myself, &team, outcome).await
             }
             DirectorMsg::TeamSynced { team } => {
                 state.teams.free(&team);
-                state.dispatch(&myself);
+                state.dispatch(&myself).await;
             }
-            DirectorMsg::RunComplete { reason } => state.complete(&myself, reason).await,
+            DirectorMsg::RunComplete {
+                reason,
+                planning_failure,
+            } => {
+                if let Some(failure) = planning_failure {
+                    state.planning_failure.get_or_insert(failure);
+                }
+                state.complete(&myself, reason).await
+            }
             DirectorMsg::CheckLimits => state.check_limits(&myself).await,
             DirectorMsg::Stop {
                 reason,
@@ -228,7 +241,7 @@ impl Actor for DirectorActor {
                 if let Some(actor) = state.leads.get(slot) {
                     let _ = actor.send_message(LeadMsg::Start);
                 }
-                state.dispatch(&myself);
+                state.dispatch(&myself).await;
             }
         }
         state.persist_plan();
@@ -292,28 +305,11 @@ impl DirectorState {
             base_branch: self.ctx.base_branch.clone(),
             mode: mode.into(),
         });
-        if !self.flat {
-            for team in &mut self.teams.teams {
-                team.branch = self
-                    .ctx
-                    .git
-                    .ensure_team_branch(&team.name, Some(&self.ctx.base_branch))
-                    .await
-                    .map_err(|source| DirectorError::TeamBranch {
-                        team: team.name.clone(),
-                        source,
-                    })?;
-            }
-        }
-        for slot in 0..self.leads.len() {
-            self.spawn_lead(myself, slot).await;
-        }
-        for slot in 0..self.leads.len() {
-            if let Some(actor) = self.leads.get(slot) {
+        if self.flat {
+            self.spawn_lead(myself, 0).await;
+            if let Some(actor) = self.leads.get(0) {
                 let _ = actor.send_message(LeadMsg::Start);
             }
-        }
-        if self.flat {
             self.ctx
                 .board
                 .set_phase("running (flat: coordinator plans)");
@@ -337,21 +333,55 @@ impl DirectorState {
             info!("resuming the journaled plan");
             self.ctx.board.set_phase("running (resumed)");
             self.ctx.board.set_agent_state(DIRECTOR_ID, "directing");
+            // The teams named before the restart continue their tasks.
+            let named: Vec<usize> = (0..self.teams.teams.len())
+                .filter(|&slot| self.teams.teams[slot].is_named())
+                .collect();
+            for slot in named {
+                self.start_team(myself, slot).await?;
+            }
             // A team that had a goal but no task yet was still planning: ask it again.
             for (slot, team) in self.teams.teams.iter().enumerate() {
                 if let (Some(goal), Some(actor)) = (&team.goal, self.leads.get(slot)) {
                     if self.ctx.board.tasks_of_team(&team.name).is_empty() {
-                        let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal.clone())));
+                        let _ = actor.send_message(LeadMsg::input(Input::Goal(goal.clone())));
                     }
                 }
             }
-            self.dispatch(myself);
+            self.dispatch(myself).await;
             return Ok(());
         }
         self.ctx.board.set_phase("planning");
         let prompt = prompts::director_plan(&self.ctx, &who);
         self.who = Some(who);
+        self.rejections = Rejections::new();
         self.start_turn(myself, 0, prompt);
+        Ok(())
+    }
+
+    /// Starts the team of a named slot: its branch (`cco/<team>/team`), its EM and, through
+    /// the EM, its workers.
+    async fn start_team(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        slot: usize,
+    ) -> Result<(), DirectorError> {
+        let name = self.teams.teams[slot].name.clone();
+        let branch = self
+            .ctx
+            .git
+            .ensure_team_branch(&name, Some(&self.ctx.base_branch))
+            .await
+            .map_err(|source| DirectorError::TeamBranch {
+                team: name.clone(),
+                source,
+            })?;
+        self.teams.teams[slot].branch = branch;
+        self.leads.set_id(slot, self.teams.teams[slot].lead.clone());
+        self.spawn_lead(myself, slot).await;
+        if let Some(actor) = self.leads.get(slot) {
+            let _ = actor.send_message(LeadMsg::Start);
+        }
         Ok(())
     }
 
@@ -411,14 +441,11 @@ impl DirectorState {
         let Some(who) = self.who.clone() else { return };
         self.ctx.board.set_agent_state(DIRECTOR_ID, "planning");
         let request = TurnRequest {
-            prompt,
             resume: self.session_id.clone(),
-            task_key: None,
             wall_timeout: Some(self.ctx.task_timeout()),
-            timeout_prompt: None,
-            resume_prompt: None,
-            fork: false,
             sync_before: Some((who.cwd.clone(), self.ctx.base_branch.clone())),
+            document: Some(PlanKind::Director),
+            ..TurnRequest::new(prompt, Duty::Plan)
         };
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
@@ -441,16 +468,29 @@ impl DirectorState {
             return;
         };
         self.ctx.board.update_agent(DIRECTOR_ID, |a| a.pid = None);
-        let max_retries = self.ctx.config.config.max_plan_retries;
+        let asking = Asking {
+            attempt,
+            max_retries: self.ctx.config.config.max_plan_retries,
+            role: Role::Director,
+            answer: self.ctx.answer_format(),
+        };
         match plan_step(
             end,
-            attempt,
-            max_retries,
+            asking,
             &mut self.session_id,
-            cco_protocol::parse_director_plan,
+            &mut self.rejections,
+            cco_protocol::parse_director_answer,
         ) {
             PlanStep::Cancelled => {}
-            PlanStep::SessionFailed(reason) => {
+            PlanStep::SessionFailed {
+                cause: FailCause::ApiUnavailable,
+                reason,
+            } => {
+                // The API, not the plan: plan again (the run's limits bound this).
+                warn!(%reason, "the director's planning turn ended on an unavailable API: planning again");
+                self.plan_again(myself, attempt);
+            }
+            PlanStep::SessionFailed { reason, .. } => {
                 let reason = format!("director planning session failed: {reason}");
                 self.stop(myself, reason, EndCause::PlanningFailed, false)
                     .await;
@@ -462,7 +502,15 @@ impl DirectorState {
                     });
                 }
                 match parsed.value {
-                    DirectorPlan::Complete { reason } => self.complete(myself, reason).await,
+                    DirectorPlan::Complete { reason } => {
+                        // The first plan never parsed and nothing ran: not a completion.
+                        let never_planned = self.ctx.board.snapshot().tasks.is_empty()
+                            && self.teams.teams.iter().all(|t| !t.is_named());
+                        if let Some(failure) = self.rejections.failure().filter(|_| never_planned) {
+                            self.planning_failure.get_or_insert(failure.to_string());
+                        }
+                        self.complete(myself, reason).await
+                    }
                     DirectorPlan::Continue { teams, .. } => {
                         self.ctx.board.events().emit(RunEvent::Planned {
                             agent: DIRECTOR_ID.into(),
@@ -471,7 +519,7 @@ impl DirectorState {
                         self.teams.goals.extend(teams);
                         self.ctx.board.set_phase("running");
                         self.ctx.board.set_agent_state(DIRECTOR_ID, "directing");
-                        self.dispatch(myself);
+                        self.dispatch(myself).await;
                     }
                 }
             }
@@ -479,32 +527,63 @@ impl DirectorState {
                 warn!(attempt, "invalid director plan: asking again");
                 self.start_turn(myself, attempt, prompt);
             }
-            PlanStep::Invalid { attempts, error } => {
-                let reason =
-                    format!("the director gave no valid plan after {attempts} attempts: {error}");
+            PlanStep::Invalid(failure) => {
+                let reason = format!("the director gave no valid plan: {failure}");
                 self.stop(myself, reason, EndCause::PlanningFailed, false)
                     .await;
             }
         }
     }
 
-    /// Gives pending goals to idle EMs; re-plans when everything ran dry.
-    fn dispatch(&mut self, myself: &ActorRef<DirectorMsg>) {
+    /// The planning turn (the first plan or a re-plan) is asked again as it was.
+    fn plan_again(&mut self, myself: &ActorRef<DirectorMsg>, attempt: u32) {
+        let Some(who) = self.who.clone() else { return };
+        let first = self.teams.teams.iter().all(|t| !t.is_named())
+            && self.ctx.board.snapshot().tasks.is_empty();
+        let prompt = if first {
+            prompts::director_plan(&self.ctx, &who)
+        } else {
+            let tasks = self.ctx.board.snapshot().tasks;
+            prompts::replan(&self.ctx, &who, &tasks, &self.teams.history)
+        };
+        self.start_turn(myself, attempt, prompt);
+    }
+
+    /// Gives pending goals to idle EMs (a team's first goal names it and starts it);
+    /// re-plans when everything ran dry.
+    async fn dispatch(&mut self, myself: &ActorRef<DirectorMsg>) {
         if self.flat || self.stopping || self.ctx.is_stopping() {
             return;
         }
         let leads = &self.leads;
-        for (slot, goal) in self.teams.dispatch(|slot| leads.get(slot).is_some()) {
-            info!(team = %self.teams.teams[slot].name, goal = %goal.name, "goal assigned");
-            if let Some(actor) = self.leads.get(slot) {
-                let _ = actor.send_message(LeadMsg::Input(Input::Goal(goal)));
+        let handed = self.teams.dispatch(|slot| leads.get(slot).is_some());
+        for (slot, goal) in handed {
+            let team = self.teams.teams[slot].name.clone();
+            if self.leads.get(slot).is_none() {
+                if let Err(error) = self.start_team(myself, slot).await {
+                    warn!(%team, %error, "the team could not start");
+                    self.teams
+                        .history
+                        .push(format!("team {team} could not start: {error}"));
+                    self.teams.free(&team);
+                    continue;
+                }
             }
+            let Some(actor) = self.leads.get(slot) else {
+                // Its lead could not start (a respawn is scheduled): the goal waits.
+                self.teams.free(&team);
+                self.teams.goals.push_front(goal);
+                continue;
+            };
+            info!(%team, goal = %goal.name, "goal assigned");
+            let _ = actor.send_message(LeadMsg::input(Input::Goal(goal)));
         }
         if self.teams.all_idle() && self.turn.is_none() {
             if let Some(who) = self.who.clone() {
                 let tasks = self.ctx.board.snapshot().tasks;
-                let prompt = prompts::director_replan(&self.ctx, &who, &self.teams.history, &tasks);
+                let prompt = prompts::replan(&self.ctx, &who, &tasks, &self.teams.history);
                 self.ctx.board.set_phase("re-planning");
+                self.rejections = Rejections::new();
                 self.start_turn(myself, 0, prompt);
             }
         }

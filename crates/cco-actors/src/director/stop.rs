@@ -7,13 +7,15 @@ use ractor::ActorRef;
 use tracing::info;
 
 use super::{DirectorMsg, DirectorState, RunEnd, DIRECTOR_ID};
+use crate::board::TaskState;
 use crate::events::RunEvent;
 use crate::lead::LeadMsg;
-use crate::outcome::{finished_phase, EndCause, RunLimit, RunOutcome};
+use crate::outcome::{final_reason, finished_phase, EndCause, RunLimit, RunOutcome};
 use crate::supervise::shutdown_all;
 
 impl DirectorState {
-    /// `maxBudgetUsd` and `maxRunDurationMinutes` (checked every `pollIntervalMs`).
+    /// `maxBudgetUsd`, `maxTotalToolUses` and `maxRunDurationMinutes` (checked every
+    /// `pollIntervalMs`; a turn does not start once the tool uses are spent).
     pub(super) async fn check_limits(&mut self, myself: &ActorRef<DirectorMsg>) {
         let config = &self.ctx.config.config;
         if let Some(budget) = config.max_budget_usd {
@@ -24,6 +26,16 @@ impl DirectorState {
                     spent_usd: spent,
                     budget_usd: budget,
                 };
+                self.stop(myself, reason, EndCause::Limit(limit), false)
+                    .await;
+                return;
+            }
+        }
+        if let Some(cap) = config.max_total_tool_uses {
+            let used = self.ctx.board.snapshot_totals().tool_uses;
+            if used >= cap {
+                let reason = format!("tool-use limit reached: {used} of {cap} tool uses");
+                let limit = RunLimit::ToolUses { used, cap };
                 self.stop(myself, reason, EndCause::Limit(limit), false)
                     .await;
                 return;
@@ -42,7 +54,7 @@ impl DirectorState {
     pub(super) async fn complete(&mut self, myself: &ActorRef<DirectorMsg>, reason: String) {
         let cause = EndCause::Complete {
             reason: reason.clone(),
-            planning_failures: self.planning_failures,
+            planning_failure: self.planning_failure.clone(),
         };
         self.stop(myself, format!("complete: {reason}"), cause, false)
             .await
@@ -87,7 +99,15 @@ impl DirectorState {
             },
             cause => cause,
         };
-        let outcome = RunOutcome::classify(&cause, &board.snapshot().totals);
+        let snapshot = board.snapshot();
+        let outcome = RunOutcome::classify(&cause, &snapshot.totals);
+        let failed: Vec<String> = snapshot
+            .tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Failed)
+            .map(|t| t.key.clone())
+            .collect();
+        let reason = final_reason(&outcome, &cause, &reason, &failed);
         board.set_phase(finished_phase(&outcome, cause.detail(&reason)));
         board.events().emit(RunEvent::RunFinished {
             reason: reason.clone(),

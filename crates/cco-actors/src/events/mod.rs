@@ -33,6 +33,9 @@ pub enum RunEvent {
         agent: String,
         pid: u32,
         resume: bool,
+        /// The credential it runs on (`oauth` or a key's name; never the secret).
+        #[serde(default)]
+        credential: Option<String>,
     },
     ProcessExited {
         agent: String,
@@ -85,6 +88,12 @@ pub enum RunEvent {
         agent: String,
         until: DateTime<Utc>,
     },
+    /// Several agents saw the API unavailable (529, 5xx, connection errors) within a short
+    /// window: no new claude process starts until `until` (the run-wide circuit breaker).
+    ApiOverloaded {
+        agents: usize,
+        until: DateTime<Utc>,
+    },
     Cost {
         agent: String,
         total_usd: f64,
@@ -117,6 +126,12 @@ pub enum RunEvent {
     WorkerPlaced {
         agent: String,
         node: Option<String>,
+    },
+    /// Something about one agent's process worth a warning in its log (e.g. a stream line
+    /// that was too long and was dropped).
+    AgentWarning {
+        agent: String,
+        message: String,
     },
     RunFinished {
         reason: String,

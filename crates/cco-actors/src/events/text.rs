@@ -43,10 +43,19 @@ impl RunEvent {
             RunEvent::AgentState { agent, state } => {
                 (Agent(agent.clone()), format!("state: {state}"), true)
             }
-            RunEvent::ProcessStarted { agent, pid, resume } => (
+            RunEvent::ProcessStarted {
+                agent,
+                pid,
+                resume,
+                credential,
+            } => (
                 Agent(agent.clone()),
                 format!(
-                    "claude started, pid {pid}{}",
+                    "claude started, pid {pid}{}{}",
+                    credential
+                        .as_deref()
+                        .map(|c| format!(" on {c}"))
+                        .unwrap_or_default(),
                     if *resume { " (resumed session)" } else { "" }
                 ),
                 true,
@@ -118,12 +127,28 @@ impl RunEvent {
                 ),
                 true,
             ),
-            RunEvent::KeyBenched { key, until } => {
-                (Run, format!("key {key} rate limited until {until}"), true)
-            }
+            RunEvent::KeyBenched { key, until } => (
+                Run,
+                format!(
+                    "credential {key} rate limited until {}",
+                    until.format("%H:%M:%S UTC")
+                ),
+                true,
+            ),
             RunEvent::Paused { agent, until } => (
                 Agent(agent.clone()),
-                format!("paused: rate limited until {until}"),
+                format!(
+                    "paused: every credential is rate limited until {}",
+                    until.format("%H:%M:%S UTC")
+                ),
+                true,
+            ),
+            RunEvent::ApiOverloaded { agents, until } => (
+                Run,
+                format!(
+                    "the API is overloaded ({agents} agents saw 529/5xx errors): new claude processes wait until {}",
+                    until.format("%H:%M:%S UTC")
+                ),
                 true,
             ),
             RunEvent::Cost { agent, total_usd } => (
@@ -164,6 +189,9 @@ impl RunEvent {
                 },
                 true,
             ),
+            RunEvent::AgentWarning { agent, message } => {
+                (Agent(agent.clone()), format!("warning: {message}"), true)
+            }
             RunEvent::RunFinished { reason } => (Run, format!("run finished: {reason}"), true),
         };
         // Continuation lines of a multi-line message are indented.

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use crate::board::{Board, PlanState, StatusSnapshot};
 use crate::keys::KeyPool;
 use crate::outcome::RunOutcome;
-use crate::persist::write_atomic;
+use crate::persist::write_atomic_keeping;
 
 pub(crate) use clock::RunClock;
 
@@ -138,10 +138,9 @@ impl Journal {
     pub(crate) fn write(&self, run_dir: &Path) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
         let current = run_dir.join(JOURNAL_FILE);
-        if current.exists() {
-            std::fs::rename(&current, run_dir.join(PREVIOUS_JOURNAL_FILE))?;
-        }
-        write_atomic(&current, &bytes)
+        // The new journal is on disk before the current one becomes the previous one: a crash
+        // during the (slow) fsync leaves the current journal in place.
+        write_atomic_keeping(&current, &bytes, Some(&run_dir.join(PREVIOUS_JOURNAL_FILE)))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::events::EventBus;
 use crate::lifecycle::{MergeCause, TaskKind, TaskPhase, Turn};
 
 fn keys() -> KeyPool {
-    KeyPool::new(cco_config::AuthMode::Oauth, vec![])
+    KeyPool::new(cco_config::AuthMode::Oauth, vec![], true, 0.9)
 }
 
 /// The journal writer of `board`, writing into `dir`.

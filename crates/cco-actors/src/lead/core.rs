@@ -6,23 +6,22 @@
 //! writes task phases and agent states on the [`Board`] (in memory: the journal writer and the
 //! status readers see them). It never touches git, processes, actors or the clock: `now`
 //! comes with each input, so every rule runs in a unit test in microseconds. The work is
-//! split by concern: scheduling in `slots.rs`, the capture → review → merge pipeline in
-//! `pipeline.rs`, `cco resume` in `restore.rs`.
+//! split by concern: planning turns in `plans.rs`, scheduling in `slots.rs`, the capture →
+//! review → merge pipeline in `pipeline.rs`, `cco resume` in `restore.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest, WorktreeInfo};
-use cco_protocol::{TaskPlan, TaskSpec, TeamGoal};
-use tracing::{info, warn};
+use cco_protocol::{AnswerFormat, Rejections, TaskSpec, TeamGoal};
+use tracing::info;
 
 use super::slots::WorkerSlot;
 use crate::board::{Board, Role, TaskRecord};
 use crate::error::{JobFailure, LeadError};
-use crate::events::RunEvent;
 use crate::lifecycle::TaskKind;
-use crate::planning::{plan_step, PlanStep};
+use crate::planning::Asking;
 use crate::session::TurnEnd;
 use crate::worker::{Job, Start, WorkerReport, Workplace};
 
@@ -39,6 +38,13 @@ pub(crate) struct LeadConfig {
     pub(crate) run_name: String,
     pub(crate) max_plan_retries: u32,
     pub(crate) merge_strategy: cco_git::MergeStrategy,
+    /// How the lead answers its planning and review turns.
+    pub(crate) answer: AnswerFormat,
+    /// The verify command of the base branch's gate (named in the gate's prompt).
+    pub(crate) verify_command: Option<String>,
+    /// `maxAutoResolveConflicts`: conflicts handed to agents in the whole run (with the
+    /// `agent` strategy).
+    pub(crate) max_auto_resolve: Option<u32>,
 }
 
 /// Something that happened, as the core sees it.
@@ -96,10 +102,12 @@ pub(crate) enum Input {
         /// The worker's report: its result text, or why the turn failed.
         turn: Result<String, JobFailure>,
     },
-    /// The task ref was summarised for a review.
+    /// The task ref was summarised for a review (`revs`: the commits the task ref and the
+    /// target point at, when they could be read).
     Diffed {
         key: String,
         diff: Result<DiffSummary, GitError>,
+        revs: Option<(String, String)>,
         result_text: String,
     },
     ReviewEnded {
@@ -185,6 +193,12 @@ pub(crate) struct CaptureOrder {
 pub(crate) enum ReviewPrompt {
     First {
         spec: Box<TaskSpec>,
+        /// Who did the work.
+        worker: String,
+        /// The ref holding it.
+        task_ref: String,
+        /// The commits of the task ref and of the target (for the reviewer's git commands).
+        revs: Option<(String, String)>,
         result_text: String,
         diff: Box<DiffSummary>,
     },
@@ -193,7 +207,7 @@ pub(crate) enum ReviewPrompt {
 }
 
 /// The prompt of a planning turn (the shell writes it: it reads the project direction).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum PlanPrompt {
     Coordinator,
     Em(TeamGoal),
@@ -208,16 +222,20 @@ pub(crate) enum Report {
     TeamIdle,
     /// The team could not plan its goal.
     TeamFailed { reason: String },
-    /// The Coordinator says the project is complete.
-    RunComplete { reason: String },
+    /// The Coordinator says the project is complete. `planning_failure`: its first plan never
+    /// parsed (the answer came after repairs) and no task ran: why.
+    RunComplete {
+        reason: String,
+        planning_failure: Option<String>,
+    },
 }
 
 /// The planning turns of the lead's own session: one at a time, in order.
 #[derive(Debug, Default)]
-struct PlanQueue {
-    /// The attempt of the turn running now.
-    running: Option<u32>,
-    pending: VecDeque<(u32, PlanPrompt)>,
+pub(super) struct PlanQueue {
+    /// The attempt and prompt of the turn running now.
+    pub(super) running: Option<(u32, PlanPrompt)>,
+    pub(super) pending: VecDeque<(u32, PlanPrompt)>,
 }
 
 /// The lead's state and rules. See the module docs.
@@ -229,11 +247,16 @@ pub(crate) struct LeadCore {
     pub(crate) queue: Vec<String>,
     pub(crate) specs: HashMap<String, TaskSpec>,
     goal: Option<TeamGoal>,
-    plans: PlanQueue,
+    pub(super) plans: PlanQueue,
+    /// The rejected answers of the planning round under way.
+    pub(super) rejections: Rejections,
     /// The lead's planning session (reviews fork it).
     pub(crate) session_id: Option<String>,
     /// Tasks whose review turn runs (in parallel, each in its own fork).
     pub(crate) reviews: HashSet<String>,
+    /// The worker's final answer of each task under review (a review lost to an unavailable
+    /// API is asked again with it).
+    pub(crate) review_results: HashMap<String, String>,
     /// Counts this lead's merges into the target (and new goals): a worktree parked at an
     /// older epoch is synced before its next task.
     pub(crate) target_epoch: u64,
@@ -246,10 +269,10 @@ pub(crate) struct LeadCore {
     pub(crate) stopping: bool,
     /// The run is stopping (set by the Director): no new assignment.
     pub(crate) run_stopping: bool,
-    reported_idle: bool,
+    pub(super) reported_idle: bool,
     /// The time of the input being handled.
     pub(crate) now: Instant,
-    effects: Vec<Effect>,
+    pub(super) effects: Vec<Effect>,
 }
 
 impl LeadCore {
@@ -263,8 +286,10 @@ impl LeadCore {
             specs: HashMap::new(),
             goal: None,
             plans: PlanQueue::default(),
+            rejections: Rejections::new(),
             session_id: None,
             reviews: HashSet::new(),
+            review_results: HashMap::new(),
             target_epoch: 0,
             merged_epoch: HashMap::new(),
             commits_in_review: HashMap::new(),
@@ -357,8 +382,9 @@ impl LeadCore {
             Input::Diffed {
                 key,
                 diff,
+                revs,
                 result_text,
-            } => self.on_diffed(key, diff, result_text),
+            } => self.on_diffed(key, diff, revs, result_text),
             Input::ReviewEnded { key, attempt, end } => self.on_review_end(key, attempt, end),
             Input::Merged { key, outcome } => self.on_merged(key, outcome),
             Input::LaneReady {
@@ -372,6 +398,16 @@ impl LeadCore {
             }
         }
         std::mem::take(&mut self.effects)
+    }
+
+    /// How a planning or review turn of this lead at `attempt` is asked again.
+    pub(crate) fn asking(&self, attempt: u32) -> Asking {
+        Asking {
+            attempt,
+            max_retries: self.cfg.max_plan_retries,
+            role: self.cfg.role,
+            answer: self.cfg.answer,
+        }
     }
 
     pub(crate) fn emit(&mut self, effect: Effect) {
@@ -421,101 +457,6 @@ impl LeadCore {
             .map(|s| s.id.clone())
             .unwrap_or_else(|| key.rsplit('/').next().unwrap_or(key).to_string());
         cco_git::task_ref(&self.cfg.run_name, &self.cfg.team, &id)
-    }
-
-    fn enqueue_plan(&mut self, prompt: PlanPrompt) {
-        self.plans.pending.push_back((0, prompt));
-        self.start_next_plan();
-    }
-
-    fn start_next_plan(&mut self) {
-        if self.plans.running.is_some() || self.stopping {
-            return;
-        }
-        let Some((attempt, prompt)) = self.plans.pending.pop_front() else {
-            return;
-        };
-        self.board.set_agent_state(&self.cfg.id, "planning");
-        self.plans.running = Some(attempt);
-        self.effects.push(Effect::Plan {
-            prompt,
-            resume: self.session_id.clone(),
-        });
-    }
-
-    fn on_plan_end(&mut self, end: TurnEnd) {
-        let Some(attempt) = self.plans.running.take() else {
-            return;
-        };
-        self.board.update_agent(&self.cfg.id, |a| {
-            a.pid = None;
-            a.current_task = None;
-        });
-        let max_retries = self.cfg.max_plan_retries;
-        match plan_step(
-            end,
-            attempt,
-            max_retries,
-            &mut self.session_id,
-            cco_protocol::parse_task_plan,
-        ) {
-            PlanStep::Cancelled => return,
-            PlanStep::Plan(parsed) => {
-                for warning in parsed.warnings {
-                    self.board.events().emit(RunEvent::Warning {
-                        message: format!("{}: {warning}", self.cfg.id),
-                    });
-                }
-                match parsed.value {
-                    TaskPlan::Continue { tasks } => {
-                        self.board.events().emit(RunEvent::Planned {
-                            agent: self.cfg.id.clone(),
-                            items: tasks.len(),
-                        });
-                        for task in tasks {
-                            self.add_task(task, TaskKind::Planned);
-                        }
-                        self.board.set_agent_state(&self.cfg.id, "leading");
-                        self.schedule();
-                    }
-                    TaskPlan::Complete { reason } => {
-                        info!(lead = %self.cfg.id, %reason, "lead reports its work complete");
-                        // No more planning from this lead until it gets new work.
-                        self.reported_idle = true;
-                        if self.cfg.role == Role::Coordinator {
-                            self.board.set_agent_state(&self.cfg.id, "complete");
-                            self.effects
-                                .push(Effect::Report(Report::RunComplete { reason }));
-                        } else {
-                            self.board.set_agent_state(&self.cfg.id, "idle: goal done");
-                            self.effects.push(Effect::Report(Report::TeamIdle));
-                        }
-                    }
-                }
-            }
-            PlanStep::Repair { attempt, prompt } => {
-                warn!(lead = %self.cfg.id, attempt, "invalid plan: asking again");
-                self.plans
-                    .pending
-                    .push_front((attempt, PlanPrompt::Repair(prompt)));
-            }
-            PlanStep::Invalid { attempts, error } => {
-                self.planning_failed(format!("no valid plan after {attempts} attempts: {error}"))
-            }
-            PlanStep::SessionFailed(reason) => {
-                self.planning_failed(format!("planning session failed: {reason}"))
-            }
-        }
-        self.start_next_plan();
-        self.check_idle();
-    }
-
-    fn planning_failed(&mut self, reason: String) {
-        warn!(lead = %self.cfg.id, %reason, "planning failed");
-        self.board
-            .set_agent_state(&self.cfg.id, format!("planning failed: {reason}"));
-        self.effects
-            .push(Effect::Report(Report::TeamFailed { reason }));
     }
 
     /// The lead's state line: planning, reviewing N tasks, or leading.

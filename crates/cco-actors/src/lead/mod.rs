@@ -23,6 +23,7 @@
 
 mod core;
 mod pipeline;
+mod plans;
 mod restore;
 mod slots;
 #[cfg(test)]
@@ -33,6 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cco_protocol::{Duty, PlanKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
@@ -55,8 +57,9 @@ pub(crate) enum LeadMsg {
     /// Spawn workers; the Coordinator also starts planning.
     Start,
     /// Something for the core to decide on: a Director's request, a worker's report, the
-    /// result of an effect (a capture, a diff, a merge, a spare worktree).
-    Input(Input),
+    /// result of an effect (a capture, a diff, a merge, a spare worktree). Boxed: some inputs
+    /// carry git results, and every message is as large as the largest.
+    Input(Box<Input>),
     /// Progress of the lead's planning turn.
     Turn(TurnUpdate),
     TurnEnded(TurnEnd),
@@ -73,6 +76,12 @@ pub(crate) enum LeadMsg {
 
 // Local only (ractor's `cluster` feature needs every message type to implement `Message`).
 impl ractor::Message for LeadMsg {}
+impl LeadMsg {
+    /// `input` for the core, as a message.
+    pub(crate) fn input(input: Input) -> LeadMsg {
+        LeadMsg::Input(Box::new(input))
+    }
+}
 
 pub(crate) struct LeadArgs {
     pub(crate) ctx: Arc<RunContext>,
@@ -141,6 +150,9 @@ impl Actor for LeadActor {
                 .unwrap_or_else(|| "run".into()),
             max_plan_retries: config.max_plan_retries,
             merge_strategy: crate::gitmap::strategy(config.merge_strategy),
+            answer: ctx.answer_format(),
+            verify_command: config.verify_command.clone(),
+            max_auto_resolve: config.max_auto_resolve_conflicts,
         };
         let workers = ChildSlots::new(worker_ids.iter().cloned(), policy);
         let core = LeadCore::new(cfg, ctx.board.clone(), worker_ids);
@@ -174,7 +186,7 @@ impl Actor for LeadActor {
                     resumed: state.ctx.resumed,
                 }
             }
-            LeadMsg::Input(input) => input,
+            LeadMsg::Input(input) => *input,
             LeadMsg::Turn(update) => {
                 apply_turn_update(
                     &state.ctx,
@@ -269,6 +281,7 @@ impl LeadState {
             lead: myself.clone(),
             slot,
             target_branch: self.core.cfg.target_branch.clone(),
+            reviewer: self.core.cfg.role,
         };
         match WorkerActor::spawn_linked(None, WorkerActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -307,10 +320,13 @@ impl LeadState {
                 place,
             } => {
                 let (key, worker) = (job.key.clone(), self.workers.id(slot).to_string());
-                let sent = self.workers.get(slot).map(|actor| {
-                    actor.send_message(WorkerMsg::Assign(Box::new(job), start, place))
-                });
-                if !matches!(sent, Some(Ok(()))) {
+                let sent = match self.workers.get(slot) {
+                    Some(actor) => actor
+                        .send_message(WorkerMsg::Assign(Box::new(job), start, place))
+                        .is_ok(),
+                    None => false,
+                };
+                if !sent {
                     // The supervision event for the dead worker re-queues the task.
                     warn!(%worker, task = %key, "worker gone before assignment");
                 }
@@ -325,7 +341,7 @@ impl LeadState {
                 let team = self.core.cfg.team.clone();
                 tokio::spawn(async move {
                     let result = git.create_worktree(&team, &worktree_id, &target).await;
-                    let _ = me.send_message(LeadMsg::Input(Input::LaneReady {
+                    let _ = me.send_message(LeadMsg::input(Input::LaneReady {
                         slot,
                         epoch,
                         result,
@@ -340,9 +356,16 @@ impl LeadState {
             } => {
                 tokio::spawn(async move {
                     let diff = git.diff_summary(&target, &task_ref).await;
-                    let _ = me.send_message(LeadMsg::Input(Input::Diffed {
+                    // The reviewer's repository shares cco's objects, not its refs: its git
+                    // commands name the commits.
+                    let revs = match (git.head(&task_ref).await, git.head(&target).await) {
+                        (Ok(task), Ok(tip)) => Some((task, tip)),
+                        _ => None,
+                    };
+                    let _ = me.send_message(LeadMsg::input(Input::Diffed {
                         key,
                         diff,
+                        revs,
                         result_text,
                     }));
                 });
@@ -357,12 +380,28 @@ impl LeadState {
                 let prompt = match prompt {
                     ReviewPrompt::First {
                         spec,
+                        worker,
+                        task_ref,
+                        revs,
                         result_text,
                         diff,
-                    } => prompts::review(&self.ctx, &self.who, &spec, &result_text, &diff),
+                    } => {
+                        let facts = prompts::ReviewFacts {
+                            task: &spec,
+                            worker: &worker,
+                            task_ref: &task_ref,
+                            revs: revs.as_ref().map(|(t, b)| (t.as_str(), b.as_str())),
+                            result: &result_text,
+                            diff: &diff,
+                        };
+                        prompts::review(&self.ctx, &self.who, facts)
+                    }
                     ReviewPrompt::Repair(prompt) => prompt,
                 };
-                let request = self.turn_request(prompt, resume, fork, None);
+                let mut request = self.turn_request(prompt, resume, fork, None);
+                request.duty = Duty::Review;
+                request.document = Some(PlanKind::Review);
+                request.task = self.core.specs.get(&key).cloned();
                 let review_key = key.clone();
                 let guard = spawn_turn(
                     Arc::clone(&self.ctx),
@@ -382,16 +421,14 @@ impl LeadState {
             Effect::Merge { key, request } => {
                 tokio::spawn(async move {
                     let outcome = git.merge(request).await;
-                    let _ = me.send_message(LeadMsg::Input(Input::Merged { key, outcome }));
+                    let _ = me.send_message(LeadMsg::input(Input::Merged { key, outcome }));
                 });
             }
             Effect::Plan { prompt, resume } => {
                 let prompt = match prompt {
-                    PlanPrompt::Coordinator => {
-                        prompts::coordinator_plan(&self.ctx, &self.who, &target)
-                    }
-                    PlanPrompt::Em(goal) => prompts::em_plan(&self.ctx, &self.who, &target, &goal),
-                    PlanPrompt::Replan(tasks) => prompts::replan(&self.ctx, &self.who, &tasks),
+                    PlanPrompt::Coordinator => prompts::coordinator_plan(&self.ctx, &self.who),
+                    PlanPrompt::Em(goal) => prompts::em_plan(&self.ctx, &self.who, &goal),
+                    PlanPrompt::Replan(tasks) => prompts::replan(&self.ctx, &self.who, &tasks, &[]),
                     PlanPrompt::Repair(prompt) => prompt,
                 };
                 // Planners read the code as merged so far.
@@ -415,7 +452,13 @@ impl LeadState {
                 let _ = self.director.send_message(match report {
                     Report::TeamIdle => DirectorMsg::TeamIdle { team },
                     Report::TeamFailed { reason } => DirectorMsg::TeamFailed { team, reason },
-                    Report::RunComplete { reason } => DirectorMsg::RunComplete { reason },
+                    Report::RunComplete {
+                        reason,
+                        planning_failure,
+                    } => DirectorMsg::RunComplete {
+                        reason,
+                        planning_failure,
+                    },
                 });
             }
             Effect::Fail(error) => return Err(error.into()),
@@ -431,14 +474,12 @@ impl LeadState {
         sync_before: Option<(PathBuf, String)>,
     ) -> TurnRequest {
         TurnRequest {
-            prompt,
             resume,
-            task_key: None,
             wall_timeout: Some(self.ctx.task_timeout()),
-            timeout_prompt: None,
-            resume_prompt: None,
             fork,
             sync_before,
+            document: Some(PlanKind::Task),
+            ..TurnRequest::new(prompt, Duty::Plan)
         }
     }
 
@@ -473,7 +514,7 @@ impl LeadState {
                     warn!(%error, "could not reset the worker's worktree");
                 }
             }
-            let _ = me.send_message(LeadMsg::Input(Input::Captured {
+            let _ = me.send_message(LeadMsg::input(Input::Captured {
                 slot,
                 lane,
                 key,

@@ -10,16 +10,16 @@
 //! is sent back, then fails.
 
 use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest};
-use cco_protocol::ReviewDecision;
+use cco_protocol::{Rejections, ReviewDecision};
 use tracing::{info, warn};
 
 use super::core::{CaptureOrder, Effect, LeadCore, ReviewPrompt};
 use super::slots::Parked;
 use crate::error::JobFailure;
 use crate::events::RunEvent;
-use crate::lifecycle::{MergeCause, TaskPhase, Turn};
+use crate::lifecycle::{GateFailure, Interruption, MergeCause, TaskPhase, Turn};
 use crate::planning::{plan_step, PlanStep};
-use crate::session::TurnEnd;
+use crate::session::{FailCause, TurnEnd};
 use crate::worker::WorkerReport;
 
 /// Review rounds (changes asked of the worker) before a task is merged as is or failed.
@@ -47,6 +47,15 @@ impl LeadCore {
                     }
                 }
                 self.requeue(&key);
+                self.schedule();
+                return;
+            }
+            WorkerReport::Failed {
+                key,
+                failure: JobFailure::ApiUnavailable(reason),
+                session_id,
+            } => {
+                self.back_after_outage(slot, &key, session_id, &reason);
                 self.schedule();
                 return;
             }
@@ -96,6 +105,48 @@ impl LeadCore {
         let _ = self.board.advance(&key, finished);
         self.schedule();
         self.capture((slot, lane), key, turn);
+    }
+
+    /// The API stayed unavailable longer than the turn's budget: not the task's fault. The
+    /// task goes back, with its work where it is: its session resumes in the same worktree
+    /// (told the API was unavailable), or, without a session yet, it is queued again.
+    fn back_after_outage(
+        &mut self,
+        slot: usize,
+        key: &str,
+        session_id: Option<String>,
+        reason: &str,
+    ) {
+        self.board.keep_session(key, session_id);
+        if let Some(s) = self.slots.get_mut(slot) {
+            if let Some((_, lane)) = s.job.take_if(|(k, _)| *k == key) {
+                // The work in progress stays in the worktree: it is not parked.
+                s.lanes[lane].busy = None;
+                s.lanes[lane].parked = None;
+            }
+        }
+        let Some(task) = self.board.task(key) else {
+            return;
+        };
+        let TaskPhase::Running { worker, turn, .. } = task.phase else {
+            return;
+        };
+        let back = match task.session_id {
+            Some(session) => TaskPhase::Pinned {
+                worker,
+                turn: turn.interrupted(session, Interruption::ApiUnavailable),
+            },
+            None => TaskPhase::Queued,
+        };
+        warn!(
+            task = key,
+            reason, "the API was unavailable too long: the task goes back to the queue"
+        );
+        if self.board.advance(key, back).is_ok() {
+            self.board.events().emit(RunEvent::Warning {
+                message: format!("{key}: back to the queue, the API was unavailable ({reason})"),
+            });
+        }
     }
 
     /// Orders the capture of the turn that ran in `lane` (whatever it left, even when it
@@ -194,7 +245,7 @@ impl LeadCore {
     fn nothing_committed(&mut self, key: &str) {
         let rounds = self.board.task(key).map(|t| t.review_rounds).unwrap_or(0);
         if rounds < MAX_REVIEW_ROUNDS {
-            self.send_back(key, NOTHING_COMMITTED);
+            self.send_back(key, NOTHING_COMMITTED, None);
         } else {
             self.fail_task(key, "the worker committed nothing");
         }
@@ -214,6 +265,7 @@ impl LeadCore {
         &mut self,
         key: String,
         diff: Result<DiffSummary, GitError>,
+        revs: Option<(String, String)>,
         result_text: String,
     ) {
         let diff = match diff {
@@ -243,8 +295,17 @@ impl LeadCore {
         {
             return;
         }
+        let worker = self
+            .board
+            .task(&key)
+            .and_then(|t| t.worker)
+            .unwrap_or_default();
+        self.review_results.insert(key.clone(), result_text.clone());
         let prompt = ReviewPrompt::First {
             spec: Box::new(spec),
+            worker,
+            task_ref: self.task_ref(&key),
+            revs,
             result_text,
             diff: Box::new(diff),
         };
@@ -278,14 +339,15 @@ impl LeadCore {
     pub(crate) fn on_review_end(&mut self, key: String, attempt: u32, end: TurnEnd) {
         self.reviews.remove(&key);
         self.show_activity();
+        let result_text = self.review_results.remove(&key).unwrap_or_default();
         let mut review_session = None;
-        let max_retries = self.cfg.max_plan_retries;
+        let asking = self.asking(attempt);
         match plan_step(
             end,
-            attempt,
-            max_retries,
+            asking,
             &mut review_session,
-            cco_protocol::parse_review,
+            &mut Rejections::new(),
+            cco_protocol::parse_review_answer,
         ) {
             PlanStep::Cancelled => return,
             PlanStep::Plan(parsed) => match parsed.value {
@@ -293,7 +355,7 @@ impl LeadCore {
                 ReviewDecision::Revise { feedback } => {
                     let rounds = self.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
                     if rounds < MAX_REVIEW_ROUNDS {
-                        self.send_back(&key, &feedback);
+                        self.send_back(&key, &feedback, None);
                     } else {
                         // Enough rounds: the work is committed and reviewed; merge what is there.
                         self.start_merge(&key, MergeCause::RoundsUsed);
@@ -301,10 +363,21 @@ impl LeadCore {
                 }
             },
             PlanStep::Repair { attempt, prompt } => {
+                self.review_results.insert(key.clone(), result_text);
                 self.start_review(key, ReviewPrompt::Repair(prompt), attempt, review_session);
             }
+            // The API, not the review: review again from the task ref.
+            PlanStep::SessionFailed {
+                cause: FailCause::ApiUnavailable,
+                reason,
+            } => {
+                warn!(task = %key, %reason, "review ended on an unavailable API: reviewing again");
+                if self.board.advance(&key, TaskPhase::Captured).is_ok() {
+                    self.start_diff(key, result_text);
+                }
+            }
             // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
-            PlanStep::Invalid { .. } | PlanStep::SessionFailed(_) => {
+            PlanStep::Invalid(_) | PlanStep::SessionFailed { .. } => {
                 warn!(task = %key, "review gave no usable decision: merging the committed work");
                 self.start_merge(&key, MergeCause::NoDecision);
             }
@@ -312,8 +385,9 @@ impl LeadCore {
         self.check_idle();
     }
 
-    /// Revise: the task's session gets `feedback` (a turn pinned to its worker).
-    pub(crate) fn send_back(&mut self, key: &str, feedback: &str) {
+    /// Revise: the task's session gets `feedback` (a turn pinned to its worker); `gate`: the
+    /// verify gate failed (the worker gets the gate's own prompt).
+    pub(crate) fn send_back(&mut self, key: &str, feedback: &str, gate: Option<GateFailure>) {
         let Some(task) = self.board.task(key) else {
             return;
         };
@@ -322,6 +396,7 @@ impl LeadCore {
             turn: Turn::Revise {
                 feedback: feedback.to_string(),
                 session_id: task.session_id,
+                gate,
             },
         };
         if self.board.advance(key, revise).is_err() {
@@ -394,6 +469,15 @@ impl LeadCore {
                 });
                 let task = self.board.task(&key);
                 let rounds = task.as_ref().map_or(0, |t| t.conflict_rounds);
+                if rounds < MAX_CONFLICT_ROUNDS
+                    && !self
+                        .board
+                        .take_conflict_resolution(self.cfg.max_auto_resolve)
+                {
+                    self.auto_resolve_used_up(&key, &files);
+                    self.settled();
+                    return;
+                }
                 match task {
                     Some(task) if rounds < MAX_CONFLICT_ROUNDS => {
                         let resolve = TaskPhase::Pinned {
@@ -421,17 +505,47 @@ impl LeadCore {
                     &format!("merge skipped (conflicts in {})", files.join(", ")),
                 );
             }
-            Ok(MergeOutcome::VerifyFailed { output_tail }) => {
+            Ok(MergeOutcome::VerifyFailed {
+                status,
+                output_tail,
+            }) => {
                 let rounds = self.board.task(&key).map(|t| t.review_rounds).unwrap_or(0);
                 if rounds < MAX_REVIEW_ROUNDS {
-                    self.send_back(&key, &format!("The verify command failed on the merged result. Fix it and commit.\n{output_tail}"));
+                    let feedback = format!("the verify command failed on the merge ({status})");
+                    let gate = GateFailure {
+                        command: self.cfg.verify_command.clone().unwrap_or_default(),
+                        source: source.clone(),
+                        status: crate::prompts::command_status(&status),
+                        output: output_tail,
+                    };
+                    self.send_back(&key, &feedback, Some(gate));
                 } else {
-                    self.fail_task(&key, "verify command kept failing");
+                    self.fail_task(&key, &format!("the verify command kept failing ({status})"));
                 }
             }
             Err(error) => self.fail_task(&key, &format!("merge failed: {error}")),
         }
         self.settled();
+    }
+
+    /// `maxAutoResolveConflicts` is used up: the strategy is `fail` from now on (logged once
+    /// per run, by whoever meets it first).
+    fn auto_resolve_used_up(&mut self, key: &str, files: &[String]) {
+        let limit = self.cfg.max_auto_resolve.unwrap_or(0);
+        if self.board.note_auto_resolve_exhausted() {
+            let message = format!(
+                "maxAutoResolveConflicts ({limit}) reached: conflicts are no longer given to agents; the merge strategy is \"fail\" for the rest of the run"
+            );
+            warn!("{message}");
+            self.board.events().emit(RunEvent::Warning { message });
+        }
+        self.fail_task(
+            key,
+            &format!(
+                "merge conflict in {} (maxAutoResolveConflicts {limit} reached: strategy fail)",
+                files.join(", ")
+            ),
+        );
     }
 
     /// Gives a task up (counted once: a task already done or failed stays as it is).

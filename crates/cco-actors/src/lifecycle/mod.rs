@@ -67,19 +67,24 @@ impl TaskKind {
 pub enum Turn {
     /// The task from the start, in a new claude session.
     Fresh,
-    /// The turn that was running when cco stopped: its session continues where it was.
-    /// `resolving`: that turn resolved a conflict with this branch (the merge is concluded and
-    /// merged once the turn ends, as for [`Turn::ResolveConflict`]).
+    /// The turn that was interrupted (cco stopped, or the API stayed unavailable longer than
+    /// the turn's budget for it: `why`): its session continues where it was. `resolving`:
+    /// that turn resolved a conflict with this branch (the merge is concluded and merged once
+    /// the turn ends, as for [`Turn::ResolveConflict`]).
     Resume {
         session_id: String,
         #[serde(default)]
         resolving: Option<String>,
+        #[serde(default)]
+        why: Interruption,
     },
     /// The review (or the verify gate, or an empty capture) asked for changes: the task's
-    /// session gets the feedback.
+    /// session gets the feedback (`gate`: the verify gate failed, with its own prompt).
     Revise {
         feedback: String,
         session_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gate: Option<GateFailure>,
     },
     /// Merging the task's work conflicted with `against`: the task's session merges it into
     /// its work and resolves the conflict.
@@ -114,9 +119,10 @@ impl Turn {
                 session_id: None,
             },
             Turn::Resume { .. } | Turn::Fresh => Turn::Fresh,
-            Turn::Revise { feedback, .. } => Turn::Revise {
+            Turn::Revise { feedback, gate, .. } => Turn::Revise {
                 feedback,
                 session_id: None,
+                gate,
             },
             Turn::ResolveConflict { against, .. } => Turn::ResolveConflict {
                 against,
@@ -142,9 +148,15 @@ impl Turn {
 
     /// The turn that continues this one, interrupted by a restart of cco, in `session_id`.
     pub fn resumed(&self, session_id: String) -> Turn {
+        self.interrupted(session_id, Interruption::CcoRestarted)
+    }
+
+    /// The turn that continues this one, interrupted (`why`), in `session_id`.
+    pub fn interrupted(&self, session_id: String, why: Interruption) -> Turn {
         Turn::Resume {
             session_id,
             resolving: self.resolving().map(str::to_string),
+            why,
         }
     }
 
@@ -157,6 +169,32 @@ impl Turn {
             Turn::ResolveConflict { .. } => "conflict resolution",
         }
     }
+}
+
+/// Why a turn was interrupted and is resumed later ([`Turn::Resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Interruption {
+    /// cco stopped (or died) while the turn ran.
+    #[default]
+    CcoRestarted,
+    /// The API stayed unavailable (529, 5xx, connection errors) longer than the turn's
+    /// budget for it: the task went back to the queue, not to the failed ones.
+    ApiUnavailable,
+}
+
+/// The verify gate failed on the merge of a task's work: what the worker is told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateFailure {
+    /// The verify command as configured.
+    pub command: String,
+    /// What was being merged (the task ref) into the worker's target.
+    pub source: String,
+    /// How it ended (`exit 1`, `killed by signal 9`, ...).
+    pub status: cco_protocol::CommandStatus,
+    /// The end of its output.
+    pub output: String,
 }
 
 /// Why a task's work is being merged.

@@ -32,6 +32,7 @@ fn revise() -> Turn {
     Turn::Revise {
         feedback: "add a test".into(),
         session_id: Some("s1".into()),
+        gate: None,
     }
 }
 
@@ -241,6 +242,7 @@ fn turns_without_their_session_keep_their_context() {
     let resumed_conflict = Turn::Resume {
         session_id: "s1".into(),
         resolving: Some("main".into()),
+        why: Default::default(),
     };
     assert!(resumed_conflict.merges_when_captured());
     assert_eq!(
@@ -253,7 +255,8 @@ fn turns_without_their_session_keep_their_context() {
     assert_eq!(
         Turn::Resume {
             session_id: "s1".into(),
-            resolving: None
+            resolving: None,
+            why: Default::default(),
         }
         .without_session(),
         Turn::Fresh
@@ -262,14 +265,16 @@ fn turns_without_their_session_keep_their_context() {
         revise().without_session(),
         Turn::Revise {
             feedback: "add a test".into(),
-            session_id: None
+            session_id: None,
+            gate: None
         }
     );
     assert_eq!(
         resolve().resumed("s9".into()),
         Turn::Resume {
             session_id: "s9".into(),
-            resolving: Some("main".into())
+            resolving: Some("main".into()),
+            why: Default::default(),
         }
     );
     assert_eq!(revise().session_id(), Some("s1"));

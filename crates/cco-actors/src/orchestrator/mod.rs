@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 
+use cco_claude::GuardSpec;
 use cco_config::{LoadedConfig, RepositoryLocation};
 use cco_git::{EnvFile, GitConfig, GitHandle};
 use chrono::Utc;
@@ -46,6 +47,7 @@ impl Orchestrator {
             events: EventBus::new(4096),
             resume: None,
             cluster: None,
+            guard: None,
         }
     }
 }
@@ -57,6 +59,7 @@ pub struct OrchestratorBuilder {
     events: EventBus,
     resume: Option<PathBuf>,
     cluster: Option<Arc<dyn crate::cluster::Cluster>>,
+    guard: Option<GuardSpec>,
 }
 
 impl OrchestratorBuilder {
@@ -81,6 +84,18 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Runs every claude process under this guard program, so agents stop when the process
+    /// running the orchestrator dies (`kill -9`, a crash): see `cco_claude::guard`. The `cco`
+    /// binary passes itself (`GuardSpec::cco(current_exe, ..)`, its hidden `cco __guard`
+    /// mode); an embedder passes its own program that calls `cco_claude::guard::main`, or
+    /// nothing (the default): then claude processes outlive a dead orchestrator until
+    /// `resume` ends them. The config's `orphanPolicy` decides: `stop` (default) uses the
+    /// guard, `continue` runs claude without it (the guard's own policy field is ignored).
+    pub fn guard(mut self, guard: GuardSpec) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
     /// Capacity of the event channel; slow subscribers lag beyond it. Call before
     /// [`subscribe`](Self::subscribe): a new channel replaces the old one.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
@@ -101,7 +116,15 @@ impl OrchestratorBuilder {
             events,
             resume,
             cluster,
+            guard,
         } = self;
+        let guard = match config.config.orphan_policy {
+            cco_config::OrphanPolicy::Stop => guard.map(|guard| GuardSpec {
+                policy: cco_claude::OrphanPolicy::Stop,
+                ..guard
+            }),
+            cco_config::OrphanPolicy::Continue => None,
+        };
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
                 let (journal, warnings) =
@@ -118,7 +141,12 @@ impl OrchestratorBuilder {
             let board = Board::new(&run_id, events);
             let run_log = crate::runlog::spawn(&board, &run_dir);
             let cfg = &config.config;
-            let keys = KeyPool::new(cfg.auth_mode, config.api_keys.clone());
+            let keys = KeyPool::new(
+                cfg.auth_mode,
+                config.api_keys.clone(),
+                crate::auth::login_available(),
+                cfg.quota_warning_threshold,
+            );
             let mut warnings = Vec::new();
             let resumed_base = match &journal {
                 Some((journal, journal_warnings)) => {
@@ -140,9 +168,19 @@ impl OrchestratorBuilder {
                 }
             };
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
+            let (answer, answer_warning) = answer_format(&config).await;
+            warnings.extend(answer_warning);
             let redactor = Arc::new(config.redactor());
             let workspace = cfg.workspace_directory.clone();
+            // Every agent with a claude session: workers, their leads, the Director.
+            let agents = cfg.worker_count + cfg.team_count() + usize::from(!cfg.is_flat());
+            let breaker = crate::breaker::Breaker::new(
+                agents,
+                cfg.api_retry_backoff(),
+                cfg.max_api_retry_backoff(),
+            );
             let ctx = Arc::new(RunContext {
+                breaker,
                 workspace,
                 config: Arc::new(config),
                 board,
@@ -156,12 +194,15 @@ impl OrchestratorBuilder {
                 forced: AtomicBool::new(false),
                 force_notify: tokio::sync::Notify::new(),
                 cluster,
+                answer,
+                guard,
                 cells: Mutex::new(Default::default()),
             });
             if let Err(error) = attach_cluster(&ctx).await {
                 let _ = git.stop().await;
                 return Err(error);
             }
+            ctx.show_credentials();
             for warning in &warnings {
                 warn!("{warning}");
                 ctx.board.events().emit(RunEvent::Warning {
@@ -275,6 +316,38 @@ async fn attach_cluster(ctx: &Arc<RunContext>) -> Result<(), StartError> {
         report: Arc::new(report),
     };
     cluster.attach(link).await.map_err(StartError::Cluster)
+}
+
+/// How long `claude --help` may take when the run asks the CLI what it supports.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How planners and reviewers answer in this run (`structuredOutput`): through the CLI's
+/// `StructuredOutput` tool when the CLI has `--json-schema` (asked once, `auto`), or as text;
+/// with a warning when the CLI could not be asked.
+async fn answer_format(config: &LoadedConfig) -> (cco_protocol::AnswerFormat, Option<String>) {
+    use cco_protocol::AnswerFormat;
+    match config.config.structured_output {
+        cco_config::StructuredOutput::On => (AnswerFormat::StructuredOutput, None),
+        cco_config::StructuredOutput::Off => (AnswerFormat::Text, None),
+        cco_config::StructuredOutput::Auto => {
+            match cco_claude::probe_cli(&config.claude_binary, PROBE_TIMEOUT).await {
+                Ok(features) if features.structured_output.is_supported() => {
+                    info!("the claude CLI has --json-schema: planners and reviewers answer through structured output");
+                    (AnswerFormat::StructuredOutput, None)
+                }
+                Ok(_) => {
+                    info!("the claude CLI has no --json-schema: planners and reviewers answer as text");
+                    (AnswerFormat::Text, None)
+                }
+                Err(error) => (
+                    AnswerFormat::Text,
+                    Some(format!(
+                        "could not ask the claude CLI what it supports ({error}): planners and reviewers answer as text"
+                    )),
+                ),
+            }
+        }
+    }
 }
 
 fn redact_url(url: &str) -> String {

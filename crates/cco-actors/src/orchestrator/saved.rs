@@ -45,6 +45,21 @@ impl Orchestrator {
         journal::unfinished_run(log_directory)
     }
 
+    /// [`unfinished_run`](Self::unfinished_run), telling apart a last run whose journal
+    /// cannot be read at all (both it and the previous copy are damaged, or it is from a newer
+    /// cco): `Err` with its folder and why. A run folder without a journal (a start that failed
+    /// before writing one) has nothing to resume: `Ok(None)`.
+    pub fn resumable_run(log_directory: &Path) -> Result<Option<PathBuf>, (PathBuf, JournalError)> {
+        let Some(dir) = journal::latest_run_dir(log_directory) else {
+            return Ok(None);
+        };
+        match journal::load(&dir) {
+            Ok((journal, _)) if !journal.finished => Ok(Some(dir)),
+            Ok(_) | Err(JournalError::Missing { .. }) => Ok(None),
+            Err(error) => Err((dir, error)),
+        }
+    }
+
     /// Reads the journal of the run in `run_dir` (a damaged one falls back to the previous
     /// good copy, with a warning in [`SavedRun::warnings`]).
     pub fn read_run(run_dir: &Path) -> Result<SavedRun, JournalError> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::board::{AgentRecord, StatusSnapshot, TaskRecord, Totals};
+use crate::board::{AgentRecord, CredentialStatus, RunPause, StatusSnapshot, TaskRecord, Totals};
 use crate::context::RunContext;
 use crate::director::RunEnd;
 use crate::journal::{Ending, Journal, RunClock};
@@ -42,6 +42,13 @@ pub struct RunSummary {
     /// The cluster's nodes at the end (each one's slots, workers, state, bundle bytes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<crate::cluster::NodeRecord>,
+    /// Every credential as the run ended (the login, each key: ready, warning, limited).
+    #[serde(default)]
+    pub credentials: Vec<CredentialStatus>,
+    /// Every time new claude processes were held back: every credential rate limited (until
+    /// the earliest reset), or the API overloaded (the circuit breaker).
+    #[serde(default)]
+    pub pauses: Vec<RunPause>,
 }
 
 impl RunSummary {
@@ -76,6 +83,8 @@ impl RunSummary {
             agents: snapshot.agents,
             git: None,
             nodes: snapshot.nodes,
+            credentials: snapshot.credentials,
+            pauses: Vec::new(),
         }
     }
 }
@@ -88,6 +97,7 @@ pub(crate) async fn finish_run(
     started_at: DateTime<Utc>,
     clock: &RunClock,
 ) -> RunSummary {
+    ctx.show_credentials();
     let snapshot = ctx.board.snapshot();
     let git = ctx.git.status().await.ok();
     if let Err(error) = ctx.git.stop().await {
@@ -101,6 +111,7 @@ pub(crate) async fn finish_run(
         started_at,
     );
     summary.git = git;
+    summary.pauses = ctx.board.pauses();
     // Active time over every cco process of the run (a resumed run counts the earlier ones).
     summary.duration_secs = clock.elapsed().as_secs_f64();
     // A run stopped by the user or a limit is finished too: `cco resume` is for crashes.

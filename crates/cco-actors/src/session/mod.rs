@@ -2,11 +2,18 @@
 //!
 //! [`spawn_turn`] starts the process-owner task. It owns the `SessionHandle`, forwards progress
 //! to the owning actor through a callback, and handles everything that makes a turn survive:
-//! - a crashed / idle-killed / transiently failing process is resumed (`--resume <id>`, same
-//!   session) after an exponential backoff, up to the restart limit;
-//! - a rate limit benches the credential until its reset time and resumes the same session on
-//!   the next credential; when every credential is benched it pauses until the earliest reset;
-//! - a wall-clock timeout resumes the session once with the "out of time" prompt.
+//! - a crashed / idle-killed process is resumed (`--resume <id>`, same session) after an
+//!   exponential backoff, up to the restart limit;
+//! - the first sign of a rate limit (a 429 `api_retry`, a `rejected` rate limit) stops the
+//!   process, benches the credential until its reset and resumes the same session on the next
+//!   credential at once; when every credential is benched new processes wait for the earliest
+//!   reset;
+//! - an unavailable API (529, 5xx, connection errors) is resumed after its own backoff and
+//!   budget, never benches a key, and feeds the run's circuit breaker;
+//! - a wall-clock timeout or the tool-use cap resumes the session once with the timeout prompt.
+//!
+//! Every prompt a follow-up needs comes from the turn's [`Duty`] (a planner is never told to
+//! commit, a worker is told cco commits its leftovers) and the cause of the interruption.
 //!
 //! What follows each process is decided by a pure function ([`policy::next`]); the owner task
 //! (`drive.rs`) performs it.
@@ -22,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cco_claude::{OutcomeKind, SessionOutcome};
+use cco_protocol::{Duty, Identity, PlanKind, ResumeCause, TaskSpec};
 use chrono::Utc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -41,6 +48,28 @@ pub(crate) struct AgentIdentity {
     pub(crate) cwd: PathBuf,
     /// `CLAUDE_CONFIG_DIR` of this agent: stable across restarts so `--resume` finds the session.
     pub(crate) config_dir: PathBuf,
+    /// The branch its worktree holds (a worker's lane branch; the target a lead plans on).
+    pub(crate) branch: String,
+    /// The branch its work is merged into (a worker's lead's target; the base branch).
+    pub(crate) target: String,
+}
+
+impl AgentIdentity {
+    /// The agent as its prompts name it (flat mode's team has no name for agents).
+    pub(crate) fn prompt_identity(&self) -> Identity {
+        Identity {
+            role: self.role,
+            agent_id: self.id.clone(),
+            team: self
+                .team
+                .clone()
+                .filter(|t| t != crate::FLAT_TEAM)
+                .unwrap_or_default(),
+            branch: self.branch.clone(),
+            base_branch: self.target.clone(),
+            worktree: self.cwd.display().to_string(),
+        }
+    }
 }
 
 /// What to run.
@@ -51,17 +80,42 @@ pub(crate) struct TurnRequest {
     pub(crate) resume: Option<String>,
     pub(crate) task_key: Option<String>,
     pub(crate) wall_timeout: Option<Duration>,
-    /// On a wall-clock timeout, resume once with this prompt before giving up.
-    pub(crate) timeout_prompt: Option<String>,
     /// Bring this worktree to the tip of this branch before the turn (planners read the code
     /// as merged so far; they never commit in their worktree).
     pub(crate) sync_before: Option<(PathBuf, String)>,
     /// With `resume`: fork that session (`--fork-session`) instead of continuing it, so several
     /// turns (e.g. reviews) can start from one planner's context at once.
     pub(crate) fork: bool,
-    /// The first prompt when `resume` is set (e.g. "continue where you left off"); `prompt`
-    /// is kept for a fresh start if the session cannot be resumed.
-    pub(crate) resume_prompt: Option<String>,
+    /// What the agent does in this turn: decides the prompts of its follow-ups (a resume after
+    /// an interruption, the one resume after a timeout).
+    pub(crate) duty: Duty,
+    /// The task the turn is about, if any (named in the follow-ups).
+    pub(crate) task: Option<TaskSpec>,
+    /// The document a planner or reviewer answers with. With structured output its JSON
+    /// Schema goes to `--json-schema` and the prompts ask for the `StructuredOutput` tool.
+    pub(crate) document: Option<PlanKind>,
+    /// With `resume`: the session was interrupted before this turn (cco restarted): its first
+    /// process gets the resume prompt for this cause; `prompt` is kept for a fresh start if
+    /// the session cannot be resumed.
+    pub(crate) interrupted: Option<ResumeCause>,
+}
+
+impl TurnRequest {
+    /// A turn running `prompt` for `duty`, with everything else off.
+    pub(crate) fn new(prompt: String, duty: Duty) -> TurnRequest {
+        TurnRequest {
+            prompt,
+            resume: None,
+            task_key: None,
+            wall_timeout: None,
+            sync_before: None,
+            fork: false,
+            duty,
+            task: None,
+            document: None,
+            interrupted: None,
+        }
+    }
 }
 
 /// Progress of a turn, as the owning actor sees it.
@@ -69,14 +123,31 @@ pub(crate) struct TurnRequest {
 pub(crate) enum TurnUpdate {
     Started {
         pid: u32,
+        /// The credential the process runs on (its name).
+        credential: String,
     },
     Session(String),
     Tool(String),
+    /// New processes are held back until `until` (every credential rate limited, or the API
+    /// overloaded).
     Paused {
         until: chrono::DateTime<Utc>,
+        cause: crate::board::PauseCause,
     },
     /// The process ended (the turn may go on with another).
     Exited,
+}
+
+/// Why a turn failed, as a type: what follows depends on it, not on the reason's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailCause {
+    /// The agent or its process failed (crashes, timeouts, errors beyond the limits).
+    Agent,
+    /// Only the API was unavailable (529, 5xx, connection errors), longer than the turn's
+    /// budget for it: not the task's fault.
+    ApiUnavailable,
+    /// The process could not be started at all.
+    Spawn,
 }
 
 /// How a turn ended.
@@ -84,10 +155,13 @@ pub(crate) enum TurnUpdate {
 pub(crate) enum TurnEnd {
     Done {
         result_text: String,
+        /// `structured_output` of the result (a run with `--json-schema`).
+        structured: Option<serde_json::Value>,
         session_id: Option<String>,
     },
     Failed {
         reason: String,
+        cause: FailCause,
         session_id: Option<String>,
     },
     Cancelled,
@@ -162,32 +236,6 @@ pub(crate) fn spawn_turn_at(
     }
 }
 
-/// The prompt that resumes an interrupted session. The second line names the task (or the
-/// agent) so scripted test doubles can tell resumes apart, as with the role prompts.
-pub(crate) fn resume_prompt(reason: &str, reference: &str) -> String {
-    format!(
-        "[cco:resume]\n[cco-ref:resume/{reference}]\n{reason} Continue the same task from where you left off. \
-         Commit your work with git before you finish."
-    )
-}
-
-/// A one-line description of an outcome, for logs and events.
-pub(crate) fn describe(outcome: &SessionOutcome) -> String {
-    match &outcome.kind {
-        OutcomeKind::Success => "success".into(),
-        OutcomeKind::MaxTurns => "max turns reached".into(),
-        OutcomeKind::RateLimited { resets_at } => match resets_at {
-            Some(t) => format!("rate limited until {t}"),
-            None => "rate limited".into(),
-        },
-        OutcomeKind::ApiError { status, message } => format!("api error {status:?}: {message}"),
-        OutcomeKind::Error { message } => format!("error: {message}"),
-        OutcomeKind::ResumeNotFound => "session not found for resume".into(),
-        OutcomeKind::Killed { reason } => format!("killed ({reason:?})"),
-        OutcomeKind::Crashed { message } => format!("crashed: {message}"),
-    }
-}
-
 /// Board bookkeeping shared by the Director and the leads for their own sessions: the pid,
 /// the session id (kept in `session_id` too), the last tool, a rate-limit pause.
 pub(crate) fn apply_turn_update(
@@ -198,19 +246,37 @@ pub(crate) fn apply_turn_update(
 ) {
     let board = &ctx.board;
     match update {
-        TurnUpdate::Started { pid, .. } => board.update_agent(agent, |a| a.pid = Some(pid)),
+        TurnUpdate::Started { pid, credential } => {
+            let paused = board
+                .agent(agent)
+                .is_some_and(|a| a.state.starts_with("paused"));
+            board.update_agent(agent, |a| {
+                a.pid = Some(pid);
+                a.credential = Some(credential);
+            });
+            if paused {
+                board.set_agent_state(agent, "running claude");
+            }
+        }
         TurnUpdate::Session(id) => {
             *session_id = Some(id.clone());
             board.update_agent(agent, |a| a.session_id = Some(id));
         }
         TurnUpdate::Tool(tool) => board.update_agent(agent, |a| a.last_tool = Some(tool)),
-        TurnUpdate::Paused { until } => board.set_agent_state(
-            agent,
-            format!(
-                "paused: rate limited until {}",
-                until.format("%H:%M:%S UTC")
-            ),
-        ),
+        TurnUpdate::Paused { until, cause } => {
+            let until = until.format("%H:%M:%S UTC");
+            board.set_agent_state(
+                agent,
+                match cause {
+                    crate::board::PauseCause::RateLimited => {
+                        format!("paused: rate limited until {until}")
+                    }
+                    crate::board::PauseCause::ApiOverloaded => {
+                        format!("paused: API overloaded until {until}")
+                    }
+                },
+            )
+        }
         TurnUpdate::Exited => board.update_agent(agent, |a| a.pid = None),
     }
 }

@@ -26,7 +26,9 @@ impl Project {
             "killGraceMs": 500,
             "taskTimeoutMs": 60000,
             "idleTimeoutMs": 30000,
-            "maxRunDurationMinutes": 5
+            "maxRunDurationMinutes": 5,
+            // Scripts answer with result texts; tests of structured output say "auto".
+            "structuredOutput": "off"
         });
         let (source, config_dir) =
             cco_testkit::scripted_project(dir.path(), defaults, &config, &script);
@@ -103,16 +105,58 @@ pub fn worker_rule(task_id: &str, file: &str, content: &str) -> Value {
     })
 }
 
+/// A planner's answer `plan` when its prompt contains `marker` (as structured output or as
+/// text, whichever the run uses).
 pub fn plan_rule(marker: &str, plan: Value) -> Value {
-    json!({"match": {"prompt_contains": marker}, "result": plan.to_string(), "cost_usd": 0.02})
+    let mut rule = cco_testkit::answer_rule(json!({"prompt_contains": marker}), plan);
+    rule["cost_usd"] = json!(0.02);
+    rule
 }
 
 pub fn approve_rule() -> Value {
-    json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}", "cost_usd": 0.005})
+    let mut rule = cco_testkit::answer_rule(
+        json!({"prompt_contains": "[cco:review]"}),
+        json!({"decision": "approve"}),
+    );
+    rule["cost_usd"] = json!(0.005);
+    rule
 }
 
 pub fn complete_rule(marker: &str) -> Value {
-    json!({"match": {"prompt_contains": marker}, "result": "{\"status\":\"complete\",\"reason\":\"direction met\"}"})
+    cco_testkit::answer_rule(
+        json!({"prompt_contains": marker}),
+        json!({"status": "complete", "reason": "direction met"}),
+    )
+}
+
+/// The rules of a flat run of tasks `t1..=tn` (each writing `t<k>.txt`): the Coordinator's
+/// plan, `complete` on the re-plan, approving reviews. Add the workers' rules.
+pub fn flat_plan_rules(n: usize) -> Vec<Value> {
+    let tasks: Vec<Value> = (1..=n)
+        .map(|k| task(&format!("t{k}"), &format!("t{k}.txt")))
+        .collect();
+    base_rules(json!(tasks))
+}
+
+/// The Coordinator's plan of `tasks`, `complete` on the re-plan, approving reviews.
+pub fn base_rules(tasks: Value) -> Vec<Value> {
+    vec![
+        plan_rule(
+            "[cco:coordinator-plan]",
+            json!({"status":"continue","tasks": tasks}),
+        ),
+        complete_rule("[cco:replan]"),
+        approve_rule(),
+    ]
+}
+
+/// A worker rule: task `id` writes `line from <id>` (alone) to `shared.txt` and commits, so
+/// that tasks of this kind conflict with each other.
+pub fn line_from_rule(id: &str) -> Value {
+    json!({"match": {"role": "worker", "prompt_contains": format!("Task ID: {id}")}, "steps": [
+        {"write": {"path": "shared.txt", "content": format!("line from {id}\n")}},
+        {"commit": format!("{id} edits shared.txt")}
+    ], "result": format!("{id} done")})
 }
 
 pub fn task(id: &str, file: &str) -> Value {

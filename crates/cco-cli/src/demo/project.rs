@@ -186,39 +186,51 @@ pub fn script() -> Value {
         .iter()
         .find(|f| f.id == CRASHING_TASK)
         .expect("the crashing task is a helper");
+    // Planners and reviewers answer through the CLI's structured output (`--json-schema`),
+    // or as text when the run does not use it.
+    let teams = json!({"status": "continue", "summary": "calc needs six functions; they split into two independent teams.", "teams": [
+        {"name": "arithmetic", "goal": "Add sub, mul and div to calc, each with tests and a README entry."},
+        {"name": "helpers", "goal": "Add pow, mod and max to calc, each with tests."}
+    ]});
+    let done = json!({"status": "complete", "reason": "All six functions are on main with tests; sh test.sh passes."});
+    let approve = json!({"decision": "approve", "notes": "Function, tests and docs match the task; test.sh passes."});
     let mut rules = vec![
         json!({
             "name": "director: team goals",
             "match": {"role": "director", "prompt_contains": "[cco:director-plan]"},
-            "steps": [{"text": "Reading PROJECT_DIRECTION.md and the code: two independent areas, one team each."}],
-            "result": json!({"status": "continue", "summary": "calc needs six functions; they split into two independent teams.", "teams": [
-                {"name": "arithmetic", "goal": "Add sub, mul and div to calc, each with tests and a README entry."},
-                {"name": "helpers", "goal": "Add pow, mod and max to calc, each with tests."}
-            ]}).to_string(),
+            "steps": [
+                {"text": "Reading PROJECT_DIRECTION.md and the code: two independent areas, one team each."},
+                {"structured_output": teams.clone()}
+            ],
+            "result": teams.to_string(),
             "cost_usd": 0.12
         }),
         json!({
             "name": "director: re-plan after both teams merged",
             "match": {"role": "director", "prompt_contains": "[cco:replan]"},
-            "result": json!({"status": "complete", "reason": "All six functions are on main with tests; sh test.sh passes."}).to_string(),
+            "steps": [{"structured_output": done.clone()}],
+            "result": done.to_string(),
             "cost_usd": 0.05
         }),
         json!({
             "name": "em: split the arithmetic goal",
             "match": {"role": "em", "prompt_contains": "Goal: arithmetic:"},
+            "steps": [{"structured_output": plan(ARITHMETIC)}],
             "result": plan(ARITHMETIC).to_string(),
             "cost_usd": 0.04
         }),
         json!({
             "name": "em: split the helpers goal",
             "match": {"role": "em", "prompt_contains": "Goal: helpers:"},
+            "steps": [{"structured_output": plan(HELPERS)}],
             "result": plan(HELPERS).to_string(),
             "cost_usd": 0.04
         }),
         json!({
             "name": "em: review",
             "match": {"prompt_contains": "[cco:review]"},
-            "result": json!({"decision": "approve", "notes": "Function, tests and docs match the task; test.sh passes."}).to_string(),
+            "steps": [{"structured_output": approve.clone()}],
+            "result": approve.to_string(),
             "cost_usd": 0.011
         }),
         json!({

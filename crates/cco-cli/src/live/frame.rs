@@ -3,15 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use cco::{AgentRecord, StatusSnapshot, TaskState};
+use cco::{AgentRecord, CredentialState, StatusSnapshot, TaskState};
 use unicode_width::UnicodeWidthStr;
 
 /// Column titles of the agent rows.
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 8] = [
     "role",
     "agent",
     "state",
     "task",
+    "credential",
     "last tool",
     "time",
     "cost",
@@ -33,7 +34,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
     let agents = tree_order(&snapshot.agents);
     let dash = "-";
     let header = COLUMNS.map(str::to_string);
-    let rows: Vec<[String; 7]> = std::iter::once(header)
+    let rows: Vec<[String; 8]> = std::iter::once(header)
         .chain(agents.iter().map(|(depth, a)| {
             [
                 format!("{}{}", "  ".repeat(*depth), a.role.as_str()),
@@ -44,6 +45,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
                 },
                 a.state.clone(),
                 a.current_task.clone().unwrap_or_else(|| dash.into()),
+                a.credential.clone().unwrap_or_else(|| dash.into()),
                 a.last_tool.clone().unwrap_or_else(|| dash.into()),
                 a.state_since
                     .map(|t| format_duration(now.saturating_duration_since(t)))
@@ -54,8 +56,8 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .collect();
     // Column widths from the content, capped so one long state or task does not push the
     // rest off the line.
-    const CAPS: [usize; 7] = [17, 24, 28, 24, 14, 7, 10];
-    let mut widths = [0usize; 7];
+    const CAPS: [usize; 8] = [17, 24, 28, 24, 12, 14, 7, 10];
+    let mut widths = [0usize; 8];
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(display_width(cell)).min(CAPS[i]);
@@ -69,7 +71,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
                 // `format!`'s padding counts chars, not columns: pad by display width.
                 let cell = truncate(cell, widths[i]);
                 let fill = " ".repeat(widths[i].saturating_sub(display_width(&cell)));
-                if i == 5 || i == 6 {
+                if i == 6 || i == 7 {
                     format!("{fill}{cell}")
                 } else {
                     format!("{cell}{fill}")
@@ -94,6 +96,19 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .iter()
         .filter(|t| t.state == TaskState::Pending)
         .count();
+    // Credentials and a pause of new processes, when there is something to say.
+    if snapshot.credentials.len() > 1
+        || snapshot
+            .credentials
+            .iter()
+            .any(|c| c.state != CredentialState::Ready)
+    {
+        let list: Vec<String> = snapshot.credentials.iter().map(|c| c.describe()).collect();
+        lines.push(format!("credentials: {}", list.join(" · ")));
+    }
+    if let Some(pause) = &snapshot.pause {
+        lines.push(pause.describe());
+    }
     // Short enough for an 80-column terminal in most runs; what matters most comes first.
     lines.push(format!(
         "tasks done {} failed {} running {running} pending {pending} · commits {} merges {} conflicts {} · ${:.4} · elapsed {}",
@@ -378,6 +393,34 @@ mod tests {
             "tasks done 3 failed 1 running 1 pending 0 · commits 4 merges 3 conflicts 1 · $1.5000 · elapsed 2m05s"
         );
         assert_eq!(frame[0], "cco run-1 — running");
+    }
+
+    #[test]
+    fn limited_credentials_and_a_pause_are_shown_above_the_totals() {
+        let mut snap = snapshot(team());
+        let until = Utc::now() + chrono::Duration::seconds(90);
+        snap.credentials = serde_json::from_value(serde_json::json!([
+            {"name": "k1", "login": false, "fallback": false, "state": "limited", "until": until, "utilization": null},
+            {"name": "oauth", "login": true, "fallback": true, "state": "warning", "until": null, "utilization": 0.93}
+        ]))
+        .unwrap();
+        snap.pause = serde_json::from_value(serde_json::json!(
+            {"cause": "rate_limited", "since": Utc::now(), "until": until}
+        ))
+        .unwrap();
+        snap.agents[2].credential = Some("k1".into());
+        let frame = render_frame(&snap, 300);
+        let n = frame.len();
+        let hhmmss = until.format("%H:%M:%S UTC").to_string();
+        assert_eq!(
+            frame[n - 3],
+            format!("credentials: k1 limited until {hhmmss} · oauth warning (93% used)")
+        );
+        assert_eq!(
+            frame[n - 2],
+            format!("paused: every credential is rate limited until {hhmmss} (the earliest reset)")
+        );
+        assert!(frame.iter().any(|l| l.contains(" k1 ")), "{frame:#?}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub fn is_important(event: &RunEvent) -> bool {
             | RunEvent::Conflict { .. }
             | RunEvent::KeyBenched { .. }
             | RunEvent::Paused { .. }
+            | RunEvent::ApiOverloaded { .. }
+            | RunEvent::AgentWarning { .. }
             | RunEvent::ActorRestarted { .. }
             | RunEvent::Warning { .. }
             | RunEvent::RunFinished { .. }

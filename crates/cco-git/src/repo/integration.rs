@@ -67,13 +67,16 @@ impl GitRepo {
         if req.verify {
             if let Some(command) = &self.cfg.verify_command {
                 self.copy_env_files(&wt)?;
-                if let Some(output_tail) = self.run_verify(&wt, command).await? {
+                if let Some((status, output_tail)) = self.run_verify(&wt, command).await? {
                     let _ = self
                         .git("reset", &wt)
                         .args(["reset", "-q", "--hard", old])
                         .output()
                         .await;
-                    return Ok(MergeOutcome::VerifyFailed { output_tail });
+                    return Ok(MergeOutcome::VerifyFailed {
+                        status,
+                        output_tail,
+                    });
                 }
             }
         }
@@ -184,7 +187,7 @@ impl GitRepo {
         &self,
         wt: &Path,
         command: &str,
-    ) -> Result<Option<String>, GitError> {
+    ) -> Result<Option<(VerifyStatus, String)>, GitError> {
         let script = format!("{{\n{command}\n}} 2>&1");
         let res = cmd::run(Spec {
             op: "verify",
@@ -198,13 +201,16 @@ impl GitRepo {
         .await;
         match res {
             Ok(out) if out.success() => Ok(None),
-            Ok(out) => Ok(Some(format!(
-                "exit {:?}\n{}",
-                out.code,
-                tail(&out.stdout, 4000)
-            ))),
+            Ok(out) => {
+                let status = match (out.code, out.signal) {
+                    (Some(code), _) => VerifyStatus::Exited(code),
+                    (None, Some(signal)) => VerifyStatus::Signaled(signal),
+                    (None, None) => VerifyStatus::Exited(-1),
+                };
+                Ok(Some((status, tail(&out.stdout, 4000))))
+            }
             Err(GitError::Timeout { timeout, .. }) => {
-                Ok(Some(format!("verify command timed out after {timeout:?}")))
+                Ok(Some((VerifyStatus::TimedOut(timeout), String::new())))
             }
             Err(e) => Err(e),
         }

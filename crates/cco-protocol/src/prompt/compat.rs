@@ -128,6 +128,7 @@ pub fn review_prompt(
         worker: "",
         task_ref: worker_branch,
         target,
+        revs: None,
         result,
         diff,
         answer: AnswerFormat::Text,

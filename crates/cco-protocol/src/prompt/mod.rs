@@ -223,8 +223,12 @@ pub fn render_str(template: &str, vars: &PromptVars) -> String {
     out
 }
 
-/// The four kinds of agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The four kinds of agent (the one role type of cco: the supervision tree, the journal, the
+/// status and every prompt use it; serialised as `director`, `coordinator`, `em`, `worker`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Hierarchy mode: plans team goals, merges team branches into the base branch.
     Director,

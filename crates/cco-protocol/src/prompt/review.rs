@@ -17,6 +17,10 @@ pub struct ReviewPrompt<'a> {
     pub task_ref: &'a str,
     /// The branch it would be merged into.
     pub target: &'a str,
+    /// The commits `task_ref` and `target` point at, for the git commands of the prompt when
+    /// the reviewer's repository does not have those refs (cco's agents work in repositories
+    /// of their own that share its objects, not its refs). `None`: the names are used.
+    pub revs: Option<(&'a str, &'a str)>,
     /// The worker's final answer.
     pub result: &'a str,
     /// A diff summary of `task_ref` against `target` (`--stat`, commits...).
@@ -31,6 +35,21 @@ impl ReviewPrompt<'_> {
         } else {
             format!("The worker {}", self.worker.trim())
         };
+        let (task_ref, target) = (or_none(self.task_ref), or_none(self.target));
+        let (task_rev, target_rev, task_at, target_at) = match self.revs {
+            Some((task, tip)) => (
+                task.to_string(),
+                tip.to_string(),
+                format!(" (commit {task})"),
+                format!(" (now at {tip})"),
+            ),
+            None => (
+                task_ref.clone(),
+                target.clone(),
+                String::new(),
+                String::new(),
+            ),
+        };
         let vars = self
             .who
             .vars()
@@ -39,8 +58,12 @@ impl ReviewPrompt<'_> {
             .with("description", or_none(self.task.description.trim()))
             .with("acceptance", or_none(self.task.acceptance.trim()))
             .with("worker", worker)
-            .with("task_ref", or_none(self.task_ref))
-            .with("target", or_none(self.target))
+            .with("task_ref", task_ref)
+            .with("target", target)
+            .with("task_rev", task_rev)
+            .with("target_rev", target_rev)
+            .with("task_at", task_at)
+            .with("target_at", target_at)
             .with("result", or_none(self.result.trim()))
             .with("diff", or_none(self.diff.trim()))
             .with("answer", self.answer.instructions(PlanKind::Review));
@@ -132,6 +155,7 @@ mod tests {
             worker: "worker-2",
             task_ref: "refs/cco/tasks/t1",
             target: "cco/parser",
+            revs: None,
             result: "done",
             diff: "1 file changed",
             answer: AnswerFormat::Text,
@@ -146,6 +170,25 @@ mod tests {
         assert!(text.contains("Role: em"));
         assert!(text.contains(PlanKind::Review.schema()));
         assert!(!text.contains("(none)"), "{text}");
+        // With the commits given (the reviewer's repository has the objects, not the refs),
+        // the commands use them and the prompt still names the refs.
+        let text = ReviewPrompt {
+            who: &who,
+            task: &task,
+            worker: "worker-2",
+            task_ref: "refs/cco/tasks/t1",
+            target: "cco/parser",
+            revs: Some(("1111111", "2222222")),
+            result: "done",
+            diff: "1 file changed",
+            answer: AnswerFormat::Text,
+        }
+        .render();
+        assert!(text.contains("`git diff 2222222...1111111`"), "{text}");
+        assert!(text.contains("`git show 1111111:<path>`"), "{text}");
+        assert!(text.contains(
+            "The work is at `refs/cco/tasks/t1` (commit 1111111) and would be merged into `cco/parser` (now at 2222222)"
+        ));
     }
 
     #[test]
@@ -158,6 +201,7 @@ mod tests {
             worker: "w",
             task_ref: "b",
             target: "main",
+            revs: None,
             result: "I did {{answer}} and {{diff}}",
             diff: "{{result}}",
             answer: AnswerFormat::Text,

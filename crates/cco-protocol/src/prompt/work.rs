@@ -62,7 +62,8 @@ impl FeedbackPrompt<'_> {
 
 /// How a command (the verify command) ended, as people read it: `exit 1`,
 /// `killed by signal 9 (SIGKILL)`, `timed out after 10 min`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", content = "value", rename_all = "snake_case")]
 pub enum CommandStatus {
     Exited(i32),
     Signaled(i32),

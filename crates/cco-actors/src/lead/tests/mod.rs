@@ -42,6 +42,9 @@ fn config(role: Role) -> LeadConfig {
         run_name: "run-1".into(),
         max_plan_retries: 1,
         merge_strategy: cco_git::MergeStrategy::Agent,
+        answer: cco_protocol::AnswerFormat::Text,
+        verify_command: Some("make test".into()),
+        max_auto_resolve: None,
     }
 }
 
@@ -115,6 +118,7 @@ impl Lead {
     fn plan_answer(&mut self, text: &str) -> Vec<Effect> {
         self.input(Input::PlanEnded(TurnEnd::Done {
             result_text: text.into(),
+            structured: None,
             session_id: Some("lead-session".into()),
         }))
     }
@@ -169,6 +173,7 @@ impl Lead {
         self.input(Input::Diffed {
             key: self.key(id),
             diff: Ok(diff(commits)),
+            revs: Some(("task-commit".into(), "target-tip".into())),
             result_text: format!("{id} done"),
         })
     }
@@ -179,6 +184,7 @@ impl Lead {
             attempt,
             end: TurnEnd::Done {
                 result_text: answer.into(),
+                structured: None,
                 session_id: Some(format!("review-{id}")),
             },
         })

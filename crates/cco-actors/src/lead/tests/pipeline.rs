@@ -193,6 +193,7 @@ fn a_red_verify_gate_is_a_revision_with_the_output_until_the_rounds_are_used() {
     lead.worker_ready(0);
     lead.plan(json!([task("t1")]));
     let red = || MergeOutcome::VerifyFailed {
+        status: cco_git::VerifyStatus::Exited(1),
         output_tail: "1 test failed".into(),
     };
     for _ in 0..MAX_REVIEW_ROUNDS {
@@ -204,7 +205,9 @@ fn a_red_verify_gate_is_a_revision_with_the_output_until_the_rounds_are_used() {
         lead.merged("t1", red());
         assert!(matches!(
             lead.phase("t1"),
-            TaskPhase::Running { turn: Turn::Revise { ref feedback, .. }, .. } if feedback.contains("1 test failed")
+            TaskPhase::Running { turn: Turn::Revise { ref feedback, gate: Some(ref gate), .. }, .. }
+                if feedback.contains("exit 1") && gate.output.contains("1 test failed")
+                    && gate.status == cco_protocol::CommandStatus::Exited(1)
         ));
     }
     let lane = lead.task("t1").lane.unwrap_or(0);
@@ -223,7 +226,7 @@ fn a_red_verify_gate_is_a_revision_with_the_output_until_the_rounds_are_used() {
     assert_eq!(
         lead.phase("t1"),
         TaskPhase::Failed {
-            reason: "verify command kept failing".into()
+            reason: "the verify command kept failing (exit 1)".into()
         }
     );
 }
@@ -279,12 +282,70 @@ fn an_invalid_plan_is_repaired_in_the_same_session_then_the_team_fails() {
     match &reports(&effects)[..] {
         [Report::TeamFailed { reason }] => {
             assert!(
-                reason.starts_with("no valid plan after 2 attempts"),
+                reason.starts_with("no valid task plan after 2 answers"),
                 "{reason}"
             )
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_plan_rejected_for_a_reason_reports_that_reason_not_the_worse_repair() {
+    let mut lead = lead(1);
+    lead.input(Input::Start { resumed: false });
+    let duplicate = json!({"status": "continue", "tasks": [task("t1"), task("t1")]});
+    let effects = lead.plan_answer(&duplicate.to_string());
+    match &effects[..] {
+        [Effect::Plan {
+            prompt: PlanPrompt::Repair(prompt),
+            ..
+        }] => {
+            assert!(prompt.contains("duplicate task id"), "{prompt}");
+            assert!(prompt.contains("You only read and plan"), "{prompt}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let effects = lead.plan_answer("I committed the plan instead.");
+    match &reports(&effects)[..] {
+        [Report::TeamFailed { reason }] => {
+            assert!(reason.contains("duplicate task id: \"t1\""), "{reason}");
+            assert!(
+                reason.contains("(last answer: no JSON object found"),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn complete_after_a_rejected_first_plan_with_no_task_is_a_planning_failure() {
+    let mut lead = lead(1);
+    lead.input(Input::Start { resumed: false });
+    lead.plan_answer("Here is what I did: I committed PLAN.md.");
+    let effects = lead.plan_answer(r#"{"status":"complete","reason":"nothing left"}"#);
+    match &reports(&effects)[..] {
+        [Report::RunComplete {
+            reason,
+            planning_failure: Some(failure),
+        }] => {
+            assert_eq!(reason, "nothing left");
+            assert!(failure.contains("no JSON object found"), "{failure}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A first answer that parsed is a completion like any other.
+    let mut lead = self::lead(1);
+    lead.input(Input::Start { resumed: false });
+    let effects = lead.plan_answer(r#"{"status":"complete","reason":"already done"}"#);
+    assert_eq!(
+        reports(&effects),
+        [Report::RunComplete {
+            reason: "already done".into(),
+            planning_failure: None
+        }]
+    );
 }
 
 #[test]
@@ -308,7 +369,8 @@ fn the_coordinator_replans_when_every_task_settled_and_reports_completion() {
     assert_eq!(
         reports(&effects),
         [Report::RunComplete {
-            reason: "all there".into()
+            reason: "all there".into(),
+            planning_failure: None
         }]
     );
 }

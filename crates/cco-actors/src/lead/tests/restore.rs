@@ -14,6 +14,7 @@ fn a_lost_spare_worktree_moves_its_sessions_to_the_own_one() {
         turn: Turn::Revise {
             feedback: "fb".into(),
             session_id: Some("s1".into()),
+            gate: None,
         },
     };
     revised.lane = Some(1);
@@ -63,7 +64,8 @@ fn a_lost_spare_worktree_moves_its_sessions_to_the_own_one() {
             "t1",
             &Turn::Revise {
                 feedback: "fb".into(),
-                session_id: None
+                session_id: None,
+                gate: None
             },
             &worktree(0, 0)
         )
@@ -83,6 +85,7 @@ fn restore_continues_every_phase() {
                 turn: Turn::Revise {
                     feedback: "fb".into(),
                     session_id: Some("s-pinned".into()),
+                    gate: None,
                 },
             },
             Some("s-pinned"),
@@ -203,7 +206,8 @@ fn restore_continues_every_phase() {
             worker: "worker-1".into(),
             turn: Turn::Resume {
                 session_id: "s-running".into(),
-                resolving: None
+                resolving: None,
+                why: Default::default(),
             }
         }
     );
@@ -213,6 +217,7 @@ fn restore_continues_every_phase() {
             worker: "worker-2".into(),
             turn: Turn::Resume {
                 session_id: "s-resolving".into(),
+                why: Default::default(),
                 resolving: Some("main".into())
             }
         }

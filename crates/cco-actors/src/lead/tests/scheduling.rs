@@ -142,6 +142,7 @@ fn a_revision_is_pinned_to_the_session_and_its_worktree_before_new_tasks() {
     let revise = Turn::Revise {
         feedback: "Add a test".into(),
         session_id: Some("session-t1".into()),
+        gate: None,
     };
     assert_eq!(
         lead.phase("t1"),
@@ -221,7 +222,8 @@ fn a_dead_workers_pinned_turn_goes_to_another_worker_without_the_session() {
         assigned[0].2,
         Turn::Revise {
             feedback: "fix it".into(),
-            session_id: None
+            session_id: None,
+            gate: None
         }
     );
 }
@@ -304,6 +306,7 @@ fn nothing_is_assigned_while_the_run_stops() {
     let effects = lead.core.handle(
         Input::PlanEnded(TurnEnd::Done {
             result_text: json!({"status":"continue","tasks":[task("t1")]}).to_string(),
+            structured: None,
             session_id: None,
         }),
         lead.now,
