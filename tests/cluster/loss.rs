@@ -68,6 +68,33 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
     ];
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
     let (worker, node, session, pid) = running_on_a_node(&project, &mut child, "t1");
+    // Visible while it runs: the SIGUSR1 dump and `cco status` name the worker's node and
+    // show each node's state, slots and bytes moved.
+    let run_dir = project.wait_for_run_dir();
+    signal(&child, nix::sys::signal::Signal::SIGUSR1);
+    let dump = wait_for_dump(&run_dir);
+    let status = project.cco(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    for text in [&dump, status.as_ref()] {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!("worker {worker} ")))
+            .unwrap_or_else(|| panic!("no line of {worker}:\n{text}"));
+        assert!(line.ends_with(&format!(" node={node}")), "{line}");
+        for name in ["n1", "n2"] {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.trim_start()
+                        .starts_with(&format!("node {name} (127.0.0.1:"))
+                })
+                .unwrap_or_else(|| panic!("no line of node {name}:\n{text}"));
+            assert!(
+                line.contains("[joined]") && line.contains("/2 bundles sent "),
+                "{line}"
+            );
+        }
+    }
     let victim = nodes.iter_mut().find(|n| n.name == node).unwrap();
     victim.kill();
     let out = wait_output(child, Duration::from_secs(180));
@@ -106,6 +133,42 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
         stdout.contains(&format!("{worker}: runs on node {other}")),
         "{stdout}"
     );
+    // The summary keeps each node's state and what moved: the killed one lost.
+    let state = |name: &str| {
+        summary["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .map(|n| n["state"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(state(&node), "lost", "{}", summary["nodes"]);
+    assert_eq!(state(other), "joined", "{}", summary["nodes"]);
+    let session_bytes: u64 = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["session_bytes_received"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(session_bytes > 0, "{}", summary["nodes"]);
+}
+
+/// The first `status-*` dump SIGUSR1 wrote into the run folder.
+fn wait_for_dump(run_dir: &std::path::Path) -> String {
+    let mut dump = String::new();
+    cco_testkit::wait_until(Duration::from_secs(30), "a status dump", || {
+        let found = std::fs::read_dir(run_dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().starts_with("status-"));
+        if let Some(entry) = found {
+            dump = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+        // Written at once: complete when it ends with its last newline.
+        dump.ends_with('\n')
+    });
+    dump
 }
 
 #[test]

@@ -110,3 +110,43 @@ fn a_node_refuses_plain_tcp_on_a_non_loopback_address() {
         "{err}"
     );
 }
+
+#[test]
+fn the_head_refuses_a_cookie_file_others_can_read_and_check_says_why() {
+    let port = free_port();
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 1}),
+        simple_script(&["t1"], None),
+        &[port],
+        json!({"localSlots": 1}),
+    );
+    let check = project.cco(&["check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("cluster"))
+        .unwrap_or_else(|| panic!("no cluster row:\n{text}"));
+    assert!(
+        row.contains(&format!("1 node(s): 127.0.0.1:{port}"))
+            && row.contains("1 local slot(s)")
+            && row.contains("plain TCP on loopback")
+            && !row.contains("PROBLEM"),
+        "{row}"
+    );
+    std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    let check = project.cco(&["check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        text.contains("PROBLEM") && text.contains("mode 640") && text.contains("chmod 600"),
+        "{text}"
+    );
+    let out = project.cco(&["start", "--plain"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", project.stderr());
+    let err = project.stderr();
+    assert!(
+        err.contains("cluster") && err.contains("mode 640") && err.contains("chmod 600"),
+        "{err}"
+    );
+    // Refused before anything ran: no run folder.
+    assert!(cco::Orchestrator::latest_run(&project.logs_dir()).is_none());
+}

@@ -367,7 +367,7 @@ impl StatusSnapshot {
     fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {
         let dash = "-".to_string();
         out.push_str(&format!(
-            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} credential={credential} restarts={restarts} cost=${cost:.4}\n",
+            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} credential={credential} restarts={restarts} cost=${cost:.4}{node}\n",
             indent = "  ".repeat(depth + 1),
             role = agent.role.as_str(),
             id = agent.id,
@@ -378,12 +378,13 @@ impl StatusSnapshot {
             credential = agent.credential.clone().unwrap_or_else(|| dash.clone()),
             restarts = agent.restarts,
             cost = agent.cost_usd,
+            // A worker whose turns run on a cluster node.
+            node = agent
+                .node
+                .as_ref()
+                .map(|node| format!(" node={node}"))
+                .unwrap_or_default(),
         ));
-        if let Some(node) = &agent.node {
-            // The node goes on the agent's line, before its newline.
-            out.pop();
-            out.push_str(&format!(" node={node}\n"));
-        }
         for child in self
             .agents
             .iter()

@@ -424,6 +424,27 @@ mod tests {
     }
 
     #[test]
+    fn workers_on_nodes_show_their_node_and_the_nodes_come_last() {
+        let mut snap = snapshot(team());
+        snap.agents[2].node = Some("n1".into());
+        let mut n1 = cco::cluster::NodeRecord::new("127.0.0.1:7701", 4);
+        n1.name = "n1".into();
+        n1.state = cco::cluster::NodeState::Joined;
+        n1.workers = vec!["worker-1".into()];
+        let mut n2 = cco::cluster::NodeRecord::new("127.0.0.1:7702", 2);
+        n2.name = "n2".into();
+        n2.state = cco::cluster::NodeState::Lost;
+        snap.nodes = vec![n1, n2];
+        let frame = render_frame(&snap, 300);
+        let worker = frame
+            .iter()
+            .find(|l| l.contains("worker-1"))
+            .expect("worker-1's row");
+        assert!(worker.contains("worker-1@n1"), "{frame:#?}");
+        assert_eq!(frame.last().unwrap(), "nodes: n1 joined 1/4 · n2 lost 0/2");
+    }
+
+    #[test]
     fn a_resumed_run_counts_the_time_of_its_earlier_processes() {
         let mut resumed = snapshot(team());
         resumed.active_before_secs = 3600.0;
