@@ -110,13 +110,7 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
         || !cco_testkit::process_group_alive(pid),
     );
     let summary = summary(&project);
-    let t1 = summary["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "t1")
-        .cloned()
-        .unwrap_or_default();
+    let t1 = summary_task(&summary, "t1");
     // The same session, resumed on the other node from its migrated file.
     assert_eq!(t1["session_id"], Value::String(session.clone()), "{t1}");
     assert_eq!(t1["state"], "done", "{t1}");
@@ -152,6 +146,14 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
         .map(|n| n["session_bytes_received"].as_u64().unwrap_or(0))
         .sum();
     assert!(session_bytes > 0, "{}", summary["nodes"]);
+}
+
+/// Task `id` in a summary.
+fn summary_task(summary: &Value, id: &str) -> Value {
+    summary["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == id).cloned())
+        .unwrap_or_default()
 }
 
 /// The first `status-*` dump SIGUSR1 wrote into the run folder.
@@ -201,13 +203,7 @@ fn a_node_that_restarts_rejoins_and_gets_work() {
     let summary = summary(&project);
     assert_eq!(summary["nodes"][0]["joins"], 2, "{summary}");
     assert_eq!(summary["nodes"][0]["state"], "rejoined", "{summary}");
-    let t1 = &summary["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "t1")
-        .cloned()
-        .unwrap();
+    let t1 = summary_task(&summary, "t1");
     assert_eq!(t1["session_id"], Value::String(session), "{t1}");
 }
 
@@ -242,12 +238,6 @@ fn kill_9_of_the_head_then_resume_finishes_the_run() {
     assert!(stdout.contains("run finished: complete"), "{stdout}");
     files_land_once(&project, &ids, &stdout);
     let summary = summary(&project);
-    let t1 = summary["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == "t1")
-        .cloned()
-        .unwrap();
+    let t1 = summary_task(&summary, "t1");
     assert_eq!(t1["session_id"], Value::String(session), "{t1}");
 }

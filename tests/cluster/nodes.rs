@@ -58,27 +58,26 @@ fn a_node_with_another_cookie_is_refused_with_a_clear_message() {
     assert!(stdout.contains("finished: stopped"), "{stdout}");
 }
 
-#[test]
-fn a_cookie_file_others_can_read_is_refused() {
+/// `cco node` on `listen` with `cookie` mode `mode`, expected to refuse to start: its stderr.
+fn node_refusal(listen: &str, mode: u32) -> String {
     let sandbox = cco_testkit::temp_dir();
     let cookie = cookie_file(sandbox.path(), "cookie", COOKIE);
-    std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
-        .args([
-            "node",
-            "--listen",
-            "127.0.0.1:1",
-            "--claude",
-            "/bin/true",
-            "--dir",
-        ])
+        .args(["node", "--listen", listen, "--claude", "/bin/true", "--dir"])
         .arg(sandbox.path())
         .arg("--cookie-file")
         .arg(&cookie)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
+#[test]
+fn a_cookie_file_others_can_read_is_refused() {
+    let err = node_refusal("127.0.0.1:1", 0o644);
     assert!(
         err.contains("mode 644") && err.contains("chmod 600"),
         "{err}"
@@ -87,24 +86,7 @@ fn a_cookie_file_others_can_read_is_refused() {
 
 #[test]
 fn a_node_refuses_plain_tcp_on_a_non_loopback_address() {
-    let sandbox = cco_testkit::temp_dir();
-    let cookie = cookie_file(sandbox.path(), "cookie", COOKIE);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
-        .args([
-            "node",
-            "--listen",
-            "0.0.0.0:1",
-            "--claude",
-            "/bin/true",
-            "--dir",
-        ])
-        .arg(sandbox.path())
-        .arg("--cookie-file")
-        .arg(&cookie)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = node_refusal("0.0.0.0:1", 0o600);
     assert!(
         err.contains("--tls-cert") && err.contains("--insecure-transport"),
         "{err}"

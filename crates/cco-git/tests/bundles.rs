@@ -16,14 +16,20 @@ fn node_store(fx: &Fx) -> GitRepo {
     GitRepo::new(cfg).unwrap()
 }
 
-#[tokio::test]
-async fn a_start_commit_goes_to_a_node_and_the_agents_work_comes_back() {
+/// The head's repository with worker-1's repository on `main`.
+async fn head_with_worker() -> (Fx, GitRepo, cco_git::WorktreeInfo) {
     let fx = Fx::new();
     let head = fx.repo(fx.config()).await;
     let worker = head
         .create_worktree("flat", "worker-1", "main")
         .await
         .unwrap();
+    (fx, head, worker)
+}
+
+#[tokio::test]
+async fn a_start_commit_goes_to_a_node_and_the_agents_work_comes_back() {
+    let (fx, head, worker) = head_with_worker().await;
     let start = head.remote_start(&worker.path).await.unwrap();
     assert_eq!(start.merging, None);
 
@@ -112,12 +118,7 @@ async fn a_start_commit_goes_to_a_node_and_the_agents_work_comes_back() {
 
 #[tokio::test]
 async fn a_bundle_without_its_prerequisites_is_refused() {
-    let fx = Fx::new();
-    let head = fx.repo(fx.config()).await;
-    let worker = head
-        .create_worktree("flat", "worker-1", "main")
-        .await
-        .unwrap();
+    let (fx, head, worker) = head_with_worker().await;
     let base = head.remote_start(&worker.path).await.unwrap().head;
     std::fs::write(worker.path.join("more.txt"), "more\n").unwrap();
     head.commit_all(&worker.path, "more").await.unwrap();
