@@ -174,6 +174,45 @@ fn wait_for_dump(run_dir: &std::path::Path) -> String {
 }
 
 #[test]
+fn a_node_that_stops_answering_is_lost_and_its_task_finishes_on_another() {
+    let ports = [free_port(), free_port()];
+    let ids = ["t1", "t2", "t3"];
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 2, "maxTaskRestarts": 5}),
+        hang_once_script(&ids, "t1"),
+        &ports,
+        // ractor_cluster never notices a hung peer: cco's heartbeats do.
+        json!({"heartbeatMs": 200, "nodeTimeoutMs": 3000}),
+    );
+    let claude = claude_of(&project);
+    let nodes = [
+        NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
+        NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
+    ];
+    let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
+    let (_, node, session, _) = running_on_a_node(&project, &mut child, "t1");
+    let hung = nodes.iter().find(|n| n.name == node).unwrap();
+    // SIGSTOP: the connection stays open, nothing answers. Its drop guard kills it later.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(hung.pid() as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    let out = wait_output(child, Duration::from_secs(180));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(
+        stdout.contains(&format!("node {node} lost: no heartbeat answer")),
+        "{stdout}"
+    );
+    files_land_once(&project, &ids, &stdout);
+    let summary = summary(&project);
+    let t1 = summary_task(&summary, "t1");
+    assert_eq!(t1["session_id"], Value::String(session), "{t1}");
+    assert_eq!(t1["state"], "done", "{t1}");
+}
+
+#[test]
 fn a_node_that_restarts_rejoins_and_gets_work() {
     let port = free_port();
     let ids = ["t1", "t2"];

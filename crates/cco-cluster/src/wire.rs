@@ -135,6 +135,22 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// The answer's name, for messages about an answer that was not expected.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Hello { .. } => "hello",
+            Response::Pong => "pong",
+            Response::Prepared { .. } => "prepared",
+            Response::NeedBundle => "need_bundle",
+            Response::Spawned { .. } => "spawned",
+            Response::Finished { .. } => "finished",
+            Response::Done => "done",
+            Response::Error { .. } => "error",
+        }
+    }
+}
+
 /// Where a turn starts on a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Prepare {

@@ -171,7 +171,7 @@ pub(crate) async fn call(
         Ok(CallResult::Success(reply)) => decode::<Response>(&reply)
             .map(|(r, _)| r)
             .map_err(|e| e.to_string()),
-        Ok(CallResult::Timeout) => Err(format!("no answer within {timeout:?}")),
+        Ok(CallResult::Timeout) => Err(format!("no answer within {} ms", timeout.as_millis())),
         Ok(CallResult::SenderError) => Err("the connection closed".into()),
         Err(e) => Err(format!("the connection closed ({e})")),
     }
@@ -321,7 +321,8 @@ async fn connect_once(
             return failed(
                 true,
                 format!(
-                    "not authenticated within {READY_TIMEOUT:?}: a wrong cookie, or TLS settings that differ"
+                    "not authenticated within {} s: a wrong cookie, or TLS settings that differ",
+                    READY_TIMEOUT.as_secs()
                 ),
             );
         }
@@ -360,7 +361,10 @@ async fn connect_once(
         }
         Ok(other) => {
             session.actor.stop(None);
-            return failed(true, format!("unexpected answer to hello: {other:?}"));
+            return failed(
+                true,
+                format!("unexpected answer to hello: {}", other.name()),
+            );
         }
         Err(e) => return failed(false, e),
     };
@@ -434,7 +438,10 @@ async fn connect_once(
                     if let Some(s) = session_to(server, &addr_text).await {
                         s.actor.stop(None);
                     }
-                    return Ended::Lost(format!("no heartbeat answer for {timeout:?} ({why})"));
+                    return Ended::Lost(format!(
+                        "no heartbeat answer for {} ms ({why})",
+                        timeout.as_millis()
+                    ));
                 }
             }
         }

@@ -230,7 +230,8 @@ impl RemoteTurn {
                 Response::Error { message } => return Err(PlaceError::Failed(message)),
                 other => {
                     return Err(PlaceError::Failed(format!(
-                        "node {name} could not prepare the turn ({other:?})"
+                        "node {name} could not prepare the turn (it answered {})",
+                        other.name()
                     )))
                 }
             }
@@ -267,7 +268,8 @@ impl RemoteTurn {
             }
             Response::Error { message } => Err(PlaceError::Failed(message)),
             other => Err(PlaceError::Failed(format!(
-                "installing the session: {other:?}"
+                "installing the session: the node answered {}",
+                other.name()
             ))),
         }
     }
@@ -345,7 +347,8 @@ impl RemoteTurn {
             Ok(other) => {
                 forget(&self.inner);
                 Err(PlaceError::Failed(format!(
-                    "starting claude on the node: {other:?}"
+                    "starting claude on the node: it answered {}",
+                    other.name()
                 )))
             }
             Err(e) => {
@@ -396,7 +399,8 @@ impl RemoteTurn {
             Ok(other) => {
                 inbox.forget(transfer);
                 return Err(PlaceError::Failed(format!(
-                    "finishing on the node: {other:?}"
+                    "finishing on the node: it answered {}",
+                    other.name()
                 )));
             }
             Err(e) => {
