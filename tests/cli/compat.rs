@@ -70,7 +70,7 @@ fn workspace_override_is_kept_by_resume() {
     let script = json!({"rules": [
         {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": [{"id": "t1", "title": "Write t1.txt", "files": ["t1.txt"]}]}).to_string()},
         {"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
-        {"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"},
+        {"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"},
         {"match": {"role": "worker", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [
             {"bash": format!("touch '{}'", hanging.display())}, {"hang": true}]},
         // Whatever the resumed worker is asked, it writes t1.
@@ -106,6 +106,8 @@ fn workspace_override_is_kept_by_resume() {
         "the clone is in the -w folder"
     );
     assert!(!project.config_dir.join("workspace").exists());
+    // Killed once the journal knows the worker's claude: `cco resume` ends it.
+    let hanging = project.wait_for_journaled_processes(&mut child, 1);
     signal(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
 
@@ -133,6 +135,12 @@ fn workspace_override_is_kept_by_resume() {
         "{files}\n{stdout}\n{stderr}"
     );
     assert!(!other.exists());
+    for pid in hanging {
+        assert!(
+            !cco_testkit::process_group_alive(pid),
+            "the killed cco's claude {pid} outlived the resume"
+        );
+    }
 }
 
 /// A config using every key of the original tool at once runs to completion on fake claude:

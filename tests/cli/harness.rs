@@ -30,7 +30,7 @@ pub fn simple_script(ids: &[&str], worker_steps: Option<Value>) -> Value {
             json!({"status":"complete","reason":"done"}),
         ),
         cco_testkit::answer_rule(
-            json!({"prompt_contains": "[cco:review]"}),
+            json!({"prompt_contains": "[cco:review"}),
             json!({"decision":"approve"}),
         ),
     ];
@@ -116,6 +116,45 @@ impl CliProject {
             pids.len() >= count
         });
         pids
+    }
+
+    /// The claude processes the live journal lists (pids), once there are at least `count`;
+    /// cco must keep running meanwhile.
+    pub fn wait_for_journaled_processes(&self, child: &mut Child, count: usize) -> Vec<u32> {
+        let mut pids = Vec::new();
+        cco_testkit::wait_until(
+            Duration::from_secs(30),
+            "journaled claude processes",
+            || {
+                assert!(
+                    child.try_wait().unwrap().is_none(),
+                    "cco exited early: {}",
+                    self.stderr()
+                );
+                pids = self.journaled_processes();
+                pids.len() >= count
+            },
+        );
+        pids
+    }
+
+    /// The claude processes the newest run's journal lists as alive (pids).
+    pub fn journaled_processes(&self) -> Vec<u32> {
+        let Some(run_dir) = cco::Orchestrator::latest_run(&self.logs_dir()) else {
+            return Vec::new();
+        };
+        let journal: serde_json::Value = std::fs::read(run_dir.join("journal.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        journal["processes"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p["pid"].as_u64().map(|p| p as u32))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn files_on_main(&self) -> Vec<String> {

@@ -7,6 +7,7 @@ mod demo;
 mod exits;
 mod harness;
 mod init;
+mod integrity;
 mod live;
 mod orphans;
 mod pty;

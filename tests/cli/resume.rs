@@ -58,7 +58,7 @@ fn kill_9_mid_run_then_resume_completes_with_each_task_on_main_exactly_once() {
     let mut rules = vec![
         json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"}),
         // t3 hangs in the first cco process; the resumed session finishes it.
         json!({"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "times": 1, "steps": [{"text": "working on t3"}, {"hang": true}]}),
         json!({"match": {"role": "worker", "prompt_contains": "[cco-ref:resume/t3]"}, "steps": write_and_commit("t3"), "result": "t3 finished after resume"}),
@@ -193,7 +193,7 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
         // The first review of t1 never answers: cco is killed while it runs.
         json!({"match": {"role": "coordinator", "prompt_contains": "Task ID: t1"}, "times": 1, "steps": [{"text": "reviewing"}, {"hang": true}]}),
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"}),
         work("t1"),
         work("t2"),
     ];
@@ -205,9 +205,23 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
         "t1 in review with its work in the task ref, t2 done",
         |j| {
             let t1 = task_of(j, "t1");
-            t1["state"] == "review" && t1["captured_round"] == 0 && task_state(j, "t2") == "done"
+            let review_journaled = j["processes"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["agent"] == "coordinator"));
+            t1["state"] == "review"
+                && t1["captured_round"] == 0
+                && task_state(j, "t2") == "done"
+                && review_journaled
         },
     );
+    // The hanging review runs in a fork of the coordinator's session: journaled with its pid.
+    let review_fork = journal(&project).unwrap()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agent"] == "coordinator")
+        .and_then(|p| p["pgid"].as_u64())
+        .unwrap() as u32;
     signal(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
 
@@ -223,6 +237,10 @@ fn a_task_killed_in_review_is_merged_from_its_task_ref_without_rerunning_the_wor
         std::fs::read_to_string(&runs).unwrap(),
         "t1\nt2\n",
         "each worker turn ran once"
+    );
+    assert!(
+        !cco_testkit::process_group_alive(review_fork),
+        "the killed cco's review fork outlived the resume"
     );
     let log = cco_testkit::git(
         &project.config_dir.join("workspace/repo"),
@@ -252,7 +270,7 @@ fn a_turn_finished_before_a_crash_is_captured_on_resume_not_run_again() {
     let rules = vec![
         json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"}),
         // A resumed session would say so in the log.
         json!({"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [
             {"bash": format!("echo t1-resumed >> '{}'", runs.display())}], "result": "resumed"}),

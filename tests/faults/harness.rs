@@ -37,7 +37,7 @@ pub fn script(ids: &[&str], worker_rules: Vec<Value>) -> Value {
     let mut rules = vec![
         json!({"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks": tasks}).to_string()}),
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"}),
     ];
     rules.extend(worker_rules);
     rules.push(json!({"match": {"role": "worker"}, "steps": write_and_commit(), "result": "done"}));

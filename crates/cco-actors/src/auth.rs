@@ -15,7 +15,7 @@ use crate::context::RunContext;
 const LOGIN_FILES: &[&str] = &[".credentials.json", "settings.json"];
 
 /// Where the user's own CLI keeps its login.
-fn user_config_dir() -> Option<PathBuf> {
+pub(crate) fn user_config_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR") {
         return Some(PathBuf::from(dir));
     }

@@ -49,6 +49,9 @@ impl ProcessControl for SessionHandle {
 pub struct Spawned {
     pub control: Box<dyn ProcessControl>,
     pub updates: UnboundedReceiver<SessionUpdate>,
+    /// Its pid when it runs on this machine (journaled, so a cco that dies has it ended by
+    /// the next); `None` on another host (that host ends it when this cco goes).
+    pub local_pid: Option<u32>,
 }
 
 /// Why a placed turn could not start a process or bring its work back.

@@ -32,9 +32,10 @@ pub(crate) struct RunContext {
     pub(crate) resumed: bool,
     /// Set once shutdown starts: nobody takes new work.
     pub(crate) stopping: AtomicBool,
-    /// Set by a forced shutdown: running processes get SIGKILL without a grace period.
-    pub(crate) forced: AtomicBool,
-    pub(crate) force_notify: tokio::sync::Notify,
+    /// Set by a forced shutdown: running processes get SIGKILL without a grace period. A
+    /// level, not an edge: a turn that looks after the force was set still sees it
+    /// ([`RunContext::forced`]), so a force can never be lost between two polls.
+    pub(crate) forced: tokio::sync::watch::Sender<bool>,
     /// Where workers' turns run when they do not run here (issue 15); `None`: all here.
     pub(crate) cluster: Option<Arc<dyn crate::cluster::Cluster>>,
     /// How planners and reviewers answer: through the CLI's `StructuredOutput` tool (a CLI
@@ -58,8 +59,16 @@ impl RunContext {
     /// Escalates a shutdown: every turn that is still waiting for its process SIGKILLs it.
     pub(crate) fn force_stop(&self) {
         self.begin_stop();
-        self.forced.store(true, Ordering::SeqCst);
-        self.force_notify.notify_waiters();
+        self.forced.send_replace(true);
+    }
+
+    /// Completes once the shutdown is forced (at once when it already is).
+    pub(crate) async fn forced(&self) {
+        let mut forced = self.forced.subscribe();
+        if forced.wait_for(|forced| *forced).await.is_err() {
+            // The sender lives as long as `self`: cannot happen; never complete.
+            std::future::pending::<()>().await;
+        }
     }
 
     pub(crate) fn register_cell(&self, agent: &str, cell: ractor::ActorCell) {
@@ -83,7 +92,7 @@ impl RunContext {
     }
 
     pub(crate) fn is_forced(&self) -> bool {
-        self.forced.load(Ordering::SeqCst)
+        *self.forced.borrow()
     }
 
     pub(crate) fn model_for(&self, role: Role) -> String {
@@ -172,9 +181,12 @@ impl RunContext {
         credential: &Credential,
     ) -> SessionSpec {
         let config = &self.config.config;
+        // Every prompt passes through the logs' redactor: text agents wrote (commit messages,
+        // results, plans) never carries a secret into another agent's session.
+        let prompt = self.redactor.redact(prompt).into_owned();
         let mut spec = SessionSpec::new(
             &self.config.claude_binary,
-            prompt,
+            &prompt,
             &who.cwd,
             &who.config_dir,
         );
@@ -198,6 +210,11 @@ impl RunContext {
         let mut env = vec![
             ("CCO_AGENT_ROLE".to_string(), who.role.as_str().to_string()),
             ("CCO_AGENT_ID".to_string(), who.id.clone()),
+            // With the agent id, it tells this run's processes from any other's (see `unix`).
+            (
+                crate::unix::RUN_ID_VAR.to_string(),
+                self.board.run_id().to_string(),
+            ),
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
                 "1".to_string(),

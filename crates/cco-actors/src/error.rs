@@ -24,6 +24,9 @@ pub enum StartError {
     Actors(String),
     #[error("cannot start the cluster: {0}")]
     Cluster(String),
+    /// Another cco runs this config (or its lock file cannot be used).
+    #[error(transparent)]
+    Locked(#[from] crate::runlock::LockError),
 }
 
 /// An agent could not be given its worktree or its claude config dir.

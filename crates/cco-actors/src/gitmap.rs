@@ -24,15 +24,22 @@ pub fn clone_options(config: &Config) -> cco_git::CloneOptions {
 /// The secret values cco-git's scanner refuses in commits: every API key, and the values of
 /// key entries' variables except the ones that name where to connect (`*_URL`, `*_HOST`,
 /// `*_PORT`), which are not secret and may well appear in code.
-pub fn secret_values(config: &LoadedConfig) -> cco_git::SecretValues {
+/// Also the login token cco copies into agents' config dirs and the credential variables of
+/// cco's environment (`ambient`: see `crate::secrets`).
+pub fn secret_values(
+    config: &LoadedConfig,
+    ambient: &[(String, cco_config::Secret)],
+) -> cco_git::SecretValues {
     let not_secret = |name: &str| {
         let n = name.to_ascii_uppercase();
         n.ends_with("_URL") || n.ends_with("_HOST") || n.ends_with("_PORT")
     };
-    cco_git::SecretValues::new(config.api_keys.iter().flat_map(|key| {
+    let keys = config.api_keys.iter().flat_map(|key| {
         key.env_vars()
             .into_iter()
             .filter(|(name, _)| !not_secret(name))
             .map(|(_, value)| value)
-    }))
+    });
+    let around = ambient.iter().map(|(_, s)| s.expose().to_string());
+    cco_git::SecretValues::new(keys.chain(around))
 }

@@ -52,7 +52,9 @@ mod persist;
 mod planning;
 mod prompts;
 mod restart;
+mod runlock;
 mod runlog;
+mod secrets;
 mod session;
 mod supervise;
 mod unix;
@@ -87,6 +89,7 @@ pub use orchestrator::{
     Orchestrator, OrchestratorBuilder, OrchestratorHandle, RunSummary, SavedRun, ShutdownMode,
 };
 pub use outcome::{RunLimit, RunOutcome};
+pub use runlock::{LockError, LockHolder, LOCK_FILE};
 
 /// `<run dir>/combined.log`: one line per event, `<UTC timestamp> <agent> <message>`.
 pub mod log {

@@ -43,11 +43,13 @@ pub enum RunOutcome {
     /// Stopped on request: `OrchestratorHandle::shutdown`, or a signal the application passed
     /// on with `request_stop_for_signal` (`signal`: its number).
     Stopped { signal: Option<i32>, forced: bool },
-    /// Merging was stopped because a shared branch no longer held what cco wrote there
-    /// (reserved for the integrity checks).
+    /// The run stopped because a shared branch no longer held what cco wrote there and
+    /// could not be put back (or kept being moved). The summary's reason names the branch;
+    /// `cco resume` continues once it is sorted out.
     IntegrityStop,
-    /// The run paused on an environmental error (disk full, git missing, ...); `cco resume`
-    /// continues it once that is fixed (reserved).
+    /// The run paused on an environmental error (disk full, read-only, quota, git missing,
+    /// the same git error on several tasks in a row); the reason says what and where.
+    /// `cco resume` continues it once that is fixed: every task keeps its phase.
     EnvironmentPaused,
     /// The run could not go on (its supervision tree failed); the summary's reason says why.
     Failed,
@@ -83,6 +85,14 @@ impl RunOutcome {
         }
     }
 
+    /// A run that ended so is continued by `cco resume` (its journal is not finished).
+    pub fn is_resumable(&self) -> bool {
+        matches!(
+            self,
+            RunOutcome::IntegrityStop | RunOutcome::EnvironmentPaused
+        )
+    }
+
     /// The outcome of a run that ended for `cause`, with these final totals.
     pub(crate) fn classify(cause: &EndCause, totals: &Totals) -> RunOutcome {
         match cause {
@@ -105,6 +115,8 @@ impl RunOutcome {
                 forced: *forced,
             },
             EndCause::Failed => RunOutcome::Failed,
+            EndCause::Integrity => RunOutcome::IntegrityStop,
+            EndCause::Environment => RunOutcome::EnvironmentPaused,
         }
     }
 }
@@ -125,6 +137,10 @@ pub(crate) enum EndCause {
         forced: bool,
     },
     Failed,
+    /// A shared branch could not be put back (see [`RunOutcome::IntegrityStop`]).
+    Integrity,
+    /// The machine failed (see [`RunOutcome::EnvironmentPaused`]).
+    Environment,
 }
 
 impl EndCause {

@@ -5,9 +5,9 @@
 
 use cco_protocol::{
     AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
-    EmPlanPrompt, FeedbackPrompt, PlanError, RepairPrompt, ReplanPrompt, ResumeCause, ResumePrompt,
-    ReviewPrompt, Role, RoundReport, TaskSpec, TeamGoal, TimeoutPrompt, VerifyFailedPrompt,
-    WorkerTaskPrompt,
+    EmPlanPrompt, FeedbackPrompt, PlanError, RefusedPrompt, RepairPrompt, ReplanPrompt,
+    ResumeCause, ResumePrompt, ReviewPrompt, Role, RoundReport, TaskSpec, TeamGoal, TimeoutPrompt,
+    VerifyFailedPrompt, WorkerTaskPrompt,
 };
 
 use crate::board::{TaskRecord, TaskState};
@@ -140,6 +140,16 @@ pub(crate) fn feedback(
     .render()
 }
 
+/// cco's checks refused the work the worker's last turn left (`problem`: why).
+pub(crate) fn refused(who: &AgentIdentity, task: &TaskSpec, problem: &str) -> String {
+    RefusedPrompt {
+        who: &who.prompt_identity(),
+        task,
+        problem,
+    }
+    .render()
+}
+
 /// The verify gate failed on the merge of the task's work into `who.target`.
 pub(crate) fn verify_failed(who: &AgentIdentity, task: &TaskSpec, gate: &GateFailure) -> String {
     VerifyFailedPrompt {
@@ -228,6 +238,57 @@ pub(crate) fn resume(
         cause,
         task,
         answer,
+    }
+    .render()
+}
+
+/// A conflict resolution under review (see [`review_resolution`]).
+pub(crate) struct Resolved<'a> {
+    /// Who resolved it.
+    pub worker: &'a str,
+    /// The branch merged into the task's work.
+    pub against: &'a str,
+    /// Where the work goes once approved.
+    pub target: &'a str,
+    /// The worker's final answer.
+    pub result: &'a str,
+    pub diff: &'a cco_git::ResolutionDiff,
+}
+
+/// `[cco:review-resolution]`: the merge commit of a conflict resolution against each of its
+/// parents, so a side whose change was dropped shows.
+pub(crate) fn review_resolution(
+    ctx: &RunContext,
+    who: &AgentIdentity,
+    task: &TaskSpec,
+    resolved: &Resolved<'_>,
+) -> String {
+    let diff = resolved.diff;
+    let short = |sha: &str| sha[..sha.len().min(12)].to_string();
+    // The resolved work: the merge commit, or the commit that fixed it on top.
+    let merge = short(&diff.head);
+    let [first, second] = &diff.parents;
+    let side = |parent: &cco_git::ParentDiff, label: String| cco_protocol::MergeParent {
+        rev: short(&parent.commit),
+        label,
+        diff: parent.diff.clone(),
+    };
+    let identity = who.prompt_identity();
+    cco_protocol::ResolutionReviewPrompt {
+        who: &identity,
+        task,
+        worker: resolved.worker,
+        merge_commit: &merge,
+        merged: resolved.against,
+        into: "the task's work",
+        parents: [
+            side(first, "the task's work".to_string()),
+            side(second, resolved.against.to_string()),
+        ],
+        target: resolved.target,
+        files: &diff.files,
+        result: resolved.result,
+        answer: ctx.answer_format(),
     }
     .render()
 }

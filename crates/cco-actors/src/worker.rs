@@ -330,6 +330,7 @@ impl WorkerState {
                 });
                 self.run_turn(myself, request);
             }
+            // Refused work, fixed where it is (a conflict turn's fix is concluded after).
             Turn::Revise {
                 feedback,
                 session_id,
@@ -341,6 +342,24 @@ impl WorkerState {
                     None => prompts::feedback(&self.who, &spec, self.reviewer, &feedback),
                 };
                 // Without a session to resume, start over with the task and the feedback.
+                let prompt = if session_id.is_some() {
+                    prompt
+                } else {
+                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
+                };
+                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
+                request.resume = session_id;
+                self.run_turn(myself, request);
+            }
+            // Work cco refused (a secret, a path inside .git, committed markers...): the same
+            // session fixes it where it is.
+            Turn::Fix {
+                problem,
+                session_id,
+                ..
+            } => {
+                self.session_id = session_id.clone();
+                let prompt = prompts::refused(&self.who, &spec, &problem);
                 let prompt = if session_id.is_some() {
                     prompt
                 } else {

@@ -64,7 +64,7 @@ pub async fn run(fake_claude: &Path, samples: usize) -> Result<RecoveryResult, S
     let script = json!({"rules": [
         {"match": {"prompt_contains": "[cco:coordinator-plan]"}, "result": json!({"status":"continue","tasks":[{"id":"t1","title":"Long task","files":["a.txt"]}]}).to_string()},
         {"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"},
-        {"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"},
+        {"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"},
         {"match": {"role": "worker", "prompt_contains": "[cco:resume]"}, "steps": [{"text": "resumed"}, {"hang": true}]},
         {"match": {"role": "worker"}, "steps": [{"text": "started"}, {"hang": true}]}
     ]});

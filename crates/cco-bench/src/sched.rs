@@ -120,7 +120,7 @@ fn script(case: &SchedCase, flat: bool, teams: usize) -> Value {
         json!({"status": "continue", "tasks": tasks})
     };
     let mut rules = vec![
-        json!({"match": {"prompt_contains": "[cco:review]"}, "result": "{\"decision\":\"approve\"}"}),
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "{\"decision\":\"approve\"}"}),
         json!({"match": {"prompt_contains": "[cco:replan]"}, "result": "{\"status\":\"complete\",\"reason\":\"done\"}"}),
         worker,
     ];

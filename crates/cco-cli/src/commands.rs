@@ -16,7 +16,7 @@ use crate::term;
 pub(crate) use crate::term::init_tracing;
 
 /// Exit codes (see [`exit_code`] for a run's): 1 the run failed, 2 bad configuration or usage
-/// (or a run that cannot be resumed).
+/// (or a run that cannot be resumed, or another cco runs the config).
 pub(crate) const EXIT_FAILED: u8 = 1;
 pub(crate) const EXIT_CONFIG: u8 = 2;
 
@@ -191,6 +191,11 @@ async fn start(mut args: StartArgs) -> ExitCode {
         term::warn(warning);
     }
     let mode = output_mode(&args.output);
+    // One cco per run: said before anything else (which run to resume, what to start over).
+    if let Err(error) = Orchestrator::check_lock(&config.config.workspace_directory) {
+        eprintln!("cco: {error}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let unfinished = match Orchestrator::resumable_run(&config.config.log_directory) {
         Ok(unfinished) => unfinished,
         // The last run may not have finished, and nothing says what it holds.
@@ -247,6 +252,10 @@ async fn start(mut args: StartArgs) -> ExitCode {
     let events = builder.subscribe();
     let handle = match builder.start().await {
         Ok(handle) => handle,
+        Err(error @ cco::StartError::Locked(_)) => {
+            eprintln!("cco: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
         Err(error) => {
             eprintln!("cco: {error}");
             let code = match error {
@@ -361,7 +370,9 @@ fn status(args: StatusArgs) -> ExitCode {
         }
     } else {
         let state = match &journal.end_reason {
-            Some(reason) => format!("finished: {reason}"),
+            Some(reason) if journal.finished => format!("finished: {reason}"),
+            // An integrity stop or an environmental pause.
+            Some(reason) => format!("paused: {reason} (`cco resume` continues it)"),
             None => "running (or interrupted: `cco resume` continues it)".to_string(),
         };
         println!("{} — {state}", run_dir.display());

@@ -96,6 +96,16 @@ pub async fn run(args: DemoArgs) -> ExitCode {
             std::process::id()
         )),
     };
+    // A demo folder a cco is running: nothing in it is touched (prepare cleans it).
+    if dir.join(project::MARKER).is_file() {
+        let workspace = cco_config::load(&dir)
+            .map(|c| c.config.workspace_directory)
+            .unwrap_or_else(|_| dir.join("workspace"));
+        if let Err(error) = Orchestrator::check_lock(&workspace) {
+            eprintln!("cco demo: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let dir = match prepare(&dir) {
         Ok(dir) => dir,
         Err(error) => {
@@ -293,7 +303,8 @@ async fn run_demo(dir: &Path, output_args: &OutputArgs, node_count: u32) -> Exit
         Ok(handle) => handle,
         Err(error) => {
             eprintln!("cco demo: {error}");
-            return ExitCode::from(1);
+            let locked = matches!(error, cco::StartError::Locked(_));
+            return ExitCode::from(if locked { 2 } else { 1 });
         }
     };
     let tally = tokio::spawn(count_events(tally_events));

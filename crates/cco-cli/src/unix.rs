@@ -1,8 +1,10 @@
-//! Signals of the `cco` binary: SIGINT, SIGTERM, SIGHUP and SIGQUIT stop the run (first
-//! gracefully, then by force; the run's outcome names the signal, so cco exits with 128 + its
-//! number), SIGUSR1 dumps the supervision tree to stderr and into the run folder.
+//! Signals of the `cco` binary: SIGINT, SIGTERM, SIGHUP (the terminal went away) and SIGQUIT
+//! stop the run (the first gracefully, any later one by force; the run's outcome names the
+//! signal, so cco exits with 128 + its number), SIGUSR1 dumps the supervision tree to stderr
+//! and into the run folder.
 
 use cco::{OrchestratorHandle, ShutdownMode};
+use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Handles signals for `handle` until the run ends (the task is aborted by the caller).
@@ -13,11 +15,11 @@ pub async fn handle_signals(handle: OrchestratorHandle) -> std::io::Result<()> {
     let mut quit = signal(SignalKind::quit())?;
     let mut user1 = signal(SignalKind::user_defined1())?;
     loop {
-        let (name, number) = tokio::select! {
-            _ = interrupt.recv() => ("SIGINT", nix::libc::SIGINT),
-            _ = terminate.recv() => ("SIGTERM", nix::libc::SIGTERM),
-            _ = hangup.recv() => ("SIGHUP", nix::libc::SIGHUP),
-            _ = quit.recv() => ("SIGQUIT", nix::libc::SIGQUIT),
+        let stop = tokio::select! {
+            _ = interrupt.recv() => Signal::SIGINT,
+            _ = terminate.recv() => Signal::SIGTERM,
+            _ = hangup.recv() => Signal::SIGHUP,
+            _ = quit.recv() => Signal::SIGQUIT,
             _ = user1.recv() => {
                 match handle.dump_status() {
                     Ok((text, path)) => eprintln!("{text}(status written to {})", path.display()),
@@ -26,7 +28,8 @@ pub async fn handle_signals(handle: OrchestratorHandle) -> std::io::Result<()> {
                 continue;
             }
         };
-        match handle.request_stop_for_signal(number) {
+        let name = stop.as_str();
+        match handle.request_stop_for_signal(stop as i32) {
             ShutdownMode::Graceful => {
                 eprintln!("cco: {name}: stopping gracefully (signal again to force)");
             }

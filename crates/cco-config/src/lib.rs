@@ -90,12 +90,22 @@ pub struct LoadedConfig {
 impl LoadedConfig {
     /// A redactor for every secret: api-keys.json's, and the values of `env`.
     pub fn redactor(&self) -> Redactor {
+        self.redactor_with(std::iter::empty())
+    }
+
+    /// [`redactor`](Self::redactor), also redacting `extra` secrets (`(name, value)`): what
+    /// the application knows besides the config (a login token, its own environment's keys).
+    pub fn redactor_with(&self, extra: impl IntoIterator<Item = (String, Secret)>) -> Redactor {
         let env = self
             .config
             .env
             .iter()
             .map(|(name, value)| (format!("env.{name}"), value.clone()));
-        Redactor::new(Redactor::key_secrets(&self.api_keys).chain(env))
+        Redactor::new(
+            Redactor::key_secrets(&self.api_keys)
+                .chain(env)
+                .chain(extra),
+        )
     }
 
     /// The settings file that was read (`orchestrator.json`, or the file given to

@@ -237,7 +237,9 @@ pub enum PushStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MergeOutcome {
-    /// The source was already contained in the target.
+    /// The source was already contained in the target. `commit`: the commit that brought it
+    /// there (the first on the target's first-parent chain containing it; see
+    /// [`crate::GitRepo::merged_by`]), e.g. a merge cco made before a restart.
     UpToDate { commit: String },
     Merged {
         commit: String,
@@ -322,6 +324,28 @@ pub struct DiffSummary {
     pub insertions: u64,
     pub deletions: u64,
     pub stat: String,
+}
+
+/// One side of a conflict resolution under review (see [`ResolutionDiff`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentDiff {
+    /// The parent commit of the merge.
+    pub commit: String,
+    /// `--stat` and the patch (cut at a size limit) from this parent to the resolved work.
+    pub diff: String,
+}
+
+/// A conflict resolution as its reviewer sees it ([`crate::GitRepo::resolution_diff`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolutionDiff {
+    /// The merge commit that concluded the resolution.
+    pub merge_commit: String,
+    /// The resolved work (the merge commit, or a commit that fixed it on top).
+    pub head: String,
+    /// First parent (the work the other branch was merged into), second parent (that branch).
+    pub parents: [ParentDiff; 2],
+    /// Files both sides changed since they split (where the conflicts were).
+    pub files: Vec<String>,
 }
 
 /// Answer of `GitMsg::Status`; served while ops run.

@@ -364,3 +364,56 @@ async fn checked_out_target_stays_consistent_after_merge() {
     );
     assert_eq!(cco_testkit::git(&main_wt, &["status", "--porcelain"]), "");
 }
+
+/// A merge redone (a restart that did not record the first one) is `UpToDate` with the commit
+/// that really merged the work, not the target's tip: other merges may have landed since.
+#[tokio::test]
+async fn a_merge_redone_later_names_the_commit_that_merged_the_work() {
+    let fx = Fx::new();
+    let (h, join) = GitHandle::spawn(fx.config()).await.unwrap();
+    h.setup().await.unwrap();
+    let mut merges = Vec::new();
+    let mut branches = Vec::new();
+    for id in ["w1", "w2"] {
+        let wt = h.create_worktree("flat", id, "main").await.unwrap();
+        write(&wt.path, &format!("{id}.txt"), "x\n");
+        h.commit_all(&wt.path, id).await.unwrap();
+        let out = h
+            .merge(MergeRequest::new(&wt.branch, "main", MergeStrategy::Agent))
+            .await
+            .unwrap();
+        let MergeOutcome::Merged { commit, .. } = out else {
+            panic!("{out:?}");
+        };
+        merges.push(commit);
+        branches.push(wt.branch);
+    }
+    let again = h
+        .merge(MergeRequest::new(
+            &branches[0],
+            "main",
+            MergeStrategy::Agent,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        MergeOutcome::UpToDate {
+            commit: merges[0].clone()
+        }
+    );
+    assert_eq!(
+        h.merged_by("main", &branches[1]).await.unwrap(),
+        Some(merges[1].clone())
+    );
+    // Not merged: nothing.
+    let wt = h.create_worktree("flat", "w3", "main").await.unwrap();
+    write(&wt.path, "w3.txt", "x\n");
+    h.commit_all(&wt.path, "w3").await.unwrap();
+    assert_eq!(h.merged_by("main", &wt.branch).await.unwrap(), None);
+    // A conflict resolution is shown against both parents of its merge.
+    let res = h.resolution_diff("main", &branches[0]).await.unwrap();
+    assert_eq!(res, None, "no merge commit of its own");
+    h.stop().await.unwrap();
+    join.await.unwrap();
+}

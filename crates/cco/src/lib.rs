@@ -34,10 +34,10 @@
 
 pub use cco_actors::{
     AgentRecord, CredentialState, CredentialStatus, EventSubject, EventText, GateFailure, GitError,
-    GitStatus, GuardSpec, Interruption, JournalError, MergeCause, Orchestrator,
-    OrchestratorBuilder, OrchestratorHandle, OrphanPolicy, PauseCause, Role, RunEvent, RunLimit,
-    RunOutcome, RunPause, RunSummary, SavedRun, ShutdownMode, StartError, StatusSnapshot, TaskKind,
-    TaskPhase, TaskRecord, TaskState, Totals, Turn,
+    GitStatus, GuardSpec, Interruption, JournalError, LockError, LockHolder, MergeCause,
+    Orchestrator, OrchestratorBuilder, OrchestratorHandle, OrphanPolicy, PauseCause, Role,
+    RunEvent, RunLimit, RunOutcome, RunPause, RunSummary, SavedRun, ShutdownMode, StartError,
+    StatusSnapshot, TaskKind, TaskPhase, TaskRecord, TaskState, Totals, Turn, LOCK_FILE,
 };
 
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).

@@ -43,6 +43,21 @@ struct BoardInner {
     pauses: Vec<RunPause>,
     /// `maxAutoResolveConflicts` was used up (logged once).
     auto_resolve_exhausted: bool,
+    /// Every claude process alive now, by pid.
+    processes: BTreeMap<u32, ProcessRecord>,
+}
+
+/// A claude process of the run (a worker's turn, a planner, a review fork...), journaled so a
+/// later cco (`cco resume`, `cco start --fresh`) ends it and its process group when this cco
+/// died without doing so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcessRecord {
+    pub(crate) agent: String,
+    pub(crate) pid: u32,
+    /// Its process group (claude runs in a group of its own, with everything it started).
+    pub(crate) pgid: u32,
+    pub(crate) task: Option<String>,
+    pub(crate) started_at: DateTime<Utc>,
 }
 
 /// The Director's planning state, kept here so a resumed run continues it.
@@ -340,6 +355,25 @@ impl Board {
             .filter(|t| t.team == team)
             .cloned()
             .collect()
+    }
+
+    /// A claude process started (journaled until [`process_ended`](Self::process_ended)).
+    pub(crate) fn process_started(&self, record: ProcessRecord) {
+        self.lock().processes.insert(record.pid, record);
+        self.touch();
+    }
+
+    /// The claude process `pid` is gone.
+    pub(crate) fn process_ended(&self, pid: u32) {
+        let removed = self.lock().processes.remove(&pid).is_some();
+        if removed {
+            self.touch();
+        }
+    }
+
+    /// The claude processes alive now.
+    pub(crate) fn processes(&self) -> Vec<ProcessRecord> {
+        self.lock().processes.values().cloned().collect()
     }
 
     pub(crate) fn count(&self, change: impl FnOnce(&mut Totals)) {

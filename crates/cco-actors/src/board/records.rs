@@ -68,6 +68,13 @@ pub struct TaskRecord {
     /// 1: its spare): revisions and resumes run there, where `--resume` finds the session.
     #[serde(default)]
     pub lane: Option<usize>,
+    /// Times cco refused the work of a turn and its session was asked to fix it in place.
+    #[serde(default)]
+    pub fix_rounds: u32,
+    /// The work in the task ref resolves a conflict with this branch: it is reviewed as a
+    /// resolution (the merge against each parent).
+    #[serde(default)]
+    pub resolution: Option<String>,
 }
 
 impl TaskRecord {
@@ -91,6 +98,8 @@ impl TaskRecord {
             cost_usd: 0.0,
             captured_round: None,
             lane: None,
+            fix_rounds: 0,
+            resolution: None,
         }
     }
 
@@ -102,7 +111,7 @@ impl TaskRecord {
 
     /// Every round of work asked of the task's session after its first turn.
     pub fn rounds(&self) -> u32 {
-        self.review_rounds + self.conflict_rounds
+        self.review_rounds + self.conflict_rounds + self.fix_rounds
     }
 }
 

@@ -4,11 +4,11 @@
 
 use cco_git::{GitError, MergeOutcome, MergeRequest};
 use ractor::ActorRef;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{DirectorMsg, DirectorState, DIRECTOR_ID};
 use crate::events::RunEvent;
-use crate::lead::{Input, LeadMsg};
+use crate::lead::{Halt, Input, LeadMsg};
 use crate::lifecycle::TaskPhase;
 
 impl DirectorState {
@@ -47,11 +47,34 @@ impl DirectorState {
         request.verify = true;
         let git = self.ctx.git.clone();
         let me = myself.clone();
-        let team = team.to_string();
-        tokio::spawn(async move {
+        let name = team.to_string();
+        let merging = tokio::spawn(async move {
             let outcome = git.merge(request).await;
-            let _ = me.send_message(DirectorMsg::TeamMerged { team, outcome });
+            let merged = match &outcome {
+                Ok(MergeOutcome::Merged { commit, .. }) => Some(commit.clone()),
+                _ => None,
+            };
+            let _ = me.send_message(DirectorMsg::TeamMerged {
+                team: name,
+                outcome,
+            });
+            merged
         });
+        self.team_merges.insert(team.to_string(), merging);
+    }
+
+    /// The run stops: team merges still in flight complete (the GitActor finishes its op in
+    /// flight), and one that lands is counted, as its message is no longer handled.
+    pub(super) async fn finish_team_merges(&mut self) {
+        for (team, merging) in std::mem::take(&mut self.team_merges) {
+            if let Ok(Some(commit)) = merging.await {
+                info!(%team, %commit, "team merged while the run stopped");
+                self.ctx.board.count(|t| t.merges += 1);
+                self.teams
+                    .history
+                    .push(format!("merged team {team} while the run stopped"));
+            }
+        }
     }
 
     pub(super) async fn on_team_merged(
@@ -60,6 +83,8 @@ impl DirectorState {
         team: &str,
         outcome: Result<MergeOutcome, GitError>,
     ) {
+        // Handled here: no longer in flight.
+        self.team_merges.remove(team);
         let Some(slot) = self.teams.slot_of(team) else {
             return;
         };
@@ -73,13 +98,19 @@ impl DirectorState {
         let board = &self.ctx.board;
         let lead = self.leads.get(slot);
         match outcome {
-            Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
-                board.count(|t| t.merges += 1);
-                board.events().emit(RunEvent::Merged {
-                    source: branch.clone(),
-                    target: base.clone(),
-                    commit,
-                });
+            Ok(outcome @ (MergeOutcome::Merged { .. } | MergeOutcome::UpToDate { .. })) => {
+                match outcome {
+                    MergeOutcome::Merged { commit, .. } => {
+                        board.count(|t| t.merges += 1);
+                        board.events().emit(RunEvent::Merged {
+                            source: branch.clone(),
+                            target: base.clone(),
+                            commit,
+                        });
+                    }
+                    // Merged before a restart (or nothing new): counted and told then.
+                    _ => info!(%branch, "team branch already in the base branch"),
+                }
                 self.teams
                     .history
                     .push(format!("merged {branch} (goal {goal}) into {base}"));
@@ -146,13 +177,69 @@ impl DirectorState {
                 self.teams.free(team);
                 self.dispatch(myself).await;
             }
-            Err(error) => {
-                self.teams
-                    .history
-                    .push(format!("merging {branch} failed: {error}"));
-                self.teams.free(team);
-                self.dispatch(myself).await;
-            }
+            Err(error) => self.team_merge_failed(myself, team, &branch, error).await,
         }
+    }
+
+    /// A team merge failed: a moved base branch (put back) is logged and the merge retried;
+    /// one that could not be put back, or the machine failing, stops the run; anything else
+    /// (refused commits included: they never reach the base) goes into the history.
+    async fn team_merge_failed(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        team: &str,
+        branch: &str,
+        error: GitError,
+    ) {
+        if error.is_integrity_failure() {
+            let reason = format!("integrity stop: {error}; inspect the branch and run cco resume");
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Integrity,
+                reason,
+            });
+            return;
+        }
+        if let Some(reason) = crate::lead::environment_pause(&error) {
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Environment,
+                reason,
+            });
+            return;
+        }
+        if let GitError::BranchMoved {
+            branch: moved,
+            commits,
+            kept_in,
+            restored: true,
+            ..
+        } = &error
+        {
+            let tries = self.moved_retries.entry(team.to_string()).or_default();
+            *tries += 1;
+            if *tries <= crate::lead::MAX_MOVED_RETRIES {
+                let message =
+                    crate::lead::moved_message(moved, commits, kept_in.as_deref(), branch);
+                tracing::error!(branch = %moved, ?commits, "{message}");
+                self.ctx.board.events().emit(RunEvent::Warning { message });
+                self.merge_team(myself, team).await;
+                return;
+            }
+            let reason =
+                format!("integrity stop: {moved} keeps being moved behind cco's back ({error})");
+            let _ = myself.send_message(DirectorMsg::Halt {
+                cause: Halt::Integrity,
+                reason,
+            });
+            return;
+        }
+        warn!(%branch, %error, "team merge failed");
+        self.ctx.board.events().emit(RunEvent::Warning {
+            message: format!("merging {branch} failed: {error}"),
+        });
+        self.teams
+            .history
+            .push(format!("merging {branch} failed: {error}"));
+        self.teams.free(team);
+        self.dispatch(myself).await;
     }
 }

@@ -31,7 +31,7 @@ use crate::context::RunContext;
 use crate::error::DirectorError;
 use crate::events::RunEvent;
 use crate::journal::RunClock;
-use crate::lead::{Input, LeadActor, LeadArgs, LeadMsg};
+use crate::lead::{Halt, Input, LeadActor, LeadArgs, LeadMsg};
 use crate::outcome::{EndCause, RunOutcome};
 use crate::planning::{plan_step, Asking, PlanStep};
 use crate::prompts;
@@ -78,6 +78,11 @@ pub(crate) enum DirectorMsg {
     RespawnLead {
         slot: usize,
     },
+    /// A lead found the run cannot go on safely (see [`Halt`]).
+    Halt {
+        cause: Halt,
+        reason: String,
+    },
 }
 
 // Local only (ractor's `cluster` feature needs every message type to implement `Message`).
@@ -115,6 +120,10 @@ pub(crate) struct DirectorState {
     planning_failure: Option<String>,
     /// The rejected answers of the Director's planning round under way.
     rejections: Rejections,
+    /// Team merges retried because the base branch had been moved behind cco's back.
+    moved_retries: std::collections::HashMap<String, u32>,
+    /// Team merges in flight, by team (the commit, when one lands).
+    team_merges: std::collections::HashMap<String, tokio::task::JoinHandle<Option<String>>>,
 }
 
 pub(crate) struct DirectorActor;
@@ -172,6 +181,8 @@ impl Actor for DirectorActor {
             stopping: false,
             planning_failure: None,
             rejections: Rejections::new(),
+            moved_retries: Default::default(),
+            team_merges: Default::default(),
         })
     }
 
@@ -236,6 +247,7 @@ impl Actor for DirectorActor {
                 };
                 state.stop(&myself, reason, cause, force).await
             }
+            DirectorMsg::Halt { cause, reason } => state.halt(&myself, cause, reason).await,
             DirectorMsg::RespawnLead { slot } => {
                 state.spawn_lead(&myself, slot).await;
                 if let Some(actor) = state.leads.get(slot) {

@@ -9,7 +9,7 @@ use tracing::info;
 use super::{DirectorMsg, DirectorState, RunEnd, DIRECTOR_ID};
 use crate::board::TaskState;
 use crate::events::RunEvent;
-use crate::lead::LeadMsg;
+use crate::lead::{Halt, LeadMsg};
 use crate::outcome::{final_reason, finished_phase, EndCause, RunLimit, RunOutcome};
 use crate::supervise::shutdown_all;
 
@@ -50,6 +50,21 @@ impl DirectorState {
         }
     }
 
+    /// The run cannot go on safely (a lead's or a team merge's finding): stop, with the
+    /// outcome that says so. Tasks keep their phases: `cco resume` continues them.
+    pub(super) async fn halt(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        cause: Halt,
+        reason: String,
+    ) {
+        let cause = match cause {
+            Halt::Integrity => EndCause::Integrity,
+            Halt::Environment => EndCause::Environment,
+        };
+        self.stop(myself, reason, cause, false).await
+    }
+
     /// A planner answered `complete`.
     pub(super) async fn complete(&mut self, myself: &ActorRef<DirectorMsg>, reason: String) {
         let cause = EndCause::Complete {
@@ -80,7 +95,8 @@ impl DirectorState {
         self.stopping = true;
         self.ctx.begin_stop();
         info!(%reason, force, "stopping the run");
-        let board = &self.ctx.board;
+        let ctx = std::sync::Arc::clone(&self.ctx);
+        let board = &ctx.board;
         board.set_phase(format!("stopping: {reason}"));
         board.set_agent_state(DIRECTOR_ID, "stopping");
         let grace = self.ctx.config.config.kill_grace() + Duration::from_secs(30);
@@ -89,6 +105,9 @@ impl DirectorState {
         if let Some((_, guard)) = self.turn.take() {
             guard.shutdown().await;
         }
+        // A team merge in flight (its verify command running) lands or not: either way the
+        // totals say what git holds.
+        self.finish_team_merges().await;
         board.update_agent(DIRECTOR_ID, |a| a.pid = None);
         board.set_agent_state(DIRECTOR_ID, "stopped");
         // A graceful stop may have been forced while it waited for the processes.

@@ -8,6 +8,9 @@ mod text;
 
 pub use text::{EventSubject, EventText};
 
+use std::sync::{Arc, OnceLock};
+
+use cco_config::Redactor;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -138,19 +141,55 @@ pub enum RunEvent {
     },
 }
 
-/// Sending side of the run's event channel; cheap to clone.
+impl RunEvent {
+    /// The event with the secrets `redactor` knows taken out of its free text (reasons,
+    /// feedback, states, messages: text agents or git wrote).
+    fn redacted(mut self, redactor: &Redactor) -> RunEvent {
+        let text = match &mut self {
+            RunEvent::Phase { phase: text }
+            | RunEvent::AgentState { state: text, .. }
+            | RunEvent::ProcessExited { outcome: text, .. }
+            | RunEvent::AgentOutput { text, .. }
+            | RunEvent::TaskRevised { feedback: text, .. }
+            | RunEvent::TaskFailed { reason: text, .. }
+            | RunEvent::Warning { message: text }
+            | RunEvent::RunFinished { reason: text } => text,
+            _ => return self,
+        };
+        if let std::borrow::Cow::Owned(clean) = redactor.redact(text) {
+            *text = clean;
+        }
+        self
+    }
+}
+
+/// Sending side of the run's event channel; cheap to clone. Once the run knows its secrets
+/// ([`EventBus::set_redactor`]) every event is redacted before anyone sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct EventBus {
     sender: broadcast::Sender<RunEvent>,
+    redactor: Arc<OnceLock<Arc<Redactor>>>,
 }
 
 impl EventBus {
     pub(crate) fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(16));
-        Self { sender }
+        Self {
+            sender,
+            redactor: Arc::default(),
+        }
+    }
+
+    /// The redactor of the run's secrets (set once, at the start).
+    pub(crate) fn set_redactor(&self, redactor: Arc<Redactor>) {
+        let _ = self.redactor.set(redactor);
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
+        let event = match self.redactor.get() {
+            Some(redactor) => event.redacted(redactor),
+            None => event,
+        };
         tracing::debug!(?event, "run event");
         // No subscriber is fine.
         let _ = self.sender.send(event);

@@ -25,7 +25,10 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use cco_config::Redactor;
 
 use cco_protocol::TaskSpec;
 use chrono::{DateTime, Utc};
@@ -33,10 +36,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::board::{Board, PlanState, StatusSnapshot};
+use crate::board::{Board, PlanState, ProcessRecord, StatusSnapshot};
 use crate::keys::KeyPool;
 use crate::outcome::RunOutcome;
-use crate::persist::write_atomic_keeping;
+use crate::persist::write_atomic;
 
 pub(crate) use clock::RunClock;
 
@@ -73,6 +76,14 @@ pub(crate) struct Journal {
     /// processes that ran it (see [`RunClock`]). Absent in journals of older versions of cco.
     #[serde(default)]
     pub(crate) active_ms: Option<u64>,
+    /// The claude processes alive when this journal was written (every one: workers,
+    /// planners, review forks), so a later cco ends those a killed cco left behind.
+    #[serde(default)]
+    pub(crate) processes: Vec<ProcessRecord>,
+    /// The commit cco last wrote to each shared branch (`cco_git::GitHandle::expected_tips`):
+    /// a resumed run checks, before its first merge, that nothing else moved them meanwhile.
+    #[serde(default)]
+    pub(crate) expected_tips: BTreeMap<String, String>,
 }
 
 /// Why a journal cannot be read.
@@ -111,7 +122,10 @@ impl Journal {
             version: JOURNAL_VERSION,
             run_id: board.run_id().to_string(),
             base_branch: base_branch.to_string(),
-            finished: finished.is_some(),
+            // A paused run (environment, integrity) is continued by `cco resume`.
+            finished: finished
+                .as_ref()
+                .is_some_and(|end| !end.outcome.is_resumable()),
             end_reason: finished.as_ref().map(|end| end.reason.to_string()),
             outcome: finished.map(|end| end.outcome.clone()),
             written_at: Utc::now(),
@@ -120,7 +134,17 @@ impl Journal {
             plan: board.plan(),
             benched_keys: keys.benched(),
             active_ms: Some(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            processes: board.processes(),
+            expected_tips: BTreeMap::new(),
         }
+    }
+
+    /// The same journal with the expected tips of the shared branches `git` keeps.
+    pub(crate) fn with_tips(mut self, git: Option<&cco_git::GitHandle>) -> Journal {
+        if let Some(git) = git {
+            self.expected_tips = git.expected_tips();
+        }
+        self
     }
 
     /// How long the run had been active when this journal was written: what a resumed run's
@@ -135,13 +159,60 @@ impl Journal {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn write(&self, run_dir: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let current = run_dir.join(JOURNAL_FILE);
-        // The new journal is on disk before the current one becomes the previous one: a crash
-        // during the (slow) fsync leaves the current journal in place.
-        write_atomic_keeping(&current, &bytes, Some(&run_dir.join(PREVIOUS_JOURNAL_FILE)))
+        self.write_redacted(run_dir, &Redactor::default())
     }
+
+    /// Writes the journal with every secret `redactor` knows taken out of its text (task
+    /// specs and reasons are agents' words).
+    pub(crate) fn write_redacted(
+        &self,
+        run_dir: &Path,
+        redactor: &Redactor,
+    ) -> std::io::Result<()> {
+        let bytes = redacted_json(self, redactor)?;
+        let current = run_dir.join(JOURNAL_FILE);
+        if current.exists() {
+            // The current journal becomes the previous one by a second name (a hard link
+            // moved into place), so `journal.json` exists at every instant: a reader (or a
+            // `kill -9`) between the two steps never finds it missing.
+            let previous = run_dir.join(PREVIOUS_JOURNAL_FILE);
+            let linked = run_dir.join(format!("{PREVIOUS_JOURNAL_FILE}.link"));
+            let _ = std::fs::remove_file(&linked);
+            match std::fs::hard_link(&current, &linked) {
+                Ok(()) => std::fs::rename(&linked, &previous)?,
+                Err(_) => {
+                    std::fs::copy(&current, &linked)?;
+                    std::fs::rename(&linked, &previous)?;
+                }
+            }
+        }
+        write_atomic(&current, &bytes)
+    }
+}
+
+/// `value` as pretty JSON, every string in it redacted (strings, not the JSON text: a marker
+/// never breaks the document).
+pub(crate) fn redacted_json(
+    value: &impl Serialize,
+    redactor: &Redactor,
+) -> std::io::Result<Vec<u8>> {
+    fn walk(value: &mut serde_json::Value, redactor: &Redactor) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let std::borrow::Cow::Owned(clean) = redactor.redact(s) {
+                    *s = clean;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, redactor)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(v, redactor)),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(value).map_err(std::io::Error::other)?;
+    walk(&mut value, redactor);
+    serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)
 }
 
 /// Reads one journal file, of any version this cco knows, brought up to date.
@@ -275,6 +346,8 @@ impl Writer {
         base_branch: String,
         clock: RunClock,
         run_dir: PathBuf,
+        git: Option<cco_git::GitHandle>,
+        redactor: Arc<Redactor>,
     ) -> Writer {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(write_loop(
@@ -283,6 +356,7 @@ impl Writer {
             base_branch,
             clock,
             run_dir,
+            (git, redactor),
             stopped,
         ));
         Writer { stop, task }
@@ -301,6 +375,7 @@ async fn write_loop(
     base_branch: String,
     clock: RunClock,
     run_dir: PathBuf,
+    (git, redactor): (Option<cco_git::GitHandle>, Arc<Redactor>),
     mut stop: watch::Receiver<bool>,
 ) {
     let mut changes = board.watch_changes();
@@ -319,10 +394,12 @@ async fn write_loop(
         }
         // Read before the snapshot: the journal holds at least every change up to it.
         let version = *changes.borrow_and_update();
-        let journal = Journal::capture(&board, &keys, &base_branch, &clock, None);
+        let journal =
+            Journal::capture(&board, &keys, &base_branch, &clock, None).with_tips(git.as_ref());
         let dir = run_dir.clone();
         // fsync blocks: not on the async threads.
-        let written = tokio::task::spawn_blocking(move || journal.write(&dir))
+        let redactor = Arc::clone(&redactor);
+        let written = tokio::task::spawn_blocking(move || journal.write_redacted(&dir, &redactor))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match written {

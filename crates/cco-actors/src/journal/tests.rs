@@ -22,6 +22,8 @@ fn writer_for(board: &Board, dir: &std::path::Path) -> Writer {
         "main".into(),
         RunClock::start(),
         dir.to_path_buf(),
+        None,
+        std::sync::Arc::default(),
     )
 }
 

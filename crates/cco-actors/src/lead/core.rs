@@ -13,10 +13,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest, WorktreeInfo};
+use cco_git::{
+    CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest, ResolutionDiff, WorktreeInfo,
+};
 use cco_protocol::{AnswerFormat, Rejections, TaskSpec, TeamGoal};
 use tracing::info;
 
+pub(crate) use super::gates::Halt;
 use super::slots::WorkerSlot;
 use crate::board::{Board, Role, TaskRecord};
 use crate::error::{JobFailure, LeadError};
@@ -103,12 +106,14 @@ pub(crate) enum Input {
         turn: Result<String, JobFailure>,
     },
     /// The task ref was summarised for a review (`revs`: the commits the task ref and the
-    /// target point at, when they could be read).
+    /// target point at, when they could be read; for a conflict resolution, also diffed
+    /// against both parents of its merge).
     Diffed {
         key: String,
         diff: Result<DiffSummary, GitError>,
         revs: Option<(String, String)>,
         result_text: String,
+        resolution: Option<Box<ResolutionDiff>>,
     },
     ReviewEnded {
         key: String,
@@ -148,11 +153,13 @@ pub(crate) enum Effect {
     },
     /// Capture the finished turn in a worktree (after the journal shows it finished).
     Capture(CaptureOrder),
-    /// Summarise `task_ref` against the target for a review.
+    /// Summarise `task_ref` against the target for a review; `resolution`: the work resolves
+    /// a conflict, diff it against both parents of its merge too.
     Diff {
         key: String,
         task_ref: String,
         result_text: String,
+        resolution: bool,
     },
     /// A review turn in a fork of the lead's session (`resume`, `fork`) or in the review's own.
     Review {
@@ -202,6 +209,16 @@ pub(crate) enum ReviewPrompt {
         result_text: String,
         diff: Box<DiffSummary>,
     },
+    /// A conflict resolution (`[cco:review-resolution]`): the merge against each parent.
+    Resolution {
+        spec: Box<TaskSpec>,
+        result_text: String,
+        /// Who resolved it.
+        worker: String,
+        /// The branch merged into the task's work.
+        against: String,
+        diff: Box<ResolutionDiff>,
+    },
     /// The review's answer was unusable: the parser's repair prompt.
     Repair(String),
 }
@@ -228,6 +245,8 @@ pub(crate) enum Report {
         reason: String,
         planning_failure: Option<String>,
     },
+    /// The run cannot go on safely: stop it (see [`Halt`]); `reason` says why and what to do.
+    Halt { cause: Halt, reason: String },
 }
 
 /// The planning turns of the lead's own session: one at a time, in order.
@@ -269,6 +288,12 @@ pub(crate) struct LeadCore {
     pub(crate) stopping: bool,
     /// The run is stopping (set by the Director): no new assignment.
     pub(crate) run_stopping: bool,
+    /// This lead asked the Director to stop the run (see [`Halt`]): nothing new starts.
+    pub(crate) halted: bool,
+    /// Consecutive tasks that failed on the same git error (see `gates.rs`).
+    pub(crate) git_streak: super::gates::GitStreak,
+    /// Merges retried because their target had been moved behind cco's back (and put back).
+    pub(crate) moved_retries: HashMap<String, u32>,
     pub(super) reported_idle: bool,
     /// The time of the input being handled.
     pub(crate) now: Instant,
@@ -296,6 +321,9 @@ impl LeadCore {
             recaptures: Vec::new(),
             stopping: false,
             run_stopping: false,
+            halted: false,
+            git_streak: Default::default(),
+            moved_retries: HashMap::new(),
             reported_idle: false,
             now: Instant::now(),
             effects: Vec::new(),
@@ -384,7 +412,8 @@ impl LeadCore {
                 diff,
                 revs,
                 result_text,
-            } => self.on_diffed(key, diff, revs, result_text),
+                resolution,
+            } => self.on_diffed(key, diff, revs, result_text, resolution),
             Input::ReviewEnded { key, attempt, end } => self.on_review_end(key, attempt, end),
             Input::Merged { key, outcome } => self.on_merged(key, outcome),
             Input::LaneReady {

@@ -22,6 +22,7 @@
 //! from the task ref. Workers are restarted by this lead; their task is re-queued.
 
 mod core;
+mod gates;
 mod pipeline;
 mod plans;
 mod restore;
@@ -38,8 +39,9 @@ use cco_protocol::{Duty, PlanKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::warn;
 
-pub(crate) use self::core::Input;
 use self::core::{CaptureOrder, Effect, LeadConfig, LeadCore, PlanPrompt, Report, ReviewPrompt};
+pub(crate) use self::core::{Halt, Input};
+pub(crate) use self::gates::{environment as environment_pause, moved_message, MAX_MOVED_RETRIES};
 use crate::board::Role;
 use crate::context::RunContext;
 use crate::director::DirectorMsg;
@@ -353,6 +355,7 @@ impl LeadState {
                 key,
                 task_ref,
                 result_text,
+                resolution,
             } => {
                 tokio::spawn(async move {
                     let diff = git.diff_summary(&target, &task_ref).await;
@@ -362,11 +365,22 @@ impl LeadState {
                         (Ok(task), Ok(tip)) => Some((task, tip)),
                         _ => None,
                     };
+                    let resolution = match (&diff, resolution) {
+                        (Ok(_), true) => match git.resolution_diff(&target, &task_ref).await {
+                            Ok(found) => found.map(Box::new),
+                            Err(error) => {
+                                warn!(task = %key, %error, "could not diff the resolution against its parents: reviewing it as a task");
+                                None
+                            }
+                        },
+                        _ => None,
+                    };
                     let _ = me.send_message(LeadMsg::input(Input::Diffed {
                         key,
                         diff,
                         revs,
                         result_text,
+                        resolution,
                     }));
                 });
             }
@@ -396,6 +410,24 @@ impl LeadState {
                         };
                         prompts::review(&self.ctx, &self.who, facts)
                     }
+                    ReviewPrompt::Resolution {
+                        spec,
+                        result_text,
+                        worker,
+                        against,
+                        diff,
+                    } => prompts::review_resolution(
+                        &self.ctx,
+                        &self.who,
+                        &spec,
+                        &prompts::Resolved {
+                            worker: &worker,
+                            against: &against,
+                            target: &target,
+                            result: &result_text,
+                            diff: &diff,
+                        },
+                    ),
                     ReviewPrompt::Repair(prompt) => prompt,
                 };
                 let mut request = self.turn_request(prompt, resume, fork, None);
@@ -459,6 +491,7 @@ impl LeadState {
                         reason,
                         planning_failure,
                     },
+                    Report::Halt { cause, reason } => DirectorMsg::Halt { cause, reason },
                 });
             }
             Effect::Fail(error) => return Err(error.into()),
@@ -507,9 +540,13 @@ impl LeadState {
             let outcome = git
                 .capture_task(&worktree, &message, &task_ref, &target)
                 .await;
-            if outcome.is_err() {
-                // Unresolved conflicts or a broken worktree: snapshot what is there and reset
-                // it, so the worker can go on.
+            // Unresolved conflicts or a broken worktree: snapshot what is there and reset it,
+            // so the worker can go on. Not refused work (its session fixes it there) and not
+            // when the machine failed (the run pauses; nothing is touched).
+            let keep = outcome.as_ref().err().is_some_and(|error| {
+                gates::refusal(error).is_some() || gates::environment(error).is_some()
+            });
+            if outcome.is_err() && !keep {
                 if let Err(error) = git.sync_worktree(&worktree, &target).await {
                     warn!(%error, "could not reset the worker's worktree");
                 }

@@ -1,19 +1,21 @@
-//! The pipeline every finished turn goes through: capture → (diff → review) → merge.
+//! The pipeline every finished turn goes through: capture → diff → review → merge.
 //!
 //! A worker reports; the task becomes `Finished` and the worker is free at once (for a job in
 //! its other lane). The capture freezes the turn's work in the task ref, after the journal
-//! shows the turn finished (see `journal::Barrier`). Then a conflict resolution is merged; any
-//! other turn is summarised and reviewed in a fork of the lead's session. A review approves
+//! shows the turn finished (see `journal::Barrier`). Then the work is summarised and reviewed
+//! in a fork of the lead's session (a conflict resolution as one: the merge against each of
+//! its parents). Work cco refuses goes back to its session first (`gates.rs`). A review approves
 //! (merge), asks for changes (a pinned revision, at most [`MAX_REVIEW_ROUNDS`]), or gives no
 //! usable answer (merged as it is). A merge lands (done), conflicts (a pinned conflict turn,
 //! at most [`MAX_CONFLICT_ROUNDS`]), or fails the verify gate (a revision). Nothing committed
 //! is sent back, then fails.
 
-use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest};
+use cco_git::{CaptureOutcome, DiffSummary, GitError, MergeOutcome, MergeRequest, ResolutionDiff};
 use cco_protocol::{Rejections, ReviewDecision};
 use tracing::{info, warn};
 
-use super::core::{CaptureOrder, Effect, LeadCore, ReviewPrompt};
+use super::core::{CaptureOrder, Effect, Halt, LeadCore, ReviewPrompt};
+use super::gates;
 use super::slots::Parked;
 use crate::error::JobFailure;
 use crate::events::RunEvent;
@@ -34,6 +36,20 @@ const NOTHING_COMMITTED: &str =
 
 impl LeadCore {
     pub(crate) fn on_worker_report(&mut self, slot: usize, report: WorkerReport) {
+        if let WorkerReport::Failed { key, failure, .. } = &report {
+            if let Some(pause) = failure.git_error().and_then(gates::environment) {
+                // The machine, not the task: the turn goes back as it was (resumed later).
+                if let Some(s) = self.slots.get_mut(slot) {
+                    if let Some((_, lane)) = s.job.take_if(|(k, _)| k == key) {
+                        s.lanes[lane].busy = None;
+                        s.lanes[lane].parked = None;
+                    }
+                }
+                self.requeue(key);
+                self.halt(Halt::Environment, pause);
+                return;
+            }
+        }
         let (key, session_id, turn) = match report {
             WorkerReport::Failed {
                 key,
@@ -103,6 +119,18 @@ impl LeadCore {
             failure: turn.as_ref().err().map(ToString::to_string),
         };
         let _ = self.board.advance(&key, finished);
+        // A conflict turn whose resolution cco did not accept (markers left, files not
+        // resolved): the session fixes it where it is, before anything is captured.
+        if let Err(JobFailure::Conclude(error)) = &turn {
+            if let Some(problem) = gates::refusal(error) {
+                let l = &mut self.slots[slot].lanes[lane];
+                l.busy = None;
+                l.parked = None;
+                self.fix_in_place(&key, problem);
+                self.settled();
+                return;
+            }
+        }
         self.schedule();
         self.capture((slot, lane), key, turn);
     }
@@ -218,19 +246,22 @@ impl LeadCore {
             .as_ref()
             .ok()
             .is_some_and(|o| o.task_commit.is_some());
-        let merges = matches!(
-            self.board.task(&key).map(|t| t.phase),
-            Some(TaskPhase::Finished { turn, .. }) if turn.merges_when_captured()
-        );
         match (turn, outcome) {
+            (_, Err(error)) if gates::environment(&error).is_some() => {
+                // The task stays finished: `cco resume` captures it.
+                self.git_failed(&key, &error, "");
+            }
             (Err(failure), _) => self.fail_task(&key, &failure.to_string()),
-            (Ok(_), Err(error)) => {
-                self.fail_task(&key, &format!("could not commit the work: {error}"))
-            }
-            (Ok(_), Ok(_)) if frozen && merges => {
-                self.start_merge(&key, MergeCause::ConflictResolved)
-            }
+            (Ok(_), Err(error)) => match gates::refusal(&error) {
+                // Nothing reached a ref: the work is still in the worktree, fixed there.
+                Some(problem) => self.fix_in_place(&key, problem),
+                None => {
+                    let reason = format!("could not commit the work: {error}");
+                    self.git_failed(&key, &error, &reason);
+                }
+            },
             (Ok(result_text), Ok(_)) if frozen => {
+                self.git_ok();
                 if self.board.advance(&key, TaskPhase::Captured).is_ok() {
                     self.start_diff(key, result_text);
                 }
@@ -254,10 +285,15 @@ impl LeadCore {
     /// Orders the summary of the task ref for the review.
     pub(crate) fn start_diff(&mut self, key: String, result_text: String) {
         let task_ref = self.task_ref(&key);
+        let resolution = self
+            .board
+            .task(&key)
+            .is_some_and(|t| t.resolution.is_some());
         self.emit(Effect::Diff {
             key,
             task_ref,
             result_text,
+            resolution,
         });
     }
 
@@ -267,11 +303,13 @@ impl LeadCore {
         diff: Result<DiffSummary, GitError>,
         revs: Option<(String, String)>,
         result_text: String,
+        resolution: Option<Box<ResolutionDiff>>,
     ) {
         let diff = match diff {
             Ok(diff) => diff,
             Err(error) => {
-                self.fail_task(&key, &format!("could not diff the work: {error}"));
+                let reason = format!("could not diff the work: {error}");
+                self.git_failed(&key, &error, &reason);
                 self.settled();
                 return;
             }
@@ -279,8 +317,19 @@ impl LeadCore {
         self.commits_in_review
             .insert(key.clone(), diff.commits.len());
         if diff.commits.is_empty() {
-            // Everything in the task ref is already in the target.
-            self.nothing_committed(&key);
+            // Everything in the task ref is already in the target. Work that was frozen there
+            // got in only by its merge (one a restart redid the review of, the journal not
+            // having recorded it yet): merged again, which records it once with the commit
+            // that merged it. Otherwise nothing was ever committed.
+            let frozen = self
+                .board
+                .task(&key)
+                .is_some_and(|t| t.captured_round.is_some());
+            if frozen {
+                self.start_merge(&key, MergeCause::AlreadyMerged);
+            } else {
+                self.nothing_committed(&key);
+            }
             self.settled();
             return;
         }
@@ -295,19 +344,27 @@ impl LeadCore {
         {
             return;
         }
-        let worker = self
-            .board
-            .task(&key)
-            .and_then(|t| t.worker)
-            .unwrap_or_default();
+        let task = self.board.task(&key);
+        let against = task.as_ref().and_then(|t| t.resolution.clone());
+        let worker = task.and_then(|t| t.worker).unwrap_or_default();
         self.review_results.insert(key.clone(), result_text.clone());
-        let prompt = ReviewPrompt::First {
-            spec: Box::new(spec),
-            worker,
-            task_ref: self.task_ref(&key),
-            revs,
-            result_text,
-            diff: Box::new(diff),
+        let prompt = match (resolution, against) {
+            // A conflict resolution: the reviewer sees the merge against each parent.
+            (Some(diff), Some(against)) => ReviewPrompt::Resolution {
+                spec: Box::new(spec),
+                result_text,
+                worker,
+                against,
+                diff,
+            },
+            _ => ReviewPrompt::First {
+                spec: Box::new(spec),
+                worker,
+                task_ref: self.task_ref(&key),
+                revs,
+                result_text,
+                diff: Box::new(diff),
+            },
         };
         self.start_review(key, prompt, 0, None);
     }
@@ -438,8 +495,12 @@ impl LeadCore {
     pub(crate) fn on_merged(&mut self, key: String, outcome: Result<MergeOutcome, GitError>) {
         let source = self.task_ref(&key);
         let target = self.cfg.target_branch.clone();
+        if outcome.is_ok() {
+            self.git_ok();
+        }
         match outcome {
-            Ok(MergeOutcome::Merged { commit, .. }) | Ok(MergeOutcome::UpToDate { commit }) => {
+            Ok(MergeOutcome::UpToDate { commit }) => self.already_merged(&key, commit),
+            Ok(MergeOutcome::Merged { commit, .. }) => {
                 let done = TaskPhase::Done {
                     commit: commit.clone(),
                 };
@@ -523,7 +584,7 @@ impl LeadCore {
                     self.fail_task(&key, &format!("the verify command kept failing ({status})"));
                 }
             }
-            Err(error) => self.fail_task(&key, &format!("merge failed: {error}")),
+            Err(error) => self.merge_failed(&key, error),
         }
         self.settled();
     }
@@ -546,6 +607,30 @@ impl LeadCore {
                 files.join(", ")
             ),
         );
+    }
+
+    /// The target already holds the task's work: merged by `commit` (the first commit of the
+    /// target's first-parent chain holding it), typically by this run's cco before a restart
+    /// whose journal did not record it yet. Recorded once: done with that commit, counted
+    /// (the journal that did not record the merge did not count it either), and no second
+    /// `Merged` event.
+    fn already_merged(&mut self, key: &str, commit: String) {
+        let done = TaskPhase::Done {
+            commit: commit.clone(),
+        };
+        if self.board.advance(key, done).is_err() {
+            return;
+        }
+        info!(task = %key, %commit, "already merged (before a restart): recorded once");
+        self.target_epoch += 1;
+        self.merged_epoch.insert(key.to_string(), self.target_epoch);
+        let commits = self.commits_in_review.remove(key).unwrap_or(0);
+        let commits = u32::try_from(commits).unwrap_or(u32::MAX);
+        self.board.count(|t| {
+            t.tasks_done += 1;
+            t.merges += 1;
+            t.commits += commits;
+        });
     }
 
     /// Gives a task up (counted once: a task already done or failed stays as it is).

@@ -229,7 +229,7 @@ impl LeadCore {
     /// Hands pinned turns and ready tasks (dependencies done) to idle workers; fails tasks
     /// whose dependency failed.
     pub(crate) fn schedule(&mut self) {
-        if self.stopping || self.run_stopping {
+        if self.stopping || self.run_stopping || self.halted {
             return;
         }
         let idle: Vec<usize> = (0..self.slots.len())
@@ -369,7 +369,8 @@ impl LeadCore {
             Turn::Revise { session_id, .. } | Turn::ResolveConflict { session_id, .. } => {
                 session_id.as_ref().map(|_| task_lane())
             }
-            Turn::Resume { .. } => Some(task_lane()),
+            // Refused work is fixed where it is.
+            Turn::Resume { .. } | Turn::Fix { .. } => Some(task_lane()),
         };
         match own {
             Some(lane) => lanes.get(lane).filter(|l| l.is_free()).map(|_| lane),
@@ -389,7 +390,8 @@ impl LeadCore {
     pub(crate) fn start_for(&self, (slot, lane): (usize, usize), key: &str, turn: &Turn) -> Start {
         let target = self.cfg.target_branch.clone();
         match turn {
-            Turn::Resume { .. } => Start::InPlace,
+            // The interrupted work, or the refused work, is in the worktree as it was left.
+            Turn::Resume { .. } | Turn::Fix { .. } => Start::InPlace,
             Turn::Fresh => {
                 // A parked worktree starts a task as it is when nothing merged since it was
                 // parked, or when it was parked less than `FRESH_FOR` ago and none of the

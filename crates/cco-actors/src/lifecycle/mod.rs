@@ -5,10 +5,11 @@
 //!
 //! ```text
 //!  Queued ──assign──▶ Running ──turn ended──▶ Finished ──capture──▶ Captured ──diff──▶ Reviewing
-//!    ▲                 │  ▲                       │ (conflict resolved)                  │
-//!    │ worker lost     │  │ assign (same worker)  └──────────────▶ Merging ◀──approve────┘
-//!    └─────────────────┤  │                                          │  │
-//!                      └▶ Pinned ◀── revise / nothing committed ─────┼──┘ conflict, verify failed
+//!    ▲                 │  ▲                       │                                      │
+//!    │ worker lost     │  │ assign (same worker)  │ refused: fix in place   Merging ◀──approve
+//!    │                 │  │                       │        (already in the target: Captured ──▶ Merging)
+//!    └─────────────────┤  │                       ▼                          │  │
+//!                      └▶ Pinned ◀── revise / nothing committed ─────────────┼──┘ conflict, verify failed
 //!                                                                    ▼
 //!                                                                  Done
 //!  (any phase but Done) ──▶ Failed
@@ -92,6 +93,17 @@ pub enum Turn {
         against: String,
         session_id: Option<String>,
     },
+    /// cco refused the work its last turn left in its worktree (`problem`: why, with file and
+    /// line, never a secret's value): a secret, a path inside `.git`, a symlink leaving the
+    /// repository, committed conflict markers, an unconcluded resolution. The same session
+    /// fixes it where it is, in the same worktree; nothing of it reached a ref cco owns.
+    /// `resolving`: the refused turn resolved a conflict with this branch.
+    Fix {
+        problem: String,
+        session_id: Option<String>,
+        #[serde(default)]
+        resolving: Option<String>,
+    },
 }
 
 impl Turn {
@@ -100,9 +112,9 @@ impl Turn {
         match self {
             Turn::Fresh => None,
             Turn::Resume { session_id, .. } => Some(session_id),
-            Turn::Revise { session_id, .. } | Turn::ResolveConflict { session_id, .. } => {
-                session_id.as_deref()
-            }
+            Turn::Revise { session_id, .. }
+            | Turn::ResolveConflict { session_id, .. }
+            | Turn::Fix { session_id, .. } => session_id.as_deref(),
         }
     }
 
@@ -124,24 +136,33 @@ impl Turn {
                 session_id: None,
                 gate,
             },
-            Turn::ResolveConflict { against, .. } => Turn::ResolveConflict {
+            Turn::ResolveConflict { against, .. }
+            | Turn::Fix {
+                resolving: Some(against),
+                ..
+            } => Turn::ResolveConflict {
                 against,
                 session_id: None,
             },
+            // The refused work stays in the worktree of the session that made it: elsewhere
+            // the task is revised from its last accepted state.
+            Turn::Fix {
+                problem,
+                resolving: None,
+                ..
+            } => Turn::Revise {
+                feedback: problem,
+                session_id: None,
+                gate: None,
+            },
         }
-    }
-
-    /// Whether the work of this turn is merged once captured, without a review (a conflict
-    /// resolution) rather than reviewed.
-    pub fn merges_when_captured(&self) -> bool {
-        self.resolving().is_some()
     }
 
     /// The branch this turn's conflict resolution merges into the task's work, if it is one.
     pub fn resolving(&self) -> Option<&str> {
         match self {
             Turn::ResolveConflict { against, .. } => Some(against),
-            Turn::Resume { resolving, .. } => resolving.as_deref(),
+            Turn::Resume { resolving, .. } | Turn::Fix { resolving, .. } => resolving.as_deref(),
             Turn::Fresh | Turn::Revise { .. } => None,
         }
     }
@@ -167,6 +188,7 @@ impl Turn {
             Turn::Resume { .. } => "resume",
             Turn::Revise { .. } => "revision",
             Turn::ResolveConflict { .. } => "conflict resolution",
+            Turn::Fix { .. } => "fix",
         }
     }
 }
@@ -208,8 +230,12 @@ pub enum MergeCause {
     RoundsUsed,
     /// The review gave no usable decision (after the re-asks): the committed work is merged.
     NoDecision,
-    /// A conflict resolution (or a base merge) was captured: the merge is retried.
+    /// A conflict resolution (or a base merge) was captured: the merge is retried. (Journals
+    /// of older versions of cco: resolutions are reviewed now, and merged as `Approved`.)
     ConflictResolved,
+    /// The task's work was found in the target already (merged before a restart the journal
+    /// had not recorded): merged again to record it once.
+    AlreadyMerged,
 }
 
 /// Where a task is in its life. Journaled; `cco resume` continues every task from its phase.
@@ -297,11 +323,13 @@ impl TaskPhase {
             // Turn ended; or the worker was lost: a first turn goes back to the queue, a
             // session's turn stays with its worker.
             (Running { .. }, Finished { .. } | Queued | Pinned { .. }) => true,
-            (Finished { turn, .. }, Merging { .. }) => turn.merges_when_captured(),
-            (Finished { turn, .. }, Captured) => !turn.merges_when_captured(),
-            // Nothing was committed (sent back), or the worktree of the work is gone.
+            // Every turn's work is reviewed, conflict resolutions too.
+            (Finished { .. }, Captured) => true,
+            // Nothing was committed (sent back), the work was refused (fixed in place), or the
+            // worktree of the work is gone.
             (Finished { .. }, Pinned { .. }) => true,
-            (Captured, Reviewing { .. } | Pinned { .. }) => true,
+            // Reviewed; sent back; or found merged already (a restart redid its review).
+            (Captured, Reviewing { .. } | Pinned { .. } | Merging { .. }) => true,
             // A review ended (merge or revise), or was lost with a restart (review again).
             (Reviewing { .. }, Merging { .. } | Pinned { .. } | Captured) => true,
             // Merged; or a conflict or a red verify gate goes back to the task's session.

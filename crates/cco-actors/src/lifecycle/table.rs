@@ -75,8 +75,21 @@ impl TaskTable {
                     ..
                 },
             ) => task.conflict_rounds += 1,
-            // The work of the latest round is frozen in the task ref.
-            (TaskPhase::Finished { .. }, TaskPhase::Captured | TaskPhase::Merging { .. }) => {
+            // Refused work, fixed in place by its session.
+            (
+                _,
+                TaskPhase::Pinned {
+                    turn: Turn::Fix { .. },
+                    ..
+                },
+            ) => task.fix_rounds += 1,
+            // The work of the latest round is frozen in the task ref; a conflict resolution is
+            // reviewed as one.
+            (TaskPhase::Finished { turn, .. }, TaskPhase::Captured) => {
+                task.captured_round = Some(task.rounds());
+                task.resolution = turn.resolving().map(str::to_string);
+            }
+            (TaskPhase::Finished { .. }, TaskPhase::Merging { .. }) => {
                 task.captured_round = Some(task.rounds());
             }
             _ => {}

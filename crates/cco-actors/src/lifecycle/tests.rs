@@ -97,9 +97,10 @@ const LEGAL: &[(&str, &str)] = &[
     ("finished-fresh", "pinned-revise"),
     ("finished-fresh", "captured"),
     ("finished-resolve", "pinned-revise"),
-    ("finished-resolve", "merging"),
+    ("finished-resolve", "captured"),
     ("captured", "pinned-revise"),
     ("captured", "reviewing"),
+    ("captured", "merging"),
     ("reviewing", "pinned-revise"),
     ("reviewing", "captured"),
     ("reviewing", "merging"),
@@ -191,10 +192,17 @@ fn the_table_counts_review_and_conflict_rounds_apart_and_keeps_derived_fields() 
     assert_eq!((t.review_rounds, t.conflict_rounds, t.rounds()), (1, 1, 2));
     step(&mut table, running(resolve()));
     step(&mut table, finished(resolve()));
+    // A resolution is captured and reviewed as one.
+    let t = step(&mut table, TaskPhase::Captured);
+    assert_eq!(
+        (t.captured_round, t.resolution.as_deref()),
+        (Some(2), Some("main"))
+    );
+    step(&mut table, TaskPhase::Reviewing { round: 2 });
     let t = step(
         &mut table,
         TaskPhase::Merging {
-            cause: MergeCause::ConflictResolved,
+            cause: MergeCause::Approved,
         },
     );
     assert_eq!((t.state, t.captured_round), (TaskState::Merging, Some(2)));
@@ -244,7 +252,7 @@ fn turns_without_their_session_keep_their_context() {
         resolving: Some("main".into()),
         why: Default::default(),
     };
-    assert!(resumed_conflict.merges_when_captured());
+    assert_eq!(resumed_conflict.resolving(), Some("main"));
     assert_eq!(
         resumed_conflict.without_session(),
         Turn::ResolveConflict {
@@ -278,7 +286,30 @@ fn turns_without_their_session_keep_their_context() {
         }
     );
     assert_eq!(revise().session_id(), Some("s1"));
-    assert!(!revise().merges_when_captured());
+    assert_eq!(revise().resolving(), None);
+    // Refused work is fixed in place by its session; elsewhere, without it, the task is
+    // revised (or the conflict resolved again) from its last accepted state.
+    let fix = |resolving: Option<&str>| Turn::Fix {
+        problem: "a secret at a.txt:1".into(),
+        session_id: Some("s1".into()),
+        resolving: resolving.map(str::to_string),
+    };
+    assert_eq!(fix(Some("main")).resolving(), Some("main"));
+    assert_eq!(
+        fix(None).without_session(),
+        Turn::Revise {
+            feedback: "a secret at a.txt:1".into(),
+            session_id: None,
+            gate: None,
+        }
+    );
+    assert_eq!(
+        fix(Some("main")).without_session(),
+        Turn::ResolveConflict {
+            against: "main".into(),
+            session_id: None
+        }
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@ use crate::events::{EventBus, RunEvent};
 use crate::journal::RunClock;
 use crate::keys::KeyPool;
 use crate::outcome::RunOutcome;
+use crate::runlock::RunLock;
 
 pub use handle::{OrchestratorHandle, ShutdownMode};
 pub use saved::SavedRun;
@@ -125,6 +126,14 @@ impl OrchestratorBuilder {
             }),
             cco_config::OrphanPolicy::Continue => None,
         };
+        // One cco per run: nothing is touched before the lock is held.
+        let lock = RunLock::acquire(&config.config.workspace_directory)?;
+        info!(lock = %lock.path().display(), "run lock held");
+        if resume.is_none() {
+            // Starting over (`cco start --fresh`): a dead cco's unfinished run may have left
+            // claude processes behind, exactly as for `cco resume`.
+            end_leftovers_of_unfinished_run(&config.config.log_directory);
+        }
         let (run_id, run_dir, journal) = match resume {
             Some(dir) => {
                 let (journal, warnings) =
@@ -156,7 +165,21 @@ impl OrchestratorBuilder {
                 }
                 None => None,
             };
-            let git = spawn_git(&config, resumed_base).await?;
+            let ambient = crate::secrets::ambient(&config);
+            let git = spawn_git(&config, resumed_base, &ambient).await?;
+            // Holding the lock, with no agent running: every git lock in cco's repositories
+            // is stale (left by a crash).
+            match git.remove_stale_locks().await {
+                Ok(removed) => {
+                    for lock in removed {
+                        warnings.push(format!(
+                            "removed the stale git lock {} (left by a crash)",
+                            lock.display()
+                        ));
+                    }
+                }
+                Err(error) => warn!(%error, "could not look for stale git locks"),
+            }
             let repo = match git.setup().await {
                 Ok(repo) => repo,
                 Err(source) => {
@@ -170,7 +193,19 @@ impl OrchestratorBuilder {
             info!(base = %repo.base_branch, repo = %repo.repo_dir.display(), "repository ready");
             let (answer, answer_warning) = answer_format(&config).await;
             warnings.extend(answer_warning);
-            let redactor = Arc::new(config.redactor());
+            if let Some((journal, _)) = &journal {
+                // What cco wrote to the shared branches before: a branch moved since (while no
+                // cco ran) is found and put back before the first merge.
+                if let Err(error) = git
+                    .restore_expected_tips(journal.expected_tips.clone())
+                    .await
+                {
+                    warn!(%error, "could not restore the expected tips of the shared branches");
+                }
+                adopt_unrecorded_merges(&git, journal, &run_dir, cfg.is_flat()).await;
+            }
+            let redactor = Arc::new(config.redactor_with(ambient));
+            board.events().set_redactor(Arc::clone(&redactor));
             let workspace = cfg.workspace_directory.clone();
             // Every agent with a claude session: workers, their leads, the Director.
             let agents = cfg.worker_count + cfg.team_count() + usize::from(!cfg.is_flat());
@@ -191,8 +226,7 @@ impl OrchestratorBuilder {
                 base_branch: repo.base_branch.clone(),
                 resumed: journal.is_some(),
                 stopping: AtomicBool::new(false),
-                forced: AtomicBool::new(false),
-                force_notify: tokio::sync::Notify::new(),
+                forced: watch::channel(false).0,
                 cluster,
                 answer,
                 guard,
@@ -224,6 +258,8 @@ impl OrchestratorBuilder {
                 ctx.base_branch.clone(),
                 clock,
                 ctx.run_dir.clone(),
+                Some(ctx.git.clone()),
+                Arc::clone(&ctx.redactor),
             );
             let (ended_tx, ended_rx) = watch::channel(None);
             let (director, director_join) = DirectorActor::spawn(
@@ -251,11 +287,16 @@ impl OrchestratorBuilder {
                     if let Some(cluster) = &finisher_ctx.cluster {
                         cluster.detach().await;
                     }
+                    // Merges that landed while their lead stopped are recorded before the
+                    // final journal and the summary.
+                    summary::reconcile_merges(&finisher_ctx).await;
                     // No periodic write may land after (or race with) the final one.
                     journal_writer.stop().await;
                     // combined.log ends with RunFinished: let it catch up before the summary.
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run_log).await;
                     let summary = summary::finish_run(&finisher_ctx, end, started_at, &clock).await;
+                    // Released once everything is on disk, before anyone learns the run ended.
+                    drop(lock);
                     let _ = summary_tx.send(Some(summary));
                 }
                 .in_current_span(),
@@ -409,6 +450,7 @@ fn create_run_dir(
 /// Puts a journaled run back on the board: in-flight tasks stay pinned to their worker and
 /// session (the leads re-queue them), processes of the dead cco are killed, keys re-benched.
 fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
+    crate::unix::kill_leftover_processes(&journal.run_id, &journal.processes);
     let mut snapshot = journal.snapshot.clone();
     for agent in &mut snapshot.agents {
         let pid = agent.pid.take();
@@ -431,9 +473,84 @@ fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
     }
 }
 
+/// The branch the tasks of `team` merge into: the base branch in flat mode, else the team's.
+pub(crate) fn merge_target(flat: bool, base: &str, team: &str) -> String {
+    if flat {
+        base.to_string()
+    } else {
+        cco_git::team_branch(team)
+    }
+}
+
+/// The run's name in its task refs (`refs/cco/tasks/<run>/...`): its folder's name.
+pub(crate) fn run_name(run_dir: &Path) -> String {
+    run_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into())
+}
+
+/// A resumed run: merges the dead cco made but did not journal (it died between moving a
+/// shared branch and writing the journal) are cco's own, not foreign commits: each shared
+/// branch adopts them when they are exactly merges of the task refs of its unfinished tasks
+/// (work frozen for review or merge), or of the other shared branches (team merges, base
+/// syncs).
+async fn adopt_unrecorded_merges(
+    git: &GitHandle,
+    journal: &crate::journal::Journal,
+    run_dir: &Path,
+    flat: bool,
+) {
+    let run = run_name(run_dir);
+    for branch in journal.expected_tips.keys() {
+        let mut sources: Vec<String> = journal
+            .snapshot
+            .tasks
+            .iter()
+            // Work frozen in a task ref: only cco merges those (the journal may still show the
+            // task in review when its write lagged behind the merge).
+            .filter(|t| t.captured_round.is_some() && !t.phase.is_terminal())
+            .filter(|t| merge_target(flat, &journal.base_branch, &t.team) == *branch)
+            .map(|t| cco_git::task_ref(&run, &t.team, &t.id))
+            .collect();
+        sources.extend(
+            journal
+                .expected_tips
+                .keys()
+                .filter(|b| *b != branch)
+                .map(|b| format!("refs/heads/{b}")),
+        );
+        match git.adopt_unrecorded_merges(branch, sources).await {
+            Ok(true) => info!(%branch, "merges made just before the restart adopted"),
+            Ok(false) => {}
+            Err(error) => warn!(%branch, %error, "could not check the branch's unrecorded merges"),
+        }
+    }
+}
+
+/// Ends the claude processes the newest unfinished run under `log_directory` journaled as
+/// alive (its cco died without ending them).
+fn end_leftovers_of_unfinished_run(log_directory: &Path) {
+    let Some(dir) = crate::journal::unfinished_run(log_directory) else {
+        return;
+    };
+    if let Ok((journal, _)) = crate::journal::load(&dir) {
+        let killed = crate::unix::kill_leftover_processes(&journal.run_id, &journal.processes);
+        if !killed.is_empty() {
+            warn!(run = %journal.run_id, groups = killed.len(), "ended claude processes the unfinished run left behind");
+        }
+        for agent in &journal.snapshot.agents {
+            if let Some(pid) = agent.pid {
+                crate::unix::kill_leftover_agent_process(pid, &agent.id);
+            }
+        }
+    }
+}
+
 async fn spawn_git(
     config: &LoadedConfig,
     resumed_base: Option<String>,
+    ambient: &[(String, cco_config::Secret)],
 ) -> Result<GitHandle, StartError> {
     let cfg = &config.config;
     let source = match cfg.repository() {
@@ -442,7 +559,7 @@ async fn spawn_git(
     };
     let mut git = GitConfig::new(&cfg.workspace_directory, source);
     git.clone = crate::gitmap::clone_options(cfg);
-    git.secrets = crate::gitmap::secret_values(config);
+    git.secrets = crate::gitmap::secret_values(config, ambient);
     // A resumed run keeps its base (possibly a run branch created by the first start).
     git.use_run_branch = cfg.use_run_branch && resumed_base.is_none();
     git.base_branch = Some(resumed_base.unwrap_or_else(|| cfg.branch.clone()));

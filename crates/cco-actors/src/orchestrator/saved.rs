@@ -60,6 +60,13 @@ impl Orchestrator {
         }
     }
 
+    /// Fails with [`LockError::Held`](crate::LockError::Held), naming it, when a cco runs
+    /// the config whose workspace is `workspace` (see [`crate::LOCK_FILE`]). A probe: a run's
+    /// start takes the lock itself and refuses the same way.
+    pub fn check_lock(workspace: &Path) -> Result<(), crate::LockError> {
+        crate::runlock::RunLock::probe(workspace)
+    }
+
     /// Reads the journal of the run in `run_dir` (a damaged one falls back to the previous
     /// good copy, with a warning in [`SavedRun::warnings`]).
     pub fn read_run(run_dir: &Path) -> Result<SavedRun, JournalError> {

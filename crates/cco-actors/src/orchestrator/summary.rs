@@ -89,6 +89,45 @@ impl RunSummary {
     }
 }
 
+/// Makes the board agree with git about merges the leads did not hear the end of: a task
+/// still merging (its lead stopped while the merge ran, e.g. a signal during the verify
+/// command) whose work the target holds now is done, with the commit that merged it, and
+/// counted. Queued behind the merge in flight on the target (one op at a time on shared
+/// refs), so it sees what that merge did. Call once every lead has stopped.
+pub(crate) async fn reconcile_merges(ctx: &RunContext) {
+    let flat = ctx.config.config.is_flat();
+    let run_name = super::run_name(&ctx.run_dir);
+    let merging: Vec<TaskRecord> = ctx
+        .board
+        .snapshot()
+        .tasks
+        .into_iter()
+        .filter(|t| matches!(t.phase, crate::lifecycle::TaskPhase::Merging { .. }))
+        .collect();
+    for task in merging {
+        let target = super::merge_target(flat, &ctx.base_branch, &task.team);
+        let task_ref = cco_git::task_ref(&run_name, &task.team, &task.id);
+        match ctx.git.merged_by(&target, &task_ref).await {
+            Ok(Some(commit)) => {
+                let done = crate::lifecycle::TaskPhase::Done {
+                    commit: commit.clone(),
+                };
+                if ctx.board.advance(&task.key, done).is_ok() {
+                    info!(task = %task.key, %commit, "merged while the run stopped: recorded");
+                    ctx.board.count(|t| {
+                        t.tasks_done += 1;
+                        t.merges += 1;
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(task = %task.key, %error, "could not tell whether a merging task merged")
+            }
+        }
+    }
+}
+
 /// Writes the summary and the final journal, stops the GitActor (after its operation in
 /// flight). The journal writer has stopped: nothing overwrites the final journal.
 pub(crate) async fn finish_run(
@@ -119,12 +158,14 @@ pub(crate) async fn finish_run(
         reason: &summary.reason,
         outcome: &summary.outcome,
     };
-    let journal = Journal::capture(&ctx.board, &ctx.keys, &ctx.base_branch, clock, Some(ending));
+    let journal = Journal::capture(&ctx.board, &ctx.keys, &ctx.base_branch, clock, Some(ending))
+        .with_tips(Some(&ctx.git));
     let run_dir = ctx.run_dir.clone();
-    let summary_bytes = serde_json::to_vec_pretty(&summary);
+    let redactor = std::sync::Arc::clone(&ctx.redactor);
+    let summary_bytes = crate::journal::redacted_json(&summary, &redactor);
     // fsync blocks: not on the async threads.
     let written = tokio::task::spawn_blocking(move || {
-        if let Err(error) = journal.write(&run_dir) {
+        if let Err(error) = journal.write_redacted(&run_dir, &redactor) {
             warn!(%error, "could not write the final journal");
         }
         match summary_bytes {

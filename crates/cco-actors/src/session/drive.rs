@@ -96,6 +96,7 @@ pub(super) async fn drive_turn(
         let spawned = match place.as_mut() {
             None => ClaudeSession::spawn(spec)
                 .map(|(handle, updates)| Spawned {
+                    local_pid: Some(handle.pid()),
                     control: Box::new(handle),
                     updates,
                 })
@@ -126,7 +127,12 @@ pub(super) async fn drive_turn(
             Ok(Spawned {
                 control: handle,
                 mut updates,
+                local_pid,
             }) => {
+                // A process here is journaled until it is gone, so a cco that dies meanwhile
+                // has it ended by the next (a node ends its own when this cco goes).
+                let process = local_pid
+                    .map(|pid| Journaled::new(ctx, who, request.task_key.as_deref(), pid));
                 if let Some(id) = new_session.clone() {
                     // Known before the first event (we chose it): journaled at once, so a crash
                     // of cco right now still resumes this session.
@@ -155,13 +161,14 @@ pub(super) async fn drive_turn(
                             stop_process(ctx, &*handle, &mut updates).await;
                             return TurnEnd::Cancelled;
                         }
-                        _ = ctx.force_notify.notified() => {
+                        _ = ctx.forced() => {
                             stop_process(ctx, &*handle, &mut updates).await;
                             return TurnEnd::Cancelled;
                         }
                     }
                 };
                 drop(handle);
+                drop(process);
                 outcome
             }
         };
@@ -300,7 +307,7 @@ async fn admit(
                 .set_agent_state(&who.id, "waiting: maxTotalToolUses reached");
             tokio::select! {
                 _ = &mut *cancel => return None,
-                _ = ctx.force_notify.notified() => return None,
+                _ = ctx.forced() => return None,
             }
         }
         let now = Utc::now();
@@ -419,7 +426,8 @@ async fn stop_process(
     handle: &dyn ProcessControl,
     updates: &mut tokio::sync::mpsc::UnboundedReceiver<SessionUpdate>,
 ) {
-    if ctx.is_forced() {
+    let mut killed = ctx.is_forced();
+    if killed {
         handle.kill();
     } else {
         handle.terminate();
@@ -430,7 +438,10 @@ async fn stop_process(
                 Some(SessionUpdate::Finished(_)) | None => return,
                 Some(_) => {}
             },
-            _ = ctx.force_notify.notified() => handle.kill(),
+            _ = ctx.forced(), if !killed => {
+                handle.kill();
+                killed = true;
+            }
         }
     }
 }
@@ -497,6 +508,33 @@ fn forward(
         SessionUpdate::Stderr(line) => {
             tracing::debug!(stderr = %ctx.redactor.redact(&line), "claude stderr");
         }
+    }
+}
+
+/// A claude process on the board's process list (and so in the journal) while it lives: it
+/// is taken off when the driver reported it gone, or when the turn's task ends.
+struct Journaled<'a> {
+    ctx: &'a RunContext,
+    pid: u32,
+}
+
+impl<'a> Journaled<'a> {
+    fn new(ctx: &'a RunContext, who: &AgentIdentity, task: Option<&str>, pid: u32) -> Self {
+        ctx.board.process_started(crate::board::ProcessRecord {
+            agent: who.id.clone(),
+            pid,
+            // cco-claude starts claude as the leader of a process group of its own.
+            pgid: pid,
+            task: task.map(str::to_string),
+            started_at: Utc::now(),
+        });
+        Journaled { ctx, pid }
+    }
+}
+
+impl Drop for Journaled<'_> {
+    fn drop(&mut self) {
+        self.ctx.board.process_ended(self.pid);
     }
 }
 

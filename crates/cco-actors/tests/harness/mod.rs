@@ -18,7 +18,12 @@ impl Project {
     /// A source repo with PROJECT_DIRECTION.md and a config dir whose claude binary is
     /// fake-claude playing `script`.
     pub fn new(config: Value, script: Value) -> Project {
-        let dir = cco_testkit::temp_dir();
+        Project::in_dir(cco_testkit::temp_dir(), config, script)
+    }
+
+    /// [`Project::new`] in `dir` (a script may then name paths of the project: the config
+    /// is `<dir>/config`, the run's clone `<dir>/config/workspace/repo`).
+    pub fn in_dir(dir: tempfile::TempDir, config: Value, script: Value) -> Project {
         let defaults = json!({
             "workerCount": 2,
             "pollIntervalMs": 50,
@@ -115,7 +120,7 @@ pub fn plan_rule(marker: &str, plan: Value) -> Value {
 
 pub fn approve_rule() -> Value {
     let mut rule = cco_testkit::answer_rule(
-        json!({"prompt_contains": "[cco:review]"}),
+        json!({"prompt_contains": "[cco:review"}),
         json!({"decision": "approve"}),
     );
     rule["cost_usd"] = json!(0.005);

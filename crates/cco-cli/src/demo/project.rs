@@ -227,6 +227,12 @@ pub fn script() -> Value {
             "cost_usd": 0.04
         }),
         json!({
+            "name": "em: review the README conflict's resolution",
+            "match": {"prompt_contains": "[cco:review-resolution]"},
+            "result": json!({"decision": "approve", "notes": "Both sides' README entries are kept; no conflict marker is left."}).to_string(),
+            "cost_usd": 0.009
+        }),
+        json!({
             "name": "em: review",
             "match": {"prompt_contains": "[cco:review]"},
             "steps": [{"structured_output": approve.clone()}],

@@ -124,6 +124,7 @@ impl RemoteTurn {
         let (handle, updates) = ClaudeSession::spawn(spec)
             .map_err(|e| PlaceError::Failed(format!("could not start claude: {e}")))?;
         Ok(Spawned {
+            local_pid: Some(handle.pid()),
             control: Box::new(handle),
             updates,
         })
@@ -339,6 +340,8 @@ impl RemoteTurn {
             Ok(Response::Spawned { pid }) => Ok(Spawned {
                 control: Box::new(RemoteControl { agent, turn }),
                 updates: super::process::adapt(&spec, pid, route_rx),
+                // The pid is the node's: never one to end here.
+                local_pid: None,
             }),
             Ok(Response::Error { message }) => {
                 forget(&self.inner);

@@ -388,6 +388,36 @@ impl GitHandle {
         .await
     }
 
+    /// See [`GitRepo::resolution_diff`]: the conflict resolution `head` ends with, against
+    /// each parent of its merge, for a review.
+    pub async fn resolution_diff(
+        &self,
+        target: &str,
+        head: &str,
+    ) -> Result<Option<ResolutionDiff>, GitError> {
+        let (target, head) = (target.to_string(), head.to_string());
+        let desc = OpDesc::low("resolution_diff")
+            .on(&target)
+            .from(&head)
+            .lane(Lane::Read);
+        self.call(desc, move |r| async move {
+            r.resolution_diff(&target, &head).await
+        })
+        .await
+    }
+
+    /// See [`GitRepo::merged_by`]. Runs on `target`'s lane: after a merge into it that is in
+    /// flight.
+    pub async fn merged_by(&self, target: &str, source: &str) -> Result<Option<String>, GitError> {
+        let (target, source) = (target.to_string(), source.to_string());
+        let desc = OpDesc::normal("merged_by").on(&target).from(&source);
+        self.call(
+            desc,
+            move |r| async move { r.merged_by(&target, &source).await },
+        )
+        .await
+    }
+
     pub async fn head(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
         let desc = OpDesc::low("head").on(&branch);
@@ -435,6 +465,21 @@ impl GitHandle {
         self.call(desc, move |r| async move {
             r.restore_expected_tips(tips);
             Ok(())
+        })
+        .await
+    }
+
+    /// See [`GitRepo::adopt_unrecorded_merges`] (a resumed run, after
+    /// [`GitHandle::restore_expected_tips`]).
+    pub async fn adopt_unrecorded_merges(
+        &self,
+        branch: &str,
+        sources: Vec<String>,
+    ) -> Result<bool, GitError> {
+        let branch = branch.to_string();
+        let desc = OpDesc::high("adopt_unrecorded_merges").on(&branch);
+        self.call(desc, move |r| async move {
+            r.adopt_unrecorded_merges(&branch, &sources).await
         })
         .await
     }

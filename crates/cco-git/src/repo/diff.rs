@@ -37,6 +37,27 @@ fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String
     Some((files, ins, del, rest.to_string()))
 }
 
+/// At most this much of each side's patch goes into a resolution review (the reviewer can
+/// run the diff itself for the rest).
+const MAX_RESOLUTION_PATCH: usize = 16 * 1024;
+
+/// The first `max` bytes of `patch` (on a line boundary), saying when some was cut.
+fn cut(patch: &str, max: usize) -> String {
+    if patch.len() <= max {
+        return patch.to_string();
+    }
+    let mut end = max;
+    while !patch.is_char_boundary(end) {
+        end -= 1;
+    }
+    let end = patch[..end].rfind('\n').map_or(end, |i| i + 1);
+    format!(
+        "{}... ({} more bytes of diff not shown)\n",
+        &patch[..end],
+        patch.len() - end
+    )
+}
+
 impl GitRepo {
     /// What `head` adds over `base` (commits `base..head`, changes since their merge base).
     pub async fn diff_summary(&self, base: &str, head: &str) -> Result<DiffSummary, GitError> {
@@ -51,7 +72,10 @@ impl GitRepo {
             Ok::<_, GitError>(out.success().then_some(out.stdout))
         };
         let fast = match (direct_ref(base), direct_ref(head)) {
-            (Some(b), Some(h)) => log_of(format!("{b}..{h}")).await?.map(|log| (b, h, log)),
+            // A shared branch is what cco wrote there (see `expected_tip`), not its ref.
+            (Some(b), Some(h)) if self.expected_tip(base).is_none() => {
+                log_of(format!("{b}..{h}")).await?.map(|log| (b, h, log))
+            }
             _ => None,
         };
         let (b, h, log) = match fast {
@@ -92,6 +116,131 @@ impl GitRepo {
             deletions,
             stat,
         })
+    }
+
+    /// The conflict resolution `head` ends with, for its review: the newest merge commit on
+    /// `head`'s first-parent chain that `target` does not hold, and the diff of `head` (the
+    /// resolved work) against each of that merge's two parents: a side whose change the
+    /// resolution dropped shows it removed there. `None` when there is no such merge.
+    pub async fn resolution_diff(
+        &self,
+        target: &str,
+        head: &str,
+    ) -> Result<Option<ResolutionDiff>, GitError> {
+        let repo = &self.repo_dir;
+        let resolved = self.resolve_branchish_many(repo, &[target, head]).await?;
+        let (t, h) = (resolved[0].clone(), resolved[1].clone());
+        let merges = self
+            .git("rev-list", repo)
+            .args([
+                "rev-list",
+                "--first-parent",
+                "--merges",
+                "--parents",
+                "-n1",
+                &h,
+                "--not",
+                &t,
+            ])
+            .run()
+            .await?;
+        let ids: Vec<&str> = merges.split_whitespace().collect();
+        let [merge, first, second, ..] = ids[..] else {
+            return Ok(None);
+        };
+        let mut sides = Vec::new();
+        // The files both sides changed since they split: the conflict's candidates.
+        let base = self
+            .git("merge-base", repo)
+            .args(["merge-base", first, second])
+            .output()
+            .await?;
+        let base = base.success().then(|| base.stdout.trim().to_string());
+        let mut names = Vec::new();
+        for parent in [first, second] {
+            let stat = self
+                .git("diff", repo)
+                .args(["diff", "--stat", "--no-color", "--no-ext-diff", parent, &h])
+                .run()
+                .await?;
+            let patch = self
+                .git("diff", repo)
+                .args([
+                    "diff",
+                    "--no-color",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "-U3",
+                    parent,
+                    &h,
+                ])
+                .run()
+                .await?;
+            if let Some(base) = &base {
+                let files = self
+                    .git("diff", repo)
+                    .args(["diff", "--name-only", "-z", "--no-renames", base, parent])
+                    .run()
+                    .await?;
+                names.push(nul_list(&files));
+            }
+            sides.push(ParentDiff {
+                commit: parent.to_string(),
+                diff: format!(
+                    "{}
+{}",
+                    stat.trim_end(),
+                    cut(&patch, MAX_RESOLUTION_PATCH)
+                ),
+            });
+        }
+        let files = match &names[..] {
+            [a, b] => a.iter().filter(|f| b.contains(f)).cloned().collect(),
+            _ => Vec::new(),
+        };
+        let second_side = sides.pop();
+        let first_side = sides.pop();
+        let (Some(first_side), Some(second_side)) = (first_side, second_side) else {
+            return Ok(None);
+        };
+        Ok(Some(ResolutionDiff {
+            merge_commit: merge.to_string(),
+            head: h,
+            parents: [first_side, second_side],
+            files,
+        }))
+    }
+
+    /// The commit that brought `source` into `target`: the first (oldest) commit on
+    /// `target`'s first-parent chain that contains `source` (the merge of a task, or `source`
+    /// itself when it is `target`). `None` when `target` does not contain `source`.
+    pub async fn merged_by(&self, target: &str, source: &str) -> Result<Option<String>, GitError> {
+        let repo = &self.repo_dir;
+        let resolved = self.resolve_branchish_many(repo, &[target, source]).await?;
+        let (t, s) = (resolved[0].clone(), resolved[1].clone());
+        if !self.is_ancestor(repo, &s, &t).await? {
+            return Ok(None);
+        }
+        // Descendants of `source` that `target` holds, and `target`'s own first-parent chain
+        // back to where it met `source`: the oldest commit of the chain among them merged it.
+        let range = format!("{s}..{t}");
+        let descendants = self
+            .git("rev-list", repo)
+            .args(["rev-list", "--ancestry-path", &range])
+            .run()
+            .await?;
+        let chain = self
+            .git("rev-list", repo)
+            .args(["rev-list", "--first-parent", &range])
+            .run()
+            .await?;
+        let descendants: std::collections::HashSet<&str> = descendants.lines().collect();
+        let merged = chain
+            .lines()
+            .take_while(|c| descendants.contains(c))
+            .last()
+            .map(str::to_string);
+        Ok(Some(merged.unwrap_or(s)))
     }
 
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {

@@ -66,6 +66,55 @@ impl GitRepo {
         }
     }
 
+    /// A resumed run: cco's own merges into shared branch `branch` that landed after the
+    /// journal last recorded its tip (cco died between the move and the journal write) are
+    /// adopted, so they are not taken for foreign commits. Adopted only when every commit
+    /// between the expected tip and the branch is, on the first-parent chain, a merge whose
+    /// second parent is one of `sources` (the task refs of the journal's unfinished tasks,
+    /// the team or base branches it merges): exactly what cco was doing. Anything else is
+    /// left for the guard of the next merge. Returns whether the branch was adopted.
+    pub async fn adopt_unrecorded_merges(
+        &self,
+        branch: &str,
+        sources: &[String],
+    ) -> Result<bool, GitError> {
+        let Some(expected) = self.expected_tip(branch) else {
+            return Ok(false);
+        };
+        let repo = &self.repo_dir;
+        let Some(actual) = self.resolve(repo, &format!("refs/heads/{branch}")).await? else {
+            return Ok(false);
+        };
+        if actual == expected {
+            return Ok(false);
+        }
+        let range = format!("{expected}..{actual}");
+        let chain = self
+            .git("rev-list", repo)
+            .args(["rev-list", "--first-parent", "--parents", &range])
+            .run()
+            .await?;
+        let mut wanted = std::collections::HashSet::new();
+        for source in sources {
+            if let Some(id) = self.resolve(repo, source).await? {
+                wanted.insert(id);
+            }
+        }
+        // Newest first: each commit's first parent is the next line's commit, the last one's
+        // is the expected tip.
+        let lines: Vec<Vec<&str>> = chain.lines().map(|l| l.split(' ').collect()).collect();
+        let ours = !lines.is_empty()
+            && lines.iter().enumerate().all(|(i, ids)| {
+                let first_parent = lines.get(i + 1).map_or(expected.as_str(), |n| n[0]);
+                ids.len() == 3 && ids[1] == first_parent && wanted.contains(ids[2])
+            });
+        if ours {
+            tracing::info!(%branch, %expected, %actual, "adopted cco's own merges the journal had not recorded");
+            self.expect(branch, &actual);
+        }
+        Ok(ours)
+    }
+
     /// Records that cco wrote `sha` to shared branch `branch`.
     pub(super) fn expect(&self, branch: &str, sha: &str) {
         if let Ok(mut t) = self.tips.lock() {

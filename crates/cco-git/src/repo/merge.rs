@@ -112,7 +112,11 @@ impl GitRepo {
         let mb = mb.check()?.stdout.trim().to_string();
         // The source is contained in the target exactly when it is their (only) merge base.
         if mb == src {
-            return Ok(MergeOutcome::UpToDate { commit: old });
+            let commit = self
+                .merged_by(&old, &src)
+                .await?
+                .unwrap_or_else(|| old.clone());
+            return Ok(MergeOutcome::UpToDate { commit });
         }
         // What reaches the target must pass the content checks, secret files included (done
         // at capture for task refs cco captured in this process).

@@ -49,8 +49,20 @@ impl GitRepo {
             })
     }
 
-    /// A local branch name or any commit-ish; local branches win.
+    /// The commit cco last wrote to `name` when it is a shared branch: agents start from,
+    /// are parked at and are diffed against what cco wrote, never against commits someone
+    /// else put there (the next merge finds and removes those: see `integrity.rs`).
+    pub(super) fn expected_tip(&self, name: &str) -> Option<String> {
+        let name = name.strip_prefix("refs/heads/").unwrap_or(name);
+        self.tips.lock().ok()?.get(name).cloned()
+    }
+
+    /// A local branch name or any commit-ish; local branches win; a shared branch is the
+    /// commit cco last wrote there.
     pub(super) async fn resolve_branchish(&self, rev: &str) -> Result<String, GitError> {
+        if let Some(tip) = self.expected_tip(rev) {
+            return Ok(tip);
+        }
         if ref_name_problem(rev).is_none() {
             // cco writes its refs loose: read them without a process when they are.
             let local = format!("refs/heads/{rev}");
@@ -186,8 +198,8 @@ impl GitRepo {
             .iter()
             .zip(idx)
             .map(|(name, (local, plain))| {
-                local
-                    .and_then(|i| found[i].clone())
+                self.expected_tip(name)
+                    .or_else(|| local.and_then(|i| found[i].clone()))
                     .or_else(|| found[plain].clone())
                     .ok_or_else(|| GitError::NotFound {
                         what: format!("revision {name}"),

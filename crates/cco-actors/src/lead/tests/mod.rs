@@ -2,6 +2,7 @@
 //! actor (each test runs in microseconds). This file holds the test harness ([`Lead`]: a core
 //! fed with inputs at a given time).
 
+mod gates;
 mod pipeline;
 mod restore;
 mod scheduling;
@@ -175,6 +176,30 @@ impl Lead {
             diff: Ok(diff(commits)),
             revs: Some(("task-commit".into(), "target-tip".into())),
             result_text: format!("{id} done"),
+            resolution: None,
+        })
+    }
+
+    /// The summary of a conflict resolution: the task's work against each merge parent.
+    fn diffed_resolution(&mut self, id: &str) -> Vec<Effect> {
+        let side = |commit: &str, diff: &str| cco_git::ParentDiff {
+            commit: commit.into(),
+            diff: diff.into(),
+        };
+        self.input(Input::Diffed {
+            key: self.key(id),
+            diff: Ok(diff(2)),
+            revs: None,
+            result_text: "resolved".into(),
+            resolution: Some(Box::new(cco_git::ResolutionDiff {
+                merge_commit: "m3rge".into(),
+                head: "m3rge".into(),
+                parents: [
+                    side("w0rk", "+main's line"),
+                    side("ma1n", "+the task's line"),
+                ],
+                files: vec!["shared.txt".into()],
+            })),
         })
     }
 

@@ -133,10 +133,11 @@ fn nothing_committed_is_sent_back_then_fails() {
     );
 }
 
-/// A conflict goes back to the task's session; its resolution is merged without a review;
-/// a task that keeps conflicting fails. Conflict rounds are not review rounds.
+/// A conflict goes back to the task's session; its resolution is reviewed as a resolution
+/// (the merge against each parent) before it merges; a task that keeps conflicting fails.
+/// Conflict rounds are not review rounds.
 #[test]
-fn a_conflict_is_resolved_by_the_tasks_session_and_merged_without_a_review() {
+fn a_conflict_is_resolved_by_the_tasks_session_and_its_resolution_reviewed_before_the_merge() {
     let mut lead = lead(1);
     lead.worker_ready(0);
     lead.plan(json!([task("t1")]));
@@ -164,13 +165,37 @@ fn a_conflict_is_resolved_by_the_tasks_session_and_merged_without_a_review() {
         lead.finish(0, "t1");
         let effects = lead.captured(0, lane, "t1", true);
         assert!(
-            matches!(effects[..], [Effect::Merge { .. }]),
-            "no review for a resolution: {effects:?}"
+            matches!(
+                effects[..],
+                [Effect::Diff {
+                    resolution: true,
+                    ..
+                }]
+            ),
+            "a resolution is diffed against its parents: {effects:?}"
+        );
+        let effects = lead.diffed_resolution("t1");
+        let review = effects.iter().find_map(|e| match e {
+            Effect::Review {
+                prompt: ReviewPrompt::Resolution { against, diff, .. },
+                ..
+            } => Some((against.clone(), diff.parents[1].diff.clone())),
+            _ => None,
+        });
+        assert_eq!(
+            review,
+            Some(("main".to_string(), "+the task's line".to_string())),
+            "{effects:?}"
+        );
+        let effects = lead.reviewed("t1", 0, APPROVE);
+        assert!(
+            effects.iter().any(|e| matches!(e, Effect::Merge { .. })),
+            "{effects:?}"
         );
         assert_eq!(
             lead.phase("t1"),
             TaskPhase::Merging {
-                cause: MergeCause::ConflictResolved
+                cause: MergeCause::Approved
             }
         );
     }
@@ -411,9 +436,9 @@ fn an_em_reports_its_goal_done_once_every_task_settled() {
 }
 
 /// `merge-<base>` of an EM: a conflict resolution against the base, from the team tip, in any
-/// worktree; merged into the team branch without a review.
+/// worktree; reviewed as a resolution, then merged into the team branch.
 #[test]
-fn a_base_merge_task_resolves_the_base_into_the_team_work_and_merges_without_review() {
+fn a_base_merge_task_resolves_the_base_into_the_team_work_and_is_reviewed_as_a_resolution() {
     let mut lead = lead_on(board(), Role::Em, 1);
     lead.worker_ready(0);
     lead.input(Input::Start { resumed: false });
@@ -441,7 +466,32 @@ fn a_base_merge_task_resolves_the_base_into_the_team_work_and_merges_without_rev
     );
     lead.finish(0, "merge-main");
     let effects = lead.captured(0, 0, "merge-main", true);
-    assert!(matches!(effects[..], [Effect::Merge { .. }]), "{effects:?}");
+    assert!(
+        matches!(
+            effects[..],
+            [Effect::Diff {
+                resolution: true,
+                ..
+            }]
+        ),
+        "{effects:?}"
+    );
+    let effects = lead.diffed_resolution("merge-main");
+    assert!(
+        effects.iter().any(|e| matches!(
+            e,
+            Effect::Review {
+                prompt: ReviewPrompt::Resolution { .. },
+                ..
+            }
+        )),
+        "{effects:?}"
+    );
+    let effects = lead.reviewed("merge-main", 0, APPROVE);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Merge { .. })),
+        "{effects:?}"
+    );
     // A second request gets its own task.
     lead.merged("merge-main", merged());
     lead.input(Input::ResolveWithBase { files: vec![] });
