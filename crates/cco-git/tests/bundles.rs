@@ -142,3 +142,39 @@ async fn a_bundle_without_its_prerequisites_is_refused() {
     assert!(matches!(err, GitError::NotFound { .. }), "{err}");
     assert!(!store.has_commit(&tip).await.unwrap());
 }
+
+#[tokio::test]
+async fn an_unknown_basis_gives_a_full_bundle_and_a_node_repository_is_reset_for_the_next_turn() {
+    let (fx, head, worker) = head_with_worker().await;
+    let start = head.remote_start(&worker.path).await.unwrap().head;
+    // A basis commit the head never saw (a node's own): the bundle holds everything.
+    let unknown = "1".repeat(40);
+    let out = fx.tmp.path().join("full.bundle");
+    head.create_bundle(std::slice::from_ref(&start), &[unknown], &out)
+        .await
+        .unwrap()
+        .expect("a full bundle");
+    let store = node_store(&fx);
+    store.init_store().await.unwrap();
+    store
+        .fetch_bundle(&out, &start, &format!("refs/cco/have/{start}"))
+        .await
+        .unwrap();
+    // A node's repository left dirty by a turn, with an untracked file and a commit of its
+    // own, is put back at the next start commit.
+    let lane = store
+        .create_worktree("flat", "worker-1", &start)
+        .await
+        .unwrap();
+    std::fs::write(lane.path.join("left.txt"), "left\n").unwrap();
+    store.commit_all(&lane.path, "node work").await.unwrap();
+    std::fs::write(lane.path.join("untracked.txt"), "u\n").unwrap();
+    std::fs::write(lane.path.join("left.txt"), "changed\n").unwrap();
+    store.reset_agent_repo(&lane.path, &start).await.unwrap();
+    assert_eq!(git(&lane.path, &["rev-parse", "HEAD"]).trim(), start);
+    assert!(git(&lane.path, &["status", "--porcelain"])
+        .trim()
+        .is_empty());
+    assert!(!lane.path.join("left.txt").exists());
+    assert!(!lane.path.join("untracked.txt").exists());
+}

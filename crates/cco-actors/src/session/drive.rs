@@ -131,8 +131,8 @@ pub(super) async fn drive_turn(
             }) => {
                 // A process here is journaled until it is gone, so a cco that dies meanwhile
                 // has it ended by the next (a node ends its own when this cco goes).
-                let process = local_pid
-                    .map(|pid| Journaled::new(ctx, who, request.task_key.as_deref(), pid));
+                let process =
+                    local_pid.map(|pid| Journaled::new(ctx, who, request.task_key.as_deref(), pid));
                 if let Some(id) = new_session.clone() {
                     // Known before the first event (we chose it): journaled at once, so a crash
                     // of cco right now still resumes this session.

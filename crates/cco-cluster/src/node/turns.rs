@@ -147,7 +147,9 @@ async fn prepare_turn(node: &Arc<Node>, p: Prepare) -> Result<Response, ClusterE
         )
     };
     if created.is_none_or(|c| c.head != p.start) {
-        store.repo.switch_worktree(&path, &p.start, None).await?;
+        // The worker's previous turn here went back to the head (or was given up there):
+        // nothing in this repository is worth keeping.
+        store.repo.reset_agent_repo(&path, &p.start).await?;
     }
     if let Some(merging) = &p.merging {
         // The conflict the head found, made again here for the agent to resolve.

@@ -77,31 +77,6 @@ impl GitRepo {
         if tips.is_empty() {
             return Ok(None);
         }
-        // Anything new? (One process; a basis commit this repository lacks fails it: then
-        // the bundle is made without a basis.)
-        let new = |basis: &[String]| {
-            let mut range: Vec<String> = vec!["rev-list".into(), "-n1".into()];
-            range.extend(tips.iter().cloned());
-            if !basis.is_empty() {
-                range.push("--not".into());
-                range.extend(basis.iter().cloned());
-            }
-            async move {
-                self.git("rev-list", &self.repo_dir)
-                    .args(&range)
-                    .output()
-                    .await
-            }
-        };
-        let mut known: Vec<String> = basis.to_vec();
-        let mut out_new = new(&known).await?;
-        if !out_new.success() && !known.is_empty() {
-            known.clear();
-            out_new = new(&known).await?;
-        }
-        if out_new.check()?.stdout.trim().is_empty() {
-            return Ok(None);
-        }
         // A bundle names its tips by refs: temporary ones, unique to this bundle.
         let tag = uuid_like();
         let names: Vec<String> = (0..tips.len())
@@ -116,14 +91,7 @@ impl GitRepo {
             .stdin(create.as_bytes())
             .run()
             .await?;
-        let file = out.to_string_lossy().into_owned();
-        let mut args = vec!["bundle".to_string(), "create".into(), "-q".into(), file];
-        args.extend(names.iter().cloned());
-        if !known.is_empty() {
-            args.push("--not".into());
-            args.extend(known);
-        }
-        let made = self.git("bundle", &self.repo_dir).args(&args).run().await;
+        let made = self.bundle_of(&names, tips, basis, out).await;
         // The temporary refs are loose files cco just wrote: removed without a process.
         let _ = std::fs::remove_dir_all(
             self.repo_dir
@@ -133,11 +101,76 @@ impl GitRepo {
                 .join("bundle")
                 .join(&tag),
         );
-        made?;
+        if !made? {
+            return Ok(None);
+        }
         let size = std::fs::metadata(out)
             .map_err(|e| GitError::io("create_bundle", out, e))?
             .len();
         Ok(Some(size))
+    }
+
+    /// `git bundle create` of the refs `names` (pointing at `tips`) without what `basis` holds;
+    /// false when there is nothing new. The bundle is tried first (the usual case: one
+    /// process); only when git refuses it does a `rev-list` tell an empty bundle from a basis
+    /// commit this repository lacks (then the bundle is made without a basis).
+    async fn bundle_of(
+        &self,
+        names: &[String],
+        tips: &[String],
+        basis: &[String],
+        out: &Path,
+    ) -> Result<bool, GitError> {
+        let create = |basis: &[String]| {
+            let mut args = vec![
+                "bundle".to_string(),
+                "create".into(),
+                "-q".into(),
+                out.to_string_lossy().into_owned(),
+            ];
+            args.extend(names.iter().cloned());
+            if !basis.is_empty() {
+                args.push("--not".into());
+                args.extend(basis.iter().cloned());
+            }
+            async move {
+                self.git("bundle", &self.repo_dir)
+                    .args(&args)
+                    .output()
+                    .await
+            }
+        };
+        let first = create(basis).await?;
+        if first.success() {
+            return Ok(true);
+        }
+        let new = |basis: &[String]| {
+            let mut args: Vec<String> = vec!["rev-list".into(), "-n1".into()];
+            args.extend(tips.iter().cloned());
+            if !basis.is_empty() {
+                args.push("--not".into());
+                args.extend(basis.iter().cloned());
+            }
+            async move {
+                self.git("rev-list", &self.repo_dir)
+                    .args(&args)
+                    .output()
+                    .await
+            }
+        };
+        let with_basis = new(basis).await?;
+        if with_basis.success() {
+            if with_basis.stdout.trim().is_empty() {
+                return Ok(false);
+            }
+            // Something new, and git still refused: its own error.
+            return first.check().map(|_| true);
+        }
+        // A basis commit is unknown here: everything.
+        if new(&[]).await?.check()?.stdout.trim().is_empty() {
+            return Ok(false);
+        }
+        create(&[]).await?.check().map(|_| true)
     }
 
     /// Fetches `commit` from the bundle file `bundle` into ref `into` of cco's clone (the
@@ -228,6 +261,20 @@ impl GitRepo {
         // No agent works here (its turns run on the other host): nothing untracked to clean.
         self.agent_git("reset", &agent)
             .args(["reset", "-q", "--hard", commit])
+            .run()
+            .await?;
+        Ok(())
+    }
+
+    /// Puts the agent repository at `worktree` at `commit`, discarding what is there (a
+    /// merge under way, changes, untracked files that are not excluded; ignored ones such as
+    /// build caches stay): a node's repository of a worker before its next turn, whose
+    /// previous turn went back to the head already. Three git processes at most.
+    pub async fn reset_agent_repo(&self, worktree: &Path, commit: &str) -> Result<(), GitError> {
+        self.adopt_remote_result(worktree, commit).await?;
+        let agent = self.our_agent(worktree)?;
+        self.agent_git("clean", &agent)
+            .args(["clean", "-fdq"])
             .run()
             .await?;
         Ok(())
