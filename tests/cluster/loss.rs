@@ -51,21 +51,30 @@ fn files_land_once(project: &CliProject, ids: &[&str], stdout: &str) {
     }
 }
 
-#[test]
-fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
+/// The tasks of the node-loss runs: t1 hangs in its first process, t2 and t3 finish at once.
+const IDS: [&str; 3] = ["t1", "t2", "t3"];
+
+/// Two workers, two nodes (`n1`, `n2`, two slots each) and the [`IDS`] tasks, with `cluster`
+/// keys added to the config's cluster section.
+fn two_nodes_t1_hangs_once(cluster: Value) -> (CliProject, [NodeProc; 2]) {
     let ports = [free_port(), free_port()];
-    let ids = ["t1", "t2", "t3"];
     let (project, cookie) = cluster_project(
         json!({"workerCount": 2, "maxTaskRestarts": 5}),
-        hang_once_script(&ids, "t1"),
+        hang_once_script(&IDS, "t1"),
         &ports,
-        json!({}),
+        cluster,
     );
     let claude = claude_of(&project);
-    let mut nodes = [
+    let nodes = [
         NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
         NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
     ];
+    (project, nodes)
+}
+
+#[test]
+fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
+    let (project, mut nodes) = two_nodes_t1_hangs_once(json!({}));
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
     let (worker, node, session, pid) = running_on_a_node(&project, &mut child, "t1");
     // Visible while it runs: the SIGUSR1 dump and `cco status` name the worker's node and
@@ -102,7 +111,7 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
     assert!(out.status.success(), "{stdout}\n{}", project.stderr());
     assert!(stdout.contains("run finished: complete"), "{stdout}");
     assert!(stdout.contains(&format!("node {node} lost")), "{stdout}");
-    files_land_once(&project, &ids, &stdout);
+    files_land_once(&project, &IDS, &stdout);
     // The killed node's claude did not outlive it (its guard stopped it).
     cco_testkit::wait_until(
         Duration::from_secs(10),
@@ -175,20 +184,9 @@ fn wait_for_dump(run_dir: &std::path::Path) -> String {
 
 #[test]
 fn a_node_that_stops_answering_is_lost_and_its_task_finishes_on_another() {
-    let ports = [free_port(), free_port()];
-    let ids = ["t1", "t2", "t3"];
-    let (project, cookie) = cluster_project(
-        json!({"workerCount": 2, "maxTaskRestarts": 5}),
-        hang_once_script(&ids, "t1"),
-        &ports,
-        // ractor_cluster never notices a hung peer: cco's heartbeats do.
-        json!({"heartbeatMs": 200, "nodeTimeoutMs": 3000}),
-    );
-    let claude = claude_of(&project);
-    let nodes = [
-        NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude),
-        NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude),
-    ];
+    // ractor_cluster never notices a hung peer: cco's heartbeats do.
+    let (project, nodes) =
+        two_nodes_t1_hangs_once(json!({"heartbeatMs": 200, "nodeTimeoutMs": 3000}));
     let mut child = project.cco(&["start", "--plain"]).spawn().unwrap();
     let (_, node, session, _) = running_on_a_node(&project, &mut child, "t1");
     let hung = nodes.iter().find(|n| n.name == node).unwrap();
@@ -205,7 +203,7 @@ fn a_node_that_stops_answering_is_lost_and_its_task_finishes_on_another() {
         stdout.contains(&format!("node {node} lost: no heartbeat answer")),
         "{stdout}"
     );
-    files_land_once(&project, &ids, &stdout);
+    files_land_once(&project, &IDS, &stdout);
     let summary = summary(&project);
     let t1 = summary_task(&summary, "t1");
     assert_eq!(t1["session_id"], Value::String(session), "{t1}");
@@ -249,10 +247,9 @@ fn a_node_that_restarts_rejoins_and_gets_work() {
 #[test]
 fn kill_9_of_the_head_then_resume_finishes_the_run() {
     let ports = [free_port(), free_port()];
-    let ids = ["t1", "t2", "t3"];
     let (project, cookie) = cluster_project(
         json!({"workerCount": 2}),
-        hang_once_script(&ids, "t1"),
+        hang_once_script(&IDS, "t1"),
         &ports,
         json!({}),
     );
@@ -275,7 +272,7 @@ fn kill_9_of_the_head_then_resume_finishes_the_run() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", project.stderr());
     assert!(stdout.contains("run finished: complete"), "{stdout}");
-    files_land_once(&project, &ids, &stdout);
+    files_land_once(&project, &IDS, &stdout);
     let summary = summary(&project);
     let t1 = summary_task(&summary, "t1");
     assert_eq!(t1["session_id"], Value::String(session), "{t1}");
