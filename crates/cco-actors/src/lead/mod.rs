@@ -78,6 +78,7 @@ pub(crate) enum LeadMsg {
 
 // Local only (ractor's `cluster` feature needs every message type to implement `Message`).
 impl ractor::Message for LeadMsg {}
+
 impl LeadMsg {
     /// `input` for the core, as a message.
     pub(crate) fn input(input: Input) -> LeadMsg {
