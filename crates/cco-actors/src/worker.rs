@@ -30,7 +30,7 @@ use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::{Interruption, Turn};
 use crate::prompts;
 use crate::session::{
-    apply_turn_update, spawn_turn, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
+    apply_turn_update, spawn_turn_at, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
     TurnUpdate,
 };
 
@@ -91,6 +91,9 @@ pub(crate) enum WorkerMsg {
     /// Stop the current process (SIGTERM, grace, SIGKILL) and reply when it is gone.
     Shutdown(RpcReplyPort<()>),
 }
+
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for WorkerMsg {}
 
 /// Start-up arguments of a worker slot.
 pub(crate) struct WorkerArgs {
@@ -408,10 +411,20 @@ impl WorkerState {
         self.ctx.board.set_agent_state(&self.who.id, "working");
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
-        self.turn = Some(spawn_turn(
+        // With a cluster, the turn's processes may run on a node (see `crate::cluster`).
+        let place = self.ctx.cluster.as_ref().map(|cluster| {
+            cluster.turn(crate::cluster::TurnSite {
+                agent: self.who.id.clone(),
+                team: self.who.team.clone(),
+                worktree: self.worktree.clone(),
+                task: request.task_key.clone(),
+            })
+        });
+        self.turn = Some(spawn_turn_at(
             Arc::clone(&self.ctx),
             self.who.clone(),
             request,
+            place,
             move |update| {
                 let _ = notify_ref.send_message(WorkerMsg::Turn(update));
             },
