@@ -46,6 +46,16 @@ pub fn prepare_config_dir(ctx: &RunContext, dir: &Path) {
     }
 }
 
+/// Copies this machine's user's Claude Code login into `dest` (a node's agent config dir:
+/// a node using OAuth uses its own login). Returns how many files were copied.
+pub fn copy_user_login(dest: &Path) -> usize {
+    if let Err(error) = std::fs::create_dir_all(dest) {
+        warn!(dir = %dest.display(), %error, "cannot create agent config dir");
+        return 0;
+    }
+    user_config_dir().map_or(0, |source| copy_login_files(&source, dest))
+}
+
 /// Copies the login files that exist in `source` and not yet in `dest` (mode 0600).
 pub fn copy_login_files(source: &Path, dest: &Path) -> usize {
     if source == dest {

@@ -36,6 +36,8 @@ pub(crate) struct RunContext {
     /// level, not an edge: a turn that looks after the force was set still sees it
     /// ([`RunContext::forced`]), so a force can never be lost between two polls.
     pub(crate) forced: tokio::sync::watch::Sender<bool>,
+    /// Where workers' turns run when they do not run here (issue 15); `None`: all here.
+    pub(crate) cluster: Option<Arc<dyn crate::cluster::Cluster>>,
     /// How planners and reviewers answer: through the CLI's `StructuredOutput` tool (a CLI
     /// with `--json-schema`, decided once per run) or as text.
     pub(crate) answer: cco_protocol::AnswerFormat,

@@ -22,6 +22,8 @@ pub enum StartError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot start the supervision tree: {0}")]
     Actors(String),
+    #[error("cannot start the cluster: {0}")]
+    Cluster(String),
     /// Another cco runs this config (or its lock file cannot be used).
     #[error(transparent)]
     Locked(#[from] crate::runlock::LockError),

@@ -23,6 +23,7 @@
 //!   auth modes and quota-aware admission; `breaker`: the run-wide circuit breaker that holds
 //!   new processes while the API is overloaded.
 //! - `events`: the broadcast of [`RunEvent`]s and their text; `runlog`: `combined.log`.
+//! - `cluster`: where a worker's turns run (this machine, or a node of a [`Cluster`]).
 //! - `prompts`: every prompt, built with cco-protocol's builders from the run's facts.
 //! - `context`, `auth`, `gitmap`, `persist`, `unix`: glue.
 //!
@@ -35,6 +36,7 @@
 mod auth;
 mod board;
 mod breaker;
+mod cluster;
 mod context;
 mod director;
 mod error;
@@ -58,6 +60,7 @@ mod supervise;
 mod unix;
 mod worker;
 
+pub use auth::copy_user_login;
 /// The one team of flat mode (the Coordinator's).
 pub(crate) const FLAT_TEAM: &str = "flat";
 
@@ -75,6 +78,10 @@ pub mod guard {
 }
 pub use cco_git::{GitError, GitStatus};
 pub use cco_protocol::TaskSpec;
+pub use cluster::{
+    BoxFuture, Cluster, ClusterReport, NodeRecord, NodeState, PlaceError, PlacedTurn,
+    ProcessControl, RunLink, Spawned, TurnSite,
+};
 pub use error::StartError;
 pub use events::{EventSubject, EventText, RunEvent};
 pub use journal::JournalError;

@@ -5,9 +5,9 @@
 
 use cco_protocol::{
     AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
-    EmPlanPrompt, FeedbackPrompt, PlanError, RepairPrompt, ReplanPrompt, ResumeCause, ResumePrompt,
-    ReviewPrompt, Role, RoundReport, TaskSpec, TeamGoal, TimeoutPrompt, VerifyFailedPrompt,
-    WorkerTaskPrompt,
+    EmPlanPrompt, FeedbackPrompt, PlanError, RefusedPrompt, RepairPrompt, ReplanPrompt,
+    ResumeCause, ResumePrompt, ReviewPrompt, Role, RoundReport, TaskSpec, TeamGoal, TimeoutPrompt,
+    VerifyFailedPrompt, WorkerTaskPrompt,
 };
 
 use crate::board::{TaskRecord, TaskState};
@@ -136,6 +136,16 @@ pub(crate) fn feedback(
         task,
         reviewer,
         feedback,
+    }
+    .render()
+}
+
+/// cco's checks refused the work the worker's last turn left (`problem`: why).
+pub(crate) fn refused(who: &AgentIdentity, task: &TaskSpec, problem: &str) -> String {
+    RefusedPrompt {
+        who: &who.prompt_identity(),
+        task,
+        problem,
     }
     .render()
 }

@@ -30,7 +30,7 @@ use crate::lead::{Input, LeadMsg};
 use crate::lifecycle::{Interruption, Turn};
 use crate::prompts;
 use crate::session::{
-    apply_turn_update, spawn_turn, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
+    apply_turn_update, spawn_turn_at, AgentIdentity, FailCause, TurnEnd, TurnGuard, TurnRequest,
     TurnUpdate,
 };
 
@@ -91,6 +91,9 @@ pub(crate) enum WorkerMsg {
     /// Stop the current process (SIGTERM, grace, SIGKILL) and reply when it is gone.
     Shutdown(RpcReplyPort<()>),
 }
+
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for WorkerMsg {}
 
 /// Start-up arguments of a worker slot.
 pub(crate) struct WorkerArgs {
@@ -297,6 +300,27 @@ impl WorkerState {
         prompts::worker_task(&self.who, spec)
     }
 
+    /// A turn on work sent back (`prompt`), in its session; without a session to resume, a
+    /// new one starts with the task and then the prompt.
+    fn run_sent_back(
+        &mut self,
+        myself: &ActorRef<WorkerMsg>,
+        key: &str,
+        spec: &TaskSpec,
+        prompt: String,
+        session_id: Option<String>,
+    ) {
+        self.session_id = session_id.clone();
+        let prompt = if session_id.is_some() {
+            prompt
+        } else {
+            format!("{}\n\n{prompt}", self.task_prompt(spec))
+        };
+        let mut request = self.request(key, spec, prompt, Duty::Implement);
+        request.resume = session_id;
+        self.run_turn(myself, request);
+    }
+
     /// Starts the job's turn (or, for a conflict, the merge that precedes it).
     fn run_job(&mut self, myself: &ActorRef<WorkerMsg>, job: Job) {
         let Job { key, spec, turn } = job;
@@ -327,44 +351,27 @@ impl WorkerState {
                 });
                 self.run_turn(myself, request);
             }
-            // Refused work, fixed where it is (a conflict turn's fix is concluded after).
+            // Work sent back to its session: the reviewer's feedback, the verify gate's
+            // failure, or work cco refused (a secret, a path inside .git, committed markers...)
+            // fixed where it is (a conflict turn's fix is concluded after).
             Turn::Revise {
                 feedback,
                 session_id,
                 gate,
             } => {
-                self.session_id = session_id.clone();
                 let prompt = match &gate {
                     Some(gate) => prompts::verify_failed(&self.who, &spec, gate),
                     None => prompts::feedback(&self.who, &spec, self.reviewer, &feedback),
                 };
-                // Without a session to resume, start over with the task and the feedback.
-                let prompt = if session_id.is_some() {
-                    prompt
-                } else {
-                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
-                };
-                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
-                request.resume = session_id;
-                self.run_turn(myself, request);
+                self.run_sent_back(myself, &key, &spec, prompt, session_id);
             }
-            // Work cco refused (a secret, a path inside .git, committed markers...): the same
-            // session fixes it where it is.
             Turn::Fix {
                 problem,
                 session_id,
                 ..
             } => {
-                self.session_id = session_id.clone();
-                let prompt = prompts::feedback(&self.who, &spec, self.reviewer, &problem);
-                let prompt = if session_id.is_some() {
-                    prompt
-                } else {
-                    format!("{}\n\n{prompt}", self.task_prompt(&spec))
-                };
-                let mut request = self.request(&key, &spec, prompt, Duty::Implement);
-                request.resume = session_id;
-                self.run_turn(myself, request);
+                let prompt = prompts::refused(&self.who, &spec, &problem);
+                self.run_sent_back(myself, &key, &spec, prompt, session_id);
             }
             Turn::ResolveConflict {
                 against,
@@ -404,10 +411,20 @@ impl WorkerState {
         self.ctx.board.set_agent_state(&self.who.id, "working");
         let notify_ref = myself.clone();
         let finish_ref = myself.clone();
-        self.turn = Some(spawn_turn(
+        // With a cluster, the turn's processes may run on a node (see `crate::cluster`).
+        let place = self.ctx.cluster.as_ref().map(|cluster| {
+            cluster.turn(crate::cluster::TurnSite {
+                agent: self.who.id.clone(),
+                team: self.who.team.clone(),
+                worktree: self.worktree.clone(),
+                task: request.task_key.clone(),
+            })
+        });
+        self.turn = Some(spawn_turn_at(
             Arc::clone(&self.ctx),
             self.who.clone(),
             request,
+            place,
             move |update| {
                 let _ = notify_ref.send_message(WorkerMsg::Turn(update));
             },

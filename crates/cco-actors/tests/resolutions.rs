@@ -122,6 +122,13 @@ async fn committed_markers_go_back_to_the_same_session_and_the_resolution_is_rev
         })
         .expect("the markers were sent back");
     assert!(fix.contains("shared.txt:"), "{fix}");
+    // ... in the refusal's own prompt (cco refused it; no reviewer asked for changes).
+    assert!(
+        prompts_of(&project, "worker-1")
+            .iter()
+            .any(|p| p.starts_with("[cco:refused]") && p.contains("still holds conflict markers")),
+        "the fix turn got the refusal prompt"
+    );
     let t2 = summary.tasks.iter().find(|t| t.id == "t2").unwrap();
     assert_eq!(
         (t2.conflict_rounds, t2.fix_rounds, t2.review_rounds),

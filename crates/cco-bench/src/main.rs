@@ -7,6 +7,7 @@
 //! project, [`table`] prints. Results go to stdout as tables and to a JSON file.
 
 mod merge;
+mod nodes;
 mod overhead;
 mod parse;
 mod project;
@@ -79,6 +80,10 @@ struct Args {
     /// Write each scheduling run's timeline chart (the dashboard's, as timeline.svg) into DIR.
     #[arg(long, value_name = "DIR")]
     timeline: Option<PathBuf>,
+    /// Run the scheduling runs' workers on this many local node processes (issue 15; the
+    /// default profile then is 100 workers, T 20 s).
+    #[arg(long, default_value_t = 0)]
+    nodes: usize,
 }
 
 struct Profile {
@@ -114,6 +119,11 @@ impl Profile {
                 recovery_samples: 5,
             }
         };
+        if args.nodes > 0 {
+            p.name = "nodes";
+            p.workers = vec![100];
+            p.task_ms = vec![20000];
+        }
         if !args.workers.is_empty() {
             p.workers = args.workers.clone();
         }
@@ -154,6 +164,10 @@ fn default_json_path() -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // `cco-bench __node ...`: a node of the `--nodes` runs (a child of this process).
+    if let Some(code) = nodes::node_entry() {
+        return code;
+    }
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -237,6 +251,7 @@ async fn run(args: Args) -> ExitCode {
                 agent_commits,
                 ui,
                 timeline_dir: args.timeline.clone(),
+                nodes: args.nodes,
             };
             eprintln!(
                 "cco-bench: scheduling, {workers} workers x {} tasks of {} ms ({}{}) ...",
@@ -402,6 +417,36 @@ fn render(r: &Report) -> String {
         }
         out += &t.render();
         out += "\n";
+        let clustered: Vec<_> = r.sched.iter().filter(|s| s.nodes > 0).collect();
+        if !clustered.is_empty() {
+            let mut t = Table::new(
+                "Cluster (head side: this process; nodes are child processes, not counted)",
+                &[
+                    "run",
+                    "nodes",
+                    "head CPU ms/remote worker",
+                    "head RSS KiB/remote worker",
+                    "bundles sent KiB/task",
+                    "bundles received KiB/task",
+                    "session files KiB/task",
+                ],
+            );
+            for s in clustered {
+                let o = r.overhead.iter().find(|o| o.label == s.label);
+                t.row(vec![
+                    s.label.clone(),
+                    s.nodes.to_string(),
+                    o.map(|o| f(o.cpu_ms_per_worker, 1)).unwrap_or_default(),
+                    o.map(|o| f(o.rss_growth_kib_per_worker, 1))
+                        .unwrap_or_default(),
+                    f(s.bundle_bytes_sent_per_task / 1024.0, 2),
+                    f(s.bundle_bytes_received_per_task / 1024.0, 2),
+                    f(s.session_bytes_per_task / 1024.0, 2),
+                ]);
+            }
+            out += &t.render();
+            out += "\n";
+        }
     }
     if !r.parse.is_empty() {
         let mut t = Table::new(

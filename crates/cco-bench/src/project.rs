@@ -75,6 +75,11 @@ impl Project {
         })
     }
 
+    /// The project's folder (removed on drop).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub fn load(&self) -> Result<LoadedConfig, String> {
         cco_config::load(&self.config_dir).map_err(|e| e.to_string())
     }

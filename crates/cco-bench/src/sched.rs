@@ -28,6 +28,8 @@ pub struct SchedCase {
     pub ui: bool,
     /// Write the run's timeline chart (`timeline.svg`) into this folder.
     pub timeline_dir: Option<std::path::PathBuf>,
+    /// Workers run on this many local node processes (0: local claude processes).
+    pub nodes: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +81,13 @@ pub struct SchedResult {
     pub ui_updates: u64,
     /// CPU ms of one board page, measured after the run (see `ui::Watched::board_cpu_ms`).
     pub ui_board_cpu_ms: f64,
+    /// Node processes the workers ran on (0: local).
+    pub nodes: usize,
+    /// Git bundles head → nodes and nodes → head, per task, in bytes.
+    pub bundle_bytes_sent_per_task: f64,
+    pub bundle_bytes_received_per_task: f64,
+    /// Session files copied to the head, per task, in bytes.
+    pub session_bytes_per_task: f64,
 }
 
 #[derive(Default)]
@@ -160,6 +169,19 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         Project::new(fake_claude, config, &script(case, flat, teams)).map_err(|e| e.to_string())?;
     let mut loaded = project.load()?;
     loaded.config.worker_count = case.workers;
+    // `--nodes`: the workers' claude processes run on node processes.
+    let mut cluster_nodes = None;
+    let mut head = None;
+    if case.nodes > 0 {
+        let dir = project.dir().join("nodes");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let slots = case.workers.div_ceil(case.nodes);
+        let (nodes, cluster) =
+            crate::nodes::start(&dir, case.nodes, slots, &project.config_dir.join("claude"))?;
+        let cluster_head = cco::cluster::ClusterHead::new(&cluster).map_err(|e| e.to_string())?;
+        cluster_nodes = Some(nodes);
+        head = Some(std::sync::Arc::new(cluster_head));
+    }
     let tasks = case.workers * case.tasks_per_worker;
     let label = format!(
         "{} workers ({}), T {} s",
@@ -174,16 +196,21 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
         ""
     } else {
         ", cco commits"
-    } + if case.ui { ", dashboard" } else { "" };
+    } + if case.ui { ", dashboard" } else { "" }
+        + &if case.nodes > 0 {
+            format!(", {} nodes", case.nodes)
+        } else {
+            String::new()
+        };
     let ui_config = case.ui.then(|| loaded.clone());
 
     let meter = Meter::start();
     let t0 = Instant::now();
-    let handle = Orchestrator::builder(loaded)
-        .event_capacity(1 << 16)
-        .start()
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut builder = Orchestrator::builder(loaded).event_capacity(1 << 16);
+    if let Some(head) = head.clone() {
+        builder = builder.cluster(head);
+    }
+    let handle = builder.start().await.map_err(|e| e.to_string())?;
     let watched = match &ui_config {
         Some(config) => Some(crate::ui::Watched::start(&handle, config).await?),
         None => None,
@@ -250,6 +277,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
     if let Some(dir) = &case.timeline_dir {
         write_chart(handle.run_dir(), dir, &label)?;
     }
+    drop(cluster_nodes);
+    let per_task = |f: fn(&cco::cluster::NodeRecord) -> u64| {
+        summary.nodes.iter().map(f).sum::<u64>() as f64 / tasks.max(1) as f64
+    };
     let files_on_main = std::process::Command::new("git")
         .current_dir(project.workspace_repo())
         .args([
@@ -320,6 +351,10 @@ pub async fn run(fake_claude: &Path, case: &SchedCase) -> Result<SchedResult, St
             .unwrap_or(first)
             .saturating_duration_since(first)),
         usage,
+        nodes: case.nodes,
+        bundle_bytes_sent_per_task: per_task(|n| n.bundle_bytes_sent),
+        bundle_bytes_received_per_task: per_task(|n| n.bundle_bytes_received),
+        session_bytes_per_task: per_task(|n| n.session_bytes_received),
         reason: summary.reason,
         ui: case.ui,
         ui_updates,

@@ -56,4 +56,4 @@ pub use outcome::{judge, ExitInfo, KillReason, OutcomeBuilder, OutcomeKind, Sess
 pub use parse::{human_bytes, BoundedLines, Line, MalformedReason};
 pub use probe::{probe_cli, CliFeatures, ProbeError, StructuredOutput};
 pub use session::{ClaudeSession, SessionHandle, SessionUpdate};
-pub use spec::{Redactor, SessionSpec};
+pub use spec::{LineTap, Redactor, SessionSpec};

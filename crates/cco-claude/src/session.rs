@@ -203,6 +203,7 @@ impl ClaudeSession {
             linger_after_result: spec.linger_after_result,
             max_line_bytes: spec.max_line_bytes,
             redact: spec.redact.clone(),
+            on_line: spec.on_line.clone(),
             transcript,
             updates: updates_tx,
             shared: Arc::clone(&shared),
@@ -309,6 +310,7 @@ struct Owner {
     linger_after_result: Option<Duration>,
     max_line_bytes: usize,
     redact: Option<Redactor>,
+    on_line: Option<crate::spec::LineTap>,
     transcript: Option<BufWriter<File>>,
     updates: mpsc::UnboundedSender<SessionUpdate>,
     shared: Arc<Shared>,
@@ -471,6 +473,9 @@ impl Owner {
         self.line_no += 1;
         self.idle_at = self.idle_timeout.map(|d| Instant::now() + d);
         if let Line::Complete(bytes) = &line {
+            if let Some(tap) = &self.on_line {
+                tap(bytes);
+            }
             self.write_transcript(bytes).await;
         }
         match classify(&line, self.max_line_bytes) {

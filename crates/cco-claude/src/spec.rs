@@ -12,6 +12,10 @@ use std::time::Duration;
 /// Applied to every raw stdout line before it is written to the transcript.
 pub type Redactor = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
+/// Called with every complete raw stdout line, in order, before it is parsed (a cluster node
+/// forwards the lines to the head, which parses and judges them as for a local process).
+pub type LineTap = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Default SIGTERM → SIGKILL grace.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// Default cap on one stdout line.
@@ -74,6 +78,8 @@ pub struct SessionSpec {
     /// Append every raw stdout line (redacted by `redact`) to this JSONL file.
     pub transcript: Option<PathBuf>,
     pub redact: Option<Redactor>,
+    /// Every complete raw stdout line (see [`LineTap`]).
+    pub on_line: Option<LineTap>,
 }
 
 impl SessionSpec {
@@ -110,6 +116,7 @@ impl SessionSpec {
             guard: None,
             transcript: None,
             redact: None,
+            on_line: None,
         }
     }
 

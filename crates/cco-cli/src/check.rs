@@ -231,6 +231,36 @@ fn limits_text(loaded: &LoadedConfig) -> String {
     parts.join(", ")
 }
 
+/// Where workers run (issue 15), and whether the cookie file would be accepted.
+fn cluster_text(cluster: &cco_config::ClusterConfig) -> String {
+    let nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| match n.slots {
+            Some(slots) => format!("{} ({slots} slots)", n.address),
+            None => n.address.clone(),
+        })
+        .collect();
+    let cookie = match cco::cluster::read_cookie(&cluster.cookie_file) {
+        Ok(_) => format!("cookie {}", cluster.cookie_file.display()),
+        Err(error) => format!("PROBLEM: {error}"),
+    };
+    format!(
+        "{} node(s): {}; {} local slot(s); {}; {}",
+        cluster.nodes.len(),
+        nodes.join(", "),
+        cluster.local_slots,
+        if cluster.tls.is_some() {
+            "TLS"
+        } else if cluster.insecure_transport {
+            "plain TCP (insecureTransport)"
+        } else {
+            "plain TCP on loopback"
+        },
+        cookie
+    )
+}
+
 fn repository_text(loaded: &LoadedConfig) -> String {
     let c = &loaded.config;
     let url = cco_config::mask_userinfo(&c.repository_url);
@@ -279,6 +309,9 @@ pub fn summary_text(
     }
     rows.push(("merges", merging_text(loaded)));
     rows.push(("limits", limits_text(loaded)));
+    if let Some(cluster) = &c.cluster {
+        rows.push(("cluster", cluster_text(cluster)));
+    }
     let claude = match version {
         Ok(v) => format!("{} ({v})", loaded.claude_binary.display()),
         Err(why) => format!(

@@ -54,6 +54,9 @@ pub enum Command {
     /// Serve the web dashboard of the running or a finished run of a config directory (from
     /// its run folder) until Ctrl-C.
     Ui(UiArgs),
+    /// Run workers' claude processes for the heads (`cco start` with a `cluster` config)
+    /// that connect here (see docs/cluster.md).
+    Node(NodeArgs),
 }
 
 /// `--ui [ADDR]`: the web dashboard of the run, served while it goes on.
@@ -81,6 +84,41 @@ pub struct UiArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address heads connect to, e.g. 10.0.0.5:7700 (not loopback: needs --tls-cert and
+    /// --tls-key, or --insecure-transport)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: std::net::SocketAddr,
+    /// The cluster's cookie: a file readable by its owner only (chmod 600)
+    #[arg(long, value_name = "FILE")]
+    pub cookie_file: PathBuf,
+    /// Workers this node runs at once
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub slots: u32,
+    /// Where runs, repositories and agents' config dirs live
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// TLS certificate chain (PEM) of this node
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of this node
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Unique name in the cluster [default: <hostname>-<port>]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The claude CLI to run [default: `claude` on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub claude: Option<PathBuf>,
+    /// Accept plain TCP on a non-loopback address (API keys then cross the network in clear)
+    #[arg(long)]
+    pub insecure_transport: bool,
+    /// More log detail on stderr: -v info, -vv debug
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to create the demo (default: a new temporary folder, kept after the run).
     #[arg(long)]
@@ -93,6 +131,10 @@ pub struct DemoArgs {
     /// and keep it open after the run until Ctrl-C.
     #[command(flatten)]
     pub ui: UiArg,
+    /// Run the workers on this many local `cco node` processes (127.0.0.1), printing which
+    /// worker ran where.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub nodes: u32,
     #[command(flatten)]
     pub output: OutputArgs,
 }

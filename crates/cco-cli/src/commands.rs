@@ -75,6 +75,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Logs(args)) => crate::logs::run(args).await,
         Some(Command::Demo(args)) => crate::demo::run(args).await,
         Some(Command::Ui(args)) => crate::ui::run(args).await,
+        Some(Command::Node(args)) => crate::node::run(args).await,
     }
 }
 
@@ -221,7 +222,17 @@ async fn start(mut args: StartArgs) -> ExitCode {
     }
     // The dashboard reads the config too (its redactor, limits and credentials).
     let ui_config = args.ui.ui.map(|addr| (addr, config.clone()));
+    let cluster = config.config.cluster.clone();
     let mut builder = with_guard(Orchestrator::builder(config));
+    if let Some(cluster) = cluster {
+        match cco::cluster::ClusterHead::new(&cluster) {
+            Ok(head) => builder = builder.cluster(std::sync::Arc::new(head)),
+            Err(error) => {
+                eprintln!("cco: cluster: {error}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        }
+    }
     match (unfinished, args.resume, args.fresh) {
         (Some(run_dir), true, _) => {
             eprintln!("cco: resuming {}", run_dir.display());

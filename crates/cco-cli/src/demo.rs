@@ -7,6 +7,7 @@
 //! nothing else. The folder gets a `claude` wrapper script that sets the script path and
 //! execs it. What the scripted team does is described in [`project`].
 
+mod nodes;
 mod project;
 
 use std::ffi::OsStr;
@@ -127,7 +128,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run_demo(&dir, &args.output, args.ui.ui).await
+    run_demo(&dir, &args.output, args.ui.ui, args.nodes).await
 }
 
 /// Creates (or re-creates) the demo folder; returns it absolute.
@@ -254,6 +255,7 @@ async fn run_demo(
     dir: &Path,
     output_args: &OutputArgs,
     ui: Option<std::net::SocketAddr>,
+    node_count: u32,
 ) -> ExitCode {
     let mode = crate::commands::output_mode(output_args);
     let started = Instant::now();
@@ -275,7 +277,31 @@ async fn run_demo(
         println!();
     }
     let ui_config = ui.map(|addr| (addr, config.clone()));
-    let builder = crate::commands::with_guard(Orchestrator::builder(config));
+    // `--nodes N`: the workers run on N local `cco node` processes.
+    let mut cluster_nodes = None;
+    let mut builder_cluster = None;
+    if node_count > 0 {
+        match nodes::start(dir, node_count, config.config.worker_count) {
+            Ok((started, cluster)) => match cco::cluster::ClusterHead::new(&cluster) {
+                Ok(head) => {
+                    cluster_nodes = Some(started);
+                    builder_cluster = Some(std::sync::Arc::new(head));
+                }
+                Err(error) => {
+                    eprintln!("cco demo: cluster: {error}");
+                    return ExitCode::from(1);
+                }
+            },
+            Err(error) => {
+                eprintln!("cco demo: {error}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let mut builder = crate::commands::with_guard(Orchestrator::builder(config));
+    if let Some(head) = builder_cluster {
+        builder = builder.cluster(head);
+    }
     // Both subscriptions are taken before the start, so no event is missed.
     let tally_events = builder.subscribe();
     let display_events = builder.subscribe();
@@ -311,7 +337,11 @@ async fn run_demo(
     };
     if matches!(mode, Mode::Plain | Mode::Live) {
         recap(dir, &summary, &tally, handle.run_dir(), started);
+        if cluster_nodes.is_some() {
+            nodes::recap(&mut std::io::stdout().lock(), &summary);
+        }
     }
+    drop(cluster_nodes);
     // A newcomer gets to look around: the dashboard stays until Ctrl-C (unless Ctrl-C, or
     // another signal, already stopped the demo).
     let stopped_by_signal = matches!(

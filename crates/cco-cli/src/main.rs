@@ -2,9 +2,9 @@
 //!
 //! Layout: [`cli`] (clap definitions), [`commands`] (dispatch, start, status, config
 //! loading), [`check`] (the config summary), [`init`] (the interactive setup), [`logs`],
-//! [`demo`], [`output`] and [`live`] (how run events are shown), [`term`] (colour, log level,
-//! terminal detection), [`ui`] (the web dashboard: `--ui`, `cco ui`), `unix` (signal
-//! handling: the binary, not the library, owns signals).
+//! [`demo`], [`node`] (`cco node`), [`output`] and [`live`] (how run events are shown), [`term`]
+//! (colour, log level, terminal detection), [`ui`] (the web dashboard: `--ui`, `cco ui`), `unix`
+//! (signal handling: the binary, not the library, owns signals).
 //! `main` maps every outcome to an [`ExitCode`]; nothing calls `process::exit`.
 
 mod check;
@@ -14,6 +14,7 @@ mod demo;
 mod init;
 mod live;
 mod logs;
+mod node;
 mod output;
 mod term;
 mod ui;

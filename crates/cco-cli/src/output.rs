@@ -155,6 +155,10 @@ pub fn plain_line(event: &RunEvent) -> Option<String> {
             format!("{agent}: actor restarted ({restarts})")
         }
         RunEvent::Warning { message } => format!("warning: {message}"),
+        RunEvent::WorkerPlaced { agent, node } => match node {
+            Some(node) => format!("{agent}: runs on node {node}"),
+            None => format!("{agent}: runs on this machine"),
+        },
         RunEvent::AgentWarning { agent, message } => format!("{agent}: warning: {message}"),
         RunEvent::RunFinished { reason } => format!("run finished: {reason}"),
         // Events this version does not know (`RunEvent` is non-exhaustive): the library's words.

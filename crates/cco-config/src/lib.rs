@@ -36,6 +36,7 @@
 //! - No input can make this crate panic.
 
 mod binary;
+mod cluster;
 mod env;
 mod error;
 mod keys;
@@ -49,6 +50,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use binary::resolve_claude_binary;
+pub use cluster::{
+    is_loopback_host, split_host_port, ClusterConfig, ClusterTls, NodeAddress, MAX_SLOTS,
+};
 pub use env::{reserved_reason, CREDENTIAL_VARS};
 pub use error::ConfigError;
 pub use keys::{parse_api_keys, ApiKey, KeyAuth};

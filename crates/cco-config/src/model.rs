@@ -280,6 +280,8 @@ pub struct Config {
     /// How keys of the original tool's schema (`workspaceDir`, `cloneDepth`, `timingBaseMs`,
     /// ...) were read; `cco check` prints these.
     pub original_keys: Vec<KeyNote>,
+    /// `cluster` (none): workers on other hosts (see `docs/cluster.md`).
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// How one key of the original tool (`@mohsen/claude-code-orchestrator`) was understood.

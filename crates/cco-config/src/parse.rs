@@ -67,6 +67,7 @@ pub const TOP_KEYS: &[&str] = &[
     "permissionMode",
     "gitTimeoutMs",
     "push",
+    "cluster",
     "minKeyBenchMs",
     "quotaWarningThreshold",
     "apiRetryBackoffMs",
@@ -100,6 +101,7 @@ impl Config {
         top.check_keys_accepting(TOP_KEYS, &original)?;
         // Nested key checks first, so a typo anywhere is reported before value errors.
         let clone = top.object("gitCloneOptions", CLONE_KEYS)?;
+        let cluster = crate::cluster::parse_cluster(&top, &config_dir_of(source))?;
         let models = top.object("models", MODEL_KEYS)?;
         legacy::check_comment(&top)?;
         let dir = config_dir_of(source);
@@ -294,6 +296,7 @@ impl Config {
                 .choice("orphanPolicy", OrphanPolicy::CHOICES)?
                 .unwrap_or_default(),
             original_keys: notes,
+            cluster,
         })
     }
 }

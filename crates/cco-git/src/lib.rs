@@ -96,7 +96,7 @@ pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Lane, OpDesc,
 pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
 pub use names::{task_ref, team_branch, worker_branch};
 pub use read::{FileChange, Patch, RepoReader};
-pub use repo::GitRepo;
+pub use repo::{GitRepo, RemoteStart};
 pub use sanitize::{
     branch_name_problem, is_secret_path, ref_name_problem, sanitize_branch_component, slugify,
     validate_relative_path, Sanitized, MAX_BRANCH_COMPONENT, MAX_NAME_COMPONENT, MAX_REF_COMPONENT,

@@ -64,8 +64,9 @@ pub use prompt::{
     conflict_prompt, coordinator_prompt, director_prompt, em_plan_prompt, feedback_prompt, render,
     render_str, replan_prompt, review_prompt, task_prompt, timeout_prompt, AgentContext,
     AnswerFormat, CommandStatus, ConflictPrompt, CoordinatorPlanPrompt, DirectorPlanPrompt, Duty,
-    EmPlanPrompt, FeedbackPrompt, Identity, MergeParent, Planner, Prompt, PromptVars, RepairPrompt,
-    ReplanPrompt, ResolutionReviewPrompt, ResumeCause, ResumePrompt, ReviewPrompt, Role,
-    RoundReport, TimeoutPrompt, VerifyFailedPrompt, WorkerTaskPrompt, NO_DIRECTION,
+    EmPlanPrompt, FeedbackPrompt, Identity, MergeParent, Planner, Prompt, PromptVars,
+    RefusedPrompt, RepairPrompt, ReplanPrompt, ResolutionReviewPrompt, ResumeCause, ResumePrompt,
+    ReviewPrompt, Role, RoundReport, TimeoutPrompt, VerifyFailedPrompt, WorkerTaskPrompt,
+    NO_DIRECTION,
 };
 pub use schema::{DirectorPlan, PlanKind, ReviewDecision, TaskPlan, TaskSpec, TeamGoal};

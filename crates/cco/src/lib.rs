@@ -49,6 +49,20 @@ pub mod config {
     };
 }
 
+/// Workers on many hosts (issue 15): the node daemon and the run's [`Cluster`] (give a
+/// [`cluster::ClusterHead`] to [`OrchestratorBuilder::cluster`]). See `docs/cluster.md`.
+pub mod cluster {
+    pub use cco_actors::{
+        Cluster, ClusterReport, NodeRecord, NodeState, PlaceError, PlacedTurn, ProcessControl,
+        RunLink, Spawned, TurnSite,
+    };
+    pub use cco_cluster::{
+        acceptor, claude_version, connector, read_cookie, start_node, write_cookie, ClusterError,
+        ClusterHead, LocalNodes, NodeHandle, NodeOptions, MIN_COOKIE_LEN,
+    };
+    pub use cco_config::{ClusterConfig, ClusterTls, NodeAddress};
+}
+
 /// The guard process that stops claude processes when your process dies (see
 /// `OrchestratorBuilder::guard` and docs/embedding.md): call `guard::main` first thing in
 /// `main` when the binary is started as the guard.

@@ -35,6 +35,7 @@ struct BoardInner {
     /// Task specs by task key (what a restarted lead or a resumed run needs to re-assign).
     specs: BTreeMap<String, TaskSpec>,
     plan: PlanState,
+    nodes: Vec<crate::cluster::NodeRecord>,
     credentials: Vec<CredentialStatus>,
     /// New processes are held back now.
     pause: Option<RunPause>,
@@ -512,9 +513,16 @@ impl Board {
             agents: inner.agents.values().cloned().collect(),
             tasks: inner.tasks.records().cloned().collect(),
             totals: inner.totals.clone(),
+            nodes: inner.nodes.clone(),
             credentials: inner.credentials.clone(),
             // A pause whose time is over is not shown (the next start ends it).
             pause: inner.pause.clone().filter(|p| p.until > Utc::now()),
         }
+    }
+
+    /// The cluster's nodes as they are now.
+    pub(crate) fn set_nodes(&self, nodes: Vec<crate::cluster::NodeRecord>) {
+        self.lock().nodes = nodes;
+        self.touch();
     }
 }

@@ -133,6 +133,9 @@ pub struct AgentRecord {
     pub restarts: u32,
     pub cost_usd: f64,
     pub model: Option<String>,
+    /// The cluster node a worker's turns run on (`None`: this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The credential its claude process runs (or last ran) on: `oauth` (the CLI's login) or
     /// the name of an API key. Never the secret.
     #[serde(default)]
@@ -157,6 +160,7 @@ impl AgentRecord {
             restarts: 0,
             cost_usd: 0.0,
             model: None,
+            node: None,
             credential: None,
             state_since: Some(Instant::now()),
         }
@@ -292,6 +296,9 @@ pub struct StatusSnapshot {
     pub agents: Vec<AgentRecord>,
     pub tasks: Vec<TaskRecord>,
     pub totals: Totals,
+    /// The cluster's nodes (empty without a cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::cluster::NodeRecord>,
     /// Every credential and whether it takes new processes.
     #[serde(default)]
     pub credentials: Vec<CredentialStatus>,
@@ -312,6 +319,7 @@ impl StatusSnapshot {
             agents: Vec::new(),
             tasks: Vec::new(),
             totals: Totals::default(),
+            nodes: Vec::new(),
             credentials: Vec::new(),
             pause: None,
         }
@@ -342,6 +350,19 @@ impl StatusSnapshot {
         for root in roots {
             self.render_node(root, 0, &mut out);
         }
+        for node in &self.nodes {
+            out.push_str(&format!(
+                "  node {name} ({address}) [{state}] slots {used}/{slots} bundles sent {sent} B received {received} B sessions {sessions} B\n",
+                name = node.name,
+                address = node.address,
+                state = node.state.as_str(),
+                used = node.workers.len(),
+                slots = node.slots,
+                sent = node.bundle_bytes_sent,
+                received = node.bundle_bytes_received,
+                sessions = node.session_bytes_received,
+            ));
+        }
         if !self.credentials.is_empty() {
             let list: Vec<String> = self.credentials.iter().map(|c| c.describe()).collect();
             out.push_str(&format!("credentials: {}\n", list.join(" · ")));
@@ -355,7 +376,7 @@ impl StatusSnapshot {
     fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {
         let dash = "-".to_string();
         out.push_str(&format!(
-            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} credential={credential} restarts={restarts} cost=${cost:.4}\n",
+            "{indent}{role} {id} [{state}] pid={pid} session={session} task={task} credential={credential} restarts={restarts} cost=${cost:.4}{node}\n",
             indent = "  ".repeat(depth + 1),
             role = agent.role.as_str(),
             id = agent.id,
@@ -366,6 +387,12 @@ impl StatusSnapshot {
             credential = agent.credential.clone().unwrap_or_else(|| dash.clone()),
             restarts = agent.restarts,
             cost = agent.cost_usd,
+            // A worker whose turns run on a cluster node.
+            node = agent
+                .node
+                .as_ref()
+                .map(|node| format!(" node={node}"))
+                .unwrap_or_default(),
         ));
         for child in self
             .agents

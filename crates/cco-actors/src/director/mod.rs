@@ -85,6 +85,9 @@ pub(crate) enum DirectorMsg {
     },
 }
 
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for DirectorMsg {}
+
 /// Why and how the run ended.
 #[derive(Debug, Clone)]
 pub(crate) struct RunEnd {

@@ -122,6 +122,28 @@ pub enum RunEvent {
         phase: Box<TaskPhase>,
         cost_usd: f64,
     },
+    /// A cluster node joined (or joined again after a loss: `rejoined`).
+    NodeJoined {
+        node: String,
+        address: String,
+        slots: u32,
+        rejoined: bool,
+    },
+    /// A cluster node disconnected or stopped answering; its turns go elsewhere.
+    NodeLost {
+        node: String,
+        reason: String,
+    },
+    /// A cluster node could not be joined (a wrong cookie, TLS, ...).
+    NodeRefused {
+        address: String,
+        reason: String,
+    },
+    /// A worker's turns run on `node` from now on (`None`: on this machine).
+    WorkerPlaced {
+        agent: String,
+        node: Option<String>,
+    },
     /// Something about one agent's process worth a warning in its log (e.g. a stream line
     /// that was too long and was dropped).
     AgentWarning {

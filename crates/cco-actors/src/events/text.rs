@@ -167,6 +167,33 @@ impl RunEvent {
                 format!("task {task}: {}", phase.name()),
                 false,
             ),
+            RunEvent::NodeJoined {
+                node,
+                address,
+                slots,
+                rejoined,
+            } => (
+                Run,
+                format!(
+                    "node {node} ({address}) {} with {slots} slots",
+                    if *rejoined { "rejoined" } else { "joined" }
+                ),
+                true,
+            ),
+            RunEvent::NodeLost { node, reason } => {
+                (Run, format!("node {node} lost: {reason}"), true)
+            }
+            RunEvent::NodeRefused { address, reason } => {
+                (Run, format!("node {address} refused: {reason}"), true)
+            }
+            RunEvent::WorkerPlaced { agent, node } => (
+                Agent(agent.clone()),
+                match node {
+                    Some(node) => format!("runs on node {node}"),
+                    None => "runs on this machine".to_string(),
+                },
+                true,
+            ),
             RunEvent::AgentWarning { agent, message } => {
                 (Agent(agent.clone()), format!("warning: {message}"), true)
             }

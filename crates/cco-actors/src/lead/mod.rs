@@ -76,6 +76,9 @@ pub(crate) enum LeadMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
+// Local only (ractor's `cluster` feature needs every message type to implement `Message`).
+impl ractor::Message for LeadMsg {}
+
 impl LeadMsg {
     /// `input` for the core, as a message.
     pub(crate) fn input(input: Input) -> LeadMsg {

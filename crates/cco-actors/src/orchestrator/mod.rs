@@ -47,6 +47,7 @@ impl Orchestrator {
             run_id: None,
             events: EventBus::new(4096),
             resume: None,
+            cluster: None,
             guard: None,
         }
     }
@@ -58,6 +59,7 @@ pub struct OrchestratorBuilder {
     run_id: Option<String>,
     events: EventBus,
     resume: Option<PathBuf>,
+    cluster: Option<Arc<dyn crate::cluster::Cluster>>,
     guard: Option<GuardSpec>,
 }
 
@@ -73,6 +75,13 @@ impl OrchestratorBuilder {
     /// that were in flight are re-queued, merged work is never redone.
     pub fn resume(mut self, run_dir: impl Into<PathBuf>) -> Self {
         self.resume = Some(run_dir.into());
+        self
+    }
+
+    /// Runs workers' turns on the nodes of `cluster` (issue 15; the `cco-cluster` crate).
+    /// Directors, leads, reviews, git and the journal stay in this process.
+    pub fn cluster(mut self, cluster: Arc<dyn crate::cluster::Cluster>) -> Self {
+        self.cluster = Some(cluster);
         self
     }
 
@@ -107,6 +116,7 @@ impl OrchestratorBuilder {
             run_id,
             events,
             resume,
+            cluster,
             guard,
         } = self;
         let guard = match config.config.orphan_policy {
@@ -217,10 +227,15 @@ impl OrchestratorBuilder {
                 resumed: journal.is_some(),
                 stopping: AtomicBool::new(false),
                 forced: watch::channel(false).0,
+                cluster,
                 answer,
                 guard,
                 cells: Mutex::new(Default::default()),
             });
+            if let Err(error) = attach_cluster(&ctx).await {
+                let _ = git.stop().await;
+                return Err(error);
+            }
             ctx.show_credentials();
             for warning in &warnings {
                 warn!("{warning}");
@@ -269,6 +284,9 @@ impl OrchestratorBuilder {
                         reason: "the director stopped unexpectedly".into(),
                         outcome: RunOutcome::Failed,
                     });
+                    if let Some(cluster) = &finisher_ctx.cluster {
+                        cluster.detach().await;
+                    }
                     // Merges that landed while their lead stopped are recorded before the
                     // final journal and the summary.
                     summary::reconcile_merges(&finisher_ctx).await;
@@ -296,6 +314,49 @@ impl OrchestratorBuilder {
         .instrument(span)
         .await
     }
+}
+
+/// Connects the run's cluster: its reports become board state and events.
+async fn attach_cluster(ctx: &Arc<RunContext>) -> Result<(), StartError> {
+    let Some(cluster) = &ctx.cluster else {
+        return Ok(());
+    };
+    let board = ctx.board.clone();
+    let report = move |report: crate::cluster::ClusterReport| {
+        use crate::cluster::ClusterReport as R;
+        let event = match report {
+            R::Nodes(nodes) => {
+                board.set_nodes(nodes);
+                return;
+            }
+            R::Placed { agent, node } => {
+                board.update_agent(&agent, |a| a.node = node.clone());
+                RunEvent::WorkerPlaced { agent, node }
+            }
+            R::Joined {
+                node,
+                address,
+                slots,
+                rejoined,
+            } => RunEvent::NodeJoined {
+                node,
+                address,
+                slots,
+                rejoined,
+            },
+            R::Lost { node, reason } => RunEvent::NodeLost { node, reason },
+            R::Refused { address, reason } => RunEvent::NodeRefused { address, reason },
+        };
+        board.events().emit(event);
+    };
+    let link = crate::cluster::RunLink {
+        run_id: ctx.board.run_id().to_string(),
+        run_dir: ctx.run_dir.clone(),
+        git: ctx.git.clone(),
+        resumed: ctx.resumed,
+        report: Arc::new(report),
+    };
+    cluster.attach(link).await.map_err(StartError::Cluster)
 }
 
 /// How long `claude --help` may take when the run asks the CLI what it supports.
@@ -392,7 +453,10 @@ fn restore(board: &Board, keys: &KeyPool, journal: &crate::journal::Journal) {
     crate::unix::kill_leftover_processes(&journal.run_id, &journal.processes);
     let mut snapshot = journal.snapshot.clone();
     for agent in &mut snapshot.agents {
-        if let Some(pid) = agent.pid.take() {
+        let pid = agent.pid.take();
+        // A process on a cluster node has a pid of that host: the node ended it when this
+        // head disconnected.
+        if let Some(pid) = pid.filter(|_| agent.node.is_none()) {
             if crate::unix::kill_leftover_agent_process(pid, &agent.id) {
                 warn!(agent = %agent.id, pid, "killed a claude process left by the previous cco");
             }

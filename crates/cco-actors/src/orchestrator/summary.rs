@@ -39,6 +39,9 @@ pub struct RunSummary {
     /// What the GitActor did: ops by kind, how many and how long (`None`: it did not answer).
     #[serde(default)]
     pub git: Option<cco_git::GitStatus>,
+    /// The cluster's nodes at the end (each one's slots, workers, state, bundle bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::cluster::NodeRecord>,
     /// Every credential as the run ended (the login, each key: ready, warning, limited).
     #[serde(default)]
     pub credentials: Vec<CredentialStatus>,
@@ -79,6 +82,7 @@ impl RunSummary {
             tasks: snapshot.tasks,
             agents: snapshot.agents,
             git: None,
+            nodes: snapshot.nodes,
             credentials: snapshot.credentials,
             pauses: Vec::new(),
         }

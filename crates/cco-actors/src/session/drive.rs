@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::policy::{self, Next, Restart, Retries, Stopped, TurnPolicy, Why};
 use super::{AgentIdentity, FailCause, TurnEnd, TurnRequest, TurnUpdate};
 use crate::board::PauseCause;
+use crate::cluster::{PlaceError, PlacedTurn, ProcessControl, Spawned};
 use crate::context::RunContext;
 use crate::events::RunEvent;
 use crate::keys::Credential;
@@ -49,6 +50,7 @@ pub(super) async fn drive_turn(
     ctx: &RunContext,
     who: &AgentIdentity,
     request: TurnRequest,
+    mut place: Option<Box<dyn PlacedTurn>>,
     notify: &(impl Fn(TurnUpdate) + Send + Sync),
     mut cancel: oneshot::Receiver<()>,
 ) -> TurnEnd {
@@ -91,58 +93,85 @@ pub(super) async fn drive_turn(
             new_session.as_deref(),
             &credential,
         );
-        let (handle, mut updates) = match ClaudeSession::spawn(spec) {
-            Ok(spawned) => spawned,
-            Err(error) => {
-                return TurnEnd::Failed {
-                    reason: format!("could not start claude: {error}"),
-                    cause: FailCause::Spawn,
-                    session_id,
-                };
-            }
+        let spawned = match place.as_mut() {
+            None => ClaudeSession::spawn(spec)
+                .map(|(handle, updates)| Spawned {
+                    local_pid: Some(handle.pid()),
+                    control: Box::new(handle),
+                    updates,
+                })
+                .map_err(|error| PlaceError::Failed(format!("could not start claude: {error}"))),
+            // A cluster's place (see `crate::cluster`): possibly on another host.
+            Some(place) => tokio::select! {
+                spawned = place.spawn(spec) => spawned,
+                _ = &mut cancel => return TurnEnd::Cancelled,
+            },
         };
-        // Journaled until it is gone, so a cco that dies meanwhile has it ended by the next.
-        let process = Journaled::new(ctx, who, request.task_key.as_deref(), handle.pid());
-        if let Some(id) = new_session.clone() {
-            // Known before the first event (we chose it): journaled at once, so a crash of cco
-            // right now still resumes this session.
-            notify(TurnUpdate::Session(id.clone()));
-            session_id = Some(id);
-        }
         let started = Started {
             resume: resume.is_some(),
             credential: credential.name().to_string(),
         };
         let mut stopped: Option<Stopped> = None;
-        let mut tool_uses = 0u64;
-        let outcome = loop {
-            tokio::select! {
-                update = updates.recv() => match update {
-                    Some(SessionUpdate::Finished(outcome)) => break outcome,
-                    Some(update) => {
-                        if stopped.is_none() {
-                            stopped = react(ctx, who, &started.credential, &update, &mut tool_uses);
-                            if stopped.is_some() {
-                                // Graceful (SIGTERM, grace, SIGKILL): the session stays resumable.
-                                handle.terminate();
+        let outcome = match spawned {
+            Err(PlaceError::Failed(reason)) => {
+                return TurnEnd::Failed {
+                    reason,
+                    cause: FailCause::Spawn,
+                    session_id,
+                };
+            }
+            // The host was lost or is full: judged as a crashed process (resumed elsewhere).
+            Err(PlaceError::Lost(why)) => {
+                SessionOutcome::without_result(format!("node lost: {why}"))
+            }
+            Ok(Spawned {
+                control: handle,
+                mut updates,
+                local_pid,
+            }) => {
+                // A process here is journaled until it is gone, so a cco that dies meanwhile
+                // has it ended by the next (a node ends its own when this cco goes).
+                let process =
+                    local_pid.map(|pid| Journaled::new(ctx, who, request.task_key.as_deref(), pid));
+                if let Some(id) = new_session.clone() {
+                    // Known before the first event (we chose it): journaled at once, so a crash
+                    // of cco right now still resumes this session.
+                    notify(TurnUpdate::Session(id.clone()));
+                    session_id = Some(id);
+                }
+                let mut tool_uses = 0u64;
+                let outcome = loop {
+                    tokio::select! {
+                        update = updates.recv() => match update {
+                            Some(SessionUpdate::Finished(outcome)) => break outcome,
+                            Some(update) => {
+                                if stopped.is_none() {
+                                    stopped = react(ctx, who, &started.credential, &update, &mut tool_uses);
+                                    if stopped.is_some() {
+                                        // Graceful (SIGTERM, grace, SIGKILL): the session stays
+                                        // resumable.
+                                        handle.terminate();
+                                    }
+                                }
+                                forward(ctx, who, update, &started, notify)
                             }
+                            None => break crashed_without_outcome(),
+                        },
+                        _ = &mut cancel => {
+                            stop_process(ctx, &*handle, &mut updates).await;
+                            return TurnEnd::Cancelled;
                         }
-                        forward(ctx, who, update, &started, notify)
+                        _ = ctx.forced() => {
+                            stop_process(ctx, &*handle, &mut updates).await;
+                            return TurnEnd::Cancelled;
+                        }
                     }
-                    None => break crashed_without_outcome(),
-                },
-                _ = &mut cancel => {
-                    stop_process(ctx, &handle, &mut updates).await;
-                    return TurnEnd::Cancelled;
-                }
-                _ = ctx.forced() => {
-                    stop_process(ctx, &handle, &mut updates).await;
-                    return TurnEnd::Cancelled;
-                }
+                };
+                drop(handle);
+                drop(process);
+                outcome
             }
         };
-        drop(handle);
-        drop(process);
         ctx.board
             .add_cost(&who.id, request.task_key.as_deref(), outcome.total_cost_usd);
         if let Some(id) = outcome.session_id.clone() {
@@ -154,17 +183,44 @@ pub(super) async fn drive_turn(
             outcome: outcome.kind.to_string(),
         });
 
-        // 3. What next.
-        let now = Utc::now();
-        let has_session = session_id.is_some();
-        let (wait, restart) = match policy::next(
-            &policy,
-            &mut retries,
-            &outcome,
-            stopped,
-            has_session,
-            now,
-        ) {
+        // 3. What next. A turn that ran on another host brings its work back first; losing
+        // the host then counts as a crash of the process.
+        let mut outcome = outcome;
+        let next = loop {
+            let next = policy::next(
+                &policy,
+                &mut retries,
+                &outcome,
+                stopped,
+                session_id.is_some(),
+                Utc::now(),
+            );
+            let collected = match (&next, place.as_mut()) {
+                (Next::Done | Next::Fail { .. }, Some(place)) => tokio::select! {
+                    collected = place.collect() => collected,
+                    _ = &mut cancel => return TurnEnd::Cancelled,
+                },
+                _ => Ok(()),
+            };
+            match (next, collected) {
+                (Next::Done, Err(PlaceError::Lost(why))) => {
+                    warn!(%why, "the turn's work could not be brought back: resuming elsewhere");
+                    outcome = SessionOutcome::without_result(format!(
+                        "node lost before the turn's work came back: {why}"
+                    ));
+                    stopped = None;
+                }
+                (Next::Done, Err(PlaceError::Failed(reason))) => {
+                    return TurnEnd::Failed {
+                        reason,
+                        cause: FailCause::Agent,
+                        session_id,
+                    };
+                }
+                (next, _) => break next,
+            }
+        };
+        let (wait, restart) = match next {
             Next::Done => {
                 return TurnEnd::Done {
                     result_text: outcome.result_text.unwrap_or_default(),
@@ -367,7 +423,7 @@ struct Started {
 /// driver reports it gone; a force arriving during the grace period escalates to SIGKILL.
 async fn stop_process(
     ctx: &RunContext,
-    handle: &cco_claude::SessionHandle,
+    handle: &dyn ProcessControl,
     updates: &mut tokio::sync::mpsc::UnboundedReceiver<SessionUpdate>,
 ) {
     let mut killed = ctx.is_forced();

@@ -199,6 +199,19 @@ pub(crate) fn spawn_turn(
     notify: impl Fn(TurnUpdate) + Send + Sync + 'static,
     finish: impl FnOnce(TurnEnd) + Send + 'static,
 ) -> TurnGuard {
+    spawn_turn_at(ctx, who, request, None, notify, finish)
+}
+
+/// [`spawn_turn`] whose processes run where `place` puts them (a worker of a cluster, see
+/// [`crate::cluster`]); `None`: here.
+pub(crate) fn spawn_turn_at(
+    ctx: Arc<RunContext>,
+    who: AgentIdentity,
+    request: TurnRequest,
+    place: Option<Box<dyn crate::cluster::PlacedTurn>>,
+    notify: impl Fn(TurnUpdate) + Send + Sync + 'static,
+    finish: impl FnOnce(TurnEnd) + Send + 'static,
+) -> TurnGuard {
     let (cancel_tx, cancel_rx) = oneshot::channel();
     // A root span: ractor propagates the sender's span into handlers, so the current span here
     // may be another agent's turn; each turn names its run instead.
@@ -212,7 +225,7 @@ pub(crate) fn spawn_turn(
     );
     let task = tokio::spawn(
         async move {
-            let end = drive::drive_turn(&ctx, &who, request, &notify, cancel_rx).await;
+            let end = drive::drive_turn(&ctx, &who, request, place, &notify, cancel_rx).await;
             finish(end);
         }
         .instrument(span),

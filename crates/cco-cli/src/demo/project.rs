@@ -35,6 +35,9 @@ pub const GENERATED: &[&str] = &[
     WRAPPER,
     "workspace",
     "logs",
+    // `--nodes N`: the nodes' folders and logs, and the cluster's cookie.
+    "nodes",
+    "cluster-cookie",
 ];
 
 /// The sample repository's initial files.

@@ -38,7 +38,11 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .chain(agents.iter().map(|(depth, a)| {
             [
                 format!("{}{}", "  ".repeat(*depth), a.role.as_str()),
-                a.id.clone(),
+                // A worker on a cluster node: `worker-3@node-a`.
+                match &a.node {
+                    Some(node) => format!("{}@{node}", a.id),
+                    None => a.id.clone(),
+                },
                 a.state.clone(),
                 a.current_task.clone().unwrap_or_else(|| dash.into()),
                 a.credential.clone().unwrap_or_else(|| dash.into()),
@@ -52,7 +56,7 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         .collect();
     // Column widths from the content, capped so one long state or task does not push the
     // rest off the line.
-    const CAPS: [usize; 8] = [17, 16, 28, 24, 12, 14, 7, 10];
+    const CAPS: [usize; 8] = [17, 24, 28, 24, 12, 14, 7, 10];
     let mut widths = [0usize; 8];
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -116,6 +120,22 @@ pub fn render_frame_at(snapshot: &StatusSnapshot, width: usize, now: Instant) ->
         t.cost_usd,
         format_duration(run_elapsed)
     ));
+    if !snapshot.nodes.is_empty() {
+        let nodes: Vec<String> = snapshot
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{} {} {}/{}",
+                    n.name,
+                    n.state.as_str(),
+                    n.workers.len(),
+                    n.slots
+                )
+            })
+            .collect();
+        lines.push(format!("nodes: {}", nodes.join(" · ")));
+    }
     lines.into_iter().map(|l| truncate(&l, width)).collect()
 }
 
@@ -401,6 +421,27 @@ mod tests {
             format!("paused: every credential is rate limited until {hhmmss} (the earliest reset)")
         );
         assert!(frame.iter().any(|l| l.contains(" k1 ")), "{frame:#?}");
+    }
+
+    #[test]
+    fn workers_on_nodes_show_their_node_and_the_nodes_come_last() {
+        let mut snap = snapshot(team());
+        snap.agents[2].node = Some("n1".into());
+        let mut n1 = cco::cluster::NodeRecord::new("127.0.0.1:7701", 4);
+        n1.name = "n1".into();
+        n1.state = cco::cluster::NodeState::Joined;
+        n1.workers = vec!["worker-1".into()];
+        let mut n2 = cco::cluster::NodeRecord::new("127.0.0.1:7702", 2);
+        n2.name = "n2".into();
+        n2.state = cco::cluster::NodeState::Lost;
+        snap.nodes = vec![n1, n2];
+        let frame = render_frame(&snap, 300);
+        let worker = frame
+            .iter()
+            .find(|l| l.contains("worker-1"))
+            .expect("worker-1's row");
+        assert!(worker.contains("worker-1@n1"), "{frame:#?}");
+        assert_eq!(frame.last().unwrap(), "nodes: n1 joined 1/4 · n2 lost 0/2");
     }
 
     #[test]

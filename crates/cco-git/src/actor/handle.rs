@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::job::{GitOp, Lane, OpDesc, Priority, TypedJob};
 use super::{GitActor, GitMsg};
 use crate::types::*;
-use crate::{GitError, GitRepo};
+use crate::{GitError, GitRepo, RemoteStart};
 
 /// Cloneable front door to the GitActor: async methods, no ractor plumbing for callers.
 #[derive(Clone)]
@@ -237,6 +237,76 @@ impl GitHandle {
             .lane(Lane::Agent(worktree.clone()));
         self.call(desc, move |r| async move {
             r.switch_worktree(&worktree, &to, kept_in.as_deref()).await
+        })
+        .await
+    }
+
+    /// [`GitRepo::remote_start`] then [`GitRepo::create_bundle`] of its commits (HEAD, and
+    /// MERGE_HEAD during a merge) relative to `basis`, in one op: where a turn moving to
+    /// another host starts, and the bundle that brings it there (`None`: nothing to send).
+    pub async fn bundle_start(
+        &self,
+        worktree: impl Into<PathBuf>,
+        basis: Vec<String>,
+        out: impl Into<PathBuf>,
+    ) -> Result<(RemoteStart, Option<u64>), GitError> {
+        let (worktree, out) = (worktree.into(), out.into());
+        let desc = OpDesc::high("bundle_start")
+            .on(worktree.display())
+            .lane(Lane::Agent(worktree.clone()));
+        self.call(desc, move |r| async move {
+            let start = r.remote_start(&worktree).await?;
+            let tips: Vec<String> = std::iter::once(start.head.clone())
+                .chain(start.merging.clone())
+                .collect();
+            let bundle = r.create_bundle(&tips, &basis, &out).await?;
+            Ok((start, bundle))
+        })
+        .await
+    }
+
+    /// See [`GitRepo::create_bundle`]; `worktree` is the agent repository the bundle is for
+    /// (its lane).
+    pub async fn create_bundle(
+        &self,
+        worktree: impl Into<PathBuf>,
+        tips: Vec<String>,
+        basis: Vec<String>,
+        out: impl Into<PathBuf>,
+    ) -> Result<Option<u64>, GitError> {
+        let (worktree, out) = (worktree.into(), out.into());
+        let desc = OpDesc::high("create_bundle")
+            .on(worktree.display())
+            .lane(Lane::Agent(worktree));
+        self.call(desc, move |r| async move {
+            r.create_bundle(&tips, &basis, &out).await
+        })
+        .await
+    }
+
+    /// A bundle from another host applied to the agent repository at `worktree`: `commit`
+    /// fetched into `into` ([`GitRepo::fetch_bundle`]) when `bundle` is a file (else the
+    /// commit is in cco's clone already), then the repository put there
+    /// ([`GitRepo::adopt_remote_result`]); one op.
+    pub async fn adopt_bundle(
+        &self,
+        worktree: impl Into<PathBuf>,
+        bundle: impl Into<PathBuf>,
+        commit: &str,
+        into: &str,
+    ) -> Result<(), GitError> {
+        let (worktree, bundle) = (worktree.into(), bundle.into());
+        let (commit, into) = (commit.to_string(), into.to_string());
+        let desc = OpDesc::high("adopt_bundle")
+            .on(worktree.display())
+            .from(&commit)
+            .lane(Lane::Agent(worktree.clone()));
+        self.call(desc, move |r| async move {
+            // No bundle: the commit is here already.
+            if bundle.is_file() {
+                r.fetch_bundle(&bundle, &commit, &into).await?;
+            }
+            r.adopt_remote_result(&worktree, &commit).await
         })
         .await
     }

@@ -36,6 +36,10 @@ pub enum GitMsg {
     OpDone(u64, &'static str, Duration),
 }
 
+// Local only: ractor's `cluster` feature (on in the workspace) needs every message type to
+// implement `Message`; this one never crosses a process boundary.
+impl ractor::Message for GitMsg {}
+
 pub struct GitActor;
 
 /// An op in flight.

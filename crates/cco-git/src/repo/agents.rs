@@ -282,6 +282,21 @@ impl GitRepo {
         })
     }
 
+    /// The agent repository's HEAD and, while a merge is under way, its MERGE_HEAD (one
+    /// process).
+    pub(super) async fn head_and_merge_head(
+        &self,
+        agent: &AgentRepo,
+    ) -> Result<(String, Option<String>), GitError> {
+        let found = self
+            .resolve_many(agent, &["HEAD".to_string(), "MERGE_HEAD".to_string()])
+            .await?;
+        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
+            what: "revision HEAD".into(),
+        })?;
+        Ok((head, found[1].clone()))
+    }
+
     /// After the worker's branch was merged: move it to the tip of `onto` for the next task,
     /// snapshotting first if the worktree holds anything not in `onto`.
     pub async fn sync_worktree(
@@ -304,13 +319,8 @@ impl GitRepo {
     ) -> Result<SyncOutcome, GitError> {
         let agent = self.our_agent(worktree)?;
         let target = self.resolve_branchish(to).await?;
-        let found = self
-            .resolve_many(&agent, &["HEAD".to_string(), "MERGE_HEAD".to_string()])
-            .await?;
-        let head = found[0].clone().ok_or_else(|| GitError::NotFound {
-            what: "revision HEAD".into(),
-        })?;
-        let merging = found[1].is_some();
+        let (head, merge_head) = self.head_and_merge_head(&agent).await?;
+        let merging = merge_head.is_some();
         let dirty = self.is_dirty(&agent).await?;
         if head == target && !merging && !dirty {
             return Ok(SyncOutcome {

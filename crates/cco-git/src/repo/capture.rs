@@ -266,20 +266,36 @@ impl GitRepo {
             None => commit.to_string(),
         };
         let from = agent.git_dir.to_string_lossy().into_owned();
+        self.checked_fetch(&from, &spec, Some(&upload_pack), commit)
+            .await
+    }
+
+    /// `git fetch <from> <spec>` run by cco's clone with the hardening of every fetch of
+    /// foreign objects: only the local file transport, every object received checked (`fsck`,
+    /// a `.git`-like path an error), no tags, no submodules. `from` is an agent repository
+    /// (then `upload_pack` is the pinned one to run there) or a bundle file; an `fsck`
+    /// failure becomes the [`Refusal`](crate::Refusal) of `commit`.
+    pub(super) async fn checked_fetch(
+        &self,
+        from: &str,
+        spec: &str,
+        upload_pack: Option<&str>,
+        commit: &str,
+    ) -> Result<(), GitError> {
+        let upload_pack = upload_pack.map(|u| format!("--upload-pack={u}"));
+        let mut args = vec![
+            "fetch",
+            "-q",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+        ];
+        args.extend(upload_pack.as_deref());
+        args.extend(["--", from, spec]);
         let out = self
             .git("fetch", &self.repo_dir)
             .pre(crate::harden::agent_fetch_overrides())
-            .args([
-                "fetch",
-                "-q",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--no-recurse-submodules",
-                &format!("--upload-pack={upload_pack}"),
-                "--",
-                &from,
-                &spec,
-            ])
+            .args(args)
             .output()
             .await?;
         if out.success() {

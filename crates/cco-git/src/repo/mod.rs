@@ -15,6 +15,7 @@
 //!   `integration.rs`: the integration-worktree path, union resolution, the verify gate.
 //! - `conflicts.rs`: merges an agent resolves in its own checkout.
 //! - `remote.rs`: fetch and push. `diff.rs`: summaries and logs.
+//! - `bundle.rs`: bundles to and from other hosts, a node's store.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use crate::types::*;
 use crate::GitError;
 
 mod agents;
+mod bundle;
 mod capture;
 mod conflicts;
 mod diff;
@@ -39,6 +41,7 @@ mod setup;
 mod worktrees;
 
 pub(crate) use agents::AgentRepo;
+pub use bundle::RemoteStart;
 pub(crate) use refs::nul_list;
 
 fn timestamp() -> String {

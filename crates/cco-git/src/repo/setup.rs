@@ -318,7 +318,7 @@ impl GitRepo {
     /// The identity of cco's commits: the configured one, else the user's (read with the
     /// user's config, once), else `cco <cco@localhost>` (also written into each agent
     /// repository so agents can commit).
-    async fn resolve_identity(&self) -> Result<(), GitError> {
+    pub(super) async fn resolve_identity(&self) -> Result<(), GitError> {
         if self.identity().is_some() {
             return Ok(());
         }

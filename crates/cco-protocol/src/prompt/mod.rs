@@ -21,6 +21,7 @@
 //! | [`ResolutionReviewPrompt`] | `[cco:review-resolution]` | the review of a conflict resolution |
 //! | [`FeedbackPrompt`] | `[cco:feedback]` | a reviewer's revise feedback to the worker |
 //! | [`VerifyFailedPrompt`] | `[cco:verify-failed]` | the verify gate failed on the worker's merge |
+//! | [`RefusedPrompt`] | `[cco:refused]` | cco's checks refused the commits a worker's turn left |
 //! | [`ConflictPrompt`] | `[cco:conflict]` | a merge into the worker's branch stopped with conflicts |
 //! | [`TimeoutPrompt`] | `[cco:timeout]` | the agent's time is up |
 //! | [`ResumePrompt`] | `[cco:resume]` | an interrupted session is resumed |
@@ -63,7 +64,8 @@ pub use plan::{
 pub use resume::{Duty, RepairPrompt, ResumeCause, ResumePrompt, TimeoutPrompt};
 pub use review::{MergeParent, ResolutionReviewPrompt, ReviewPrompt};
 pub use work::{
-    CommandStatus, ConflictPrompt, FeedbackPrompt, VerifyFailedPrompt, WorkerTaskPrompt,
+    CommandStatus, ConflictPrompt, FeedbackPrompt, RefusedPrompt, VerifyFailedPrompt,
+    WorkerTaskPrompt,
 };
 
 /// One prompt template per role or turn kind.
@@ -91,6 +93,8 @@ pub enum Prompt {
     Feedback,
     /// Worker: the verify command failed on the merge of its work (`[cco:verify-failed]`).
     VerifyFailed,
+    /// Worker: cco's checks refused the commits its turn left (`[cco:refused]`).
+    Refused,
     /// Any agent: its interrupted session continues (`[cco:resume]`).
     Resume,
     /// Any planner or reviewer: the answer was unusable, answer again (`[cco:repair]`); see
@@ -100,7 +104,7 @@ pub enum Prompt {
 
 impl Prompt {
     /// Every prompt, in declaration order.
-    pub const ALL: [Prompt; 13] = [
+    pub const ALL: [Prompt; 14] = [
         Prompt::Director,
         Prompt::Coordinator,
         Prompt::Em,
@@ -112,6 +116,7 @@ impl Prompt {
         Prompt::Conflict,
         Prompt::Feedback,
         Prompt::VerifyFailed,
+        Prompt::Refused,
         Prompt::Resume,
         Prompt::Repair,
     ];
@@ -130,6 +135,7 @@ impl Prompt {
             Prompt::Conflict => include_str!("../../prompts/conflict.md"),
             Prompt::Feedback => include_str!("../../prompts/feedback.md"),
             Prompt::VerifyFailed => include_str!("../../prompts/verify_failed.md"),
+            Prompt::Refused => include_str!("../../prompts/refused.md"),
             Prompt::Resume => include_str!("../../prompts/resume.md"),
             Prompt::Repair => include_str!("../../prompts/repair.md"),
         }
@@ -149,6 +155,7 @@ impl Prompt {
             Prompt::Conflict => "conflict",
             Prompt::Feedback => "feedback",
             Prompt::VerifyFailed => "verify-failed",
+            Prompt::Refused => "refused",
             Prompt::Resume => "resume",
             Prompt::Repair => "repair",
         }

@@ -171,6 +171,30 @@ impl VerifyFailedPrompt<'_> {
     }
 }
 
+/// `[cco:refused]`: cco's checks (secrets, paths inside `.git`, symlinks leaving the
+/// repository, committed conflict markers, an unconcluded merge) refused the commits the
+/// worker's last turn left; its session fixes them where they are. Contains `Task ID: <id>`.
+#[derive(Debug, Clone)]
+pub struct RefusedPrompt<'a> {
+    /// The worker.
+    pub who: &'a Identity,
+    pub task: &'a TaskSpec,
+    /// Why, with file and line (never a secret's value).
+    pub problem: &'a str,
+}
+
+impl RefusedPrompt<'_> {
+    pub fn render(&self) -> String {
+        let vars = self
+            .who
+            .vars()
+            .with("task_id", or_none(&self.task.id))
+            .with("title", one_line(&self.task.title))
+            .with("problem", or_none(self.problem.trim()));
+        render(Prompt::Refused, &vars)
+    }
+}
+
 /// `[cco:conflict]`: merging `merging` into the worker's branch (`who.branch`, checked out in
 /// `who.worktree`) stopped with conflicts; the worker resolves them and commits the merge.
 #[derive(Debug, Clone)]
@@ -270,6 +294,29 @@ mod tests {
         .render();
         assert!(flat.contains("The Coordinator reviewed"));
         assert!(!flat.contains("Engineering Manager"));
+    }
+
+    #[test]
+    fn refused_work_has_its_own_prompt_naming_the_problem() {
+        let who = worker();
+        let t = task();
+        let text = RefusedPrompt {
+            who: &who,
+            task: &t,
+            problem: "cco refused your commits: they add the secret file .env.",
+        }
+        .render();
+        check_common(Prompt::Refused, &text);
+        assert!(text.starts_with("[cco:refused]\n[cco-ref:refused/t1]\n"));
+        assert!(text.contains(
+            "<refusal>\ncco refused your commits: they add the secret file .env.\n</refusal>"
+        ));
+        assert!(text.contains("your branch cco/parser/worker-2"));
+        assert!(text.contains("\nTask ID: t1\n"));
+        assert!(
+            !text.contains("reviewed"),
+            "cco refused it, not a reviewer: {text}"
+        );
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub(super) fn render(ctx: &Ctx<'_>, extra: &Extra) -> Markup {
                         td.num { (money(agent.cost_usd)) }
                         td { (agent.model.as_deref().unwrap_or("—")) }
                         td { (ctx.clean(agent.credential.as_deref().unwrap_or("—"))) }
-                        td { "local" }
+                        td { (ctx.clean(agent.node.as_deref().unwrap_or("local"))) }
                     }
                 }
                 tr.role-git {
@@ -70,7 +70,29 @@ pub(super) fn render(ctx: &Ctx<'_>, extra: &Extra) -> Markup {
                 }
             }
         }
-        p.note { "The node column names the machine an agent runs on: every agent runs in this cco process (\"local\") until cco runs as a cluster." }
+        p.note { "The node column names the cluster node a worker's turns run on; \"local\": this machine (every agent without a cluster, and the Director, leads and git always)." }
+        @if !snapshot.nodes.is_empty() {
+            h2 { "Nodes" }
+            table {
+                thead { tr {
+                    th { "node" } th { "address" } th { "state" } th.num { "workers / slots" }
+                    th.num { "bundles sent" } th.num { "bundles received" } th.num { "sessions" }
+                } }
+                tbody {
+                    @for node in &snapshot.nodes {
+                        tr {
+                            td { (ctx.clean(&node.name)) }
+                            td.mono { (ctx.clean(&node.address)) }
+                            td { (node.state.as_str()) }
+                            td.num { (node.workers.len()) " / " (node.slots) }
+                            td.num { (node.bundle_bytes_sent) " B" }
+                            td.num { (node.bundle_bytes_received) " B" }
+                            td.num { (node.session_bytes_received) " B" }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
