@@ -64,6 +64,9 @@ pub(crate) struct Node {
     pub(crate) claude_version: Option<String>,
     pub(crate) inbox: Inbox,
     pub(crate) runs: Mutex<HashMap<String, Arc<turns::RunStore>>>,
+    /// Held while a run's store is created: the first turns of a run arrive together (one per
+    /// worker placed here), and only one may `git init` its repository.
+    pub(crate) creating_run: tokio::sync::Mutex<()>,
     pub(crate) turns: Mutex<HashMap<String, TurnSlot>>,
 }
 
@@ -110,6 +113,7 @@ pub async fn start_node(
         inbox: Inbox::new(opts.dir.join("tmp"), false),
         claude_version,
         runs: Mutex::new(HashMap::new()),
+        creating_run: tokio::sync::Mutex::new(()),
         turns: Mutex::new(HashMap::new()),
         opts,
     });

@@ -58,13 +58,19 @@ pub(crate) async fn handle(node: &Arc<Node>, request: Request) -> Result<Respons
 
 async fn run_store(node: &Node, run: &str) -> Result<Arc<RunStore>, ClusterError> {
     check_name("run", run)?;
-    let existing = node
-        .runs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(run)
-        .cloned();
-    if let Some(store) = existing {
+    let existing = || {
+        node.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(run)
+            .cloned()
+    };
+    if let Some(store) = existing() {
+        return Ok(store);
+    }
+    // One creation at a time; whoever waited finds the store made meanwhile.
+    let _creating = node.creating_run.lock().await;
+    if let Some(store) = existing() {
         return Ok(store);
     }
     let workspace = node.opts.dir.join("runs").join(run);
