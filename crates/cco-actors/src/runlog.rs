@@ -399,9 +399,9 @@ mod tests {
             at(),
             &RunEvent::TaskMoved {
                 task: "flat/t1".into(),
-                phase: crate::lifecycle::TaskPhase::Done {
+                phase: Box::new(crate::lifecycle::TaskPhase::Done {
                     commit: "abc".into(),
-                },
+                }),
                 cost_usd: 0.5,
             },
         );
@@ -425,7 +425,7 @@ mod tests {
         };
         tx.send(RunEvent::TaskMoved {
             task: "flat/t1".into(),
-            phase: crate::lifecycle::TaskPhase::Queued,
+            phase: Box::new(crate::lifecycle::TaskPhase::Queued),
             cost_usd: 0.0,
         })
         .unwrap();

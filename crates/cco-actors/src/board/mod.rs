@@ -308,7 +308,7 @@ impl Board {
     pub(crate) fn add_task(&self, record: TaskRecord) {
         let moved = RunEvent::TaskMoved {
             task: record.key.clone(),
-            phase: record.phase.clone(),
+            phase: Box::new(record.phase.clone()),
             cost_usd: record.cost_usd,
         };
         self.lock().tasks.insert(record);
@@ -325,7 +325,7 @@ impl Board {
                 self.touch();
                 self.events.emit(RunEvent::TaskMoved {
                     task: record.key.clone(),
-                    phase: record.phase.clone(),
+                    phase: Box::new(record.phase.clone()),
                     cost_usd: record.cost_usd,
                 });
             }

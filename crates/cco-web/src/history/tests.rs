@@ -8,7 +8,7 @@ fn t(s: i64) -> DateTime<Utc> {
 fn moved(task: &str, phase: TaskPhase, cost: f64) -> RunEvent {
     RunEvent::TaskMoved {
         task: task.into(),
-        phase,
+        phase: Box::new(phase),
         cost_usd: cost,
     }
 }
