@@ -163,7 +163,22 @@ fn default_json_path() -> PathBuf {
         .join("results.json")
 }
 
+/// Caps glibc's malloc arenas at two. cco's tasks move between threads (tokio's workers, its
+/// blocking pool) and glibc gives each allocating thread an arena of its own, never handed
+/// back: at 100 workers that held about 30 MiB more than the live heap (peak RSS 70 MiB
+/// against 40 MiB with two arenas, at the same CPU). A process-wide setting, so the binary
+/// makes it, not the library. mimalloc was tried and held far more (about 300 MiB).
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
+    // exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     // `cco-bench __node ...`: a node of the `--nodes` runs (a child of this process).
     if let Some(code) = nodes::node_entry() {
         return code;

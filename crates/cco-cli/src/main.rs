@@ -24,7 +24,22 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Caps glibc's malloc arenas at two. cco's tasks move between threads (tokio's workers, its
+/// blocking pool) and glibc gives each allocating thread an arena of its own, never handed
+/// back: at 100 workers that held about 30 MiB more than the live heap (peak RSS 70 MiB
+/// against 40 MiB with two arenas, at the same CPU). A process-wide setting, so the binary
+/// makes it, not the library. mimalloc was tried and held far more (about 300 MiB).
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
+    // exists.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     // `cco __guard ... -- claude ...`: the single-threaded guard that stops a claude process
     // when cco dies (`cco_claude::guard`). First, before any thread exists.
     if std::env::args_os().nth(1).as_deref()
