@@ -132,3 +132,43 @@ fn the_head_refuses_a_cookie_file_others_can_read_and_check_says_why() {
     // Refused before anything ran: no run folder.
     assert!(cco::Orchestrator::latest_run(&project.logs_dir()).is_none());
 }
+
+#[test]
+fn a_node_with_stop_with_stdin_stops_when_its_stdin_closes_and_not_before() {
+    let dir = cco_testkit::temp_dir();
+    let cookie = cookie_file(dir.path(), "cookie", COOKIE);
+    let node_dir = dir.path().join("node");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
+        .args(["node", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--cookie-file")
+        .arg(&cookie)
+        .arg("--dir")
+        .arg(&node_dir)
+        .args(["--claude", "/bin/true", "--stop-with-stdin"])
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+    assert!(ready.contains("listening on"), "{ready}");
+    // Ready and holding on while the pipe is open: what the node read so far was no end.
+    assert!(child.try_wait().unwrap().is_none());
+    drop(stdin);
+    let mut status = None;
+    cco_testkit::wait_until(Duration::from_secs(30), "the node to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.unwrap().success(), "{stderr}");
+    assert!(
+        stderr.contains("stdin closed") && stderr.contains("stopping"),
+        "{stderr}"
+    );
+}

@@ -84,3 +84,58 @@ fn the_demo_runs_its_workers_on_two_local_nodes_and_says_where() {
     }
     assert!(stdout.contains("6 tasks done by 2 teams"), "{stdout}");
 }
+
+/// The pids of `cco node` processes whose command line names `dir`.
+fn nodes_under(dir: &std::path::Path) -> Vec<u32> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(" node --listen ") && cmd.contains(&dir)
+        })
+        .collect()
+}
+
+#[test]
+fn the_demos_nodes_go_when_the_demo_is_killed_with_sigkill() {
+    let dir = cco_testkit::temp_dir();
+    let demo = dir.path().join("demo");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cco"))
+        .args(["demo", "--plain", "--nodes", "2", "--dir"])
+        .arg(&demo)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both nodes printed their ready line (the demo prints them once all are ready).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while seen < 2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the demo's nodes did not start");
+        if line.contains("cco node node-") && line.contains("listening on") {
+            seen += 1;
+        }
+    }
+    let nodes = nodes_under(&demo);
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    child.kill().unwrap(); // SIGKILL: the demo cannot stop its nodes itself
+    child.wait().unwrap();
+    cco_testkit::wait_until(Duration::from_secs(60), "the nodes to exit", || {
+        nodes_under(&demo).is_empty()
+    });
+}

@@ -57,10 +57,16 @@ pub fn node_entry() -> Option<std::process::ExitCode> {
             }
         };
         println!("ready");
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
+        // Until SIGTERM, or the end of stdin: the benchmark holds the pipe, so a benchmark
+        // killed without stopping its nodes takes them along.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = cco::cluster::stdin_closed() => {}
+                }
+            }
+            Err(_) => cco::cluster::stdin_closed().await,
         }
         node.stop().await;
         0

@@ -113,6 +113,10 @@ pub struct NodeArgs {
     /// Accept plain TCP on a non-loopback address (API keys then cross the network in clear)
     #[arg(long)]
     pub insecure_transport: bool,
+    /// Also stop when stdin closes: for a node started by another process that holds its
+    /// stdin (`cco demo --nodes`), which then goes when that process dies, even by SIGKILL
+    #[arg(long)]
+    pub stop_with_stdin: bool,
     /// More log detail on stderr: -v info, -vv debug
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -1,6 +1,7 @@
 //! `cco node`: a node of a cluster (see docs/cluster.md). Prints one line when it is ready
-//! (`cco node <name> listening on <addr> (<n> slots)`), runs until SIGINT or SIGTERM, then
-//! stops its claude processes (SIGTERM, grace, SIGKILL) and exits.
+//! (`cco node <name> listening on <addr> (<n> slots)`), runs until SIGINT, SIGTERM or SIGHUP
+//! (or, with `--stop-with-stdin`, the end of its stdin), then stops its claude processes
+//! (SIGTERM, grace, SIGKILL) and exits.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -82,7 +83,14 @@ pub async fn run(args: NodeArgs) -> ExitCode {
         args.listen,
         args.slots
     );
-    wait_for_stop().await;
+    if args.stop_with_stdin {
+        tokio::select! {
+            _ = wait_for_stop() => {}
+            _ = cco::cluster::stdin_closed() => eprintln!("cco node: stdin closed"),
+        }
+    } else {
+        wait_for_stop().await;
+    }
     eprintln!("cco node: stopping");
     node.stop().await;
     ExitCode::SUCCESS

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use error::ClusterError;
 pub use head::ClusterHead;
-pub use local::{write_cookie, LocalNodes};
+pub use local::{stdin_closed, write_cookie, LocalNodes};
 pub use node::{start_node, NodeHandle, NodeOptions};
 pub use secret::{acceptor, connector, read_cookie, MIN_COOKIE_LEN};
 pub use wire::{NODES_GROUP, PROTOCOL};

@@ -1,10 +1,13 @@
 //! Nodes on this machine as child processes (`cco demo --nodes`, `cco-bench --nodes`):
 //! started on free loopback ports, waited for (each prints one line when ready), stopped
-//! (SIGTERM, then SIGKILL) when dropped.
+//! (SIGTERM, then SIGKILL) when dropped. Each node's stdin is a pipe this process holds, and
+//! the node stops when it closes ([`stdin_closed`]): so the nodes also go when this process
+//! dies without dropping them (SIGKILL, a panic that aborts), as the kernel closes the pipe.
 
 use std::io::BufRead;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cco_config::{ClusterConfig, NodeAddress};
@@ -17,6 +20,8 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 /// Running node processes.
 pub struct LocalNodes {
     children: Vec<Child>,
+    /// The write ends of the nodes' stdin: never written, closed when this process ends.
+    stdins: Vec<ChildStdin>,
     /// Each node's ready line.
     pub ready: Vec<String>,
     pub addresses: Vec<NodeAddress>,
@@ -24,7 +29,8 @@ pub struct LocalNodes {
 
 impl LocalNodes {
     /// Starts `count` nodes: `command(n, port, dir)` is node `n`'s command line (1-based,
-    /// listening on 127.0.0.1:`port`, working in `dir`); its stderr goes to `<dir>.log`.
+    /// listening on 127.0.0.1:`port`, working in `dir`, stopping when its stdin closes, as
+    /// `cco node --stop-with-stdin` does); its stderr goes to `<dir>.log`.
     pub fn start(
         dir: &Path,
         count: usize,
@@ -32,6 +38,7 @@ impl LocalNodes {
     ) -> Result<LocalNodes, String> {
         let mut nodes = LocalNodes {
             children: Vec::new(),
+            stdins: Vec::new(),
             ready: Vec::new(),
             addresses: Vec::new(),
         };
@@ -47,12 +54,13 @@ impl LocalNodes {
             let log = std::fs::File::create(&log_path)
                 .map_err(|e| format!("{}: {e}", log_path.display()))?;
             let mut child = command(n, port, &node_dir)
-                .stdin(Stdio::null())
+                .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(log)
                 .spawn()
                 .map_err(|e| format!("cannot start node {n}: {e}"))?;
             let stdout = child.stdout.take();
+            nodes.stdins.extend(child.stdin.take());
             nodes.children.push(child);
             let (tx, rx) = std::sync::mpsc::channel();
             if let Some(stdout) = stdout {
@@ -112,6 +120,38 @@ impl Drop for LocalNodes {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Resolves when this process's stdin reaches its end or cannot be read. For a node that
+/// [`LocalNodes`] started, stdin is a pipe whose other end only the starting process holds:
+/// it closes when that process exits, however it exits. Read on a thread of its own, not
+/// tokio's blocking pool (a runtime waits for those threads when it shuts down, and this
+/// read may never end).
+pub async fn stdin_closed() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            let mut stdin = std::io::stdin().lock();
+            let mut sink = [0u8; 256];
+            loop {
+                match stdin.read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            let _ = tx.send(());
+        });
+    match spawned {
+        // Resolves on the end of stdin (or if the thread died: treated the same).
+        Ok(_) => {
+            let _ = rx.await;
+        }
+        // No thread, no watch: never resolves.
+        Err(_) => std::future::pending::<()>().await,
     }
 }
 

@@ -57,8 +57,8 @@ pub mod cluster {
         RunLink, Spawned, TurnSite,
     };
     pub use cco_cluster::{
-        acceptor, claude_version, connector, read_cookie, start_node, write_cookie, ClusterError,
-        ClusterHead, LocalNodes, NodeHandle, NodeOptions, MIN_COOKIE_LEN,
+        acceptor, claude_version, connector, read_cookie, start_node, stdin_closed, write_cookie,
+        ClusterError, ClusterHead, LocalNodes, NodeHandle, NodeOptions, MIN_COOKIE_LEN,
     };
     pub use cco_config::{ClusterConfig, ClusterTls, NodeAddress};
 }

@@ -34,7 +34,8 @@ pub fn start(
             .arg("--dir")
             .arg(node_dir)
             .arg("--claude")
-            .arg(&claude);
+            .arg(&claude)
+            .arg("--stop-with-stdin");
         cmd
     })?;
     for line in &nodes.ready {
