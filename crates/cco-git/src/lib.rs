@@ -15,9 +15,10 @@
 //! - [`GitActor`] / [`GitHandle`] (`actor/`): the singleton ractor actor and its cloneable
 //!   async front door. An op is one [`GitHandle`] method: its description ([`OpDesc`]) and a
 //!   closure over [`GitRepo`]. Ops run in spawned tasks (so [`GitHandle::status`] answers
-//!   meanwhile), side by side as their [`Lane`]s allow: one at a time on shared refs (base and
-//!   team branches, the integration worktree, fetch and push), one at a time per agent
-//!   repository, agents side by side, at most [`GitConfig::parallel_ops`]. Ops a worker waits
+//!   meanwhile), side by side as their [`Lane`]s allow: one at a time per shared branch
+//!   (merges into different team branches side by side, each in its own integration
+//!   worktree), fetch, push and team branch creation alone among those, one at a time per
+//!   agent repository, agents side by side, at most [`GitConfig::parallel_ops`]. Ops a worker waits
 //!   on before its next turn go first, captures of finished turns next, merges and diffs last
 //!   ([`Priority`]).
 //! - Hot ops keep their process count low: revisions are resolved in batches

@@ -99,6 +99,17 @@ impl GitHandle {
         )
     }
 
+    /// The lane of ops on these branches (`refs/heads/` or not: one name per branch).
+    fn branch_lane<'a>(names: impl IntoIterator<Item = &'a str>) -> Lane {
+        let mut names: Vec<String> = names
+            .into_iter()
+            .map(|n| n.strip_prefix("refs/heads/").unwrap_or(n).to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        Lane::Branches(names)
+    }
+
     /// Queues `f` as one op described by `desc` and waits for its result.
     async fn call<T, F, Fut>(&self, desc: OpDesc, f: F) -> Result<T, GitError>
     where
@@ -337,10 +348,16 @@ impl GitHandle {
     }
 
     pub async fn merge(&self, req: MergeRequest) -> Result<MergeOutcome, GitError> {
+        // On its target's lane and its source's (a team branch merged into the base waits
+        // for a merge into that team branch in flight): merges into other branches run beside.
         let desc = OpDesc::low("merge")
             .on(&req.target)
             .from(&req.source)
-            .verifying();
+            .verifying()
+            .lane(Self::branch_lane([
+                req.target.as_str(),
+                req.source.as_str(),
+            ]));
         self.call(desc, move |r| async move { r.merge(&req).await })
             .await
     }
@@ -410,7 +427,10 @@ impl GitHandle {
     /// flight.
     pub async fn merged_by(&self, target: &str, source: &str) -> Result<Option<String>, GitError> {
         let (target, source) = (target.to_string(), source.to_string());
-        let desc = OpDesc::normal("merged_by").on(&target).from(&source);
+        let desc = OpDesc::normal("merged_by")
+            .on(&target)
+            .from(&source)
+            .lane(Self::branch_lane([target.as_str()]));
         self.call(
             desc,
             move |r| async move { r.merged_by(&target, &source).await },
@@ -420,21 +440,27 @@ impl GitHandle {
 
     pub async fn head(&self, branch: &str) -> Result<String, GitError> {
         let branch = branch.to_string();
-        let desc = OpDesc::low("head").on(&branch);
+        let desc = OpDesc::low("head")
+            .on(&branch)
+            .lane(Self::branch_lane([branch.as_str()]));
         self.call(desc, move |r| async move { r.head(&branch).await })
             .await
     }
 
     pub async fn branch_exists(&self, branch: &str) -> Result<bool, GitError> {
         let branch = branch.to_string();
-        let desc = OpDesc::low("branch_exists").on(&branch);
+        let desc = OpDesc::low("branch_exists")
+            .on(&branch)
+            .lane(Self::branch_lane([branch.as_str()]));
         self.call(desc, move |r| async move { r.branch_exists(&branch).await })
             .await
     }
 
     pub async fn log_graph(&self, branch: &str, max: usize) -> Result<String, GitError> {
         let branch = branch.to_string();
-        let desc = OpDesc::low("log_graph").on(&branch);
+        let desc = OpDesc::low("log_graph")
+            .on(&branch)
+            .lane(Self::branch_lane([branch.as_str()]));
         self.call(
             desc,
             move |r| async move { r.log_graph(&branch, max).await },

@@ -28,9 +28,14 @@ pub enum Priority {
 pub enum Lane {
     /// Runs alone: nothing else starts before it ran, nothing beside it (setup, ...).
     Exclusive,
-    /// Writes or reads shared refs (base, team branches, the integration worktree, the
-    /// remote): one at a time, the GitActor's single-owner path.
+    /// Writes or reads shared refs in general (creating team branches, the remote, the
+    /// expected tips): one at a time, and never beside a [`Lane::Branches`] op.
     Shared,
+    /// Writes or reads these shared branches only (a merge: its target, and its source when
+    /// that is a branch; a read of one branch): one op at a time per branch, ops on other
+    /// branches side by side (each target has its own integration worktree), never beside a
+    /// [`Lane::Shared`] op.
+    Branches(Vec<String>),
     /// Touches one agent's repository (and only its own refs in cco's clone: its task ref,
     /// snapshots, the copy of its branch): one at a time per agent, agents side by side.
     Agent(PathBuf),

@@ -1,8 +1,9 @@
 //! The singleton GitActor: a queue of git ops served by [`Priority`] (ops a worker waits on
 //! before its next turn first, then captures of finished turns, then merges, diffs and
 //! everything else) and run side by side as their [`Lane`]s allow (`queue.rs`, sans IO): one
-//! op at a time on shared refs (the single owner of base and team branches, the integration
-//! worktree, fetch and push), one at a time per agent repository, agents side by side, at
+//! op at a time per shared branch (merges into different team branches side by side, each
+//! in its own integration worktree), general shared-ref ops (fetch, push, team branch
+//! creation) alone among those, one at a time per agent repository, agents side by side, at
 //! most [`GitConfig::parallel_ops`] at once. Each op runs in a spawned task that messages the
 //! actor when done, so `Status` is answered while ops run. On stop the ops in flight are
 //! awaited (bounded by their budgets); queued ops are answered with [`GitError::Stopped`].
@@ -99,7 +100,7 @@ impl GitActorState {
         let in_flight = self
             .in_flight
             .values()
-            .find(|r| r.lane == Lane::Shared)
+            .find(|r| matches!(r.lane, Lane::Shared | Lane::Branches(_)))
             .or_else(|| self.in_flight.values().next())
             .map(|r| r.label.clone());
         GitStatus {

@@ -4,10 +4,13 @@
 //!
 //! Admission by [`Lane`], with at most `limit` ops running:
 //! - `Exclusive`: only when nothing runs; while one is queued nothing new starts.
-//! - `Shared`: one at a time (the single owner of shared refs), beside agent and read ops.
-//!   One slot is kept for it (when `limit` > 1): merges never wait behind a crowd of
-//!   captures, so the shared lane, the one thing that cannot run side by side, never idles
-//!   while there is work for it.
+//! - `Shared`: one at a time and only when no `Branches` op runs (the single owner of shared
+//!   refs), beside agent and read ops; while one is queued no new `Branches` op starts.
+//! - `Branches(names)`: when no running op holds one of `names` and no `Shared` op runs:
+//!   merges into different team branches run side by side.
+//!   One slot is kept for these two (when `limit` > 1): merges never wait behind a crowd of
+//!   captures, so the lanes that cannot all run side by side never idle while there is work
+//!   for them.
 //! - `Agent(path)`: one at a time per agent repository.
 //! - `Read`: beside anything.
 
@@ -22,6 +25,9 @@ struct Running {
     total: usize,
     exclusive: bool,
     shared: bool,
+    /// Branches held by running `Branches` ops, and how many such ops run.
+    branches: HashSet<String>,
+    branch_ops: usize,
     agents: HashSet<PathBuf>,
 }
 
@@ -54,17 +60,20 @@ impl<T> Queue<T> {
         self.running.total
     }
 
-    fn admits(&self, lane: &Lane) -> bool {
+    fn admits(&self, lane: &Lane, shared_waiting: bool) -> bool {
         let r = &self.running;
         if r.exclusive || r.total >= self.limit {
             return false;
         }
-        // Slots agent and read ops may take: all but the one kept for the shared lane.
-        let others = r.total - usize::from(r.shared);
+        // Slots agent and read ops may take: all but the one kept for shared-ref ops.
+        let others = r.total - usize::from(r.shared) - r.branch_ops;
         let room = others < self.limit.saturating_sub(1).max(1);
         match lane {
             Lane::Exclusive => r.total == 0,
-            Lane::Shared => !r.shared,
+            Lane::Shared => !r.shared && r.branch_ops == 0,
+            Lane::Branches(names) => {
+                !r.shared && !shared_waiting && names.iter().all(|n| !r.branches.contains(n))
+            }
             Lane::Agent(path) => room && !r.agents.contains(path),
             Lane::Read => room,
         }
@@ -77,10 +86,18 @@ impl<T> Queue<T> {
             .iter()
             .flatten()
             .any(|(lane, _)| *lane == Lane::Exclusive);
+        // A queued `Shared` op would wait for ever behind a stream of merges into different
+        // branches: while one waits, no new `Branches` op starts.
+        let shared_waiting = self
+            .queues
+            .iter()
+            .flatten()
+            .any(|(lane, _)| *lane == Lane::Shared);
         let (p, i) = self.queues.iter().enumerate().find_map(|(p, q)| {
             q.iter()
                 .position(|(lane, _)| {
-                    (!exclusive_waiting || *lane == Lane::Exclusive) && self.admits(lane)
+                    (!exclusive_waiting || *lane == Lane::Exclusive)
+                        && self.admits(lane, shared_waiting)
                 })
                 .map(|i| (p, i))
         })?;
@@ -90,6 +107,10 @@ impl<T> Queue<T> {
         match &lane {
             Lane::Exclusive => r.exclusive = true,
             Lane::Shared => r.shared = true,
+            Lane::Branches(names) => {
+                r.branch_ops += 1;
+                r.branches.extend(names.iter().cloned());
+            }
             Lane::Agent(path) => {
                 r.agents.insert(path.clone());
             }
@@ -105,6 +126,12 @@ impl<T> Queue<T> {
         match lane {
             Lane::Exclusive => r.exclusive = false,
             Lane::Shared => r.shared = false,
+            Lane::Branches(names) => {
+                r.branch_ops = r.branch_ops.saturating_sub(1);
+                for n in names {
+                    r.branches.remove(n);
+                }
+            }
             Lane::Agent(path) => {
                 r.agents.remove(path);
             }
@@ -186,6 +213,79 @@ mod tests {
         assert_eq!(started(&mut q), vec!["merge"]);
         q.done(&agent("a"));
         assert_eq!(started(&mut q), vec!["d"]);
+    }
+
+    fn branches(names: &[&str]) -> Lane {
+        Lane::Branches(names.iter().map(|n| n.to_string()).collect())
+    }
+
+    #[test]
+    fn merges_into_different_branches_run_side_by_side_and_one_at_a_time_per_branch() {
+        let mut q = Queue::new(4);
+        q.push(Priority::Low, branches(&["team-a"]), "merge a1");
+        q.push(Priority::Low, branches(&["team-a"]), "merge a2");
+        q.push(Priority::Low, branches(&["team-b"]), "merge b1");
+        // The Director's merge of team-b into main waits for team-b's merge in flight.
+        q.push(
+            Priority::Low,
+            branches(&["main", "team-b"]),
+            "merge b -> main",
+        );
+        q.push(
+            Priority::Low,
+            branches(&["main", "team-c"]),
+            "merge c -> main",
+        );
+        assert_eq!(
+            started(&mut q),
+            vec!["merge a1", "merge b1", "merge c -> main"]
+        );
+        q.done(&branches(&["team-b"]));
+        assert!(started(&mut q).is_empty(), "main is held by c's merge");
+        q.done(&branches(&["main", "team-c"]));
+        assert_eq!(started(&mut q), vec!["merge b -> main"]);
+        q.done(&branches(&["team-a"]));
+        assert_eq!(started(&mut q), vec!["merge a2"]);
+    }
+
+    #[test]
+    fn a_shared_op_waits_for_the_branch_ops_and_holds_new_ones_back() {
+        let mut q = Queue::new(4);
+        q.push(Priority::Low, branches(&["team-a"]), "merge a");
+        assert_eq!(started(&mut q), vec!["merge a"]);
+        q.push(Priority::Low, Lane::Shared, "ensure team-c");
+        q.push(Priority::Low, branches(&["team-b"]), "merge b");
+        q.push(Priority::Normal, agent("x"), "capture x");
+        assert_eq!(
+            started(&mut q),
+            vec!["capture x"],
+            "the shared op waits for merge a; merge b waits for the shared op"
+        );
+        q.done(&branches(&["team-a"]));
+        assert_eq!(started(&mut q), vec!["ensure team-c"]);
+        q.done(&Lane::Shared);
+        assert_eq!(started(&mut q), vec!["merge b"]);
+        q.done(&branches(&["team-b"]));
+        q.done(&agent("x"));
+        assert_eq!((q.running(), q.queued()), (0, 0));
+    }
+
+    #[test]
+    fn merges_keep_their_slot_beside_a_crowd_of_captures() {
+        let mut q = Queue::new(4);
+        for a in ["a", "b", "c", "d"] {
+            q.push(Priority::Normal, agent(a), a);
+        }
+        assert_eq!(started(&mut q), vec!["a", "b", "c"]);
+        q.push(Priority::Low, branches(&["team-a"]), "merge a");
+        q.push(Priority::Low, branches(&["team-b"]), "merge b");
+        // The slot kept for shared-ref ops: one merge, the other waits for a free slot.
+        assert_eq!(started(&mut q), vec!["merge a"]);
+        // A freed slot goes by priority (captures before merges), then to the merge.
+        q.done(&agent("a"));
+        assert_eq!(started(&mut q), vec!["d"]);
+        q.done(&agent("b"));
+        assert_eq!(started(&mut q), vec!["merge b"]);
     }
 
     #[test]
