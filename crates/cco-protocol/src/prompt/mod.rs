@@ -325,6 +325,14 @@ impl Identity {
             .with("base_branch", or_none(&self.base_branch))
             .with("worktree", or_none(&self.worktree))
     }
+
+    /// [`Identity::vars`] with the task's `task_id` and `title` (one line): what every prompt
+    /// about one task starts from.
+    pub(crate) fn task_vars(&self, task: &crate::TaskSpec) -> PromptVars {
+        self.vars()
+            .with("task_id", or_none(&task.id))
+            .with("title", one_line(&task.title))
+    }
 }
 
 /// How a planner or reviewer hands over its JSON document.

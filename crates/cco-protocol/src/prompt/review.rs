@@ -52,9 +52,7 @@ impl ReviewPrompt<'_> {
         };
         let vars = self
             .who
-            .vars()
-            .with("task_id", or_none(&self.task.id))
-            .with("title", one_line(&self.task.title))
+            .task_vars(self.task)
             .with("description", or_none(self.task.description.trim()))
             .with("acceptance", or_none(self.task.acceptance.trim()))
             .with("worker", worker)
@@ -118,9 +116,7 @@ impl ResolutionReviewPrompt<'_> {
         };
         let vars = self
             .who
-            .vars()
-            .with("task_id", or_none(&self.task.id))
-            .with("title", one_line(&self.task.title))
+            .task_vars(self.task)
             .with("worker", worker)
             .with("merge_commit", or_none(self.merge_commit))
             .with("merged", or_none(self.merged))

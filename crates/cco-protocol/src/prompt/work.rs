@@ -51,9 +51,7 @@ impl FeedbackPrompt<'_> {
     pub fn render(&self) -> String {
         let vars = self
             .who
-            .vars()
-            .with("task_id", or_none(&self.task.id))
-            .with("title", one_line(&self.task.title))
+            .task_vars(self.task)
             .with("reviewer", self.reviewer.as_reviewer())
             .with("feedback", or_none(self.feedback.trim()));
         render(Prompt::Feedback, &vars)
@@ -159,9 +157,7 @@ impl VerifyFailedPrompt<'_> {
         );
         let vars = self
             .who
-            .vars()
-            .with("task_id", or_none(&self.task.id))
-            .with("title", one_line(&self.task.title))
+            .task_vars(self.task)
             .with("command", one_line(self.command))
             .with("merge", merge)
             .with("target", or_none(self.target))
@@ -187,9 +183,7 @@ impl RefusedPrompt<'_> {
     pub fn render(&self) -> String {
         let vars = self
             .who
-            .vars()
-            .with("task_id", or_none(&self.task.id))
-            .with("title", one_line(&self.task.title))
+            .task_vars(self.task)
             .with("problem", or_none(self.problem.trim()));
         render(Prompt::Refused, &vars)
     }
