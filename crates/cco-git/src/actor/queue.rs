@@ -81,18 +81,17 @@ impl<T> Queue<T> {
 
     /// The next op that may start now (marked running), if any.
     pub fn next(&mut self) -> Option<(Lane, T)> {
-        let exclusive_waiting = self
-            .queues
-            .iter()
-            .flatten()
-            .any(|(lane, _)| *lane == Lane::Exclusive);
-        // A queued `Shared` op would wait for ever behind a stream of merges into different
-        // branches: while one waits, no new `Branches` op starts.
-        let shared_waiting = self
-            .queues
-            .iter()
-            .flatten()
-            .any(|(lane, _)| *lane == Lane::Shared);
+        // What waits, in one pass over the queue: an `Exclusive` op holds everything else
+        // back; a `Shared` op would wait for ever behind a stream of merges into different
+        // branches, so while one waits no new `Branches` op starts.
+        let (mut exclusive_waiting, mut shared_waiting) = (false, false);
+        for (lane, _) in self.queues.iter().flatten() {
+            match lane {
+                Lane::Exclusive => exclusive_waiting = true,
+                Lane::Shared => shared_waiting = true,
+                _ => {}
+            }
+        }
         let (p, i) = self.queues.iter().enumerate().find_map(|(p, q)| {
             q.iter()
                 .position(|(lane, _)| {
