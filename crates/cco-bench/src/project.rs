@@ -28,7 +28,7 @@ pub fn fake_claude(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 pub struct Project {
-    /// Removed on drop.
+    /// Removed on drop (unless `CCO_BENCH_KEEP` is set).
     _dir: tempfile::TempDir,
     pub config_dir: PathBuf,
 }
@@ -36,7 +36,13 @@ pub struct Project {
 impl Project {
     /// `config` overrides the defaults below; `script` is the fake-claude script.
     pub fn new(fake_claude: &Path, config: Value, script: &Value) -> std::io::Result<Project> {
-        let dir = tempfile::Builder::new().prefix("cco-bench-").tempdir()?;
+        let mut dir = tempfile::Builder::new().prefix("cco-bench-").tempdir()?;
+        // `CCO_BENCH_KEEP=1`: the project (source, workspace, run folder with its logs and
+        // events) stays for a look after the run.
+        if std::env::var_os("CCO_BENCH_KEEP").is_some_and(|v| !v.is_empty() && v != "0") {
+            dir.disable_cleanup(true);
+            eprintln!("keeping {}", dir.path().display());
+        }
         let source = cco_testkit::init_repo(&dir.path().join("source"));
         let config_dir = dir.path().join("config");
         std::fs::create_dir_all(&config_dir)?;

@@ -223,7 +223,7 @@ fn hardened_env(h: &harden::Hardening, trust: Trust) -> Vec<(String, String)> {
 impl GitRepo {
     /// The overrides that neutralise agent-named drivers in the config of `git_dir` (see
     /// `harden.rs`), read with one `git config` (cached while the file is unchanged).
-    async fn driver_overrides(&self, git_dir: &Path) -> Result<Vec<String>, GitError> {
+    pub(crate) async fn driver_overrides(&self, git_dir: &Path) -> Result<Vec<String>, GitError> {
         if !git_dir.join("config").is_file() {
             return Ok(Vec::new());
         }

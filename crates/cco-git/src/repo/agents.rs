@@ -176,38 +176,55 @@ impl GitRepo {
         })
     }
 
-    /// A new repository at `path` on `branch` at `sha`: `git init` without templates (no
-    /// sample hooks), objects borrowed from cco's clone, the clone's shallow boundary, the
-    /// fallback identity when the user has none, then a checkout of `sha`.
+    /// A new repository at `path` on `branch` at `sha`: the run's skeleton copied (or `git
+    /// init` without templates: no sample hooks), objects borrowed from cco's clone, the
+    /// clone's shallow boundary, the fallback identity when the user has none, then a checkout
+    /// of `sha`.
     async fn init_agent_repo(&self, path: &Path, branch: &str, sha: &str) -> Result<(), GitError> {
         let root = self.agents_root();
         std::fs::create_dir_all(&root).map_err(|e| GitError::io("worktree", &root, e))?;
-        let p = path.to_string_lossy().into_owned();
-        // An empty template: no sample hooks, nothing copied.
-        let template = "--template=";
-        let initial = format!("--initial-branch={branch}");
-        self.git("init", &root)
-            .args(["init", "-q", template, &initial, "--", &p])
-            .run()
-            .await?;
         let git_dir = path.join(".git");
+        let identity = match self.identity_is_fallback() {
+            true => self
+                .identity()
+                .map(|(name, email)| format!("[user]\n\tname = {name}\n\temail = {email}\n")),
+            false => None,
+        }
+        .unwrap_or_default();
+        match self.skeleton(&root).await {
+            Some(skeleton) => {
+                std::fs::create_dir(path).map_err(|e| GitError::io("worktree", path, e))?;
+                skeleton
+                    .write(&git_dir, branch, &identity)
+                    .map_err(|e| GitError::io("worktree", &git_dir, e))?;
+                // cco wrote this config and no agent has run here: what git found in the
+                // skeleton's holds (a later change of the file is read again).
+                self.drivers().put(&git_dir, skeleton.overrides);
+            }
+            None => {
+                let p = path.to_string_lossy().into_owned();
+                let initial = format!("--initial-branch={branch}");
+                self.git("init", &root)
+                    .args(["init", "-q", "--template=", &initial, "--", &p])
+                    .run()
+                    .await?;
+                if !identity.is_empty() {
+                    use std::io::Write;
+                    let config = git_dir.join("config");
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&config)
+                        .map_err(|e| GitError::io("worktree", &config, e))?;
+                    f.write_all(identity.as_bytes())
+                        .map_err(|e| GitError::io("worktree", &config, e))?;
+                }
+            }
+        }
         self.link_objects(&git_dir)?;
         let shallow = self.repo_dir.join(".git").join("shallow");
         if shallow.exists() {
             std::fs::copy(&shallow, git_dir.join("shallow"))
                 .map_err(|e| GitError::io("worktree", &shallow, e))?;
-        }
-        if self.identity_is_fallback() {
-            if let Some((name, email)) = self.identity() {
-                use std::io::Write;
-                let config = git_dir.join("config");
-                let mut f = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&config)
-                    .map_err(|e| GitError::io("worktree", &config, e))?;
-                writeln!(f, "[user]\n\tname = {name}\n\temail = {email}")
-                    .map_err(|e| GitError::io("worktree", &config, e))?;
-            }
         }
         let agent = self.our_agent(path)?;
         self.agent_git("reset", &agent)

@@ -9,7 +9,8 @@
 //! - `refs.rs`: resolving names (batched), ancestry, state of a checkout; branches.
 //! - `setup.rs`: the clone (fresh or reused), excludes, env files.
 //! - `worktrees.rs`: listing and recognising the checkouts of the clone.
-//! - `agents.rs`: agents' checkouts: create, switch/sync, remove.
+//! - `agents.rs`: agents' checkouts: create, switch/sync, remove; `skeleton.rs`: the `.git`
+//!   a new one starts from.
 //! - `capture.rs`: committing an agent's leftovers, freezing a task's work, snapshots.
 //! - `merge.rs`: merging into a shared branch (in memory when possible) and landing it;
 //!   `integration.rs`: the integration-worktree path, union resolution, the verify gate.
@@ -38,6 +39,7 @@ mod merge;
 mod refs;
 mod remote;
 mod setup;
+mod skeleton;
 mod worktrees;
 
 pub(crate) use agents::AgentRepo;
@@ -71,6 +73,8 @@ pub struct GitRepo {
     tips: Arc<Mutex<BTreeMap<String, String>>>,
     /// Task commits whose content passed [`GitRepo::check_commits`] at capture.
     vetted: Mutex<std::collections::HashSet<String>>,
+    /// What a new agent repository's `.git` is copied from (`Some(None)`: made by `git init`).
+    skeleton: Mutex<Option<Option<skeleton::Skeleton>>>,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -115,6 +119,7 @@ impl GitRepo {
             resolutions: Mutex::new(BTreeMap::new()),
             tips: Arc::new(Mutex::new(BTreeMap::new())),
             vetted: Mutex::new(Default::default()),
+            skeleton: Mutex::new(None),
         })
     }
 
