@@ -21,7 +21,8 @@ use std::time::Instant;
 
 use cco_git::{GitError, MergeOutcome};
 use cco_protocol::{DirectorPlan, Duty, PlanKind, Rejections};
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use futures_util::future::join_all;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -349,8 +350,8 @@ impl DirectorState {
             let named: Vec<usize> = (0..self.teams.teams.len())
                 .filter(|&slot| self.teams.teams[slot].is_named())
                 .collect();
-            for slot in named {
-                self.start_team(myself, slot).await?;
+            for (_, outcome) in self.start_teams(myself, &named).await {
+                outcome?;
             }
             // A team that had a goal but no task yet was still planning: ask it again.
             for (slot, team) in self.teams.teams.iter().enumerate() {
@@ -371,33 +372,74 @@ impl DirectorState {
         Ok(())
     }
 
-    /// Starts the team of a named slot: its branch (`cco/<team>/team`), its EM and, through
-    /// the EM, its workers.
-    async fn start_team(
+    /// Starts the teams of named slots side by side: their branches (`cco/<team>/team`),
+    /// their EMs and, through each EM, its workers. Every team's setup (a branch, an EM's
+    /// repository, then ten workers' repositories) is queued at once, so the GitActor works on
+    /// all teams together and the last team is ready about when the first is, instead of
+    /// each team waiting for the ones named before it. Returns each slot's outcome.
+    async fn start_teams(
         &mut self,
         myself: &ActorRef<DirectorMsg>,
-        slot: usize,
-    ) -> Result<(), DirectorError> {
-        let name = self.teams.teams[slot].name.clone();
-        let branch = self
-            .ctx
-            .git
-            .ensure_team_branch(&name, Some(&self.ctx.base_branch))
-            .await
-            .map_err(|source| DirectorError::TeamBranch {
-                team: name.clone(),
-                source,
-            })?;
-        self.teams.teams[slot].branch = branch;
-        self.leads.set_id(slot, self.teams.teams[slot].lead.clone());
-        self.spawn_lead(myself, slot).await;
-        if let Some(actor) = self.leads.get(slot) {
-            let _ = actor.send_message(LeadMsg::Start);
+        slots: &[usize],
+    ) -> Vec<(usize, Result<(), DirectorError>)> {
+        let base = self.ctx.base_branch.clone();
+        let branches = join_all(slots.iter().map(|&slot| {
+            let (git, base) = (self.ctx.git.clone(), base.clone());
+            let name = self.teams.teams[slot].name.clone();
+            async move {
+                let branch = git.ensure_team_branch(&name, Some(&base)).await;
+                (
+                    slot,
+                    branch.map_err(|source| DirectorError::TeamBranch { team: name, source }),
+                )
+            }
+        }))
+        .await;
+        let mut outcomes = Vec::new();
+        let mut spawning = Vec::new();
+        for (slot, branch) in branches {
+            match branch {
+                Ok(branch) => {
+                    self.teams.teams[slot].branch = branch;
+                    self.leads.set_id(slot, self.teams.teams[slot].lead.clone());
+                    spawning.push((slot, self.lead_args(myself, slot)));
+                    outcomes.push((slot, Ok(())));
+                }
+                Err(error) => outcomes.push((slot, Err(error))),
+            }
         }
-        Ok(())
+        let spawned = join_all(spawning.into_iter().map(|(slot, args)| {
+            let cell = myself.get_cell();
+            async move {
+                let id = args.id.clone();
+                (
+                    slot,
+                    id,
+                    LeadActor::spawn_linked(None, LeadActor, args, cell).await,
+                )
+            }
+        }))
+        .await;
+        for (slot, id, result) in spawned {
+            self.on_lead_spawned(myself, slot, id, result.map(|(actor, _)| actor))
+                .await;
+            if let Some(actor) = self.leads.get(slot) {
+                let _ = actor.send_message(LeadMsg::Start);
+            }
+        }
+        outcomes
     }
 
     async fn spawn_lead(&mut self, myself: &ActorRef<DirectorMsg>, slot: usize) {
+        let args = self.lead_args(myself, slot);
+        let id = args.id.clone();
+        let result = LeadActor::spawn_linked(None, LeadActor, args, myself.get_cell()).await;
+        self.on_lead_spawned(myself, slot, id, result.map(|(actor, _)| actor))
+            .await;
+    }
+
+    /// What the lead of `slot` starts with (it is registered on the board here).
+    fn lead_args(&self, myself: &ActorRef<DirectorMsg>, slot: usize) -> LeadArgs {
         let team = &self.teams.teams[slot];
         let (role, parent) = if self.flat {
             (Role::Coordinator, None)
@@ -415,7 +457,7 @@ impl DirectorState {
         self.ctx
             .board
             .update_agent(&team.lead, |a| a.restarts = restarts);
-        let args = LeadArgs {
+        LeadArgs {
             ctx: Arc::clone(&self.ctx),
             id: team.lead.clone(),
             role,
@@ -423,10 +465,18 @@ impl DirectorState {
             target_branch: team.branch.clone(),
             worker_ids: team.worker_ids.clone(),
             director: myself.clone(),
-        };
-        let lead_id = team.lead.clone();
-        match LeadActor::spawn_linked(None, LeadActor, args, myself.get_cell()).await {
-            Ok((actor, _)) => {
+        }
+    }
+
+    async fn on_lead_spawned(
+        &mut self,
+        myself: &ActorRef<DirectorMsg>,
+        slot: usize,
+        lead_id: String,
+        result: Result<ActorRef<LeadMsg>, SpawnErr>,
+    ) {
+        match result {
+            Ok(actor) => {
                 self.ctx.register_cell(&lead_id, actor.get_cell());
                 self.leads.fill(slot, actor);
             }
@@ -569,17 +619,26 @@ impl DirectorState {
         }
         let leads = &self.leads;
         let handed = self.teams.dispatch(|slot| leads.get(slot).is_some());
+        let new: Vec<usize> = handed
+            .iter()
+            .map(|(slot, _)| *slot)
+            .filter(|&slot| self.leads.get(slot).is_none())
+            .collect();
+        let mut failed = std::collections::HashMap::new();
+        for (slot, outcome) in self.start_teams(myself, &new).await {
+            if let Err(error) = outcome {
+                failed.insert(slot, error);
+            }
+        }
         for (slot, goal) in handed {
             let team = self.teams.teams[slot].name.clone();
-            if self.leads.get(slot).is_none() {
-                if let Err(error) = self.start_team(myself, slot).await {
-                    warn!(%team, %error, "the team could not start");
-                    self.teams
-                        .history
-                        .push(format!("team {team} could not start: {error}"));
-                    self.teams.free(&team);
-                    continue;
-                }
+            if let Some(error) = failed.remove(&slot) {
+                warn!(%team, %error, "the team could not start");
+                self.teams
+                    .history
+                    .push(format!("team {team} could not start: {error}"));
+                self.teams.free(&team);
+                continue;
             }
             let Some(actor) = self.leads.get(slot) else {
                 // Its lead could not start (a respawn is scheduled): the goal waits.
