@@ -95,19 +95,35 @@ pub(crate) struct Spec<'a> {
     pub timeout: Duration,
     /// Written to the process's stdin (then closed); `None` = `/dev/null`.
     pub stdin: Option<Vec<u8>>,
+    /// Files the process reads its stdin from / writes its stdout to (binary data such as a
+    /// pack, which `Output`'s text would mangle); they win over `stdin` and the captured
+    /// stdout.
+    pub files: Files,
+}
+
+/// See [`Spec::files`].
+#[derive(Debug, Default)]
+pub(crate) struct Files {
+    pub stdin: Option<std::fs::File>,
+    pub stdout: Option<std::fs::File>,
 }
 
 /// Runs one process to completion or timeout. Only spawn failures and timeouts are errors.
 pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
     let mut cmd = tokio::process::Command::new(spec.program);
+    let stdin = match (spec.files.stdin, &spec.stdin) {
+        (Some(file), _) => Stdio::from(file),
+        (None, Some(_)) => Stdio::piped(),
+        (None, None) => Stdio::null(),
+    };
+    let stdout = match spec.files.stdout {
+        Some(file) => Stdio::from(file),
+        None => Stdio::piped(),
+    };
     cmd.args(&spec.args)
         .current_dir(spec.dir)
-        .stdin(if spec.stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
+        .stdin(stdin)
+        .stdout(stdout)
         .stderr(Stdio::piped())
         // A git started from inside a hook must not inherit that hook's repository.
         .env_remove("GIT_DIR")

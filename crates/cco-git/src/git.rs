@@ -59,6 +59,9 @@ pub(crate) struct GitCmd<'a> {
     trust: Trust,
     /// The git dir whose config is scanned for agent-named drivers (`None`: not scanned).
     git_dir: Option<PathBuf>,
+    /// Files stdin is read from and stdout written to (opened for each attempt).
+    stdin_file: Option<&'a Path>,
+    stdout_file: Option<&'a Path>,
 }
 
 impl GitRepo {
@@ -76,6 +79,8 @@ impl GitRepo {
             stdin: None,
             trust: Trust::Local,
             git_dir: common.is_dir().then_some(common),
+            stdin_file: None,
+            stdout_file: None,
         }
     }
 
@@ -140,6 +145,19 @@ impl<'a> GitCmd<'a> {
         self
     }
 
+    /// Standard input read from file `path` (binary data, e.g. a pack).
+    pub fn stdin_file(mut self, path: &'a Path) -> Self {
+        self.stdin_file = Some(path);
+        self
+    }
+
+    /// Standard output written to file `path` (created or truncated); the output's `stdout`
+    /// is then empty.
+    pub fn stdout_file(mut self, path: &'a Path) -> Self {
+        self.stdout_file = Some(path);
+        self
+    }
+
     /// Runs git; returns the output whatever the exit code. A failure caused by a stale lock
     /// file is retried once after removing the lock.
     pub async fn output(self) -> Result<Output, GitError> {
@@ -170,6 +188,20 @@ impl<'a> GitCmd<'a> {
         let program = cfg.git_program.to_string_lossy().into_owned();
         let mut retried = false;
         loop {
+            let files = cmd::Files {
+                stdin: match self.stdin_file {
+                    Some(p) => {
+                        Some(std::fs::File::open(p).map_err(|e| GitError::io(self.op, p, e))?)
+                    }
+                    None => None,
+                },
+                stdout: match self.stdout_file {
+                    Some(p) => {
+                        Some(std::fs::File::create(p).map_err(|e| GitError::io(self.op, p, e))?)
+                    }
+                    None => None,
+                },
+            };
             let out = cmd::run(Spec {
                 op: self.op,
                 program: &program,
@@ -178,6 +210,7 @@ impl<'a> GitCmd<'a> {
                 envs: envs.clone(),
                 timeout: cfg.git_timeout,
                 stdin: self.stdin.clone(),
+                files,
             })
             .await?;
             if !out.success() && !retried {
@@ -246,6 +279,7 @@ impl GitRepo {
             envs: hardened_env(h, Trust::Local),
             timeout: self.config().git_timeout,
             stdin: None,
+            files: Default::default(),
         })
         .await?
         .check()?;

@@ -402,3 +402,65 @@ async fn environmental_failures_are_typed() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_task_result_is_copied_whole_as_loose_objects_or_as_a_pack_and_an_incomplete_one_never() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    // A few objects (unpacked loose) and many (kept as a pack, as a fetch would).
+    for (id, files) in [("small", 3), ("large", 150)] {
+        let wt = repo.create_worktree("flat", id, "main").await.unwrap();
+        agent_ok(
+            &wt.path,
+            &format!(
+                "mkdir -p gen && for i in $(seq 1 {files}); do echo \"{id} $i\" > gen/{id}-$i.txt; done \
+                 && git add gen && git commit -qm {id}"
+            ),
+        );
+        let out = captured(&repo, &wt, id).await.unwrap();
+        assert!(out.moved, "{out:?}");
+        let tref = task_ref("run", "flat", id);
+        let listed = git(
+            &fx.repo_dir(),
+            &["ls-tree", "-r", "--name-only", &tref, "gen"],
+        );
+        assert_eq!(
+            listed.lines().count(),
+            files,
+            "{id}: every file reached cco's clone"
+        );
+        // Every object is in cco's own store (not only through the agent's).
+        let fsck = std::process::Command::new("git")
+            .args(["fsck", "--connectivity-only", "--no-dangling"])
+            .current_dir(fx.repo_dir())
+            .output()
+            .unwrap();
+        assert!(fsck.status.success(), "{fsck:?}");
+        // No pack file is left behind in cco's git dir.
+        let left: Vec<_> = std::fs::read_dir(fx.repo_dir().join(".git"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("cco-incoming-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // A commit whose tree the agent's store lacks (deleted behind git's back): refused, and
+    // no task ref is written.
+    let wt = repo
+        .create_worktree("flat", "broken", "main")
+        .await
+        .unwrap();
+    agent_ok(
+        &wt.path,
+        "echo broken > broken.txt && git add broken.txt && git commit -qm broken \
+         && rm -f .git/objects/$(git rev-parse HEAD:broken.txt | cut -c1-2)/$(git rev-parse HEAD:broken.txt | cut -c3-)",
+    );
+    assert!(captured(&repo, &wt, "broken").await.is_err());
+    assert_eq!(
+        git(
+            &fx.repo_dir(),
+            &["for-each-ref", "refs/cco/tasks/run/flat/broken"]
+        ),
+        ""
+    );
+}

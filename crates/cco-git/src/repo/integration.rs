@@ -197,6 +197,7 @@ impl GitRepo {
             envs: vec![],
             timeout: self.cfg.verify_timeout,
             stdin: None,
+            files: Default::default(),
         })
         .await;
         match res {

@@ -61,7 +61,15 @@ impl GitRepo {
         let mut revs = vec![target_ref.clone()];
         revs.extend(source_local.clone());
         revs.push(req.source.clone());
-        let found = self.resolve_many(&repo, &revs).await?;
+        // Both in loose ref files (cco writes its refs loose): no process. The target is
+        // read from its file, not taken from the expected tips: the guard below compares them.
+        let found = match (
+            self.read_ref_file(&target_ref),
+            self.read_ref_file(&req.source),
+        ) {
+            (Some(old), Some(src)) => vec![Some(old), Some(src)],
+            _ => self.resolve_many(&repo, &revs).await?,
+        };
         let old = found[0].clone().ok_or_else(|| GitError::NotFound {
             what: format!("branch {}", req.target),
         })?;

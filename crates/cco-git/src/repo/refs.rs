@@ -63,17 +63,10 @@ impl GitRepo {
         if let Some(tip) = self.expected_tip(rev) {
             return Ok(tip);
         }
+        if let Some(id) = self.read_ref_file(rev) {
+            return Ok(id);
+        }
         if ref_name_problem(rev).is_none() {
-            // cco writes its refs loose: read them without a process when they are.
-            let local = format!("refs/heads/{rev}");
-            if let Some(id) = self.read_loose_ref(&local) {
-                return Ok(id);
-            }
-            if rev.starts_with("refs/") && !self.ref_is_file(&local) {
-                if let Some(id) = self.read_loose_ref(rev) {
-                    return Ok(id);
-                }
-            }
             if let Some(s) = self
                 .resolve(&self.repo_dir, &format!("refs/heads/{rev}"))
                 .await?
@@ -82,6 +75,23 @@ impl GitRepo {
             }
         }
         self.resolve_required(&self.repo_dir, rev).await
+    }
+
+    /// What git would resolve branch-or-ref name `rev` to in cco's clone (a local branch
+    /// wins), read from the ref's loose file without a process; `None` whenever git must be
+    /// asked (no loose file, packed, not a ref name). cco writes its refs loose.
+    pub(super) fn read_ref_file(&self, rev: &str) -> Option<String> {
+        if ref_name_problem(rev).is_some() {
+            return None;
+        }
+        let local = format!("refs/heads/{rev}");
+        if let Some(id) = self.read_loose_ref(&local) {
+            return Some(id);
+        }
+        if rev.starts_with("refs/") && !self.ref_is_file(&local) {
+            return self.read_loose_ref(rev);
+        }
+        None
     }
 
     /// The commit id in cco's clone's loose ref file `name` (a full ref name), if there is
@@ -178,6 +188,14 @@ impl GitRepo {
         at: impl Into<At<'_>>,
         names: &[&str],
     ) -> Result<Vec<String>, GitError> {
+        // Names cco knows or finds in loose ref files need no process.
+        let known: Vec<Option<String>> = names
+            .iter()
+            .map(|name| self.expected_tip(name).or_else(|| self.read_ref_file(name)))
+            .collect();
+        if known.iter().all(Option::is_some) {
+            return Ok(known.into_iter().flatten().collect());
+        }
         let mut revs = Vec::new();
         let mut idx = Vec::new();
         for name in names {
