@@ -130,7 +130,15 @@ impl GitRepo {
                     .then(|| format!("refs/heads/{from}")),
             );
             revs.push(from.to_string());
-            let found = self.resolve_many(&self.repo_dir, &revs).await?;
+            // Without a process when the files answer: no copy of the worker's branch, and
+            // a start point cco knows or finds in a loose ref file (the usual new worker).
+            let found = match (
+                self.ref_surely_absent(&revs[0]),
+                self.expected_tip(from).or_else(|| self.read_ref_file(from)),
+            ) {
+                (true, Some(sha)) => vec![None, Some(sha)],
+                _ => self.resolve_many(&self.repo_dir, &revs).await?,
+            };
             let sha = match &found[0] {
                 Some(sha) => sha.clone(),
                 None => {

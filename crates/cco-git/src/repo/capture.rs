@@ -181,16 +181,23 @@ impl GitRepo {
     ) -> Result<CaptureOutcome, GitError> {
         check_task_ref(task_ref)?;
         let agent = self.our_agent(worktree)?;
+        let before = read_head(&agent.git_dir);
         let (committed, _, leftovers) = self.commit_agent_leaving(&agent, message).await?;
         let tip = self.resolve_branchish(target).await?;
         // HEAD when it holds commits the target does not (in topological order the first
-        // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it.
-        let not_in_target = self
-            .agent_git("rev-list", &agent)
-            .args(["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip])
-            .run()
-            .await?;
-        let new_head = Some(not_in_target.trim().to_string()).filter(|h| !h.is_empty());
+        // commit of `HEAD ^tip` is HEAD itself), nothing when the target contains it. When
+        // cco's commit is the only one on the parked tip, that is its commit.
+        let new_head = match (&committed, &before) {
+            (Some(commit), Some(before)) if *before == tip => Some(commit.clone()),
+            _ => {
+                let not_in_target = self
+                    .agent_git("rev-list", &agent)
+                    .args(["rev-list", "--topo-order", "-n1", "HEAD", "--not", &tip])
+                    .run()
+                    .await?;
+                Some(not_in_target.trim().to_string()).filter(|h| !h.is_empty())
+            }
+        };
         let new_work = new_head.is_some();
         let task_commit = match new_head {
             Some(head) => {

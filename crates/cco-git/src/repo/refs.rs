@@ -111,6 +111,18 @@ impl GitRepo {
             .then(|| id.to_string())
     }
 
+    /// Whether cco's clone surely has no ref `name` (a full ref name): no loose file, no
+    /// packed entry, the files backend. `false` when unsure.
+    pub(super) fn ref_surely_absent(&self, name: &str) -> bool {
+        let git_dir = self.repo_dir.join(".git");
+        !name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+            && !git_dir.join("reftable").exists()
+            && std::fs::symlink_metadata(git_dir.join("refs")).is_ok_and(|m| m.is_dir())
+            && !self.ref_is_file(name)
+    }
+
     /// Whether cco's clone may hold ref `name` somewhere git would find it before the loose
     /// file of another name (only a loose file or a packed entry can be it).
     fn ref_is_file(&self, name: &str) -> bool {
