@@ -56,6 +56,35 @@ async fn agents_work_in_repositories_of_their_own() {
     assert_eq!(repo.head("main").await.unwrap(), main);
 }
 
+/// A run's first seconds make many agent repositories at once (a node daemon makes its
+/// slots' without the GitActor's queue); every one of them is a whole repository on its
+/// branch at the start point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agent_repositories_made_at_once_are_all_whole() {
+    let fx = Fx::new();
+    let repo = std::sync::Arc::new(fx.repo(fx.config()).await);
+    let main = git(&fx.repo_dir(), &["rev-parse", "main"]);
+    let made: Vec<_> = (0..12)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(
+                async move { repo.create_worktree("flat", &format!("w{i}"), "main").await },
+            )
+        })
+        .collect();
+    for (i, handle) in made.into_iter().enumerate() {
+        let wt = handle
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("w{i}: {e}"));
+        assert_eq!(agent_ok(&wt.path, "git rev-parse HEAD").trim(), main.trim());
+        assert_eq!(
+            agent_ok(&wt.path, "git symbolic-ref --short HEAD").trim(),
+            wt.branch
+        );
+    }
+}
+
 #[tokio::test]
 async fn refs_an_agent_moves_in_its_repository_never_move_shared_branches() {
     let fx = Fx::new();

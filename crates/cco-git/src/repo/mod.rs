@@ -73,8 +73,9 @@ pub struct GitRepo {
     tips: Arc<Mutex<BTreeMap<String, String>>>,
     /// Task commits whose content passed [`GitRepo::check_commits`] at capture.
     vetted: Mutex<std::collections::HashSet<String>>,
-    /// What a new agent repository's `.git` is copied from (`Some(None)`: made by `git init`).
-    skeleton: Mutex<Option<Option<skeleton::Skeleton>>>,
+    /// What a new agent repository's `.git` is copied from (`None`: made by `git init`);
+    /// made once, by the first agent repository asked for, while the others wait for it.
+    skeleton: tokio::sync::OnceCell<Option<skeleton::Skeleton>>,
 }
 
 impl std::fmt::Debug for GitRepo {
@@ -119,7 +120,7 @@ impl GitRepo {
             resolutions: Mutex::new(BTreeMap::new()),
             tips: Arc::new(Mutex::new(BTreeMap::new())),
             vetted: Mutex::new(Default::default()),
-            skeleton: Mutex::new(None),
+            skeleton: tokio::sync::OnceCell::new(),
         })
     }
 

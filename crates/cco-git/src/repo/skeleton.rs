@@ -65,6 +65,12 @@ impl Skeleton {
                 }
             }
         }
+        // What git needs to see a repository at all (`HEAD`, read above, `objects/`, `refs/`).
+        for needed in ["objects", "refs"] {
+            if !skeleton.dirs.iter().any(|d| d == Path::new(needed)) {
+                return None;
+            }
+        }
         // Another ref storage than loose files and `packed-refs`: HEAD would not be enough.
         let config = skeleton
             .files
@@ -98,27 +104,31 @@ impl Skeleton {
 
 impl GitRepo {
     /// The run's skeleton, made by git the first time it is asked for (`None`: agent
-    /// repositories are made by `git init`, see the module doc).
+    /// repositories are made by `git init`, see the module doc). Agent repositories are
+    /// made side by side: one of them makes the skeleton, the others wait for it (two
+    /// makers in one folder would read each other's half-made or half-removed `.git`).
     pub(super) async fn skeleton(&self, root: &Path) -> Option<Skeleton> {
-        if let Ok(made) = self.skeleton.lock() {
-            if let Some(made) = made.as_ref() {
-                return made.clone();
-            }
-        }
-        let made = self.make_skeleton(root).await;
-        if made.is_none() {
-            tracing::info!("agent repositories are made by `git init` (no skeleton to copy)");
-        }
-        if let Ok(mut slot) = self.skeleton.lock() {
-            slot.get_or_insert(made).clone()
-        } else {
-            made
-        }
+        self.skeleton
+            .get_or_init(|| async {
+                let made = self.make_skeleton(root).await;
+                if made.is_none() {
+                    tracing::info!(
+                        "agent repositories are made by `git init` (no skeleton to copy)"
+                    );
+                }
+                made
+            })
+            .await
+            .clone()
     }
 
     async fn make_skeleton(&self, root: &Path) -> Option<Skeleton> {
         // Hidden, and never a name an agent gets (agent ids are slugs).
-        let dir = root.join(format!(".skeleton-{}", std::process::id()));
+        // One folder per maker: two `GitRepo`s of one process (a node serves several runs)
+        // never share one.
+        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = root.join(format!(".skeleton-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let p = dir.to_string_lossy().into_owned();
         let initial = format!("--initial-branch={SKELETON_BRANCH}");
@@ -194,6 +204,11 @@ mod tests {
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         assert!(Skeleton::read(&git_dir).is_none(), "HEAD on another branch");
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/cco-skeleton\n").unwrap();
+        assert!(
+            Skeleton::read(&git_dir).is_none(),
+            "no objects/: git sees no repository"
+        );
+        std::fs::create_dir_all(git_dir.join("objects")).unwrap();
         assert!(Skeleton::read(&git_dir).is_some());
         std::fs::write(
             git_dir.join("config"),
