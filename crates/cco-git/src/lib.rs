@@ -42,11 +42,13 @@
 //!   The fetch refspec is widened to all branches even after `--single-branch`/`--depth`.
 //!   `cco.*` git config keys record the base/run branch so `setup` on resume reuses it.
 //! - `worktrees/<agent-id>/`: one **repository of its own** per agent (worker, lead, Director)
-//!   on `cco/<team>/<agent-id>` (flat mode: team `flat`): `git init` without templates, objects
-//!   borrowed from `repo/` through `objects/info/alternates`, its own refs, hooks and config.
-//!   It holds no ref cco integrates into; work comes back only through
-//!   [`GitRepo::fetch_task_result`] (cco's clone fetches the commit, checks it, then sets the
-//!   task ref). cco's clone keeps a copy of a worker branch (`refs/heads/cco/<team>/<id>`) when
+//!   on `cco/<team>/<agent-id>` (flat mode: team `flat`): a copy of the run's skeleton `.git`
+//!   (made once by `git init` without templates), objects borrowed from `repo/` through
+//!   `objects/info/alternates`, its own refs, hooks and config. It holds no ref cco
+//!   integrates into; work comes back only as objects copied into cco's clone and checked
+//!   there before the task ref is set: [`GitRepo::capture_task`] copies them with
+//!   `pack-objects` in the agent's repository and `unpack-objects --strict` in cco's clone,
+//!   [`GitRepo::fetch_task_result`] with a fetch (`fsck` on). cco's clone keeps a copy of a worker branch (`refs/heads/cco/<team>/<id>`) when
 //!   cco commits there or a caller names the branch. Env files are copied in with mode 0600.
 //! - `integration/<target-slug>/`: private worktrees with a detached HEAD where merges are
 //!   made and verified before the target ref moves. A clean merge with nothing to verify
