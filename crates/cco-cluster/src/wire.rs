@@ -93,12 +93,11 @@ pub enum Request {
     },
     /// Starts one claude process of a prepared turn.
     Spawn(Box<SpawnProcess>),
-    /// After the turn's last process: commit, bundle what is new (sent as transfer
-    /// `transfer`), end the turn.
+    /// After the turn's last process: commit, bundle what is new since the turn's start
+    /// (sent as transfer `transfer`), end the turn.
     Finish {
         turn: String,
         conclude: bool,
-        basis: Vec<String>,
         transfer: u64,
     },
     /// The run ended: its processes are stopped and its folder on the node removed.

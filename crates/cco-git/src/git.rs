@@ -61,6 +61,8 @@ pub(crate) struct GitCmd<'a> {
     git_dir: Option<PathBuf>,
     /// Files stdin is read from and stdout written to (opened for each attempt).
     stdin_file: Option<&'a Path>,
+    /// Where in `stdin_file` the input starts (a bundle's pack follows its header).
+    stdin_offset: u64,
     stdout_file: Option<&'a Path>,
 }
 
@@ -80,6 +82,7 @@ impl GitRepo {
             trust: Trust::Local,
             git_dir: common.is_dir().then_some(common),
             stdin_file: None,
+            stdin_offset: 0,
             stdout_file: None,
         }
     }
@@ -145,9 +148,10 @@ impl<'a> GitCmd<'a> {
         self
     }
 
-    /// Standard input read from file `path` (binary data, e.g. a pack).
-    pub fn stdin_file(mut self, path: &'a Path) -> Self {
+    /// Standard input read from file `path` (binary data, e.g. a pack) from byte `offset` on.
+    pub fn stdin_file_at(mut self, path: &'a Path, offset: u64) -> Self {
         self.stdin_file = Some(path);
+        self.stdin_offset = offset;
         self
     }
 
@@ -191,7 +195,14 @@ impl<'a> GitCmd<'a> {
             let files = cmd::Files {
                 stdin: match self.stdin_file {
                     Some(p) => {
-                        Some(std::fs::File::open(p).map_err(|e| GitError::io(self.op, p, e))?)
+                        use std::io::{Seek, SeekFrom};
+                        let mut file =
+                            std::fs::File::open(p).map_err(|e| GitError::io(self.op, p, e))?;
+                        if self.stdin_offset > 0 {
+                            file.seek(SeekFrom::Start(self.stdin_offset))
+                                .map_err(|e| GitError::io(self.op, p, e))?;
+                        }
+                        Some(file)
                     }
                     None => None,
                 },

@@ -10,6 +10,10 @@ use cco_git::{GitConfig, GitError, GitRepo};
 use cco_testkit::git;
 use common::Fx;
 
+fn store_dir(fx: &Fx) -> std::path::PathBuf {
+    fx.tmp.path().join("node").join("repo")
+}
+
 fn node_store(fx: &Fx) -> GitRepo {
     let mut cfg = GitConfig::new(fx.tmp.path().join("node"), String::new());
     cfg.git_timeout = Duration::from_secs(30);
@@ -66,26 +70,45 @@ async fn a_start_commit_goes_to_a_node_and_the_agents_work_comes_back() {
     std::fs::write(lane.path.join("remote.txt"), "from the node\n").unwrap();
     store.commit_all(&lane.path, "node work").await.unwrap();
     let result = store.remote_start(&lane.path).await.unwrap().head;
-    store
-        .fetch_task_result(&lane.path, &result, "refs/cco/tasks/run/worker-1")
-        .await
-        .unwrap();
-    // Node → head: only what the head lacks.
+    // Node → head: only what the turn added, copied into the store on the way.
     let back = fx.tmp.path().join("result.bundle");
-    store
-        .create_bundle(
-            std::slice::from_ref(&result),
+    let size = store
+        .bundle_agent_result(
+            &lane.path,
+            &result,
             std::slice::from_ref(&start.head),
+            "refs/cco/tasks/run/worker-1",
             &back,
         )
         .await
-        .unwrap()
         .unwrap();
+    assert_eq!(size, std::fs::metadata(&back).unwrap().len());
+    assert_eq!(
+        git(
+            &store_dir(&fx),
+            &["rev-parse", "refs/cco/tasks/run/worker-1"]
+        )
+        .trim(),
+        result
+    );
+    // git itself reads the bundle cco wrote: one ref, the start commit as prerequisite.
     let heads = git(
         fx.tmp.path(),
         &["bundle", "list-heads", back.to_str().unwrap()],
     );
     assert_eq!(heads.lines().count(), 1, "{heads}");
+    assert!(heads.starts_with(&result), "{heads}");
+    let verified = std::process::Command::new("git")
+        .args(["bundle", "verify", back.to_str().unwrap()])
+        .current_dir(fx.tmp.path().join("node").join("repo"))
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains(&start.head)
+            || String::from_utf8_lossy(&verified.stderr).contains(&start.head),
+        "{verified:?}"
+    );
 
     // A bundle is fetched only for the commit the caller expects.
     let err = head
@@ -177,4 +200,135 @@ async fn an_unknown_basis_gives_a_full_bundle_and_a_node_repository_is_reset_for
         .is_empty());
     assert!(!lane.path.join("left.txt").exists());
     assert!(!lane.path.join("untracked.txt").exists());
+}
+
+/// A bundle is input from another host: a commit whose tree git calls dangerous (an entry
+/// named `.git`) is refused as a fetch with `fsckObjects` refuses it, gets no ref, and a
+/// file that is not a bundle is an error, not a guess.
+#[tokio::test]
+async fn a_bundle_with_a_dangerous_tree_or_no_bundle_at_all_is_refused() {
+    let (fx, head, _worker) = head_with_worker().await;
+    let evil = fx.tmp.path().join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    git(&evil, &["init", "-q"]);
+    std::fs::write(evil.join("f"), "hook\n").unwrap();
+    let blob = git(&evil, &["hash-object", "-w", "f"]).trim().to_string();
+    let entry = format!("100644 blob {blob}\t.git\n");
+    let tree = std::process::Command::new("git")
+        .args(["mktree"])
+        .current_dir(&evil)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(entry.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let tree = String::from_utf8(tree.stdout).unwrap().trim().to_string();
+    let commit = git(&evil, &["commit-tree", "-m", "evil", &tree])
+        .trim()
+        .to_string();
+    git(&evil, &["update-ref", "refs/heads/x", &commit]);
+    let out = fx.tmp.path().join("evil.bundle");
+    git(
+        &evil,
+        &["bundle", "create", out.to_str().unwrap(), "refs/heads/x"],
+    );
+
+    let err = head
+        .fetch_bundle(&out, &commit, "refs/cco/remote/evil")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GitError::Refused(_)), "{err}");
+    assert!(!head.has_commit(&commit).await.unwrap());
+
+    let not_a_bundle = fx.tmp.path().join("junk.bundle");
+    std::fs::write(&not_a_bundle, b"PACK\0\0\0\x02").unwrap();
+    let err = head
+        .fetch_bundle(&not_a_bundle, &commit, "refs/cco/remote/evil")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a bundle"), "{err}");
+}
+
+/// A conflict resolution made on a node comes back whole: its bundle builds on both commits
+/// the node was sent (the worker's and the one being merged), and the head gets the merge
+/// commit with both parents.
+#[tokio::test]
+async fn a_conflict_resolved_on_a_node_comes_back_as_a_merge_of_both_sides() {
+    let (fx, head, worker) = head_with_worker().await;
+    let other = head
+        .create_worktree("flat", "worker-2", "main")
+        .await
+        .unwrap();
+    let mut sides = Vec::new();
+    for (repo, text, name) in [(&worker, "one\n", "w1"), (&other, "two\n", "w2")] {
+        std::fs::write(repo.path.join("a.txt"), text).unwrap();
+        head.commit_all(&repo.path, text).await.unwrap();
+        let tip = head.remote_start(&repo.path).await.unwrap().head;
+        head.fetch_task_result(&repo.path, &tip, &format!("refs/cco/tasks/run/flat/{name}"))
+            .await
+            .unwrap();
+        sides.push(tip);
+    }
+    let (start, merging) = (sides[0].clone(), sides[1].clone());
+    let out = fx.tmp.path().join("start.bundle");
+    head.create_bundle(&sides, &[], &out)
+        .await
+        .unwrap()
+        .unwrap();
+    let store = node_store(&fx);
+    store.init_store().await.unwrap();
+    for id in &sides {
+        store
+            .fetch_bundle(&out, id, &format!("refs/cco/have/{id}"))
+            .await
+            .unwrap();
+    }
+    let lane = store
+        .create_worktree("flat", "worker-1", &start)
+        .await
+        .unwrap();
+    let merge = store
+        .merge_into_worktree(&lane.path, &merging)
+        .await
+        .unwrap();
+    assert!(
+        matches!(merge, cco_git::WorktreeMerge::Conflicted { .. }),
+        "{merge:?}"
+    );
+    std::fs::write(lane.path.join("a.txt"), "one and two\n").unwrap();
+    let result = store.conclude_worktree_merge(&lane.path).await.unwrap();
+
+    let back = fx.tmp.path().join("resolution.bundle");
+    store
+        .bundle_agent_result(
+            &lane.path,
+            &result,
+            &sides,
+            "refs/cco/tasks/run/worker-1",
+            &back,
+        )
+        .await
+        .unwrap();
+    // git accepts the bundle cco wrote (prerequisites: both sides, which the store has).
+    git(
+        &store_dir(&fx),
+        &["bundle", "verify", back.to_str().unwrap()],
+    );
+    head.fetch_bundle(&back, &result, "refs/cco/remote/run/worker-1")
+        .await
+        .unwrap();
+    assert!(head.has_commit(&result).await.unwrap());
+    let shown = git(head.repo_dir(), &["rev-list", "--parents", "-n1", &result]);
+    assert_eq!(
+        shown.split_whitespace().collect::<Vec<_>>(),
+        vec![result.as_str(), start.as_str(), merging.as_str()]
+    );
+    assert_eq!(
+        git(head.repo_dir(), &["show", &format!("{result}:a.txt")]),
+        "one and two\n"
+    );
 }

@@ -371,17 +371,9 @@ impl RemoteTurn {
             .ok_or_else(|| PlaceError::Failed("no inbox".into()))?;
         let transfer = transfer_id();
         let arrived = inbox.expect(transfer);
-        let mut basis = self
-            .inner
-            .node_for(on.node)
-            .map(|view| view.known)
-            .unwrap_or_default();
-        basis.push(on.start.clone());
-        basis.extend(on.merging.clone());
         let request = Request::Finish {
             turn: on.turn.clone(),
             conclude: on.merging.is_some(),
-            basis,
             transfer,
         };
         let answer = self

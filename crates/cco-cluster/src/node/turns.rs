@@ -48,9 +48,8 @@ pub(crate) async fn handle(node: &Arc<Node>, request: Request) -> Result<Respons
         Request::Finish {
             turn,
             conclude,
-            basis,
             transfer,
-        } => finish_turn(node, &turn, conclude, basis, transfer).await,
+        } => finish_turn(node, &turn, conclude, transfer).await,
         Request::Release { run } => release(node, &run),
         Request::Hello { .. } | Request::Ping { .. } => Ok(Response::Done),
     }
@@ -305,7 +304,6 @@ async fn finish_turn(
     node: &Arc<Node>,
     turn: &str,
     conclude: bool,
-    basis: Vec<String>,
     transfer: u64,
 ) -> Result<Response, ClusterError> {
     let slot = node.turns().remove(turn);
@@ -343,36 +341,33 @@ async fn finish_turn(
             bundle_bytes: None,
         });
     }
-    let _guard = store.lock.lock().await;
-    // The agent's commits into the store, checked (fsck), kept under a ref of their own.
-    store
-        .repo
-        .fetch_task_result(
-            &slot.path,
-            &result,
-            &format!("refs/cco/tasks/{}/{}", slot.run, slot.lane),
-        )
-        .await?;
+    // The agent's commits into the store (checked as every copy of an agent's objects, kept
+    // under a ref of their own) and into a bundle for the head, relative to the commits the
+    // turn started from, which this store holds. No store lock: objects and a ref of this
+    // turn's own are all that is written.
     let file = node
         .opts
         .dir
         .join("tmp")
         .join(format!("out-{transfer:016x}.bundle"));
-    let mut basis = basis;
-    basis.push(slot.start.clone());
-    basis.extend(slot.merging.clone());
+    let mut start = vec![slot.start.clone()];
+    start.extend(slot.merging.clone());
     let made = store
         .repo
-        .create_bundle(std::slice::from_ref(&result), &basis, &file)
-        .await?;
-    let bundle_bytes = match made {
-        None => None,
-        Some(_) => {
-            let sent = output::send_transfer(node, &slot.head, transfer, &file).await;
-            let _ = std::fs::remove_file(&file);
-            Some(sent?)
-        }
+        .bundle_agent_result(
+            &slot.path,
+            &result,
+            &start,
+            &format!("refs/cco/tasks/{}/{}", slot.run, slot.lane),
+            &file,
+        )
+        .await;
+    let sent = match made {
+        Ok(_) => output::send_transfer(node, &slot.head, transfer, &file).await,
+        Err(e) => Err(e.into()),
     };
+    let _ = std::fs::remove_file(&file);
+    let bundle_bytes = Some(sent?);
     Ok(Response::Finished {
         result,
         bundle_bytes,
