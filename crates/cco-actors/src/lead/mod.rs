@@ -7,7 +7,8 @@
 //!
 //! Layout: this file is the actor *shell*. It turns messages into [`Input`]s, lets the pure
 //! [`LeadCore`] decide (`core.rs`: planning, reports; `slots.rs`: worker slots, lanes and
-//! scheduling; `pipeline.rs`: capture → review → merge; `restore.rs`: `cco resume`), and
+//! scheduling; `pipeline.rs`: capture → review → merge, with the merge step in `merging.rs`;
+//! `gates.rs`: work cco refuses; `restore.rs`: `cco resume`), and
 //! performs the [`Effect`]s it returns: messages to workers and the Director, claude turns,
 //! and GitActor operations in spawned tasks that message the lead back with typed results.
 //! The core's unit tests are in `tests.rs`.
@@ -23,6 +24,7 @@
 
 mod core;
 mod gates;
+mod merging;
 mod pipeline;
 mod plans;
 mod restore;

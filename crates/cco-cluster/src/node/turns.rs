@@ -326,14 +326,10 @@ async fn finish_turn(
     let result = if conclude {
         store.repo.conclude_worktree_merge(&slot.path).await?
     } else {
-        match store
+        store
             .repo
-            .commit_all(&slot.path, "cco: work left uncommitted")
+            .commit_turn(&slot.path, "cco: work left uncommitted")
             .await?
-        {
-            Some(commit) => commit,
-            None => store.repo.remote_start(&slot.path).await?.head,
-        }
     };
     if result == slot.start {
         return Ok(Response::Finished {

@@ -272,10 +272,35 @@ impl GitRepo {
             .map_err(|e| GitError::io("bundle_agent_result", out, e))
     }
 
-    /// True when cco's clone (the store) has commit `id`.
+    /// True when cco's clone (the store) has commit `id`. A loose object is found without a
+    /// process (what a node unpacked from a bundle, or made itself, usually is).
     pub async fn has_commit(&self, id: &str) -> Result<bool, GitError> {
         check_id("has_commit", id)?;
+        let loose = self
+            .repo_dir
+            .join(".git")
+            .join("objects")
+            .join(&id[..2])
+            .join(&id[2..]);
+        if loose.is_file() {
+            return Ok(true);
+        }
         Ok(self.resolve(&self.repo_dir, id).await?.is_some())
+    }
+
+    /// After a turn on a node: commits what the agent left uncommitted (secret files never),
+    /// as [`GitRepo::commit_all`] does but without its copy into the store (the result's
+    /// copy is [`GitRepo::bundle_agent_result`]'s), and returns the commit the repository is
+    /// at. Nothing left: HEAD, read from its files where it can be.
+    pub async fn commit_turn(&self, worktree: &Path, message: &str) -> Result<String, GitError> {
+        let agent = self.our_agent(worktree)?;
+        if let Some(commit) = self.commit_agent(&agent, message).await?.0 {
+            return Ok(commit);
+        }
+        if let Some(head) = super::capture::read_head(&agent.git_dir) {
+            return Ok(head);
+        }
+        Ok(self.head_and_merge_head(&agent).await?.0)
     }
 
     /// Where the agent repository at `worktree` stands before its turn moves to another

@@ -36,6 +36,7 @@ mod diff;
 mod integration;
 mod integrity;
 mod merge;
+mod pack;
 mod refs;
 mod remote;
 mod setup;
