@@ -11,7 +11,8 @@
 //! - `worktrees.rs`: listing and recognising the checkouts of the clone.
 //! - `agents.rs`: agents' checkouts: create, switch/sync, remove; `skeleton.rs`: the `.git`
 //!   a new one starts from.
-//! - `capture.rs`: committing an agent's leftovers, freezing a task's work, snapshots.
+//! - `capture.rs`: committing an agent's leftovers, freezing a task's work, snapshots;
+//!   `pack.rs`: copying an agent's objects in (a pack, checked), without a fetch.
 //! - `merge.rs`: merging into a shared branch (in memory when possible) and landing it;
 //!   `integration.rs`: the integration-worktree path, union resolution, the verify gate.
 //! - `conflicts.rs`: merges an agent resolves in its own checkout.
