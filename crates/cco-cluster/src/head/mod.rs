@@ -54,6 +54,10 @@ pub(crate) struct NodeLink {
     pub(crate) generation: watch::Sender<u64>,
     /// Commits it has (sent to it or received from it), newest last.
     pub(crate) known: VecDeque<String>,
+    /// Held by a turn while it sends this node commits it lacks, until the node has them:
+    /// turns that need the same commits wait and then send only what is still missing
+    /// (else every worker starting at once sends the node the same commits).
+    pub(crate) bundles: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A node that is up, as a turn needs it.
@@ -64,6 +68,8 @@ pub(crate) struct NodeView {
     pub(crate) name: String,
     /// Commits it has (a basis for bundles).
     pub(crate) known: Vec<String>,
+    /// See [`NodeLink::bundles`].
+    pub(crate) bundles: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) struct HeadState {
@@ -174,6 +180,7 @@ impl HeadInner {
             generation: n.generation.subscribe(),
             name: n.record.name.clone(),
             known: n.known.iter().cloned().collect(),
+            bundles: Arc::clone(&n.bundles),
         })
     }
 
@@ -282,6 +289,7 @@ impl ClusterHead {
                 agent: None,
                 generation: watch::channel(0).0,
                 known: VecDeque::new(),
+                bundles: Arc::default(),
             })
             .collect();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

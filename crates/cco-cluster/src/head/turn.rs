@@ -158,6 +158,7 @@ impl RemoteTurn {
             generation,
             name,
             known,
+            bundles,
         } = self
             .inner
             .node_for(node)
@@ -172,12 +173,31 @@ impl RemoteTurn {
             .join(format!("{turn}.bundle"));
         // Where the turn starts, and the bundle that brings it to the node: one git op.
         let (start, mut made) = git
-            .bundle_start(&self.site.worktree, known, &bundle_path)
+            .bundle_start(&self.site.worktree, known.clone(), &bundle_path)
             .await
             .map_err(|e| PlaceError::Failed(format!("the worker's repository: {e}")))?;
         let tips: Vec<String> = std::iter::once(start.head.clone())
             .chain(start.merging.clone())
             .collect();
+        // One bundle to a node at a time: wait for a turn sending it commits, then send only
+        // what it still lacks (often nothing: the same start commit).
+        let _gate = match made {
+            None => None,
+            Some(_) => {
+                let gate = bundles.lock_owned().await;
+                let now_known = self.inner.node_for(node).map(|view| view.known);
+                if let Some(now_known) = now_known.filter(|k| *k != known) {
+                    made = git
+                        .create_bundle(&self.site.worktree, tips.clone(), now_known, &bundle_path)
+                        .await
+                        .map_err(|e| PlaceError::Failed(format!("bundle for the node: {e}")))?;
+                    if made.is_none() {
+                        let _ = std::fs::remove_file(&bundle_path);
+                    }
+                }
+                Some(gate)
+            }
+        };
         for attempt in 0..2 {
             if attempt > 0 {
                 // The node lacked the basis: everything, once.
