@@ -490,7 +490,12 @@ fn a_merge_redone_after_a_kill_between_the_merge_and_the_journal_is_recorded_onc
     assert_eq!(
         task_in(&summary, "summary", first)["merged_commit"].as_str(),
         Some(merge_commit.as_str()),
-        "the commit that really merged it"
+        "the commit that really merged it\n{}\n{}",
+        cco_testkit::git(
+            &clone_of(&project),
+            &["log", "--graph", "--format=%H %s", "main"]
+        ),
+        task_in(&journal, "journal", first)
     );
     // The resumed run did not announce that merge again.
     let run_dir = cco::Orchestrator::latest_run(&project.logs_dir()).unwrap();

@@ -507,9 +507,12 @@ async fn adopt_unrecorded_merges(
             .snapshot
             .tasks
             .iter()
-            // Work frozen in a task ref: only cco merges those (the journal may still show the
-            // task in review when its write lagged behind the merge).
-            .filter(|t| t.captured_round.is_some() && !t.phase.is_terminal())
+            // Work frozen in a task ref: only cco writes those, in its own clone, and only cco
+            // merges them. Every unfinished task's ref is a source, captured or not as far as
+            // the journal knows: its writes can lag behind capture, review and merge all at
+            // once (the journal may show the turn just finished); a ref that was never
+            // written resolves to nothing.
+            .filter(|t| !t.phase.is_terminal())
             .filter(|t| merge_target(flat, &journal.base_branch, &t.team) == *branch)
             .map(|t| cco_git::task_ref(&run, &t.team, &t.id))
             .collect();
