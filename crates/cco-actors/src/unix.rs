@@ -110,6 +110,21 @@ mod tests {
         };
         let mut ours = spawn("run-a");
         let mut other = spawn("run-b");
+        // Until `sh` has exec'd, /proc shows the test's own environment and process group:
+        // wait for the markers (a dead cco's processes have long exec'd).
+        for (child, run) in [(&ours, "run-a"), (&other, "run-b")] {
+            let marker = format!("{RUN_ID_VAR}={run}");
+            cco_testkit::wait_until(
+                std::time::Duration::from_secs(5),
+                "the shell to start",
+                || {
+                    environ_has(child.id(), &[marker.as_bytes()])
+                        && process_groups()
+                            .get(&child.id())
+                            .is_some_and(|members| members.contains(&child.id()))
+                },
+            );
+        }
         let record = |pid: u32| ProcessRecord {
             agent: "worker-1".into(),
             pid,
