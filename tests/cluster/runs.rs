@@ -139,3 +139,51 @@ fn the_demos_nodes_go_when_the_demo_is_killed_with_sigkill() {
         nodes_under(&demo).is_empty()
     });
 }
+
+/// Workers that start together on one node send it the start commit once: the first turn
+/// sends the history, the others wait for that bundle and then send nothing (before, each
+/// sent the node the whole history).
+#[test]
+fn workers_starting_together_on_a_node_send_it_the_history_once() {
+    let ids = ["t1", "t2", "t3", "t4"];
+    let ports = [free_port()];
+    let (project, cookie) = cluster_project(
+        json!({"workerCount": 4}),
+        crate::harness::simple_script(&ids, None),
+        &ports,
+        json!({}),
+    );
+    // What the history the workers start from weighs as a bundle.
+    let full = project.dir.path().join("full.bundle");
+    cco_testkit::git(
+        &project.source,
+        &["bundle", "create", full.to_str().unwrap(), "main"],
+    );
+    let full = std::fs::metadata(&full).unwrap().len();
+    let claude = claude_of(&project);
+    let _n1 = NodeProc::start(project.dir.path(), "n1", ports[0], 4, &cookie, &claude);
+    let out = wait_output(
+        project.cco(&["start", "--plain"]).spawn().unwrap(),
+        Duration::from_secs(180),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    for id in ids {
+        assert_eq!(commits_adding(&project, &format!("{id}.txt")), 1, "{id}");
+    }
+    let summary = summary(&project);
+    let on_node = summary["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["node"].as_str() == Some("n1"))
+        .count();
+    assert_eq!(on_node, 4, "every worker ran on the node\n{summary:#}");
+    let sent = summary["nodes"][0]["bundle_bytes_sent"].as_u64().unwrap();
+    assert!(sent > 0, "{summary:#}");
+    assert!(
+        sent < full * 2,
+        "{sent} bytes of bundles for 4 first turns from one commit whose history weighs {full}"
+    );
+}
