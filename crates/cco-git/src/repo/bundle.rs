@@ -276,16 +276,23 @@ impl GitRepo {
     /// process (what a node unpacked from a bundle, or made itself, usually is).
     pub async fn has_commit(&self, id: &str) -> Result<bool, GitError> {
         check_id("has_commit", id)?;
-        let loose = self
-            .repo_dir
-            .join(".git")
-            .join("objects")
-            .join(&id[..2])
-            .join(&id[2..]);
-        if loose.is_file() {
+        if self.has_loose_object(id) {
             return Ok(true);
         }
         Ok(self.resolve(&self.repo_dir, id).await?.is_some())
+    }
+
+    /// True when cco's clone holds object `id` as a loose file (false says nothing: it may
+    /// be packed).
+    pub(super) fn has_loose_object(&self, id: &str) -> bool {
+        is_commit_id(id)
+            && self
+                .repo_dir
+                .join(".git")
+                .join("objects")
+                .join(&id[..2])
+                .join(&id[2..])
+                .is_file()
     }
 
     /// After a turn on a node: commits what the agent left uncommitted (secret files never),

@@ -203,7 +203,12 @@ impl GitRepo {
             Some(head) => {
                 // Copied without a ref, checked, then frozen: refused work never gets a
                 // ref in cco's clone, and the agent's repository keeps it for a revision.
-                self.copy_from_agent(&agent, &head, &tip).await?;
+                // A commit cco's clone holds already (a turn that ran on another host came
+                // back into it, checked, before its local repository was put at it) needs
+                // no copy: objects enter cco's clone only checked and complete.
+                if !self.has_loose_object(&head) {
+                    self.copy_from_agent(&agent, &head, &tip).await?;
+                }
                 self.check_commits(&tip, &head).await?;
                 self.vet(&head);
                 self.git("update-ref", &self.repo_dir)
