@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::ClusterError;
 
 /// Version of this protocol; a node and a head of different versions refuse each other.
-pub const PROTOCOL: u32 = 1;
+/// 2: `Finish` no longer carries the head's basis (the turn's start is the basis).
+pub const PROTOCOL: u32 = 2;
 /// The process group every node's agent actor joins.
 pub const NODES_GROUP: &str = "cco.nodes";
 /// Largest part of a transfer (bundle, session file) in one message.
