@@ -25,18 +25,6 @@ use super::*;
 use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
-fn is_commit_id(s: &str) -> bool {
-    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn check_id(op: &str, id: &str) -> Result<(), GitError> {
-    if is_commit_id(id) {
-        Ok(())
-    } else {
-        Err(GitError::invalid(op, format!("not a commit id: {id:?}")))
-    }
-}
-
 /// Where a worker's local repository stands before its turn runs on another host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteStart {
@@ -76,7 +64,7 @@ impl GitRepo {
         out: &Path,
     ) -> Result<Option<u64>, GitError> {
         for id in tips.iter().chain(basis) {
-            check_id("create_bundle", id)?;
+            check_object_id("create_bundle", id)?;
         }
         // The usual case of a start commit the other side was sent (or made) before: no
         // process at all.
@@ -190,7 +178,7 @@ impl GitRepo {
         commit: &str,
         into: &str,
     ) -> Result<(), GitError> {
-        check_id("fetch_bundle", commit)?;
+        check_object_id("fetch_bundle", commit)?;
         if !into.starts_with("refs/cco/") || ref_name_problem(into).is_some() {
             return Err(GitError::invalid(
                 "fetch_bundle",
@@ -250,9 +238,9 @@ impl GitRepo {
         into: &str,
         out: &Path,
     ) -> Result<u64, GitError> {
-        check_id("bundle_agent_result", commit)?;
+        check_object_id("bundle_agent_result", commit)?;
         for id in basis {
-            check_id("bundle_agent_result", id)?;
+            check_object_id("bundle_agent_result", id)?;
         }
         if !into.starts_with("refs/cco/") || ref_name_problem(into).is_some() {
             return Err(GitError::invalid(
@@ -275,7 +263,7 @@ impl GitRepo {
     /// True when cco's clone (the store) has commit `id`. A loose object is found without a
     /// process (what a node unpacked from a bundle, or made itself, usually is).
     pub async fn has_commit(&self, id: &str) -> Result<bool, GitError> {
-        check_id("has_commit", id)?;
+        check_object_id("has_commit", id)?;
         if self.has_loose_object(id) {
             return Ok(true);
         }
@@ -285,7 +273,7 @@ impl GitRepo {
     /// True when cco's clone holds object `id` as a loose file (false says nothing: it may
     /// be packed).
     pub(super) fn has_loose_object(&self, id: &str) -> bool {
-        is_commit_id(id)
+        is_object_id(id)
             && self
                 .repo_dir
                 .join(".git")
@@ -332,7 +320,7 @@ impl GitRepo {
     /// tree is reset and cleaned. This repository only mirrors the other host's, so nothing
     /// here is work of its own to keep.
     pub async fn adopt_remote_result(&self, worktree: &Path, commit: &str) -> Result<(), GitError> {
-        check_id("adopt_remote_result", commit)?;
+        check_object_id("adopt_remote_result", commit)?;
         let agent = self.our_agent(worktree)?;
         if agent.git_dir.join("MERGE_HEAD").exists() {
             self.agent_git("merge", &agent)
@@ -417,13 +405,13 @@ fn parse_header(bytes: &[u8]) -> Result<Header, String> {
             }
         } else if let Some(rest) = l.strip_prefix('-') {
             let id = rest.split(' ').next().unwrap_or_default();
-            if !is_commit_id(id) {
+            if !is_object_id(id) {
                 return Err(format!("bad prerequisite {l:?}"));
             }
             header.prerequisites.push(id.to_string());
         } else {
             match l.split_once(' ') {
-                Some((id, name)) if is_commit_id(id) && name.starts_with("refs/") => {
+                Some((id, name)) if is_object_id(id) && name.starts_with("refs/") => {
                     header.refs.push((id.to_string(), name.to_string()))
                 }
                 _ => return Err(format!("bad ref line {l:?}")),

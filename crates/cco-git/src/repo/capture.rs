@@ -263,12 +263,7 @@ impl GitRepo {
         commit: &str,
         into: Option<&str>,
     ) -> Result<(), GitError> {
-        if !(matches!(commit.len(), 40 | 64) && commit.bytes().all(|b| b.is_ascii_hexdigit())) {
-            return Err(GitError::invalid(
-                "fetch_task_result",
-                format!("not a commit id: {commit:?}"),
-            ));
-        }
+        check_object_id("fetch_task_result", commit)?;
         let upload_pack = crate::harden::upload_pack_command(
             &self.config().git_program.to_string_lossy(),
             self.hardening(),
@@ -310,13 +305,7 @@ impl GitRepo {
             .args(args)
             .output()
             .await?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(match fsck_refusal(&out.stderr, commit) {
-            Some(refusal) => GitError::Refused(refusal),
-            None => out.error(),
-        })
+        fsck_checked(out, commit)
     }
 
     /// Records the worktree's full state (HEAD + tracked changes + untracked, non-excluded
@@ -397,9 +386,22 @@ fn check_task_ref(task_ref: &str) -> Result<(), GitError> {
     Ok(())
 }
 
+/// The outcome of a git process that received foreign objects with `fsck` checks (a fetch, an
+/// unpack): success, the [`Refusal`](crate::Refusal) of `commit` its `fsck` failure stands
+/// for, or git's own error.
+pub(super) fn fsck_checked(out: crate::cmd::Output, commit: &str) -> Result<(), GitError> {
+    if out.success() {
+        return Ok(());
+    }
+    Err(match fsck_refusal(&out.stderr, commit) {
+        Some(refusal) => GitError::Refused(refusal),
+        None => out.error(),
+    })
+}
+
 /// The refusal an `fsck` failure of a fetch from an agent stands for (objects git itself
 /// calls malformed: a `.git` tree entry, a dangerous `.gitmodules`, ...).
-pub(super) fn fsck_refusal(stderr: &str, commit: &str) -> Option<crate::error::Refusal> {
+fn fsck_refusal(stderr: &str, commit: &str) -> Option<crate::error::Refusal> {
     use crate::error::Refusal;
     let line = stderr.lines().find(|l| l.starts_with("error: object "))?;
     let rest = line.strip_prefix("error: object ")?;
@@ -471,8 +473,7 @@ pub(super) fn read_head(git_dir: &Path) -> Option<String> {
     }
     let id = std::fs::read_to_string(git_dir.join(name)).ok()?;
     let id = id.trim_end();
-    (matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| id.to_string())
+    is_object_id(id).then(|| id.to_string())
 }
 
 #[cfg(test)]

@@ -183,7 +183,7 @@ impl GitRepo {
         args.extend(["--end-of-options", old, src]);
         let out = self.git("merge-tree", repo).args(&args).output().await?;
         let tree = out.stdout.split('\0').next().unwrap_or("").trim();
-        let tree_ok = matches!(tree.len(), 40 | 64) && tree.bytes().all(|b| b.is_ascii_hexdigit());
+        let tree_ok = is_object_id(tree);
         if out.code != Some(0) || !tree_ok {
             // 1 = conflicts: the worktree path reports (or union-resolves) them exactly as
             // `git merge` leaves them. Anything else is unexpected: let `git merge` decide.

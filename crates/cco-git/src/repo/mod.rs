@@ -48,6 +48,20 @@ pub(crate) use agents::AgentRepo;
 pub use bundle::RemoteStart;
 pub(crate) use refs::nul_list;
 
+/// True when `s` is a full object id (SHA-1 or SHA-256, hex).
+fn is_object_id(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `Ok` when `id` is a full object id; else op `op`'s invalid-input error.
+fn check_object_id(op: &str, id: &str) -> Result<(), GitError> {
+    if is_object_id(id) {
+        Ok(())
+    } else {
+        Err(GitError::invalid(op, format!("not a commit id: {id:?}")))
+    }
+}
+
 fn timestamp() -> String {
     chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string()
 }

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::capture::fsck_refusal;
+use super::capture::fsck_checked;
 use super::*;
 use crate::GitError;
 
@@ -39,12 +39,7 @@ impl GitRepo {
         basis: &[&str],
     ) -> Result<TempFile, GitError> {
         for id in std::iter::once(&commit).chain(basis) {
-            if !is_object_id(id) {
-                return Err(GitError::invalid(
-                    "pack_from_agent",
-                    format!("not a commit id: {id:?}"),
-                ));
-            }
+            check_object_id("pack_from_agent", id)?;
         }
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -91,13 +86,7 @@ impl GitRepo {
             .stdin_file_at(file, offset)
             .output()
             .await?;
-        if out.success() {
-            return Ok(());
-        }
-        Err(match fsck_refusal(&out.stderr, commit) {
-            Some(refusal) => GitError::Refused(refusal),
-            None => out.error(),
-        })
+        fsck_checked(out, commit)
     }
 }
 
@@ -130,8 +119,4 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
-}
-
-fn is_object_id(s: &str) -> bool {
-    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }

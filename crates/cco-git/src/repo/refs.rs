@@ -107,8 +107,7 @@ impl GitRepo {
         }
         let text = std::fs::read_to_string(git_dir.join(name)).ok()?;
         let id = text.trim_end();
-        (matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| id.to_string())
+        is_object_id(id).then(|| id.to_string())
     }
 
     /// Whether cco's clone surely has no ref `name` (a full ref name): no loose file, no
@@ -187,8 +186,7 @@ impl GitRepo {
             .into_iter()
             .map(|l| {
                 let l = l.trim();
-                (matches!(l.len(), 40 | 64) && l.bytes().all(|b| b.is_ascii_hexdigit()))
-                    .then(|| l.to_string())
+                is_object_id(l).then(|| l.to_string())
             })
             .collect())
     }

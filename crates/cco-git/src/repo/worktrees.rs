@@ -14,7 +14,7 @@ pub(super) fn branch_of(head: &Path) -> Option<Option<String>> {
     if let Some(r) = text.strip_prefix("ref: ") {
         let b = r.strip_prefix("refs/heads/")?;
         (!b.is_empty() && b != ".invalid").then(|| Some(b.to_string()))
-    } else if matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    } else if is_object_id(text) {
         Some(None)
     } else {
         None
