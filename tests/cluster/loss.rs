@@ -106,10 +106,7 @@ fn a_node_killed_mid_turn_its_task_finishes_on_another_in_the_same_session() {
     }
     let victim = nodes.iter_mut().find(|n| n.name == node).unwrap();
     victim.kill();
-    let out = wait_output(child, Duration::from_secs(180));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
-    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    let stdout = completed(&project, wait_output(child, Duration::from_secs(180)));
     assert!(stdout.contains(&format!("node {node} lost")), "{stdout}");
     files_land_once(&project, &IDS, &stdout);
     // The killed node's claude did not outlive it (its guard stopped it).
@@ -230,10 +227,7 @@ fn a_node_that_restarts_rejoins_and_gets_work() {
         j["snapshot"]["nodes"][0]["state"] == "lost"
     });
     let _node = NodeProc::start(project.dir.path(), "n1", port, 1, &cookie, &claude);
-    let out = wait_output(child, Duration::from_secs(180));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
-    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    let stdout = completed(&project, wait_output(child, Duration::from_secs(180)));
     assert!(stdout.contains("node n1 (127.0.0.1"), "{stdout}");
     assert!(stdout.contains("rejoined with 1 slots"), "{stdout}");
     files_land_once(&project, &ids, &stdout);
@@ -268,10 +262,10 @@ fn kill_9_of_the_head_then_resume_finishes_the_run() {
         "the node ends the dead head's claude",
         || !cco_testkit::process_group_alive(pid),
     );
-    let out = project.cco(&["resume", "--plain"]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
-    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    let stdout = completed(
+        &project,
+        project.cco(&["resume", "--plain"]).output().unwrap(),
+    );
     files_land_once(&project, &IDS, &stdout);
     let summary = summary(&project);
     let t1 = summary_task(&summary, "t1");

@@ -18,13 +18,13 @@ fn a_hierarchy_run_completes_with_workers_on_both_nodes() {
     let claude = claude_of(&project);
     let _n1 = NodeProc::start(project.dir.path(), "n1", ports[0], 2, &cookie, &claude);
     let _n2 = NodeProc::start(project.dir.path(), "n2", ports[1], 2, &cookie, &claude);
-    let out = wait_output(
-        project.cco(&["start", "--plain"]).spawn().unwrap(),
-        Duration::from_secs(180),
+    let stdout = completed(
+        &project,
+        wait_output(
+            project.cco(&["start", "--plain"]).spawn().unwrap(),
+            Duration::from_secs(180),
+        ),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
-    assert!(stdout.contains("run finished: complete"), "{stdout}");
     for id in ["a1", "a2", "b1", "b2"] {
         assert_eq!(
             commits_adding(&project, &format!("{id}.txt")),
@@ -162,13 +162,13 @@ fn workers_starting_together_on_a_node_send_it_the_history_once() {
     let full = std::fs::metadata(&full).unwrap().len();
     let claude = claude_of(&project);
     let _n1 = NodeProc::start(project.dir.path(), "n1", ports[0], 4, &cookie, &claude);
-    let out = wait_output(
-        project.cco(&["start", "--plain"]).spawn().unwrap(),
-        Duration::from_secs(180),
+    completed(
+        &project,
+        wait_output(
+            project.cco(&["start", "--plain"]).spawn().unwrap(),
+            Duration::from_secs(180),
+        ),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
-    assert!(stdout.contains("run finished: complete"), "{stdout}");
     for id in ids {
         assert_eq!(commits_adding(&project, &format!("{id}.txt")), 1, "{id}");
     }

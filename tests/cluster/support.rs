@@ -151,6 +151,14 @@ pub fn cluster_project(
     (project, cookie)
 }
 
+/// The stdout of a finished cco run of `project`, checked: exit 0 and `run finished: complete`.
+pub fn completed(project: &CliProject, out: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}\n{}", project.stderr());
+    assert!(stdout.contains("run finished: complete"), "{stdout}");
+    stdout
+}
+
 /// The fake claude of a project (its wrapper script).
 pub fn claude_of(project: &CliProject) -> PathBuf {
     project.config_dir.join("claude")

@@ -20,6 +20,20 @@ fn node_store(fx: &Fx) -> GitRepo {
     GitRepo::new(cfg).unwrap()
 }
 
+/// A node's store, made, holding `commits` from the bundle file `bundle` (each under
+/// `refs/cco/have/<id>`, as a node keeps them).
+async fn store_with(fx: &Fx, bundle: &std::path::Path, commits: &[String]) -> GitRepo {
+    let store = node_store(fx);
+    store.init_store().await.unwrap();
+    for id in commits {
+        store
+            .fetch_bundle(bundle, id, &format!("refs/cco/have/{id}"))
+            .await
+            .unwrap();
+    }
+    store
+}
+
 /// The head's repository with worker-1's repository on `main`.
 async fn head_with_worker() -> (Fx, GitRepo, cco_git::WorktreeInfo) {
     let fx = Fx::new();
@@ -177,12 +191,7 @@ async fn an_unknown_basis_gives_a_full_bundle_and_a_node_repository_is_reset_for
         .await
         .unwrap()
         .expect("a full bundle");
-    let store = node_store(&fx);
-    store.init_store().await.unwrap();
-    store
-        .fetch_bundle(&out, &start, &format!("refs/cco/have/{start}"))
-        .await
-        .unwrap();
+    let store = store_with(&fx, &out, std::slice::from_ref(&start)).await;
     // A node's repository left dirty by a turn, with an untracked file and a commit of its
     // own, is put back at the next start commit.
     let lane = store
@@ -279,14 +288,7 @@ async fn a_conflict_resolved_on_a_node_comes_back_as_a_merge_of_both_sides() {
         .await
         .unwrap()
         .unwrap();
-    let store = node_store(&fx);
-    store.init_store().await.unwrap();
-    for id in &sides {
-        store
-            .fetch_bundle(&out, id, &format!("refs/cco/have/{id}"))
-            .await
-            .unwrap();
-    }
+    let store = store_with(&fx, &out, &sides).await;
     let lane = store
         .create_worktree("flat", "worker-1", &start)
         .await
