@@ -48,8 +48,9 @@
 //!   integrates into; work comes back only as objects copied into cco's clone and checked
 //!   there before the task ref is set: [`GitRepo::capture_task`] copies them with
 //!   `pack-objects` in the agent's repository and `unpack-objects --strict` in cco's clone,
-//!   [`GitRepo::fetch_task_result`] with a fetch (`fsck` on). cco's clone keeps a copy of a worker branch (`refs/heads/cco/<team>/<id>`) when
-//!   cco commits there or a caller names the branch. Env files are copied in with mode 0600.
+//!   [`GitRepo::fetch_task_result`] with a fetch (`fsck` on). cco's clone keeps a copy of a
+//!   worker branch (`refs/heads/cco/<team>/<id>`) when cco commits there or a caller names
+//!   the branch. Env files are copied in with mode 0600.
 //! - `integration/<target-slug>/`: private worktrees with a detached HEAD where merges are
 //!   made and verified before the target ref moves. A clean merge with nothing to verify
 //!   needs no checkout: it is made in memory (`git merge-tree --write-tree` + `commit-tree`,
