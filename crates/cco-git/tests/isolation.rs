@@ -245,3 +245,34 @@ async fn hooks_and_config_an_agent_writes_never_run_in_ccos_git() {
     assert!(out.status.success() || log.exists());
     assert!(log.exists(), "the agent's own git runs its fsmonitor");
 }
+
+/// A `commondir` file in an agent's git dir makes git take refs and objects from the
+/// repository it names, even with `--git-dir` given: planted to name cco's clone, with
+/// `HEAD` on `main`, cco's own commit of the turn's leftovers would move `main` there.
+#[tokio::test]
+async fn a_git_dir_an_agent_points_at_ccos_clone_is_not_followed() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let main_before = repo.head("main").await.unwrap();
+    let wt = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    let clone_git = std::fs::canonicalize(fx.repo_dir().join(".git")).unwrap();
+    agent_ok(
+        &wt.path,
+        &format!(
+            "echo '{}' > .git/commondir && echo 'ref: refs/heads/main' > .git/HEAD",
+            clone_git.display()
+        ),
+    );
+    // What the agent itself sees now: cco's branches (the redirect is real).
+    assert!(
+        agent_ok(&wt.path, "git for-each-ref --format='%(refname)'").contains("refs/heads/main")
+    );
+    write(&wt.path, "leftover.txt", "left for cco to commit\n");
+
+    let tref = task_ref("run", "flat", "t1");
+    let _ = repo.capture_task(&wt.path, "t1", &tref, "main").await;
+    let _ = repo.switch_worktree(&wt.path, "main", None).await;
+    assert_eq!(repo.head("main").await.unwrap(), main_before);
+    assert!(!fx.has_file("main", "leftover.txt"));
+    assert!(!wt.path.join(".git/commondir").exists());
+}

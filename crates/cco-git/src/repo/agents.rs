@@ -28,6 +28,30 @@ pub(crate) struct AgentRepo {
     pub branch: Option<String>,
 }
 
+/// Removes a `commondir` file an agent planted in its git dir. git takes refs, objects and
+/// config from the repository such a file names, even with `--git-dir` and `GIT_COMMON_DIR`
+/// given (git's ref store reads the file itself): with one naming cco's clone, cco's own
+/// `git commit` or `git reset` of a capture would move the clone's branches. An agent's
+/// repository is never a linked worktree, so the file has no legitimate use there.
+fn unplant_commondir(git_dir: &Path) -> Result<(), GitError> {
+    let planted = git_dir.join("commondir");
+    let Ok(meta) = std::fs::symlink_metadata(&planted) else {
+        return Ok(());
+    };
+    let target = std::fs::read_to_string(&planted).unwrap_or_default();
+    tracing::warn!(
+        file = %planted.display(),
+        names = %target.trim(),
+        "an agent's repository names another repository's git dir (commondir): removed, cco's git never follows it"
+    );
+    let removed = if meta.is_dir() {
+        std::fs::remove_dir_all(&planted)
+    } else {
+        std::fs::remove_file(&planted)
+    };
+    removed.map_err(|e| GitError::io("agent repository", &planted, e))
+}
+
 impl GitRepo {
     fn agents_root(&self) -> PathBuf {
         self.config().workspace.join("worktrees")
@@ -50,6 +74,7 @@ impl GitRepo {
             Ok(_) => return Err(bad("`.git` is not a directory")),
             Err(e) => return Err(GitError::io("agent repository", &git_dir, e)),
         }
+        unplant_commondir(&git_dir)?;
         let branch = super::worktrees::branch_of(&git_dir.join("HEAD")).flatten();
         Ok(AgentRepo {
             path: canon,
