@@ -249,6 +249,8 @@ async fn hooks_and_config_an_agent_writes_never_run_in_ccos_git() {
 /// A `commondir` file in an agent's git dir makes git take refs and objects from the
 /// repository it names, even with `--git-dir` given: planted to name cco's clone, with
 /// `HEAD` on `main`, cco's own commit of the turn's leftovers would move `main` there.
+/// (Neither capture nor switch need succeed on such a repository; cco's branches must not
+/// move.)
 #[tokio::test]
 async fn a_git_dir_an_agent_points_at_ccos_clone_is_not_followed() {
     let fx = Fx::new();
@@ -275,4 +277,41 @@ async fn a_git_dir_an_agent_points_at_ccos_clone_is_not_followed() {
     assert_eq!(repo.head("main").await.unwrap(), main_before);
     assert!(!fx.has_file("main", "leftover.txt"));
     assert!(!wt.path.join(".git/commondir").exists());
+}
+
+/// `.git/refs` (or a directory in it) linked to the clone's: git creates a ref's lock file in
+/// the linked directory and renames it there, so cco's own commit of the turn's leftovers
+/// would write the clone's `main`.
+#[tokio::test]
+async fn a_refs_directory_an_agent_links_to_ccos_clone_is_not_written_through() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let main_before = repo.head("main").await.unwrap();
+    let clone_refs = std::fs::canonicalize(fx.repo_dir().join(".git/refs")).unwrap();
+    for (worker, link) in [("w1", ".git/refs"), ("w2", ".git/refs/heads")] {
+        let wt = repo.create_worktree("flat", worker, "main").await.unwrap();
+        let target = if link.ends_with("heads") {
+            clone_refs.join("heads")
+        } else {
+            clone_refs.clone()
+        };
+        agent_ok(
+            &wt.path,
+            &format!(
+                "rm -rf {link} && ln -s '{}' {link} && echo 'ref: refs/heads/main' > .git/HEAD",
+                target.display()
+            ),
+        );
+        write(&wt.path, "leftover.txt", "left for cco to commit\n");
+        let tref = task_ref("run", "flat", worker);
+        let _ = repo.capture_task(&wt.path, worker, &tref, "main").await;
+        let _ = repo.switch_worktree(&wt.path, "main", None).await;
+        assert_eq!(repo.head("main").await.unwrap(), main_before, "{link}");
+        assert!(!fx.has_file("main", "leftover.txt"), "{link}");
+        let meta = std::fs::symlink_metadata(wt.path.join(link)).unwrap();
+        assert!(meta.is_dir() && !meta.file_type().is_symlink(), "{link}");
+        // The repository works again: a new task starts in it at cco's main.
+        repo.switch_worktree(&wt.path, "main", None).await.unwrap();
+        assert_eq!(agent_ok(&wt.path, "git rev-parse HEAD").trim(), main_before);
+    }
 }

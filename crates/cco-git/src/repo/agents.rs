@@ -28,28 +28,63 @@ pub(crate) struct AgentRepo {
     pub branch: Option<String>,
 }
 
-/// Removes a `commondir` file an agent planted in its git dir. git takes refs, objects and
-/// config from the repository such a file names, even with `--git-dir` and `GIT_COMMON_DIR`
-/// given (git's ref store reads the file itself): with one naming cco's clone, cco's own
-/// `git commit` or `git reset` of a capture would move the clone's branches. An agent's
-/// repository is never a linked worktree, so the file has no legitimate use there.
-fn unplant_commondir(git_dir: &Path) -> Result<(), GitError> {
+/// Undoes what an agent can plant in its git dir to make cco's own git write into another
+/// repository (cco's clone): git follows both, whatever `--git-dir` and `GIT_COMMON_DIR` say.
+/// - A `commondir` file: git takes refs, objects and config from the repository it names
+///   (git's ref store reads the file itself). An agent's repository is never a linked
+///   worktree, so the file has no legitimate use there: it is removed.
+/// - A symbolic link to a directory in the `refs` or `logs` tree (`.git/refs` pointing to the
+///   clone's refs, say): git creates a ref's lock file in the linked directory and renames it
+///   there. Each such link is replaced by an empty directory (the refs the agent kept behind
+///   it are not its repository's). A link in place of a ref file is harmless: git replaces
+///   it when it writes the ref.
+///
+/// Either way cco's own `git commit` or `git reset` of a capture would move the clone's
+/// branches (which the integrity check would put back, but cco's own git would have moved
+/// them).
+fn defuse_git_dir(git_dir: &Path) -> Result<(), GitError> {
     let planted = git_dir.join("commondir");
-    let Ok(meta) = std::fs::symlink_metadata(&planted) else {
-        return Ok(());
-    };
-    let target = std::fs::read_to_string(&planted).unwrap_or_default();
-    tracing::warn!(
-        file = %planted.display(),
-        names = %target.trim(),
-        "an agent's repository names another repository's git dir (commondir): removed, cco's git never follows it"
-    );
-    let removed = if meta.is_dir() {
-        std::fs::remove_dir_all(&planted)
-    } else {
-        std::fs::remove_file(&planted)
-    };
-    removed.map_err(|e| GitError::io("agent repository", &planted, e))
+    if let Ok(meta) = std::fs::symlink_metadata(&planted) {
+        let target = std::fs::read_to_string(&planted).unwrap_or_default();
+        tracing::warn!(
+            file = %planted.display(),
+            names = %target.trim(),
+            "an agent's repository names another repository's git dir (commondir): removed, cco's git never follows it"
+        );
+        let removed = if meta.is_dir() {
+            std::fs::remove_dir_all(&planted)
+        } else {
+            std::fs::remove_file(&planted)
+        };
+        removed.map_err(|e| GitError::io("agent repository", &planted, e))?;
+    }
+    let mut dirs = vec![git_dir.join("refs"), git_dir.join("logs")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                continue;
+            }
+            let target = std::fs::read_link(&dir).unwrap_or_default();
+            tracing::warn!(
+                link = %dir.display(),
+                target = %target.display(),
+                "an agent's repository links a refs directory elsewhere: replaced by a directory of its own"
+            );
+            std::fs::remove_file(&dir)
+                .and_then(|()| std::fs::create_dir(&dir))
+                .map_err(|e| GitError::io("agent repository", &dir, e))?;
+            continue;
+        }
+        if meta.is_dir() {
+            let entries =
+                std::fs::read_dir(&dir).map_err(|e| GitError::io("agent repository", &dir, e))?;
+            dirs.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    Ok(())
 }
 
 impl GitRepo {
@@ -74,7 +109,7 @@ impl GitRepo {
             Ok(_) => return Err(bad("`.git` is not a directory")),
             Err(e) => return Err(GitError::io("agent repository", &git_dir, e)),
         }
-        unplant_commondir(&git_dir)?;
+        defuse_git_dir(&git_dir)?;
         let branch = super::worktrees::branch_of(&git_dir.join("HEAD")).flatten();
         Ok(AgentRepo {
             path: canon,
