@@ -1,4 +1,5 @@
-//! Names cco gives branches and refs: team and worker branches, task refs.
+//! Names cco gives branches and refs: team and worker branches, task refs, and the unique
+//! part of temporary names.
 
 use crate::sanitize::{ref_name_problem, single_component};
 
@@ -48,4 +49,18 @@ pub(crate) fn direct_ref(name: &str) -> Option<String> {
     } else {
         Some(format!("refs/heads/{name}"))
     }
+}
+
+/// A part of a temporary name (a ref, a file, a folder) no other one has: this process's id,
+/// the time to the microsecond (so a later process with the same id differs too) and a
+/// counter (so two names of one microsecond differ).
+pub(crate) fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().format("%Y%m%d%H%M%S%6f"),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -22,6 +22,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::names::unique_suffix;
 use crate::sanitize::ref_name_problem;
 use crate::GitError;
 
@@ -72,7 +73,7 @@ impl GitRepo {
             return Ok(None);
         }
         // A bundle names its tips by refs: temporary ones, unique to this bundle.
-        let tag = uuid_like();
+        let tag = unique_suffix();
         let names: Vec<String> = (0..tips.len())
             .map(|i| format!("refs/cco/bundle/{tag}/{i}"))
             .collect();
@@ -260,29 +261,6 @@ impl GitRepo {
             .map_err(|e| GitError::io("bundle_agent_result", out, e))
     }
 
-    /// True when cco's clone (the store) has commit `id`. A loose object is found without a
-    /// process (what a node unpacked from a bundle, or made itself, usually is).
-    pub async fn has_commit(&self, id: &str) -> Result<bool, GitError> {
-        check_object_id("has_commit", id)?;
-        if self.has_loose_object(id) {
-            return Ok(true);
-        }
-        Ok(self.resolve(&self.repo_dir, id).await?.is_some())
-    }
-
-    /// True when cco's clone holds object `id` as a loose file (false says nothing: it may
-    /// be packed).
-    pub(super) fn has_loose_object(&self, id: &str) -> bool {
-        is_object_id(id)
-            && self
-                .repo_dir
-                .join(".git")
-                .join("objects")
-                .join(&id[..2])
-                .join(&id[2..])
-                .is_file()
-    }
-
     /// After a turn on a node: commits what the agent left uncommitted (secret files never),
     /// as [`GitRepo::commit_all`] does but without its copy into the store (the result's
     /// copy is [`GitRepo::bundle_agent_result`]'s), and returns the commit the repository is
@@ -452,18 +430,6 @@ fn write_bundle(
     let copied = std::io::copy(&mut std::fs::File::open(pack)?, &mut file)?;
     file.flush()?;
     Ok(header.len() as u64 + copied)
-}
-
-/// A short unique name (time and a counter) for temporary refs.
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{}-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().format("%Y%m%d%H%M%S%6f"),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[cfg(test)]

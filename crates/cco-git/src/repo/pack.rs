@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::capture::fsck_checked;
 use super::*;
+use crate::names::unique_suffix;
 use crate::GitError;
 
 impl GitRepo {
@@ -41,12 +42,10 @@ impl GitRepo {
         for id in std::iter::once(&commit).chain(basis) {
             check_object_id("pack_from_agent", id)?;
         }
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pack = TempFile(
             self.repo_dir
                 .join(".git")
-                .join(format!("cco-incoming-{}-{n}.pack", std::process::id())),
+                .join(format!("cco-incoming-{}.pack", unique_suffix())),
         );
         let mut revs = format!("{commit}\n");
         for id in basis {

@@ -1,5 +1,5 @@
-//! Resolving names (batched with `cat-file --batch-check`), ancestry, the state of a checkout
-//! (merging, unmerged, dirty), and the branches of the clone.
+//! Resolving names (batched with `cat-file --batch-check`), whether an object is here,
+//! ancestry, the state of a checkout (merging, unmerged, dirty), and the branches of the clone.
 
 use std::collections::BTreeSet;
 
@@ -16,6 +16,29 @@ pub(crate) fn nul_list(s: &str) -> Vec<String> {
 }
 
 impl GitRepo {
+    /// True when cco's clone (the store) has commit `id`. A loose object is found without a
+    /// process (what a node unpacked from a bundle, or made itself, usually is).
+    pub async fn has_commit(&self, id: &str) -> Result<bool, GitError> {
+        check_object_id("has_commit", id)?;
+        if self.has_loose_object(id) {
+            return Ok(true);
+        }
+        Ok(self.resolve(&self.repo_dir, id).await?.is_some())
+    }
+
+    /// True when cco's clone holds object `id` as a loose file (false says nothing: it may
+    /// be packed).
+    pub(super) fn has_loose_object(&self, id: &str) -> bool {
+        is_object_id(id)
+            && self
+                .repo_dir
+                .join(".git")
+                .join("objects")
+                .join(&id[..2])
+                .join(&id[2..])
+                .is_file()
+    }
+
     /// `rev-parse --verify` of a commit-ish; `None` when it does not resolve.
     pub(super) async fn resolve(
         &self,

@@ -126,10 +126,7 @@ impl GitRepo {
         // Hidden, and never a name an agent gets (agent ids are slugs).
         // One folder per maker: two `GitRepo`s of one process (a node serves several runs)
         // never share one.
-        static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = root.join(format!(".skeleton-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = root.join(format!(".skeleton-{}", crate::names::unique_suffix()));
         let p = dir.to_string_lossy().into_owned();
         let initial = format!("--initial-branch={SKELETON_BRANCH}");
         let made = self
