@@ -99,6 +99,9 @@ pub(crate) struct Spec<'a> {
     /// pack, which `Output`'s text would mangle); they win over `stdin` and the captured
     /// stdout.
     pub files: Files,
+    /// The most stdout read: a process printing more is killed (with its group) and the
+    /// run is [`GitError::OutputTooLarge`]. `None`: no limit.
+    pub max_stdout: Option<u64>,
 }
 
 /// See [`Spec::files`].
@@ -149,9 +152,8 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
     let mut child = cmd
         .spawn()
         .map_err(|source| GitError::spawn(spec.op, spec.program, spec.dir, source))?;
-    let mut guard = GroupGuard {
-        pgid: child.id().map(|p| p as i32),
-    };
+    let pgid = child.id().map(|p| p as i32);
+    let mut guard = GroupGuard { pgid };
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
     let mut in_pipe = child.stdin.take();
@@ -166,9 +168,24 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         };
         let mut out = Vec::new();
         let mut err = Vec::new();
+        let mut overflowed = false;
         let read_out = async {
             if let Some(p) = out_pipe.as_mut() {
-                let _ = p.read_to_end(&mut out).await;
+                match spec.max_stdout {
+                    None => {
+                        let _ = p.read_to_end(&mut out).await;
+                    }
+                    Some(limit) => {
+                        let _ = p.take(limit.saturating_add(1)).read_to_end(&mut out).await;
+                        if out.len() as u64 > limit {
+                            // Stop it now: blocked on a full pipe it would never exit.
+                            overflowed = true;
+                            if let Some(pgid) = pgid {
+                                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+                            }
+                        }
+                    }
+                }
             }
         };
         let read_err = async {
@@ -177,12 +194,19 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
             }
         };
         let (_, _, _, status) = tokio::join!(write_in, read_out, read_err, child.wait());
-        (out, err, status)
+        (out, err, status, overflowed)
     };
     match tokio::time::timeout(spec.timeout, work).await {
-        Ok((out, err, status)) => {
+        Ok((out, err, status, overflowed)) => {
             // The group leader has been reaped; do not signal a possibly reused pgid.
             guard.pgid = None;
+            if overflowed {
+                return Err(GitError::OutputTooLarge {
+                    op: spec.op.to_string(),
+                    path: spec.dir.to_path_buf(),
+                    limit: spec.max_stdout.unwrap_or_default(),
+                });
+            }
             let status = status.map_err(|e| GitError::io(spec.op, spec.dir, e))?;
             Ok(Output {
                 code: status.code(),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("git {op} failed (exit {code:?}) in {path}: `git {args}`: {stderr_tail}")]
+    #[error("git {op} failed ({}) in {path}: `git {args}`: {stderr_tail}", exit_text(*code))]
     Command {
         op: String,
         args: String,
@@ -53,14 +53,20 @@ pub enum GitError {
         path: String,
     },
 
-    #[error("merge of {source_branch} into {target} conflicts in {files:?} (strategy: fail)")]
+    #[error(
+        "merge of {source_branch} into {target} conflicts in {} (strategy: fail)",
+        list(files)
+    )]
     MergeConflict {
         source_branch: String,
         target: String,
         files: Vec<String>,
     },
 
-    #[error("merge in {path} not concluded: unresolved conflicts in {files:?}")]
+    #[error(
+        "merge in {path} not concluded: unresolved conflicts in {}",
+        list(files)
+    )]
     UnresolvedConflicts { path: PathBuf, files: Vec<String> },
 
     /// A conflict resolution that adds conflict markers neither parent had.
@@ -106,6 +112,14 @@ pub enum GitError {
     #[error("{op}: {reason}")]
     Invalid { op: String, reason: String },
 
+    /// A git process printed more than cco reads from it (`limit` bytes); it was killed.
+    #[error("git {op} printed more than {} in {path}; stopped", mib(*limit))]
+    OutputTooLarge {
+        op: String,
+        path: PathBuf,
+        limit: u64,
+    },
+
     #[error("git op {op} exceeded its budget of {timeout:?}")]
     OpTimeout { op: String, timeout: Duration },
 
@@ -142,6 +156,8 @@ pub enum Refusal {
     Secret { findings: Vec<SecretFinding> },
     /// Objects git's own checks (`fsck`) reject.
     Malformed { commit: String, problem: String },
+    /// A change whose patch is larger than cco checks (`limit` bytes of `git log -p`).
+    TooLarge { limit: u64 },
 }
 
 /// Where a secret was found: a file and line, or a commit message.
@@ -189,12 +205,31 @@ impl std::fmt::Display for Refusal {
                 "commit {} holds objects git rejects ({problem}); recreate the commits with plain git commands",
                 &commit[..commit.len().min(10)]
             ),
+            Refusal::TooLarge { limit } => write!(
+                f,
+                "the change is too large to check (its patch is over {}); keep generated files, \
+                 build outputs and data sets out of the commits (add them to .gitignore)",
+                mib(*limit)
+            ),
             Refusal::Secret { findings } => write!(
                 f,
                 "a secret is committed: {}; remove it from the files and from history (amend or rewrite the commits), never commit credentials",
                 list(findings)
             ),
         }
+    }
+}
+
+/// `256 MiB`.
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes / (1024 * 1024))
+}
+
+/// How a process ended, in words: `exit code 128`, or `killed by a signal` (no exit code).
+fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(code) => format!("exit code {code}"),
+        None => "killed by a signal".to_string(),
     }
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct GitCmd<'a> {
     /// Where in `stdin_file` the input starts (a bundle's pack follows its header).
     stdin_offset: u64,
     stdout_file: Option<&'a Path>,
+    /// See [`GitCmd::max_stdout`].
+    max_stdout: Option<u64>,
 }
 
 impl GitRepo {
@@ -84,6 +86,7 @@ impl GitRepo {
             stdin_file: None,
             stdin_offset: 0,
             stdout_file: None,
+            max_stdout: None,
         }
     }
 
@@ -162,6 +165,14 @@ impl<'a> GitCmd<'a> {
         self
     }
 
+    /// At most `bytes` of standard output are read: git printing more is killed and the
+    /// command fails with [`GitError::OutputTooLarge`] (what an agent's commits make git
+    /// print must not take cco's memory).
+    pub fn max_stdout(mut self, bytes: u64) -> Self {
+        self.max_stdout = Some(bytes);
+        self
+    }
+
     /// Runs git; returns the output whatever the exit code. A failure caused by a stale lock
     /// file is retried once after removing the lock.
     pub async fn output(self) -> Result<Output, GitError> {
@@ -222,6 +233,7 @@ impl<'a> GitCmd<'a> {
                 timeout: cfg.git_timeout,
                 stdin: self.stdin.clone(),
                 files,
+                max_stdout: self.max_stdout,
             })
             .await?;
             if !out.success() && !retried {
@@ -291,6 +303,7 @@ impl GitRepo {
             timeout: self.config().git_timeout,
             stdin: None,
             files: Default::default(),
+            max_stdout: None,
         })
         .await?
         .check()?;

@@ -102,6 +102,9 @@ pub struct GitConfig {
     /// Secret values the run knows (API keys, env values of key entries, an OAuth token):
     /// commits adding one never reach a shared ref.
     pub secrets: SecretValues,
+    /// The largest patch (`git log -p` of a task's commits) the content checks read: a
+    /// larger change is refused ([`crate::Refusal::TooLarge`]) instead of read into memory.
+    pub max_check_bytes: u64,
 }
 
 /// Secret values, never printed (`Debug` shows how many).
@@ -159,6 +162,7 @@ impl GitConfig {
             git_program: PathBuf::from("git"),
             secrets: SecretValues::default(),
             parallel_ops: 4,
+            max_check_bytes: 256 * 1024 * 1024,
         }
     }
 }

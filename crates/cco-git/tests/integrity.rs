@@ -464,3 +464,40 @@ async fn a_task_result_is_copied_whole_as_loose_objects_or_as_a_pack_and_an_inco
         ""
     );
 }
+
+/// What an agent's commits make git print is read up to a limit: a change whose patch is
+/// larger (a data set, build outputs) is refused back to the agent, quickly, instead of
+/// read into cco's memory; the git process printing it is stopped.
+#[tokio::test]
+async fn a_change_too_large_to_check_is_refused_without_reading_it_all() {
+    let fx = Fx::new();
+    let mut cfg = fx.config();
+    cfg.max_check_bytes = 64 * 1024;
+    let repo = fx.repo(cfg).await;
+    let main = repo.head("main").await.unwrap();
+
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    // 4 MiB of text lines: a patch 64 times the limit.
+    agent_ok(
+        &w1.path,
+        "seq 1 600000 > data.txt && git add data.txt && git commit -qm data",
+    );
+    // (Were git left blocked on a full pipe, this would be the git timeout's error.)
+    let err = captured(&repo, &w1, "t1").await.unwrap_err();
+    assert!(
+        matches!(err, GitError::Refused(Refusal::TooLarge { limit: 65536 })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("too large to check"), "{err}");
+    assert!(err.to_string().contains(".gitignore"), "{err}");
+    assert_eq!(git(&fx.repo_dir(), &["for-each-ref", "refs/cco/tasks"]), "");
+    assert_eq!(repo.head("main").await.unwrap(), main);
+
+    // A change under the limit passes.
+    let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
+    agent_ok(
+        &w2.path,
+        "seq 1 1000 > small.txt && git add small.txt && git commit -qm small",
+    );
+    assert!(captured(&repo, &w2, "t2").await.unwrap().moved);
+}

@@ -198,6 +198,7 @@ impl GitRepo {
             timeout: self.cfg.verify_timeout,
             stdin: None,
             files: Default::default(),
+            max_stdout: None,
         })
         .await;
         match res {

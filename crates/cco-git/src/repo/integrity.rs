@@ -204,6 +204,17 @@ impl GitRepo {
 
     /// Checks what the commits of `head` not in `base` add (see the module docs). `Ok` when
     /// nothing is wrong; [`GitError::Refused`] naming where (never a secret value).
+    /// A patch over [`GitConfig::max_check_bytes`](crate::GitConfig) is the agent's to fix:
+    /// a refusal, not a git failure.
+    fn too_large_to_check(&self, error: GitError) -> GitError {
+        match error {
+            GitError::OutputTooLarge { limit, .. } => {
+                GitError::Refused(crate::Refusal::TooLarge { limit })
+            }
+            other => other,
+        }
+    }
+
     pub async fn check_commits(&self, base: &str, head: &str) -> Result<(), GitError> {
         let repo = &self.repo_dir;
         let range = format!("{base}..{head}");
@@ -227,8 +238,10 @@ impl GitRepo {
                 "--end-of-options",
                 &range,
             ])
+            .max_stdout(self.cfg.max_check_bytes)
             .run()
-            .await?;
+            .await
+            .map_err(|e| self.too_large_to_check(e))?;
         let (added, messages) = checks::parse_patch(&log);
         self.check_secrets(&added, &messages)?;
         // The change as a whole (from the merge base): paths, modes and blobs, and the
@@ -254,8 +267,10 @@ impl GitRepo {
                     "--end-of-options",
                     &three,
                 ])
+                .max_stdout(self.cfg.max_check_bytes)
                 .run()
-                .await?
+                .await
+                .map_err(|e| self.too_large_to_check(e))?
         };
         let mut symlinks = Vec::new();
         let mut submodules = false;
