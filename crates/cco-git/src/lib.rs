@@ -99,7 +99,7 @@ mod types;
 pub use actor::{GitActor, GitActorState, GitHandle, GitMsg, GitOp, Lane, OpDesc, Priority};
 pub use error::{EnvFailure, GitError, Refusal, SecretFinding};
 pub use names::{task_ref, team_branch, worker_branch};
-pub use read::{FileChange, Patch, RepoReader};
+pub use read::{FileChange, Patch, RepoReader, MAX_PATCH_BYTES};
 pub use repo::{GitRepo, RemoteStart};
 pub use sanitize::{
     branch_name_problem, is_secret_path, ref_name_problem, sanitize_branch_component, slugify,

@@ -54,6 +54,13 @@ const READ_ONLY: &[&str] = &[
     "color.ui=false",
 ];
 
+/// The most patch text read for one [`RepoReader::patch`] (a line budget does not bound it:
+/// one line of a minified file can be megabytes).
+pub const MAX_PATCH_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The most files whose patch is shown (their names go on git's command line).
+const MAX_SHOWN_FILES: usize = 500;
+
 /// Options of every diff: no program runs, no colour, renames found.
 const DIFF: &[&str] = &["--no-ext-diff", "--no-textconv", "--no-color", "-M"];
 
@@ -148,7 +155,7 @@ impl RepoReader {
         let mut omitted = Vec::new();
         for file in &files {
             let lines = file.added.unwrap_or(0) + file.deleted.unwrap_or(0);
-            if lines <= budget {
+            if lines <= budget && shown.len() < MAX_SHOWN_FILES {
                 budget -= lines;
                 shown.push(file.path.as_str());
             } else {
@@ -161,8 +168,25 @@ impl RepoReader {
             let mut args = vec!["diff"];
             args.extend(DIFF);
             args.extend([three.as_str(), "--"]);
-            args.extend(shown);
-            self.git("diff", &args).await?
+            args.extend(shown.iter().copied());
+            let read = self
+                .repo
+                .git("diff", self.repo.repo_dir())
+                .pre(READ_ONLY)
+                .args(&args)
+                .envs(&[("GIT_OPTIONAL_LOCKS", "0")])
+                .max_stdout(MAX_PATCH_BYTES)
+                .run()
+                .await;
+            match read {
+                Ok(text) => text,
+                // Too long to show: the files are listed, their patch is not.
+                Err(GitError::OutputTooLarge { .. }) => {
+                    omitted = files.iter().map(|f| f.path.clone()).collect();
+                    String::new()
+                }
+                Err(e) => return Err(e),
+            }
         };
         Ok(Patch {
             commits,

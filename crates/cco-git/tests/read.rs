@@ -53,3 +53,37 @@ async fn a_patch_lists_files_and_commits_and_runs_no_configured_program() {
     assert!(reader.resolve("--output=x").await.is_err());
     assert!(reader.patch("main", "no-such-branch", 10).await.is_err());
 }
+
+/// A line budget does not bound the text (one line of a minified file can be megabytes), and
+/// file names go on git's command line: a patch longer than `MAX_PATCH_BYTES` is listed, not
+/// read, and at most 500 files are shown.
+#[tokio::test]
+async fn a_patch_too_long_to_show_is_listed_and_not_read() {
+    let dir = cco_testkit::temp_dir();
+    let workspace = dir.path().join("workspace");
+    let repo = cco_testkit::init_repo(&workspace.join("repo"));
+    git(&repo, &["checkout", "-q", "-b", "work"]);
+    let line = "x".repeat(cco_git::MAX_PATCH_BYTES as usize + 1024);
+    std::fs::write(repo.join("min.js"), format!("{line}\n")).unwrap();
+    std::fs::write(repo.join("small.txt"), "one\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "a minified file"]);
+    git(&repo, &["checkout", "-q", "-b", "many", "main"]);
+    for i in 0..600 {
+        std::fs::write(repo.join(format!("f{i:03}.txt")), "a\n").unwrap();
+    }
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "many files"]);
+
+    let reader = RepoReader::for_workspace(&workspace).unwrap();
+    let patch = reader.patch("main", "work", 1000).await.unwrap();
+    assert_eq!(patch.files.len(), 2);
+    assert_eq!(patch.files[0].added, Some(1), "one line");
+    assert!(patch.text.is_empty());
+    assert_eq!(patch.omitted, ["min.js", "small.txt"]);
+
+    let patch = reader.patch("main", "many", 10_000).await.unwrap();
+    assert_eq!(patch.files.len(), 600);
+    assert_eq!(patch.omitted.len(), 100);
+    assert!(patch.text.contains("f499.txt") && !patch.text.contains("f500.txt"));
+}
