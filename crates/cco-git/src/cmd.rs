@@ -102,6 +102,9 @@ pub(crate) struct Spec<'a> {
     /// The most stdout read: a process printing more is killed (with its group) and the
     /// run is [`GitError::OutputTooLarge`]. `None`: no limit.
     pub max_stdout: Option<u64>,
+    /// Keep only the last this many bytes of stdout (at most twice that in memory while
+    /// reading): for output that is read for its end, such as a verify command's.
+    pub stdout_tail: Option<usize>,
 }
 
 /// See [`Spec::files`].
@@ -172,6 +175,22 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         let read_out = async {
             if let Some(p) = out_pipe.as_mut() {
                 match spec.max_stdout {
+                    None if spec.stdout_tail.is_some() => {
+                        let keep = spec.stdout_tail.unwrap_or_default();
+                        let mut chunk = vec![0u8; 64 * 1024];
+                        while let Ok(n) = p.read(&mut chunk).await {
+                            if n == 0 {
+                                break;
+                            }
+                            out.extend_from_slice(&chunk[..n]);
+                            if out.len() > keep.saturating_mul(2).max(chunk.len()) {
+                                out.drain(..out.len() - keep);
+                            }
+                        }
+                        if out.len() > keep {
+                            out.drain(..out.len() - keep);
+                        }
+                    }
                     None => {
                         let _ = p.read_to_end(&mut out).await;
                     }
@@ -308,6 +327,48 @@ fn git_process_in(dirs: &[&Path]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(script: &str, tail: Option<usize>, max: Option<u64>) -> Spec<'static> {
+        Spec {
+            op: "test",
+            program: "sh",
+            args: vec!["-c".into(), script.into()],
+            dir: Path::new("/"),
+            envs: vec![],
+            timeout: Duration::from_secs(60),
+            stdin: None,
+            files: Default::default(),
+            max_stdout: max,
+            stdout_tail: tail,
+        }
+    }
+
+    #[tokio::test]
+    async fn output_read_for_its_end_keeps_only_the_end() {
+        // 8 MiB of output, then a last line.
+        let script = "head -c 8388608 /dev/zero | tr '\\0' x; echo; echo the end";
+        let out = run(sh(script, Some(1000), None)).await.unwrap();
+        assert!(out.success());
+        assert_eq!(out.stdout.len(), 1000);
+        assert!(
+            out.stdout.ends_with("x\nthe end\n"),
+            "{}",
+            &out.stdout[900..]
+        );
+        // Without a tail, everything.
+        let out = run(sh(script, None, None)).await.unwrap();
+        assert_eq!(out.stdout.len(), 8 * 1024 * 1024 + 9);
+    }
+
+    #[tokio::test]
+    async fn output_over_its_limit_stops_the_process() {
+        // Prints forever: ends only because it is stopped.
+        let err = run(sh("yes", None, Some(100_000))).await.unwrap_err();
+        assert!(
+            matches!(err, GitError::OutputTooLarge { limit: 100_000, .. }),
+            "{err}"
+        );
+    }
 
     #[test]
     fn parses_lock_path() {

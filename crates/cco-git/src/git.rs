@@ -234,6 +234,7 @@ impl<'a> GitCmd<'a> {
                 stdin: self.stdin.clone(),
                 files,
                 max_stdout: self.max_stdout,
+                stdout_tail: None,
             })
             .await?;
             if !out.success() && !retried {
@@ -304,6 +305,7 @@ impl GitRepo {
             stdin: None,
             files: Default::default(),
             max_stdout: None,
+            stdout_tail: None,
         })
         .await?
         .check()?;

@@ -199,6 +199,8 @@ impl GitRepo {
             stdin: None,
             files: Default::default(),
             max_stdout: None,
+            // Only its end is shown; a test suite printing gigabytes costs no memory.
+            stdout_tail: Some(64 * 1024),
         })
         .await;
         match res {
