@@ -554,3 +554,42 @@ fn a_full_disk_pauses_the_run_with_a_clear_message_and_resume_finishes_it() {
         assert_eq!(landed(&project, &format!("Merge flat/{id}")), 1, "{id}");
     }
 }
+
+/// Agents' words reach the operator's terminal (event lines, the summary, `cco logs`,
+/// `cco status`): an escape sequence in them (retitling the window, clearing the screen,
+/// writing the clipboard) is shown as text, never played.
+#[test]
+fn escape_sequences_agents_write_are_shown_as_text_never_played() {
+    let mut script = simple_script(
+        &["t1"],
+        Some(json!([
+            {"text": "working \u{1b}]52;c;cHduZWQ=\u{7} \u{1b}[2J done"},
+            {"write": {"path": "t1.txt", "content": "t1\n"}},
+            {"commit": "Add t1"}
+        ])),
+    );
+    script["rules"].as_array_mut().unwrap().insert(
+        0,
+        cco_testkit::answer_rule(
+            json!({"prompt_contains": "[cco:replan]"}),
+            json!({"status": "complete", "reason": "all done \u{1b}]0;pwned\u{7}"}),
+        ),
+    );
+    let project = CliProject::new(json!({"workerCount": 1}), script);
+    let out = project.cco(&["start", "--plain"]).output().unwrap();
+    let (stdout, _) = assert_success(&out);
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(
+        stdout.contains("all done \\u{1b}]0;pwned\\u{7}"),
+        "{stdout}"
+    );
+
+    let out = project.cco(&["logs", "worker-1"]).output().unwrap();
+    let (log, _) = assert_success(&out);
+    assert!(log.contains("\\u{1b}[2J done"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+    let out = project.cco(&["status"]).output().unwrap();
+    let (status, _) = assert_success(&out);
+    assert!(status.contains("pwned"), "{status}");
+    assert!(!status.contains('\u{1b}'), "{status:?}");
+}

@@ -83,7 +83,7 @@ pub use cluster::{
     ProcessControl, RunLink, Spawned, TurnSite,
 };
 pub use error::StartError;
-pub use events::{EventSubject, EventText, RunEvent};
+pub use events::{printable, EventSubject, EventText, RunEvent};
 pub use journal::JournalError;
 pub use lifecycle::{GateFailure, Interruption, MergeCause, TaskKind, TaskPhase, Turn};
 pub use orchestrator::{

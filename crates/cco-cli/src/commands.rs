@@ -387,7 +387,8 @@ fn status(args: StatusArgs) -> ExitCode {
             Some(reason) => format!("paused: {reason} (`cco resume` continues it)"),
             None => "running (or interrupted: `cco resume` continues it)".to_string(),
         };
-        println!("{} — {state}", run_dir.display());
+        // Titles and reasons in the journal are agents' words.
+        println!("{} — {}", run_dir.display(), cco::printable(&state));
         print!("{}", journal.snapshot.render_tree());
         if let Some((url, token)) = cco_web::recorded_dashboard(&run_dir) {
             let token = if token {

@@ -87,7 +87,8 @@ fn agents_in(text: &str) -> BTreeSet<&str> {
 fn print_agent_lines(out: &mut impl Write, text: &str, agent: &str) -> std::io::Result<()> {
     for line in text.lines() {
         if runlog::parse_line(line).is_some_and(|l| l.agent == agent) {
-            writeln!(out, "{line}")?;
+            // A log an older cco wrote may hold an agent's escape sequences.
+            writeln!(out, "{}", cco::printable(line))?;
         }
     }
     out.flush()

@@ -82,7 +82,12 @@ fn print_event(event: &RunEvent, mode: Mode) {
             .map_err(std::io::Error::other)
             .and_then(|line| writeln!(out, "{line}")),
         Mode::Plain => match plain_line(event) {
-            Some(line) => writeln!(out, "{} {line}", chrono::Local::now().format("%H:%M:%S")),
+            Some(line) => writeln!(
+                out,
+                "{} {}",
+                chrono::Local::now().format("%H:%M:%S"),
+                cco::printable(&line)
+            ),
             None => Ok(()),
         },
     };
@@ -182,7 +187,11 @@ pub fn print_summary(summary: &RunSummary, mode: Mode) {
     }
     let t = &summary.totals;
     println!();
-    println!("cco run {}: {}", summary.run_id, summary.reason);
+    println!(
+        "cco run {}: {}",
+        summary.run_id,
+        cco::printable(&summary.reason)
+    );
     println!(
         "  tasks done {} / failed {} — merges {} — conflicts {} — cost ${:.4}",
         t.tasks_done, t.tasks_failed, t.merges, t.conflicts, t.cost_usd
@@ -211,7 +220,7 @@ pub fn print_summary(summary: &RunSummary, mode: Mode) {
         println!(
             "  failed {}: {}",
             task.key,
-            task.failure.as_deref().unwrap_or_default()
+            cco::printable(task.failure.as_deref().unwrap_or_default())
         );
     }
 }

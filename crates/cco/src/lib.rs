@@ -40,6 +40,9 @@ pub use cco_actors::{
     StatusSnapshot, TaskKind, TaskPhase, TaskRecord, TaskSpec, TaskState, Totals, Turn, LOCK_FILE,
 };
 
+/// Text from a run (an agent's words, a reason, a file name) made safe to show on a terminal.
+pub use cco_actors::printable;
+
 /// Config directories: `orchestrator.json` and `api-keys.json` (see docs/configuration.md).
 pub mod config {
     pub use cco_config::{

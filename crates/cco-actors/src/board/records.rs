@@ -334,7 +334,7 @@ impl StatusSnapshot {
             + std::time::Duration::from_secs_f64(self.active_before_secs.max(0.0))
     }
 
-    /// The supervision tree as indented text, one line per agent.
+    /// The supervision tree as indented text, one line per agent ([`printable`](crate::printable)).
     pub fn render_tree(&self) -> String {
         let mut out = format!(
             "cco run {} — phase: {} — tasks done {} failed {} — merges {} conflicts {} — cost ${:.4}\n",
@@ -370,7 +370,11 @@ impl StatusSnapshot {
         if let Some(pause) = &self.pause {
             out.push_str(&format!("{}\n", pause.describe()));
         }
-        out
+        // Task titles and states hold agents' words (a journal may come from an older cco).
+        match crate::events::printable(&out) {
+            std::borrow::Cow::Borrowed(_) => out,
+            std::borrow::Cow::Owned(clean) => clean,
+        }
     }
 
     fn render_node(&self, agent: &AgentRecord, depth: usize, out: &mut String) {

@@ -8,6 +8,7 @@ mod text;
 
 pub use text::{EventSubject, EventText};
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use cco_config::Redactor;
@@ -156,29 +157,72 @@ pub enum RunEvent {
 }
 
 impl RunEvent {
-    /// The event with the secrets `redactor` knows taken out of its free text (reasons,
-    /// feedback, states, messages: text agents or git wrote).
-    fn redacted(mut self, redactor: &Redactor) -> RunEvent {
-        let text = match &mut self {
+    /// The event with its free text (reasons, feedback, states, messages, file and tool
+    /// names: text agents or git wrote) cleaned: the secrets `redactor` knows taken out, and
+    /// made [`printable`].
+    fn cleaned(mut self, redactor: Option<&Redactor>) -> RunEvent {
+        let texts: Vec<&mut String> = match &mut self {
             RunEvent::Phase { phase: text }
             | RunEvent::AgentState { state: text, .. }
             | RunEvent::ProcessExited { outcome: text, .. }
+            | RunEvent::ToolUsed { tool: text, .. }
             | RunEvent::AgentOutput { text, .. }
             | RunEvent::TaskRevised { feedback: text, .. }
             | RunEvent::TaskFailed { reason: text, .. }
             | RunEvent::Warning { message: text }
-            | RunEvent::RunFinished { reason: text } => text,
+            | RunEvent::AgentWarning { message: text, .. }
+            | RunEvent::NodeLost { reason: text, .. }
+            | RunEvent::NodeRefused { reason: text, .. }
+            | RunEvent::RunFinished { reason: text } => vec![text],
+            RunEvent::Conflict { files, .. } => files.iter_mut().collect(),
             _ => return self,
         };
-        if let std::borrow::Cow::Owned(clean) = redactor.redact(text) {
-            *text = clean;
+        for text in texts {
+            if let Some(Cow::Owned(clean)) = redactor.map(|r| r.redact(text)) {
+                *text = clean;
+            }
+            if let Cow::Owned(clean) = printable(text) {
+                *text = clean;
+            }
         }
         self
     }
 }
 
-/// Sending side of the run's event channel; cheap to clone. Once the run knows its secrets
-/// ([`EventBus::set_redactor`]) every event is redacted before anyone sees it.
+/// `text` safe to show on a terminal (and in a log someone will `cat`): control characters,
+/// with which an escape sequence moves the cursor, retitles the window or writes the
+/// clipboard, become visible escapes (`\u{1b}`), and so do the bidirectional overrides that
+/// make text read differently from what it is; line feeds and tabs stay, a carriage return
+/// becomes a line feed (`\r\n` one). Every run event's free text is printable; text read back
+/// from a run's files (titles in the journal, a log written by an older cco) is made so again
+/// where it is shown.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() != Some(&'\n') {
+                    out.push('\n');
+                }
+            }
+            c if hidden(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Sending side of the run's event channel; cheap to clone. Every event's free text is made
+/// [`printable`], and once the run knows its secrets ([`EventBus::set_redactor`]) redacted,
+/// before anyone sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct EventBus {
     sender: broadcast::Sender<RunEvent>,
@@ -200,10 +244,7 @@ impl EventBus {
     }
 
     pub(crate) fn emit(&self, event: RunEvent) {
-        let event = match self.redactor.get() {
-            Some(redactor) => event.redacted(redactor),
-            None => event,
-        };
+        let event = event.cleaned(self.redactor.get().map(|r| &**r));
         tracing::debug!(?event, "run event");
         // No subscriber is fine.
         let _ = self.sender.send(event);
@@ -221,6 +262,61 @@ mod tests {
     /// The event channel allocates every slot up front, each as large as the largest event:
     /// a large field inline in one variant costs capacity × its size for every run (boxed
     /// instead, like `TaskMoved`'s phase).
+    #[test]
+    fn text_is_printable_without_escape_sequences_or_overrides() {
+        assert!(matches!(printable("plain\ttext\nlines"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable("a\u{1b}]52;c;SGVsbG8=\u{7}b \u{1b}[2J"),
+            "a\\u{1b}]52;c;SGVsbG8=\\u{7}b \\u{1b}[2J"
+        );
+        assert_eq!(printable("one\r\ntwo\rthree"), "one\ntwo\nthree");
+        assert_eq!(printable("x\u{202e}gpj.exe"), "x\\u{202e}gpj.exe");
+        assert_eq!(printable("\u{9b}31m"), "\\u{9b}31m");
+    }
+
+    #[tokio::test]
+    async fn every_event_text_an_agent_or_git_wrote_is_printable_and_redacted() {
+        let bus = EventBus::new(16);
+        let mut rx = bus.subscribe();
+        bus.set_redactor(Arc::new(Redactor::new([(
+            "k".to_string(),
+            cco_config::Secret::new("sk-ant-secret-value-1234"),
+        )])));
+        bus.emit(RunEvent::AgentOutput {
+            agent: "worker-1".into(),
+            text: "done\u{1b}[31m sk-ant-secret-value-1234".into(),
+        });
+        bus.emit(RunEvent::Conflict {
+            source: "a".into(),
+            target: "main".into(),
+            files: vec!["ok.txt".into(), "evil\u{1b}]0;title\u{7}.txt".into()],
+        });
+        bus.emit(RunEvent::ToolUsed {
+            agent: "worker-1".into(),
+            tool: "Bash\u{1b}[2J".into(),
+        });
+        match rx.recv().await.unwrap() {
+            RunEvent::AgentOutput { text, .. } => {
+                assert!(
+                    !text.contains('\u{1b}') && text.contains("\\u{1b}[31m"),
+                    "{text}"
+                );
+                assert!(!text.contains("sk-ant-secret-value-1234"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match rx.recv().await.unwrap() {
+            RunEvent::Conflict { files, .. } => {
+                assert_eq!(files, ["ok.txt", "evil\\u{1b}]0;title\\u{7}.txt"])
+            }
+            other => panic!("{other:?}"),
+        }
+        match rx.recv().await.unwrap() {
+            RunEvent::ToolUsed { tool, .. } => assert_eq!(tool, "Bash\\u{1b}[2J"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn an_event_stays_small() {
         assert!(
