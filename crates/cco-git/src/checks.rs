@@ -182,16 +182,19 @@ enum Marker {
 /// middle one alone on its line).
 fn marker(line: &str) -> Option<Marker> {
     let line = line.trim_end_matches('\r');
-    let is = |c: char| {
-        line.len() >= 7
-            && line[..7].chars().all(|x| x == c)
-            && (line.len() == 7 || line[7..].starts_with(' '))
+    // By bytes: the markers are ASCII, the rest of the line is whatever an agent wrote (a
+    // multi-byte character may straddle byte 7).
+    let bytes = line.as_bytes();
+    let is = |c: u8| {
+        bytes.len() >= 7
+            && bytes[..7].iter().all(|&x| x == c)
+            && (bytes.len() == 7 || bytes[7] == b' ')
     };
-    if is('<') {
+    if is(b'<') {
         Some(Marker::Start)
-    } else if is('>') {
+    } else if is(b'>') {
         Some(Marker::End)
-    } else if is('|') {
+    } else if is(b'|') {
         Some(Marker::Base)
     } else if line == "=======" {
         Some(Marker::Middle)
@@ -392,6 +395,21 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
             add("b", 2, ">>>>>>> x"),
         ];
         assert!(marker_blocks(&split).is_empty());
+    }
+
+    /// Added lines are an agent's bytes: a multi-byte character where a marker's seventh
+    /// character would be is no marker (and no panic).
+    #[test]
+    fn lines_with_multibyte_characters_near_a_marker_are_no_markers() {
+        let a = vec![
+            add("a", 1, "<<<<<<é"),
+            add("a", 2, "======é"),
+            add("a", 3, ">>>>>>😀 x"),
+            add("a", 4, "é<<<<<<"),
+            add("a", 5, "<<<<<<<é"),
+        ];
+        assert!(marker_blocks(&a).is_empty());
+        assert!(leftover_markers(&a).is_empty());
     }
 
     #[test]

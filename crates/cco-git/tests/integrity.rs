@@ -501,3 +501,27 @@ async fn a_change_too_large_to_check_is_refused_without_reading_it_all() {
     );
     assert!(captured(&repo, &w2, "t2").await.unwrap().moved);
 }
+
+/// The content checks read an agent's bytes: lines that look almost like conflict markers,
+/// with a multi-byte character where a marker's seventh character would be, are captured
+/// like any text (the check once sliced such a line in the middle of a character and
+/// panicked).
+#[tokio::test]
+async fn lines_almost_like_markers_with_multibyte_characters_are_captured() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    write(&w1.path, "arrows.txt", "<<<<<<é\n======é\n>>>>>>😀 x\n");
+    agent_ok(&w1.path, "git add arrows.txt && git commit -qm arrows");
+    let out = captured(&repo, &w1, "t1").await.unwrap();
+    assert!(out.moved);
+    let merged = repo
+        .merge(&MergeRequest::new(
+            &task_ref("run", "flat", "t1"),
+            "main",
+            MergeStrategy::Fail,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+}
