@@ -183,8 +183,9 @@ fn tree_order(agents: &[AgentRecord]) -> Vec<(usize, &AgentRecord)> {
 /// `worker-10` after `worker-2`.
 fn natural_key(id: &str) -> (&str, u64) {
     let digits_at = id
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map(|i| i + 1)
+        .char_indices()
+        .rfind(|(_, c)| !c.is_ascii_digit())
+        .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
     match id[digits_at..].parse::<u64>() {
         Ok(n) => (&id[..digits_at], n),
@@ -270,6 +271,14 @@ pub(super) fn fit_height(mut frame: Vec<String>, height: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natural_order_keys_split_at_the_last_non_digit_whatever_its_width() {
+        assert_eq!(natural_key("worker-10"), ("worker-", 10));
+        assert_eq!(natural_key("em-é5"), ("em-é", 5));
+        assert_eq!(natural_key("日本"), ("日本", 0));
+        assert_eq!(natural_key("42"), ("", 42));
+    }
     use cco::{Role, TaskRecord};
     use chrono::Utc;
 
