@@ -133,7 +133,9 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
         let Some(p) = &path else {
             continue;
         };
-        if raw.len() < columns {
+        // The columns are ASCII (`+`, `-`, ` `) in what git prints; a line they do not start
+        // is no patch line.
+        if raw.len() < columns || !raw.is_char_boundary(columns) {
             continue;
         }
         let (cols, text) = raw.split_at(columns);

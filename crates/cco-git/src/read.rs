@@ -199,7 +199,7 @@ impl RepoReader {
 
 /// `git diff --numstat -z` records: `<added>\t<deleted>\t<path>\0`, or for a rename
 /// `<added>\t<deleted>\t\0<old>\0<new>\0`; a binary file counts `-`.
-fn parse_numstat(out: &str) -> Vec<FileChange> {
+pub(crate) fn parse_numstat(out: &str) -> Vec<FileChange> {
     let mut files = Vec::new();
     let mut rest = out;
     while let Some((added, r)) = rest.split_once('\t') {

@@ -517,7 +517,7 @@ async fn lines_almost_like_markers_with_multibyte_characters_are_captured() {
     assert!(out.moved);
     let merged = repo
         .merge(&MergeRequest::new(
-            &task_ref("run", "flat", "t1"),
+            task_ref("run", "flat", "t1"),
             "main",
             MergeStrategy::Fail,
         ))

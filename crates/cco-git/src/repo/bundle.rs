@@ -332,7 +332,7 @@ impl GitRepo {
 /// What a bundle's header says: the commits it builds on, the refs it holds and where its
 /// pack starts.
 #[derive(Debug, PartialEq, Eq)]
-struct Header {
+pub(super) struct Header {
     prerequisites: Vec<String>,
     refs: Vec<(String, String)>,
     pack_at: u64,
@@ -359,7 +359,7 @@ fn read_header(path: &Path) -> Result<Header, GitError> {
     })
 }
 
-fn parse_header(bytes: &[u8]) -> Result<Header, String> {
+pub(super) fn parse_header(bytes: &[u8]) -> Result<Header, String> {
     let mut at = 0usize;
     let mut line = || next_line(bytes, &mut at);
     let v3 = match line()? {

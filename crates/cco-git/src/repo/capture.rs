@@ -448,7 +448,8 @@ pub(super) fn parse_status(out: &str) -> Vec<StatusEntry> {
     let mut fields = out.split('\0').filter(|f| !f.is_empty());
     while let Some(f) = fields.next() {
         let b = f.as_bytes();
-        if b.len() < 4 {
+        // `XY ` is ASCII in what git prints; anything else is no entry.
+        if b.len() < 4 || !b[..3].is_ascii() {
             continue;
         }
         let xy = [b[0], b[1]];

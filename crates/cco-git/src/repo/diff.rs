@@ -8,7 +8,7 @@ use crate::GitError;
 /// A numstat record is `<added>\t<deleted>\t<path>\0`, or for a rename/copy
 /// `<added>\t<deleted>\t\0<old>\0<new>\0` (the file is `<new>`, as `--name-only` lists it);
 /// binary files count `-`. The stat text follows the last record.
-fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String)> {
+pub(super) fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String)> {
     let (mut files, mut ins, mut del) = (Vec::new(), 0u64, 0u64);
     let mut rest = out;
     while !rest.is_empty() && !rest.starts_with(' ') {
@@ -42,7 +42,7 @@ fn parse_numstat_z_then_stat(out: &str) -> Option<(Vec<String>, u64, u64, String
 const MAX_RESOLUTION_PATCH: usize = 16 * 1024;
 
 /// The first `max` bytes of `patch` (on a line boundary), saying when some was cut.
-fn cut(patch: &str, max: usize) -> String {
+pub(super) fn cut(patch: &str, max: usize) -> String {
     if patch.len() <= max {
         return patch.to_string();
     }

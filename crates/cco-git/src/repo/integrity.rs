@@ -26,14 +26,14 @@ const MAX_FINDINGS: usize = 20;
 
 /// One entry of `git diff --raw` (no renames): modes, new blob, status, path.
 #[derive(Debug)]
-struct RawEntry {
-    new_mode: String,
-    new_sha: String,
-    status: char,
-    path: String,
+pub(super) struct RawEntry {
+    pub(super) new_mode: String,
+    pub(super) new_sha: String,
+    pub(super) status: char,
+    pub(super) path: String,
 }
 
-fn parse_raw(out: &str) -> Vec<RawEntry> {
+pub(super) fn parse_raw(out: &str) -> Vec<RawEntry> {
     out.lines()
         .filter_map(|l| {
             let rest = l.strip_prefix(':')?;

@@ -44,6 +44,9 @@ mod setup;
 mod skeleton;
 mod worktrees;
 
+#[cfg(test)]
+mod sweep_tests;
+
 pub(crate) use agents::AgentRepo;
 pub use bundle::RemoteStart;
 pub(crate) use refs::nul_list;
