@@ -5,26 +5,7 @@
 
 use cco_claude::parse::classify;
 use cco_claude::{parse_line, Line};
-
-/// xorshift64*: the same inputs on every run.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick(&mut self, items: &[&'static str]) -> &'static str {
-        items[self.below(items.len())]
-    }
-}
+use cco_testkit::Sweep;
 
 const KEYS: &[&str] = &[
     "type",
@@ -105,7 +86,7 @@ const VALUES: &[&str] = &[
 ];
 
 /// A JSON-ish value: mostly well-formed objects of the stream's keys, nested a little.
-fn value(g: &mut Gen, depth: usize) -> String {
+fn value(g: &mut Sweep, depth: usize) -> String {
     match g.below(if depth > 2 { 2 } else { 4 }) {
         0 | 1 => g.pick(VALUES).to_string(),
         2 => {
@@ -117,7 +98,7 @@ fn value(g: &mut Gen, depth: usize) -> String {
     }
 }
 
-fn object(g: &mut Gen, depth: usize) -> String {
+fn object(g: &mut Sweep, depth: usize) -> String {
     let n = g.below(6);
     let fields: Vec<String> = (0..n)
         .map(|_| format!("\"{}\":{}", g.pick(KEYS), value(g, depth)))
@@ -127,7 +108,7 @@ fn object(g: &mut Gen, depth: usize) -> String {
 
 #[test]
 fn any_stream_line_is_parsed_or_refused_never_a_panic() {
-    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut g = Sweep::new(0x9e37_79b9_7f4a_7c15);
     let now = chrono::Utc::now();
     let mut parsed = 0;
     for _ in 0..30_000 {

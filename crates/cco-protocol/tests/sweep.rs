@@ -7,26 +7,11 @@ use cco_protocol::parse::{sanitize_path, slugify};
 use cco_protocol::{
     parse_director_plan, parse_review, parse_task_plan, DirectorPlan, TaskPlan, MAX_ID_LEN,
 };
+use cco_testkit::Sweep;
 
-/// xorshift64*: the same inputs on every run.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn text(&mut self, max: usize) -> String {
-        let n = self.below(max + 1);
-        (0..n).map(|_| PIECES[self.below(PIECES.len())]).collect()
-    }
+/// Up to `max` pieces.
+fn text(g: &mut Sweep, max: usize) -> String {
+    g.text(PIECES, max)
 }
 
 const PIECES: &[&str] = &[
@@ -97,16 +82,16 @@ fn safe_path(path: &str) -> bool {
         && !path.starts_with('~')
         && !path.contains('\\')
         && !path.contains('\0')
-        && path.split('/').all(|c| {
-            !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git")
-        })
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
 }
 
 #[test]
 fn any_answer_is_parsed_or_refused_with_a_reason_never_a_panic() {
-    let mut g = Gen(0x517c_c1b7_2722_0a95);
+    let mut g = Sweep::new(0x517c_c1b7_2722_0a95);
     for _ in 0..20_000 {
-        let answer = g.text(50);
+        let answer = text(&mut g, 50);
         match parse_director_plan(&answer) {
             Ok(parsed) => {
                 if let DirectorPlan::Continue { teams, .. } = &parsed.value {
@@ -153,9 +138,9 @@ fn any_answer_is_parsed_or_refused_with_a_reason_never_a_panic() {
 
 #[test]
 fn paths_and_names_in_answers_come_out_safe_or_refused() {
-    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    let mut g = Sweep::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..20_000 {
-        let raw = g.text(20);
+        let raw = text(&mut g, 20);
         if let Ok(path) = sanitize_path(&raw) {
             assert!(safe_path(&path), "{raw:?} -> {path:?}");
         }
@@ -173,7 +158,7 @@ fn paths_and_names_in_answers_come_out_safe_or_refused() {
 /// of the plan.
 #[test]
 fn plans_with_generated_values_are_accepted_only_with_safe_ids_files_and_dependencies() {
-    let mut g = Gen(0x3c6e_f372_fe94_f82b);
+    let mut g = Sweep::new(0x3c6e_f372_fe94_f82b);
     let mut accepted = 0;
     for _ in 0..20_000 {
         let n = 1 + g.below(3);
@@ -182,19 +167,19 @@ fn plans_with_generated_values_are_accepted_only_with_safe_ids_files_and_depende
                 // Mostly ordinary ids, titles and dependencies (so plans get accepted and the
                 // values that matter are checked), sometimes generated ones.
                 let id = if g.below(4) == 0 {
-                    g.text(4)
+                    text(&mut g, 4)
                 } else {
                     format!("t{i}")
                 };
                 let depends_on: Vec<String> = match g.below(4) {
                     0 if i > 0 => vec![format!("t{}", g.below(i))],
-                    1 => vec![g.text(3)],
+                    1 => vec![text(&mut g, 3)],
                     _ => vec![],
                 };
                 serde_json::json!({
                     "id": id,
-                    "title": format!("Task {}", g.text(3)),
-                    "files": [g.text(4), g.text(4)],
+                    "title": format!("Task {}", text(&mut g, 3)),
+                    "files": [text(&mut g, 4), text(&mut g, 4)],
                     "depends_on": depends_on,
                 })
             })

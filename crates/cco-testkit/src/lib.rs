@@ -5,6 +5,7 @@
 //!   for a fixed time.
 //! - [`init_repo`], [`git`]: throwaway git repositories with a fixed identity.
 //! - [`pid_alive`], [`process_group_alive`]: liveness checks that treat zombies as dead.
+//! - [`Sweep`]: deterministic generated inputs for "any input, no panic" sweeps.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -276,4 +277,38 @@ pub fn temp_dir() -> tempfile::TempDir {
         eprintln!("test dir: {}", dir.path().display());
     }
     dir
+}
+
+/// Deterministic pseudo-random inputs for sweeps of parsers and checks (xorshift64*: the same
+/// sequence for the same seed on every run and machine; not for anything but tests).
+pub struct Sweep(u64);
+
+impl Sweep {
+    /// A generator started at `seed` (any value but 0).
+    pub fn new(seed: u64) -> Sweep {
+        Sweep(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
+    /// One of `items` (not empty).
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    /// Up to `max` of `pieces`, joined.
+    pub fn text(&mut self, pieces: &[&str], max: usize) -> String {
+        let n = self.below(max + 1);
+        (0..n).map(|_| self.pick(pieces)).collect()
+    }
 }

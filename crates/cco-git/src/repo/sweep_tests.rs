@@ -13,27 +13,11 @@ use super::diff::{cut, parse_numstat_z_then_stat};
 use super::integrity::parse_raw;
 use crate::checks::{self, COMMIT_MARK};
 use crate::sanitize::*;
+use cco_testkit::Sweep;
 
-/// xorshift64*: the same inputs on every run.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A string of up to `max` pieces.
-    fn text(&mut self, max: usize) -> String {
-        let n = self.below(max + 1);
-        (0..n).map(|_| PIECES[self.below(PIECES.len())]).collect()
-    }
+/// Up to `max` pieces.
+fn text(g: &mut Sweep, max: usize) -> String {
+    g.text(PIECES, max)
 }
 
 const PIECES: &[&str] = &[
@@ -119,10 +103,10 @@ const PIECES: &[&str] = &[
 
 #[test]
 fn parsers_of_what_git_prints_about_agents_work_never_panic() {
-    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut g = Sweep::new(0x9e37_79b9_7f4a_7c15);
     let known = vec!["sk-ant-known-secret-value".to_string()];
     for _ in 0..20_000 {
-        let out = g.text(60);
+        let out = text(&mut g, 60);
         let (added, messages) = checks::parse_patch(&out);
         let _ = checks::leftover_markers(&added);
         let _ = checks::marker_blocks(&added);
@@ -157,9 +141,9 @@ fn parsers_of_what_git_prints_about_agents_work_never_panic() {
 
 #[test]
 fn names_and_paths_agents_propose_come_out_valid_or_refused() {
-    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    let mut g = Sweep::new(0x2545_f491_4f6c_dd1d);
     for _ in 0..20_000 {
-        let proposed = g.text(40);
+        let proposed = text(&mut g, 40);
         let one = single_component(&proposed);
         assert!(
             branch_name_problem(&one).is_none() && !one.contains('/') && one.len() <= 64,
