@@ -30,6 +30,16 @@ async fn captured(repo: &GitRepo, wt: &WorktreeInfo, id: &str) -> Result<Capture
         .await
 }
 
+/// Task `id`'s captured work merged into `main` (strategy `fail`).
+async fn merged(repo: &GitRepo, id: &str) -> Result<MergeOutcome, GitError> {
+    repo.merge(&MergeRequest::new(
+        task_ref("run", "flat", id),
+        "main",
+        MergeStrategy::Fail,
+    ))
+    .await
+}
+
 #[tokio::test]
 async fn a_shared_branch_moved_behind_ccos_back_is_restored_and_its_commits_kept() {
     let fx = Fx::new();
@@ -45,14 +55,7 @@ async fn a_shared_branch_moved_behind_ccos_back_is_restored_and_its_commits_kept
     write(&wt.path, "a.txt", "a\n");
     let t1 = captured(&repo, &wt, "t1").await.unwrap();
     assert!(t1.moved);
-    let err = repo
-        .merge(&MergeRequest::new(
-            task_ref("run", "flat", "t1"),
-            "main",
-            MergeStrategy::Fail,
-        ))
-        .await
-        .unwrap_err();
+    let err = merged(&repo, "t1").await.unwrap_err();
     let GitError::BranchMoved {
         branch,
         expected,
@@ -75,14 +78,7 @@ async fn a_shared_branch_moved_behind_ccos_back_is_restored_and_its_commits_kept
     assert_eq!(git(&fx.repo_dir(), &["rev-parse", &kept]).trim(), foreign);
     assert_eq!(repo.head("main").await.unwrap(), main, "restored");
     // The next merge goes on from the restored branch, and cco's writes are its new tips.
-    let out = repo
-        .merge(&MergeRequest::new(
-            task_ref("run", "flat", "t1"),
-            "main",
-            MergeStrategy::Fail,
-        ))
-        .await
-        .unwrap();
+    let out = merged(&repo, "t1").await.unwrap();
     let MergeOutcome::Merged { commit, .. } = out else {
         panic!("{out:?}")
     };
@@ -515,13 +511,6 @@ async fn lines_almost_like_markers_with_multibyte_characters_are_captured() {
     agent_ok(&w1.path, "git add arrows.txt && git commit -qm arrows");
     let out = captured(&repo, &w1, "t1").await.unwrap();
     assert!(out.moved);
-    let merged = repo
-        .merge(&MergeRequest::new(
-            task_ref("run", "flat", "t1"),
-            "main",
-            MergeStrategy::Fail,
-        ))
-        .await
-        .unwrap();
+    let merged = merged(&repo, "t1").await.unwrap();
     assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
 }
