@@ -81,3 +81,29 @@ fn a_run_whose_journals_are_unreadable_cannot_be_resumed() {
     assert_eq!(out.status.code(), Some(2), "{}", project.stderr());
     assert!(project.stderr().contains("no unfinished run to resume"));
 }
+
+/// A review that never gives a usable decision (prose instead of the JSON document, after
+/// its re-asks, twice): the work is not merged unreviewed; the task fails, saying where the
+/// work is kept (here the only task: the run failed, exit 1).
+#[test]
+fn work_no_review_decided_on_is_not_merged() {
+    let mut script = simple_script(&["t1"], None);
+    script["rules"].as_array_mut().unwrap().insert(
+        0,
+        json!({"match": {"prompt_contains": "[cco:review"}, "result": "Looks good to me!"}),
+    );
+    script["rules"].as_array_mut().unwrap().insert(
+        0,
+        json!({"match": {"prompt_contains": "[cco:repair]"}, "result": "I already said it looks good."}),
+    );
+    let project = CliProject::new(json!({"workerCount": 1}), script);
+    let out = project.cco(&["start", "--plain"]).output().unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("failed flat/t1: no review gave a usable decision (2 reviews): not merged"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("refs/cco/tasks/"), "{stdout}");
+    assert!(!project.files_on_main().contains(&"t1.txt".to_string()));
+}

@@ -346,6 +346,13 @@ impl Board {
         self.touch();
     }
 
+    /// A review of task `key` gave no usable decision; returns how many did so far.
+    pub(crate) fn note_undecided_review(&self, key: &str) -> u32 {
+        let n = self.lock().tasks.note_undecided_review(key);
+        self.touch();
+        n
+    }
+
     /// One more claude process ran for task `key`.
     pub(crate) fn note_attempt(&self, key: &str) {
         self.lock().tasks.note_attempt(key);

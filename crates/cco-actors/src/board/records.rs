@@ -75,6 +75,11 @@ pub struct TaskRecord {
     /// resolution (the merge against each parent).
     #[serde(default)]
     pub resolution: Option<String>,
+    /// Reviews of the task that gave no usable decision (after their re-asks): the first is
+    /// followed by a fresh review, the second fails the task; the work is never merged
+    /// unreviewed.
+    #[serde(default)]
+    pub undecided_reviews: u32,
 }
 
 impl TaskRecord {
@@ -99,6 +104,7 @@ impl TaskRecord {
             captured_round: None,
             lane: None,
             fix_rounds: 0,
+            undecided_reviews: 0,
             resolution: None,
         }
     }

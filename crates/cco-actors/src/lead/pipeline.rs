@@ -6,7 +6,8 @@
 //! in a fork of the lead's session (a conflict resolution as one: the merge against each of
 //! its parents). Work cco refuses goes back to its session first (`gates.rs`). A review approves
 //! (merge), asks for changes (a pinned revision, at most [`MAX_REVIEW_ROUNDS`]), or gives no
-//! usable answer (merged as it is). A merge lands (done), conflicts (a pinned conflict turn,
+//! usable answer (a fresh review, then the task fails: never merged unreviewed). A merge lands
+//! (done), conflicts (a pinned conflict turn,
 //! at most [`MAX_CONFLICT_ROUNDS`]), or fails the verify gate (a revision). Nothing committed
 //! is sent back, then fails.
 
@@ -26,6 +27,8 @@ use crate::worker::WorkerReport;
 
 /// Review rounds (changes asked of the worker) before a task is merged as is or failed.
 pub(crate) const MAX_REVIEW_ROUNDS: u32 = 2;
+/// Reviews without a usable decision (each after its re-asks) before a task fails.
+pub(crate) const MAX_UNDECIDED_REVIEWS: u32 = 2;
 /// Conflict resolutions a task gets before it fails.
 pub(crate) const MAX_CONFLICT_ROUNDS: u32 = 5;
 /// The result text of a turn that finished before cco was restarted (it is not journaled).
@@ -433,10 +436,23 @@ impl LeadCore {
                     self.start_diff(key, result_text);
                 }
             }
-            // Fallback after the re-asks: the diff is non-empty and committed, so merge it.
+            // No decision after the re-asks: a fresh review once, then the task fails. Work no
+            // review approved (or sent back) never reaches its target.
             PlanStep::Invalid(_) | PlanStep::SessionFailed { .. } => {
-                warn!(task = %key, "review gave no usable decision: merging the committed work");
-                self.start_merge(&key, MergeCause::NoDecision);
+                let undecided = self.board.note_undecided_review(&key);
+                if undecided < MAX_UNDECIDED_REVIEWS {
+                    warn!(task = %key, "review gave no usable decision: a fresh review");
+                    if self.board.advance(&key, TaskPhase::Captured).is_ok() {
+                        self.start_diff(key, result_text);
+                    }
+                } else {
+                    let reason = format!(
+                        "no review gave a usable decision ({undecided} reviews): not merged; the \
+                         work is kept in {}",
+                        self.task_ref(&key)
+                    );
+                    self.fail_task(&key, &reason);
+                }
             }
         }
         self.check_idle();

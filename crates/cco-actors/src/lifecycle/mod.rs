@@ -228,7 +228,9 @@ pub enum MergeCause {
     Approved,
     /// The review asked for changes after the last review round: merged as it is.
     RoundsUsed,
-    /// The review gave no usable decision (after the re-asks): the committed work is merged.
+    /// The review gave no usable decision (after the re-asks): the committed work was merged.
+    /// Journals of older versions of cco only: such a review is now followed by a fresh one,
+    /// then the task fails.
     NoDecision,
     /// A conflict resolution (or a base merge) was captured: the merge is retried. (Journals
     /// of older versions of cco: resolutions are reviewed now, and merged as `Approved`.)

@@ -125,6 +125,14 @@ impl TaskTable {
         }
     }
 
+    /// A review of the task gave no usable decision; returns how many did so far.
+    pub(crate) fn note_undecided_review(&mut self, key: &str) -> u32 {
+        self.tasks.get_mut(key).map_or(0, |task| {
+            task.undecided_reviews += 1;
+            task.undecided_reviews
+        })
+    }
+
     /// One more claude process ran for the task.
     pub(crate) fn note_attempt(&mut self, key: &str) {
         if let Some(task) = self.tasks.get_mut(key) {

@@ -194,6 +194,7 @@ pub fn script() -> Value {
     ]});
     let done = json!({"status": "complete", "reason": "All six functions are on main with tests; sh test.sh passes."});
     let approve = json!({"decision": "approve", "notes": "Function, tests and docs match the task; test.sh passes."});
+    let resolution_approved = json!({"decision": "approve", "notes": "Both sides' README entries are kept; no conflict marker is left."});
     let mut rules = vec![
         json!({
             "name": "director: team goals",
@@ -229,7 +230,8 @@ pub fn script() -> Value {
         json!({
             "name": "em: review the README conflict's resolution",
             "match": {"prompt_contains": "[cco:review-resolution]"},
-            "result": json!({"decision": "approve", "notes": "Both sides' README entries are kept; no conflict marker is left."}).to_string(),
+            "steps": [{"structured_output": resolution_approved.clone()}],
+            "result": resolution_approved.to_string(),
             "cost_usd": 0.009
         }),
         json!({

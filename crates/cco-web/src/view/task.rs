@@ -234,7 +234,10 @@ fn decision_words(decision: Option<&Decision>) -> (&'static str, Option<&str>) {
         Some(Decision::Approved) => ("approved", None),
         Some(Decision::Revise(feedback)) => ("changes asked", Some(feedback)),
         Some(Decision::RoundsUsed) => ("changes asked after the last round: merged as it is", None),
-        Some(Decision::Unanswered) => ("no usable answer: merged as committed", None),
+        Some(Decision::Unanswered) => (
+            "no usable answer: merged as committed (a run of an older cco)",
+            None,
+        ),
         Some(Decision::Lost) => ("lost with a restart of cco", None),
         Some(Decision::Failed(reason)) => ("task failed", Some(reason)),
     }

@@ -257,7 +257,7 @@ fn a_red_verify_gate_is_a_revision_with_the_output_until_the_rounds_are_used() {
 }
 
 #[test]
-fn an_unusable_review_is_asked_again_in_its_fork_then_the_work_is_merged() {
+fn an_unusable_review_is_asked_again_in_its_fork_then_reviewed_afresh_then_the_task_fails() {
     let mut lead = lead(1);
     lead.worker_ready(0);
     lead.plan(json!([task("t1")]));
@@ -282,13 +282,45 @@ fn an_unusable_review_is_asked_again_in_its_fork_then_the_work_is_merged() {
         }
         other => panic!("{other:?}"),
     }
-    lead.reviewed("t1", 1, "still no json");
-    assert_eq!(
-        lead.phase("t1"),
-        TaskPhase::Merging {
-            cause: MergeCause::NoDecision
-        }
+    // No decision after the re-asks: a fresh review of the task ref, not a merge.
+    let effects = lead.reviewed("t1", 1, "still no json");
+    assert_eq!(lead.phase("t1"), TaskPhase::Captured);
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Diff { .. })),
+        "{effects:?}"
     );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Merge { .. })),
+        "{effects:?}"
+    );
+    let effects = lead.diffed("t1", 1);
+    match &effects[..] {
+        [Effect::Review {
+            prompt: ReviewPrompt::First { .. },
+            attempt: 0,
+            fork: true,
+            ..
+        }] => {}
+        other => panic!("{other:?}"),
+    }
+    lead.reviewed("t1", 0, "no json");
+    let effects = lead.reviewed("t1", 1, "no json either");
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Merge { .. })),
+        "{effects:?}"
+    );
+    match lead.phase("t1") {
+        TaskPhase::Failed { reason } => {
+            assert!(
+                reason.contains("no review gave a usable decision (2 reviews)"),
+                "{reason}"
+            );
+            assert!(reason.contains("not merged"), "{reason}");
+            assert!(reason.contains("refs/cco/tasks/"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(lead.task("t1").undecided_reviews, 2);
 }
 
 #[test]
