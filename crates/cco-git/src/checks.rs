@@ -23,13 +23,46 @@ pub(crate) struct Message {
     pub text: String,
 }
 
-/// The separator `log_format()` puts before every commit in `git log` output.
-pub(crate) const COMMIT_MARK: &str = "\u{1}cco-commit ";
-const MESSAGE_END: &str = "\u{1}cco-end";
+/// The lines that open each commit (its id and parents) and close its message in one
+/// `git log` read ([`LogMarks::format`]). They carry a nonce drawn for that read: a commit
+/// message, written before, cannot hold them, so it can neither end itself early (hiding
+/// the rest of it from the secret scan) nor make its lines read as patch or raw lines.
+#[derive(Debug, Clone)]
+pub(crate) struct LogMarks {
+    nonce: u64,
+    commit: String,
+    end: String,
+}
 
-/// The `--format` that makes [`parse_patch`] see each commit's id and message.
-pub(crate) fn log_format() -> String {
-    "--format=%x01cco-commit %H %P%n%B%n%x01cco-end".to_string()
+impl LogMarks {
+    /// Marks with a nonce no one can know in advance (std's randomly keyed hasher).
+    pub(crate) fn new() -> LogMarks {
+        use std::hash::BuildHasher;
+        let nonce = std::hash::RandomState::new().hash_one(crate::names::unique_suffix());
+        LogMarks::with_nonce(nonce)
+    }
+
+    /// Marks with a chosen nonce (for output without commit messages, and tests).
+    pub(crate) fn with_nonce(nonce: u64) -> LogMarks {
+        LogMarks {
+            nonce,
+            commit: format!("\u{1}cco-commit-{nonce:016x} "),
+            end: format!("\u{1}cco-end-{nonce:016x}"),
+        }
+    }
+
+    /// The `--format` that makes [`parse_patch`] see each commit's id and message.
+    pub(crate) fn format(&self) -> String {
+        format!(
+            "--format=%x01cco-commit-{n:016x} %H %P%n%B%n%x01cco-end-{n:016x}",
+            n = self.nonce
+        )
+    }
+}
+
+/// The added lines of a plain diff (no commit messages in it).
+pub(crate) fn parse_diff(out: &str) -> Vec<AddedLine> {
+    parse_patch(out, &LogMarks::with_nonce(0)).0
 }
 
 /// Undoes git's C-style quoting of a path in a diff header (`"a/\303\251 b"`).
@@ -78,7 +111,7 @@ fn hunk_start(header: &str) -> Option<u64> {
 /// Added lines (and commit messages, for `log` output made with [`log_format`]) of a
 /// `-U0` patch. Combined diffs (`--cc`) count a line as added only when it is new against
 /// every parent (all its columns are `+`).
-pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
+pub(crate) fn parse_patch(out: &str, marks: &LogMarks) -> (Vec<AddedLine>, Vec<Message>) {
     let mut added = Vec::new();
     let mut messages = Vec::new();
     let mut commit = String::new();
@@ -89,7 +122,7 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
     let mut in_message: Option<String> = None;
     for raw in out.split('\n') {
         if let Some(msg) = in_message.as_mut() {
-            if raw == MESSAGE_END {
+            if raw == marks.end {
                 messages.push(Message {
                     commit: commit.clone(),
                     parents,
@@ -102,7 +135,7 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
             }
             continue;
         }
-        if let Some(ids) = raw.strip_prefix(COMMIT_MARK) {
+        if let Some(ids) = raw.strip_prefix(marks.commit.as_str()) {
             let mut ids = ids.split_whitespace();
             commit = ids.next().unwrap_or_default().to_string();
             parents = ids.count();
@@ -156,14 +189,14 @@ pub(crate) fn parse_patch(out: &str) -> (Vec<AddedLine>, Vec<Message>) {
 
 /// `git log` output without its commit headers and messages (what is left: raw and patch
 /// lines), so nothing an agent writes in a message reads as a raw or diff line.
-pub(crate) fn without_messages(out: &str) -> String {
+pub(crate) fn without_messages(out: &str, marks: &LogMarks) -> String {
     let mut keep = String::with_capacity(out.len());
     let mut in_message = false;
     for line in out.split('\n') {
-        if line.starts_with(COMMIT_MARK) {
+        if line.starts_with(marks.commit.as_str()) {
             in_message = true;
         } else if in_message {
-            in_message = line != MESSAGE_END;
+            in_message = line != marks.end;
         } else {
             keep.push_str(line);
             keep.push('\n');
@@ -332,14 +365,30 @@ mod tests {
     }
 
     #[test]
+    fn each_read_has_marks_of_its_own() {
+        let (a, b) = (LogMarks::new(), LogMarks::new());
+        assert_ne!(a.format(), b.format());
+        assert!(a.format().starts_with("--format=%x01cco-commit-"));
+        // A message holding another read's end mark (or the plain one) stays a message.
+        let out = format!(
+            "{}abc p1\nsubject\n\x01cco-end\n{}\nsk\n{}\n",
+            a.commit, b.end, a.end
+        );
+        let (_, messages) = parse_patch(&out, &a);
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].text.contains("sk"), "{messages:?}");
+    }
+
+    #[test]
     fn added_lines_of_plain_and_combined_patches() {
-        let out = "\u{1}cco-commit abc p1\nsubject\n\nbody\n\n\u{1}cco-end\n\
+        let marks = LogMarks::with_nonce(7);
+        let out = "\u{1}cco-commit-0000000000000007 abc p1\nsubject\n\nbody\n\n\u{1}cco-end-0000000000000007\n\
 diff --git a/x.txt b/x.txt\n--- a/x.txt\n+++ b/x.txt\n@@ -2,0 +3,2 @@\n+one\n+two\n@@ -9 +11 @@ ctx\n-old\n+new\n\
 diff --git \"a/\\303\\251 t\" \"b/\\303\\251 t\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/\\303\\251 t\"\n@@ -0,0 +1 @@\n+hé\n\
 diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n\
-\u{1}cco-commit def p1 p2\nmerge\n\u{1}cco-end\n\
+\u{1}cco-commit-0000000000000007 def p1 p2\nmerge\n\u{1}cco-end-0000000000000007\n\
 diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\n++<<<<<<< HEAD\n +ours\n+ theirs\n++=======\n";
-        let (added, messages) = parse_patch(out);
+        let (added, messages) = parse_patch(out, &marks);
         assert_eq!(
             lines(&added),
             vec![
@@ -356,7 +405,7 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].text, "subject\n\nbody\n\n");
         assert_eq!((messages[0].parents, messages[1].parents), (1, 2));
-        let rest = without_messages(out);
+        let rest = without_messages(out, &marks);
         assert!(!rest.contains("subject") && rest.contains("+one"));
     }
 

@@ -514,3 +514,54 @@ async fn lines_almost_like_markers_with_multibyte_characters_are_captured() {
     let merged = merged(&repo, "t1").await.unwrap();
     assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
 }
+
+/// The content checks read `git log` with markers around each commit's message; a message
+/// that writes the end marker itself must not end its message early and hide what follows
+/// (a key in the rest of the message), nor make message lines read as patch or raw lines.
+#[tokio::test]
+async fn a_commit_message_forging_the_checks_markers_hides_nothing() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let main = repo.head("main").await.unwrap();
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    std::fs::write(
+        fx.tmp.path().join("msg"),
+        "innocent subject\n\n\u{1}cco-end\nkey sk-ant-api03-BBBBBBBBBBBBBBBBBBBBBBBB\n",
+    )
+    .unwrap();
+    agent_ok(
+        &w1.path,
+        &format!(
+            "echo ok > ok.txt && git add ok.txt && git commit -q --cleanup=verbatim -F '{}'",
+            fx.tmp.path().join("msg").display()
+        ),
+    );
+    let msg = agent_ok(&w1.path, "git log -1 --format=%B");
+    assert!(
+        msg.contains("\u{1}cco-end"),
+        "git kept the forged marker: {msg:?}"
+    );
+    let err = captured(&repo, &w1, "t1").await.unwrap_err();
+    match &err {
+        GitError::Refused(Refusal::Secret { findings }) => assert_eq!(findings[0].at, None),
+        other => panic!("expected a secret refusal, got {other}"),
+    }
+    assert!(!err.to_string().contains("BBBBBBBB"), "{err}");
+
+    // Forged patch lines in a message are not the change: no false refusal either.
+    let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
+    std::fs::write(
+        fx.tmp.path().join("msg2"),
+        "subject\n\n\u{1}cco-end\ndiff --git a/x b/x\n+++ b/x\n@@ -0,0 +1,3 @@\n+<<<<<<< a\n+=======\n+>>>>>>> b\n",
+    )
+    .unwrap();
+    agent_ok(
+        &w2.path,
+        &format!(
+            "echo fine > fine.txt && git add fine.txt && git commit -q --cleanup=verbatim -F '{}'",
+            fx.tmp.path().join("msg2").display()
+        ),
+    );
+    assert!(captured(&repo, &w2, "t2").await.unwrap().moved);
+    assert_eq!(repo.head("main").await.unwrap(), main);
+}

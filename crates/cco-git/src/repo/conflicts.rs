@@ -231,7 +231,7 @@ impl GitRepo {
                 ])
                 .run()
                 .await?;
-            sides.push(checks::parse_patch(&out).0);
+            sides.push(checks::parse_diff(&out));
         }
         Ok(checks::leftover_markers(&checks::in_both(
             &sides[0], &sides[1],

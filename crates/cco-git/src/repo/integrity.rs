@@ -218,6 +218,7 @@ impl GitRepo {
     pub async fn check_commits(&self, base: &str, head: &str) -> Result<(), GitError> {
         let repo = &self.repo_dir;
         let range = format!("{base}..{head}");
+        let marks = checks::LogMarks::new();
         // Every commit's own additions, message, paths and modes (history reaches the
         // branch, not only the final tree).
         let log = self
@@ -234,7 +235,7 @@ impl GitRepo {
                 "--no-textconv",
                 "--no-renames",
                 "--submodule=short",
-                &checks::log_format(),
+                &marks.format(),
                 "--end-of-options",
                 &range,
             ])
@@ -242,14 +243,14 @@ impl GitRepo {
             .run()
             .await
             .map_err(|e| self.too_large_to_check(e))?;
-        let (added, messages) = checks::parse_patch(&log);
+        let (added, messages) = checks::parse_patch(&log, &marks);
         self.check_secrets(&added, &messages)?;
         // The change as a whole (from the merge base): paths, modes and blobs, and the
         // conflict-marker blocks it adds. One ordinary commit on the merge base (the usual
         // task) is its own whole change.
         let single = messages.len() == 1 && messages[0].parents == 1;
         let whole = if single {
-            checks::without_messages(&log)
+            checks::without_messages(&log, &marks)
         } else {
             let three = format!("{base}...{head}");
             self.git("diff", repo)
@@ -303,10 +304,10 @@ impl GitRepo {
         if submodules {
             self.check_submodules(head).await?;
         }
-        let (whole_added, _) = if single {
-            (added, Vec::new())
+        let whole_added = if single {
+            added
         } else {
-            checks::parse_patch(&whole)
+            checks::parse_diff(&whole)
         };
         let blocks = checks::marker_blocks(&whole_added);
         if !blocks.is_empty() {

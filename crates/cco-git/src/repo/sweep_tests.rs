@@ -11,7 +11,7 @@ use super::bundle::parse_header;
 use super::capture::parse_status;
 use super::diff::{cut, parse_numstat_z_then_stat};
 use super::integrity::parse_raw;
-use crate::checks::{self, COMMIT_MARK};
+use crate::checks::{self, LogMarks};
 use crate::sanitize::*;
 use cco_testkit::Sweep;
 
@@ -75,7 +75,8 @@ const PIECES: &[&str] = &[
     "+++ b/x\n",
     "+++ ",
     "@@ -1 +1 @@\n",
-    COMMIT_MARK,
+    "\u{1}cco-commit-0000000000000007 ",
+    "\u{1}cco-end-0000000000000007",
     "\u{1}cco-end",
     "0123456789abcdef0123456789abcdef01234567",
     " 100644",
@@ -107,7 +108,8 @@ fn parsers_of_what_git_prints_about_agents_work_never_panic() {
     let known = vec!["sk-ant-known-secret-value".to_string()];
     for _ in 0..20_000 {
         let out = text(&mut g, 60);
-        let (added, messages) = checks::parse_patch(&out);
+        let marks = LogMarks::with_nonce(7);
+        let (added, messages) = checks::parse_patch(&out, &marks);
         let _ = checks::leftover_markers(&added);
         let _ = checks::marker_blocks(&added);
         let _ = checks::in_both(&added, &added);
@@ -117,7 +119,8 @@ fn parsers_of_what_git_prints_about_agents_work_never_panic() {
         for m in &messages {
             let _ = crate::secrets::find(&m.text, &known);
         }
-        let _ = checks::without_messages(&out);
+        let _ = checks::without_messages(&out, &marks);
+        let _ = checks::parse_diff(&out);
         let _ = checks::unquote(&out);
         for e in parse_raw(&out) {
             let _ = checks::git_path_problem(&e.path);
