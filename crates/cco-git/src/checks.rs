@@ -20,6 +20,8 @@ pub(crate) struct Message {
     pub commit: String,
     /// How many parents the commit has.
     pub parents: usize,
+    /// Author and committer: `name <email> name <email>`.
+    pub ident: String,
     pub text: String,
 }
 
@@ -31,6 +33,7 @@ pub(crate) struct Message {
 pub(crate) struct LogMarks {
     nonce: u64,
     commit: String,
+    ident: String,
     end: String,
 }
 
@@ -47,6 +50,7 @@ impl LogMarks {
         LogMarks {
             nonce,
             commit: format!("\u{1}cco-commit-{nonce:016x} "),
+            ident: format!("\u{1}cco-ident-{nonce:016x} "),
             end: format!("\u{1}cco-end-{nonce:016x}"),
         }
     }
@@ -54,7 +58,7 @@ impl LogMarks {
     /// The `--format` that makes [`parse_patch`] see each commit's id and message.
     pub(crate) fn format(&self) -> String {
         format!(
-            "--format=%x01cco-commit-{n:016x} %H %P%n%B%n%x01cco-end-{n:016x}",
+            "--format=%x01cco-commit-{n:016x} %H %P%n%x01cco-ident-{n:016x} %an <%ae> %cn <%ce>%n%B%n%x01cco-end-{n:016x}",
             n = self.nonce
         )
     }
@@ -120,15 +124,19 @@ pub(crate) fn parse_patch(out: &str, marks: &LogMarks) -> (Vec<AddedLine>, Vec<M
     let mut line = 0u64;
     let mut columns = 1usize;
     let mut in_message: Option<String> = None;
+    let mut ident = String::new();
     for raw in out.split('\n') {
         if let Some(msg) = in_message.as_mut() {
             if raw == marks.end {
                 messages.push(Message {
                     commit: commit.clone(),
                     parents,
+                    ident: std::mem::take(&mut ident),
                     text: std::mem::take(msg),
                 });
                 in_message = None;
+            } else if let Some(who) = raw.strip_prefix(marks.ident.as_str()) {
+                ident = who.to_string();
             } else {
                 msg.push_str(raw);
                 msg.push('\n');
@@ -382,7 +390,7 @@ mod tests {
     #[test]
     fn added_lines_of_plain_and_combined_patches() {
         let marks = LogMarks::with_nonce(7);
-        let out = "\u{1}cco-commit-0000000000000007 abc p1\nsubject\n\nbody\n\n\u{1}cco-end-0000000000000007\n\
+        let out = "\u{1}cco-commit-0000000000000007 abc p1\n\u{1}cco-ident-0000000000000007 A <a@x> C <c@x>\nsubject\n\nbody\n\n\u{1}cco-end-0000000000000007\n\
 diff --git a/x.txt b/x.txt\n--- a/x.txt\n+++ b/x.txt\n@@ -2,0 +3,2 @@\n+one\n+two\n@@ -9 +11 @@ ctx\n-old\n+new\n\
 diff --git \"a/\\303\\251 t\" \"b/\\303\\251 t\"\nnew file mode 100644\n--- /dev/null\n+++ \"b/\\303\\251 t\"\n@@ -0,0 +1 @@\n+hé\n\
 diff --git a/gone b/gone\ndeleted file mode 100644\n--- a/gone\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n\
@@ -404,6 +412,7 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
         assert_eq!(added[4].commit, "def");
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0].text, "subject\n\nbody\n\n");
+        assert_eq!(messages[0].ident, "A <a@x> C <c@x>");
         assert_eq!((messages[0].parents, messages[1].parents), (1, 2));
         let rest = without_messages(out, &marks);
         assert!(!rest.contains("subject") && rest.contains("+one"));

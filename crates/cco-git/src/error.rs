@@ -166,7 +166,8 @@ pub struct SecretFinding {
     pub commit: String,
     /// `None`: in the commit message.
     pub at: Option<crate::types::FileLine>,
-    /// What kind of secret (`a configured API key`, `an Anthropic API key`, ...), never the value.
+    /// What kind of secret and, without `at`, where (`an Anthropic API key or token in the
+    /// message`, `... in the author or committer`, `... in a file name`), never the value.
     pub what: String,
 }
 
@@ -175,7 +176,7 @@ impl std::fmt::Display for SecretFinding {
         let commit = &self.commit[..self.commit.len().min(10)];
         match &self.at {
             Some(at) => write!(f, "{} at {at} (commit {commit})", self.what),
-            None => write!(f, "{} in the message of commit {commit}", self.what),
+            None => write!(f, "{} (commit {commit})", self.what),
         }
     }
 }

@@ -565,3 +565,40 @@ async fn a_commit_message_forging_the_checks_markers_hides_nothing() {
     assert!(captured(&repo, &w2, "t2").await.unwrap().moved);
     assert_eq!(repo.head("main").await.unwrap(), main);
 }
+
+/// Beside added lines and messages, a key can be committed as an author or committer name,
+/// or as a file name: refused too, and never named.
+#[tokio::test]
+async fn keys_in_authors_and_file_names_are_refused_without_naming_them() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let key = "sk-ant-api03-CCCCCCCCCCCCCCCCCCCCCCCC";
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    agent_ok(
+        &w1.path,
+        &format!("echo ok > ok.txt && git add ok.txt && GIT_AUTHOR_NAME='{key}' git commit -qm ok"),
+    );
+    let err = captured(&repo, &w1, "t1").await.unwrap_err();
+    match &err {
+        GitError::Refused(Refusal::Secret { findings }) => {
+            assert!(
+                findings[0].what.ends_with("in the author or committer"),
+                "{err}"
+            )
+        }
+        other => panic!("expected a secret refusal, got {other}"),
+    }
+    assert!(!err.to_string().contains("CCCCCCCC"), "{err}");
+
+    let w2 = repo.create_worktree("flat", "w2", "main").await.unwrap();
+    write(&w2.path, &format!("notes-{key}.txt"), "x\n");
+    let err = captured(&repo, &w2, "t2").await.unwrap_err();
+    match &err {
+        GitError::Refused(Refusal::Secret { findings }) => {
+            assert!(findings[0].what.ends_with("in a file name"), "{err}")
+        }
+        other => panic!("expected a secret refusal, got {other}"),
+    }
+    assert!(!err.to_string().contains("CCCCCCCC"), "{err}");
+    assert_eq!(git(&fx.repo_dir(), &["for-each-ref", "refs/cco/tasks"]), "");
+}

@@ -244,13 +244,19 @@ impl GitRepo {
             .await
             .map_err(|e| self.too_large_to_check(e))?;
         let (added, messages) = checks::parse_patch(&log, &marks);
-        self.check_secrets(&added, &messages)?;
+        let history = checks::without_messages(&log, &marks);
+        let names: Vec<(String, String)> = parse_raw(&history)
+            .into_iter()
+            .filter(|e| e.status != 'D')
+            .map(|e| (e.path, head.to_string()))
+            .collect();
+        self.check_secrets(&added, &messages, &names)?;
         // The change as a whole (from the merge base): paths, modes and blobs, and the
         // conflict-marker blocks it adds. One ordinary commit on the merge base (the usual
         // task) is its own whole change.
         let single = messages.len() == 1 && messages[0].parents == 1;
         let whole = if single {
-            checks::without_messages(&log, &marks)
+            history
         } else {
             let three = format!("{base}...{head}");
             self.git("diff", repo)
@@ -317,21 +323,31 @@ impl GitRepo {
     }
 
     /// Secret values and key shapes in added lines and commit messages.
+    /// Secrets in what the commits add: their lines, messages, authors and committers, and
+    /// the names of the files they add or change (`names`: path and commit).
     fn check_secrets(
         &self,
         added: &[checks::AddedLine],
         messages: &[checks::Message],
+        names: &[(String, String)],
     ) -> Result<(), GitError> {
         let known = self.config().secrets.values();
         let mut findings = Vec::new();
-        for m in messages {
-            if let Some(what) = crate::secrets::find(&m.text, known) {
+        let mut found = |text: &str, commit: &str, place: &str| {
+            if let Some(what) = crate::secrets::find(text, known) {
                 findings.push(SecretFinding {
-                    commit: m.commit.clone(),
+                    commit: commit.to_string(),
                     at: None,
-                    what: what.to_string(),
+                    what: format!("{what} in {place}"),
                 });
             }
+        };
+        for m in messages {
+            found(&m.text, &m.commit, "the message");
+            found(&m.ident, &m.commit, "the author or committer");
+        }
+        for (path, commit) in names {
+            found(path, commit, "a file name");
         }
         for a in added {
             if findings.len() >= MAX_FINDINGS {
