@@ -90,7 +90,7 @@ async fn a_committed_secret_goes_back_to_the_worker_with_file_and_line_and_reach
         })
         .expect("the refusal went back to the worker");
     assert!(
-        revised.contains("envdump.txt:") && revised.contains("message of commit"),
+        revised.contains("envdump.txt:") && revised.contains("in the message (commit"),
         "{revised}"
     );
     assert!(!revised.contains(KEY));
