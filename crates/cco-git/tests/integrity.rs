@@ -602,3 +602,34 @@ async fn keys_in_authors_and_file_names_are_refused_without_naming_them() {
     assert!(!err.to_string().contains("CCCCCCCC"), "{err}");
     assert_eq!(git(&fx.repo_dir(), &["for-each-ref", "refs/cco/tasks"]), "");
 }
+
+/// A key in a binary file (a NUL byte makes git call it binary and show no lines) is found
+/// as in any other file.
+#[tokio::test]
+async fn a_key_in_a_binary_file_is_refused() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    agent_ok(
+        &w1.path,
+        "printf 'PK\\003\\004\\000\\001\\002junk\\nKEY=sk-ant-api03-DDDDDDDDDDDDDDDDDDDDDDDD\\000\\377\\376' > cache.bin \
+         && git add cache.bin && git commit -qm cache",
+    );
+    let numstat = agent_ok(&w1.path, "git show --numstat --format= HEAD");
+    assert!(
+        numstat.starts_with("-\t-\t"),
+        "git sees a binary file: {numstat}"
+    );
+    let err = captured(&repo, &w1, "t1").await.unwrap_err();
+    match &err {
+        GitError::Refused(Refusal::Secret { findings }) => {
+            assert_eq!(
+                findings[0].at.as_ref().map(|a| a.path.as_str()),
+                Some("cache.bin")
+            )
+        }
+        other => panic!("expected a secret refusal, got {other}"),
+    }
+    assert!(!err.to_string().contains("DDDDDDDD"), "{err}");
+    assert_eq!(git(&fx.repo_dir(), &["for-each-ref", "refs/cco/tasks"]), "");
+}

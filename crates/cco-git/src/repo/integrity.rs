@@ -220,7 +220,8 @@ impl GitRepo {
         let range = format!("{base}..{head}");
         let marks = checks::LogMarks::new();
         // Every commit's own additions, message, paths and modes (history reaches the
-        // branch, not only the final tree).
+        // branch, not only the final tree). `--text`: a binary file's bytes are scanned too
+        // (as lines), so a key in a binary file is found as in any other.
         let log = self
             .git("log", repo)
             .args([
@@ -228,6 +229,7 @@ impl GitRepo {
                 "--raw",
                 "--no-abbrev",
                 "-p",
+                "--text",
                 "-U0",
                 "--cc",
                 "--no-color",
