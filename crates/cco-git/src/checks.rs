@@ -351,6 +351,70 @@ pub(crate) fn symlink_problem(path: &str, target: &str) -> Option<&'static str> 
     None
 }
 
+/// How a symlink leads outside the repository: why, and the links followed on the way (the
+/// symlink itself first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Escape {
+    pub reason: &'static str,
+    pub through: Vec<String>,
+}
+
+/// Whether the symlink at `path` leads outside the repository once the tree's other symlinks
+/// are followed (`targets`: every symlink of the tree, path → target), as the kernel resolves
+/// it: a link met on the way is replaced by its target, and `..` applies to where that led.
+/// The lexical check ([`symlink_problem`]) misses `l -> .` with `m -> l/..`: `m` names the
+/// repository's parent. `None`: it stays inside (or ends at a path that does not exist).
+pub(crate) fn symlink_escape(
+    path: &str,
+    targets: &std::collections::HashMap<String, String>,
+) -> Option<Escape> {
+    /// Links followed before giving up (the kernel's limit is 40).
+    const MAX_HOPS: usize = 40;
+    let mut through = vec![path.to_string()];
+    let escape = |reason, through| Some(Escape { reason, through });
+    let target = targets.get(path)?;
+    if target.starts_with('/') || target.starts_with('~') {
+        return escape("points to an absolute path", through);
+    }
+    let mut at: Vec<&str> = path.split('/').collect();
+    at.pop();
+    let mut pending: std::collections::VecDeque<&str> = target.split('/').collect();
+    while let Some(comp) = pending.pop_front() {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if at.pop().is_none() {
+                    return escape(
+                        "points outside the repository (through the tree's symlinks)",
+                        through,
+                    );
+                }
+            }
+            name => {
+                at.push(name);
+                let here = at.join("/");
+                if let Some(target) = targets.get(&here) {
+                    through.push(here);
+                    if through.len() > MAX_HOPS {
+                        return escape("is part of a symlink loop", through);
+                    }
+                    if target.starts_with('/') || target.starts_with('~') {
+                        return escape(
+                            "points outside the repository (through an absolute symlink)",
+                            through,
+                        );
+                    }
+                    at.pop();
+                    for c in target.split('/').rev() {
+                        pending.push_front(c);
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Whether a submodule URL names a path on this machine (absolute, `file:`, `~`) or could
 /// be read as an option.
 pub(crate) fn local_submodule_url(url: &str) -> bool {
@@ -492,6 +556,38 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
         assert!(symlink_problem("a/link", "../.git/hooks").is_some());
         assert!(symlink_problem("a/b/link", "../../x").is_none());
         assert!(symlink_problem("link", "a/./b").is_none());
+    }
+
+    #[test]
+    fn symlinks_are_followed_through_the_trees_other_symlinks() {
+        let tree = |links: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            links
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+                .collect()
+        };
+        // Each fine alone, lexically; together `m` names the repository's parent.
+        let t = tree(&[("l", "."), ("m", "l/..")]);
+        assert_eq!(symlink_problem("m", "l/.."), None);
+        assert_eq!(symlink_escape("m", &t).unwrap().through, ["m", "l"]);
+        assert_eq!(symlink_escape("l", &t), None);
+        // Deeper: a link to a directory, then up from where it led.
+        let t = tree(&[("a/b/up", "../.."), ("x/y", "../a/b/up/..")]);
+        assert!(symlink_escape("x/y", &t).is_some());
+        // Chains that stay inside.
+        let t = tree(&[
+            ("docs", "site/docs"),
+            ("site/docs", "../content"),
+            ("d/link", "../docs/x"),
+        ]);
+        assert_eq!(symlink_escape("d/link", &t), None);
+        assert_eq!(symlink_escape("docs", &t), None);
+        // Through an absolute one; a loop.
+        let t = tree(&[("abs", "/etc"), ("via", "abs/passwd")]);
+        assert_eq!(symlink_escape("via", &t).unwrap().through, ["via", "abs"]);
+        assert_eq!(symlink_escape("abs", &t).unwrap().through, ["abs"]);
+        let t = tree(&[("a", "b"), ("b", "a")]);
+        assert!(symlink_escape("a", &t).is_some());
         assert!(local_submodule_url("/srv/x.git"));
         assert!(local_submodule_url("file:///srv/x"));
         assert!(local_submodule_url("--upload-pack=x"));

@@ -633,3 +633,46 @@ async fn a_key_in_a_binary_file_is_refused() {
     assert!(!err.to_string().contains("DDDDDDDD"), "{err}");
     assert_eq!(git(&fx.repo_dir(), &["for-each-ref", "refs/cco/tasks"]), "");
 }
+
+/// Symlinks are followed through each other: `l -> .` and `m -> l/..` are each fine read
+/// alone, and together `m` names the repository's parent. A link the project had that leads
+/// outside stays its own business; one added through it is refused.
+#[tokio::test]
+async fn symlinks_that_leave_the_repository_through_other_symlinks_are_refused() {
+    let fx = Fx::new();
+    let repo = fx.repo(fx.config()).await;
+    let w1 = repo.create_worktree("flat", "w1", "main").await.unwrap();
+    agent_ok(
+        &w1.path,
+        "ln -s . l && ln -s l/.. m && git add l m && git commit -qm links",
+    );
+    match captured(&repo, &w1, "t1").await {
+        Err(GitError::Refused(Refusal::Symlink { path, reason })) => {
+            assert_eq!(path, "m");
+            assert!(reason.contains("outside the repository"), "{reason}");
+        }
+        other => panic!("expected a symlink refusal, got {other:?}"),
+    }
+    // The project's own link out (a monorepo's `vendor -> ../shared`) does not block work
+    // that does not go through it; a new link through it is refused.
+    let fx = Fx::new();
+    std::os::unix::fs::symlink("../shared", fx.src.join("vendor")).unwrap();
+    git(&fx.src, &["add", "vendor"]);
+    git(&fx.src, &["commit", "-q", "-m", "the project has it"]);
+    let repo = fx.repo(fx.config()).await;
+    let w3 = repo.create_worktree("flat", "w3", "main").await.unwrap();
+    agent_ok(
+        &w3.path,
+        "mkdir docs && ln -s ../README.md docs/readme && git add docs && git commit -qm docs",
+    );
+    assert!(captured(&repo, &w3, "t3").await.unwrap().moved);
+    let w4 = repo.create_worktree("flat", "w4", "main").await.unwrap();
+    agent_ok(
+        &w4.path,
+        "ln -s vendor/secrets s && git add s && git commit -qm through",
+    );
+    match captured(&repo, &w4, "t4").await {
+        Err(GitError::Refused(Refusal::Symlink { path, .. })) => assert_eq!(path, "s"),
+        other => panic!("expected a symlink refusal, got {other:?}"),
+    }
+}

@@ -307,7 +307,7 @@ impl GitRepo {
             }
         }
         if !symlinks.is_empty() {
-            self.check_symlinks(&symlinks).await?;
+            self.check_symlinks(head, &symlinks).await?;
         }
         if submodules {
             self.check_submodules(head).await?;
@@ -370,9 +370,46 @@ impl GitRepo {
         Err(GitError::Refused(Refusal::Secret { findings }))
     }
 
-    async fn check_symlinks(&self, links: &[(String, String)]) -> Result<(), GitError> {
+    /// The symlinks the change adds or alters (`changed`: path and blob) must stay inside the
+    /// repository, and so must every symlink of `head`'s tree that reaches outside through
+    /// one of them once the tree's links are followed (a new `l -> .` turns an old `m -> l/..`
+    /// into a link to the parent directory). Two git processes, only for a change that
+    /// touches symlinks.
+    async fn check_symlinks(
+        &self,
+        head: &str,
+        changed: &[(String, String)],
+    ) -> Result<(), GitError> {
+        let listing = self
+            .git("ls-tree", &self.repo_dir)
+            .args([
+                "ls-tree",
+                "-r",
+                "-z",
+                "--full-tree",
+                "--end-of-options",
+                head,
+            ])
+            .run()
+            .await?;
+        let mut links: Vec<(String, String)> = listing
+            .split('\0')
+            .filter_map(|entry| {
+                let (meta, path) = entry.split_once('\t')?;
+                let mut meta = meta.split(' ');
+                (meta.next()? == "120000").then_some(())?;
+                let sha = meta.nth(1)?;
+                Some((path.to_string(), sha.to_string()))
+            })
+            .collect();
+        // A changed link is in the tree; when git's listing and the change disagree, both count.
+        for link in changed {
+            if !links.iter().any(|(p, _)| p == &link.0) {
+                links.push(link.clone());
+            }
+        }
         let mut input = String::new();
-        for (_, sha) in links {
+        for (_, sha) in &links {
             input.push_str(sha);
             input.push('\n');
         }
@@ -383,8 +420,9 @@ impl GitRepo {
             .run()
             .await?;
         // "<sha> blob <size>\n<content>\n" per link.
+        let mut targets = std::collections::HashMap::new();
         let mut rest = out.as_str();
-        for (path, _) in links {
+        for (path, _) in &links {
             let Some((header, body)) = rest.split_once('\n') else {
                 break;
             };
@@ -393,14 +431,35 @@ impl GitRepo {
                 .next()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            let target = body.get(..size).unwrap_or(body);
-            if let Some(reason) = checks::symlink_problem(path, target) {
-                return Err(GitError::Refused(Refusal::Symlink {
-                    path: path.clone(),
-                    reason: reason.to_string(),
-                }));
-            }
+            targets.insert(path.clone(), body.get(..size).unwrap_or(body).to_string());
             rest = body.get(size + 1..).unwrap_or("");
+        }
+        let refuse = |path: &str, reason: &str| {
+            Err(GitError::Refused(Refusal::Symlink {
+                path: path.to_string(),
+                reason: reason.to_string(),
+            }))
+        };
+        for (path, _) in changed {
+            let target = targets.get(path).map(String::as_str).unwrap_or_default();
+            if let Some(reason) = checks::symlink_problem(path, target) {
+                return refuse(path, reason);
+            }
+        }
+        // Links of the project that led outside before the change stay its own business;
+        // one the change adds, or alters, on the way out is refused.
+        let mut paths: Vec<&String> = targets.keys().collect();
+        paths.sort();
+        for path in paths {
+            if let Some(escape) = checks::symlink_escape(path, &targets) {
+                if escape
+                    .through
+                    .iter()
+                    .any(|p| changed.iter().any(|(c, _)| c == p))
+                {
+                    return refuse(path, escape.reason);
+                }
+            }
         }
         Ok(())
     }
