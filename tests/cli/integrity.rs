@@ -593,3 +593,25 @@ fn escape_sequences_agents_write_are_shown_as_text_never_played() {
     assert!(status.contains("pwned"), "{status}");
     assert!(!status.contains('\u{1b}'), "{status:?}");
 }
+
+/// The verify gate runs tests agents wrote: cco's own credentials are not in its environment.
+#[test]
+fn the_verify_command_runs_without_ccos_credentials() {
+    let project = CliProject::new(
+        json!({
+            "workerCount": 1,
+            "verifyCommand": "test -z \"$ANTHROPIC_API_KEY$ANTHROPIC_AUTH_TOKEN$CLAUDE_CODE_OAUTH_TOKEN\" && test -n \"$PATH\""
+        }),
+        simple_script(&["t1"], None),
+    );
+    let out = project
+        .cco(&["start", "--plain"])
+        .env("ANTHROPIC_API_KEY", "sk-ant-api03-EEEEEEEEEEEEEEEEEEEEEEEE")
+        .env("ANTHROPIC_AUTH_TOKEN", "auth-token-FFFFFFFFFFFFFFFF")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "oauth-token-GGGGGGGGGGGGGGGG")
+        .output()
+        .unwrap();
+    let (stdout, _) = assert_success(&out);
+    assert!(stdout.contains("tasks done 1 / failed 0"), "{stdout}");
+    assert!(project.files_on_main().contains(&"t1.txt".to_string()));
+}

@@ -102,6 +102,8 @@ pub(crate) struct Spec<'a> {
     /// The most stdout read: a process printing more is killed (with its group) and the
     /// run is [`GitError::OutputTooLarge`]. `None`: no limit.
     pub max_stdout: Option<u64>,
+    /// Variables taken out of the inherited environment.
+    pub env_remove: Vec<String>,
     /// Keep only the last this many bytes of stdout (at most twice that in memory while
     /// reading): for output that is read for its end, such as a verify command's.
     pub stdout_tail: Option<usize>,
@@ -149,6 +151,9 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         .env("GIT_MERGE_AUTOEDIT", "no")
         .env("LC_ALL", "C")
         .process_group(0);
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
     for (k, v) in &spec.envs {
         cmd.env(k, v);
     }
@@ -339,6 +344,7 @@ mod tests {
             stdin: None,
             files: Default::default(),
             max_stdout: max,
+            env_remove: vec![],
             stdout_tail: tail,
         }
     }

@@ -234,6 +234,7 @@ impl<'a> GitCmd<'a> {
                 stdin: self.stdin.clone(),
                 files,
                 max_stdout: self.max_stdout,
+                env_remove: Vec::new(),
                 stdout_tail: None,
             })
             .await?;
@@ -305,6 +306,7 @@ impl GitRepo {
             stdin: None,
             files: Default::default(),
             max_stdout: None,
+            env_remove: Vec::new(),
             stdout_tail: None,
         })
         .await?

@@ -83,6 +83,9 @@ pub struct GitConfig {
     /// Test gate run with `sh -c` in the integration worktree before a target branch moves.
     pub verify_command: Option<String>,
     pub verify_timeout: Duration,
+    /// Variables taken out of the verify command's environment (it runs code agents wrote;
+    /// cco's own credentials are not its business).
+    pub verify_env_remove: Vec<String>,
     /// Timeout of every single git process (its whole process group is killed on expiry).
     pub git_timeout: Duration,
     /// Budget of one whole op (several git processes; merges add `verify_timeout`).
@@ -154,6 +157,7 @@ impl GitConfig {
             env_files: Vec::new(),
             verify_command: None,
             verify_timeout: Duration::from_secs(600),
+            verify_env_remove: Vec::new(),
             git_timeout: Duration::from_secs(120),
             op_timeout: Duration::from_secs(600),
             push: false,

@@ -567,6 +567,12 @@ async fn spawn_git(
     git.use_run_branch = cfg.use_run_branch && resumed_base.is_none();
     git.base_branch = Some(resumed_base.unwrap_or_else(|| cfg.branch.clone()));
     git.verify_command = cfg.verify_command.clone();
+    // The gate runs tests agents wrote: none of cco's credentials in its environment.
+    git.verify_env_remove = cco_config::CREDENTIAL_VARS
+        .iter()
+        .chain(&["CLAUDE_CODE_OAUTH_TOKEN"])
+        .map(|v| v.to_string())
+        .collect();
     git.git_timeout = cfg.git_timeout();
     git.push = cfg.push;
     let env_root = match cfg.repository() {

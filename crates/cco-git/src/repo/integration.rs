@@ -199,6 +199,7 @@ impl GitRepo {
             stdin: None,
             files: Default::default(),
             max_stdout: None,
+            env_remove: self.cfg.verify_env_remove.clone(),
             // Only its end is shown; a test suite printing gigabytes costs no memory.
             stdout_tail: Some(64 * 1024),
         })
