@@ -425,6 +425,32 @@ pub(crate) fn local_submodule_url(url: &str) -> bool {
         || u.to_ascii_lowercase().starts_with("file:")
 }
 
+/// Whether a submodule URL is relative (`./x`, `../x`): git resolves it against the
+/// superproject's remote, so it names a local path when that remote is one.
+pub(crate) fn relative_submodule_url(url: &str) -> bool {
+    let u = url.trim();
+    u.starts_with("./") || u.starts_with("../")
+}
+
+/// Whether a repository location (a run's source) is a path on this machine rather than a
+/// URL of a host: an absolute or relative path, `~`, or `file:`.
+pub(crate) fn source_is_local(source: &str) -> bool {
+    let s = source.trim();
+    if s.to_ascii_lowercase().starts_with("file:") {
+        return true;
+    }
+    if s.contains("://") {
+        return false;
+    }
+    // `host:path` and `user@host:path` (scp-like) name a host; a path has no `:` before its
+    // first `/`.
+    match (s.find(':'), s.find('/')) {
+        (Some(colon), Some(slash)) => slash < colon,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +582,32 @@ diff --cc m.txt\nindex 1,2..3\n--- a/m.txt\n+++ b/m.txt\n@@@ -1,1 -1,1 +1,3 @@@\
         assert!(symlink_problem("a/link", "../.git/hooks").is_some());
         assert!(symlink_problem("a/b/link", "../../x").is_none());
         assert!(symlink_problem("link", "a/./b").is_none());
+    }
+
+    #[test]
+    fn relative_submodule_urls_and_local_sources() {
+        assert!(relative_submodule_url("../private.git"));
+        assert!(relative_submodule_url(" ./lib"));
+        assert!(!relative_submodule_url("https://h/x.git"));
+        for local in [
+            "/srv/git/p.git",
+            "./p",
+            "../p",
+            "~/p",
+            "file:///srv/p",
+            "p",
+            "a/b:c",
+        ] {
+            assert!(source_is_local(local), "{local}");
+        }
+        for remote in [
+            "https://github.com/o/p.git",
+            "git@github.com:o/p.git",
+            "host:p",
+            "ssh://h/p",
+        ] {
+            assert!(!source_is_local(remote), "{remote}");
+        }
     }
 
     #[test]

@@ -160,6 +160,21 @@ async fn capture_refuses_symlinks_out_of_the_repository_git_paths_and_local_subm
         matches!(err, GitError::Refused(Refusal::LocalSubmodule { .. })),
         "{err}"
     );
+    // A relative URL resolves against the remote, here a local path: a local path too.
+    let w5 = repo.create_worktree("flat", "w5", "main").await.unwrap();
+    agent_ok(
+        &w5.path,
+        &format!(
+            "printf '[submodule \"r\"]\\n\\tpath = r\\n\\turl = ../../private.git\\n' > .gitmodules \
+             && git add .gitmodules && git update-index --add --cacheinfo 160000,{main},r \
+             && git commit -qm sub"
+        ),
+    );
+    let err = captured(&repo, &w5, "t5").await.unwrap_err();
+    assert!(
+        matches!(err, GitError::Refused(Refusal::LocalSubmodule { .. })),
+        "{err}"
+    );
     assert_eq!(repo.head("main").await.unwrap(), main);
 }
 

@@ -476,9 +476,11 @@ impl GitRepo {
         }
         for item in nul_list(&out.stdout) {
             let (key, value) = item.split_once('\n').unwrap_or((item.as_str(), ""));
+            let local_remote = checks::source_is_local(&self.config().source);
             if key.starts_with("submodule.")
                 && key.ends_with(".url")
-                && checks::local_submodule_url(value)
+                && (checks::local_submodule_url(value)
+                    || (local_remote && checks::relative_submodule_url(value)))
             {
                 let name = &key["submodule.".len()..key.len() - ".url".len()];
                 return Err(GitError::Refused(Refusal::LocalSubmodule {
