@@ -668,10 +668,10 @@ async fn symlinks_that_leave_the_repository_through_other_symlinks_are_refused()
         }
         other => panic!("expected a symlink refusal, got {other:?}"),
     }
-    // The project's own link out (a monorepo's `vendor -> ../shared`) does not block work
+    // The project's own link out (a monorepo's `vendor -> ../common`) does not block work
     // that does not go through it; a new link through it is refused.
     let fx = Fx::new();
-    std::os::unix::fs::symlink("../shared", fx.src.join("vendor")).unwrap();
+    std::os::unix::fs::symlink("../common", fx.src.join("vendor")).unwrap();
     git(&fx.src, &["add", "vendor"]);
     git(&fx.src, &["commit", "-q", "-m", "the project has it"]);
     let repo = fx.repo(fx.config()).await;
