@@ -406,8 +406,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
             "{name} on main"
         );
     }
-    // No shared branch of the clone holds the key (snapshots of the failed task's repository
-    // are cco's own record of it, never a branch).
+    // No ref of the clone holds the key.
     let shared = project.git(&[
         "log",
         "--branches",
@@ -415,7 +414,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
         "--text",
         "--format=%H %an %ae %B",
     ]);
-    assert!(!shared.contains(KEY), "a branch holds the key");
+    assert!(!shared.contains(KEY), "a ref holds the key");
     assert_eq!(
         files_containing(handle.run_dir(), KEY),
         Vec::<PathBuf>::new()
