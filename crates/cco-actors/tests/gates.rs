@@ -330,8 +330,9 @@ async fn a_team_merge_that_lands_while_the_run_stops_is_counted() {
 /// into the integration repository, in one turn, and keeps doing so when told: a key in a
 /// binary file, as its author, in a message after a forged end marker, a symlink out through
 /// another one, its repository's refs linked to cco's clone with HEAD on `main` and work left
-/// for cco to commit. Its task fails after the fix rounds; the other task lands; `main` never
-/// moves but by cco's merge, and no ref, file of the run or prompt holds the key.
+/// for cco to commit. Its task fails after the fix rounds; the same worker (the only one)
+/// then does the other two tasks in the repositories it left, and they land; `main` never
+/// moves but by cco's merges, and no ref, file of the run or prompt holds the key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
     let hostile = json!([
@@ -342,7 +343,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
         {"bash": "echo left > left-for-cco.txt && rm -rf .git/refs && ln -s \"$(cd ../../repo/.git && pwd)/refs\" .git/refs && printf 'ref: refs/heads/main\\n' > .git/HEAD"}
     ]);
     let script = json!({"rules": [
-        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt")]})),
+        plan_rule("[cco:coordinator-plan]", json!({"status":"continue","tasks":[task("t1","t1.txt"), task("t2","t2.txt"), task("t3","t3.txt")]})),
         complete_rule("[cco:replan]"),
         approve_rule(),
         // Told what was refused, it only tries again.
@@ -353,9 +354,13 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
             {"write": {"path": "t2.txt", "content": "t2\n"}},
             {"commit": "Implement t2"}
         ], "result": "t2 done"},
+        {"match": {"role": "worker", "prompt_contains": "Task ID: t3"}, "steps": [
+            {"write": {"path": "t3.txt", "content": "t3\n"}},
+            {"commit": "Implement t3"}
+        ], "result": "t3 done"},
     ]});
     let project = Project::new(
-        json!({"workerCount": 2, "authMode": "api-keys-only"}),
+        json!({"workerCount": 1, "authMode": "api-keys-only"}),
         script,
     );
     std::fs::write(
@@ -367,7 +372,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
     assert!(summary.completed, "{}", summary.reason);
-    assert_eq!(summary.totals.tasks_done, 1, "{summary:#?}");
+    assert_eq!(summary.totals.tasks_done, 2, "{summary:#?}");
     assert_eq!(summary.totals.tasks_failed, 1, "{summary:#?}");
     let t1 = summary.tasks.iter().find(|t| t.key == "flat/t1").unwrap();
     let failure = t1.failure.clone().unwrap_or_default();
@@ -381,7 +386,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
     assert!(
         since
             .lines()
-            .all(|s| s == "Implement t2" || s.starts_with("Merge ")),
+            .all(|s| s == "Implement t2" || s == "Implement t3" || s.starts_with("Merge ")),
         "{since}"
     );
     assert_eq!(
@@ -406,6 +411,10 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
             "{name} on main"
         );
     }
+    eprintln!(
+        "DEBUG refs: {}",
+        project.git(&["for-each-ref", "--format=%(refname)"])
+    );
     // No ref of the clone holds the key.
     let shared = project.git(&[
         "log",
