@@ -18,6 +18,21 @@ use serde_json::json;
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 const KEY: &str = "test-secret-value-0123456789";
 
+/// A one-worker project on api-keys-only whose only key is [`KEY`] (its agents get it in
+/// their environment).
+fn keyed_project(script: serde_json::Value) -> Project {
+    let project = Project::new(
+        json!({"workerCount": 1, "authMode": "api-keys-only"}),
+        script,
+    );
+    std::fs::write(
+        project.config_dir.join("api-keys.json"),
+        json!([{"name": "team-key", "apiKey": KEY}]).to_string(),
+    )
+    .unwrap();
+    project
+}
+
 /// Every file below `dir`, recursively.
 fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
@@ -64,15 +79,7 @@ async fn a_committed_secret_goes_back_to_the_worker_with_file_and_line_and_reach
             {"bash": "env | grep -i anthropic > envdump.txt && git add -A && git commit -qm \"debug with $ANTHROPIC_API_KEY\""}
         ], "result": "dumped the environment"},
     ]});
-    let project = Project::new(
-        json!({"workerCount": 1, "authMode": "api-keys-only"}),
-        script,
-    );
-    std::fs::write(
-        project.config_dir.join("api-keys.json"),
-        json!([{"name": "team-key", "apiKey": KEY}]).to_string(),
-    )
-    .unwrap();
+    let project = keyed_project(script);
     let handle = project.start().await;
     let recorder = record(&handle);
     let summary = finish(&handle, RUN_TIMEOUT).await;
@@ -359,15 +366,7 @@ async fn a_hostile_worker_gets_nothing_past_the_gates_and_never_moves_main() {
             {"commit": "Implement t3"}
         ], "result": "t3 done"},
     ]});
-    let project = Project::new(
-        json!({"workerCount": 1, "authMode": "api-keys-only"}),
-        script,
-    );
-    std::fs::write(
-        project.config_dir.join("api-keys.json"),
-        json!([{"name": "team-key", "apiKey": KEY}]).to_string(),
-    )
-    .unwrap();
+    let project = keyed_project(script);
     let base = cco_testkit::git(&project.source, &["rev-parse", "main"]);
     let handle = project.start().await;
     let summary = finish(&handle, RUN_TIMEOUT).await;
