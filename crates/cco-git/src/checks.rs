@@ -112,7 +112,7 @@ fn hunk_start(header: &str) -> Option<u64> {
     plus[1..].split(',').next()?.parse().ok()
 }
 
-/// Added lines (and commit messages, for `log` output made with [`log_format`]) of a
+/// Added lines (and commit messages, for `log` output made with [`LogMarks::format`]) of a
 /// `-U0` patch. Combined diffs (`--cc`) count a line as added only when it is new against
 /// every parent (all its columns are `+`).
 pub(crate) fn parse_patch(out: &str, marks: &LogMarks) -> (Vec<AddedLine>, Vec<Message>) {
