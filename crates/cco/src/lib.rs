@@ -52,7 +52,7 @@ pub mod config {
     };
 }
 
-/// Workers on many hosts (issue 15): the node daemon and the run's [`Cluster`] (give a
+/// Workers on many hosts (issue 15): the node daemon and the run's [`cluster::Cluster`] (give a
 /// [`cluster::ClusterHead`] to [`OrchestratorBuilder::cluster`]). See `docs/cluster.md`.
 pub mod cluster {
     pub use cco_actors::{
