@@ -49,6 +49,26 @@ fn start_runs_a_flat_project_to_completion_and_exits_zero() {
     );
 }
 
+/// A project direction longer than the kernel takes in one argument (128 KiB): the
+/// planner's prompt goes to the CLI's stdin (through the guard process), and the run
+/// completes as with a short one.
+#[test]
+fn a_project_direction_longer_than_a_command_line_argument_is_planned_from() {
+    let direction = format!(
+        "{}Write the files.",
+        "A long specification paragraph of the project.\n".repeat(4_000)
+    );
+    assert!(direction.len() > 150 * 1024);
+    let project = CliProject::new(
+        json!({"workerCount": 1, "projectDirection": direction}),
+        simple_script(&["t1"], None),
+    );
+    let out = project.cco(&["start", "--plain"]).output().unwrap();
+    let (stdout, _) = assert_success(&out);
+    assert!(stdout.contains("tasks done 1 / failed 0"), "{stdout}");
+    assert!(project.files_on_main().contains(&"t1.txt".to_string()));
+}
+
 #[test]
 fn json_output_is_one_event_object_per_line() {
     let project = CliProject::new(json!({"workerCount": 1}), simple_script(&["t1"], None));

@@ -173,6 +173,16 @@ impl ClaudeSession {
             drop(child);
             return Err(DriverError::NoPid);
         };
+        // A prompt too long for the command line: written to the CLI's stdin, then closed.
+        if let Some(mut stdin) = child.stdin.take() {
+            let prompt = spec.prompt.clone().into_bytes();
+            runtime.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                // A CLI that exits before reading it all fails its turn by itself.
+                let _ = stdin.write_all(&prompt).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
         // Piped in build_command; take() cannot fail. Fall back to an empty stream anyway.
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();

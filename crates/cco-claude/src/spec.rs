@@ -27,6 +27,10 @@ pub const DEFAULT_LINGER_AFTER_RESULT: Duration = Duration::from_secs(30);
 /// refuse to run "nested").
 pub const ALWAYS_REMOVED_ENV: &[&str] = &["CLAUDECODE"];
 
+/// The longest prompt passed on the command line (bytes); a longer one goes to stdin, well
+/// under the kernel's 128 KiB limit on one argument.
+pub const PROMPT_ARG_MAX: usize = 100 * 1024;
+
 /// How to run one `claude -p` process.
 #[derive(Clone)]
 pub struct SessionSpec {
@@ -120,19 +124,29 @@ impl SessionSpec {
         }
     }
 
+    /// Whether the prompt goes to the CLI's standard input instead of its command line: a
+    /// single argument longer than the kernel's limit (`MAX_ARG_STRLEN`, 128 KiB on Linux)
+    /// fails the spawn with `E2BIG` (a long `PROJECT_DIRECTION.md` in a planner's prompt, a
+    /// big review). The CLI reads its prompt from stdin when `-p` has none.
+    pub fn prompt_on_stdin(&self) -> bool {
+        self.prompt.len() > PROMPT_ARG_MAX
+    }
+
     /// The arguments after the binary name.
     ///
     /// `-p <prompt>` comes first and the variadic tool lists last, so a tool list can never
     /// swallow the prompt. A prompt (or system prompt) starting with `-` gets a leading space
     /// so the CLI's option parser cannot mistake it for a flag.
     pub fn command_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "-p".to_owned(),
-            not_a_flag(&self.prompt),
+        let mut args = vec!["-p".to_owned()];
+        if !self.prompt_on_stdin() {
+            args.push(not_a_flag(&self.prompt));
+        }
+        args.extend([
             "--output-format".to_owned(),
             "stream-json".to_owned(),
             "--verbose".to_owned(),
-        ];
+        ]);
         if let Some(id) = &self.resume_session_id {
             args.extend(["--resume".to_owned(), id.clone()]);
             if self.fork_session {
@@ -202,7 +216,8 @@ impl SessionSpec {
         names
     }
 
-    /// The command [`crate::ClaudeSession::spawn`] runs: own process group, stdin null,
+    /// The command [`crate::ClaudeSession::spawn`] runs: own process group, stdin null (or
+    /// a pipe that gets the prompt, see [`SessionSpec::prompt_on_stdin`]),
     /// stdout/stderr piped, no kill-on-drop (the driver kills the whole group itself). With
     /// a [`SessionSpec::guard`] it is the guard with claude's command line after `--` (the
     /// driver adds the `--parent-fd` of its pipe when it spawns).
@@ -220,9 +235,14 @@ impl SessionSpec {
                 cmd
             }
         };
+        let stdin = if self.prompt_on_stdin() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
         cmd.args(self.command_args())
             .current_dir(&self.cwd)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(false)

@@ -502,3 +502,33 @@ async fn bypass_permissions_runs_as_root_too() {
     let (_, _, out) = run(spec).await;
     assert_eq!(out.kind, OutcomeKind::Success, "{out:?}");
 }
+
+/// A prompt longer than the kernel takes in one argument (128 KiB on Linux: a long
+/// PROJECT_DIRECTION.md in a planner's prompt) goes to the CLI's stdin, whole, and the turn
+/// runs; a short one stays on the command line with stdin closed.
+#[tokio::test]
+async fn a_prompt_too_long_for_the_command_line_goes_to_stdin() {
+    let env = Env::new();
+    let long = format!(
+        "{}\nEND-OF-A-LONG-PROMPT",
+        "direction line\n".repeat(20_000)
+    );
+    assert!(long.len() > 250 * 1024);
+    let script = json!({
+        "rules": [{"match": {"prompt_contains": "END-OF-A-LONG-PROMPT"}, "result": "read it all"}],
+        "default": {"result": "the end was not there"}
+    });
+    let spec = env.spec(script.clone(), &long);
+    assert!(spec.prompt_on_stdin());
+    assert_eq!(spec.command_args()[0], "-p");
+    assert!(spec.command_args().iter().all(|a| a.len() < 1024));
+    let (_, _, out) = run(spec).await;
+    assert_eq!(out.kind, OutcomeKind::Success, "{out:?}");
+    assert_eq!(out.result_text.as_deref(), Some("read it all"));
+
+    let short = env.spec(script, "short END-OF-A-LONG-PROMPT");
+    assert!(!short.prompt_on_stdin());
+    assert_eq!(short.command_args()[1], "short END-OF-A-LONG-PROMPT");
+    let (_, _, out) = run(short).await;
+    assert_eq!(out.result_text.as_deref(), Some("read it all"));
+}
