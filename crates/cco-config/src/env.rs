@@ -123,6 +123,10 @@ fn name_problem(name: &str) -> String {
     }
 }
 
+/// The longest value of an environment variable (bytes), under the kernel's 128 KiB limit on
+/// one environment string.
+pub const MAX_ENV_VALUE: usize = 100 * 1024;
+
 /// A secret string for an environment variable: without NUL; an `apiKey` (no `allow_spaces`)
 /// also without whitespace (a pasted newline is the usual mistake). Env values may hold
 /// spaces (e.g. custom header lists). The value is never echoed.
@@ -150,6 +154,17 @@ pub(crate) fn secret_value(
         Value::String(s) if !allow_spaces && s.chars().any(char::is_whitespace) => {
             Err(obj.invalid(obj.path(key), expected, "a string containing whitespace"))
         }
+        // Linux refuses an environment string (NAME=value) over 128 KiB when it starts a
+        // process: such a value would fail every claude process of the run.
+        Value::String(s) if s.len() > MAX_ENV_VALUE => Err(obj.invalid(
+            obj.path(key),
+            expected,
+            &format!(
+                "a string of {} bytes (at most {MAX_ENV_VALUE}: a process environment holds \
+                 no longer value)",
+                s.len()
+            ),
+        )),
         Value::String(s) => Ok(Secret::new(s.clone())),
         other => Err(crate::error::ConfigError::WrongType {
             path: obj.file.to_path_buf(),

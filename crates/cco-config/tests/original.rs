@@ -286,6 +286,22 @@ fn env_names_are_validated_and_cco_names_refused() {
             .contains(r#"field "env.X": expected a string, found 5"#),
         "{e}"
     );
+    // A value no process environment holds (Linux: 128 KiB per string) fails at load, not
+    // at every claude start; the value is not echoed.
+    let long = "v".repeat(200 * 1024);
+    let e = err(&with(&format!(r#""env": {{"BIG": "{long}"}}"#)));
+    let text = e.to_string();
+    assert!(
+        text.contains(r#"field "env.BIG""#)
+            && text.contains("a string of 204800 bytes (at most 102400"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    assert!(!text.contains("vvvvvvvvvv"));
+    parse(&with(&format!(
+        r#""env": {{"BIG": "{}"}}"#,
+        "v".repeat(100 * 1024)
+    )));
 }
 
 #[test]
