@@ -159,7 +159,7 @@ pub(crate) fn secret_value(
         Value::String(s) if s.len() > MAX_ENV_VALUE => Err(obj.invalid(
             obj.path(key),
             expected,
-            &format!(
+            format!(
                 "a string of {} bytes (at most {MAX_ENV_VALUE}: a process environment holds \
                  no longer value)",
                 s.len()
