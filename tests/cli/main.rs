@@ -1,5 +1,6 @@
 //! End-to-end tests of the `cco` binary (signals, exit codes, output) with fake-claude.
 
+mod agents;
 mod auth;
 mod browser;
 mod check;

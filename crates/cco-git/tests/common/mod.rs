@@ -2,7 +2,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cco_git::{GitConfig, GitRepo};
+use cco_git::{
+    task_ref, CaptureOutcome, GitConfig, GitError, GitRepo, MergeOutcome, MergeRequest,
+    MergeStrategy, WorktreeInfo,
+};
 use cco_testkit::{git, init_repo, temp_dir};
 
 pub struct Fx {
@@ -95,4 +98,24 @@ pub fn agent_ok(dir: &Path, script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Task `id` of the flat team captured from `wt` into its task ref (target `main`).
+pub async fn captured(
+    repo: &GitRepo,
+    wt: &WorktreeInfo,
+    id: &str,
+) -> Result<CaptureOutcome, GitError> {
+    repo.capture_task(&wt.path, id, &task_ref("run", "flat", id), "main")
+        .await
+}
+
+/// Task `id`'s captured work merged into `main` (strategy `fail`).
+pub async fn merged(repo: &GitRepo, id: &str) -> Result<MergeOutcome, GitError> {
+    repo.merge(&MergeRequest::new(
+        task_ref("run", "flat", id),
+        "main",
+        MergeStrategy::Fail,
+    ))
+    .await
 }
