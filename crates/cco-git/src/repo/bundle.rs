@@ -180,12 +180,7 @@ impl GitRepo {
         into: &str,
     ) -> Result<(), GitError> {
         check_object_id("fetch_bundle", commit)?;
-        if !into.starts_with("refs/cco/") || ref_name_problem(into).is_some() {
-            return Err(GitError::invalid(
-                "fetch_bundle",
-                format!("not a cco ref: {into:?}"),
-            ));
-        }
+        check_ref_under("fetch_bundle", "refs/cco/", "a cco ref", into)?;
         let header = read_header(bundle)?;
         if !header
             .refs
@@ -243,12 +238,7 @@ impl GitRepo {
         for id in basis {
             check_object_id("bundle_agent_result", id)?;
         }
-        if !into.starts_with("refs/cco/") || ref_name_problem(into).is_some() {
-            return Err(GitError::invalid(
-                "bundle_agent_result",
-                format!("not a cco ref: {into:?}"),
-            ));
-        }
+        check_ref_under("bundle_agent_result", "refs/cco/", "a cco ref", into)?;
         let agent = self.our_agent(worktree)?;
         let basis_refs: Vec<&str> = basis.iter().map(String::as_str).collect();
         let pack = self.pack_from_agent(&agent, commit, &basis_refs).await?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::sanitize::{is_secret_path, ref_name_problem, single_component};
+use crate::sanitize::{is_secret_path, single_component};
 use crate::GitError;
 
 impl GitRepo {
@@ -377,13 +377,7 @@ impl GitRepo {
 
 /// Task refs live under `refs/cco/tasks/` and are valid ref names.
 fn check_task_ref(task_ref: &str) -> Result<(), GitError> {
-    if !task_ref.starts_with("refs/cco/tasks/") || ref_name_problem(task_ref).is_some() {
-        return Err(GitError::invalid(
-            "capture_task",
-            format!("not a task ref: {task_ref:?}"),
-        ));
-    }
-    Ok(())
+    check_ref_under("capture_task", "refs/cco/tasks/", "a task ref", task_ref)
 }
 
 /// The outcome of a git process that received foreign objects with `fsck` checks (a fetch, an

@@ -65,6 +65,16 @@ fn check_object_id(op: &str, id: &str) -> Result<(), GitError> {
     }
 }
 
+/// `Ok` when `name` is a valid ref name under `prefix` (`refs/cco/`, `refs/cco/tasks/`);
+/// else op `op`'s invalid-input error, saying it is not `what` (`a cco ref`, `a task ref`).
+fn check_ref_under(op: &str, prefix: &str, what: &str, name: &str) -> Result<(), GitError> {
+    if name.starts_with(prefix) && crate::sanitize::ref_name_problem(name).is_none() {
+        Ok(())
+    } else {
+        Err(GitError::invalid(op, format!("not {what}: {name:?}")))
+    }
+}
+
 fn timestamp() -> String {
     chrono::Utc::now().format("%Y%m%d-%H%M%S-%3f").to_string()
 }
