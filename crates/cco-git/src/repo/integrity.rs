@@ -246,22 +246,24 @@ impl GitRepo {
             .await
             .map_err(|e| self.too_large_to_check(e))?;
         let (added, messages) = checks::parse_patch(&log, &marks);
-        let history = checks::without_messages(&log, &marks);
-        let names: Vec<(String, String)> = parse_raw(&history)
-            .into_iter()
+        // Every commit's paths, modes and blobs (its raw lines: the log without messages).
+        let history = parse_raw(&checks::without_messages(&log, &marks));
+        let names: Vec<&str> = history
+            .iter()
             .filter(|e| e.status != 'D')
-            .map(|e| (e.path, head.to_string()))
+            .map(|e| e.path.as_str())
             .collect();
-        self.check_secrets(&added, &messages, &names)?;
+        self.check_secrets(&added, &messages, &names, head)?;
         // The change as a whole (from the merge base): paths, modes and blobs, and the
         // conflict-marker blocks it adds. One ordinary commit on the merge base (the usual
         // task) is its own whole change.
         let single = messages.len() == 1 && messages[0].parents == 1;
-        let whole = if single {
-            history
+        let (entries, whole_added) = if single {
+            (history, added)
         } else {
             let three = format!("{base}...{head}");
-            self.git("diff", repo)
+            let whole = self
+                .git("diff", repo)
                 .args([
                     "diff",
                     "--raw",
@@ -279,11 +281,12 @@ impl GitRepo {
                 .max_stdout(self.cfg.max_check_bytes)
                 .run()
                 .await
-                .map_err(|e| self.too_large_to_check(e))?
+                .map_err(|e| self.too_large_to_check(e))?;
+            (parse_raw(&whole), checks::parse_diff(&whole))
         };
         let mut symlinks = Vec::new();
         let mut submodules = false;
-        for e in parse_raw(&whole).iter().filter(|e| e.status != 'D') {
+        for e in entries.iter().filter(|e| e.status != 'D') {
             if e.status == 'A' && is_secret_path(&e.path, &self.env_rel) {
                 return Err(GitError::SecretFile {
                     op: "merge".into(),
@@ -312,11 +315,6 @@ impl GitRepo {
         if submodules {
             self.check_submodules(head).await?;
         }
-        let whole_added = if single {
-            added
-        } else {
-            checks::parse_diff(&whole)
-        };
         let blocks = checks::marker_blocks(&whole_added);
         if !blocks.is_empty() {
             return Err(GitError::Refused(Refusal::ConflictMarkers { at: blocks }));
@@ -325,13 +323,14 @@ impl GitRepo {
     }
 
     /// Secret values and key shapes in added lines and commit messages.
-    /// Secrets in what the commits add: their lines, messages, authors and committers, and
-    /// the names of the files they add or change (`names`: path and commit).
+    /// Secrets in what the commits up to `head` add: their lines, messages, authors and
+    /// committers, and the names of the files they add or change (`names`).
     fn check_secrets(
         &self,
         added: &[checks::AddedLine],
         messages: &[checks::Message],
-        names: &[(String, String)],
+        names: &[&str],
+        head: &str,
     ) -> Result<(), GitError> {
         let known = self.config().secrets.values();
         let mut findings = Vec::new();
@@ -348,8 +347,8 @@ impl GitRepo {
             found(&m.text, &m.commit, "the message");
             found(&m.ident, &m.commit, "the author or committer");
         }
-        for (path, commit) in names {
-            found(path, commit, "a file name");
+        for path in names {
+            found(path, head, "a file name");
         }
         for a in added {
             if findings.len() >= MAX_FINDINGS {
@@ -474,9 +473,9 @@ impl GitRepo {
         if !out.success() {
             return Ok(());
         }
+        let local_remote = checks::source_is_local(&self.config().source);
         for item in nul_list(&out.stdout) {
             let (key, value) = item.split_once('\n').unwrap_or((item.as_str(), ""));
-            let local_remote = checks::source_is_local(&self.config().source);
             if key.starts_with("submodule.")
                 && key.ends_with(".url")
                 && (checks::local_submodule_url(value)
