@@ -432,9 +432,7 @@ impl LeadCore {
                 reason,
             } => {
                 warn!(task = %key, %reason, "review ended on an unavailable API: reviewing again");
-                if self.board.advance(&key, TaskPhase::Captured).is_ok() {
-                    self.start_diff(key, result_text);
-                }
+                self.review_afresh(key, result_text);
             }
             // No decision after the re-asks: a fresh review once, then the task fails. Work no
             // review approved (or sent back) never reaches its target.
@@ -442,9 +440,7 @@ impl LeadCore {
                 let undecided = self.board.note_undecided_review(&key);
                 if undecided < MAX_UNDECIDED_REVIEWS {
                     warn!(task = %key, "review gave no usable decision: a fresh review");
-                    if self.board.advance(&key, TaskPhase::Captured).is_ok() {
-                        self.start_diff(key, result_text);
-                    }
+                    self.review_afresh(key, result_text);
                 } else {
                     let reason = format!(
                         "no review gave a usable decision ({undecided} reviews): not merged; the \
@@ -456,6 +452,13 @@ impl LeadCore {
             }
         }
         self.check_idle();
+    }
+
+    /// The task's work is reviewed again from its task ref, in a new review.
+    fn review_afresh(&mut self, key: String, result_text: String) {
+        if self.board.advance(&key, TaskPhase::Captured).is_ok() {
+            self.start_diff(key, result_text);
+        }
     }
 
     /// Revise: the task's session gets `feedback` (a turn pinned to its worker); `gate`: the
