@@ -82,18 +82,14 @@ fn print_event(event: &RunEvent, mode: Mode) {
             .map_err(std::io::Error::other)
             .and_then(|line| writeln!(out, "{line}")),
         Mode::Plain => match plain_line(event) {
-            Some(line) => writeln!(
-                out,
-                "{} {}",
-                chrono::Local::now().format("%H:%M:%S"),
-                cco::printable(&line)
-            ),
+            Some(line) => writeln!(out, "{} {line}", chrono::Local::now().format("%H:%M:%S")),
             None => Ok(()),
         },
     };
 }
 
-/// One human line per event worth a line.
+/// One human line per event worth a line. Its text is printable as it is: the library makes
+/// every event's free text printable when it emits it (`cco::printable`).
 pub fn plain_line(event: &RunEvent) -> Option<String> {
     Some(match event {
         RunEvent::RunStarted {
