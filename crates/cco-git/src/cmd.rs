@@ -179,9 +179,8 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
         let mut overflowed = false;
         let read_out = async {
             if let Some(p) = out_pipe.as_mut() {
-                match spec.max_stdout {
-                    None if spec.stdout_tail.is_some() => {
-                        let keep = spec.stdout_tail.unwrap_or_default();
+                match (spec.max_stdout, spec.stdout_tail) {
+                    (None, Some(keep)) => {
                         let mut chunk = vec![0u8; 64 * 1024];
                         while let Ok(n) = p.read(&mut chunk).await {
                             if n == 0 {
@@ -196,10 +195,10 @@ pub(crate) async fn run(spec: Spec<'_>) -> Result<Output, GitError> {
                             out.drain(..out.len() - keep);
                         }
                     }
-                    None => {
+                    (None, None) => {
                         let _ = p.read_to_end(&mut out).await;
                     }
-                    Some(limit) => {
+                    (Some(limit), _) => {
                         let _ = p.take(limit.saturating_add(1)).read_to_end(&mut out).await;
                         if out.len() as u64 > limit {
                             // Stop it now: blocked on a full pipe it would never exit.
